@@ -1,0 +1,357 @@
+/**
+ * An opened array: devices identified by their md v1.2 superblocks (in any order, as
+ * `mdadm --assemble` does), roles, events, the journal ring, and persistence of the superblocks
+ * that carry journal_tail. Every check happens here, before any command writes a byte.
+ */
+import {randomBytes} from 'node:crypto'
+import * as fs from 'node:fs'
+import {uuidSeed} from './checksum.js'
+import {type BlockDevice, FileDevice, alignedBuffer} from './device.js'
+import {CorruptError, IoError, RefusedError, UsageError, R5Error} from './errors.js'
+import {
+  FEATURE_JOURNAL, ROLE_JOURNAL, ROLE_SPARE, SB_OFFSET_BYTES, type Superblock,
+  decodeSuperblock, encodeSuperblock, formatUuid, makeSuperblock, mdTime, type Problem,
+} from './format/superblock.js'
+import {encodeMetaBlock} from './format/meta.js'
+import {Geometry, validLayout, ALGORITHM} from './geometry.js'
+import {Ring, BLOCK_SECTORS, PAGE} from './journal/ring.js'
+
+export interface DeviceInfo {
+  path: string
+  dev: BlockDevice
+  sb: Superblock
+  /** role from dev_roles[dev_number]: slot number, or ROLE_JOURNAL / ROLE_SPARE / ROLE_FAULTY */
+  role: number
+}
+
+export interface ProbeResult {
+  path: string
+  size: number
+  sb: Superblock | null
+  problems: Problem[]
+  computedCsum: number
+  error?: R5Error
+}
+
+/** Read and decode the superblock of one device without judging it (for `examine`). */
+export function probeDevice(path: string): ProbeResult {
+  let dev: FileDevice
+  try {
+    dev = FileDevice.open(path, {writable: false})
+  } catch (error) {
+    return {path, size: 0, sb: null, problems: [], computedCsum: 0, error: error as R5Error}
+  }
+  try {
+    if (dev.size < SB_OFFSET_BYTES + 4096) {
+      return {path, size: dev.size, sb: null, problems: [{code: 'short', message: `device is only ${dev.size} bytes: too small to hold an md superblock`}], computedCsum: 0}
+    }
+    const buf = alignedBuffer(4096)
+    dev.read(buf, SB_OFFSET_BYTES)
+    const {sb, problems, computedCsum} = decodeSuperblock(buf)
+    return {path, size: dev.size, sb, problems, computedCsum}
+  } finally {
+    dev.close()
+  }
+}
+
+/** Why a superblock is unusable, as one line; null when it is fine. */
+function sbVerdict(p: ProbeResult): R5Error | null {
+  if (p.error) return p.error
+  if (!p.sb || p.problems.length > 0) {
+    const pr = p.problems[0]
+    if (pr?.code === 'bad-magic') return new CorruptError(`no md superblock: ${pr.message}`, p.path, 'is this an array member? `r5ctl examine` shows what is there', 'no-superblock')
+    return new CorruptError(`bad superblock: ${pr?.message ?? 'unreadable'}`, p.path, 'the superblock is damaged; leave this device out (degraded read) or restore it', pr?.code ?? 'bad-superblock')
+  }
+  const sb = p.sb
+  if (!(sb.featureMap & FEATURE_JOURNAL))
+    return new RefusedError('array has no write journal (feature map lacks 0x200): not a journaled array', p.path, undefined, 'no-journal-feature')
+  if (![4, 5, 6].includes(sb.level)) return new CorruptError(`unsupported raid level ${sb.level}`, p.path)
+  const need = Number(sb.dataOffset + sb.dataSize) * 512
+  if (need > p.size)
+    return new CorruptError(`device is truncated: superblock says data ends at byte ${need}, device has ${p.size}`, p.path, 'restore the full image', 'truncated')
+  return null
+}
+
+export interface OpenOptions {
+  writable: boolean
+  /** members that may be absent (reads reconstruct them) */
+  allowMissingMembers?: boolean
+  /** proceed without the journal device (members are read as they are) */
+  allowMissingJournal?: boolean
+  /** only the journal matters (dump-meta / examine --journal on the journal alone) */
+  journalOnly?: boolean
+}
+
+export class MdArray {
+  /** members by slot; null when absent */
+  readonly members: (DeviceInfo | null)[]
+  readonly journal: DeviceInfo | null
+  readonly geometry: Geometry
+  readonly seed: number
+  readonly ring: Ring | null
+  /** the freshest superblock, the model for all rewrites */
+  readonly sb: Superblock
+
+  constructor(devs: DeviceInfo[], sb: Superblock) {
+    this.sb = sb
+    this.members = Array.from({length: sb.raidDisks}, () => null)
+    let journal: DeviceInfo | null = null
+    for (const d of devs) {
+      if (d.role === ROLE_JOURNAL) journal = d
+      else if (d.role < sb.raidDisks) this.members[d.role] = d
+    }
+    this.journal = journal
+    this.geometry = new Geometry(sb.level as 4 | 5 | 6, sb.raidDisks, sb.chunkSize, sb.layout, sb.size)
+    this.seed = uuidSeed(sb.setUuid)
+    this.ring = journal ? new Ring(journal.dev, Number(journal.sb.dataOffset) * 512, Math.floor(Number(journal.sb.dataSize) / BLOCK_SECTORS) * BLOCK_SECTORS) : null
+  }
+
+  get uuid(): string { return formatUuid(this.sb.setUuid) }
+  get missingMembers(): number[] { return this.members.flatMap((m, i) => (m ? [] : [i])) }
+  get journalTail(): number { return Number(this.journal?.sb.journalTail ?? 0n) }
+  /** data offset of a member in bytes */
+  memberBase(slot: number): number { return Number(this.members[slot]!.sb.dataOffset) * 512 }
+
+  all(): DeviceInfo[] {
+    return [...this.members.filter((m): m is DeviceInfo => m !== null), ...(this.journal ? [this.journal] : [])]
+  }
+
+  close(): void {
+    for (const d of this.all()) d.dev.close()
+  }
+
+  /**
+   * Persist new superblocks on every present device: events + 1, utime now, journal_tail.
+   * Callers flush data first; superblocks are always the last write of an operation.
+   */
+  writeSuperblocks(journalTail: number): void {
+    const events = this.all().reduce((m, d) => (d.sb.events > m ? d.sb.events : m), 0n) + 1n
+    const now = mdTime(new Date())
+    const bufs: [DeviceInfo, Uint8Array][] = []
+    for (const d of this.all()) {
+      const sb: Superblock = {...d.sb, events, utime: now}
+      if (d.role === ROLE_JOURNAL) sb.journalTail = BigInt(journalTail)
+      bufs.push([d, encodeSuperblock(sb)])
+      d.sb = sb
+    }
+    for (const [d, b] of bufs) d.dev.write(b, SB_OFFSET_BYTES)
+    for (const [d] of bufs) d.dev.flush()
+  }
+}
+
+/** Open and validate a device set. Throws an R5Error naming the device at the first problem. */
+export function openArray(paths: string[], opts: OpenOptions): MdArray {
+  if (paths.length === 0) throw new UsageError('no devices given', 'name the members and the journal, in any order')
+  const seen = new Set<string>()
+  for (const p of paths) {
+    const key = fs.existsSync(p) ? fs.realpathSync(p) : p
+    if (seen.has(key)) throw new UsageError(`device given twice: ${p}`)
+    seen.add(key)
+  }
+  const probes = paths.map(probeDevice)
+  for (const p of probes) {
+    const err = sbVerdict(p)
+    if (err) throw err
+  }
+  // The set is defined by the majority uuid (ties: the first device), as mdadm picks the array
+  // the named devices agree on; a device of another array is named.
+  const byUuid = new Map<string, ProbeResult[]>()
+  for (const p of probes) {
+    const u = formatUuid(p.sb!.setUuid)
+    byUuid.set(u, [...(byUuid.get(u) ?? []), p])
+  }
+  let set = probes.filter(p => formatUuid(p.sb!.setUuid) === formatUuid(probes[0].sb!.setUuid))
+  for (const group of byUuid.values()) if (group.length > set.length) set = group
+  const setUuid = formatUuid(set[0].sb!.setUuid)
+  for (const p of probes) {
+    if (formatUuid(p.sb!.setUuid) !== setUuid)
+      throw new RefusedError(`belongs to another array (uuid ${formatUuid(p.sb!.setUuid)}, expected ${setUuid})`, p.path, 'leave it out of the device list', 'foreign-device')
+  }
+  // The freshest superblock (highest events) describes the array; older ones are stale.
+  let best = set[0].sb!
+  for (const p of set) if (p.sb!.events > best.events) best = p.sb!
+  const roleOf = (sb: Superblock) => best.devRoles[sb.devNumber] ?? ROLE_SPARE
+  const devs: DeviceInfo[] = []
+  const slots = new Map<number, string>()
+  for (const p of set) {
+    const sb = p.sb!
+    if (sb.level !== best.level || sb.raidDisks !== best.raidDisks || sb.chunkSize !== best.chunkSize || sb.layout !== best.layout || sb.size !== best.size)
+      throw new CorruptError('superblock geometry disagrees with the rest of the set', p.path, undefined, 'geometry-mismatch')
+    if (sb.events < best.events)
+      throw new RefusedError(`stale member: events ${sb.events}, the set is at ${best.events}`, p.path, 'leave it out (a degraded read reconstructs it)', 'stale-device')
+    const role = roleOf(sb)
+    if (role !== ROLE_JOURNAL && role >= best.raidDisks)
+      throw new RefusedError(`device is not an active member (role 0x${role.toString(16)})`, p.path, 'leave it out', 'not-active')
+    const key = role === ROLE_JOURNAL ? -1 : role
+    if (slots.has(key)) throw new RefusedError(`duplicate ${role === ROLE_JOURNAL ? 'journal' : `member for slot ${role}`} (also ${slots.get(key)})`, p.path, 'leave one of them out', 'duplicate-device')
+    slots.set(key, p.path)
+  }
+  if (!validLayout(best.level, best.layout))
+    throw new CorruptError(`unsupported layout ${best.layout} for raid${best.level}`, set[0].path)
+  for (const p of set) {
+    const dev = FileDevice.open(p.path, {writable: opts.writable})
+    devs.push({path: p.path, dev, sb: p.sb!, role: roleOf(p.sb!)})
+  }
+  const arr = new MdArray(devs, best)
+  const missing = arr.missingMembers
+  const tolerable = best.level === 6 ? 2 : 1
+  if (!opts.journalOnly && missing.length > 0 && (!opts.allowMissingMembers || missing.length > tolerable)) {
+    arr.close()
+    const what = `member${missing.length > 1 ? 's' : ''} for slot${missing.length > 1 ? 's' : ''} ${missing.join(', ')} missing`
+    if (opts.allowMissingMembers)
+      throw new RefusedError(`${what}: raid${best.level} can rebuild at most ${tolerable}`, paths[0], 'name more members')
+    throw new RefusedError(`${what}: this command needs every member`, paths[0], 'name every member and the journal', 'missing-member')
+  }
+  if (!arr.journal && (opts.journalOnly || !opts.allowMissingJournal)) {
+    arr.close()
+    throw new RefusedError(`journal device missing for array ${setUuid}: pending journal records would be lost`, paths[0],
+      'name the journal device too (mdadm refuses to assemble without it as well)', 'missing-journal')
+  }
+  if (arr.journal && arr.ring!.sizeSectors < 2 * BLOCK_SECTORS) {
+    arr.close()
+    throw new CorruptError('journal data area too small', arr.journal.path)
+  }
+  return arr
+}
+
+// ---------------------------------------------------------------------------------------------
+// create
+
+export interface CreateOptions {
+  level: number
+  raidDevices: number
+  chunkBytes: number
+  layout?: number
+  /** member size for files that do not exist yet */
+  sizeBytes?: number
+  journalSizeBytes?: number
+  name?: string
+  uuid?: Uint8Array
+  force?: boolean
+  members: string[]
+  journal: string
+}
+
+export const DEFAULT_DATA_OFFSET_SECTORS = 2048
+
+export interface CreatePlan {
+  sbs: Superblock[]
+  paths: string[]
+  /** members that were fresh sparse files (all zero, so parity is already consistent) */
+  freshFiles: Set<string>
+  geometry: Geometry
+  firstSeq: bigint
+}
+
+export function defaultLayout(level: number): number {
+  return level === 4 ? ALGORITHM.PARITY_N : ALGORITHM.LEFT_SYMMETRIC
+}
+
+/** Validate everything and decide every byte of the new superblocks; writes nothing. */
+export function planCreate(o: CreateOptions): CreatePlan {
+  if (![4, 5, 6].includes(o.level)) throw new UsageError(`--level must be 4, 5 or 6 for a journaled array (got ${o.level})`)
+  const minDisks = o.level === 6 ? 4 : 3
+  if (!Number.isInteger(o.raidDevices) || o.raidDevices < minDisks)
+    throw new UsageError(`raid${o.level} needs at least ${minDisks} devices (got --raid-devices ${o.raidDevices})`)
+  if (o.members.length !== o.raidDevices)
+    throw new UsageError(`--raid-devices ${o.raidDevices} but ${o.members.length} member device(s) given`, 'pass the journal with --write-journal, not as a member')
+  if (o.chunkBytes < 4096 || (o.chunkBytes & (o.chunkBytes - 1)) !== 0)
+    throw new UsageError(`chunk size must be a power of two of at least 4K (got ${o.chunkBytes})`)
+  const layout = o.layout ?? defaultLayout(o.level)
+  if (!validLayout(o.level, layout)) throw new UsageError(`layout ${layout} is not valid for raid${o.level}`)
+  const all = [...o.members, o.journal]
+  const seen = new Set<string>()
+  for (const p of all) {
+    if (seen.has(p)) throw new UsageError(`device given twice: ${p}`)
+    seen.add(p)
+  }
+  const freshFiles = new Set<string>()
+  const sizes: number[] = []
+  for (const p of all) {
+    const isJournal = p === o.journal
+    if (!fs.existsSync(p)) {
+      const size = isJournal ? o.journalSizeBytes : o.sizeBytes
+      if (!size) throw new UsageError(`${p} does not exist; give ${isJournal ? '--journal-size' : '--size'} to create it`)
+      sizes.push(size)
+      freshFiles.add(p)
+      continue
+    }
+    const pr = probeDevice(p)
+    if (pr.error) throw pr.error
+    if (pr.sb && pr.sb.magic === 0xa92b4efc && !o.force)
+      throw new RefusedError(`already carries an md superblock (array ${formatUuid(pr.sb.setUuid)})`, p, 'use --force to overwrite it', 'would-overwrite')
+    sizes.push(pr.size)
+  }
+  const dataOffset = DEFAULT_DATA_OFFSET_SECTORS
+  const chunkSectors = o.chunkBytes / 512
+  const memberSectors = sizes.slice(0, o.raidDevices).map(s => Math.floor(s / 512) - dataOffset)
+  const minMember = Math.min(...memberSectors)
+  const size = Math.floor(minMember / chunkSectors) * chunkSectors
+  if (size < chunkSectors) {
+    const i = memberSectors.indexOf(minMember)
+    throw new UsageError(`device too small: needs at least ${(dataOffset + chunkSectors) * 512} bytes`, all[i])
+  }
+  const jSectors = Math.floor(sizes[o.raidDevices] / 512) - dataOffset
+  if (jSectors < 64 * BLOCK_SECTORS)
+    throw new UsageError(`journal too small: needs at least ${(dataOffset + 64 * BLOCK_SECTORS) * 512} bytes`, o.journal)
+  const setUuid = o.uuid ?? new Uint8Array(randomBytes(16))
+  const now = mdTime(new Date())
+  const devRoles = [...Array.from({length: o.raidDevices}, (_, i) => i), ROLE_JOURNAL]
+  const sbs = all.map((p, i) =>
+    makeSuperblock({
+      featureMap: FEATURE_JOURNAL,
+      setUuid,
+      setName: o.name ?? 'r5ctl:0',
+      ctime: now,
+      utime: now,
+      level: o.level,
+      layout,
+      size: BigInt(size),
+      chunkSize: chunkSectors,
+      raidDisks: o.raidDevices,
+      dataOffset: BigInt(dataOffset),
+      dataSize: BigInt(i === o.raidDevices ? jSectors : memberSectors[i]),
+      superOffset: 8n,
+      journalTail: 0n,
+      devNumber: i,
+      deviceUuid: new Uint8Array(randomBytes(16)),
+      events: 0n,
+      resyncOffset: 0xffffffffffffffffn,
+      devRoles,
+    }),
+  )
+  const firstSeq = BigInt(randomBytes(4).readUInt32LE(0))
+  return {sbs, paths: all, freshFiles, geometry: new Geometry(o.level as 4 | 5 | 6, o.raidDevices, chunkSectors, layout, BigInt(size)), firstSeq}
+}
+
+/**
+ * Carry out a create plan: create sparse files, (caller syncs parity), then the journal's first
+ * empty meta block, then superblocks last.
+ */
+export function applyCreate(plan: CreatePlan, o: CreateOptions, syncParity: (arr: MdArray) => void): MdArray {
+  plan.paths.forEach((p, i) => {
+    if (plan.freshFiles.has(p)) FileDevice.createSparse(p, i === o.raidDevices ? o.journalSizeBytes! : o.sizeBytes!)
+  })
+  const devs: DeviceInfo[] = plan.paths.map((p, i) => ({
+    path: p,
+    dev: FileDevice.open(p, {writable: true}),
+    sb: plan.sbs[i],
+    role: i === o.raidDevices ? ROLE_JOURNAL : i,
+  }))
+  const arr = new MdArray(devs, plan.sbs[0])
+  try {
+    // An old superblock must not survive a failed create: wipe it before anything else is written.
+    const zero = alignedBuffer(4096)
+    for (const d of devs) if (!plan.freshFiles.has(d.path)) d.dev.write(zero, SB_OFFSET_BYTES)
+    syncParity(arr)
+    const mb = encodeMetaBlock({seq: plan.firstSeq, position: 0n, payloads: []}, arr.seed)
+    arr.ring!.write(mb, 0)
+    for (const d of devs) d.dev.flush()
+    for (const d of devs) d.dev.write(encodeSuperblock(d.sb), SB_OFFSET_BYTES)
+    for (const d of devs) d.dev.flush()
+  } catch (error) {
+    arr.close()
+    throw error instanceof R5Error ? error : new IoError(String((error as Error).message))
+  }
+  return arr
+}

@@ -1,0 +1,451 @@
+/**
+ * md v1.2 superblock codec (struct mdp_superblock_1; include/uapi/linux/raid/md_p.h, mdadm super1.c).
+ *
+ * All integers little-endian. v1.2 puts it 4 KiB from the start of every member and of the journal
+ * device (super_offset = 8 sectors). Layout:
+ *
+ *   off  size  field                 notes
+ *   ---  ----  --------------------  ------------------------------------------------------------
+ *     0     4  magic                 0xa92b4efc
+ *     4     4  major_version         1
+ *     8     4  feature_map           0x200 = MD_FEATURE_JOURNAL
+ *    12     4  pad0                  0
+ *    16    16  set_uuid
+ *    32    32  set_name              NUL-padded, not necessarily NUL-terminated
+ *    64     8  ctime                 low 40 bits seconds, high 24 bits microseconds
+ *    72     4  level                 signed (-1 linear, -4 multipath); 4, 5, 6 here
+ *    76     4  layout
+ *    80     8  size                  sectors of each member used by the array
+ *    88     4  chunksize             sectors
+ *    92     4  raid_disks
+ *    96     4  bitmap_offset         signed sectors from the superblock (mdadm also overlays
+ *                                    ppl.offset s16 / ppl.size u16 here)
+ *   100     4  new_level             \
+ *   104     8  reshape_position       |  reshape fields, meaningful only with
+ *   112     4  delta_disks            |  MD_FEATURE_RESHAPE_ACTIVE (0x4)
+ *   116     4  new_layout             |
+ *   120     4  new_chunk              |
+ *   124     4  new_offset            /   signed
+ *   128     8  data_offset           sectors from the start of the device
+ *   136     8  data_size             sectors usable for data
+ *   144     8  super_offset          sectors; 8 for v1.2
+ *   152     8  recovery_offset       union: journal_tail on the journal device (sectors from its
+ *                                    data_offset)
+ *   160     4  dev_number            index of this device in dev_roles (not its role)
+ *   164     4  cnt_corrected_read
+ *   168    16  device_uuid
+ *   184     1  devflags              1 WriteMostly, 2 FailFast
+ *   185     1  bblog_shift
+ *   186     2  bblog_size
+ *   188     4  bblog_offset          signed
+ *   192     8  utime                 as ctime
+ *   200     8  events
+ *   208     8  resync_offset         ~0 = clean
+ *   216     4  sb_csum               see checksum.ts sbCsum
+ *   220     4  max_dev               number of dev_roles entries
+ *   224    32  pad3                  0
+ *   256  2*max_dev  dev_roles[]      u16: 0..raid_disks-1 active slot, 0xffff spare,
+ *                                    0xfffe faulty, 0xfffd journal
+ *
+ * The kernel reads the superblock as one 4 KiB block and rejects max_dev > (4096-256)/2 = 1920
+ * (super_1_load); mdadm's MAX_DEVS is the same number. ("1K allows 384 devices" in md_p.h is the
+ * historical 1 KiB size, not a limit.)
+ */
+import { sbCsum } from '../checksum.js';
+
+export const SB_MAGIC = 0xa92b4efc;
+export const SB_OFFSET_BYTES = 4096;
+/** super_offset of a v1.2 superblock, in sectors. */
+export const SB_OFFSET_SECTORS = 8n;
+export const SB_BLOCK_SIZE = 4096;
+export const SB_HEADER_SIZE = 256;
+/** Largest max_dev whose roles still fit in the 4 KiB superblock block. */
+export const SB_MAX_DEV = (SB_BLOCK_SIZE - SB_HEADER_SIZE) / 2;
+
+export const FEATURE_BITMAP_OFFSET = 0x1;
+export const FEATURE_RECOVERY_OFFSET = 0x2;
+export const FEATURE_RESHAPE_ACTIVE = 0x4;
+export const FEATURE_BAD_BLOCKS = 0x8;
+export const FEATURE_JOURNAL = 0x200;
+/** MD_FEATURE_ALL of Linux 6.1 (bits 0..12); super_1_load refuses any other bit. */
+export const FEATURE_ALL_6_1 = 0x1fff;
+
+export const ROLE_SPARE = 0xffff;
+export const ROLE_FAULTY = 0xfffe;
+export const ROLE_JOURNAL = 0xfffd;
+
+export interface Superblock {
+  magic: number;
+  majorVersion: number;
+  featureMap: number;
+  setUuid: Uint8Array; // 16 bytes
+  setName: string;
+  ctime: bigint; // raw u64: low 40 bits seconds, high 24 bits microseconds
+  level: number;
+  layout: number;
+  size: bigint; // sectors
+  chunkSize: number; // sectors
+  raidDisks: number;
+  bitmapOffset: number; // signed
+  newLevel: number;
+  reshapePosition: bigint;
+  deltaDisks: number; // signed
+  newLayout: number;
+  newChunk: number;
+  newOffset: number; // signed
+  dataOffset: bigint;
+  dataSize: bigint;
+  superOffset: bigint;
+  journalTail: bigint; // = recovery_offset (union)
+  devNumber: number;
+  cntCorrectedRead: number;
+  deviceUuid: Uint8Array; // 16 bytes
+  devflags: number;
+  bblogShift: number;
+  bblogSize: number;
+  bblogOffset: number; // signed
+  utime: bigint;
+  events: bigint;
+  resyncOffset: bigint;
+  sbCsum: number;
+  maxDev: number;
+  devRoles: number[];
+}
+
+export interface Problem {
+  code: string;
+  message: string;
+}
+
+const hex8 = (v: number): string => '0x' + (v >>> 0).toString(16).padStart(8, '0');
+
+// ---------------------------------------------------------------------------------------------
+// Time
+
+const SEC_MASK = (1n << 40n) - 1n;
+
+/** Date -> md time word (low 40 bits seconds, high 24 bits microseconds). */
+export function mdTime(date: Date): bigint {
+  const ms = date.getTime();
+  if (!Number.isFinite(ms) || ms < 0) throw new RangeError(`mdTime: unrepresentable date ${String(date)}`);
+  const sec = BigInt(Math.floor(ms / 1000));
+  const usec = BigInt((ms % 1000) * 1000);
+  return (usec << 40n) | (sec & SEC_MASK);
+}
+
+/** md time word -> Date (millisecond precision; mdadm shows only the seconds). */
+export function mdTimeToDate(v: bigint): Date {
+  const sec = Number(v & SEC_MASK);
+  const usec = Number((v >> 40n) & 0xffffffn);
+  return new Date(sec * 1000 + Math.floor(usec / 1000));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decode
+
+/**
+ * Decode a superblock block (normally the 4096 bytes at SB_OFFSET_BYTES). Never throws: a short
+ * buffer is zero-padded and reported as 'short'. When the magic is wrong the block is not a
+ * superblock, so only 'bad-magic' is reported (the other checks would be noise), though the fields
+ * are still decoded for inspection.
+ */
+export function decodeSuperblock(block: Uint8Array): { sb: Superblock; problems: Problem[]; computedCsum: number } {
+  const problems: Problem[] = [];
+  let buf: Buffer;
+  if (block.length >= SB_BLOCK_SIZE) {
+    buf = Buffer.from(block.buffer, block.byteOffset, SB_BLOCK_SIZE);
+  } else {
+    buf = Buffer.alloc(SB_BLOCK_SIZE);
+    buf.set(block);
+    if (block.length < SB_HEADER_SIZE) {
+      problems.push({ code: 'short', message: `short superblock: ${block.length} bytes, header needs ${SB_HEADER_SIZE}` });
+    }
+  }
+
+  const maxDevRaw = buf.readUInt32LE(220);
+  // Roles beyond the 4 KiB block cannot exist; decode only what fits so garbage cannot blow up.
+  const maxDev = Math.min(maxDevRaw, SB_MAX_DEV);
+  const devRoles: number[] = new Array(maxDev);
+  for (let i = 0; i < maxDev; i++) devRoles[i] = buf.readUInt16LE(SB_HEADER_SIZE + 2 * i);
+
+  const sb: Superblock = {
+    magic: buf.readUInt32LE(0),
+    majorVersion: buf.readUInt32LE(4),
+    featureMap: buf.readUInt32LE(8),
+    setUuid: Uint8Array.from(buf.subarray(16, 32)),
+    setName: decodeName(buf.subarray(32, 64)),
+    ctime: buf.readBigUInt64LE(64),
+    level: buf.readInt32LE(72),
+    layout: buf.readUInt32LE(76),
+    size: buf.readBigUInt64LE(80),
+    chunkSize: buf.readUInt32LE(88),
+    raidDisks: buf.readUInt32LE(92),
+    bitmapOffset: buf.readInt32LE(96),
+    newLevel: buf.readInt32LE(100),
+    reshapePosition: buf.readBigUInt64LE(104),
+    deltaDisks: buf.readInt32LE(112),
+    newLayout: buf.readUInt32LE(116),
+    newChunk: buf.readUInt32LE(120),
+    newOffset: buf.readInt32LE(124),
+    dataOffset: buf.readBigUInt64LE(128),
+    dataSize: buf.readBigUInt64LE(136),
+    superOffset: buf.readBigUInt64LE(144),
+    journalTail: buf.readBigUInt64LE(152),
+    devNumber: buf.readUInt32LE(160),
+    cntCorrectedRead: buf.readUInt32LE(164),
+    deviceUuid: Uint8Array.from(buf.subarray(168, 184)),
+    devflags: buf.readUInt8(184),
+    bblogShift: buf.readUInt8(185),
+    bblogSize: buf.readUInt16LE(186),
+    bblogOffset: buf.readInt32LE(188),
+    utime: buf.readBigUInt64LE(192),
+    events: buf.readBigUInt64LE(200),
+    resyncOffset: buf.readBigUInt64LE(208),
+    sbCsum: buf.readUInt32LE(216),
+    maxDev: maxDevRaw,
+    devRoles,
+  };
+
+  const computedCsum = sbCsum(buf, maxDev);
+
+  if (sb.magic !== SB_MAGIC) {
+    problems.push({ code: 'bad-magic', message: `bad magic ${hex8(sb.magic)} (expected ${hex8(SB_MAGIC)})` });
+    return { sb, problems, computedCsum };
+  }
+  if (block.length >= SB_HEADER_SIZE && block.length < SB_HEADER_SIZE + 2 * maxDev) {
+    problems.push({ code: 'short', message: `short superblock: ${block.length} bytes, ${maxDev} roles need ${SB_HEADER_SIZE + 2 * maxDev}` });
+  }
+  if (sb.majorVersion !== 1) {
+    problems.push({ code: 'bad-version', message: `major version ${sb.majorVersion} (expected 1)` });
+  }
+  if (maxDevRaw > SB_MAX_DEV) {
+    problems.push({ code: 'bad-max-dev', message: `max_dev ${maxDevRaw} exceeds ${SB_MAX_DEV} (roles would overflow the 4096-byte superblock)` });
+  }
+  if (sb.superOffset !== SB_OFFSET_SECTORS) {
+    problems.push({ code: 'bad-super-offset', message: `super_offset ${sb.superOffset} (expected ${SB_OFFSET_SECTORS} for v1.2)` });
+  }
+  if ((sb.featureMap & ~FEATURE_ALL_6_1) !== 0) {
+    problems.push({ code: 'bad-features', message: `feature_map ${hex8(sb.featureMap)} has bits Linux 6.1 does not know (${hex8(sb.featureMap & ~FEATURE_ALL_6_1)})` });
+  }
+  // With an oversized max_dev the checksum above covers the clamped range; the kernel would have
+  // rejected the block before summing, so a mismatch there is secondary to 'bad-max-dev'.
+  if (computedCsum !== sb.sbCsum) {
+    problems.push({ code: 'bad-checksum', message: `checksum expected ${hex8(computedCsum)} got ${hex8(sb.sbCsum)}` });
+  }
+  return { sb, problems, computedCsum };
+}
+
+function decodeName(b: Uint8Array): string {
+  const end = b.indexOf(0);
+  return Buffer.from(b.subarray(0, end < 0 ? b.length : end)).toString('utf8');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encode
+
+function writeU32or32(buf: Buffer, v: number, off: number): void {
+  // Fields that C declares __le32 but md treats as signed accept either range.
+  if (v < 0) buf.writeInt32LE(v, off);
+  else buf.writeUInt32LE(v, off);
+}
+
+/**
+ * Encode into a fresh 4096-byte block: header, dev_roles[maxDev], zeros after. sb_csum is computed
+ * (the input's sbCsum is ignored). Roles missing from devRoles (devRoles.length < maxDev) are
+ * written as 0xffff, as mdadm leaves unused slots. Throws RangeError on values that do not fit.
+ */
+export function encodeSuperblock(sb: Superblock): Buffer {
+  if (sb.setUuid.length !== 16) throw new RangeError(`setUuid must be 16 bytes, got ${sb.setUuid.length}`);
+  if (sb.deviceUuid.length !== 16) throw new RangeError(`deviceUuid must be 16 bytes, got ${sb.deviceUuid.length}`);
+  if (!Number.isInteger(sb.maxDev) || sb.maxDev < 0 || sb.maxDev > SB_MAX_DEV) throw new RangeError(`maxDev ${sb.maxDev} out of range 0..${SB_MAX_DEV}`);
+  if (sb.devRoles.length > sb.maxDev) throw new RangeError(`devRoles has ${sb.devRoles.length} entries but maxDev is ${sb.maxDev}`);
+  const name = Buffer.from(sb.setName, 'utf8');
+  if (name.length > 32) throw new RangeError(`setName is ${name.length} bytes (max 32)`);
+
+  const buf = Buffer.alloc(SB_BLOCK_SIZE);
+  buf.writeUInt32LE(sb.magic, 0);
+  buf.writeUInt32LE(sb.majorVersion, 4);
+  buf.writeUInt32LE(sb.featureMap, 8);
+  buf.set(sb.setUuid, 16);
+  buf.set(name, 32);
+  buf.writeBigUInt64LE(sb.ctime, 64);
+  writeU32or32(buf, sb.level, 72);
+  buf.writeUInt32LE(sb.layout, 76);
+  buf.writeBigUInt64LE(sb.size, 80);
+  buf.writeUInt32LE(sb.chunkSize, 88);
+  buf.writeUInt32LE(sb.raidDisks, 92);
+  writeU32or32(buf, sb.bitmapOffset, 96);
+  writeU32or32(buf, sb.newLevel, 100);
+  buf.writeBigUInt64LE(sb.reshapePosition, 104);
+  writeU32or32(buf, sb.deltaDisks, 112);
+  buf.writeUInt32LE(sb.newLayout, 116);
+  buf.writeUInt32LE(sb.newChunk, 120);
+  writeU32or32(buf, sb.newOffset, 124);
+  buf.writeBigUInt64LE(sb.dataOffset, 128);
+  buf.writeBigUInt64LE(sb.dataSize, 136);
+  buf.writeBigUInt64LE(sb.superOffset, 144);
+  buf.writeBigUInt64LE(sb.journalTail, 152);
+  buf.writeUInt32LE(sb.devNumber, 160);
+  buf.writeUInt32LE(sb.cntCorrectedRead, 164);
+  buf.set(sb.deviceUuid, 168);
+  buf.writeUInt8(sb.devflags, 184);
+  buf.writeUInt8(sb.bblogShift, 185);
+  buf.writeUInt16LE(sb.bblogSize, 186);
+  writeU32or32(buf, sb.bblogOffset, 188);
+  buf.writeBigUInt64LE(sb.utime, 192);
+  buf.writeBigUInt64LE(sb.events, 200);
+  buf.writeBigUInt64LE(sb.resyncOffset, 208);
+  buf.writeUInt32LE(sb.maxDev, 220);
+  for (let i = 0; i < sb.maxDev; i++) {
+    buf.writeUInt16LE(i < sb.devRoles.length ? sb.devRoles[i] : ROLE_SPARE, SB_HEADER_SIZE + 2 * i);
+  }
+  buf.writeUInt32LE(sbCsum(buf, sb.maxDev), 216);
+  return buf;
+}
+
+type Required = Pick<Superblock, 'setUuid' | 'level' | 'raidDisks' | 'devNumber' | 'devRoles'>;
+
+/**
+ * A Superblock with defaults for everything not given: magic, major version 1, super_offset 8
+ * (v1.2), resync_offset ~0 (clean), maxDev = devRoles.length, zero elsewhere. Byte arrays and the
+ * roles list are copied so the result does not alias the caller's.
+ */
+export function makeSuperblock(fields: Partial<Superblock> & Required): Superblock {
+  const defaults: Omit<Superblock, keyof Required> = {
+    magic: SB_MAGIC,
+    majorVersion: 1,
+    featureMap: 0,
+    setName: '',
+    ctime: 0n,
+    layout: 0,
+    size: 0n,
+    chunkSize: 0,
+    bitmapOffset: 0,
+    newLevel: 0,
+    reshapePosition: 0n,
+    deltaDisks: 0,
+    newLayout: 0,
+    newChunk: 0,
+    newOffset: 0,
+    dataOffset: 0n,
+    dataSize: 0n,
+    superOffset: SB_OFFSET_SECTORS,
+    journalTail: 0n,
+    cntCorrectedRead: 0,
+    deviceUuid: new Uint8Array(16),
+    devflags: 0,
+    bblogShift: 0,
+    bblogSize: 0,
+    bblogOffset: 0,
+    utime: 0n,
+    events: 0n,
+    resyncOffset: 0xffffffffffffffffn,
+    sbCsum: 0,
+    maxDev: fields.devRoles.length,
+  };
+  const sb: Superblock = { ...defaults, ...fields };
+  sb.setUuid = Uint8Array.from(sb.setUuid);
+  sb.deviceUuid = Uint8Array.from(sb.deviceUuid);
+  sb.devRoles = [...sb.devRoles];
+  return sb;
+}
+
+// ---------------------------------------------------------------------------------------------
+// UUIDs
+
+/** mdadm's form: 'xxxxxxxx:xxxxxxxx:xxxxxxxx:xxxxxxxx' (bytes in on-disk order). */
+export function formatUuid(u: Uint8Array): string {
+  if (u.length !== 16) throw new RangeError(`uuid must be 16 bytes, got ${u.length}`);
+  const h = Buffer.from(u).toString('hex');
+  return `${h.slice(0, 8)}:${h.slice(8, 16)}:${h.slice(16, 24)}:${h.slice(24, 32)}`;
+}
+
+const UUID_FORMS = [
+  /^[0-9a-f]{8}:[0-9a-f]{8}:[0-9a-f]{8}:[0-9a-f]{8}$/i, // mdadm
+  /^[0-9a-f]{32}$/i, // plain hex
+  /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, // RFC 4122 text
+];
+
+/** Parse mdadm form, 32 plain hex digits, or RFC 8-4-4-4-12; bytes are taken in written order. */
+export function parseUuid(s: string): Uint8Array {
+  const t = s.trim();
+  if (!UUID_FORMS.some((re) => re.test(t))) throw new Error(`invalid UUID '${s}' (expected xxxxxxxx:xxxxxxxx:xxxxxxxx:xxxxxxxx, 32 hex digits, or 8-4-4-4-12)`);
+  return Uint8Array.from(Buffer.from(t.replace(/[:-]/g, ''), 'hex'));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layout names (mdadm maps.c r5layout / r6layout)
+
+// In mdadm's tables the first entry with a given number is the name it prints; the later ones
+// are aliases accepted on input. For RAID5 the ddf-* names are aliases of 1, 0 and 2 (the kernel
+// lays RAID5 DDF arrays out like those); only RAID6 has the rotating DDF layouts 8, 9, 10.
+const R5_LAYOUTS: ReadonlyArray<readonly [string, number]> = [
+  ['left-asymmetric', 0],
+  ['right-asymmetric', 1],
+  ['left-symmetric', 2],
+  ['right-symmetric', 3],
+  ['default', 2],
+  ['la', 0],
+  ['ra', 1],
+  ['ls', 2],
+  ['rs', 3],
+  ['parity-first', 4],
+  ['parity-last', 5],
+  ['ddf-zero-restart', 1],
+  ['ddf-N-restart', 0],
+  ['ddf-N-continue', 2],
+];
+
+const R6_LAYOUTS: ReadonlyArray<readonly [string, number]> = [
+  ['left-asymmetric', 0],
+  ['right-asymmetric', 1],
+  ['left-symmetric', 2],
+  ['right-symmetric', 3],
+  ['default', 2],
+  ['la', 0],
+  ['ra', 1],
+  ['ls', 2],
+  ['rs', 3],
+  ['parity-first', 4],
+  ['parity-last', 5],
+  ['ddf-zero-restart', 8],
+  ['ddf-N-restart', 9],
+  ['ddf-N-continue', 10],
+  ['left-asymmetric-6', 16],
+  ['right-asymmetric-6', 17],
+  ['left-symmetric-6', 18],
+  ['right-symmetric-6', 19],
+  ['parity-first-6', 20],
+];
+
+// RAID4 has no layout in mdadm ("layout not meaningful"); mdadm creates it with layout 0 and the
+// kernel always puts parity on the last device. 5 (ALGORITHM_PARITY_N) is what a raid5->raid4
+// takeover leaves. Both read as parity-last.
+const R4_LAYOUTS: ReadonlyArray<readonly [string, number]> = [
+  ['parity-last', 5],
+  ['default', 0],
+];
+
+function tableFor(level: number): ReadonlyArray<readonly [string, number]> | null {
+  if (level === 5) return R5_LAYOUTS;
+  if (level === 6) return R6_LAYOUTS;
+  if (level === 4) return R4_LAYOUTS;
+  return null;
+}
+
+/** The name mdadm prints for a layout ('-unknown-' like mdadm when there is none). */
+export function layoutName(level: number, layout: number): string {
+  if (level === 4 && (layout === 0 || layout === 5)) return 'parity-last';
+  const t = tableFor(level);
+  const hit = t?.find(([, n]) => n === layout);
+  return hit ? hit[0] : '-unknown-';
+}
+
+/** Inverse of layoutName; accepts every name and alias mdadm accepts for the level (case-sensitive, as mdadm). */
+export function parseLayout(level: number, name: string): number {
+  const t = tableFor(level);
+  if (!t) throw new Error(`layout not meaningful for level ${level}`);
+  const hit = t.find(([n]) => n === name);
+  if (!hit) throw new Error(`layout '${name}' not understood for raid${level} (known: ${[...new Set(t.map(([n]) => n))].join(', ')})`);
+  return hit[1];
+}

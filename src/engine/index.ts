@@ -1,0 +1,279 @@
+/**
+ * The engine's front door: every command calls exactly one of these operations and renders what
+ * it returns. Nothing here prints.
+ */
+import {type MdArray, openArray, planCreate, applyCreate, probeDevice, type CreateOptions, type ProbeResult} from './array.js'
+import {readArray, writeArray, syncParity, arraySizeBytes, type Progress, type Source, type WriteResult} from './io.js'
+import {journalState, type JournalState} from './journal/state.js'
+import {scanLog, hex, type ScanStop} from './journal/scan.js'
+import {BLOCK_SECTORS} from './journal/ring.js'
+import {ROLE_JOURNAL, ROLE_SPARE, ROLE_FAULTY, formatUuid, layoutName, mdTimeToDate} from './format/superblock.js'
+import {PAYLOAD_DATA, PAYLOAD_FLUSH, PAYLOAD_PARITY} from './format/meta.js'
+import {crcBackend} from './checksum.js'
+import {R5Error, EXIT, UsageError} from './errors.js'
+
+export {openArray, type MdArray, type CreateOptions, type Progress, type Source, type WriteResult, type JournalState, arraySizeBytes}
+
+export interface CreateResult {
+  arrayUuid: string
+  level: number
+  layout: string
+  raidDevices: number
+  chunkBytes: number
+  memberDataSectors: number
+  arraySizeBytes: number
+  journal: string
+  journalSizeBytes: number
+  firstSeq: string
+  parity: 'synced' | 'zero-filled' | 'assumed-clean'
+  devices: {device: string; role: string}[]
+}
+
+export function createArray(o: CreateOptions & {assumeClean?: boolean}, progress?: Progress): CreateResult {
+  const plan = planCreate(o)
+  let parity: CreateResult['parity'] = 'assumed-clean'
+  const arr = applyCreate(plan, o, a => {
+    if (o.assumeClean) return
+    // freshly created sparse files read as zeros, whose parity is zero: already consistent
+    if (o.members.every(m => plan.freshFiles.has(m))) { parity = 'zero-filled'; return }
+    syncParity(a, progress)
+    parity = 'synced'
+  })
+  const sb = plan.sbs[0]
+  const result: CreateResult = {
+    arrayUuid: formatUuid(sb.setUuid),
+    level: sb.level,
+    layout: layoutName(sb.level, sb.layout),
+    raidDevices: sb.raidDisks,
+    chunkBytes: sb.chunkSize * 512,
+    memberDataSectors: Number(sb.size),
+    arraySizeBytes: arraySizeBytes(arr),
+    journal: o.journal,
+    journalSizeBytes: arr.ring!.sizeBytes,
+    firstSeq: plan.firstSeq.toString(),
+    parity,
+    devices: plan.paths.map((p, i) => ({device: p, role: i === o.raidDevices ? 'journal' : `active ${i}`})),
+  }
+  arr.close()
+  return result
+}
+
+export function writeData(paths: string[], offset: number, length: number, source: Source, progress?: Progress): WriteResult & {arrayUuid: string} {
+  const arr = openArray(paths, {writable: true})
+  try {
+    return {...writeArray(arr, offset, length, source, progress), arrayUuid: arr.uuid}
+  } finally {
+    arr.close()
+  }
+}
+
+export function readData(paths: string[], offset: number, length: number | undefined, sink: (v: Uint8Array[]) => void,
+  opts: {force?: boolean}, progress?: Progress): {bytes: number; missingMembers: number[]; arrayUuid: string} {
+  const arr = openArray(paths, {writable: false, allowMissingMembers: true, allowMissingJournal: opts.force})
+  try {
+    if (arr.journal && !opts.force) {
+      const js = journalState(arr)
+      if (js.state === 'dirty') {
+        throw new R5Error(`journal is dirty: ${js.stripesDataParity + js.stripesDataOnly} stripe(s) pending replay; the members may be stale`, EXIT.DIRTY,
+          arr.journal.path, 'replay it with `r5ctl recover`, or pass --force to read the members as they are')
+      }
+    }
+    const len = length ?? arraySizeBytes(arr) - offset
+    readArray(arr, offset, len, sink, progress)
+    return {bytes: len, missingMembers: arr.missingMembers, arrayUuid: arr.uuid}
+  } finally {
+    arr.close()
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// examine
+
+export interface ExamineDevice {
+  device: string
+  ok: boolean
+  problems: {code: string; message: string}[]
+  magic?: string
+  version?: string
+  featureMap?: string
+  arrayUuid?: string
+  name?: string
+  creationTime?: string
+  raidLevel?: string
+  raidDevices?: number
+  availDevSizeSectors?: number
+  arraySizeBytes?: number
+  usedDevSizeSectors?: number
+  dataOffsetSector?: number
+  superOffsetSector?: number
+  journalTailSector?: number | null
+  state?: string
+  deviceUuid?: string
+  updateTime?: string
+  checksum?: string
+  checksumExpected?: string
+  checksumOk?: boolean
+  events?: string
+  layout?: string | null
+  chunkBytes?: number
+  deviceRole?: string
+  devNumber?: number
+  arrayState?: string
+}
+
+function roleName(role: number | undefined): string {
+  if (role === undefined || role === ROLE_SPARE) return 'spare'
+  if (role === ROLE_JOURNAL) return 'Journal'
+  if (role === ROLE_FAULTY) return 'faulty'
+  return `Active device ${role}`
+}
+
+export function examineDevices(paths: string[]): ExamineDevice[] {
+  return paths.map(path => describe(probeDevice(path)))
+}
+
+function describe(p: ProbeResult): ExamineDevice {
+  if (p.error) return {device: p.path, ok: false, problems: [{code: p.error.code, message: p.error.message}]}
+  const sb = p.sb
+  if (!sb || p.problems.some(x => x.code === 'bad-magic' || x.code === 'short'))
+    return {device: p.path, ok: false, problems: p.problems.length ? p.problems : [{code: 'unreadable', message: 'no superblock'}]}
+  const dataDisks = sb.level === 6 ? sb.raidDisks - 2 : sb.raidDisks - 1
+  const role = sb.devRoles[sb.devNumber]
+  const active = sb.devRoles.filter(r => r < sb.raidDisks)
+  let state = ''
+  for (let i = 0; i < sb.raidDisks; i++) state += active.includes(i) ? 'A' : '.'
+  return {
+    device: p.path,
+    ok: p.problems.length === 0,
+    problems: p.problems,
+    magic: hex(sb.magic),
+    version: `${sb.majorVersion}.2`,
+    featureMap: `0x${sb.featureMap.toString(16)}`,
+    arrayUuid: formatUuid(sb.setUuid),
+    name: sb.setName,
+    creationTime: mdTimeToDate(sb.ctime).toISOString(),
+    raidLevel: `raid${sb.level}`,
+    raidDevices: sb.raidDisks,
+    availDevSizeSectors: Number(sb.dataSize),
+    arraySizeBytes: Number(sb.size) * dataDisks * 512,
+    usedDevSizeSectors: Number(sb.size),
+    dataOffsetSector: Number(sb.dataOffset),
+    superOffsetSector: Number(sb.superOffset),
+    journalTailSector: role === ROLE_JOURNAL ? Number(sb.journalTail) : null,
+    state: sb.resyncOffset === 0xffffffffffffffffn ? 'clean' : 'active',
+    deviceUuid: formatUuid(sb.deviceUuid),
+    updateTime: mdTimeToDate(sb.utime).toISOString(),
+    checksum: hex(sb.sbCsum),
+    checksumExpected: hex(p.computedCsum),
+    checksumOk: sb.sbCsum >>> 0 === p.computedCsum >>> 0,
+    events: sb.events.toString(),
+    layout: sb.level === 4 ? null : layoutName(sb.level, sb.layout),
+    chunkBytes: sb.chunkSize * 512,
+    deviceRole: roleName(role),
+    devNumber: sb.devNumber,
+    arrayState: state,
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// journal views
+
+export interface JournalReport {
+  journal: string
+  arrayUuid: string
+  sizeBytes: number
+  state: 'clean' | 'dirty' | 'corrupt'
+  journalTailSector: number
+  tailSeq: string | null
+  headSector: number
+  nextSeq: string | null
+  usedBytes: number
+  metaBlocks: number
+  dataPages: number
+  parityPages: number
+  flushPayloads: number
+  stripesPending: {dataParity: number; dataOnly: number}
+  stop: {sector: number; reason: string; message: string}
+  crcBackend: string
+}
+
+function openForJournal(paths: string[]): MdArray {
+  return openArray(paths, {writable: false, journalOnly: true, allowMissingMembers: true})
+}
+
+export function examineJournal(paths: string[]): JournalReport {
+  const arr = openForJournal(paths)
+  try {
+    const js = journalState(arr)
+    return {
+      journal: arr.journal!.path,
+      arrayUuid: arr.uuid,
+      sizeBytes: js.sizeBytes,
+      state: js.state,
+      journalTailSector: js.tailSector,
+      tailSeq: js.tailSeq?.toString() ?? null,
+      headSector: js.headSector,
+      nextSeq: js.nextSeq?.toString() ?? null,
+      usedBytes: js.usedBytes,
+      metaBlocks: js.metaBlocks,
+      dataPages: js.dataPages,
+      parityPages: js.parityPages,
+      flushPayloads: js.flushPayloads,
+      stripesPending: {dataParity: js.stripesDataParity, dataOnly: js.stripesDataOnly},
+      stop: {sector: js.stop.position, reason: js.stop.code, message: js.stop.message},
+      crcBackend,
+    }
+  } finally {
+    arr.close()
+  }
+}
+
+export interface DumpPage {positionSector: number; checksum: string; actual: string; verdict: 'match' | 'MISMATCH'}
+export type DumpPayload =
+  | {type: 'data' | 'parity'; flags: number; locationSector: string; stripeSector: number; sizeSectors: number; pages: DumpPage[]}
+  | {type: 'flush'; flags: number; stripeSectors: string[]}
+export interface DumpBlock {positionSector: number; seq: string; metaSize: number; checksum: string; pages: number; payloads: DumpPayload[]}
+export interface DumpReport {
+  journal: string
+  arrayUuid: string
+  journalTailSector: number
+  fromSector: number
+  blocks: DumpBlock[]
+  mismatches: number
+  stop: {sector: number; reason: string; message: string}
+}
+
+export function dumpMeta(paths: string[], opts: {from?: number; stripe?: number}): DumpReport {
+  const arr = openForJournal(paths)
+  try {
+    const from = opts.from ?? arr.journalTail
+    if (from % BLOCK_SECTORS !== 0 || from >= arr.ring!.sizeSectors)
+      throw new UsageError(`--from ${from} is not a 4 KiB-aligned sector inside the journal (size ${arr.ring!.sizeSectors} sectors)`)
+    let stop: ScanStop | undefined
+    const blocks: DumpBlock[] = []
+    let mismatches = 0
+    for (const u of scanLog(arr.ring!, arr.seed, from, {continueOnDataMismatch: true, onStop: s => (stop = s)})) {
+      const payloads: DumpPayload[] = []
+      u.meta.payloads.forEach((p, pi) => {
+        if (p.type === PAYLOAD_FLUSH) {
+          payloads.push({type: 'flush', flags: p.flags, stripeSectors: p.stripes.map(String)})
+          return
+        }
+        const stripeSector = p.type === PAYLOAD_DATA ? Number(arr.geometry.mapSector(p.location).memberSector) : Number(p.location)
+        const pages = u.verdicts.filter(v => v.payload === pi).map(v => {
+          if (!v.ok) mismatches++
+          return {positionSector: v.position, checksum: hex(v.expected), actual: hex(v.actual), verdict: v.ok ? 'match' as const : 'MISMATCH' as const}
+        })
+        payloads.push({type: p.type === PAYLOAD_PARITY ? 'parity' : 'data', flags: p.flags, locationSector: p.location.toString(), stripeSector, sizeSectors: p.sizeSectors, pages})
+      })
+      const shown = opts.stripe === undefined ? payloads
+        : payloads.filter(p => (p.type === 'flush' ? p.stripeSectors.includes(String(opts.stripe)) : p.stripeSector === opts.stripe))
+      if (opts.stripe !== undefined && shown.length === 0) continue
+      blocks.push({positionSector: u.position, seq: u.seq.toString(), metaSize: u.meta.metaSize, checksum: hex(u.meta.checksum), pages: u.pages, payloads: shown})
+    }
+    return {journal: arr.journal!.path, arrayUuid: arr.uuid, journalTailSector: arr.journalTail, fromSector: from, blocks, mismatches,
+      stop: {sector: stop!.position, reason: stop!.code, message: stop!.message}}
+  } finally {
+    arr.close()
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * Walking the live log from journal_tail, the way the kernel's recovery does
+ * (r5l_recovery_read_meta_block + r5l_recovery_verify_data_checksum_for_mb in raid5-cache.c):
+ * every meta block must have the magic, version 1, meta_size ≤ 4096, a matching checksum, its own
+ * position, and seq = previous + 1 (the block at the tail sets the starting seq). The first block
+ * that fails is the head of the log, and the reason is reported. An io unit whose data or parity
+ * pages do not match their logged checksums also ends the log (the kernel stops there and does not
+ * replay that unit).
+ *
+ * Memory is bounded: one io unit (meta block + at most ~200 pages) is held at a time.
+ */
+import {crc32cPages} from '../checksum.js'
+import {decodeMetaBlock, pagesOf, type MetaBlock, type MetaProblem, PAYLOAD_FLUSH} from '../format/meta.js'
+import {alignedBuffer} from '../device.js'
+import {BLOCK_SECTORS, PAGE, type Ring} from './ring.js'
+
+export interface PageVerdict {
+  payload: number
+  /** page index within the payload */
+  page: number
+  /** ring position (sector) of the page */
+  position: number
+  expected: number
+  actual: number
+  ok: boolean
+}
+
+export interface ScannedUnit {
+  position: number
+  seq: bigint
+  meta: MetaBlock
+  /** number of 4 KiB pages after the meta block */
+  pages: number
+  verdicts: PageVerdict[]
+  /** payload pages of this unit, valid until the next unit is yielded */
+  data: Uint8Array
+  nextPosition: number
+  allPagesOk: boolean
+}
+
+export type StopCode = MetaProblem['code'] | 'data-checksum' | 'wrapped' | 'too-large'
+
+export interface ScanStop {
+  /** ring position where the scan stopped: the head of the live log */
+  position: number
+  /** the seq a meta block at `position` would need */
+  expectedSeq: bigint | null
+  code: StopCode
+  message: string
+}
+
+/** Verify the pages of one io unit against the checksums in its meta block. */
+export function verifyUnitPages(meta: MetaBlock, data: Uint8Array, seed: number, ring: Ring, position: number): PageVerdict[] {
+  const n = data.length / PAGE
+  const sums = new Uint32Array(n)
+  crc32cPages(seed, data, sums, 0)
+  const verdicts: PageVerdict[] = []
+  let k = 0
+  meta.payloads.forEach((p, pi) => {
+    if (p.type === PAYLOAD_FLUSH) return
+    const pages = p.sizeSectors / BLOCK_SECTORS
+    for (let j = 0; j < pages; j++, k++) {
+      const expected = p.checksums[j] >>> 0
+      const actual = sums[k] >>> 0
+      verdicts.push({payload: pi, page: j, position: ring.add(position, BLOCK_SECTORS * (1 + k)), expected, actual, ok: expected === actual})
+    }
+  })
+  return verdicts
+}
+
+/**
+ * Iterate the live log. `onStop` receives why the walk ended. With `continueOnDataMismatch`, a unit
+ * with bad page checksums is still yielded (dump-meta shows it) and the walk goes on past it;
+ * otherwise (recovery semantics) it ends the log.
+ */
+export function* scanLog(
+  ring: Ring,
+  seed: number,
+  tail: number,
+  opts: {continueOnDataMismatch?: boolean; firstSeq?: bigint; onStop: (s: ScanStop) => void; maxUnits?: number},
+): Generator<ScannedUnit> {
+  const metaBuf = alignedBuffer(PAGE)
+  let dataBuf = alignedBuffer(PAGE * 256)
+  let pos = tail
+  let expectSeq: bigint | undefined = opts.firstSeq
+  let walked = 0
+  let units = 0
+  for (;;) {
+    if (walked >= ring.sizeSectors) {
+      opts.onStop({position: pos, expectedSeq: expectSeq ?? null, code: 'wrapped', message: 'scanned the whole ring without finding the head'})
+      return
+    }
+    if (opts.maxUnits !== undefined && units >= opts.maxUnits) return
+    ring.read(metaBuf, pos)
+    const {meta, problems} = decodeMetaBlock(metaBuf, seed, {seq: expectSeq, position: BigInt(pos)})
+    if (!meta || problems.length > 0) {
+      const pr = problems[0] ?? {code: 'short' as const, message: 'unreadable meta block'}
+      opts.onStop({position: pos, expectedSeq: expectSeq ?? null, code: pr.code, message: pr.message})
+      return
+    }
+    const pages = pagesOf(meta)
+    if ((pages + 1) * BLOCK_SECTORS + walked > ring.sizeSectors) {
+      opts.onStop({position: pos, expectedSeq: meta.seq, code: 'too-large', message: `io unit of ${pages} pages does not fit in the log`})
+      return
+    }
+    if (dataBuf.length < pages * PAGE) dataBuf = alignedBuffer(pages * PAGE)
+    const data = dataBuf.subarray(0, pages * PAGE)
+    if (pages > 0) ring.read(data, ring.add(pos, BLOCK_SECTORS))
+    const verdicts = verifyUnitPages(meta, data, seed, ring, pos)
+    const allPagesOk = verdicts.every(v => v.ok)
+    const nextPosition = ring.add(pos, BLOCK_SECTORS * (1 + pages))
+    if (!allPagesOk && !opts.continueOnDataMismatch) {
+      const bad = verdicts.find(v => !v.ok)!
+      opts.onStop({position: pos, expectedSeq: meta.seq, code: 'data-checksum',
+        message: `page at sector ${bad.position} of the io unit with seq ${meta.seq} has checksum ${hex(bad.actual)}, logged ${hex(bad.expected)}`})
+      return
+    }
+    yield {position: pos, seq: meta.seq, meta, pages, verdicts, data, nextPosition, allPagesOk}
+    units++
+    walked += BLOCK_SECTORS * (1 + pages)
+    pos = nextPosition
+    expectSeq = meta.seq + 1n
+  }
+}
+
+export function hex(v: number): string {
+  return (v >>> 0).toString(16).padStart(8, '0')
+}

@@ -1,0 +1,70 @@
+/**
+ * A summary of the live log (what `examine --journal` prints and what `write` checks before it
+ * appends): tail, head, seqs, pages, stripes pending replay, and why the scan stopped.
+ */
+import {PAYLOAD_DATA, PAYLOAD_FLUSH, PAYLOAD_PARITY} from '../format/meta.js'
+import type {MdArray} from '../array.js'
+import {scanLog, type ScanStop} from './scan.js'
+import {BLOCK_SECTORS, PAGE} from './ring.js'
+
+export interface JournalState {
+  sizeBytes: number
+  tailSector: number
+  tailSeq: bigint | null
+  headSector: number
+  /** seq the next meta block must carry */
+  nextSeq: bigint | null
+  usedBytes: number
+  metaBlocks: number
+  dataPages: number
+  parityPages: number
+  flushPayloads: number
+  stripesDataParity: number
+  stripesDataOnly: number
+  /** clean: nothing in the live log would change the members on replay */
+  state: 'clean' | 'dirty' | 'corrupt'
+  stop: ScanStop
+  /** the seq of the last valid meta block */
+  lastSeq: bigint | null
+  lastUnitSector: number | null
+}
+
+export function journalState(arr: MdArray): JournalState {
+  const ring = arr.ring!
+  const tail = arr.journalTail
+  let stop: ScanStop | undefined
+  const st: JournalState = {
+    sizeBytes: ring.sizeBytes, tailSector: tail, tailSeq: null, headSector: tail, nextSeq: null, usedBytes: 0,
+    metaBlocks: 0, dataPages: 0, parityPages: 0, flushPayloads: 0, stripesDataParity: 0, stripesDataOnly: 0,
+    state: 'clean', stop: undefined as unknown as ScanStop, lastSeq: null, lastUnitSector: null,
+  }
+  // stripe member sector -> has parity
+  const stripes = new Map<number, boolean>()
+  for (const u of scanLog(ring, arr.seed, tail, {onStop: s => (stop = s)})) {
+    if (st.metaBlocks === 0) st.tailSeq = u.seq
+    st.metaBlocks++
+    st.lastSeq = u.seq
+    st.lastUnitSector = u.position
+    st.nextSeq = u.seq + 1n
+    st.headSector = u.nextPosition
+    st.usedBytes += (1 + u.pages) * PAGE
+    for (const p of u.meta.payloads) {
+      if (p.type === PAYLOAD_DATA) {
+        st.dataPages += p.sizeSectors / BLOCK_SECTORS
+        const sector = Number(arr.geometry.mapSector(p.location).memberSector)
+        if (!stripes.has(sector)) stripes.set(sector, false)
+      } else if (p.type === PAYLOAD_PARITY) {
+        st.parityPages += p.sizeSectors / BLOCK_SECTORS
+        stripes.set(Number(p.location), true)
+      } else if (p.type === PAYLOAD_FLUSH) {
+        st.flushPayloads++
+        for (const s of p.stripes) stripes.delete(Number(s))
+      }
+    }
+  }
+  st.stop = stop!
+  for (const hasParity of stripes.values()) hasParity ? st.stripesDataParity++ : st.stripesDataOnly++
+  if (st.metaBlocks === 0) st.state = 'corrupt'
+  else if (st.dataPages > 0 || st.parityPages > 0) st.state = 'dirty'
+  return st
+}

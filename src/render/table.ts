@@ -1,0 +1,19 @@
+/** Aligned tables via cli-table3, borderless so they paste cleanly into tickets and runbooks. */
+import Table from 'cli-table3'
+
+export function table(head: string[], rows: (string | number)[][], align?: ('left' | 'right')[]): string {
+  const t = new Table({
+    head,
+    style: {head: [], border: [], 'padding-left': 0, 'padding-right': 2},
+    chars: {top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '',
+      'bottom-right': '', left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '', middle: ''},
+    colAligns: align,
+  })
+  for (const r of rows) t.push(r.map(String))
+  return t.toString().split('\n').map(l => l.trimEnd()).join('\n')
+}
+
+/** mdadm-style "key : value" block with right-aligned keys. */
+export function keyValues(pairs: [string, string][], width = 15): string {
+  return pairs.map(([k, v]) => (k === '' ? '' : `${k.padStart(width)} : ${v}`)).join('\n')
+}

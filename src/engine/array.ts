@@ -33,11 +33,19 @@ export interface ProbeResult {
   error?: R5Error
 }
 
+/** A device named by path (opened as a file or block device) or given as an open BlockDevice. */
+export type DeviceSource = string | BlockDevice
+
+export function sourceName(s: DeviceSource): string {
+  return typeof s === 'string' ? s : s.name
+}
+
 /** Read and decode the superblock of one device without judging it (for `examine`). */
-export function probeDevice(path: string): ProbeResult {
-  let dev: FileDevice
+export function probeDevice(src: DeviceSource): ProbeResult {
+  const path = sourceName(src)
+  let dev: BlockDevice
   try {
-    dev = FileDevice.open(path, {writable: false})
+    dev = typeof src === 'string' ? FileDevice.open(src, {writable: false}) : src
   } catch (error) {
     return {path, size: 0, sb: null, problems: [], computedCsum: 0, error: error as R5Error}
   }
@@ -50,7 +58,7 @@ export function probeDevice(path: string): ProbeResult {
     const {sb, problems, computedCsum} = decodeSuperblock(buf)
     return {path, size: dev.size, sb, problems, computedCsum}
   } finally {
-    dev.close()
+    if (typeof src === 'string') dev.close()
   }
 }
 
@@ -140,15 +148,17 @@ export class MdArray {
 }
 
 /** Open and validate a device set. Throws an R5Error naming the device at the first problem. */
-export function openArray(paths: string[], opts: OpenOptions): MdArray {
-  if (paths.length === 0) throw new UsageError('no devices given', 'name the members and the journal, in any order')
-  const seen = new Set<string>()
-  for (const p of paths) {
-    const key = fs.existsSync(p) ? fs.realpathSync(p) : p
-    if (seen.has(key)) throw new UsageError(`device given twice: ${p}`)
+export function openArray(sources: DeviceSource[], opts: OpenOptions): MdArray {
+  if (sources.length === 0) throw new UsageError('no devices given', 'name the members and the journal, in any order')
+  const paths = sources.map(sourceName)
+  const seen = new Set<string | BlockDevice>()
+  for (const s of sources) {
+    const key = typeof s === 'string' && fs.existsSync(s) ? fs.realpathSync(s) : s
+    if (seen.has(key)) throw new UsageError(`device given twice: ${sourceName(s)}`)
     seen.add(key)
   }
-  const probes = paths.map(probeDevice)
+  const probes = sources.map(probeDevice)
+  const sourceOf = new Map(probes.map((p, i) => [p, sources[i]]))
   for (const p of probes) {
     const err = sbVerdict(p)
     if (err) throw err
@@ -189,7 +199,8 @@ export function openArray(paths: string[], opts: OpenOptions): MdArray {
   if (!validLayout(best.level, best.layout))
     throw new CorruptError(`unsupported layout ${best.layout} for raid${best.level}`, set[0].path)
   for (const p of set) {
-    const dev = FileDevice.open(p.path, {writable: opts.writable})
+    const src = sourceOf.get(p)!
+    const dev = typeof src === 'string' ? FileDevice.open(src, {writable: opts.writable}) : src
     devs.push({path: p.path, dev, sb: p.sb!, role: roleOf(p.sb!)})
   }
   const arr = new MdArray(devs, best)
@@ -228,8 +239,8 @@ export interface CreateOptions {
   name?: string
   uuid?: Uint8Array
   force?: boolean
-  members: string[]
-  journal: string
+  members: DeviceSource[]
+  journal: DeviceSource
 }
 
 export const DEFAULT_DATA_OFFSET_SECTORS = 2048
@@ -237,6 +248,7 @@ export const DEFAULT_DATA_OFFSET_SECTORS = 2048
 export interface CreatePlan {
   sbs: Superblock[]
   paths: string[]
+  sources: DeviceSource[]
   /** members that were fresh sparse files (all zero, so parity is already consistent) */
   freshFiles: Set<string>
   geometry: Geometry
@@ -259,7 +271,8 @@ export function planCreate(o: CreateOptions): CreatePlan {
     throw new UsageError(`chunk size must be a power of two of at least 4K (got ${o.chunkBytes})`)
   const layout = o.layout ?? defaultLayout(o.level)
   if (!validLayout(o.level, layout)) throw new UsageError(`layout ${layout} is not valid for raid${o.level}`)
-  const all = [...o.members, o.journal]
+  const sources = [...o.members, o.journal]
+  const all = sources.map(sourceName)
   const seen = new Set<string>()
   for (const p of all) {
     if (seen.has(p)) throw new UsageError(`device given twice: ${p}`)
@@ -267,16 +280,17 @@ export function planCreate(o: CreateOptions): CreatePlan {
   }
   const freshFiles = new Set<string>()
   const sizes: number[] = []
-  for (const p of all) {
-    const isJournal = p === o.journal
-    if (!fs.existsSync(p)) {
+  for (const src of sources) {
+    const p = sourceName(src)
+    const isJournal = src === o.journal
+    if (typeof src === 'string' && !fs.existsSync(p)) {
       const size = isJournal ? o.journalSizeBytes : o.sizeBytes
       if (!size) throw new UsageError(`${p} does not exist; give ${isJournal ? '--journal-size' : '--size'} to create it`)
       sizes.push(size)
       freshFiles.add(p)
       continue
     }
-    const pr = probeDevice(p)
+    const pr = probeDevice(src)
     if (pr.error) throw pr.error
     if (pr.sb && pr.sb.magic === 0xa92b4efc && !o.force)
       throw new RefusedError(`already carries an md superblock (array ${formatUuid(pr.sb.setUuid)})`, p, 'use --force to overwrite it', 'would-overwrite')
@@ -289,11 +303,11 @@ export function planCreate(o: CreateOptions): CreatePlan {
   const size = Math.floor(minMember / chunkSectors) * chunkSectors
   if (size < chunkSectors) {
     const i = memberSectors.indexOf(minMember)
-    throw new UsageError(`device too small: needs at least ${(dataOffset + chunkSectors) * 512} bytes`, all[i])
+    throw new UsageError(`device too small: needs at least ${(dataOffset + chunkSectors) * 512} bytes`, undefined, all[i])
   }
   const jSectors = Math.floor(sizes[o.raidDevices] / 512) - dataOffset
   if (jSectors < 64 * BLOCK_SECTORS)
-    throw new UsageError(`journal too small: needs at least ${(dataOffset + 64 * BLOCK_SECTORS) * 512} bytes`, o.journal)
+    throw new UsageError(`journal too small: needs at least ${(dataOffset + 64 * BLOCK_SECTORS) * 512} bytes`, undefined, all[o.raidDevices])
   const setUuid = o.uuid ?? new Uint8Array(randomBytes(16))
   const now = mdTime(new Date())
   const devRoles = [...Array.from({length: o.raidDevices}, (_, i) => i), ROLE_JOURNAL]
@@ -321,7 +335,7 @@ export function planCreate(o: CreateOptions): CreatePlan {
     }),
   )
   const firstSeq = BigInt(randomBytes(4).readUInt32LE(0))
-  return {sbs, paths: all, freshFiles, geometry: new Geometry(o.level as 4 | 5 | 6, o.raidDevices, chunkSectors, layout, BigInt(size)), firstSeq}
+  return {sbs, paths: all, sources, freshFiles, geometry: new Geometry(o.level as 4 | 5 | 6, o.raidDevices, chunkSectors, layout, BigInt(size)), firstSeq}
 }
 
 /**
@@ -332,9 +346,9 @@ export function applyCreate(plan: CreatePlan, o: CreateOptions, syncParity: (arr
   plan.paths.forEach((p, i) => {
     if (plan.freshFiles.has(p)) FileDevice.createSparse(p, i === o.raidDevices ? o.journalSizeBytes! : o.sizeBytes!)
   })
-  const devs: DeviceInfo[] = plan.paths.map((p, i) => ({
-    path: p,
-    dev: FileDevice.open(p, {writable: true}),
+  const devs: DeviceInfo[] = plan.sources.map((src, i) => ({
+    path: plan.paths[i],
+    dev: typeof src === 'string' ? FileDevice.open(src, {writable: true}) : src,
     sb: plan.sbs[i],
     role: i === o.raidDevices ? ROLE_JOURNAL : i,
   }))

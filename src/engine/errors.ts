@@ -31,8 +31,8 @@ export class R5Error extends Error {
 }
 
 export class UsageError extends R5Error {
-  constructor(message: string, hint?: string) {
-    super(message, EXIT.USAGE, undefined, hint, 'usage')
+  constructor(message: string, hint?: string, device?: string) {
+    super(message, EXIT.USAGE, device, hint, 'usage')
   }
 }
 

@@ -2,7 +2,7 @@
  * The engine's front door: every command calls exactly one of these operations and renders what
  * it returns. Nothing here prints.
  */
-import {type MdArray, openArray, planCreate, applyCreate, probeDevice, type CreateOptions, type ProbeResult} from './array.js'
+import {type MdArray, type DeviceSource, openArray, planCreate, applyCreate, probeDevice, type CreateOptions, type ProbeResult} from './array.js'
 import {readArray, writeArray, syncParity, arraySizeBytes, type Progress, type Source, type WriteResult} from './io.js'
 import {journalState, type JournalState} from './journal/state.js'
 import {scanLog, hex, type ScanStop} from './journal/scan.js'
@@ -12,7 +12,7 @@ import {PAYLOAD_DATA, PAYLOAD_FLUSH, PAYLOAD_PARITY} from './format/meta.js'
 import {crcBackend} from './checksum.js'
 import {R5Error, EXIT, UsageError} from './errors.js'
 
-export {openArray, type MdArray, type CreateOptions, type Progress, type Source, type WriteResult, type JournalState, arraySizeBytes}
+export {openArray, type DeviceSource, type MdArray, type CreateOptions, type Progress, type Source, type WriteResult, type JournalState, arraySizeBytes}
 
 export interface CreateResult {
   arrayUuid: string
@@ -35,7 +35,7 @@ export function createArray(o: CreateOptions & {assumeClean?: boolean}, progress
   const arr = applyCreate(plan, o, a => {
     if (o.assumeClean) return
     // freshly created sparse files read as zeros, whose parity is zero: already consistent
-    if (o.members.every(m => plan.freshFiles.has(m))) { parity = 'zero-filled'; return }
+    if (plan.paths.slice(0, o.raidDevices).every(m => plan.freshFiles.has(m))) { parity = 'zero-filled'; return }
     syncParity(a, progress)
     parity = 'synced'
   })
@@ -48,7 +48,7 @@ export function createArray(o: CreateOptions & {assumeClean?: boolean}, progress
     chunkBytes: sb.chunkSize * 512,
     memberDataSectors: Number(sb.size),
     arraySizeBytes: arraySizeBytes(arr),
-    journal: o.journal,
+    journal: plan.paths[o.raidDevices],
     journalSizeBytes: arr.ring!.sizeBytes,
     firstSeq: plan.firstSeq.toString(),
     parity,
@@ -58,7 +58,7 @@ export function createArray(o: CreateOptions & {assumeClean?: boolean}, progress
   return result
 }
 
-export function writeData(paths: string[], offset: number, length: number, source: Source, progress?: Progress): WriteResult & {arrayUuid: string} {
+export function writeData(paths: DeviceSource[], offset: number, length: number, source: Source, progress?: Progress): WriteResult & {arrayUuid: string} {
   const arr = openArray(paths, {writable: true})
   try {
     return {...writeArray(arr, offset, length, source, progress), arrayUuid: arr.uuid}
@@ -67,7 +67,7 @@ export function writeData(paths: string[], offset: number, length: number, sourc
   }
 }
 
-export function readData(paths: string[], offset: number, length: number | undefined, sink: (v: Uint8Array[]) => void,
+export function readData(paths: DeviceSource[], offset: number, length: number | undefined, sink: (v: Uint8Array[]) => void,
   opts: {force?: boolean}, progress?: Progress): {bytes: number; missingMembers: number[]; arrayUuid: string} {
   const arr = openArray(paths, {writable: false, allowMissingMembers: true, allowMissingJournal: opts.force})
   try {
@@ -128,7 +128,7 @@ function roleName(role: number | undefined): string {
   return `Active device ${role}`
 }
 
-export function examineDevices(paths: string[]): ExamineDevice[] {
+export function examineDevices(paths: DeviceSource[]): ExamineDevice[] {
   return paths.map(path => describe(probeDevice(path)))
 }
 
@@ -197,11 +197,11 @@ export interface JournalReport {
   crcBackend: string
 }
 
-function openForJournal(paths: string[]): MdArray {
+function openForJournal(paths: DeviceSource[]): MdArray {
   return openArray(paths, {writable: false, journalOnly: true, allowMissingMembers: true})
 }
 
-export function examineJournal(paths: string[]): JournalReport {
+export function examineJournal(paths: DeviceSource[]): JournalReport {
   const arr = openForJournal(paths)
   try {
     const js = journalState(arr)
@@ -243,7 +243,7 @@ export interface DumpReport {
   stop: {sector: number; reason: string; message: string}
 }
 
-export function dumpMeta(paths: string[], opts: {from?: number; stripe?: number}): DumpReport {
+export function dumpMeta(paths: DeviceSource[], opts: {from?: number; stripe?: number}): DumpReport {
   const arr = openForJournal(paths)
   try {
     const from = opts.from ?? arr.journalTail

@@ -160,7 +160,7 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
   // the batch: io units laid out exactly as they go into the ring
   const batchLimit = Math.max(16 * PAGE, Math.min(WINDOW_BYTES, Math.floor(ring.sizeBytes / 4 / PAGE) * PAGE))
   const maxStripeBytes = (1 + D + nParity) * PAGE
-  if (batchLimit < 2 * maxStripeBytes) throw new UsageError('journal too small for one stripe of this array', arr.journal!.path)
+  if (batchLimit < 2 * maxStripeBytes) throw new UsageError('journal too small for one stripe of this array', undefined, arr.journal!.path)
   const log = alignedBuffer(batchLimit)
   let logLen = 0
   let head = js.headSector
@@ -204,7 +204,7 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
       tail = lastUnitOnMembers
       res.checkpoints++
       if (ring.distance(tail, head) + sectors + BLOCK_SECTORS >= ring.sizeSectors)
-        throw new UsageError('journal too small for this write batch', arr.journal!.path)
+        throw new UsageError('journal too small for this write batch', undefined, arr.journal!.path)
     }
     ring.write(log.subarray(0, logLen), head)
     arr.journal!.dev.flush()

@@ -7,7 +7,7 @@ export function table(head: string[], rows: (string | number)[][], align?: ('lef
     style: {head: [], border: [], 'padding-left': 0, 'padding-right': 2},
     chars: {top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '',
       'bottom-right': '', left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '', middle: ''},
-    colAligns: align,
+    colAligns: align ?? head.map(() => "left" as const),
   })
   for (const r of rows) t.push(r.map(String))
   return t.toString().split('\n').map(l => l.trimEnd()).join('\n')

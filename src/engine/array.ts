@@ -255,8 +255,12 @@ export interface CreatePlan {
   firstSeq: bigint
 }
 
+/**
+ * mdadm's defaults (Create.c default_layout): left-symmetric for RAID5/6, and 0 for RAID4, whose
+ * layout the kernel ignores (raid5_compute_sector puts RAID4 parity on the last member).
+ */
 export function defaultLayout(level: number): number {
-  return level === 4 ? ALGORITHM.PARITY_N : ALGORITHM.LEFT_SYMMETRIC
+  return level === 4 ? 0 : ALGORITHM.LEFT_SYMMETRIC
 }
 
 /** Validate everything and decide every byte of the new superblocks; writes nothing. */

@@ -79,6 +79,201 @@ function checkLengths(len: number, pages: readonly Uint8Array[], what: string): 
 }
 
 // ---------------------------------------------------------------------------------------------------
+// WASM SIMD kernels
+//
+// Plain JS tops out around 8 GB/s for XOR and 1.6 GB/s for P+Q; a 128-bit SIMD loop does P+Q ~10-20x
+// faster even with the pages copied in and out of its memory. The module is tiny, so it is assembled here
+// from opcodes instead of shipping a binary. If WebAssembly SIMD is unavailable (or R5CTL_PARITY=js),
+// everything runs on the JS paths below, which compute the same bytes.
+//
+//   xor_p(ptab, n, p, len):      p = XOR of the n pages whose addresses are the i32s at ptab
+//   gen_pq(ptab, n, p, q, len):  p = XOR, q = Horner over the pages, ptab[0] being the highest slot
+// len must be a non-zero multiple of 64 (four v128 lanes per step).
+
+function assembleParityModule(): Uint8Array<ArrayBuffer> {
+  const uleb = (v: number): number[] => {
+    const out: number[] = []
+    do {
+      let b = v & 0x7f
+      v >>>= 7
+      if (v) b |= 0x80
+      out.push(b)
+    } while (v)
+    return out
+  }
+  const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()]
+  const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body]
+  const name = (s: string): number[] => [...uleb(s.length), ...[...s].map((c) => c.charCodeAt(0))]
+  const I32 = 0x7f, V128 = 0x7b
+  const sleb = (v: number): number[] => {
+    const out: number[] = []
+    for (;;) {
+      const b = v & 0x7f
+      v >>= 7
+      if ((v === 0 && !(b & 0x40)) || (v === -1 && b & 0x40)) return [...out, b]
+      out.push(b | 0x80)
+    }
+  }
+  // opcodes (local indices stay below 128, so their LEB128 is the byte itself)
+  const get = (i: number) => [0x20, i], set = (i: number) => [0x21, i], tee = (i: number) => [0x22, i]
+  const i32c = (v: number) => [0x41, ...sleb(v)]
+  const i32load = [0x28, 2, 0], add = [0x6a], shl = [0x74], geU = [0x4f], ltU = [0x49]
+  const loop = [0x03, 0x40], block = [0x02, 0x40], end = [0x0b], br = (d: number) => [0x0c, d], brIf = (d: number) => [0x0d, d]
+  const vload = (off: number) => [0xfd, 0x00, 4, ...uleb(off)], vstore = (off: number) => [0xfd, 0x0b, 4, ...uleb(off)]
+  const splat8 = [0xfd, 0x0f], vand = [0xfd, 0x4e], vxor = [0xfd, 0x51], shrS8 = [0xfd, 0x6c], add8 = [0xfd, 0x6e]
+  const lanes = [0, 1, 2, 3]
+  const body = (locals: number[][], code: number[][]): number[] => {
+    const b = [...vec(locals), ...code.flat(), ...end]
+    return [...uleb(b.length), ...b]
+  }
+  // ptr = i32.load(ptab + 4·z) + off
+  const pagePtr = (ptab: number, z: number | null, off: number, ptr: number): number[][] =>
+    z === null ? [get(ptab), i32load, get(off), add, set(ptr)] : [get(ptab), get(z), i32c(2), shl, add, i32load, get(off), add, set(ptr)]
+
+  // xor_p: params 0 ptab, 1 n, 2 p, 3 len; locals 4 off, 5 z, 6 ptr, 7..10 acc lanes
+  const xorP = body([[3, I32], [4, V128]], [
+    loop,
+    ...pagePtr(0, null, 4, 6),
+    ...lanes.flatMap((j) => [get(6), vload(16 * j), set(7 + j)]),
+    i32c(1), set(5),
+    block, loop,
+    get(5), get(1), geU, brIf(1),
+    ...pagePtr(0, 5, 4, 6),
+    ...lanes.flatMap((j) => [get(7 + j), get(6), vload(16 * j), vxor, set(7 + j)]),
+    get(5), i32c(1), add, set(5), br(0),
+    end, end,
+    get(2), get(4), add, set(6),
+    ...lanes.flatMap((j) => [get(6), get(7 + j), vstore(16 * j)]),
+    get(4), i32c(64), add, tee(4), get(3), ltU, brIf(0),
+    end,
+  ])
+
+  // gen_pq: params 0 ptab, 1 n, 2 p, 3 q, 4 len; locals 5 off, 6 z, 7 ptr, 8..11 p lanes, 12..15 q lanes,
+  // 16 d, 17 splat(0x1d). q·g per byte lane: (q + q) ^ ((q >>s 7) & 0x1d).
+  const genPQ = body([[3, I32], [10, V128]], [
+    i32c(0x1d), splat8, set(17),
+    loop,
+    ...pagePtr(0, null, 5, 7),
+    ...lanes.flatMap((j) => [get(7), vload(16 * j), tee(8 + j), set(12 + j)]),
+    i32c(1), set(6),
+    block, loop,
+    get(6), get(1), geU, brIf(1),
+    ...pagePtr(0, 6, 5, 7),
+    ...lanes.flatMap((j) => [
+      get(7), vload(16 * j), set(16),
+      get(8 + j), get(16), vxor, set(8 + j),
+      get(12 + j), get(12 + j), add8,
+      get(12 + j), i32c(7), shrS8, get(17), vand,
+      vxor, get(16), vxor, set(12 + j),
+    ]),
+    get(6), i32c(1), add, set(6), br(0),
+    end, end,
+    get(2), get(5), add, set(7),
+    ...lanes.flatMap((j) => [get(7), get(8 + j), vstore(16 * j)]),
+    get(3), get(5), add, set(7),
+    ...lanes.flatMap((j) => [get(7), get(12 + j), vstore(16 * j)]),
+    get(5), i32c(64), add, tee(5), get(4), ltU, brIf(0),
+    end,
+  ])
+
+  return Uint8Array.from([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...section(1, vec([[0x60, ...vec([[I32], [I32], [I32], [I32]]), 0], [0x60, ...vec([[I32], [I32], [I32], [I32], [I32]]), 0]])),
+    ...section(3, vec([[0], [1]])),
+    ...section(5, vec([[0x00, 1]])), // one memory, 1 page to start, grown on demand
+    ...section(7, vec([[...name('mem'), 0x02, 0], [...name('xor_p'), 0x00, 0], [...name('gen_pq'), 0x00, 1]])),
+    ...section(10, vec([xorP, genPQ])),
+  ])
+}
+
+interface ParityWasm {
+  mem: WebAssembly.Memory
+  xorP: (ptab: number, n: number, p: number, len: number) => void
+  genPQ: (ptab: number, n: number, p: number, q: number, len: number) => void
+}
+
+function loadWasm(): ParityWasm | null {
+  try {
+    if (typeof WebAssembly === 'undefined') return null
+    const bytes = assembleParityModule()
+    if (!WebAssembly.validate(bytes)) return null
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes))
+    const ex = inst.exports as Record<string, unknown>
+    return { mem: ex.mem as WebAssembly.Memory, xorP: ex.xor_p as ParityWasm['xorP'], genPQ: ex.gen_pq as ParityWasm['genPQ'] }
+  } catch {
+    return null
+  }
+}
+
+const wasmKernels = loadWasm()
+let useWasm = wasmKernels !== null && process.env.R5CTL_PARITY !== 'js'
+
+/** Which implementation computeP/computeQ/computePQ use: 'wasm-simd' or 'js'. */
+export function parityBackend(): 'wasm-simd' | 'js' {
+  return useWasm ? 'wasm-simd' : 'js'
+}
+
+/** Switches backend (tests and benchmarks); 'wasm' is ignored where WebAssembly SIMD is unavailable. */
+export function setParityBackend(backend: 'wasm' | 'js'): void {
+  useWasm = backend === 'wasm' && wasmKernels !== null
+}
+
+// WASM memory map: [0, 1024) page pointer table (≤ 256 i32), then a zero page (stands in for the P/Q
+// holes in DDF slot numbering), the P and Q outputs, and the input pages.
+const PTAB = 0
+const ZERO = 1024
+let wasmU8 = new Uint8Array(0)
+let wasmI32 = new Int32Array(0)
+
+function wasmArena(w: ParityWasm, bytes: number): void {
+  const have = w.mem.buffer.byteLength
+  if (have < bytes) w.mem.grow(Math.ceil((bytes - have) / 65536))
+  if (wasmU8.buffer !== w.mem.buffer || wasmU8.byteLength !== w.mem.buffer.byteLength) {
+    wasmU8 = new Uint8Array(w.mem.buffer)
+    wasmI32 = new Int32Array(w.mem.buffer)
+  }
+}
+
+const wasmFits = (len: number) => len > 0 && len % 64 === 0
+
+function wasmXor(w: ParityWasm, data: readonly Uint8Array[], p: Uint8Array): void {
+  const len = p.length
+  const out = ZERO + len
+  const first = out + len
+  wasmArena(w, first + data.length * len)
+  for (let z = 0; z < data.length; z++) {
+    const at = first + z * len
+    wasmU8.set(data[z], at)
+    wasmI32[(PTAB >> 2) + z] = at
+  }
+  w.xorP(PTAB, data.length, out, len)
+  p.set(wasmU8.subarray(out, out + len))
+}
+
+function wasmSyndrome(w: ParityWasm, data: readonly Uint8Array[], slots: readonly number[], p: Uint8Array | undefined, q: Uint8Array): void {
+  const len = q.length
+  const pOut = ZERO + len
+  const qOut = pOut + len
+  const first = qOut + len
+  let top = 0
+  for (let i = 0; i < slots.length; i++) if (slots[i] > top) top = slots[i]
+  const entries = top + 1 // Horner runs over every slot from `top` down to 0
+  wasmArena(w, first + data.length * len)
+  if (entries > data.length) {
+    wasmU8.fill(0, ZERO, ZERO + len)
+    wasmI32.fill(ZERO, PTAB >> 2, (PTAB >> 2) + entries)
+  }
+  for (let i = 0; i < data.length; i++) {
+    const at = first + i * len
+    wasmU8.set(data[i], at)
+    wasmI32[(PTAB >> 2) + top - slots[i]] = at
+  }
+  w.genPQ(PTAB, entries, pOut, qOut, len)
+  q.set(wasmU8.subarray(qOut, qOut + len))
+  if (p) p.set(wasmU8.subarray(pOut, pOut + len))
+}
+
+// ---------------------------------------------------------------------------------------------------
 // XOR / P
 
 /** dst ^= src. */
@@ -110,6 +305,7 @@ export function computeP(data: readonly Uint8Array[], p: Uint8Array): void {
     p.fill(0)
     return
   }
+  if (useWasm && wasmFits(len)) return wasmXor(wasmKernels!, data, p)
   let done = 0
   const ws = wordSize(data, p)
   if (ws === 8) {
@@ -234,6 +430,7 @@ function syndrome(data: readonly Uint8Array[], slots: readonly number[], p: Uint
     p?.fill(0)
     return
   }
+  if (useWasm && wasmFits(len)) return wasmSyndrome(wasmKernels!, data, slots, p, q)
   let done = 0
   if (wordSize(data, q, p) !== 1) {
     const src: Int32Array[] = new Array(n)

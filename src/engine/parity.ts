@@ -6,10 +6,12 @@
  *      kernel's gen_syndrome (lib/raid6). The slot of a data page comes from Geometry (set_syndrome_sources):
  *      slots need not be 0..k-1 (DDF layouts leave holes where P and Q sit).
  *
- * Speed notes (numbers in /work/shared/research/anchors-performance.md §3-4): XOR runs on BigUint64Array
- * views (V8 compiles 64-bit `^` on typed-array elements to plain machine ops), Q on Int32Array views with
- * the SWAR "multiply four bytes by 2 at once" trick. Both need the pages' byteOffsets aligned to 8 / 4;
- * otherwise we fall back to narrower words or bytes, which are correct but slower.
+ * Speed (see /work/shared/research/anchors-performance.md §3-4): computeP/Q/PQ run a small WebAssembly
+ * SIMD kernel when the page length is a multiple of 64 (pages are copied into its memory and the results
+ * out). Otherwise, or without WebAssembly SIMD, the JS paths run: XOR on BigUint64Array views (V8 compiles
+ * 64-bit `^` on typed-array elements to plain machine ops), Q on Int32Array views with the SWAR "multiply
+ * four bytes by 2 at once" trick. Those need byteOffsets aligned to 8 / 4 and fall back to narrower words
+ * or bytes otherwise. Every path produces the same bytes; mulInto and reconstruct's GF multiplies stay JS.
  */
 
 // ---------------------------------------------------------------------------------------------------
@@ -81,8 +83,8 @@ function checkLengths(len: number, pages: readonly Uint8Array[], what: string): 
 // ---------------------------------------------------------------------------------------------------
 // WASM SIMD kernels
 //
-// Plain JS tops out around 8 GB/s for XOR and 1.6 GB/s for P+Q; a 128-bit SIMD loop does P+Q ~10-20x
-// faster even with the pages copied in and out of its memory. The module is tiny, so it is assembled here
+// Plain JS tops out around 8 GB/s for XOR and 1.6 GB/s for P+Q on 4 KiB pages; this 128-bit SIMD loop,
+// copies in and out included, gives ~20 and ~12 GB/s. The module is tiny, so it is assembled here
 // from opcodes instead of shipping a binary. If WebAssembly SIMD is unavailable (or R5CTL_PARITY=js),
 // everything runs on the JS paths below, which compute the same bytes.
 //
@@ -120,7 +122,7 @@ function assembleParityModule(): Uint8Array<ArrayBuffer> {
   const i32load = [0x28, 2, 0], add = [0x6a], shl = [0x74], geU = [0x4f], ltU = [0x49]
   const loop = [0x03, 0x40], block = [0x02, 0x40], end = [0x0b], br = (d: number) => [0x0c, d], brIf = (d: number) => [0x0d, d]
   const vload = (off: number) => [0xfd, 0x00, 4, ...uleb(off)], vstore = (off: number) => [0xfd, 0x0b, 4, ...uleb(off)]
-  const splat8 = [0xfd, 0x0f], vand = [0xfd, 0x4e], vxor = [0xfd, 0x51], shrS8 = [0xfd, 0x6c], add8 = [0xfd, 0x6e]
+  const splat8 = [0xfd, 0x0f], vand = [0xfd, 0x4e], vxor = [0xfd, 0x51], ltS8 = [0xfd, 0x25], add8 = [0xfd, 0x6e]
   const lanes = [0, 1, 2, 3]
   const body = (locals: number[][], code: number[][]): number[] => {
     const b = [...vec(locals), ...code.flat(), ...end]
@@ -149,8 +151,9 @@ function assembleParityModule(): Uint8Array<ArrayBuffer> {
   ])
 
   // gen_pq: params 0 ptab, 1 n, 2 p, 3 q, 4 len; locals 5 off, 6 z, 7 ptr, 8..11 p lanes, 12..15 q lanes,
-  // 16 d, 17 splat(0x1d). q·g per byte lane: (q + q) ^ ((q >>s 7) & 0x1d).
-  const genPQ = body([[3, I32], [10, V128]], [
+  // 16 d, 17 splat(0x1d), 18 zero (never written). q·g per byte lane: (q + q) ^ ((q <s 0) & 0x1d) — a
+  // signed compare is one SSE instruction, where an 8-bit arithmetic shift has to be emulated.
+  const genPQ = body([[3, I32], [11, V128]], [
     i32c(0x1d), splat8, set(17),
     loop,
     ...pagePtr(0, null, 5, 7),
@@ -163,7 +166,7 @@ function assembleParityModule(): Uint8Array<ArrayBuffer> {
       get(7), vload(16 * j), set(16),
       get(8 + j), get(16), vxor, set(8 + j),
       get(12 + j), get(12 + j), add8,
-      get(12 + j), i32c(7), shrS8, get(17), vand,
+      get(12 + j), get(18), ltS8, get(17), vand,
       vxor, get(16), vxor, set(12 + j),
     ]),
     get(6), i32c(1), add, set(6), br(0),
@@ -225,22 +228,31 @@ const ZERO = 1024
 let wasmU8 = new Uint8Array(0)
 let wasmI32 = new Int32Array(0)
 
-function wasmArena(w: ParityWasm, bytes: number): void {
+/** Makes the WASM memory at least `bytes` long; false if it cannot grow (the caller then uses JS). */
+function wasmArena(w: ParityWasm, bytes: number): boolean {
   const have = w.mem.buffer.byteLength
-  if (have < bytes) w.mem.grow(Math.ceil((bytes - have) / 65536))
+  if (have < bytes) {
+    try {
+      w.mem.grow(Math.ceil((bytes - have) / 65536))
+    } catch {
+      return false
+    }
+  }
   if (wasmU8.buffer !== w.mem.buffer || wasmU8.byteLength !== w.mem.buffer.byteLength) {
     wasmU8 = new Uint8Array(w.mem.buffer)
     wasmI32 = new Int32Array(w.mem.buffer)
   }
+  return true
 }
 
-const wasmFits = (len: number) => len > 0 && len % 64 === 0
+/** The kernels step 64 bytes at a time and the pointer table has room for 256 pages. */
+const wasmFits = (len: number, pages: number) => len > 0 && len % 64 === 0 && pages <= 256
 
-function wasmXor(w: ParityWasm, data: readonly Uint8Array[], p: Uint8Array): void {
+function wasmXor(w: ParityWasm, data: readonly Uint8Array[], p: Uint8Array): boolean {
   const len = p.length
   const out = ZERO + len
   const first = out + len
-  wasmArena(w, first + data.length * len)
+  if (!wasmArena(w, first + data.length * len)) return false
   for (let z = 0; z < data.length; z++) {
     const at = first + z * len
     wasmU8.set(data[z], at)
@@ -248,9 +260,10 @@ function wasmXor(w: ParityWasm, data: readonly Uint8Array[], p: Uint8Array): voi
   }
   w.xorP(PTAB, data.length, out, len)
   p.set(wasmU8.subarray(out, out + len))
+  return true
 }
 
-function wasmSyndrome(w: ParityWasm, data: readonly Uint8Array[], slots: readonly number[], p: Uint8Array | undefined, q: Uint8Array): void {
+function wasmSyndrome(w: ParityWasm, data: readonly Uint8Array[], slots: readonly number[], p: Uint8Array | undefined, q: Uint8Array): boolean {
   const len = q.length
   const pOut = ZERO + len
   const qOut = pOut + len
@@ -258,7 +271,7 @@ function wasmSyndrome(w: ParityWasm, data: readonly Uint8Array[], slots: readonl
   let top = 0
   for (let i = 0; i < slots.length; i++) if (slots[i] > top) top = slots[i]
   const entries = top + 1 // Horner runs over every slot from `top` down to 0
-  wasmArena(w, first + data.length * len)
+  if (!wasmArena(w, first + data.length * len)) return false
   if (entries > data.length) {
     wasmU8.fill(0, ZERO, ZERO + len)
     wasmI32.fill(ZERO, PTAB >> 2, (PTAB >> 2) + entries)
@@ -271,6 +284,7 @@ function wasmSyndrome(w: ParityWasm, data: readonly Uint8Array[], slots: readonl
   w.genPQ(PTAB, entries, pOut, qOut, len)
   q.set(wasmU8.subarray(qOut, qOut + len))
   if (p) p.set(wasmU8.subarray(pOut, pOut + len))
+  return true
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -305,7 +319,7 @@ export function computeP(data: readonly Uint8Array[], p: Uint8Array): void {
     p.fill(0)
     return
   }
-  if (useWasm && wasmFits(len)) return wasmXor(wasmKernels!, data, p)
+  if (useWasm && wasmFits(len, n) && wasmXor(wasmKernels!, data, p)) return
   let done = 0
   const ws = wordSize(data, p)
   if (ws === 8) {
@@ -430,7 +444,7 @@ function syndrome(data: readonly Uint8Array[], slots: readonly number[], p: Uint
     p?.fill(0)
     return
   }
-  if (useWasm && wasmFits(len)) return wasmSyndrome(wasmKernels!, data, slots, p, q)
+  if (useWasm && wasmFits(len, n) && wasmSyndrome(wasmKernels!, data, slots, p, q)) return
   let done = 0
   if (wordSize(data, q, p) !== 1) {
     const src: Int32Array[] = new Array(n)

@@ -4,7 +4,7 @@
  * --json; no stack trace unless R5CTL_DEBUG=1) and exit codes from the engine's typed errors.
  */
 import {Command, Flags} from '@oclif/core'
-import {R5Error, EXIT} from './engine/errors.js'
+import {R5Error, EXIT, SimulatedCrash} from './engine/errors.js'
 import {err as c} from './render/colour.js'
 
 export abstract class R5Command extends Command {
@@ -41,9 +41,14 @@ export abstract class R5Command extends Command {
       exitCode = EXIT.FAILED
       code = (error as any).code ?? 'error'
     }
+    let extra: Record<string, unknown> = {}
+    if (error instanceof SimulatedCrash) {
+      extra = {writesDone: error.writesDone, acknowledgedBytes: error.acknowledged}
+      error.message = `${error.message}; ${error.acknowledged} bytes of the write were acknowledged`
+    }
     const message = String(error.message).split('\n').map(l => l.replace(/^\s*›\s*/, '').trim()).filter(Boolean).join('; ')
     if (this.jsonEnabled()) {
-      process.stdout.write(JSON.stringify({error: {code, message, device: device ?? null, hint: hint ?? null, exitCode}}, null, 2) + '\n')
+      process.stdout.write(JSON.stringify({error: {code, message, device: device ?? null, hint: hint ?? null, exitCode, ...extra}}, null, 2) + '\n')
     } else {
       process.stderr.write(`${c.red('r5ctl:')} ${message}${device ? ` (${device})` : ''}\n`)
       if (hint) process.stderr.write(`${c.dim('hint:')} ${hint}\n`)

@@ -15,6 +15,8 @@ journal is flushed, then the members are written. At the end an empty meta block
 moves to it, so the array assembles clean under Linux. The offset must be a multiple of 4096.`
   static examples = [
     '<%= config.bin %> write --offset 0 --input data.bin j.img a.img b.img c.img d.img',
+    '<%= config.bin %> write --offset 64K --input data.bin --journal-mode write-back j.img a.img b.img c.img d.img',
+    '<%= config.bin %> write --offset 0 --input data.bin --crash-after 7 --crash-seed 42 j.img a.img b.img c.img d.img   # exit 75',
     'head -c 1M /dev/urandom | <%= config.bin %> write --offset 1M --length 1M a.img b.img c.img d.img j.img',
   ]
   static strict = false
@@ -22,7 +24,9 @@ moves to it, so the array assembles clean under Linux. The offset must be a mult
     offset: Flags.string({char: 'o', description: 'array byte offset (multiple of 4096; K/M/G suffixes)', required: true}),
     input: Flags.string({char: 'i', description: 'input file, or - for stdin', default: '-'}),
     length: Flags.string({description: 'bytes to write (default: the whole input file)'}),
-    'journal-mode': Flags.string({description: 'journal mode', options: ['write-through'], default: 'write-through'}),
+    'journal-mode': Flags.string({description: 'write-through: data reaches the members before the write returns; write-back: acknowledged once in the log, stripes stay cached until `reclaim` or a full log', options: ['write-through', 'write-back'], default: 'write-through'}),
+    'crash-after': Flags.integer({description: 'simulate a power cut after N device write requests (exit 75)', min: 0}),
+    'crash-seed': Flags.integer({description: 'with --crash-after: also apply a seeded random subset of the writes not yet flushed', dependsOn: ['crash-after']}),
   }
 
   async run() {
@@ -42,11 +46,17 @@ moves to it, so the array assembles clean under Linux. The offset must be a mult
     }
     if (length === undefined) throw new UsageError('reading stdin needs --length')
     const bar = new ProgressBar('write', this.progressEnabled(flags.progress))
-    const res = writeData(argv.map(String), offset, length, buf => readFully(fd, buf), bar.update)
+    const res = writeData(argv.map(String), offset, length, buf => readFully(fd, buf), {
+      progress: bar.update, mode: flags['journal-mode'] as 'write-through' | 'write-back',
+      crashAfter: flags['crash-after'], crashSeed: flags['crash-seed'],
+    })
     bar.done()
     if (fd !== 0) fs.closeSync(fd)
     const json = {...res, lastSeq: res.lastSeq.toString()}
-    if (!this.jsonEnabled())
+    if (!this.jsonEnabled() && res.mode === 'write-back')
+      this.log(`logged ${humanBytes(res.bytes)} at offset ${offset} (write-back): ${res.stripes} stripes in ${res.ioUnits} io units, ` +
+        `${humanBytes(res.journalBytes)} of journal; the stripes stay cached in the journal until \`r5ctl reclaim\``)
+    else if (!this.jsonEnabled())
       this.log(`wrote ${humanBytes(res.bytes)} at offset ${offset}: ${res.stripes} stripes (${res.rcwStripes} reconstruct-write, ` +
         `${res.rmwStripes} read-modify-write) in ${res.ioUnits} io units, ${humanBytes(res.journalBytes)} of journal; log closed at seq ${res.lastSeq}`)
     return json

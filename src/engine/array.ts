@@ -187,7 +187,9 @@ export function openArray(sources: DeviceSource[], opts: OpenOptions): MdArray {
     const sb = p.sb!
     if (sb.level !== best.level || sb.raidDisks !== best.raidDisks || sb.chunkSize !== best.chunkSize || sb.layout !== best.layout || sb.size !== best.size)
       throw new CorruptError('superblock geometry disagrees with the rest of the set', p.path, undefined, 'geometry-mismatch')
-    if (sb.events < best.events)
+    // md accepts a device one event behind the freshest (super_1_validate: ++ev1 < events):
+    // a power cut between the superblock writes of one update leaves exactly that.
+    if (sb.events + 1n < best.events)
       throw new RefusedError(`stale member: events ${sb.events}, the set is at ${best.events}`, p.path, 'leave it out (a degraded read reconstructs it)', 'stale-device')
     const role = roleOf(sb)
     if (role !== ROLE_JOURNAL && role >= best.raidDisks)

@@ -56,6 +56,8 @@ export class CorruptError extends R5Error {
 
 /** Thrown by the crash-injection device wrapper once its write budget is spent. */
 export class SimulatedCrash extends R5Error {
+  /** bytes of the interrupted write that had been acknowledged before the power cut */
+  acknowledged = 0
   constructor(readonly writesDone: number) {
     super(`simulated power cut after ${writesDone} device writes`, EXIT.CRASH, undefined, undefined, 'crash')
   }

@@ -3,14 +3,18 @@
  * it returns. Nothing here prints.
  */
 import {type MdArray, type DeviceSource, openArray, planCreate, applyCreate, probeDevice, type CreateOptions, type ProbeResult} from './array.js'
-import {readArray, writeArray, syncParity, arraySizeBytes, type Progress, type Source, type WriteResult} from './io.js'
+import {readArray, writeArray, syncParity, arraySizeBytes, type Progress, type Source, type WriteResult, type WriteOptions} from './io.js'
+import {planRecovery, planWrites, applyRecovery, type SkippedUnit, type WriteRun} from './journal/recover.js'
+import {reclaimLog, type ReclaimResult} from './journal/reclaim.js'
+import {CrashController} from './crash.js'
+import {FileDevice} from './device.js'
 import {journalState, type JournalState} from './journal/state.js'
 import {scanLog, hex, type ScanStop} from './journal/scan.js'
 import {BLOCK_SECTORS} from './journal/ring.js'
 import {ROLE_JOURNAL, ROLE_SPARE, ROLE_FAULTY, formatUuid, layoutName, mdTimeToDate} from './format/superblock.js'
 import {PAYLOAD_DATA, PAYLOAD_FLUSH, PAYLOAD_PARITY} from './format/meta.js'
 import {crcBackend} from './checksum.js'
-import {R5Error, EXIT, UsageError} from './errors.js'
+import {R5Error, EXIT, UsageError, SimulatedCrash} from './errors.js'
 
 export {openArray, type DeviceSource, type MdArray, type CreateOptions, type Progress, type Source, type WriteResult, type JournalState, arraySizeBytes}
 
@@ -58,10 +62,92 @@ export function createArray(o: CreateOptions & {assumeClean?: boolean}, progress
   return result
 }
 
-export function writeData(paths: DeviceSource[], offset: number, length: number, source: Source, progress?: Progress): WriteResult & {arrayUuid: string} {
+export interface WriteDataOptions extends WriteOptions {
+  /** simulated power cut after this many device write requests (crash injection) */
+  crashAfter?: number
+  /** with crashAfter: apply a seeded random subset of each device's unflushed writes */
+  crashSeed?: number
+}
+
+/**
+ * Write through the journal. With crashAfter, every device is wrapped by the crash injector and
+ * a SimulatedCrash (exit 75) ends the write; `acknowledged` tells how far the write got.
+ */
+export function writeData(paths: DeviceSource[], offset: number, length: number, source: Source, opts: WriteDataOptions = {}): WriteResult & {arrayUuid: string} {
+  let sources = paths
+  let ctl: CrashController | undefined
+  if (opts.crashAfter !== undefined) {
+    ctl = new CrashController(opts.crashAfter, opts.crashSeed)
+    sources = paths.map(p => ctl!.wrap(typeof p === 'string' ? FileDevice.open(p, {writable: true}) : p))
+  }
+  let arr: MdArray
+  try {
+    arr = openArray(sources, {writable: true})
+  } catch (error) {
+    if (ctl) for (const d of sources) if (typeof d !== 'string' && !paths.includes(d)) d.close()
+    throw error
+  }
+  let acked = 0
+  try {
+    return {...writeArray(arr, offset, length, source, {...opts, onAck: b => { acked = b; opts.onAck?.(b) }}), arrayUuid: arr.uuid}
+  } catch (error) {
+    if (error instanceof SimulatedCrash) error.acknowledged = acked
+    throw error
+  } finally {
+    arr.close()
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// recover / reclaim
+
+export interface RecoverResult {
+  arrayUuid: string
+  dryRun: boolean
+  state: 'clean' | 'replayed' | 'would-replay'
+  journalTailSector: number
+  tailSeq: string
+  stopSector: number
+  stopReason: string
+  stopMessage: string
+  newTailSector: number
+  newSeq: string
+  metaBlocks: number
+  skippedUnits: SkippedUnit[]
+  dataParityStripes: number
+  dataOnlyStripes: number
+  pagesWritten: number
+  logBytesScanned: number
+  writes: WriteRun[]
+}
+
+export function recoverArray(paths: DeviceSource[], opts: {dryRun?: boolean; untilSeq?: bigint; progress?: Progress}): RecoverResult {
+  const arr = openArray(paths, {writable: !opts.dryRun})
+  try {
+    const plan = planRecovery(arr, {untilSeq: opts.untilSeq, progress: opts.progress})
+    const writes = planWrites(arr, plan)
+    let pages = 0
+    for (const w of writes) pages += w.pages
+    let state: RecoverResult['state'] = plan.clean ? 'clean' : opts.dryRun ? 'would-replay' : 'replayed'
+    if (!plan.clean && !opts.dryRun) applyRecovery(arr, plan, opts.progress)
+    return {
+      arrayUuid: arr.uuid, dryRun: Boolean(opts.dryRun), state,
+      journalTailSector: plan.tailSector, tailSeq: plan.tailSeq.toString(),
+      stopSector: plan.stopSector, stopReason: plan.stop.code, stopMessage: plan.stop.message,
+      newTailSector: plan.clean ? plan.tailSector : plan.stopSector, newSeq: (plan.clean ? plan.tailSeq : plan.newSeq).toString(),
+      metaBlocks: plan.units, skippedUnits: plan.skipped,
+      dataParityStripes: plan.dataParityStripes, dataOnlyStripes: plan.dataOnlyStripes,
+      pagesWritten: plan.clean ? 0 : pages, logBytesScanned: plan.logBytesScanned, writes,
+    }
+  } finally {
+    arr.close()
+  }
+}
+
+export function reclaimArray(paths: DeviceSource[], progress?: Progress): ReclaimResult & {arrayUuid: string} {
   const arr = openArray(paths, {writable: true})
   try {
-    return {...writeArray(arr, offset, length, source, progress), arrayUuid: arr.uuid}
+    return {...reclaimLog(arr, progress), arrayUuid: arr.uuid}
   } finally {
     arr.close()
   }

@@ -9,7 +9,8 @@ import {CorruptError, R5Error, RefusedError, UsageError, EXIT} from './errors.js
 import {encodeMetaBlock, type Payload, PAYLOAD_DATA, PAYLOAD_PARITY} from './format/meta.js'
 import type {MdArray} from './array.js'
 import {computeP, computeQ, gfPow2, mulInto, reconstruct, xorInto} from './parity.js'
-import {journalState} from './journal/state.js'
+import {planRecovery} from './journal/recover.js'
+import {reclaimLog} from './journal/reclaim.js'
 import {BLOCK_SECTORS, PAGE} from './journal/ring.js'
 
 /** bytes of member data moved per window */
@@ -129,6 +130,11 @@ export interface WriteResult {
   checkpoints: number
   headSector: number
   lastSeq: bigint
+  mode: 'write-through' | 'write-back'
+  /** cached write-back stripes written out first (write-through after write-back, or a full log) */
+  reclaimedStripes: number
+  /** bytes acknowledged */
+  acknowledged: number
 }
 
 /** Fill `buf` completely from the input; returns bytes read (less only at end of input). */
@@ -136,16 +142,50 @@ export type Source = (buf: Uint8Array) => number
 
 const META_LIMIT = 4096
 
-export function writeArray(arr: MdArray, offset: number, length: number, source: Source, progress?: Progress): WriteResult {
+export interface WriteOptions {
+  mode?: 'write-through' | 'write-back'
+  progress?: Progress
+  /** called when the first `bytes` of the write are acknowledged (write-through: on the members; write-back: in the log) */
+  onAck?: (bytes: number) => void
+}
+
+export function writeArray(arr: MdArray, offset: number, length: number, source: Source, opts: WriteOptions = {}): WriteResult {
+  const progress = opts.progress
   checkRange(arr, offset, length)
   if (arr.missingMembers.length > 0) throw new RefusedError('writing needs every member', arr.all()[0].path)
   const ring = arr.ring!
-  const js = journalState(arr)
-  if (js.state === 'corrupt')
-    throw new CorruptError(`no valid meta block at the journal tail (sector ${js.tailSector}): ${js.stop.message}`, arr.journal!.path, 'inspect with `r5ctl examine --journal`', 'bad-tail')
-  if (js.state === 'dirty')
-    throw new R5Error(`journal is dirty: ${js.stripesDataParity + js.stripesDataOnly} stripe(s) pending replay`, EXIT.DIRTY, arr.journal!.path,
+  const wb = opts.mode === 'write-back'
+  let plan = planRecovery(arr)
+  if (plan.fromLog.size > 0 || plan.skipped.length > 0)
+    throw new R5Error(`journal is dirty: ${plan.dataParityStripes} stripe(s) with data and parity pending replay`, EXIT.DIRTY, arr.journal!.path,
       'replay it first with `r5ctl recover`', 'dirty')
+  let reclaimed = 0
+  if (plan.dataOnly.size > 0 && !wb) {
+    // cached write-back stripes must reach the members before write-through parity is computed
+    reclaimed = reclaimLog(arr).dataOnlyStripes
+    plan = planRecovery(arr)
+  }
+  let head: number
+  let tail: number
+  let seq: bigint
+  let lastUnitOnMembers: number
+  if (plan.dataOnly.size > 0) {
+    // write-back with cached stripes: the live log continues
+    head = plan.stopSector
+    tail = plan.tailSector
+    seq = plan.stopSeq
+    lastUnitOnMembers = -1
+  } else {
+    // Open the log as the kernel does at array start: an empty meta block at the head with
+    // seq + 10000 becomes the tail, so nothing stale beyond the head can ever continue our log.
+    tail = plan.stopSector
+    ring.write(encodeMetaBlock({seq: plan.newSeq, position: BigInt(tail), payloads: []}, arr.seed), tail)
+    arr.journal!.dev.flush()
+    arr.writeSuperblocks(tail)
+    head = ring.add(tail, BLOCK_SECTORS)
+    seq = plan.newSeq + 1n
+    lastUnitOnMembers = tail
+  }
   const level = arr.sb.level as 4 | 5 | 6
   const nParity = level === 6 ? 2 : 1
   const n = arr.sb.raidDisks
@@ -154,7 +194,8 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
   const chunkBytes = chunkSectors * 512
   const pagesPerChunk = chunkBytes / PAGE
   const rowBytes = D * chunkBytes
-  const res: WriteResult = {bytes: 0, stripes: 0, ioUnits: 0, journalBytes: 0, rmwStripes: 0, rcwStripes: 0, checkpoints: 0, headSector: js.headSector, lastSeq: js.lastSeq!}
+  const res: WriteResult = {bytes: 0, stripes: 0, ioUnits: 0, journalBytes: 0, rmwStripes: 0, rcwStripes: 0, checkpoints: 0, headSector: head,
+    lastSeq: seq - 1n, mode: wb ? 'write-back' : 'write-through', reclaimedStripes: reclaimed, acknowledged: 0}
   if (length === 0) return res
 
   // the batch: io units laid out exactly as they go into the ring
@@ -163,10 +204,6 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
   if (batchLimit < 2 * maxStripeBytes) throw new UsageError('journal too small for one stripe of this array', undefined, arr.journal!.path)
   const log = alignedBuffer(batchLimit)
   let logLen = 0
-  let head = js.headSector
-  let tail = js.tailSector
-  let seq = js.nextSeq!
-  let lastUnitOnMembers = js.lastUnitSector!
   let unitStart = -1 // offset of the open io unit's meta block in `log`
   let unitPayloads: Payload[] = []
   let unitMetaSize = 32
@@ -178,12 +215,22 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
     if (unitStart < 0) return
     const pos = ring.add(head, unitStart / 512)
     encodeMetaBlock({seq, position: BigInt(pos), payloads: unitPayloads}, arr.seed, log.subarray(unitStart, unitStart + PAGE))
+    unitOffsets.push({off: unitStart, payloads: unitPayloads})
     batchLastUnitPos = pos
     seq++
     res.ioUnits++
     unitStart = -1
     unitPayloads = []
     unitMetaSize = 32
+  }
+  const unitOffsets: {off: number; payloads: Payload[]}[] = []
+  const restamp = () => {
+    for (const u of unitOffsets) {
+      const pos = ring.add(head, u.off / 512)
+      encodeMetaBlock({seq, position: BigInt(pos), payloads: u.payloads}, arr.seed, log.subarray(u.off, u.off + PAGE))
+      batchLastUnitPos = pos
+      seq++
+    }
   }
   const openUnit = () => {
     unitStart = logLen
@@ -198,10 +245,22 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
     const sectors = logLen / 512
     // keep room for the closing empty meta block
     if (ring.distance(tail, head) + sectors + BLOCK_SECTORS >= ring.sizeSectors) {
-      // checkpoint: everything up to the last unit is on the members; make it durable, move the tail
-      flushMembers()
-      arr.writeSuperblocks(lastUnitOnMembers)
-      tail = lastUnitOnMembers
+      if (wb) {
+        // a full log: write the cached stripes out (parity, members, flush payloads), then go on
+        // right after the closing block reclaim leaves at the tail
+        const r = reclaimLog(arr)
+        res.reclaimedStripes += r.dataOnlyStripes
+        tail = r.journalTailSector
+        head = ring.add(tail, BLOCK_SECTORS)
+        seq = r.nextSeq
+        // the open batch was built for the old head: re-stamp its meta blocks for the new place
+        restamp()
+      } else {
+        // checkpoint: everything up to the last unit is on the members; make it durable, move the tail
+        flushMembers()
+        arr.writeSuperblocks(lastUnitOnMembers)
+        tail = lastUnitOnMembers
+      }
       res.checkpoints++
       if (ring.distance(tail, head) + sectors + BLOCK_SECTORS >= ring.sizeSectors)
         throw new UsageError('journal too small for this write batch', undefined, arr.journal!.path)
@@ -227,6 +286,9 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
     head = ring.add(head, sectors)
     lastUnitOnMembers = batchLastUnitPos
     logLen = 0
+    unitOffsets.length = 0
+    res.acknowledged = completedBytes
+    opts.onAck?.(completedBytes)
   }
 
   // Old content of the last page when the length is not a page multiple (the rest of it is kept).
@@ -246,6 +308,7 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
   const firstRow = Math.floor(offset / rowBytes)
   const lastRow = Math.floor((endPage * PAGE - 1) / rowBytes)
   let consumed = 0
+  let completedBytes = 0
   for (let r = firstRow; r <= lastRow; r++) {
     const lay = rowLayout(arr, r)
     const rowPage0 = r * D * pagesPerChunk
@@ -267,7 +330,7 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
       return p >= from && p < to
     }
     // decide rmw or rcw per stripe, and what to read from each member
-    const plan: ('rmw' | 'rcw' | 'full')[] = []
+    const how: ('rmw' | 'rcw' | 'full')[] = []
     const readLo = new Array<number>(n).fill(Infinity)
     const readHi = new Array<number>(n).fill(-1)
     const want = (m: number, k: number) => { readLo[m] = Math.min(readLo[m], k); readHi[m] = Math.max(readHi[m], k) }
@@ -275,17 +338,17 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
     for (let k = 0; k < pagesPerChunk; k++) {
       let t = 0
       for (let i = 0; i < D; i++) if (touched(i, k)) t++
-      plan.push('full')
+      how.push('full')
       if (t === 0) continue
       ks.push(k)
-      if (t === D) { plan[k] = 'full'; continue }
+      if (t === D || wb) continue // write-back logs data only: no parity yet
       const rmwReads = t + nParity
       const rcwReads = D - t
       if (rcwReads <= rmwReads) {
-        plan[k] = 'rcw'
+        how[k] = 'rcw'
         for (let i = 0; i < D; i++) if (!touched(i, k)) want(lay.dataMembers[i], k)
       } else {
-        plan[k] = 'rmw'
+        how[k] = 'rmw'
         for (let i = 0; i < D; i++) if (touched(i, k)) want(lay.dataMembers[i], k)
         want(lay.pd, k)
         if (level === 6) want(lay.qd, k)
@@ -301,8 +364,9 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
     for (const k of ks) {
       const tIdx: number[] = []
       for (let i = 0; i < D; i++) if (touched(i, k)) tIdx.push(i)
-      const stripeBytes = (tIdx.length + nParity) * PAGE
-      const payloadMeta = tIdx.length * 20 + 16 + 4 * nParity
+      const np = wb ? 0 : nParity
+      const stripeBytes = (tIdx.length + np) * PAGE
+      const payloadMeta = tIdx.length * 20 + (wb ? 0 : 16 + 4 * nParity)
       if (unitStart >= 0 && unitMetaSize + payloadMeta > META_LIMIT) closeUnit()
       if (logLen + stripeBytes + (unitStart < 0 ? PAGE : 0) > log.length) flushBatch()
       if (unitStart < 0) openUnit()
@@ -315,10 +379,12 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
         dst.set(newPage(i, k))
       })
       const pOff = base + tIdx.length * PAGE
-      const P = log.subarray(pOff, pOff + PAGE)
-      const Q = level === 6 ? log.subarray(pOff + PAGE, pOff + 2 * PAGE) : null
+      const P = wb ? null : log.subarray(pOff, pOff + PAGE)
+      const Q = level === 6 && !wb ? log.subarray(pOff + PAGE, pOff + 2 * PAGE) : null
       const logged = (i: number) => { const j = byMember.indexOf(i); return log.subarray(base + j * PAGE, base + (j + 1) * PAGE) }
-      if (plan[k] === 'rmw') {
+      if (!P) {
+        // write-back: data only
+      } else if (how[k] === 'rmw') {
         res.rmwStripes++
         P.set(oldPage(lay.pd, k))
         if (Q) Q.set(oldPage(lay.qd, k))
@@ -329,7 +395,7 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
           if (Q) mulInto(Q, tmp, gfPow2(lay.qSlot[i]))
         }
       } else {
-        if (plan[k] === 'rcw') res.rcwStripes++
+        if (how[k] === 'rcw') res.rcwStripes++
         const data: Uint8Array[] = []
         for (let i = 0; i < D; i++) data.push(touched(i, k) ? logged(i) : oldPage(lay.dataMembers[i], k))
         computeP(data, P)
@@ -339,19 +405,29 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
       byMember.forEach((i, j) => {
         const arraySector = BigInt((rowPage0 + i * pagesPerChunk + k) * BLOCK_SECTORS)
         unitPayloads.push({type: PAYLOAD_DATA, flags: 0, sizeSectors: BLOCK_SECTORS, location: arraySector, checksums: [sums[j]]})
-        memberWrites.push({m: lay.dataMembers[i], off: r * chunkBytes + k * PAGE, view: log.subarray(base + j * PAGE, base + (j + 1) * PAGE)})
+        if (P) memberWrites.push({m: lay.dataMembers[i], off: r * chunkBytes + k * PAGE, view: log.subarray(base + j * PAGE, base + (j + 1) * PAGE)})
       })
-      unitPayloads.push({type: PAYLOAD_PARITY, flags: 0, sizeSectors: nParity * BLOCK_SECTORS, location: BigInt(memberSector),
-        checksums: Array.from(sums.subarray(tIdx.length, tIdx.length + nParity))})
-      memberWrites.push({m: lay.pd, off: r * chunkBytes + k * PAGE, view: P})
-      if (Q) memberWrites.push({m: lay.qd, off: r * chunkBytes + k * PAGE, view: Q})
+      if (P) {
+        unitPayloads.push({type: PAYLOAD_PARITY, flags: 0, sizeSectors: nParity * BLOCK_SECTORS, location: BigInt(memberSector),
+          checksums: Array.from(sums.subarray(tIdx.length, tIdx.length + nParity))})
+        memberWrites.push({m: lay.pd, off: r * chunkBytes + k * PAGE, view: P})
+        if (Q) memberWrites.push({m: lay.qd, off: r * chunkBytes + k * PAGE, view: Q})
+      }
       unitMetaSize += payloadMeta
       logLen += stripeBytes
       res.stripes++
     }
+    completedBytes = consumed
     progress?.(consumed, length)
   }
   flushBatch()
+  res.bytes = length
+  if (wb) {
+    // write-back: acknowledged once in the log; the stripes stay cached until reclaim
+    res.headSector = head
+    res.lastSeq = seq - 1n
+    return res
+  }
   // Close the log: members durable, then an empty meta block at the head, then the tail moves to
   // it (superblocks last). A kernel that assembles this set finds a clean log.
   flushMembers()

@@ -38,7 +38,7 @@ export interface ScannedUnit {
   allPagesOk: boolean
 }
 
-export type StopCode = MetaProblem['code'] | 'data-checksum' | 'wrapped' | 'too-large'
+export type StopCode = MetaProblem['code'] | 'data-checksum' | 'wrapped' | 'too-large' | 'until-seq'
 
 export interface ScanStop {
   /** ring position where the scan stopped: the head of the live log */
@@ -77,7 +77,20 @@ export function* scanLog(
   ring: Ring,
   seed: number,
   tail: number,
-  opts: {continueOnDataMismatch?: boolean; firstSeq?: bigint; onStop: (s: ScanStop) => void; maxUnits?: number},
+  opts: {
+    continueOnDataMismatch?: boolean
+    /**
+     * The kernel's recovery (r5c_recovery_flush_log) drops an io unit whose pages mismatch and
+     * advances by the meta block alone (meta_total_blocks is still 8 sectors at that point), so
+     * the next read lands on the unit's first page and normally ends the log there.
+     */
+    kernelSkipOnDataMismatch?: (unit: {position: number; seq: bigint; message: string}) => void
+    firstSeq?: bigint
+    onStop: (s: ScanStop) => void
+    maxUnits?: number
+    /** stop after the meta block with this seq (recover --until-seq) */
+    untilSeq?: bigint
+  },
 ): Generator<ScannedUnit> {
   const metaBuf = alignedBuffer(PAGE)
   let dataBuf = alignedBuffer(PAGE * 256)
@@ -109,6 +122,15 @@ export function* scanLog(
     const verdicts = verifyUnitPages(meta, data, seed, ring, pos)
     const allPagesOk = verdicts.every(v => v.ok)
     const nextPosition = ring.add(pos, BLOCK_SECTORS * (1 + pages))
+    if (!allPagesOk && opts.kernelSkipOnDataMismatch) {
+      const bad = verdicts.find(v => !v.ok)!
+      opts.kernelSkipOnDataMismatch({position: pos, seq: meta.seq,
+        message: `page at sector ${bad.position} has checksum ${hex(bad.actual)}, logged ${hex(bad.expected)}`})
+      walked += BLOCK_SECTORS
+      pos = ring.add(pos, BLOCK_SECTORS)
+      expectSeq = meta.seq + 1n
+      continue
+    }
     if (!allPagesOk && !opts.continueOnDataMismatch) {
       const bad = verdicts.find(v => !v.ok)!
       opts.onStop({position: pos, expectedSeq: meta.seq, code: 'data-checksum',
@@ -120,6 +142,10 @@ export function* scanLog(
     walked += BLOCK_SECTORS * (1 + pages)
     pos = nextPosition
     expectSeq = meta.seq + 1n
+    if (opts.untilSeq !== undefined && meta.seq >= opts.untilSeq) {
+      opts.onStop({position: pos, expectedSeq: expectSeq, code: 'until-seq', message: `stopped after seq ${meta.seq} as asked (--until-seq)`})
+      return
+    }
   }
 }
 

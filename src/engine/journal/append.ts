@@ -1,0 +1,78 @@
+/**
+ * Packing records into io units and appending them to the ring: a meta block followed by the
+ * pages its payloads describe, as many records per unit as the 4 KiB meta block holds, all units
+ * of one call written with one request per contiguous run of the ring.
+ */
+import {encodeMetaBlock, payloadBytes, type Payload} from '../format/meta.js'
+import {crc32cPages} from '../checksum.js'
+import {alignedBuffer} from '../device.js'
+import type {MdArray} from '../array.js'
+import {BLOCK_SECTORS, PAGE} from './ring.js'
+
+export interface LogRecord {
+  /** DATA/PARITY payloads get their checksums filled in from `pages`; FLUSH payloads as given */
+  payloads: Payload[]
+  pages: Uint8Array[]
+}
+
+export interface LogCursor {head: number; seq: bigint}
+
+const META_LIMIT = 4096
+
+/** Size in bytes the records take in the ring (meta blocks included). */
+export function unitsSize(records: LogRecord[]): number {
+  let bytes = 0
+  let meta = META_LIMIT
+  for (const r of records) {
+    const mb = r.payloads.reduce((a, p) => a + payloadBytes(p), 0)
+    if (meta + mb > META_LIMIT) { bytes += PAGE; meta = 32 }
+    meta += mb
+    bytes += r.pages.length * PAGE
+  }
+  return bytes
+}
+
+/** Append records at cursor.head with consecutive seqs; returns the new cursor and last unit position. */
+export function appendRecords(arr: MdArray, cur: LogCursor, records: LogRecord[]): LogCursor & {lastUnit: number; bytes: number} {
+  const ring = arr.ring!
+  const total = unitsSize(records)
+  const buf = alignedBuffer(Math.max(total, PAGE))
+  let off = 0
+  let unitOff = -1
+  let payloads: Payload[] = []
+  let meta = META_LIMIT
+  let seq = cur.seq
+  let lastUnit = cur.head
+  const close = () => {
+    if (unitOff < 0) return
+    const pos = ring.add(cur.head, unitOff / 512)
+    encodeMetaBlock({seq, position: BigInt(pos), payloads}, arr.seed, buf.subarray(unitOff, unitOff + PAGE))
+    lastUnit = pos
+    seq++
+    payloads = []
+  }
+  const sums = new Uint32Array(64)
+  for (const r of records) {
+    const mb = r.payloads.reduce((a, p) => a + payloadBytes(p), 0)
+    if (meta + mb > META_LIMIT) {
+      close()
+      unitOff = off
+      off += PAGE
+      meta = 32
+    }
+    meta += mb
+    const base = off
+    for (const p of r.pages) { buf.set(p, off); off += PAGE }
+    if (r.pages.length > 0) crc32cPages(arr.seed, buf.subarray(base, off), sums, 0)
+    let k = 0
+    for (const p of r.payloads) {
+      if (p.type === 2) { payloads.push(p); continue }
+      const n = p.sizeSectors / BLOCK_SECTORS
+      payloads.push({...p, checksums: Array.from(sums.subarray(k, k + n))})
+      k += n
+    }
+  }
+  close()
+  ring.write(buf.subarray(0, total), cur.head)
+  return {head: ring.add(cur.head, total / 512), seq, lastUnit, bytes: total}
+}

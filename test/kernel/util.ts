@@ -1,0 +1,202 @@
+/**
+ * Shared pieces of the kernel scenarios: gating (skip unless R5CTL_KERNEL=1 / R5CTL_REQUIRE_KERNEL=1),
+ * running the r5ctl CLI, deterministic data patterns, md5s, fixture (de)compression, timings.
+ */
+import {spawnSync} from 'node:child_process'
+import {createCipheriv, createHash} from 'node:crypto'
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import * as zlib from 'node:zlib'
+import {PrereqError, REPO_ROOT, prepareKernel, type BootResult, type KernelEnv} from './harness.js'
+
+export const FIXTURES = path.join(REPO_ROOT, 'test', 'kernel', 'fixtures')
+export const MiB = 1 << 20
+export const KiB = 1024
+
+export const kernelWanted = () => process.env.R5CTL_KERNEL === '1' || process.env.R5CTL_REQUIRE_KERNEL === '1'
+export const kernelRequired = () => process.env.R5CTL_REQUIRE_KERNEL === '1'
+
+/**
+ * For a suite's before() hook: the kernel environment, or this.skip() (quickly, before anything is
+ * touched) unless the suite was asked for. A missing prerequisite skips, or fails with
+ * R5CTL_REQUIRE_KERNEL=1.
+ */
+export function kernelOrSkip(ctx: Mocha.Context): KernelEnv {
+  if (!kernelWanted()) ctx.skip()
+  ctx.timeout(900_000)
+  try {
+    return prepareKernel()
+  } catch (e) {
+    if (e instanceof PrereqError && !kernelRequired()) {
+      process.stderr.write(`      [kernel] skipping: ${e.message}\n`)
+      ctx.skip()
+    }
+    throw e
+  }
+}
+
+/** Fixture checks need only r5ctl, but they sit with the kernel suite and are gated the same way. */
+export function fixturesOrSkip(ctx: Mocha.Context): void {
+  if (!kernelWanted()) ctx.skip()
+  ctx.timeout(300_000)
+}
+
+// ---------------------------------------------------------------------------------------------
+// r5ctl
+
+export interface CliResult {code: number; stdout: string; stderr: string}
+
+/** The CLI under test: this checkout's bin/run.js, or R5CTL_KERNEL_BIN (another build's bin/run.js). */
+export const R5CTL_BIN = process.env.R5CTL_KERNEL_BIN || path.join(REPO_ROOT, 'bin', 'run.js')
+
+export function r5ctl(args: string[], opts: {input?: Buffer} = {}): CliResult {
+  const r = spawnSync(process.execPath, [R5CTL_BIN, ...args], {
+    input: opts.input, maxBuffer: 1 << 30, env: {...process.env, NO_COLOR: '1', FORCE_COLOR: '0'},
+  })
+  if (r.error) throw r.error
+  return {code: r.status ?? -1, stdout: r.stdout.toString('utf8'), stderr: r.stderr.toString('utf8')}
+}
+
+/** r5ctl with --json: parsed stdout plus the exit code. */
+export function r5ctlJson<T = any>(args: string[]): {code: number; json: T; stderr: string} {
+  const r = r5ctl([...args, '--json'])
+  let json: T
+  try {
+    json = JSON.parse(r.stdout)
+  } catch {
+    throw new Error(`r5ctl ${args.join(' ')} --json printed no JSON (exit ${r.code}): ${r.stdout.slice(0, 500)} ${r.stderr.slice(0, 500)}`)
+  }
+  return {code: r.code, json, stderr: r.stderr}
+}
+
+/** md5 of the array's bytes as `r5ctl read` returns them (via a file: --output). */
+export function r5ctlReadMd5(devs: string[], opts: {force?: boolean; length?: number; keep?: string} = {}): {code: number; md5: string | null; bytes: number; stderr: string} {
+  const out = opts.keep ?? path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'r5ctl-read-')), 'array.bin')
+  const args = ['read', '--output', out, ...(opts.force ? ['--force'] : []), ...(opts.length !== undefined ? ['--length', String(opts.length)] : []), ...devs]
+  const r = r5ctl(args)
+  try {
+    if (r.code !== 0) return {code: r.code, md5: null, bytes: 0, stderr: r.stderr}
+    return {code: 0, md5: md5File(out), bytes: fs.statSync(out).size, stderr: r.stderr}
+  } finally {
+    if (!opts.keep) fs.rmSync(path.dirname(out), {recursive: true, force: true})
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// data
+
+export function md5(b: Uint8Array): string {
+  return createHash('md5').update(b).digest('hex')
+}
+
+export function md5File(p: string, offset = 0, length?: number): string {
+  const h = createHash('md5')
+  const fd = fs.openSync(p, 'r')
+  try {
+    const end = length === undefined ? fs.fstatSync(fd).size : offset + length
+    const buf = Buffer.alloc(4 * MiB)
+    for (let pos = offset; pos < end;) {
+      const n = fs.readSync(fd, buf, 0, Math.min(buf.length, end - pos), pos)
+      if (n <= 0) throw new Error(`${p}: short read at ${pos}`)
+      h.update(buf.subarray(0, n))
+      pos += n
+    }
+  } finally {
+    fs.closeSync(fd)
+  }
+  return h.digest('hex')
+}
+
+/**
+ * Incompressible deterministic bytes: the AES-128-CTR keystream with key = first 16 bytes of
+ * sha256(seed) and a zero IV.
+ */
+export function randomPattern(seed: string, length: number): Buffer {
+  const key = createHash('sha256').update(seed).digest().subarray(0, 16)
+  return createCipheriv('aes-128-ctr', key, Buffer.alloc(16)).update(Buffer.alloc(length))
+}
+
+/**
+ * Compressible deterministic bytes that still name every 4 KiB page: page p (from 0) is the
+ * 64-byte record `<tag> page <p, 8 hex digits>` padded with '.', ending in '\n', repeated 64 times.
+ * gzip shrinks it about 100-fold, so crash fixtures stay small.
+ */
+export function pagePattern(tag: string, length: number): Buffer {
+  const b = Buffer.alloc(length)
+  for (let p = 0; p * 4096 < length; p++) {
+    const rec = Buffer.from(`${tag} page ${p.toString(16).padStart(8, '0')}`.padEnd(63, '.').slice(0, 63) + '\n')
+    for (let o = p * 4096; o < Math.min(length, (p + 1) * 4096); o += 64) rec.copy(b, o, 0, Math.min(64, length - o))
+  }
+  return b
+}
+
+// ---------------------------------------------------------------------------------------------
+// images and fixtures
+
+export function tmpDir(label: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `r5ctl-kernel-${label}-`))
+}
+
+export function cleanup(dir: string): void {
+  if (process.env.R5CTL_KEEP === '1') {
+    process.stderr.write(`      [kernel] kept ${dir}\n`)
+    return
+  }
+  fs.rmSync(dir, {recursive: true, force: true})
+}
+
+export function sparseFile(p: string, size: number): string {
+  fs.rmSync(p, {force: true})
+  fs.writeFileSync(p, '')
+  fs.truncateSync(p, size)
+  return p
+}
+
+/** gzip an image, keeping holes out of the way (zeros compress to almost nothing anyway). */
+export function gzipFile(src: string, dst: string): void {
+  fs.writeFileSync(dst, zlib.gzipSync(fs.readFileSync(src), {level: 9}))
+}
+
+/** gunzip a fixture into dir, skipping all-zero 64 KiB blocks so the copy is sparse. */
+export function gunzipSparse(src: string, dst: string): void {
+  const data = zlib.gunzipSync(fs.readFileSync(src))
+  fs.rmSync(dst, {force: true})
+  const fd = fs.openSync(dst, 'w')
+  try {
+    const B = 64 * KiB
+    for (let o = 0; o < data.length; o += B) {
+      const blk = data.subarray(o, Math.min(o + B, data.length))
+      if (blk.some(x => x !== 0)) fs.writeSync(fd, blk, 0, blk.length, o)
+    }
+    fs.ftruncateSync(fd, data.length)
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// timings
+
+export const timings: {scenario: string; bootSeconds: number; wallSeconds: number; powerCut: boolean}[] = []
+
+export function recordBoot(scenario: string, r: BootResult): BootResult {
+  timings.push({scenario, bootSeconds: r.bootSeconds, wallSeconds: r.wallSeconds, powerCut: r.powerCut})
+  return r
+}
+
+/** Lines of the guest output that matter when an assertion fails. */
+export function tail(r: BootResult, n = 40): string {
+  return r.output.split('\n').slice(-n).join('\n')
+}
+
+if (typeof after === 'function') {
+  after(function () {
+    if (timings.length === 0) return
+    process.stderr.write('\n  kernel boots (TCG):\n')
+    for (const t of timings)
+      process.stderr.write(`    ${t.scenario.padEnd(52)} boot ${t.bootSeconds.toFixed(1).padStart(5)} s   total ${t.wallSeconds.toFixed(1).padStart(6)} s${t.powerCut ? '   (power cut)' : ''}\n`)
+    const sum = timings.reduce((a, t) => a + t.wallSeconds, 0)
+    process.stderr.write(`    ${'all boots'.padEnd(52)} ${' '.repeat(14)}total ${sum.toFixed(1).padStart(6)} s\n\n`)
+  })
+}

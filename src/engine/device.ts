@@ -115,11 +115,13 @@ export class FileDevice implements BlockDevice {
       const want = total(chunk)
       const n = fs.readvSync(this.fd, chunk, pos)
       if (n !== want) {
-        // rare partial read: finish buffer by buffer
+        // rare short read: finish the rest buffer by buffer at the right offsets
         let skip = n
+        let p = pos
         for (const b of chunk) {
-          if (skip >= b.length) { skip -= b.length; continue }
-          this.readRaw(b.subarray(skip), pos + n + (0))
+          if (skip >= b.length) { skip -= b.length; p += b.length; continue }
+          this.readRaw(b.subarray(skip), p + skip)
+          p += b.length
           skip = 0
         }
       }

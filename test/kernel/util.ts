@@ -200,3 +200,74 @@ if (typeof after === 'function') {
     process.stderr.write(`    ${'all boots'.padEnd(52)} ${' '.repeat(14)}total ${sum.toFixed(1).padStart(6)} s\n\n`)
   })
 }
+
+// ---------------------------------------------------------------------------------------------
+// the kernel's recovery rule, applied to `r5ctl dump-meta --json`
+
+export interface ReplayModel {
+  /** what dmesg's "recovering N data-only stripes and M data-parity stripes" counts */
+  dmesgDataOnly: number
+  dmesgDataParity: number
+  /** distinct stripes the kernel writes to the members from data+parity records */
+  distinctDataParity: number
+  /** distinct stripes left data-only at the end of the scan (loaded into the cache, rewritten to the log) */
+  distinctDataOnly: number
+}
+
+/**
+ * r5c_recovery_flush_log() of Linux 6.1 over the meta blocks r5ctl decoded: a data payload puts
+ * the stripe in the caching (data-only) state, a parity payload takes it out; a data payload for
+ * a stripe that already holds parity first replays it (r5c_recovery_analyze_meta_block →
+ * r5l_recovery_replay_one_stripe, which counts only when the stripe has data pages) and resets it;
+ * a flush payload drops the stripe; at the end every non-caching stripe is replayed and every
+ * caching one counted as data-only. dmesg counts replays, so a stripe logged with parity twice
+ * counts twice.
+ */
+export function kernelReplayModel(dump: {blocks: {payloads: any[]}[]}): ReplayModel {
+  const list = new Map<number, {caching: boolean; parity: boolean; data: number}>()
+  let dp = 0
+  const dpStripes = new Set<number>()
+  const replay = (s: number, st: {data: number}) => {
+    if (st.data > 0) {
+      dp++
+      dpStripes.add(s)
+    }
+  }
+  for (const b of dump.blocks) {
+    for (const p of b.payloads) {
+      if (p.type === 'flush') {
+        for (const s of p.stripeSectors) list.delete(Number(s))
+        continue
+      }
+      const s = Number(p.stripeSector)
+      let st = list.get(s)
+      if (!st) list.set(s, (st = {caching: false, parity: false, data: 0}))
+      if (p.type === 'data') {
+        if (!st.caching && st.parity) {
+          replay(s, st)
+          st.parity = false
+          st.data = 0
+        }
+        st.data += p.sizeSectors / 8
+        st.caching = true
+      } else {
+        st.parity = true
+        st.caching = false
+      }
+    }
+  }
+  let dataOnly = 0
+  for (const [s, st] of list) {
+    if (st.caching) dataOnly++
+    else replay(s, st)
+  }
+  return {dmesgDataOnly: dataOnly, dmesgDataParity: dp, distinctDataParity: dpStripes.size, distinctDataOnly: dataOnly}
+}
+
+/** `md/raid:md0: recovering 16 data-only stripes and 0 data-parity stripes` → numbers (clean shutdown → zeros). */
+export function parseRecovering(line: string | undefined): {dataOnly: number; dataParity: number} | null {
+  if (!line) return null
+  if (/starting from clean shutdown/.test(line)) return {dataOnly: 0, dataParity: 0}
+  const m = /recovering (\d+) data-only stripes and (\d+) data-parity stripes/.exec(line)
+  return m ? {dataOnly: Number(m[1]), dataParity: Number(m[2])} : null
+}

@@ -13,16 +13,18 @@ checksum with a verdict [match] or [MISMATCH]. Exit 4 when any page checksum mis
     '<%= config.bin %> dump-meta j.img',
     '<%= config.bin %> dump-meta --json j.img | jq ".blocks[].seq"',
     '<%= config.bin %> dump-meta --stripe 1024 j.img a.img b.img c.img d.img',
+    '<%= config.bin %> dump-meta --all j.img     # also stale blocks past the head',
   ]
   static strict = false
   static flags = {
     from: Flags.integer({description: 'start at this journal sector instead of journal_tail'}),
     stripe: Flags.integer({description: 'only records that logged the stripe at this member sector'}),
+    all: Flags.boolean({description: 'also list stale meta blocks beyond the head (marked stale; never replayed)'}),
   }
 
   async run() {
     const {flags, argv} = await this.parse(DumpMeta)
-    const r = dumpMeta(argv.map(String), {from: flags.from, stripe: flags.stripe})
+    const r = dumpMeta(argv.map(String), {from: flags.from, stripe: flags.stripe, all: flags.all})
     if (r.mismatches > 0) this.setExit(EXIT.CORRUPT)
     if (!this.jsonEnabled()) this.log(renderDump(r))
     return r

@@ -7,12 +7,12 @@ import {readArray, writeArray, syncParity, arraySizeBytes, type Progress, type S
 import {planRecovery, planWrites, applyRecovery, type SkippedUnit, type WriteRun} from './journal/recover.js'
 import {reclaimLog, type ReclaimResult} from './journal/reclaim.js'
 import {CrashController} from './crash.js'
-import {FileDevice} from './device.js'
+import {FileDevice, alignedBuffer} from './device.js'
 import {journalState, type JournalState} from './journal/state.js'
-import {scanLog, hex, type ScanStop} from './journal/scan.js'
-import {BLOCK_SECTORS} from './journal/ring.js'
+import {scanLog, hex, verifyUnitPages, type ScanStop, type PageVerdict} from './journal/scan.js'
+import {BLOCK_SECTORS, PAGE} from './journal/ring.js'
 import {ROLE_JOURNAL, ROLE_SPARE, ROLE_FAULTY, formatUuid, layoutName, mdTimeToDate} from './format/superblock.js'
-import {PAYLOAD_DATA, PAYLOAD_FLUSH, PAYLOAD_PARITY} from './format/meta.js'
+import {PAYLOAD_DATA, PAYLOAD_FLUSH, PAYLOAD_PARITY, decodeMetaBlock, pagesOf, type MetaBlock} from './format/meta.js'
 import {crcBackend} from './checksum.js'
 import {R5Error, EXIT, UsageError, SimulatedCrash, CorruptError, RefusedError} from './errors.js'
 
@@ -318,7 +318,7 @@ export interface DumpPage {positionSector: number; checksum: string; actual: str
 export type DumpPayload =
   | {type: 'data' | 'parity'; flags: number; locationSector: string; stripeSector: number; sizeSectors: number; pages: DumpPage[]}
   | {type: 'flush'; flags: number; stripeSectors: string[]}
-export interface DumpBlock {positionSector: number; seq: string; metaSize: number; checksum: string; pages: number; payloads: DumpPayload[]}
+export interface DumpBlock {positionSector: number; seq: string; metaSize: number; checksum: string; pages: number; payloads: DumpPayload[]; stale?: boolean}
 export interface DumpReport {
   journal: string
   arrayUuid: string
@@ -329,33 +329,69 @@ export interface DumpReport {
   stop: {sector: number; reason: string; message: string}
 }
 
-export function dumpMeta(paths: DeviceSource[], opts: {from?: number; stripe?: number}): DumpReport {
+export function dumpMeta(paths: DeviceSource[], opts: {from?: number; stripe?: number; all?: boolean}): DumpReport {
   const arr = openForJournal(paths)
   try {
+    const ring = arr.ring!
     const from = opts.from ?? arr.journalTail
-    if (from % BLOCK_SECTORS !== 0 || from >= arr.ring!.sizeSectors)
-      throw new UsageError(`--from ${from} is not a 4 KiB-aligned sector inside the journal (size ${arr.ring!.sizeSectors} sectors)`)
+    if (from % BLOCK_SECTORS !== 0 || from >= ring.sizeSectors)
+      throw new UsageError(`--from ${from} is not a 4 KiB-aligned sector inside the journal (size ${ring.sizeSectors} sectors)`)
     let stop: ScanStop | undefined
     const blocks: DumpBlock[] = []
     let mismatches = 0
-    for (const u of scanLog(arr.ring!, arr.seed, from, {continueOnDataMismatch: true, onStop: s => (stop = s)})) {
+    const describeUnit = (position: number, meta: MetaBlock, pages: number, verdicts: PageVerdict[], stale: boolean) => {
       const payloads: DumpPayload[] = []
-      u.meta.payloads.forEach((p, pi) => {
+      meta.payloads.forEach((p, pi) => {
         if (p.type === PAYLOAD_FLUSH) {
           payloads.push({type: 'flush', flags: p.flags, stripeSectors: p.stripes.map(String)})
           return
         }
         const stripeSector = p.type === PAYLOAD_DATA ? Number(arr.geometry.mapSector(p.location).memberSector) : Number(p.location)
-        const pages = u.verdicts.filter(v => v.payload === pi).map(v => {
-          if (!v.ok) mismatches++
-          return {positionSector: v.position, checksum: hex(v.expected), actual: hex(v.actual), verdict: v.ok ? 'match' as const : 'MISMATCH' as const}
+        const pgs: DumpPage[] = verdicts.filter(v => v.payload === pi).map(v => {
+          if (!v.ok && !stale) mismatches++
+          return {positionSector: v.position, checksum: hex(v.expected), actual: hex(v.actual), verdict: v.ok ? 'match' : 'MISMATCH'}
         })
-        payloads.push({type: p.type === PAYLOAD_PARITY ? 'parity' : 'data', flags: p.flags, locationSector: p.location.toString(), stripeSector, sizeSectors: p.sizeSectors, pages})
+        payloads.push({type: p.type === PAYLOAD_PARITY ? 'parity' : 'data', flags: p.flags, locationSector: p.location.toString(), stripeSector, sizeSectors: p.sizeSectors, pages: pgs})
       })
       const shown = opts.stripe === undefined ? payloads
         : payloads.filter(p => (p.type === 'flush' ? p.stripeSectors.includes(String(opts.stripe)) : p.stripeSector === opts.stripe))
-      if (opts.stripe !== undefined && shown.length === 0) continue
-      blocks.push({positionSector: u.position, seq: u.seq.toString(), metaSize: u.meta.metaSize, checksum: hex(u.meta.checksum), pages: u.pages, payloads: shown})
+      if (opts.stripe !== undefined && shown.length === 0) return
+      const b: DumpBlock = {positionSector: position, seq: meta.seq.toString(), metaSize: meta.metaSize, checksum: hex(meta.checksum), pages, payloads: shown}
+      if (stale) b.stale = true
+      blocks.push(b)
+    }
+    for (const u of scanLog(ring, arr.seed, from, {continueOnDataMismatch: true, onStop: s => (stop = s)})) describeUnit(u.position, u.meta, u.pages, u.verdicts, false)
+    if (opts.all) {
+      // Stale blocks: beyond the head, every 4 KiB block that is a well-formed meta block for its
+      // own position (magic, version, checksum, position) whatever its seq; the scan from
+      // journal_tail can never reach them.
+      const head = stop!.position
+      let left = ring.sizeSectors - ring.distance(from, head)
+      let pos = head
+      let skipUntil = 0 // sectors from the head to skip (pages of a stale unit just listed)
+      const win = alignedBuffer(Math.min(8 << 20, ring.sizeBytes))
+      while (left > 0) {
+        const len = Math.min(win.length / 512, left, ring.sizeSectors - pos)
+        const w = win.subarray(0, len * 512)
+        ring.read(w, pos)
+        for (let k = 0; k < len; k += BLOCK_SECTORS) {
+          const p = pos + k
+          const fromHead = ring.distance(head, p)
+          if (fromHead < skipUntil) continue
+          const blk = w.subarray(k * 512, k * 512 + PAGE)
+          if (blk.readUInt32LE(0) !== 0x6433c509) continue
+          const {meta, problems} = decodeMetaBlock(blk, arr.seed, {position: BigInt(p)})
+          if (!meta || problems.length > 0) continue
+          const pages = pagesOf(meta)
+          if ((pages + 1) * BLOCK_SECTORS > ring.sizeSectors) continue
+          const data = alignedBuffer(Math.max(pages, 1) * PAGE).subarray(0, pages * PAGE)
+          if (pages > 0) ring.read(data, ring.add(p, BLOCK_SECTORS))
+          describeUnit(p, meta, pages, verifyUnitPages(meta, data, arr.seed, ring, p), true)
+          skipUntil = fromHead + (pages + 1) * BLOCK_SECTORS
+        }
+        left -= len
+        pos = ring.add(pos, len)
+      }
     }
     return {journal: arr.journal!.path, arrayUuid: arr.uuid, journalTailSector: arr.journalTail, fromSector: from, blocks, mismatches,
       stop: {sector: stop!.position, reason: stop!.code, message: stop!.message}}

@@ -21,7 +21,8 @@ export function renderJournal(r: JournalReport): string {
 export function renderDump(r: DumpReport): string {
   const lines: string[] = [`${r.journal}: array ${r.arrayUuid}, journal tail sector ${r.journalTailSector}, walking from sector ${r.fromSector}`]
   for (const b of r.blocks) {
-    lines.push('', out.bold(`meta block @ sector ${b.positionSector}  seq ${b.seq}  meta_size ${b.metaSize}  checksum ${b.checksum} [match]  pages ${b.pages}`))
+    const tag = b.stale ? out.dim(' [STALE: beyond the head, never replayed]') : ''
+    lines.push('', out.bold(`meta block @ sector ${b.positionSector}  seq ${b.seq}  meta_size ${b.metaSize}  checksum ${b.checksum} [match]  pages ${b.pages}`) + tag)
     const rows: string[][] = []
     for (const p of b.payloads) {
       if (p.type === 'flush') {
@@ -36,7 +37,8 @@ export function renderDump(r: DumpReport): string {
     }
     if (rows.length) lines.push(table(['type', 'location', 'stripe', 'log sector', 'checksum', 'verdict'], rows).split('\n').map(l => `  ${l}`).join('\n'))
   }
-  lines.push('', `${r.blocks.length} meta block(s); ${r.mismatches === 0 ? out.green('every page checksum matches') : out.red(`${r.mismatches} page checksum mismatch(es)`)}`)
+  const stale = r.blocks.filter(b => b.stale).length
+  lines.push('', `${r.blocks.length - stale} meta block(s) in the live log${stale ? `, ${stale} stale` : ''}; ${r.mismatches === 0 ? out.green('every page checksum matches') : out.red(`${r.mismatches} page checksum mismatch(es)`)}`)
   lines.push(`log ends at sector ${r.stop.sector}: ${r.stop.reason} (${r.stop.message})`)
   return lines.join('\n')
 }

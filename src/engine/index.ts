@@ -225,6 +225,8 @@ function describe(p: ProbeResult): ExamineDevice {
     return {device: p.path, ok: false, problems: p.problems.length ? p.problems : [{code: 'unreadable', message: 'no superblock'}]}
   const dataDisks = sb.level === 6 ? sb.raidDisks - 2 : sb.raidDisks - 1
   const role = sb.devRoles[sb.devNumber]
+  const need = Number(sb.dataOffset + sb.dataSize) * 512
+  if (need > p.size) p.problems.push({code: 'truncated', message: `device is truncated: superblock says data ends at byte ${need}, device has ${p.size}`})
   const active = sb.devRoles.filter(r => r < sb.raidDisks)
   let state = ''
   for (let i = 0; i < sb.raidDisks; i++) state += active.includes(i) ? 'A' : '.'

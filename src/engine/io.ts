@@ -309,6 +309,7 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
   const lastRow = Math.floor((endPage * PAGE - 1) / rowBytes)
   let consumed = 0
   let completedBytes = 0
+  let shortInput = -1
   for (let r = firstRow; r <= lastRow; r++) {
     const lay = rowLayout(arr, r)
     const rowPage0 = r * D * pagesPerChunk
@@ -317,7 +318,11 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
     // user data for this row
     const inBytes = Math.min((to - from) * PAGE, length - consumed)
     const got = source(rowIn.subarray(0, inBytes))
-    if (got !== inBytes) throw new UsageError(`input ended after ${consumed + got} of ${length} bytes`)
+    if (got !== inBytes) {
+      // short input: what came before this row is written and the log is closed normally below
+      shortInput = consumed + got
+      break
+    }
     if (tailPage && consumed + inBytes === length) rowIn.set(tailPage.subarray(length % PAGE), inBytes)
     consumed += inBytes
     const newPage = (i: number, k: number) => {
@@ -426,6 +431,7 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
     // write-back: acknowledged once in the log; the stripes stay cached until reclaim
     res.headSector = head
     res.lastSeq = seq - 1n
+    if (shortInput >= 0) throwShort(shortInput, consumed, length)
     return res
   }
   // Close the log: members durable, then an empty meta block at the head, then the tail moves to
@@ -439,7 +445,13 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
   res.headSector = ring.add(head, BLOCK_SECTORS)
   res.bytes = length
   res.journalBytes += PAGE
+  if (shortInput >= 0) throwShort(shortInput, consumed, length)
   return res
+}
+
+function throwShort(got: number, written: number, length: number): never {
+  throw new UsageError(`input ended after ${got} of ${length} bytes; the first ${written} bytes were written and the journal is clean`,
+    'give --length matching the input')
 }
 
 /** Recompute parity for every stripe (create without --assume-clean). */

@@ -6,11 +6,18 @@
 import {Command, Flags} from '@oclif/core'
 import {R5Error, EXIT, SimulatedCrash} from './engine/errors.js'
 import {err as c} from './render/colour.js'
+import {FileDevice} from './engine/device.js'
 
 export abstract class R5Command extends Command {
   static enableJsonFlag = true
   static baseFlags = {
     progress: Flags.boolean({description: 'show progress on stderr even when it is not a terminal', helpGroup: 'GLOBAL'}),
+    'no-flush': Flags.boolean({description: 'skip fdatasync at write barriers (page-cache speed for images you can recreate; not safe against a host crash)', helpGroup: 'GLOBAL'}),
+  }
+
+  public async init(): Promise<void> {
+    await super.init()
+    if (this.argv.includes('--no-flush')) FileDevice.syncOnFlush = false
   }
 
   /** Report a result code without an error (e.g. examine found corruption): output still printed. */

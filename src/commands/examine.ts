@@ -28,7 +28,9 @@ the summary of the live log instead (see examine-journal).`
     if (flags.journal) return runJournal(this, devices)
     if (devices.length === 0) this.error('no devices given', {exit: EXIT.USAGE})
     const res = examineDevices(devices)
-    if (res.some(d => !d.ok)) this.setExit(EXIT.CORRUPT)
+    // unreadable devices (missing file, I/O) are failures; damaged superblocks are corruption
+    if (res.some(d => !d.ok && d.problems.some(p => p.code === 'io'))) this.setExit(EXIT.FAILED)
+    else if (res.some(d => !d.ok)) this.setExit(EXIT.CORRUPT)
     if (!this.jsonEnabled()) this.log(res.map(render).join('\n\n'))
     return {devices: res}
   }
@@ -44,7 +46,9 @@ export function runJournal(cmd: R5Command & {log: (s: string) => void}, devices:
 
 function render(d: ExamineDevice): string {
   if (d.magic === undefined) return `${d.device}:\n${out.red('  ' + d.problems.map(p => p.message).join('; '))}`
-  const csum = d.checksumOk ? `${d.checksum} - ${out.green('correct')}` : `${d.checksum} - ${out.red(`expected ${d.checksumExpected}`)}`
+  // mdadm prints the checksum with %x (no leading zeros); so do we in text (JSON keeps 8 digits)
+  const x = (h: string) => parseInt(h, 16).toString(16)
+  const csum = d.checksumOk ? `${x(d.checksum!)} - ${out.green('correct')}` : `${x(d.checksum!)} - ${out.red(`expected ${x(d.checksumExpected!)}`)}`
   const pairs: [string, string][] = [
     ['Magic', d.magic!],
     ['Version', d.version!],

@@ -33,21 +33,27 @@ RAID6 two. A dirty journal (records not yet replayed) is refused with exit 5 bec
       length = flags.length === undefined ? undefined : parseSize(flags.length)
     } catch (e) { throw new UsageError((e as Error).message) }
     if (!flags.output && this.jsonEnabled()) throw new UsageError('--json needs --output (stdout carries the JSON)')
-    const fd = flags.output ? fs.openSync(flags.output, 'w') : 1
+    // the output file is opened at the first byte, so a refused read leaves an existing file alone
+    let fd = flags.output ? -1 : 1
+    const out = () => {
+      if (fd < 0) fd = fs.openSync(flags.output!, 'w')
+      return fd
+    }
     let pos = 0
     const bar = new ProgressBar('read', this.progressEnabled(flags.progress))
     try {
       const res = readData(argv.map(String), offset, length, views => {
         if (fd === 1) writeAll(1, views)
-        else pos += writeViewsAt(fd, views, pos)
+        else pos += writeViewsAt(out(), views, pos)
       }, {force: flags.force}, bar.update)
       bar.done()
+      if (flags.output) out()
       if (flags.output && !this.jsonEnabled())
         this.log(`read ${humanBytes(res.bytes)} from offset ${offset} into ${flags.output}` +
           (res.missingMembers.length ? ` (rebuilt slot${res.missingMembers.length > 1 ? 's' : ''} ${res.missingMembers.join(', ')} from parity)` : ''))
       return {...res, offset, output: flags.output ?? null}
     } finally {
-      if (fd !== 1) fs.closeSync(fd)
+      if (fd > 1) fs.closeSync(fd)
     }
   }
 }

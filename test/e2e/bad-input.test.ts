@@ -93,11 +93,11 @@ describe('e2e: bad input is refused, named, and changes nothing', function () {
     },
   ]
 
-  const commands: {name: string; args: (out: string) => string[]}[] = [
-    {name: 'read', args: out => ['read', '--offset', '0', '--length', '64K', '--output', out]},
-    {name: 'read (to stdout)', args: () => ['read', '--offset', '0', '--length', '64K']},
-    {name: 'write', args: () => ['write', '--offset', '0', '--input', input]},
-    {name: 'examine-journal', args: () => ['examine-journal']},
+  /** text mode reads to stdout (which must stay empty); --json needs --output for read */
+  const commands: {name: string; args: () => string[]; json: (out: string) => string[]}[] = [
+    {name: 'read', args: () => ['read', '--offset', '0', '--length', '64K'], json: out => ['read', '--offset', '0', '--length', '64K', '--output', out, '--json']},
+    {name: 'write', args: () => ['write', '--offset', '0', '--input', input], json: () => ['write', '--offset', '0', '--input', input, '--json']},
+    {name: 'examine-journal', args: () => ['examine-journal'], json: () => ['examine-journal', '--json']},
   ]
 
   for (const c of cases) {
@@ -106,23 +106,18 @@ describe('e2e: bad input is refused, named, and changes nothing', function () {
         it(`${cmd.name}: exit ${c.exit}, one error line naming the device, same in --json, no byte changed`, function () {
           const images = c.devices()
           const before = fingerprint(images)
-          const out = tmp.file('out.bin')
-          const args = cmd.args(out)
-          const json = cmd.name !== 'read (to stdout)' // --json needs --output for read
-
-          const r = expectExit(r5ctl([...args, ...c.devices()]), c.exit)
+          const r = expectExit(r5ctl([...cmd.args(), ...c.devices()]), c.exit)
           const line = expectErrorLine(r, {device: c.culprit()})
           if (c.message) assert.match(line, c.message)
           assert.equal(r.stdout.length, 0, `nothing on stdout: ${r.stdout.toString().slice(0, 200)}`)
           assert.deepEqual(fingerprint(images), before, 'no image changed')
 
-          if (json) {
-            const rj = r5ctl([...args, '--json', ...c.devices()])
-            const e = expectJsonError(rj, c.exit, {device: c.culprit()})
-            if (c.message) assert.match(e.message, c.message)
-            assert.equal(rj.stderr, '', 'with --json nothing on stderr')
-            assert.deepEqual(fingerprint(images), before, 'no image changed')
-          }
+          const out = tmp.file('out.bin')
+          const rj = r5ctl([...cmd.json(out), ...c.devices()])
+          const e = expectJsonError(rj, c.exit, {device: c.culprit()})
+          if (c.message) assert.match(e.message, c.message)
+          assert.equal(rj.stderr, '', 'with --json nothing on stderr')
+          assert.deepEqual(fingerprint(images), before, 'no image changed')
           fs.rmSync(out, {force: true})
         })
       }

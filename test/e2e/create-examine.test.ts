@@ -158,7 +158,7 @@ describe('e2e: create + examine (interop with mdadm --examine)', function () {
       expectErrorLine(r, {device: /^[a-d]\.img$|^j\.img$/})
       assert.deepEqual(fingerprint(files), before)
       const j = expectJsonError(r5ctl([...cmd, '--json'], {cwd: dir}), 3, {device: /^[a-d]\.img$|^j\.img$/})
-      assert.equal(j.code !== 'usage', true)
+      assert.notEqual(j.code, 'usage')
       assert.deepEqual(fingerprint(files), before)
     })
 
@@ -193,7 +193,7 @@ describe('e2e: create + examine (interop with mdadm --examine)', function () {
       ['--level 1', ['--level', '1', '--raid-devices', '4', '--chunk', '64K']],
       ['--chunk 3000', ['--level', '5', '--raid-devices', '4', '--chunk', '3000']],
       ['--chunk 96K (not a power of two)', ['--level', '5', '--raid-devices', '4', '--chunk', '96K']],
-      ['--raid-devices 4 with 3 members', ['--level', '5', '--raid-devices', '4', '--chunk', '64K'], ],
+      ['--raid-devices 4 with 3 members', ['--level', '5', '--raid-devices', '4', '--chunk', '64K']],
       ['--raid-devices 5 with 4 members', ['--level', '6', '--raid-devices', '5', '--chunk', '64K']],
       ['--layout nonsense', ['--level', '5', '--raid-devices', '4', '--layout', 'nonsense']],
       ['--size 12Q', ['--level', '5', '--raid-devices', '4', '--chunk', '64K', '--size', '12Q']],

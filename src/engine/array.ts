@@ -133,7 +133,12 @@ export class MdArray {
    * Callers flush data first; superblocks are always the last write of an operation.
    */
   writeSuperblocks(journalTail: number): void {
-    const events = this.all().reduce((m, d) => (d.sb.events > m ? d.sb.events : m), 0n) + 1n
+    // Normally events + 1. When an earlier update was cut short (the set is split between E and
+    // E+1), finish it at E+1 instead: then any partial write of this update also leaves every
+    // device within the one event md tolerates.
+    const max = this.all().reduce((m, d) => (d.sb.events > m ? d.sb.events : m), 0n)
+    const min = this.all().reduce((m, d) => (d.sb.events < m ? d.sb.events : m), max)
+    const events = min < max ? max : max + 1n
     const now = mdTime(new Date())
     const bufs: [DeviceInfo, Uint8Array][] = []
     for (const d of this.all()) {

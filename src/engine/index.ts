@@ -280,6 +280,8 @@ export interface JournalReport {
   dataPages: number
   parityPages: number
   flushPayloads: number
+  /** io units with a bad page checksum, which replay drops (kernel rule) */
+  droppedUnits: number
   stripesPending: {dataParity: number; dataOnly: number}
   stop: {sector: number; reason: string; message: string}
   crcBackend: string
@@ -307,6 +309,7 @@ export function examineJournal(paths: DeviceSource[]): JournalReport {
       dataPages: js.dataPages,
       parityPages: js.parityPages,
       flushPayloads: js.flushPayloads,
+      droppedUnits: js.droppedUnits,
       stripesPending: {dataParity: js.stripesDataParity, dataOnly: js.stripesDataOnly},
       stop: {sector: js.stop.position, reason: js.stop.code, message: js.stop.message},
       crcBackend,

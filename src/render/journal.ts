@@ -14,6 +14,7 @@ export function renderJournal(r: JournalReport): string {
     ['Head', `sector ${r.headSector}, next seq ${r.nextSeq ?? '-'}`],
     ['Used', `${humanBytes(r.usedBytes)} (${r.metaBlocks} meta blocks, ${r.dataPages} data pages, ${r.parityPages} parity pages, ${r.flushPayloads} flush payloads)`],
     ['Pending', `${r.stripesPending.dataParity} data+parity stripes, ${r.stripesPending.dataOnly} data-only stripes`],
+    ...(r.droppedUnits ? [['Dropped', `${r.droppedUnits} io unit(s) with a bad page checksum (replay skips them, as the kernel does)`] as [string, string]] : []),
     ['Scan Stopped', `sector ${r.stop.sector}: ${r.stop.reason} (${r.stop.message})`],
   ], 14)
 }

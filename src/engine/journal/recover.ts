@@ -97,7 +97,11 @@ export function planRecovery(arr: MdArray, opts: {untilSeq?: bigint; progress?: 
   for (const u of scanLog(ring, arr.seed, tail, {
     onStop: s => (stop = s),
     untilSeq: opts.untilSeq,
-    kernelSkipOnDataMismatch: x => skipped.push({positionSector: x.position, seq: x.seq.toString(), reason: x.message}),
+    kernelSkipOnDataMismatch: x => {
+      // a dropped unit still counts: the tail block may be one (its meta block is valid)
+      if (tailSeq === null) tailSeq = x.seq
+      skipped.push({positionSector: x.position, seq: x.seq.toString(), reason: x.message})
+    },
   })) {
     if (tailSeq === null) tailSeq = u.seq
     units++
@@ -140,7 +144,7 @@ export function planRecovery(arr: MdArray, opts: {untilSeq?: bigint; progress?: 
   }
   let pagesFromLog = 0
   for (const m of fromLog.values()) pagesFromLog += m.size
-  const stopSeq = stop!.expectedSeq ?? tailSeq + BigInt(units)
+  const stopSeq = stop!.expectedSeq ?? tailSeq + BigInt(units + skipped.length)
   return {
     tailSector: tail, tailSeq, stopSector: stop!.position, stopSeq, stop: stop!, newSeq: stopSeq + 10000n,
     units, emptyUnits, skipped, dataParityStripes: dataParity, dataOnlyStripes: dataOnly.size,

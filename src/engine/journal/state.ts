@@ -27,6 +27,8 @@ export interface JournalState {
   /** the seq of the last valid meta block */
   lastSeq: bigint | null
   lastUnitSector: number | null
+  /** io units dropped for a bad page checksum (the kernel skips them and goes on) */
+  droppedUnits: number
 }
 
 export function journalState(arr: MdArray): JournalState {
@@ -36,11 +38,18 @@ export function journalState(arr: MdArray): JournalState {
   const st: JournalState = {
     sizeBytes: ring.sizeBytes, tailSector: tail, tailSeq: null, headSector: tail, nextSeq: null, usedBytes: 0,
     metaBlocks: 0, dataPages: 0, parityPages: 0, flushPayloads: 0, stripesDataParity: 0, stripesDataOnly: 0,
-    state: 'clean', stop: undefined as unknown as ScanStop, lastSeq: null, lastUnitSector: null,
+    state: 'clean', stop: undefined as unknown as ScanStop, lastSeq: null, lastUnitSector: null, droppedUnits: 0,
   }
   // stripe member sector -> has parity
   const stripes = new Map<number, boolean>()
-  for (const u of scanLog(ring, arr.seed, tail, {onStop: s => (stop = s)})) {
+  // the kernel's rule: a unit with a bad page is dropped and the scan moves on by its meta block
+  let dropped = 0
+  const skip = (x: {seq: bigint}) => {
+    if (st.tailSeq === null) st.tailSeq = x.seq
+    dropped++
+    st.nextSeq = x.seq + 1n
+  }
+  for (const u of scanLog(ring, arr.seed, tail, {onStop: s => (stop = s), kernelSkipOnDataMismatch: skip})) {
     if (st.metaBlocks === 0) st.tailSeq = u.seq
     st.metaBlocks++
     st.lastSeq = u.seq
@@ -63,8 +72,10 @@ export function journalState(arr: MdArray): JournalState {
     }
   }
   st.stop = stop!
+  st.droppedUnits = dropped
+  st.headSector = stop!.position
   for (const hasParity of stripes.values()) hasParity ? st.stripesDataParity++ : st.stripesDataOnly++
-  if (st.metaBlocks === 0) st.state = 'corrupt'
-  else if (st.dataPages > 0 || st.parityPages > 0) st.state = 'dirty'
+  if (st.metaBlocks === 0 && dropped === 0) st.state = 'corrupt'
+  else if (st.dataPages > 0 || st.parityPages > 0 || dropped > 0) st.state = 'dirty'
   return st
 }

@@ -32,6 +32,7 @@ assembled in the kernel: this is the offline check-and-replay step before handin
     bar.done()
     if (!this.jsonEnabled()) this.log(render(r))
     if (r.journal.state === 'dirty') this.setExit(5)
+    if (r.journal.state === 'corrupt') this.setExit(4)
     return r
   }
 }

@@ -61,7 +61,7 @@ unless --force.`
     bar.done()
     if (!this.jsonEnabled()) {
       this.log(`${out.green('created')} raid${res.level} array ${res.arrayUuid}: ${res.raidDevices} members, chunk ${humanBytes(res.chunkBytes)}, ` +
-        `${res.layout}, ${humanBytes(res.arraySizeBytes)} usable, journal ${humanBytes(res.journalSizeBytes)}`)
+        `${res.layout ?? 'parity on the last member'}, ${humanBytes(res.arraySizeBytes)} usable, journal ${humanBytes(res.journalSizeBytes)}`)
       this.log(table(['device', 'role'], res.devices.map(d => [d.device, d.role])))
       this.log(`parity: ${res.parity}`)
     }

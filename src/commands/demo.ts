@@ -39,7 +39,7 @@ every page of the interrupted write is either its old or its new contents.`
       say(`   array ${created.arrayUuid}, ${humanBytes(created.arraySizeBytes)} usable`)
       const model = Buffer.alloc(created.arraySizeBytes)
       const writes: [number, number, string][] = [
-        [0, 3 * 65536 * 4, 'four full stripes rows'],
+        [0, 3 * 65536 * 4, 'four full stripe rows'],
         [5 << 20, 4096, 'a single page'],
         [(7 << 20) + 8192, 100 * 1024, 'partial stripes, not chunk-aligned'],
         [(20 << 20), 3 << 20, '3 MiB run'],

@@ -8,7 +8,7 @@ import {ProgressBar} from '../render/progress.js'
 import {readFully} from '../render/stdio.js'
 
 export default class Write extends R5Command {
-  static summary = 'Write data into the array through the journal (write-through)'
+  static summary = 'Write data into the array through the journal (write-through or write-back)'
   static description = `For each stripe touched, parity is computed (read-modify-write or reconstruct-write, whichever reads
 less), a meta block with data and parity pages is appended to the journal ring with the kernel's checksums, the
 journal is flushed, then the members are written. At the end an empty meta block closes the log and journal_tail

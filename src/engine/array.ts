@@ -276,6 +276,10 @@ export function planCreate(o: CreateOptions): CreatePlan {
   const minDisks = o.level === 6 ? 4 : 3
   if (!Number.isInteger(o.raidDevices) || o.raidDevices < minDisks)
     throw new UsageError(`raid${o.level} needs at least ${minDisks} devices (got --raid-devices ${o.raidDevices})`)
+  // one meta block must hold a full stripe's payloads: 20 bytes per data page plus the parity payload
+  const maxData = Math.floor((4096 - 32 - (16 + 4 * (o.level === 6 ? 2 : 1))) / 20)
+  if (o.raidDevices - (o.level === 6 ? 2 : 1) > maxData)
+    throw new UsageError(`raid${o.level} with a journal supports at most ${maxData + (o.level === 6 ? 2 : 1)} devices (a stripe's journal record must fit one 4 KiB meta block)`)
   if (o.members.length !== o.raidDevices)
     throw new UsageError(`--raid-devices ${o.raidDevices} but ${o.members.length} member device(s) given`, 'pass the journal with --write-journal, not as a member')
   if (o.chunkBytes < 4096 || (o.chunkBytes & (o.chunkBytes - 1)) !== 0)

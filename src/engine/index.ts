@@ -21,7 +21,8 @@ export {openArray, type DeviceSource, type MdArray, type CreateOptions, type Pro
 export interface CreateResult {
   arrayUuid: string
   level: number
-  layout: string
+  /** null for RAID4, whose layout md ignores (mdadm prints none) */
+  layout: string | null
   raidDevices: number
   chunkBytes: number
   memberDataSectors: number
@@ -47,7 +48,7 @@ export function createArray(o: CreateOptions & {assumeClean?: boolean}, progress
   const result: CreateResult = {
     arrayUuid: formatUuid(sb.setUuid),
     level: sb.level,
-    layout: layoutName(sb.level, sb.layout),
+    layout: sb.level === 4 ? null : layoutName(sb.level, sb.layout),
     raidDevices: sb.raidDisks,
     chunkBytes: sb.chunkSize * 512,
     memberDataSectors: Number(sb.size),
@@ -161,7 +162,7 @@ export function readData(paths: DeviceSource[], offset: number, length: number |
       const js = journalState(arr)
       if (js.state === 'dirty') {
         throw new R5Error(`journal is dirty: ${js.stripesDataParity + js.stripesDataOnly} stripe(s) pending replay; the members may be stale`, EXIT.DIRTY,
-          arr.journal.path, 'replay it with `r5ctl recover`, or pass --force to read the members as they are')
+          arr.journal.path, 'replay it with `r5ctl recover`, or pass --force to read the members as they are', 'dirty')
       }
     }
     const len = length ?? arraySizeBytes(arr) - offset
@@ -500,6 +501,7 @@ export function assembleArray(paths: DeviceSource[], opts: {force?: boolean; rea
     if (readOnly) states.push('read-only')
     if (jstate === 'dirty') states.push('journal pending replay')
     if (jstate === 'missing') states.push('journal missing')
+    if (jstate === 'corrupt') states.push('journal corrupt (no valid meta block at the tail)')
     return {
       arrayUuid: arr.uuid, name: sb.setName, version: '1.2',
       creationTime: mdTimeToDate(sb.ctime).toISOString(), updateTime: mdTimeToDate(sb.utime).toISOString(),

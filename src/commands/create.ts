@@ -31,12 +31,12 @@ unless --force.`
     uuid: Flags.string({char: 'u', description: 'array UUID (default: random)'}),
     'write-journal': Flags.string({description: 'the journal device or image file', required: true}),
     'journal-size': Flags.string({description: 'size of the journal image file to create', default: '64M'}),
-    'journal-mode': Flags.string({description: 'journal mode (write-through; write-back comes with recovery support)', options: ['write-through'], default: 'write-through'}),
+    'journal-mode': Flags.string({description: 'journal mode to use for the first write; md keeps no mode on disk (the kernel starts every assembly in write-through), so later writes take --journal-mode themselves', options: ['write-through', 'write-back'], default: 'write-through'}),
     'assume-clean': Flags.boolean({description: 'do not make parity consistent'}),
     force: Flags.boolean({char: 'f', description: 'overwrite devices that already carry a superblock'}),
   }
 
-  async run(): Promise<CreateResult> {
+  async run(): Promise<CreateResult & {journalMode: string}> {
     const {flags, argv} = await this.parse(Create)
     const level = Number(String(flags.level).replace(/^raid/i, ''))
     const size = (s: string | undefined, what: string) => {
@@ -64,7 +64,9 @@ unless --force.`
         `${res.layout ?? 'parity on the last member'}, ${humanBytes(res.arraySizeBytes)} usable, journal ${humanBytes(res.journalSizeBytes)}`)
       this.log(table(['device', 'role'], res.devices.map(d => [d.device, d.role])))
       this.log(`parity: ${res.parity}`)
+      if (flags['journal-mode'] === 'write-back')
+        this.log('journal mode: md stores no mode on disk; pass --journal-mode write-back to each `r5ctl write` (the kernel uses /sys/block/mdX/md/journal_mode)')
     }
-    return res
+    return {...res, journalMode: flags['journal-mode']}
   }
 }

@@ -31,7 +31,7 @@ unless --force.`
     uuid: Flags.string({char: 'u', description: 'array UUID (default: random)'}),
     'write-journal': Flags.string({description: 'the journal device or image file', required: true}),
     'journal-size': Flags.string({description: 'size of the journal image file to create', default: '64M'}),
-    'journal-mode': Flags.string({description: 'journal mode to use for the first write; md keeps no mode on disk (the kernel starts every assembly in write-through), so later writes take --journal-mode themselves', options: ['write-through', 'write-back'], default: 'write-through'}),
+    'journal-mode': Flags.string({description: 'accepted for runbooks; md keeps no journal mode on disk (the kernel starts every assembly in write-through), so each write takes --journal-mode itself', options: ['write-through', 'write-back'], default: 'write-through'}),
     'assume-clean': Flags.boolean({description: 'do not make parity consistent'}),
     force: Flags.boolean({char: 'f', description: 'overwrite devices that already carry a superblock'}),
   }

@@ -15,7 +15,8 @@
  * - power cut: the guest runs `powercut` (prints a marker); the host SIGKILLs qemu the moment the
  *   marker arrives. Every write the guest saw complete is in the files, nothing else.
  *
- * This module has no mocha dependency; scripts/kernel/boot.mjs uses it by hand.
+ * This module has no mocha dependency; scripts/kernel/boot.mjs uses it by hand
+ * (`node scripts/kernel/boot.mjs -e "mdadm --examine $(disk m0)" m0.img`).
  */
 import {spawn, spawnSync} from 'node:child_process'
 import {createHash} from 'node:crypto'
@@ -425,6 +426,19 @@ export class BootError extends Error {
   }
 }
 
+/** Each boot's whole console goes to R5CTL_KERNEL_LOGS (default: <tmp>/r5ctl-kernel-logs), named by its label. */
+export function logDir(): string {
+  const d = process.env.R5CTL_KERNEL_LOGS || path.join(os.tmpdir(), 'r5ctl-kernel-logs')
+  fs.mkdirSync(d, {recursive: true})
+  return d
+}
+
+function saveConsole(label: string, text: string, args: string[]): string {
+  const f = path.join(logDir(), `${label.replace(/[^A-Za-z0-9_.-]+/g, '_').replace(/^_+|_+$/g, '')}.log`)
+  fs.writeFileSync(f, `# qemu-system-x86_64 ${args.join(' ')}\n${text}`)
+  return f
+}
+
 /** `-drive if=none,...` (the image, cache mode, snapshot, throttling) + `-device virtio-blk-pci` (the serial the guest names it by). */
 function diskArgs(d: Disk, i: number): string[] {
   const esc = (s: string) => s.replace(/,/g, ',,')
@@ -433,7 +447,17 @@ function diskArgs(d: Disk, i: number): string[] {
   if (d.snapshot) a += ',snapshot=on'
   if (d.readonly) a += ',readonly=on'
   if (d.writeBps) a += `,throttling.bps-write=${d.writeBps}`
-  return ['-drive', a, '-device', `virtio-blk-pci,drive=d${i},serial=${d.name}`]
+  // the root bus has ~29 free slots: from the 25th disk on, disks go behind PCI-PCI bridges (31 each)
+  const bus = i < DISKS_ON_ROOT_BUS ? '' : `,bus=br${Math.floor((i - DISKS_ON_ROOT_BUS) / 31)},addr=0x${(((i - DISKS_ON_ROOT_BUS) % 31) + 1).toString(16)}`
+  return ['-drive', a, '-device', `virtio-blk-pci,drive=d${i},serial=${d.name}${bus}`]
+}
+
+const DISKS_ON_ROOT_BUS = 24
+
+function bridgeArgs(disks: number): string[] {
+  const out: string[] = []
+  for (let b = 0; b * 31 < disks - DISKS_ON_ROOT_BUS; b++) out.push('-device', `pci-bridge,id=br${b},chassis_nr=${b + 1}`)
+  return out
 }
 
 /** Boot the guest with the disks, run the script, return its output. A power cut ends the run early. */
@@ -459,6 +483,7 @@ export async function boot(env: KernelEnv, o: BootOptions): Promise<BootResult> 
     '-kernel', env.vmlinuz, '-initrd', initrd,
     '-append', 'console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init',
   ]
+  args.push(...bridgeArgs(o.disks.length))
   o.disks.forEach((d, i) => args.push(...diskArgs(d, i)))
   const t0 = Date.now()
   let tBegin = 0
@@ -497,6 +522,7 @@ export async function boot(env: KernelEnv, o: BootOptions): Promise<BootResult> 
   }
   const wallSeconds = (Date.now() - t0) / 1000
   const consoleText = text.replace(/\r\n/g, '\n').replace(/\r/g, '')
+  if (timedOut || !consoleText.includes(MARK_BEGIN)) saveConsole(o.label ?? 'boot', consoleText, args)
   if (timedOut) throw new BootError(`guest timed out after ${(o.timeoutMs ?? 240_000) / 1000} s`, consoleText)
   const b = consoleText.indexOf(MARK_BEGIN)
   if (b < 0) throw new BootError('the guest never reached the scenario (no BEGIN marker)', consoleText)
@@ -517,6 +543,7 @@ export async function boot(env: KernelEnv, o: BootOptions): Promise<BootResult> 
     if (m) kv[m[1]] = m[2].trim()
   }
   const bootSeconds = ((tBegin || Date.now()) - t0) / 1000
-  if (o.label) log(`${o.label}: boot ${bootSeconds.toFixed(1)} s, total ${wallSeconds.toFixed(1)} s${powerCut ? ' (power cut)' : ''}`)
+  const logFile = saveConsole(o.label ?? 'boot', consoleText, args)
+  if (o.label) log(`${o.label}: boot ${bootSeconds.toFixed(1)} s, total ${wallSeconds.toFixed(1)} s${powerCut ? ' (power cut)' : ''}; console in ${logFile}`)
   return {output, console: consoleText, kv, rc, powerCut, bootSeconds, wallSeconds}
 }

@@ -208,60 +208,93 @@ export interface ReplayModel {
   /** what dmesg's "recovering N data-only stripes and M data-parity stripes" counts */
   dmesgDataOnly: number
   dmesgDataParity: number
-  /** distinct stripes the kernel writes to the members from data+parity records */
+  /** distinct stripes whose logged data+parity is not yet on the members (no stripe-cache limit) */
   distinctDataParity: number
   /** distinct stripes left data-only at the end of the scan (loaded into the cache, rewritten to the log) */
   distinctDataOnly: number
 }
 
+/** raid5.c NR_STRIPES (the default stripe_cache_size) and NR_STRIPE_HASH_LOCKS */
+const NR_STRIPES = 256
+const HASH_LOCKS = 8
+
 /**
- * r5c_recovery_flush_log() of Linux 6.1 over the meta blocks r5ctl decoded: a data payload puts
- * the stripe in the caching (data-only) state, a parity payload takes it out; a data payload for
- * a stripe that already holds parity first replays it (r5c_recovery_analyze_meta_block →
- * r5l_recovery_replay_one_stripe, which counts only when the stripe has data pages) and resets it;
- * a flush payload drops the stripe; at the end every non-caching stripe is replayed and every
- * caching one counted as data-only. dmesg counts replays, so a stripe logged with parity twice
- * counts twice.
+ * r5c_recovery_flush_log() of Linux 6.1 over the meta blocks r5ctl decoded:
+ * - a data payload puts the stripe in the caching (data-only) state, a parity payload takes it out;
+ * - a data payload for a stripe that already holds parity first replays it
+ *   (r5c_recovery_analyze_meta_block → r5l_recovery_replay_one_stripe, which counts only when the
+ *   stripe has data pages) and resets it;
+ * - a flush payload drops the stripe from the list without writing it;
+ * - a new stripe comes from the stripe cache: NR_STRIPES stripes spread round-robin over 8 hash
+ *   lists, taken from list (sector >> 3) & 7 (raid5_get_active_stripe, noblock). When that list is
+ *   empty every non-caching stripe is replayed and released first (r5c_recovery_replay_stripes), and
+ *   if that frees nothing the cache doubles (raid5_set_cache_size). A stripe replayed that way
+ *   before its flush payload is seen is counted although it was already on the members;
+ * - at the end every non-caching stripe is replayed and every caching one counted as data-only.
+ * dmesg counts replays, so a stripe logged with parity twice counts twice; the distinct counts
+ * (without the cache limit) are what is actually pending.
  */
-export function kernelReplayModel(dump: {blocks: {payloads: any[]}[]}): ReplayModel {
-  const list = new Map<number, {caching: boolean; parity: boolean; data: number}>()
-  let dp = 0
-  const dpStripes = new Set<number>()
-  const replay = (s: number, st: {data: number}) => {
-    if (st.data > 0) {
-      dp++
-      dpStripes.add(s)
-    }
-  }
-  for (const b of dump.blocks) {
-    for (const p of b.payloads) {
-      if (p.type === 'flush') {
-        for (const s of p.stripeSectors) list.delete(Number(s))
-        continue
+export function kernelReplayModel(dump: {blocks: {payloads: any[]}[]}, stripeCache = NR_STRIPES): ReplayModel {
+  const run = (limit: boolean) => {
+    const list = new Map<number, {caching: boolean; parity: boolean; data: number}>()
+    const perHash = new Array<number>(HASH_LOCKS).fill(0)
+    const hash = (s: number) => Math.floor(s / 8) % HASH_LOCKS
+    let size = stripeCache
+    let dp = 0
+    const dpStripes = new Set<number>()
+    const replayOne = (s: number, st: {caching: boolean; parity: boolean; data: number}) => {
+      if (st.data > 0) {
+        dp++
+        dpStripes.add(s)
       }
-      const s = Number(p.stripeSector)
-      let st = list.get(s)
-      if (!st) list.set(s, (st = {caching: false, parity: false, data: 0}))
-      if (p.type === 'data') {
-        if (!st.caching && st.parity) {
-          replay(s, st)
-          st.parity = false
-          st.data = 0
+      st.caching = false
+      st.parity = false
+      st.data = 0
+    }
+    const release = (s: number) => {
+      if (list.delete(s)) perHash[hash(s)]--
+    }
+    for (const b of dump.blocks) {
+      for (const p of b.payloads) {
+        if (p.type === 'flush') {
+          for (const x of p.stripeSectors) release(Number(x))
+          continue
         }
-        st.data += p.sizeSectors / 8
-        st.caching = true
-      } else {
-        st.parity = true
-        st.caching = false
+        const s = Number(p.stripeSector)
+        let st = list.get(s)
+        if (!st) {
+          if (limit && perHash[hash(s)] >= size / HASH_LOCKS) {
+            for (const [t, tst] of [...list]) if (!tst.caching) { replayOne(t, tst); release(t) }
+            if (perHash[hash(s)] >= size / HASH_LOCKS) size *= 2
+          }
+          st = {caching: false, parity: false, data: 0}
+          list.set(s, st)
+          perHash[hash(s)]++
+        }
+        if (p.type === 'data') {
+          if (!st.caching && st.parity) {
+            replayOne(s, st)
+            list.delete(s) // list_move_tail
+            list.set(s, st)
+          }
+          st.data += p.sizeSectors / 8
+          st.caching = true
+        } else {
+          st.parity = true
+          st.caching = false
+        }
       }
     }
+    let dataOnly = 0
+    for (const [s, st] of list) {
+      if (st.caching) dataOnly++
+      else replayOne(s, st)
+    }
+    return {dp, dpDistinct: dpStripes.size, dataOnly}
   }
-  let dataOnly = 0
-  for (const [s, st] of list) {
-    if (st.caching) dataOnly++
-    else replay(s, st)
-  }
-  return {dmesgDataOnly: dataOnly, dmesgDataParity: dp, distinctDataParity: dpStripes.size, distinctDataOnly: dataOnly}
+  const k = run(true)
+  const d = run(false)
+  return {dmesgDataOnly: k.dataOnly, dmesgDataParity: k.dp, distinctDataParity: d.dpDistinct, distinctDataOnly: d.dataOnly}
 }
 
 /** `md/raid:md0: recovering 16 data-only stripes and 0 data-parity stripes` → numbers (clean shutdown → zeros). */

@@ -329,12 +329,15 @@ describe('superblock', () => {
   });
 
   describe('time words', () => {
-    it('low 40 bits seconds, high 24 bits microseconds', () => {
+    it('writes whole seconds with the top 24 bits zero, as mdadm does (Linux 6.1 reads the u64 as seconds)', () => {
       const v = mdTime(new Date('2024-05-06T07:08:09.250Z'));
-      assert.equal(v & ((1n << 40n) - 1n), 1714979289n);
-      assert.equal(v >> 40n, 250000n);
+      assert.equal(v, 1714979289n);
+      assert.equal(v >> 40n, 0n);
+      assert.equal(mdTimeToDate(v).toISOString(), '2024-05-06T07:08:09.000Z');
+    });
+    it('still reads microseconds in the top 24 bits when another writer put them there', () => {
+      const v = (250000n << 40n) | 1714979289n;
       assert.equal(mdTimeToDate(v).toISOString(), '2024-05-06T07:08:09.250Z');
-      assert.equal(mdTimeToDate(1714979289n).toISOString(), '2024-05-06T07:08:09.000Z');
     });
   });
 

@@ -125,12 +125,16 @@ const hex8 = (v: number): string => '0x' + (v >>> 0).toString(16).padStart(8, '0
 const SEC_MASK = (1n << 40n) - 1n;
 
 /** Date -> md time word (low 40 bits seconds, high 24 bits microseconds). */
+/**
+ * Date -> md time word, whole seconds only. md_p.h allows microseconds in the top 24 bits, but
+ * mdadm writes 0 there and Linux 6.1 reads the whole u64 as seconds (super_1_validate:
+ * mddev->ctime = le64_to_cpu(sb->ctime)), so microseconds would show up in `mdadm --detail` as a
+ * creation time in 2106. Found by the kernel interop suite.
+ */
 export function mdTime(date: Date): bigint {
   const ms = date.getTime();
   if (!Number.isFinite(ms) || ms < 0) throw new RangeError(`mdTime: unrepresentable date ${String(date)}`);
-  const sec = BigInt(Math.floor(ms / 1000));
-  const usec = BigInt((ms % 1000) * 1000);
-  return (usec << 40n) | (sec & SEC_MASK);
+  return BigInt(Math.floor(ms / 1000)) & SEC_MASK;
 }
 
 /** md time word -> Date (millisecond precision; mdadm shows only the seconds). */

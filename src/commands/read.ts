@@ -3,7 +3,7 @@ import {Flags} from '@oclif/core'
 import {R5Command} from '../base-command.js'
 import {readData} from '../engine/index.js'
 import {UsageError} from '../engine/errors.js'
-import {parseSize, humanBytes} from '../render/format.js'
+import {parseRange, humanBytes} from '../render/format.js'
 import {ProgressBar} from '../render/progress.js'
 import {writeAll, writeViewsAt} from '../render/stdio.js'
 
@@ -26,12 +26,7 @@ RAID6 two. A dirty journal (records not yet replayed) is refused with exit 5 bec
 
   async run() {
     const {flags, argv} = await this.parse(Read)
-    let offset: number
-    let length: number | undefined
-    try {
-      offset = parseSize(flags.offset)
-      length = flags.length === undefined ? undefined : parseSize(flags.length)
-    } catch (e) { throw new UsageError((e as Error).message) }
+    let {offset, length} = parseRange(flags.offset, flags.length)
     if (!flags.output && this.jsonEnabled()) throw new UsageError('--json needs --output (stdout carries the JSON)')
     // the output file is opened at the first byte, so a refused read leaves an existing file alone
     let fd = flags.output ? -1 : 1

@@ -3,7 +3,7 @@ import {Flags} from '@oclif/core'
 import {R5Command} from '../base-command.js'
 import {writeData} from '../engine/index.js'
 import {UsageError} from '../engine/errors.js'
-import {parseSize, humanBytes} from '../render/format.js'
+import {parseRange, humanBytes} from '../render/format.js'
 import {ProgressBar} from '../render/progress.js'
 import {readFully} from '../render/stdio.js'
 
@@ -31,12 +31,7 @@ moves to it, so the array assembles clean under Linux. The offset must be a mult
 
   async run() {
     const {flags, argv} = await this.parse(Write)
-    let offset: number
-    let length: number | undefined
-    try {
-      offset = parseSize(flags.offset)
-      length = flags.length === undefined ? undefined : parseSize(flags.length)
-    } catch (e) { throw new UsageError((e as Error).message) }
+    let {offset, length} = parseRange(flags.offset, flags.length)
     let fd = 0
     if (flags.input !== '-') {
       try { fd = fs.openSync(flags.input, 'r') } catch (e) { throw new UsageError(`cannot open input: ${(e as Error).message}`) }

@@ -9,7 +9,7 @@ import {CorruptError, R5Error, RefusedError, UsageError, EXIT} from './errors.js
 import {encodeMetaBlock, type Payload, PAYLOAD_DATA, PAYLOAD_PARITY} from './format/meta.js'
 import type {MdArray} from './array.js'
 import {computeP, computeQ, gfPow2, mulInto, reconstruct, xorInto} from './parity.js'
-import {planRecovery} from './journal/recover.js'
+import {planRecovery, writeCoalesced} from './journal/recover.js'
 import {reclaimLog} from './journal/reclaim.js'
 import {BLOCK_SECTORS, PAGE} from './journal/ring.js'
 
@@ -208,7 +208,7 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
   let unitPayloads: Payload[] = []
   let unitMetaSize = 32
   let batchLastUnitPos = -1
-  const memberWrites: {m: number; off: number; view: Uint8Array}[] = []
+  const memberWrites: {slot: number; off: number; view: Uint8Array}[] = []
   const sums = new Uint32Array(D + 2)
 
   const closeUnit = () => {
@@ -268,20 +268,8 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
     ring.write(log.subarray(0, logLen), head)
     arr.journal!.dev.flush()
     res.journalBytes += logLen
-    // members: coalesce contiguous pages into one request per run
-    memberWrites.sort((a, b) => a.m - b.m || a.off - b.off)
-    let i = 0
-    while (i < memberWrites.length) {
-      let j = i + 1
-      let endOff = memberWrites[i].off + memberWrites[i].view.length
-      while (j < memberWrites.length && memberWrites[j].m === memberWrites[i].m && memberWrites[j].off === endOff) {
-        endOff += memberWrites[j].view.length
-        j++
-      }
-      const m = memberWrites[i].m
-      arr.members[m]!.dev.writev(memberWrites.slice(i, j).map(w => w.view), arr.memberBase(m) + memberWrites[i].off)
-      i = j
-    }
+    // members: one request per contiguous run
+    writeCoalesced(arr, memberWrites)
     memberWrites.length = 0
     head = ring.add(head, sectors)
     lastUnitOnMembers = batchLastUnitPos
@@ -410,13 +398,13 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
       byMember.forEach((i, j) => {
         const arraySector = BigInt((rowPage0 + i * pagesPerChunk + k) * BLOCK_SECTORS)
         unitPayloads.push({type: PAYLOAD_DATA, flags: 0, sizeSectors: BLOCK_SECTORS, location: arraySector, checksums: [sums[j]]})
-        if (P) memberWrites.push({m: lay.dataMembers[i], off: r * chunkBytes + k * PAGE, view: log.subarray(base + j * PAGE, base + (j + 1) * PAGE)})
+        if (P) memberWrites.push({slot: lay.dataMembers[i], off: r * chunkBytes + k * PAGE, view: log.subarray(base + j * PAGE, base + (j + 1) * PAGE)})
       })
       if (P) {
         unitPayloads.push({type: PAYLOAD_PARITY, flags: 0, sizeSectors: nParity * BLOCK_SECTORS, location: BigInt(memberSector),
           checksums: Array.from(sums.subarray(tIdx.length, tIdx.length + nParity))})
-        memberWrites.push({m: lay.pd, off: r * chunkBytes + k * PAGE, view: P})
-        if (Q) memberWrites.push({m: lay.qd, off: r * chunkBytes + k * PAGE, view: Q})
+        memberWrites.push({slot: lay.pd, off: r * chunkBytes + k * PAGE, view: P})
+        if (Q) memberWrites.push({slot: lay.qd, off: r * chunkBytes + k * PAGE, view: Q})
       }
       unitMetaSize += payloadMeta
       logLen += stripeBytes

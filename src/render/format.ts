@@ -1,3 +1,5 @@
+import {UsageError} from '../engine/errors.js'
+
 /** Number and size formatting shared by the text renderers. */
 export function humanBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
@@ -23,4 +25,13 @@ export function parseSize(s: string): number {
   const v = Number(m[1]) * mult
   if (!Number.isSafeInteger(v)) throw new Error(`size '${s}' is too large`)
   return v
+}
+
+/** --offset / --length as given on the command line; a bad value is a usage error (exit 2). */
+export function parseRange(offset: string, length: string | undefined): {offset: number; length: number | undefined} {
+  try {
+    return {offset: parseSize(offset), length: length === undefined ? undefined : parseSize(length)}
+  } catch (error) {
+    throw new UsageError((error as Error).message)
+  }
 }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { refRaw } from '../helpers/reference.js';
 import { uuidSeed } from '../../src/engine/checksum.js';
 import {
   BLOCK_SIZE,
@@ -12,15 +13,6 @@ import {
   payloadBytes,
 } from '../../src/engine/format/meta.js';
 
-/** Bit-at-a-time crc32c_le (reflected, polynomial 0x82F63B78, no inversion): independent of the module. */
-function refRaw(seed: number, buf: Uint8Array): number {
-  let c = seed >>> 0;
-  for (const b of buf) {
-    c ^= b;
-    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
-  }
-  return c >>> 0;
-}
 
 const UUID = Uint8Array.from([0x3a, 0x1f, 0x0c, 0x44, 0x9b, 0x2e, 0x7d, 0x10, 0x55, 0xaa, 0x66, 0xbb, 0x0f, 0x1e, 0x2d, 0x3c]);
 const SEED = refRaw(0xffffffff, UUID);

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { goldenKernelSuperblock } from '../helpers/reference.js';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -94,29 +95,6 @@ function raid5Member(devNumber: number): Superblock {
   });
 }
 
-/** The kernel-written RAID1 superblock also used by checksum.test.ts (public hexdump). */
-function goldenKernelSuperblock(): Buffer {
-  const rows: Record<number, string> = {
-    0x000: 'fc4e2ba9010000000000000000000000',
-    0x010: '6865ede1f1a76b4845071d66a55755bd',
-    0x020: '6672616d65776f726b3a61727261796e',
-    0x030: '616d6500000000000000000000000000',
-    0x040: '8ef3b866000000000100000000000000',
-    0x050: '00180300000000000000000002000000',
-    0x080: '00080000000000000018030000000000',
-    0x090: '08000000000000000000000000000000',
-    0x0a0: '0000000000000000a5cc7f3aa6bc32e7',
-    0x0b0: '97b772897554b62f0000080010000000',
-    0x0c0: '8ef3b866000000001100000000000000',
-    0x0d0: 'ffffffffffffffff6f63646080000000',
-  };
-  const b = Buffer.alloc(4096);
-  for (const [off, hex] of Object.entries(rows)) Buffer.from(hex, 'hex').copy(b, Number(off));
-  b.writeUInt16LE(0, 0x100);
-  b.writeUInt16LE(1, 0x102);
-  b.fill(0xff, 0x104, 0x200);
-  return b;
-}
 
 describe('superblock', () => {
   describe('encode: pinned offsets', () => {

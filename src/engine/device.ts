@@ -8,7 +8,8 @@
  */
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import {IoError} from './errors.js'
+import {IoError, RefusedError} from './errors.js'
+import {DeviceLock} from './lock.js'
 
 export interface DeviceStats {
   reads: number
@@ -57,6 +58,7 @@ export class FileDevice implements BlockDevice {
   readonly stats = newStats()
   private fd: number
   readonly size: number
+  private lock: DeviceLock | null = null
 
   private constructor(readonly name: string, fd: number, size: number, readonly writable: boolean) {
     this.fd = fd
@@ -75,14 +77,36 @@ export class FileDevice implements BlockDevice {
       throw new IoError(`cannot open: ${error.code === 'ENOENT' ? 'no such file' : error.message}`, file,
         error.code === 'ENOENT' ? 'check the path' : undefined)
     }
-    const st = fs.fstatSync(fd)
+    let st = fs.fstatSync(fd)
+    if (st.isBlockDevice() && opts.writable) {
+      // O_EXCL on a block device is Linux's exclusive claim: EBUSY while md or a mount holds it
+      fs.closeSync(fd)
+      try {
+        fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_EXCL)
+      } catch (error: any) {
+        if (error.code === 'EBUSY')
+          throw new RefusedError('device is busy (held by the kernel md driver, a mount, or another exclusive user)', file,
+            'stop the array (mdadm --stop) or unmount it first', 'in-use')
+        throw new IoError(`cannot open: ${error.message}`, file)
+      }
+      st = fs.fstatSync(fd)
+    }
     let size = st.size
     if (st.isBlockDevice()) size = blockDeviceSize(file, fd)
     else if (!st.isFile()) {
       fs.closeSync(fd)
       throw new IoError('not a regular file or block device', file)
     }
-    return new FileDevice(file, fd, size, opts.writable)
+    const dev = new FileDevice(file, fd, size, opts.writable)
+    if (opts.writable) {
+      try {
+        dev.lock = DeviceLock.acquire(fd, file)
+      } catch (error) {
+        fs.closeSync(fd)
+        throw error
+      }
+    }
+    return dev
   }
 
   /** Create (or extend) a sparse image file of `size` bytes. */
@@ -189,6 +213,8 @@ export class FileDevice implements BlockDevice {
   close(): void {
     if (this.fd >= 0) fs.closeSync(this.fd)
     this.fd = -1
+    this.lock?.release()
+    this.lock = null
   }
 }
 

@@ -1,0 +1,54 @@
+/**
+ * Exclusive access: a second writer on a set that a first writer holds is refused with exit 3 and
+ * the first completes intact; readers are never locked out; a dead owner's lock is taken over.
+ */
+import assert from 'node:assert/strict'
+import {spawn} from 'node:child_process'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import {BIN, r5ctl, expectExit, expectErrorLine, suiteTempDir, pseudoRandom, fingerprint} from '../helpers/cli.js'
+
+describe('e2e: exclusive access for writers', function () {
+  this.timeout(120000)
+  const tmp = suiteTempDir('r5ctl-lock-')
+  const lockDir = () => tmp.file('locks')
+  const env = () => ({R5CTL_LOCK_DIR: lockDir()})
+  const devs = () => ['j.img', 'a.img', 'b.img', 'c.img', 'd.img'].map(f => tmp.file(f))
+
+  before(() => {
+    fs.mkdirSync(lockDir(), {recursive: true})
+    expectExit(r5ctl(['create', '--level', '5', '--raid-devices', '4', '--chunk', '64K', '--size', '160M', '--journal-size', '48M',
+      '--write-journal', ...devs()], {env: env()}), 0)
+    fs.writeFileSync(tmp.file('big.bin'), pseudoRandom(120 << 20, 7))
+  })
+
+  it('refuses a second writer with exit 3 while the first completes intact', async () => {
+    const first = spawn(process.execPath, [BIN, 'write', '--offset', '0', '--input', tmp.file('big.bin'), ...devs()],
+      {env: {...process.env, ...env(), NO_COLOR: '1'}, stdio: ['ignore', 'pipe', 'pipe']})
+    const done = new Promise<number>(resolve => first.on('exit', code => resolve(code ?? -1)))
+    // wait until the first writer holds its locks
+    const t0 = Date.now()
+    while (fs.readdirSync(lockDir()).length < 5 && Date.now() - t0 < 20000) await new Promise(r => setTimeout(r, 20))
+    assert.equal(fs.readdirSync(lockDir()).length, 5, 'the first writer locks every device')
+    const second = r5ctl(['write', '--offset', '0', '--length', '4096', '--input', tmp.file('big.bin'), ...devs()], {env: env()})
+    expectExit(second, 3)
+    const line = expectErrorLine(second)
+    assert.match(line, /in use by r5ctl \(pid \d+/)
+    // readers are not locked out
+    expectExit(r5ctl(['examine', ...devs()], {env: env()}), 0)
+    assert.equal(await done, 0, 'the first writer completes')
+    assert.deepEqual(fs.readdirSync(lockDir()), [], 'locks are released')
+    const out = tmp.file('back.bin')
+    expectExit(r5ctl(['read', '--offset', '0', '--length', String(120 << 20), '--output', out, ...devs()], {env: env()}), 0)
+    assert.ok(fs.readFileSync(out).equals(fs.readFileSync(tmp.file('big.bin'))), 'the first write is intact')
+  })
+
+  it('takes over a lock whose owner is gone', () => {
+    const st = fs.statSync(tmp.file('a.img'))
+    fs.writeFileSync(path.join(lockDir(), `${st.dev}-${st.ino}.lock`), '999999999 2026-01-01T00:00:00Z write (dead)')
+    const before = fingerprint(devs())
+    expectExit(r5ctl(['write', '--offset', '0', '--length', '4096', '--input', tmp.file('big.bin'), ...devs()], {env: env()}), 0)
+    assert.notDeepEqual(fingerprint(devs()), before)
+    assert.deepEqual(fs.readdirSync(lockDir()), [])
+  })
+})

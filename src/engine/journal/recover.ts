@@ -24,13 +24,127 @@ import {CorruptError} from '../errors.js'
 import {scanLog, type ScanStop} from './scan.js'
 import {BLOCK_SECTORS, PAGE} from './ring.js'
 
-/** stripe sector -> (raid slot -> log position of the page to write there) */
-type PageMap = Map<number, Map<number, number>>
+/**
+ * stripe sector -> (raid slot -> log position of the page to write there), kept compact: one map
+ * entry per stripe and a typed row of positions (-1 = nothing), so a plan for a journal of any
+ * size costs tens of bytes per stripe rather than objects per page.
+ */
+export class StripePages {
+  private rows = new Map<number, number>()
+  private sectorOf: number[] = []
+  private pos: Int32Array
+  private count = 0
 
-interface StripeState {
-  caching: boolean
-  cur: Map<number, number>
+  constructor(readonly slots: number) {
+    this.pos = new Int32Array(1024 * slots).fill(-1)
+  }
+
+  get size(): number { return this.rows.size }
+
+  private row(sector: number): number {
+    let r = this.rows.get(sector)
+    if (r === undefined) {
+      r = this.count++
+      if (r * this.slots >= this.pos.length) {
+        const grown = new Int32Array(this.pos.length * 2).fill(-1)
+        grown.set(this.pos)
+        this.pos = grown
+      }
+      this.rows.set(sector, r)
+      this.sectorOf[r] = sector
+    }
+    return r
+  }
+
+  set(sector: number, slot: number, logPos: number): void {
+    this.pos[this.row(sector) * this.slots + slot] = logPos
+  }
+
+  /** slot -> log position pairs of one stripe */
+  get(sector: number): Map<number, number> {
+    const out = new Map<number, number>()
+    const r = this.rows.get(sector)
+    if (r === undefined) return out
+    for (let k = 0; k < this.slots; k++) {
+      const v = this.pos[r * this.slots + k]
+      if (v >= 0) out.set(k, v)
+    }
+    return out
+  }
+
+  keys(): IterableIterator<number> { return this.rows.keys() }
+
+  /** every (sector, slot, log position) */
+  forEachPage(fn: (sector: number, slot: number, logPos: number) => void): void {
+    for (let r = 0; r < this.count; r++) {
+      for (let k = 0; k < this.slots; k++) {
+        const v = this.pos[r * this.slots + k]
+        if (v >= 0) fn(this.sectorOf[r], k, v)
+      }
+    }
+  }
+
+  pages(): number {
+    let n = 0
+    for (let i = 0; i < this.count * this.slots; i++) if (this.pos[i] >= 0) n++
+    return n
+  }
 }
+
+/** The kernel's per-stripe recovery state, for every stripe at once: current logged pages + caching flag. */
+class StripeStates {
+  private rows = new Map<number, number>()
+  private sectorOf: number[] = []
+  private cur: Int32Array
+  private flags: Uint8Array // bit 0: caching, bit 1: alive
+  private count = 0
+
+  constructor(readonly slots: number) {
+    this.cur = new Int32Array(1024 * slots).fill(-1)
+    this.flags = new Uint8Array(1024)
+  }
+
+  row(sector: number): number {
+    let r = this.rows.get(sector)
+    if (r === undefined) {
+      r = this.count++
+      if (r >= this.flags.length) {
+        const cur = new Int32Array(this.cur.length * 2).fill(-1)
+        cur.set(this.cur)
+        this.cur = cur
+        const flags = new Uint8Array(this.flags.length * 2)
+        flags.set(this.flags)
+        this.flags = flags
+      }
+      this.rows.set(sector, r)
+      this.sectorOf[r] = sector
+    }
+    this.flags[r] |= 2
+    return r
+  }
+
+  caching(r: number): boolean { return (this.flags[r] & 1) !== 0 }
+  setCaching(r: number, on: boolean): void { this.flags[r] = (this.flags[r] & ~1) | (on ? 1 : 0) }
+  has(r: number, slot: number): boolean { return this.cur[r * this.slots + slot] >= 0 }
+  set(r: number, slot: number, pos: number): void { this.cur[r * this.slots + slot] = pos }
+  at(r: number, slot: number): number { return this.cur[r * this.slots + slot] }
+  reset(r: number): void {
+    this.cur.fill(-1, r * this.slots, (r + 1) * this.slots)
+    this.flags[r] &= ~1
+  }
+  /** a FLUSH payload: the stripe is on the members; forget it */
+  drop(sector: number): void {
+    const r = this.rows.get(sector)
+    if (r === undefined) return
+    this.reset(r)
+    this.flags[r] = 0
+  }
+  *alive(): Generator<[number, number]> {
+    for (let r = 0; r < this.count; r++) if (this.flags[r] & 2) yield [this.sectorOf[r], r]
+  }
+}
+
+type PageMap = StripePages
 
 export interface SkippedUnit {positionSector: number; seq: string; reason: string}
 
@@ -65,8 +179,9 @@ export function planRecovery(arr: MdArray, opts: {untilSeq?: bigint; progress?: 
   const geo = arr.geometry
   const level = arr.sb.level
   const tail = arr.journalTail
-  const states = new Map<number, StripeState>()
-  const fromLog: PageMap = new Map()
+  const n = arr.sb.raidDisks
+  const states = new StripeStates(n)
+  const fromLog = new StripePages(n)
   const skipped: SkippedUnit[] = []
   let stop: ScanStop | undefined
   let units = 0
@@ -75,23 +190,15 @@ export function planRecovery(arr: MdArray, opts: {untilSeq?: bigint; progress?: 
   let dataParity = 0
   let scanned = 0
 
-  const replay = (sector: number, st: StripeState) => {
+  const replay = (sector: number, r: number) => {
     const info = geo.stripeInfo(sector)
     let data = 0
-    for (const slot of st.cur.keys()) if (slot !== info.pd && slot !== info.qd) data++
+    for (let k = 0; k < n; k++) if (states.has(r, k) && k !== info.pd && k !== info.qd) data++
     if (data > 0) {
-      let m = fromLog.get(sector)
-      if (!m) fromLog.set(sector, (m = new Map()))
-      for (const [slot, pos] of st.cur) m.set(slot, pos)
+      for (let k = 0; k < n; k++) if (states.has(r, k)) fromLog.set(sector, k, states.at(r, k))
       dataParity++
     }
-    st.cur = new Map()
-    st.caching = false
-  }
-  const state = (sector: number) => {
-    let st = states.get(sector)
-    if (!st) states.set(sector, (st = {caching: false, cur: new Map()}))
-    return st
+    states.reset(r)
   }
 
   for (const u of scanLog(ring, arr.seed, tail, {
@@ -110,24 +217,24 @@ export function planRecovery(arr: MdArray, opts: {untilSeq?: bigint; progress?: 
     let pos = ring.add(u.position, BLOCK_SECTORS)
     for (const p of u.meta.payloads) {
       if (p.type === PAYLOAD_FLUSH) {
-        for (const s of p.stripes) states.delete(Number(s))
+        for (const s of p.stripes) states.drop(Number(s))
         continue
       }
       if (p.type === PAYLOAD_DATA) {
         const loc = geo.mapSector(p.location)
         const sector = Number(loc.memberSector)
-        const st = state(sector)
+        const r = states.row(sector)
         const info = geo.stripeInfo(sector)
-        if (!st.caching && st.cur.has(info.pd)) replay(sector, st)
-        st.cur.set(loc.member, pos)
-        st.caching = true
+        if (!states.caching(r) && states.has(r, info.pd)) replay(sector, r)
+        states.set(r, loc.member, pos)
+        states.setCaching(r, true)
       } else if (p.type === PAYLOAD_PARITY) {
         const sector = Number(p.location)
-        const st = state(sector)
+        const r = states.row(sector)
         const info = geo.stripeInfo(sector)
-        st.cur.set(info.pd, pos)
-        if (level === 6) st.cur.set(info.qd, ring.add(pos, BLOCK_SECTORS))
-        st.caching = false
+        states.set(r, info.pd, pos)
+        if (level === 6) states.set(r, info.qd, ring.add(pos, BLOCK_SECTORS))
+        states.setCaching(r, false)
       }
       pos = ring.add(pos, p.sizeSectors)
     }
@@ -137,13 +244,12 @@ export function planRecovery(arr: MdArray, opts: {untilSeq?: bigint; progress?: 
     throw new CorruptError(`no valid meta block at the journal tail (sector ${tail}): ${stop!.message}; the kernel would discard the whole log`,
       arr.journal!.path, 'inspect it with `r5ctl dump-meta --from SECTOR`; nothing was written', 'bad-tail')
   }
-  const dataOnly: PageMap = new Map()
-  for (const [sector, st] of states) {
-    if (!st.caching) replay(sector, st)
-    else dataOnly.set(sector, st.cur)
+  const dataOnly = new StripePages(n)
+  for (const [sector, r] of states.alive()) {
+    if (!states.caching(r)) replay(sector, r)
+    else for (let k = 0; k < n; k++) if (states.has(r, k)) dataOnly.set(sector, k, states.at(r, k))
   }
-  let pagesFromLog = 0
-  for (const m of fromLog.values()) pagesFromLog += m.size
+  const pagesFromLog = fromLog.pages()
   const stopSeq = stop!.expectedSeq ?? tailSeq + BigInt(units + skipped.length)
   return {
     tailSector: tail, tailSeq, stopSector: stop!.position, stopSeq, stop: stop!, newSeq: stopSeq + 10000n,
@@ -157,31 +263,29 @@ export interface WriteRun {device: string; slot: number; offsetSector: number; p
 
 /** Every member write the plan implies, coalesced into runs (what --dry-run prints). */
 export function planWrites(arr: MdArray, plan: RecoveryPlan): WriteRun[] {
-  const bySlot = new Map<number, {sector: number; source: 'log' | 'computed'}[]>()
-  const add = (slot: number, sector: number, source: 'log' | 'computed') => {
-    let l = bySlot.get(slot)
-    if (!l) bySlot.set(slot, (l = []))
-    l.push({sector, source})
-  }
-  for (const [sector, m] of plan.fromLog) for (const slot of m.keys()) add(slot, sector, 'log')
-  for (const [sector, m] of plan.dataOnly) {
+  // per slot, one number per page: sector * 2 + (1 when the page is computed parity)
+  const bySlot: number[][] = Array.from({length: arr.sb.raidDisks}, () => [])
+  plan.fromLog.forEachPage((sector, slot) => bySlot[slot].push(sector * 2))
+  plan.dataOnly.forEachPage((sector, slot) => bySlot[slot].push(sector * 2))
+  for (const sector of plan.dataOnly.keys()) {
     const info = arr.geometry.stripeInfo(sector)
-    for (const slot of m.keys()) add(slot, sector, 'log')
-    add(info.pd, sector, 'computed')
-    if (info.qd >= 0) add(info.qd, sector, 'computed')
+    bySlot[info.pd].push(sector * 2 + 1)
+    if (info.qd >= 0) bySlot[info.qd].push(sector * 2 + 1)
   }
   const runs: WriteRun[] = []
-  for (const slot of [...bySlot.keys()].sort((a, b) => a - b)) {
-    const l = bySlot.get(slot)!.sort((a, b) => a.sector - b.sector)
+  bySlot.forEach((list, slot) => {
+    const sorted = Float64Array.from(list).sort()
     let run: WriteRun | null = null
-    for (const w of l) {
-      if (run && run.source === w.source && run.offsetSector + run.pages * BLOCK_SECTORS === w.sector) run.pages++
+    for (const v of sorted) {
+      const sector = Math.floor(v / 2)
+      const source = v % 2 === 1 ? 'computed' as const : 'log' as const
+      if (run && run.source === source && run.offsetSector + run.pages * BLOCK_SECTORS === sector) run.pages++
       else {
-        run = {device: arr.members[slot]?.path ?? `(slot ${slot} missing)`, slot, offsetSector: w.sector, pages: 1, source: w.source}
+        run = {device: arr.members[slot]?.path ?? `(slot ${slot} missing)`, slot, offsetSector: sector, pages: 1, source}
         runs.push(run)
       }
     }
-  }
+  })
   return runs
 }
 
@@ -208,25 +312,41 @@ export function applyRecovery(arr: MdArray, plan: RecoveryPlan, progress?: (done
 /** Phase A: stream the live log once, in windows, and send every final page to its member. */
 export function applyFromLog(arr: MdArray, plan: RecoveryPlan, res: ApplyResult, progress?: (done: number, total: number) => void): void {
   const ring = arr.ring!
-  const targets = new Map<number, number>()
-  const slotOf = new Map<number, number>()
-  for (const [sector, m] of plan.fromLog) for (const [slot, pos] of m) { targets.set(pos, sector); slotOf.set(pos, slot) }
+  // every page to copy, ordered by where it lies in the log: key = page index from the tail
+  // (high bits) and entry number (low 24 bits), sorted as plain numbers
+  const count = plan.pagesFromLog
+  const keys = new Float64Array(count)
+  const sectors = new Float64Array(count)
+  const slots = new Uint16Array(count)
+  let e = 0
+  plan.fromLog.forEachPage((sector, slot, pos) => {
+    keys[e] = (ring.distance(plan.tailSector, pos) / BLOCK_SECTORS) * 0x1000000 + e
+    sectors[e] = sector
+    slots[e] = slot
+    e++
+  })
+  keys.sort()
   const total = ring.distance(plan.tailSector, plan.stopSector) * 512
-  if (targets.size === 0 || total === 0) return
+  if (count === 0 || total === 0) return
+  let next = 0
   const buf = alignedBuffer(Math.min(WINDOW, total))
   let done = 0
   let pos = plan.tailSector
-  while (done < total) {
+  while (done < total && next < count) {
     const len = Math.min(buf.length, total - done)
     const win = buf.subarray(0, len)
     ring.read(win, pos)
     res.journalBytesRead += len
     const writes: {slot: number; off: number; view: Uint8Array}[] = []
-    for (let k = 0; k < len / PAGE; k++) {
-      const p = ring.add(pos, k * BLOCK_SECTORS)
-      const sector = targets.get(p)
-      if (sector === undefined) continue
-      writes.push({slot: slotOf.get(p)!, off: sector * 512, view: win.subarray(k * PAGE, (k + 1) * PAGE)})
+    const firstPage = done / PAGE
+    const endPage = firstPage + len / PAGE
+    while (next < count) {
+      const page = Math.floor(keys[next] / 0x1000000)
+      if (page >= endPage) break
+      const i = keys[next] - page * 0x1000000
+      const k = page - firstPage
+      writes.push({slot: slots[i], off: sectors[i] * 512, view: win.subarray(k * PAGE, (k + 1) * PAGE)})
+      next++
     }
     res.memberWrites += writeCoalesced(arr, writes)
     res.pagesWritten += writes.length
@@ -270,7 +390,7 @@ export function applyDataOnly(arr: MdArray, plan: RecoveryPlan, res: ApplyResult
       const sector = sectors[k]
       const o = (sector - first) * 512
       const info = arr.geometry.stripeInfo(sector)
-      for (const [slot, lp] of plan.dataOnly.get(sector)!) {
+      for (const [slot, lp] of plan.dataOnly.get(sector)) {
         ring.read(page, lp)
         res.journalBytesRead += PAGE
         bufs[slot].set(page, o)

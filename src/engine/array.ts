@@ -9,12 +9,13 @@ import {uuidSeed} from './checksum.js'
 import {type BlockDevice, FileDevice, alignedBuffer} from './device.js'
 import {CorruptError, IoError, RefusedError, UsageError, R5Error} from './errors.js'
 import {
-  FEATURE_JOURNAL, ROLE_JOURNAL, ROLE_SPARE, SB_OFFSET_BYTES, type Superblock,
+  FEATURE_JOURNAL, ROLE_JOURNAL, ROLE_SPARE, SB_OFFSET_BYTES, SB_OFFSET_SECTORS, SB_MAGIC, SB_MAX_DEV, type Superblock,
   decodeSuperblock, encodeSuperblock, formatUuid, makeSuperblock, mdTime, type Problem,
 } from './format/superblock.js'
 import {encodeMetaBlock} from './format/meta.js'
-import {Geometry, validLayout, ALGORITHM} from './geometry.js'
+import {Geometry, validLayout, ALGORITHM, MIN_RAID_DISKS} from './geometry.js'
 import {Ring, BLOCK_SECTORS, PAGE} from './journal/ring.js'
+import {setPayloadLimits} from './journal/scan.js'
 
 export interface DeviceInfo {
   path: string
@@ -56,6 +57,10 @@ export function probeDevice(src: DeviceSource): ProbeResult {
     const buf = alignedBuffer(4096)
     dev.read(buf, SB_OFFSET_BYTES)
     const {sb, problems, computedCsum} = decodeSuperblock(buf)
+    // A raid_disks beyond what dev_roles can describe sizes per-slot tables (examine's array
+    // state string, the member table): the superblock cannot be described, let alone used.
+    const absurd = sb.magic === SB_MAGIC ? problems.find(x => x.code === 'bad-raid-disks') : undefined
+    if (absurd) return {path, size: dev.size, sb, problems, computedCsum, error: new CorruptError(`bad superblock: ${absurd.message}`, path, undefined, absurd.code)}
     return {path, size: dev.size, sb, problems, computedCsum}
   } finally {
     if (typeof src === 'string') dev.close()
@@ -74,9 +79,21 @@ function sbVerdict(p: ProbeResult): R5Error | null {
   if (!(sb.featureMap & FEATURE_JOURNAL))
     return new RefusedError('array has no write journal (feature map lacks 0x200): not a journaled array', p.path, undefined, 'no-journal-feature')
   if (![4, 5, 6].includes(sb.level)) return new CorruptError(`unsupported raid level ${sb.level}`, p.path)
+  // the geometry md itself would accept (raid5.c setup_conf), checked before anything is sized by it
+  const level = sb.level as 4 | 5 | 6
+  if (sb.raidDisks < MIN_RAID_DISKS[level] || sb.raidDisks > SB_MAX_DEV)
+    return new CorruptError(`raid${level} with ${sb.raidDisks} raid disks is not a valid array`, p.path, undefined, 'bad-geometry')
+  if (sb.chunkSize < BLOCK_SECTORS || (sb.chunkSize & (sb.chunkSize - 1)) !== 0)
+    return new CorruptError(`chunk size ${sb.chunkSize} sectors is not a power-of-two multiple of 4 KiB`, p.path, undefined, 'bad-geometry')
+  if (!validLayout(level, sb.layout)) return new CorruptError(`unsupported layout ${sb.layout} for raid${level}`, p.path, undefined, 'bad-geometry')
   const need = Number(sb.dataOffset + sb.dataSize) * 512
   if (need > p.size)
     return new CorruptError(`device is truncated: superblock says data ends at byte ${need}, device has ${p.size}`, p.path, 'restore the full image', 'truncated')
+  if (sb.dataOffset < SB_OFFSET_SECTORS + BigInt(BLOCK_SECTORS))
+    return new CorruptError(`data_offset ${sb.dataOffset} overlaps the superblock (it ends at sector ${SB_OFFSET_SECTORS + BigInt(BLOCK_SECTORS)})`, p.path, undefined, 'bad-data-offset')
+  const role = sb.devRoles[sb.devNumber]
+  if (role !== undefined && role < sb.raidDisks && sb.size > sb.dataSize)
+    return new CorruptError(`member uses ${sb.size} sectors but its data area holds only ${sb.dataSize}`, p.path, 'restore the full image', 'bad-size')
   return null
 }
 
@@ -228,6 +245,37 @@ export function openArray(sources: DeviceSource[], opts: OpenOptions): MdArray {
   if (arr.journal && arr.ring!.sizeSectors < 2 * BLOCK_SECTORS) {
     arr.close()
     throw new CorruptError('journal data area too small', arr.journal.path)
+  }
+  if (arr.journal) {
+    setPayloadLimits(arr.ring!, {arraySectors: Number(arr.geometry.arraySectors), memberSectors: Number(arr.geometry.usedMemberSectors), device: arr.journal.path})
+  }
+  // a superblock is rewritten from its decoded fields: its name must encode back to the same bytes,
+  // and its events counter must have room for the + 1 of the update (a u64 at 2^64-1 cannot; the
+  // kernel's md_update_sb never lets it wrap either)
+  if (opts.writable) {
+    if (best.events >= 0xffffffffffffffffn) {
+      arr.close()
+      throw new CorruptError(`events counter ${best.events} cannot be advanced (it is a 64-bit counter at its maximum)`, set.find(p => p.sb === best)!.path,
+        'inspect it with `r5ctl examine`; nothing was written', 'bad-events')
+    }
+    for (const d of arr.all()) {
+      const name = d.sb.setName
+      if (Buffer.byteLength(name, 'utf8') > 32 || name.includes('\uFFFD')) {
+        arr.close()
+        throw new CorruptError('set_name is not valid UTF-8: the superblock could not be rewritten as it is', d.path,
+          'inspect it with `r5ctl examine`; nothing was written', 'bad-name')
+      }
+    }
+  }
+  // journal_tail must name a 4 KiB block inside the ring (the kernel's r5l_load_log checks the
+  // same and would start a new, empty log; offline we refuse and write nothing)
+  if (arr.journal) {
+    const tail = arr.journal.sb.journalTail
+    if (tail >= BigInt(arr.ring!.sizeSectors) || tail % BigInt(BLOCK_SECTORS) !== 0n) {
+      arr.close()
+      throw new CorruptError(`journal_tail ${tail} is not a 4 KiB-aligned sector inside the journal (size ${arr.ring!.sizeSectors} sectors)`,
+        arr.journal.path, 'inspect it with `r5ctl examine`; nothing was written', 'bad-journal-tail')
+    }
   }
   return arr
 }

@@ -392,7 +392,15 @@ export function dumpMeta(paths: DeviceSource[], opts: {from?: number; stripe?: n
           if ((pages + 1) * BLOCK_SECTORS > ring.sizeSectors) continue
           const data = alignedBuffer(Math.max(pages, 1) * PAGE).subarray(0, pages * PAGE)
           if (pages > 0) ring.read(data, ring.add(p, BLOCK_SECTORS))
-          describeUnit(p, meta, pages, verifyUnitPages(meta, data, arr.seed, ring, p), true)
+          let verdicts: PageVerdict[]
+          try {
+            verdicts = verifyUnitPages(meta, data, arr.seed, ring, p)
+          } catch (error) {
+            // a stale block whose payloads point outside the array is junk, not part of any log
+            if (error instanceof R5Error && error.code === 'bad-payload-location') continue
+            throw error
+          }
+          describeUnit(p, meta, pages, verdicts, true)
           skipUntil = fromHead + (pages + 1) * BLOCK_SECTORS
         }
         left -= len

@@ -225,6 +225,11 @@ export function decodeSuperblock(block: Uint8Array): { sb: Superblock; problems:
   if (maxDevRaw > SB_MAX_DEV) {
     problems.push({ code: 'bad-max-dev', message: `max_dev ${maxDevRaw} exceeds ${SB_MAX_DEV} (roles would overflow the 4096-byte superblock)` });
   }
+  if (sb.raidDisks > SB_MAX_DEV) {
+    // dev_roles has room for SB_MAX_DEV devices, so no real array has more raid disks; the value
+    // also sizes per-slot tables and strings, so a garbage one must not get further than here.
+    problems.push({ code: 'bad-raid-disks', message: `raid_disks ${sb.raidDisks} exceeds ${SB_MAX_DEV} (more slots than a superblock has roles for)` });
+  }
   if (sb.superOffset !== SB_OFFSET_SECTORS) {
     problems.push({ code: 'bad-super-offset', message: `super_offset ${sb.superOffset} (expected ${SB_OFFSET_SECTORS} for v1.2)` });
   }

@@ -10,7 +10,8 @@
  * Memory is bounded: one io unit (meta block + at most ~200 pages) is held at a time.
  */
 import {crc32cPages} from '../checksum.js'
-import {decodeMetaBlock, pagesOf, type MetaBlock, type MetaProblem, PAYLOAD_FLUSH} from '../format/meta.js'
+import {decodeMetaBlock, pagesOf, type MetaBlock, type MetaProblem, PAYLOAD_DATA, PAYLOAD_FLUSH, PAYLOAD_PARITY} from '../format/meta.js'
+import {CorruptError} from '../errors.js'
 import {alignedBuffer} from '../device.js'
 import {BLOCK_SECTORS, PAGE, type Ring} from './ring.js'
 
@@ -49,8 +50,58 @@ export interface ScanStop {
   message: string
 }
 
-/** Verify the pages of one io unit against the checksums in its meta block. */
+/**
+ * What the payloads of a journal may address: a DATA payload's location is an array sector, a
+ * PARITY payload's a stripe's member sector; both are page-aligned sectors inside the array the
+ * kernel wrote them for. Registered per ring by openArray (which knows the geometry).
+ */
+export interface PayloadLimits {
+  /** array sectors (DATA locations + size must fit) */
+  arraySectors: number
+  /** used member sectors (PARITY locations must name a stripe inside them) */
+  memberSectors: number
+  /** the journal device, named in errors */
+  device: string
+}
+
+const payloadLimits = new WeakMap<Ring, PayloadLimits>()
+
+/** Bound the payload locations of every io unit read from `ring` (see PayloadLimits). */
+export function setPayloadLimits(ring: Ring, limits: PayloadLimits): void {
+  payloadLimits.set(ring, limits)
+}
+
+/**
+ * A meta block that passed every format check (magic, version, checksum, position, seq) but whose
+ * payloads address sectors outside the array was not written for this array: replaying it would
+ * write outside the members' data areas. Nothing in Linux 6.1 bounds-checks these fields, so
+ * there is no kernel rule to follow; offline, the safe answer is to refuse with a corruption
+ * error naming the journal, before anything is written.
+ */
+function checkPayloadLocations(meta: MetaBlock, ring: Ring, position: number): void {
+  const lim = payloadLimits.get(ring)
+  if (!lim) return
+  meta.payloads.forEach((p, i) => {
+    if (p.type === PAYLOAD_FLUSH) return
+    const where = `io unit at journal sector ${position} (seq ${meta.seq}), payload ${i}`
+    const hint = 'the log was not written for this array; inspect it with `r5ctl dump-meta`; nothing was written'
+    if (p.location % BigInt(BLOCK_SECTORS) !== 0n)
+      throw new CorruptError(`${where}: location ${p.location} is not 4 KiB-aligned`, lim.device, hint, 'bad-payload-location')
+    if (p.type === PAYLOAD_DATA && p.location + BigInt(Math.max(p.sizeSectors, BLOCK_SECTORS)) > BigInt(lim.arraySectors))
+      throw new CorruptError(`${where}: data for array sectors ${p.location}+${p.sizeSectors} lies outside the array (${lim.arraySectors} sectors)`,
+        lim.device, hint, 'bad-payload-location')
+    if (p.type === PAYLOAD_PARITY && p.location + BigInt(BLOCK_SECTORS) > BigInt(lim.memberSectors))
+      throw new CorruptError(`${where}: parity for member sector ${p.location} lies outside the members' data area (${lim.memberSectors} sectors)`,
+        lim.device, hint, 'bad-payload-location')
+  })
+}
+
+/**
+ * Verify the pages of one io unit against the checksums in its meta block. Throws a CorruptError
+ * when a payload addresses sectors outside the array (see checkPayloadLocations).
+ */
 export function verifyUnitPages(meta: MetaBlock, data: Uint8Array, seed: number, ring: Ring, position: number): PageVerdict[] {
+  checkPayloadLocations(meta, ring, position)
   const n = data.length / PAGE
   const sums = new Uint32Array(n)
   crc32cPages(seed, data, sums, 0)

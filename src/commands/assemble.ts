@@ -23,6 +23,8 @@ assembled in the kernel: this is the offline check-and-replay step before handin
     force: Flags.boolean({char: 'f', description: 'assemble without a usable journal: read-only, no replay'}),
     readonly: Flags.boolean({char: 'o', description: 'change nothing: report only', aliases: ['read-only']}),
     'no-recover': Flags.boolean({description: 'do not replay a dirty journal'}),
+    export: Flags.boolean({char: 'Y', description: "key=value lines with mdadm's names (MD_LEVEL, MD_DEVICES, MD_UUID, …) plus MD_JOURNAL_* keys"}),
+    brief: Flags.boolean({char: 'b', description: 'the mdadm.conf ARRAY line'}),
   }
 
   async run(): Promise<AssembleResult> {
@@ -30,7 +32,15 @@ assembled in the kernel: this is the offline check-and-replay step before handin
     const bar = new ProgressBar('replay', this.progressEnabled(flags.progress))
     const r = assembleArray(argv.map(String), {force: flags.force, readonly: flags.readonly, noRecover: flags['no-recover'], progress: bar.update})
     bar.done()
-    if (!this.jsonEnabled()) this.log(render(r))
+    if (this.jsonEnabled()) { /* printed by oclif */ }
+    else if (flags.brief) this.log(`ARRAY /dev/md/${r.name.split(':').pop() || '0'}  metadata=1.2 UUID=${r.arrayUuid} name=${r.name}`)
+    else if (flags.export) this.log([
+      `MD_LEVEL=${r.raidLevel}`, `MD_DEVICES=${r.raidDevices}`, `MD_METADATA=1.2`, `MD_UUID=${r.arrayUuid}`, `MD_NAME=${r.name}`,
+      `MD_DEVNAME=${r.name.split(':').pop() || '0'}`, `MD_EVENTS=${r.events}`, `MD_STATE=${r.state.replace(/ /g, '')}`,
+      ...r.devices.map(d => `MD_DEVICE_${d.raidDevice ?? 'journal'}_DEV=${d.device}`),
+      `MD_JOURNAL_DEVICE=${r.journal.device ?? ''}`, `MD_JOURNAL_STATE=${r.journal.state}`, `MD_JOURNAL_PENDING=${r.journal.stripesPending}`,
+    ].join('\n'))
+    else this.log(render(r))
     if (r.journal.state === 'dirty') this.setExit(5)
     if (r.journal.state === 'corrupt') this.setExit(4)
     return r

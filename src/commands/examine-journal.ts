@@ -1,3 +1,4 @@
+import {Flags} from '@oclif/core'
 import {R5Command} from '../base-command.js'
 import {runJournal} from './examine.js'
 
@@ -8,9 +9,12 @@ are pending replay (dirty), 4 when no valid meta block is at the tail. Same as e
 is enough; members may be given too.`
   static examples = ['<%= config.bin %> examine-journal j.img', '<%= config.bin %> examine-journal --json j.img a.img b.img c.img d.img']
   static strict = false
+  static flags = {
+    export: Flags.boolean({char: 'Y', description: 'MD_JOURNAL_* key=value lines for scripts'}),
+  }
 
   async run() {
-    const {argv} = await this.parse(ExamineJournal)
-    return runJournal(this, argv.map(String))
+    const {argv, flags} = await this.parse(ExamineJournal)
+    return runJournal(this, argv.map(String), {export: flags.export})
   }
 }

@@ -16,31 +16,44 @@ the summary of the live log instead (see examine-journal).`
     '<%= config.bin %> examine a.img b.img j.img',
     '<%= config.bin %> examine --json a.img',
     '<%= config.bin %> examine --journal j.img',
+    '<%= config.bin %> examine --export a.img        # MD_LEVEL=raid5 … for scripts',
+    '<%= config.bin %> examine --brief a.img b.img   # mdadm.conf ARRAY line',
   ]
   static strict = false
   static flags = {
     journal: Flags.boolean({description: 'summarise the journal (live log) instead of the superblocks'}),
+    export: Flags.boolean({char: 'Y', description: "key=value lines with mdadm's names (MD_LEVEL, MD_UUID, …) plus MD_ROLE and MD_JOURNAL_* keys"}),
+    brief: Flags.boolean({char: 'b', description: 'one mdadm.conf ARRAY line per array'}),
   }
 
   async run() {
     const {flags, argv} = await this.parse(Examine)
     const devices = argv.map(String)
-    if (flags.journal) return runJournal(this, devices)
+    if (flags.journal) return runJournal(this, devices, {export: flags.export})
     if (devices.length === 0) this.error('no devices given', {exit: EXIT.USAGE})
     const res = examineDevices(devices)
     // unreadable devices (missing file, I/O) are failures; damaged superblocks are corruption
     if (res.some(d => !d.ok && d.problems.some(p => p.code === 'io'))) this.setExit(EXIT.FAILED)
     else if (res.some(d => !d.ok)) this.setExit(EXIT.CORRUPT)
-    if (!this.jsonEnabled()) this.log(res.map(render).join('\n\n'))
+    if (this.jsonEnabled()) return {devices: res}
+    if (flags.brief) this.log(briefLines(res).join('\n'))
+    else if (flags.export) this.log(res.map(exportLines).join('\n\n'))
+    else this.log(res.map(render).join('\n\n'))
     return {devices: res}
   }
 }
 
-export function runJournal(cmd: R5Command & {log: (s: string) => void}, devices: string[]) {
+export function runJournal(cmd: R5Command & {log: (s: string) => void}, devices: string[], opts: {export?: boolean} = {}) {
   const r = examineJournal(devices)
   if (r.state === 'dirty') (cmd as any).setExit(EXIT.DIRTY)
   if (r.state === 'corrupt') (cmd as any).setExit(EXIT.CORRUPT)
-  if (!(cmd as any).jsonEnabled()) cmd.log(renderJournal(r))
+  if ((cmd as any).jsonEnabled()) return r
+  if (opts.export) {
+    cmd.log([`MD_UUID=${r.arrayUuid}`, `MD_JOURNAL_DEVICE=${r.journal}`, `MD_JOURNAL_STATE=${r.state}`, `MD_JOURNAL_TAIL=${r.journalTailSector}`,
+      `MD_JOURNAL_TAIL_SEQ=${r.tailSeq ?? ''}`, `MD_JOURNAL_HEAD=${r.headSector}`, `MD_JOURNAL_SIZE=${r.sizeBytes}`, `MD_JOURNAL_USED=${r.usedBytes}`,
+      `MD_JOURNAL_PENDING_DATA_PARITY=${r.stripesPending.dataParity}`, `MD_JOURNAL_PENDING_DATA_ONLY=${r.stripesPending.dataOnly}`,
+      `MD_JOURNAL_STOP=${r.stop.reason}`].join('\n'))
+  } else cmd.log(renderJournal(r))
   return r
 }
 
@@ -80,4 +93,34 @@ function render(d: ExamineDevice): string {
   ]
   const problems = d.problems.length ? '\n' + d.problems.map(p => out.red(`  problem: ${p.message}`)).join('\n') : ''
   return `${d.device}:\n${keyValues(pairs)}${problems}`
+}
+
+/** mdadm --examine --export names, one block per device; a journal says MD_ROLE=journal (mdadm: spare). */
+function exportLines(d: ExamineDevice): string {
+  if (d.magic === undefined) return [`MD_DEVICE=${d.device}`, `MD_PROBLEM=${d.problems.map(p => p.code).join(',')}`].join('\n')
+  const role = d.deviceRole === 'Journal' ? 'journal' : d.deviceRole?.startsWith('Active device ') ? d.deviceRole.slice(14) : 'spare'
+  const lines = [
+    `MD_DEVICE=${d.device}`,
+    `MD_LEVEL=${d.raidLevel}`,
+    `MD_DEVICES=${d.raidDevices}`,
+    `MD_NAME=${d.name}`,
+    `MD_UUID=${d.arrayUuid}`,
+    `MD_UPDATE_TIME=${Math.floor(new Date(d.updateTime!).getTime() / 1000)}`,
+    `MD_DEV_UUID=${d.deviceUuid}`,
+    `MD_EVENTS=${d.events}`,
+    `MD_ROLE=${role}`,
+    `MD_CHECKSUM_OK=${d.checksumOk ? 1 : 0}`,
+  ]
+  if (d.journalTailSector !== null && d.journalTailSector !== undefined) lines.push(`MD_JOURNAL_TAIL=${d.journalTailSector}`)
+  return lines.join('\n')
+}
+
+/** mdadm --examine --brief: one ARRAY line per array seen among the devices. */
+function briefLines(res: ExamineDevice[]): string[] {
+  const seen = new Map<string, ExamineDevice>()
+  for (const d of res) if (d.arrayUuid && !seen.has(d.arrayUuid)) seen.set(d.arrayUuid, d)
+  return [...seen.values()].map(d => {
+    const short = (d.name ?? '').split(':').pop() || '0'
+    return `ARRAY /dev/md/${short}  metadata=1.2 UUID=${d.arrayUuid} name=${d.name}`
+  })
 }

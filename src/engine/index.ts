@@ -10,7 +10,8 @@ import {CrashController} from './crash.js'
 import {FileDevice, alignedBuffer} from './device.js'
 import {journalState, type JournalState} from './journal/state.js'
 import {scanLog, hex, verifyUnitPages, type ScanStop, type PageVerdict} from './journal/scan.js'
-import {BLOCK_SECTORS, PAGE} from './journal/ring.js'
+import {BLOCK_SECTORS, PAGE, Ring} from './journal/ring.js'
+import * as fs from 'node:fs'
 import {ROLE_JOURNAL, ROLE_SPARE, ROLE_FAULTY, formatUuid, layoutName, mdTimeToDate} from './format/superblock.js'
 import {PAYLOAD_DATA, PAYLOAD_FLUSH, PAYLOAD_PARITY, decodeMetaBlock, pagesOf, type MetaBlock} from './format/meta.js'
 import {crcBackend} from './checksum.js'
@@ -519,6 +520,55 @@ export function assembleArray(paths: DeviceSource[], opts: {force?: boolean; rea
       events: sb.events.toString(), journal: {device: arr.journal?.path ?? null, state: jstate, stripesPending: jstate === 'clean' ? 0 : pending},
       readOnly, recovery, devices,
     }
+  } finally {
+    arr.close()
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// copy the journal off a dying device
+
+export interface CopyJournalResult {journal: string; output: string; bytesCopied: number; sizeBytes: number; live: {fromSector: number; toSector: number}; all: boolean}
+
+/**
+ * Copy the journal's superblock area and its live log (or, with `all`, its whole data area) into a
+ * sparse image of the same size, which every command accepts in place of the journal device.
+ * Reads only; the output must not exist yet (nothing is ever overwritten).
+ */
+export function copyJournal(paths: DeviceSource[], output: string, opts: {all?: boolean}): CopyJournalResult {
+  const arr = openForJournal(paths)
+  try {
+    const j = arr.journal!
+    if (fs.existsSync(output)) throw new RefusedError('output already exists; r5ctl never overwrites it', output, 'choose a new file name', 'would-overwrite')
+    const js = journalState(arr)
+    const ring = arr.ring!
+    FileDevice.createSparse(output, j.dev.size)
+    const out = FileDevice.open(output, {writable: true})
+    let copied = 0
+    try {
+      const head = alignedBuffer(ring.baseBytes)
+      j.dev.read(head, 0)
+      out.write(head, 0)
+      copied += head.length
+      const from = opts.all ? 0 : js.tailSector
+      const sectors = opts.all ? ring.sizeSectors : ring.distance(js.tailSector, js.stop.position) + BLOCK_SECTORS
+      const win = alignedBuffer(Math.min(8 << 20, ring.sizeBytes))
+      let done = 0
+      while (done < sectors) {
+        const len = Math.min(win.length / 512, sectors - done)
+        const pos = ring.add(from, done)
+        const w = win.subarray(0, len * 512)
+        ring.read(w, pos)
+        const outRing = new Ring(out, ring.baseBytes, ring.sizeSectors)
+        outRing.write(w, pos)
+        copied += w.length
+        done += len
+      }
+      out.flush()
+    } finally {
+      out.close()
+    }
+    return {journal: j.path, output, bytesCopied: copied, sizeBytes: j.dev.size, live: {fromSector: js.tailSector, toSector: js.stop.position}, all: Boolean(opts.all)}
   } finally {
     arr.close()
   }

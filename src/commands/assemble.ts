@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 import {R5Command} from '../base-command.js'
-import {assembleArray, type AssembleResult} from '../engine/index.js'
+import {assembleArray, withUndo, type AssembleResult} from '../engine/index.js'
 import {ProgressBar} from '../render/progress.js'
 import {keyValues, table} from '../render/table.js'
 import {mdSize} from '../render/format.js'
@@ -25,12 +25,14 @@ assembled in the kernel: this is the offline check-and-replay step before handin
     'no-recover': Flags.boolean({description: 'do not replay a dirty journal'}),
     export: Flags.boolean({char: 'Y', description: "key=value lines with mdadm's names (MD_LEVEL, MD_DEVICES, MD_UUID, …) plus MD_JOURNAL_* keys"}),
     brief: Flags.boolean({char: 'b', description: 'the mdadm.conf ARRAY line'}),
+    undo: Flags.string({description: 'save every block this run overwrites into a new undo file; `r5ctl undo FILE DEV...` restores them'}),
   }
 
   async run(): Promise<AssembleResult> {
     const {flags, argv} = await this.parse(Assemble)
     const bar = new ProgressBar('replay', this.progressEnabled(flags.progress))
-    const r = assembleArray(argv.map(String), {force: flags.force, readonly: flags.readonly, noRecover: flags['no-recover'], progress: bar.update})
+    const r = withUndo(argv.map(String), flags.readonly ? undefined : flags.undo,
+      devs => assembleArray(devs, {force: flags.force, readonly: flags.readonly, noRecover: flags['no-recover'], progress: bar.update}))
     bar.done()
     if (this.jsonEnabled()) { /* printed by oclif */ }
     else if (flags.brief) this.log(`ARRAY /dev/md/${r.name.split(':').pop() || '0'}  metadata=1.2 UUID=${r.arrayUuid} name=${r.name}`)

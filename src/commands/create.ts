@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 import {R5Command} from '../base-command.js'
-import {createArray, type CreateResult} from '../engine/index.js'
+import {createArray, withUndo, type CreateResult} from '../engine/index.js'
 import {UsageError} from '../engine/errors.js'
 import {parseLayout, parseUuid} from '../engine/format/superblock.js'
 import {parseSize, humanBytes} from '../render/format.js'
@@ -34,6 +34,7 @@ unless --force.`
     'journal-mode': Flags.string({description: 'accepted for runbooks; md keeps no journal mode on disk (the kernel starts every assembly in write-through), so each write takes --journal-mode itself', options: ['write-through', 'write-back'], default: 'write-through'}),
     'assume-clean': Flags.boolean({description: 'do not make parity consistent'}),
     force: Flags.boolean({char: 'f', description: 'overwrite devices that already carry a superblock'}),
+    undo: Flags.string({description: 'save every block this run overwrites into a new undo file; `r5ctl undo FILE DEV...` restores them'}),
   }
 
   async run(): Promise<CreateResult & {journalMode: string}> {
@@ -52,12 +53,13 @@ unless --force.`
       try { uuid = parseUuid(flags.uuid) } catch (e) { throw new UsageError(`--uuid: ${(e as Error).message}`) }
     }
     const bar = new ProgressBar('parity sync', this.progressEnabled(flags.progress), 'rows')
-    const res = createArray({
+    const members = argv.map(String)
+    const res = withUndo([...members, flags['write-journal']], flags.undo, devs => createArray({
       level, raidDevices: flags['raid-devices'], chunkBytes: size(flags.chunk, '--chunk')!, layout,
       sizeBytes: size(flags.size, '--size'), journalSizeBytes: size(flags['journal-size'], '--journal-size'),
       name: flags.name, uuid, force: flags.force, assumeClean: flags['assume-clean'],
-      members: argv.map(String), journal: flags['write-journal'],
-    }, bar.update)
+      members: devs.slice(0, members.length), journal: devs[members.length],
+    }, bar.update))
     bar.done()
     if (!this.jsonEnabled()) {
       this.log(`${out.green('created')} raid${res.level} array ${res.arrayUuid}: ${res.raidDevices} members, chunk ${humanBytes(res.chunkBytes)}, ` +

@@ -1,5 +1,6 @@
+import {Flags} from '@oclif/core'
 import {R5Command} from '../base-command.js'
-import {reclaimArray} from '../engine/index.js'
+import {reclaimArray, withUndo} from '../engine/index.js'
 import {ProgressBar} from '../render/progress.js'
 import {keyValues} from '../render/table.js'
 import {humanBytes} from '../render/format.js'
@@ -11,11 +12,14 @@ payloads recorded, as the kernel's r5c code does; complete stripes still in the 
 meta block closes the log and journal_tail moves to it. Reports used and free journal space before and after.`
   static examples = ['<%= config.bin %> reclaim j.img a.img b.img c.img d.img', '<%= config.bin %> reclaim --json j.img a.img b.img c.img d.img']
   static strict = false
+  static flags = {
+    undo: Flags.string({description: 'save every block this run overwrites into a new undo file; `r5ctl undo FILE DEV...` restores them'}),
+  }
 
   async run() {
     const {flags, argv} = await this.parse(Reclaim)
     const bar = new ProgressBar('reclaim', this.progressEnabled(flags.progress))
-    const r = reclaimArray(argv.map(String), bar.update)
+    const r = withUndo(argv.map(String), flags.undo, devs => reclaimArray(devs, bar.update))
     bar.done()
     const json = {...r, nextSeq: r.nextSeq.toString()}
     if (!this.jsonEnabled()) {

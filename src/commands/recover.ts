@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 import {R5Command} from '../base-command.js'
-import {recoverArray, type RecoverResult} from '../engine/index.js'
+import {recoverArray, withUndo, type RecoverResult} from '../engine/index.js'
 import {UsageError} from '../engine/errors.js'
 import {ProgressBar} from '../render/progress.js'
 import {keyValues, table} from '../render/table.js'
@@ -23,6 +23,7 @@ superblock, last. --dry-run prints exactly what would be written and writes noth
   static flags = {
     'dry-run': Flags.boolean({char: 'n', description: 'scan and plan only; print what would be written'}),
     'until-seq': Flags.string({description: 'stop the scan after the meta block with this seq'}),
+    undo: Flags.string({description: 'save every block this run overwrites into a new undo file; `r5ctl undo FILE DEV...` restores them'}),
   }
 
   async run(): Promise<RecoverResult> {
@@ -33,7 +34,8 @@ superblock, last. --dry-run prints exactly what would be written and writes noth
       untilSeq = BigInt(flags['until-seq'])
     }
     const bar = new ProgressBar(flags['dry-run'] ? 'scan' : 'recover', this.progressEnabled(flags.progress))
-    const r = recoverArray(argv.map(String), {dryRun: flags['dry-run'], untilSeq, progress: bar.update})
+    const r = withUndo(argv.map(String), flags['dry-run'] ? undefined : flags.undo,
+      devs => recoverArray(devs, {dryRun: flags['dry-run'], untilSeq, progress: bar.update}))
     bar.done()
     if (!this.jsonEnabled()) this.log(render(r))
     return r

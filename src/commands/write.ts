@@ -1,7 +1,7 @@
 import * as fs from 'node:fs'
 import {Flags} from '@oclif/core'
 import {R5Command} from '../base-command.js'
-import {writeData} from '../engine/index.js'
+import {writeData, withUndo} from '../engine/index.js'
 import {UsageError} from '../engine/errors.js'
 import {parseRange, humanBytes} from '../render/format.js'
 import {ProgressBar} from '../render/progress.js'
@@ -27,6 +27,7 @@ moves to it, so the array assembles clean under Linux. The offset must be a mult
     'journal-mode': Flags.string({description: 'write-through: data reaches the members before the write returns; write-back: acknowledged once in the log, stripes stay cached until `reclaim` or a full log', options: ['write-through', 'write-back'], default: 'write-through'}),
     'crash-after': Flags.integer({description: 'simulate a power cut after N device write requests (exit 75)', min: 0}),
     'crash-seed': Flags.integer({description: 'with --crash-after: also apply a seeded random subset of the writes not yet flushed', dependsOn: ['crash-after']}),
+    undo: Flags.string({description: 'save every block this run overwrites into a new undo file; `r5ctl undo FILE DEV...` restores them'}),
   }
 
   async run() {
@@ -41,10 +42,10 @@ moves to it, so the array assembles clean under Linux. The offset must be a mult
     }
     if (length === undefined) throw new UsageError('reading stdin needs --length')
     const bar = new ProgressBar('write', this.progressEnabled(flags.progress))
-    const res = writeData(argv.map(String), offset, length, buf => readFully(fd, buf), {
+    const res = withUndo(argv.map(String), flags.undo, devs => writeData(devs, offset, length!, buf => readFully(fd, buf), {
       progress: bar.update, mode: flags['journal-mode'] as 'write-through' | 'write-back',
       crashAfter: flags['crash-after'], crashSeed: flags['crash-seed'],
-    })
+    }))
     bar.done()
     if (fd !== 0) fs.closeSync(fd)
     const json = {...res, lastSeq: res.lastSeq.toString()}

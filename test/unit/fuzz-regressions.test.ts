@@ -120,13 +120,15 @@ describe('fuzz regressions', () => {
     expectCorrupt(a, [...READERS, ...WRITERS], 'bad-payload-location', 'j')
   })
 
-  it('dump-meta --all on a stale forged meta block whose empty data payload sits at the array end (was: RangeError)', () => {
+  it('dump-meta --all skips a stale forged meta block whose empty data payload sits at the array end (was: RangeError)', () => {
     // fuzz case 0x26e721c5 (raid6-clean): forged meta@344 seq=0 with one data payload of size 0 at array sector 384
     const a = small(6)
     const arraySectors = a.sizeBytes / 512
     putUnit(a, 344, 0n, [{type: 0, flags: 0, sizeSectors: 0, location: BigInt(arraySectors), checksums: []}], [])
     assert.equal(dumpMeta(a.devs, {}).blocks.length, 1, 'the live log does not reach the stale block')
-    expectCorrupt(a, [['dumpMeta --all', devs => dumpMeta(devs, {all: true})]], 'bad-payload-location', 'j')
+    // junk beyond the head is not part of any log: listed stale blocks exclude it, nothing throws
+    const all = dumpMeta(a.devs, {all: true})
+    assert.ok(!all.blocks.some(b => b.positionSector === 344), 'the junk block is not listed')
   })
 
   it('events 2^64-1 on every device (valid checksums): writers refuse (was: RangeError from encodeSuperblock on events + 1)', () => {

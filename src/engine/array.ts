@@ -14,7 +14,7 @@ import {
 } from './format/superblock.js'
 import {encodeMetaBlock} from './format/meta.js'
 import {Geometry, validLayout, ALGORITHM, MIN_RAID_DISKS} from './geometry.js'
-import {Ring, BLOCK_SECTORS, PAGE} from './journal/ring.js'
+import {Ring, BLOCK_SECTORS} from './journal/ring.js'
 import {setPayloadLimits} from './journal/scan.js'
 
 export interface DeviceInfo {

@@ -5,7 +5,7 @@
  */
 import {crc32cPages} from './checksum.js'
 import {alignedBuffer} from './device.js'
-import {CorruptError, R5Error, RefusedError, UsageError, EXIT} from './errors.js'
+import {R5Error, RefusedError, UsageError, EXIT} from './errors.js'
 import {encodeMetaBlock, type Payload, PAYLOAD_DATA, PAYLOAD_PARITY} from './format/meta.js'
 import type {MdArray} from './array.js'
 import {computeP, computeQ, gfPow2, mulInto, reconstruct, xorInto} from './parity.js'

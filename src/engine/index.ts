@@ -4,7 +4,7 @@
  */
 import {type MdArray, type DeviceSource, openArray, planCreate, applyCreate, probeDevice, type CreateOptions, type ProbeResult} from './array.js'
 import {readArray, writeArray, syncParity, arraySizeBytes, type Progress, type Source, type WriteResult, type WriteOptions} from './io.js'
-import {planRecovery, planWrites, applyRecovery, type SkippedUnit, type WriteRun} from './journal/recover.js'
+import {planRecovery, planWrites, verifyLog, recoverStreaming, type SkippedUnit, type WriteRun, type VerifiedLog} from './journal/recover.js'
 import {reclaimLog, type ReclaimResult} from './journal/reclaim.js'
 import {CrashController} from './crash.js'
 import {UndoLog, UndoDevice, readUndoFile} from './undo.js'
@@ -127,21 +127,30 @@ export interface RecoverResult {
 export function recoverArray(paths: DeviceSource[], opts: {dryRun?: boolean; untilSeq?: bigint; progress?: Progress}): RecoverResult {
   const arr = openArray(paths, {writable: !opts.dryRun})
   try {
-    const plan = planRecovery(arr, {untilSeq: opts.untilSeq, progress: opts.progress})
-    const writes = planWrites(arr, plan)
-    let pages = 0
-    for (const w of writes) pages += w.pages
-    let state: RecoverResult['state'] = plan.clean ? 'clean' : opts.dryRun ? 'would-replay' : 'replayed'
-    if (!plan.clean && !opts.dryRun) applyRecovery(arr, plan, opts.progress)
-    return {
-      arrayUuid: arr.uuid, dryRun: Boolean(opts.dryRun), state,
-      journalTailSector: plan.tailSector, tailSeq: plan.tailSeq.toString(),
-      stopSector: plan.stopSector, stopReason: plan.stop.code, stopMessage: plan.stop.message,
-      newTailSector: plan.clean ? plan.tailSector : plan.stopSector, newSeq: (plan.clean ? plan.tailSeq : plan.newSeq).toString(),
-      metaBlocks: plan.units, skippedUnits: plan.skipped,
-      dataParityStripes: plan.dataParityStripes, dataOnlyStripes: plan.dataOnlyStripes,
-      pagesWritten: plan.clean ? 0 : pages, logBytesScanned: plan.logBytesScanned, writes,
+    const base = (v: VerifiedLog) => ({
+      arrayUuid: arr.uuid, dryRun: Boolean(opts.dryRun),
+      journalTailSector: v.tailSector, tailSeq: v.tailSeq.toString(),
+      stopSector: v.stop.position, stopReason: v.stop.code, stopMessage: v.stop.message,
+      newTailSector: v.clean ? v.tailSector : v.stop.position, newSeq: (v.clean ? v.tailSeq : v.newSeq).toString(),
+      metaBlocks: v.units, skippedUnits: v.skipped, logBytesScanned: v.logBytesScanned,
+    })
+    if (opts.dryRun) {
+      // the whole plan, so that every write can be listed
+      const plan = planRecovery(arr, {untilSeq: opts.untilSeq, progress: opts.progress})
+      const writes = planWrites(arr, plan)
+      let pages = 0
+      for (const w of writes) pages += w.pages
+      const v: VerifiedLog = {tailSector: plan.tailSector, tailSeq: plan.tailSeq, stop: plan.stop, stopSeq: plan.stopSeq, newSeq: plan.newSeq,
+        units: plan.units, emptyUnits: plan.emptyUnits, skipped: plan.skipped, logBytesScanned: plan.logBytesScanned, clean: plan.clean}
+      return {...base(v), state: plan.clean ? 'clean' : 'would-replay', dataParityStripes: plan.dataParityStripes,
+        dataOnlyStripes: plan.dataOnlyStripes, pagesWritten: plan.clean ? 0 : pages, writes}
     }
+    // verify everything first (nothing is written until the whole log checks out), then replay
+    // in bounded memory
+    const v = verifyLog(arr, {untilSeq: opts.untilSeq, progress: opts.progress})
+    const r = recoverStreaming(arr, v, opts.untilSeq, opts.progress)
+    return {...base(v), state: v.clean ? 'clean' : 'replayed', dataParityStripes: r.dataParityStripes, dataOnlyStripes: r.dataOnlyStripes,
+      pagesWritten: r.pagesWritten, writes: []}
   } finally {
     arr.close()
   }

@@ -691,7 +691,9 @@ describe('recover: kernel 6.1 replay rules on hand-made logs', function () {
         const before = snapshot(f.members)
         const real = recoverArray(f.devs, {})
         assert.equal(real.state, 'replayed')
-        assert.deepEqual(real.writes, dry.writes)
+        // a real run streams in bounded memory and lists no runs; it writes the pages the dry run listed
+        assert.deepEqual(real.writes, [])
+        assert.equal(real.pagesWritten, dry.pagesWritten)
         // pages named by the runs, as "slot:memberSector"
         const listed = new Set<string>()
         for (const w of dry.writes) for (let k = 0; k < w.pages; k++) listed.add(`${w.slot}:${w.offsetSector + 8 * k}`)

@@ -47,7 +47,7 @@ export function reclaimLog(arr: MdArray, progress?: (done: number, total: number
   let parityLogged = 0
   const level = arr.sb.level
   applyFromLog(arr, plan, res, progress)
-  applyDataOnly(arr, plan, res, run => {
+  applyDataOnly(arr, plan.dataOnly, res, run => {
     const records: LogRecord[] = []
     for (const sector of run.sectors) {
       const info = arr.geometry.stripeInfo(sector)

@@ -139,6 +139,8 @@ class StripeStates {
     this.reset(r)
     this.flags[r] = 0
   }
+  /** rows ever created (alive or dropped) */
+  get rowCount(): number { return this.count }
   *alive(): Generator<[number, number]> {
     for (let r = 0; r < this.count; r++) if (this.flags[r] & 2) yield [this.sectorOf[r], r]
   }
@@ -300,7 +302,7 @@ export function applyRecovery(arr: MdArray, plan: RecoveryPlan, progress?: (done
   if (plan.clean) return res
   if (arr.missingMembers.length > 0) throw new CorruptError('recovery needs every member', arr.all()[0].path)
   applyFromLog(arr, plan, res, progress)
-  applyDataOnly(arr, plan, res)
+  applyDataOnly(arr, plan.dataOnly, res)
   for (const m of arr.members) m!.dev.flush()
   const mb = encodeMetaBlock({seq: plan.newSeq, position: BigInt(plan.stopSector), payloads: []}, arr.seed)
   ring.write(mb, plan.stopSector)
@@ -368,13 +370,13 @@ export interface DataOnlyRun {
  * Phase B: data-only stripes, in runs of consecutive stripes: read the members, put the logged
  * data over them, compute parity. `beforeWrite` (reclaim) may log the parity first.
  */
-export function applyDataOnly(arr: MdArray, plan: RecoveryPlan, res: ApplyResult, beforeWrite?: (run: DataOnlyRun) => void): void {
+export function applyDataOnly(arr: MdArray, dataOnly: StripePages, res: ApplyResult, beforeWrite?: (run: DataOnlyRun) => void): void {
   const ring = arr.ring!
   const level = arr.sb.level
   const D = arr.geometry.dataDisks
   const n = arr.sb.raidDisks
   const page = alignedBuffer(PAGE)
-  const sectors = [...plan.dataOnly.keys()].sort((a, b) => a - b)
+  const sectors = [...dataOnly.keys()].sort((a, b) => a - b)
   const RUN = 256
   for (let i = 0; i < sectors.length;) {
     let j = i + 1
@@ -390,7 +392,7 @@ export function applyDataOnly(arr: MdArray, plan: RecoveryPlan, res: ApplyResult
       const sector = sectors[k]
       const o = (sector - first) * 512
       const info = arr.geometry.stripeInfo(sector)
-      for (const [slot, lp] of plan.dataOnly.get(sector)) {
+      for (const [slot, lp] of dataOnly.get(sector)) {
         ring.read(page, lp)
         res.journalBytesRead += PAGE
         bufs[slot].set(page, o)
@@ -430,4 +432,178 @@ export function writeCoalesced(arr: MdArray, writes: {slot: number; off: number;
     i = j
   }
   return requests
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bounded-memory replay
+
+/** What the verification pass learns: enough to place the closing block, no per-stripe state. */
+export interface VerifiedLog {
+  tailSector: number
+  tailSeq: bigint
+  stop: ScanStop
+  stopSeq: bigint
+  newSeq: bigint
+  units: number
+  emptyUnits: number
+  skipped: SkippedUnit[]
+  logBytesScanned: number
+  clean: boolean
+}
+
+/** Pass 1: walk and verify the whole live log (every meta block, every page checksum). O(1) memory. */
+export function verifyLog(arr: MdArray, opts: {untilSeq?: bigint; progress?: (done: number, total: number) => void} = {}): VerifiedLog {
+  const ring = arr.ring!
+  const tail = arr.journalTail
+  const skipped: SkippedUnit[] = []
+  let stop: ScanStop | undefined
+  let units = 0
+  let emptyUnits = 0
+  let tailSeq: bigint | null = null
+  let scanned = 0
+  for (const u of scanLog(ring, arr.seed, tail, {
+    onStop: s => (stop = s),
+    untilSeq: opts.untilSeq,
+    kernelSkipOnDataMismatch: x => {
+      if (tailSeq === null) tailSeq = x.seq
+      skipped.push({positionSector: x.position, seq: x.seq.toString(), reason: x.message})
+    },
+  })) {
+    if (tailSeq === null) tailSeq = u.seq
+    units++
+    scanned += (1 + u.pages) * PAGE
+    if (u.meta.payloads.length === 0) emptyUnits++
+    opts.progress?.(scanned, ring.sizeBytes)
+  }
+  if (tailSeq === null) {
+    throw new CorruptError(`no valid meta block at the journal tail (sector ${tail}): ${stop!.message}; the kernel would discard the whole log`,
+      arr.journal!.path, 'inspect it with `r5ctl dump-meta --from SECTOR`; nothing was written', 'bad-tail')
+  }
+  const stopSeq = stop!.expectedSeq ?? tailSeq + BigInt(units + skipped.length)
+  return {tailSector: tail, tailSeq, stop: stop!, stopSeq, newSeq: stopSeq + 10000n, units, emptyUnits, skipped, logBytesScanned: scanned,
+    clean: units === 1 && emptyUnits === 1 && skipped.length === 0}
+}
+
+export interface StreamResult {dataParityStripes: number; dataOnlyStripes: number; pagesWritten: number}
+
+/** stripes held before complete ones are replayed early (the kernel does the same when its stripe cache runs short) */
+let REPLAY_BATCH_STRIPES = Number(process.env.R5CTL_REPLAY_BATCH) || 16384
+
+/** For tests: a tiny batch makes every replay path run on small logs. */
+export function setReplayBatch(stripes: number): number {
+  const old = REPLAY_BATCH_STRIPES
+  REPLAY_BATCH_STRIPES = Math.max(1, stripes)
+  return old
+}
+
+/**
+ * Pass 2, after verifyLog: the same walk with the kernel's state machine, replaying complete
+ * stripes to the members in batches, so memory is bounded by the batch plus the data-only
+ * (write-back) stripes still cached; then data-only stripes with computed parity; then the
+ * closing block and the superblocks. Per stripe, writes happen in log order, so the members end
+ * as with one replay at the end — except, like the kernel when its recovery stripe cache runs
+ * short, a complete stripe replayed early is not un-written by a FLUSH payload that comes later
+ * (harmless in a real log: FLUSH means those very bytes already reached the members).
+ */
+export function recoverStreaming(arr: MdArray, v: VerifiedLog, untilSeq?: bigint, progress?: (done: number, total: number) => void): StreamResult {
+  const ring = arr.ring!
+  const geo = arr.geometry
+  const level = arr.sb.level
+  const n = arr.sb.raidDisks
+  const res: StreamResult = {dataParityStripes: 0, dataOnlyStripes: 0, pagesWritten: 0}
+  if (v.clean) return res
+  if (arr.missingMembers.length > 0) throw new CorruptError('recovery needs every member', arr.all()[0].path)
+  let states = new StripeStates(n)
+  // pending page writes of replayed stripes: (log position, slot, stripe sector)
+  let pend: {pos: number; slot: number; sector: number}[] = []
+  const total = ring.distance(v.tailSector, v.stop.position) * 512
+  const flushPending = () => {
+    if (pend.length === 0) return
+    pend.sort((a, b) => ring.distance(v.tailSector, a.pos) - ring.distance(v.tailSector, b.pos))
+    // read runs of consecutive log pages (≤ 8 MiB) and send each page to its member
+    let i = 0
+    while (i < pend.length) {
+      let j = i + 1
+      while (j < pend.length && j - i < WINDOW / PAGE && pend[j].pos === ring.add(pend[j - 1].pos, BLOCK_SECTORS)) j++
+      const buf = alignedBuffer((j - i) * PAGE)
+      ring.read(buf, pend[i].pos)
+      const writes = pend.slice(i, j).map((p, k) => ({slot: p.slot, off: p.sector * 512, view: buf.subarray(k * PAGE, (k + 1) * PAGE)}))
+      writeCoalesced(arr, writes)
+      res.pagesWritten += writes.length
+      i = j
+    }
+    pend = []
+  }
+  const replay = (sector: number, r: number) => {
+    const info = geo.stripeInfo(sector)
+    let data = 0
+    for (let k = 0; k < n; k++) if (states.has(r, k) && k !== info.pd && k !== info.qd) data++
+    if (data > 0) {
+      for (let k = 0; k < n; k++) if (states.has(r, k)) pend.push({pos: states.at(r, k), slot: k, sector})
+      res.dataParityStripes++
+    }
+    states.reset(r)
+  }
+  /** replay every complete stripe now and keep only the cached (data-only) ones */
+  const early = () => {
+    const keep = new StripeStates(n)
+    for (const [sector, r] of states.alive()) {
+      if (!states.caching(r)) { replay(sector, r); continue }
+      const kr = keep.row(sector)
+      keep.setCaching(kr, true)
+      for (let k = 0; k < n; k++) if (states.has(r, k)) keep.set(kr, k, states.at(r, k))
+    }
+    flushPending()
+    states = keep
+  }
+  let scanned = 0
+  let threshold = REPLAY_BATCH_STRIPES
+  for (const u of scanLog(ring, arr.seed, v.tailSector, {onStop: () => {}, untilSeq, kernelSkipOnDataMismatch: () => {}})) {
+    let pos = ring.add(u.position, BLOCK_SECTORS)
+    for (const p of u.meta.payloads) {
+      if (p.type === PAYLOAD_FLUSH) {
+        for (const s of p.stripes) states.drop(Number(s))
+        continue
+      }
+      if (p.type === PAYLOAD_DATA) {
+        const loc = geo.mapSector(p.location)
+        const sector = Number(loc.memberSector)
+        const r = states.row(sector)
+        const info = geo.stripeInfo(sector)
+        if (!states.caching(r) && states.has(r, info.pd)) replay(sector, r)
+        states.set(r, loc.member, pos)
+        states.setCaching(r, true)
+      } else if (p.type === PAYLOAD_PARITY) {
+        const sector = Number(p.location)
+        const r = states.row(sector)
+        const info = geo.stripeInfo(sector)
+        states.set(r, info.pd, pos)
+        if (level === 6) states.set(r, info.qd, ring.add(pos, BLOCK_SECTORS))
+        states.setCaching(r, false)
+      }
+      pos = ring.add(pos, p.sizeSectors)
+    }
+    scanned += (1 + u.pages) * PAGE
+    if (states.rowCount >= threshold || pend.length >= REPLAY_BATCH_STRIPES) {
+      early()
+      threshold = states.rowCount + REPLAY_BATCH_STRIPES
+    }
+    progress?.(scanned, total)
+  }
+  // the end of the log: complete stripes, then data-only ones with parity computed
+  const dataOnly = new StripePages(n)
+  for (const [sector, r] of states.alive()) {
+    if (!states.caching(r)) replay(sector, r)
+    else for (let k = 0; k < n; k++) if (states.has(r, k)) dataOnly.set(sector, k, states.at(r, k))
+  }
+  flushPending()
+  res.dataOnlyStripes = dataOnly.size
+  const ar: ApplyResult = {pagesWritten: 0, memberWrites: 0, journalBytesRead: 0}
+  applyDataOnly(arr, dataOnly, ar)
+  res.pagesWritten += ar.pagesWritten
+  for (const m of arr.members) m!.dev.flush()
+  ring.write(encodeMetaBlock({seq: v.newSeq, position: BigInt(v.stop.position), payloads: []}, arr.seed), v.stop.position)
+  arr.journal!.dev.flush()
+  arr.writeSuperblocks(v.stop.position)
+  return res
 }

@@ -517,6 +517,8 @@ export function recoverStreaming(arr: MdArray, v: VerifiedLog, untilSeq?: bigint
   // pending page writes of replayed stripes: (log position, slot, stripe sector)
   let pend: {pos: number; slot: number; sector: number}[] = []
   const total = ring.distance(v.tailSector, v.stop.position) * 512
+  // one window, reused for every run of log pages (its writes finish before the next read)
+  const window = alignedBuffer(WINDOW)
   const flushPending = () => {
     if (pend.length === 0) return
     pend.sort((a, b) => ring.distance(v.tailSector, a.pos) - ring.distance(v.tailSector, b.pos))
@@ -525,7 +527,7 @@ export function recoverStreaming(arr: MdArray, v: VerifiedLog, untilSeq?: bigint
     while (i < pend.length) {
       let j = i + 1
       while (j < pend.length && j - i < WINDOW / PAGE && pend[j].pos === ring.add(pend[j - 1].pos, BLOCK_SECTORS)) j++
-      const buf = alignedBuffer((j - i) * PAGE)
+      const buf = window.subarray(0, (j - i) * PAGE)
       ring.read(buf, pend[i].pos)
       const writes = pend.slice(i, j).map((p, k) => ({slot: p.slot, off: p.sector * 512, view: buf.subarray(k * PAGE, (k + 1) * PAGE)}))
       writeCoalesced(arr, writes)

@@ -16,7 +16,7 @@
  *           empty meta block at the stop position with seq + 10000, then journal_tail and
  *           events in every superblock, last.
  */
-import {PAYLOAD_DATA, PAYLOAD_FLUSH, PAYLOAD_PARITY, encodeMetaBlock} from '../format/meta.js'
+import {PAYLOAD_DATA, PAYLOAD_FLUSH, PAYLOAD_PARITY, encodeMetaBlock, type Payload} from '../format/meta.js'
 import type {MdArray} from '../array.js'
 import {alignedBuffer} from '../device.js'
 import {computeP, computeQ} from '../parity.js'
@@ -146,6 +146,40 @@ class StripeStates {
   }
 }
 
+/**
+ * The kernel's per-payload rules (r5c_recovery_analyze_meta_block) applied to one verified io
+ * unit: DATA makes a stripe caching (and first replays it if it was complete), PARITY completes
+ * it, FLUSH forgets it. `replay` is called for a complete stripe that new data arrives for.
+ */
+function feedUnit(arr: MdArray, states: StripeStates, u: {position: number; meta: {payloads: Payload[]}}, replay: (sector: number, row: number) => void): void {
+  const ring = arr.ring!
+  const geo = arr.geometry
+  let pos = ring.add(u.position, BLOCK_SECTORS)
+  for (const p of u.meta.payloads) {
+    if (p.type === PAYLOAD_FLUSH) {
+      for (const s of p.stripes) states.drop(Number(s))
+      continue
+    }
+    if (p.type === PAYLOAD_DATA) {
+      const loc = geo.mapSector(p.location)
+      const sector = Number(loc.memberSector)
+      const r = states.row(sector)
+      const info = geo.stripeInfo(sector)
+      if (!states.caching(r) && states.has(r, info.pd)) replay(sector, r)
+      states.set(r, loc.member, pos)
+      states.setCaching(r, true)
+    } else if (p.type === PAYLOAD_PARITY) {
+      const sector = Number(p.location)
+      const r = states.row(sector)
+      const info = geo.stripeInfo(sector)
+      states.set(r, info.pd, pos)
+      if (info.qd >= 0) states.set(r, info.qd, ring.add(pos, BLOCK_SECTORS))
+      states.setCaching(r, false)
+    }
+    pos = ring.add(pos, p.sizeSectors)
+  }
+}
+
 type PageMap = StripePages
 
 export interface SkippedUnit {positionSector: number; seq: string; reason: string}
@@ -179,7 +213,6 @@ export interface RecoveryPlan {
 export function planRecovery(arr: MdArray, opts: {untilSeq?: bigint; progress?: (done: number, total: number) => void} = {}): RecoveryPlan {
   const ring = arr.ring!
   const geo = arr.geometry
-  const level = arr.sb.level
   const tail = arr.journalTail
   const n = arr.sb.raidDisks
   const states = new StripeStates(n)
@@ -216,30 +249,7 @@ export function planRecovery(arr: MdArray, opts: {untilSeq?: bigint; progress?: 
     units++
     scanned += (1 + u.pages) * PAGE
     if (u.meta.payloads.length === 0) emptyUnits++
-    let pos = ring.add(u.position, BLOCK_SECTORS)
-    for (const p of u.meta.payloads) {
-      if (p.type === PAYLOAD_FLUSH) {
-        for (const s of p.stripes) states.drop(Number(s))
-        continue
-      }
-      if (p.type === PAYLOAD_DATA) {
-        const loc = geo.mapSector(p.location)
-        const sector = Number(loc.memberSector)
-        const r = states.row(sector)
-        const info = geo.stripeInfo(sector)
-        if (!states.caching(r) && states.has(r, info.pd)) replay(sector, r)
-        states.set(r, loc.member, pos)
-        states.setCaching(r, true)
-      } else if (p.type === PAYLOAD_PARITY) {
-        const sector = Number(p.location)
-        const r = states.row(sector)
-        const info = geo.stripeInfo(sector)
-        states.set(r, info.pd, pos)
-        if (level === 6) states.set(r, info.qd, ring.add(pos, BLOCK_SECTORS))
-        states.setCaching(r, false)
-      }
-      pos = ring.add(pos, p.sizeSectors)
-    }
+    feedUnit(arr, states, u, replay)
     opts.progress?.(scanned, ring.sizeBytes)
   }
   if (tailSeq === null) {
@@ -508,7 +518,6 @@ export function setReplayBatch(stripes: number): number {
 export function recoverStreaming(arr: MdArray, v: VerifiedLog, untilSeq?: bigint, progress?: (done: number, total: number) => void): StreamResult {
   const ring = arr.ring!
   const geo = arr.geometry
-  const level = arr.sb.level
   const n = arr.sb.raidDisks
   const res: StreamResult = {dataParityStripes: 0, dataOnlyStripes: 0, pagesWritten: 0}
   if (v.clean) return res
@@ -561,30 +570,7 @@ export function recoverStreaming(arr: MdArray, v: VerifiedLog, untilSeq?: bigint
   let scanned = 0
   let threshold = REPLAY_BATCH_STRIPES
   for (const u of scanLog(ring, arr.seed, v.tailSector, {onStop: () => {}, untilSeq, kernelSkipOnDataMismatch: () => {}})) {
-    let pos = ring.add(u.position, BLOCK_SECTORS)
-    for (const p of u.meta.payloads) {
-      if (p.type === PAYLOAD_FLUSH) {
-        for (const s of p.stripes) states.drop(Number(s))
-        continue
-      }
-      if (p.type === PAYLOAD_DATA) {
-        const loc = geo.mapSector(p.location)
-        const sector = Number(loc.memberSector)
-        const r = states.row(sector)
-        const info = geo.stripeInfo(sector)
-        if (!states.caching(r) && states.has(r, info.pd)) replay(sector, r)
-        states.set(r, loc.member, pos)
-        states.setCaching(r, true)
-      } else if (p.type === PAYLOAD_PARITY) {
-        const sector = Number(p.location)
-        const r = states.row(sector)
-        const info = geo.stripeInfo(sector)
-        states.set(r, info.pd, pos)
-        if (level === 6) states.set(r, info.qd, ring.add(pos, BLOCK_SECTORS))
-        states.setCaching(r, false)
-      }
-      pos = ring.add(pos, p.sizeSectors)
-    }
+    feedUnit(arr, states, u, replay)
     scanned += (1 + u.pages) * PAGE
     if (states.rowCount >= threshold || pend.length >= REPLAY_BATCH_STRIPES) {
       early()

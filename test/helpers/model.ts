@@ -24,20 +24,8 @@ export const DATA_OFFSET_BYTES = MiB
 // ---------------------------------------------------------------------------------------------
 // bytes
 
-/** Deterministic pseudo-random bytes (xorshift32), so a failing case can be reproduced. */
-export function pseudoRandom(length: number, seed: number): Buffer {
-  const words = new Uint32Array(Math.ceil(length / 4))
-  let x = (seed >>> 0) || 0x9e3779b9
-  for (let i = 0; i < words.length; i++) {
-    x ^= x << 13
-    x >>>= 0
-    x ^= x >>> 17
-    x ^= x << 5
-    x >>>= 0
-    words[i] = x
-  }
-  return Buffer.from(words.buffer, 0, length)
-}
+/** Deterministic pseudo-random bytes: the one generator the CLI tests use too. */
+export {pseudoRandom} from './cli.js'
 
 /** A `Source` for writeData that hands out `buf` from its start. */
 export function bufferSource(buf: Uint8Array): (out: Uint8Array) => number {

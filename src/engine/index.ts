@@ -4,7 +4,7 @@
  */
 import {type MdArray, type DeviceSource, openArray, planCreate, applyCreate, probeDevice, type CreateOptions, type ProbeResult} from './array.js'
 import {readArray, writeArray, syncParity, arraySizeBytes, type Progress, type Source, type WriteResult, type WriteOptions} from './io.js'
-import {planRecovery, planWrites, verifyLog, recoverStreaming, type SkippedUnit, type WriteRun, type VerifiedLog} from './journal/recover.js'
+import {planRecovery, planWrites, recoverStreaming, type SkippedUnit, type WriteRun, type VerifiedLog} from './journal/recover.js'
 import {reclaimLog, type ReclaimResult} from './journal/reclaim.js'
 import {CrashController} from './crash.js'
 import {UndoLog, UndoDevice, readUndoFile} from './undo.js'
@@ -145,11 +145,10 @@ export function recoverArray(paths: DeviceSource[], opts: {dryRun?: boolean; unt
       return {...base(v), state: plan.clean ? 'clean' : 'would-replay', dataParityStripes: plan.dataParityStripes,
         dataOnlyStripes: plan.dataOnlyStripes, pagesWritten: plan.clean ? 0 : pages, writes}
     }
-    // verify everything first (nothing is written until the whole log checks out), then replay
-    // in bounded memory
-    const v = verifyLog(arr, {untilSeq: opts.untilSeq, progress: opts.progress})
-    const r = recoverStreaming(arr, v, opts.untilSeq, opts.progress)
-    return {...base(v), state: v.clean ? 'clean' : 'replayed', dataParityStripes: r.dataParityStripes, dataOnlyStripes: r.dataOnlyStripes,
+    // one pass in bounded memory: refusals that need no page contents come first, every io
+    // unit is verified before any of it is used (see recoverStreaming)
+    const r = recoverStreaming(arr, opts.untilSeq, opts.progress)
+    return {...base(r), state: r.clean ? 'clean' : 'replayed', dataParityStripes: r.dataParityStripes, dataOnlyStripes: r.dataOnlyStripes,
       pagesWritten: r.pagesWritten, writes: []}
   } finally {
     arr.close()

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import {recoverArray} from '../../src/engine/index.js'
-import {setReplayBatch, planRecovery, applyRecovery} from '../../src/engine/journal/recover.js'
+import {setReplayWindow, planRecovery, applyRecovery} from '../../src/engine/journal/recover.js'
 import {openArray} from '../../src/engine/array.js'
 import {createMemArray, cloneDevs, runWorkload, pseudoRandom, snapshot, type WriteOp} from '../helpers/model.js'
 
@@ -33,8 +33,8 @@ describe('recover: bounded-memory replay equals the whole-log plan', function ()
         applyRecovery(arr, plan)
         arr.close()
         const want = snapshot(ref)
-        for (const batch of [1, 2, 7, 16384]) {
-          const old = setReplayBatch(batch)
+        for (const batch of [1, 2, 7, 33, 2048]) {
+          const old = setReplayWindow(batch)
           try {
             const devs = cloneDevs(dirty)
             const r = recoverArray(devs, {})
@@ -44,7 +44,7 @@ describe('recover: bounded-memory replay equals the whole-log plan', function ()
             for (let i = 1; i < devs.length; i++) assert.ok(Buffer.from(got[i].subarray(8192)).equals(Buffer.from(want[i].subarray(8192))), `batch ${batch}: member ${i - 1}`)
             assert.equal(recoverArray(devs, {}).state, 'clean')
           } finally {
-            setReplayBatch(old)
+            setReplayWindow(old)
           }
         }
       })

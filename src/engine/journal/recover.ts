@@ -21,8 +21,8 @@ import type {MdArray} from '../array.js'
 import {alignedBuffer} from '../device.js'
 import {computeP, computeQ} from '../parity.js'
 import {CorruptError} from '../errors.js'
-import {scanLog, type ScanStop} from './scan.js'
-import {BLOCK_SECTORS, PAGE} from './ring.js'
+import {scanLog, type LogReader, type ScanStop} from './scan.js'
+import {BLOCK_SECTORS, PAGE, type Ring} from './ring.js'
 
 /**
  * stripe sector -> (raid slot -> log position of the page to write there), kept compact: one map
@@ -217,13 +217,8 @@ export function planRecovery(arr: MdArray, opts: {untilSeq?: bigint; progress?: 
   const n = arr.sb.raidDisks
   const states = new StripeStates(n)
   const fromLog = new StripePages(n)
-  const skipped: SkippedUnit[] = []
-  let stop: ScanStop | undefined
-  let units = 0
-  let emptyUnits = 0
-  let tailSeq: bigint | null = null
+  const tally = new LogTally(arr, tail)
   let dataParity = 0
-  let scanned = 0
 
   const replay = (sector: number, r: number) => {
     const info = geo.stripeInfo(sector)
@@ -236,38 +231,23 @@ export function planRecovery(arr: MdArray, opts: {untilSeq?: bigint; progress?: 
     states.reset(r)
   }
 
-  for (const u of scanLog(ring, arr.seed, tail, {
-    onStop: s => (stop = s),
-    untilSeq: opts.untilSeq,
-    kernelSkipOnDataMismatch: x => {
-      // a dropped unit still counts: the tail block may be one (its meta block is valid)
-      if (tailSeq === null) tailSeq = x.seq
-      skipped.push({positionSector: x.position, seq: x.seq.toString(), reason: x.message})
-    },
-  })) {
-    if (tailSeq === null) tailSeq = u.seq
-    units++
-    scanned += (1 + u.pages) * PAGE
-    if (u.meta.payloads.length === 0) emptyUnits++
+  for (const u of scanLog(ring, arr.seed, tail, {...tally.scanOptions(opts.untilSeq), verdicts: false})) {
+    tally.count(u)
     feedUnit(arr, states, u, replay)
-    opts.progress?.(scanned, ring.sizeBytes)
+    opts.progress?.(tally.scanned, ring.sizeBytes)
   }
-  if (tailSeq === null) {
-    throw new CorruptError(`no valid meta block at the journal tail (sector ${tail}): ${stop!.message}; the kernel would discard the whole log`,
-      arr.journal!.path, 'inspect it with `r5ctl dump-meta --from SECTOR`; nothing was written', 'bad-tail')
-  }
+  const v = tally.finish()
   const dataOnly = new StripePages(n)
   for (const [sector, r] of states.alive()) {
     if (!states.caching(r)) replay(sector, r)
     else for (let k = 0; k < n; k++) if (states.has(r, k)) dataOnly.set(sector, k, states.at(r, k))
   }
   const pagesFromLog = fromLog.pages()
-  const stopSeq = stop!.expectedSeq ?? tailSeq + BigInt(units + skipped.length)
   return {
-    tailSector: tail, tailSeq, stopSector: stop!.position, stopSeq, stop: stop!, newSeq: stopSeq + 10000n,
-    units, emptyUnits, skipped, dataParityStripes: dataParity, dataOnlyStripes: dataOnly.size,
-    fromLog, dataOnly, pagesFromLog, logBytesScanned: scanned,
-    clean: fromLog.size === 0 && dataOnly.size === 0 && units === 1 && emptyUnits === 1 && skipped.length === 0,
+    tailSector: tail, tailSeq: v.tailSeq, stopSector: v.stop.position, stopSeq: v.stopSeq, stop: v.stop, newSeq: v.newSeq,
+    units: v.units, emptyUnits: v.emptyUnits, skipped: v.skipped, dataParityStripes: dataParity, dataOnlyStripes: dataOnly.size,
+    fromLog, dataOnly, pagesFromLog, logBytesScanned: v.logBytesScanned,
+    clean: fromLog.size === 0 && dataOnly.size === 0 && v.clean,
   }
 }
 
@@ -447,7 +427,7 @@ export function writeCoalesced(arr: MdArray, writes: {slot: number; off: number;
 // ---------------------------------------------------------------------------------------------
 // Bounded-memory replay
 
-/** What the verification pass learns: enough to place the closing block, no per-stripe state. */
+/** What a walk of the live log learns: enough to place the closing block, no per-stripe state. */
 export interface VerifiedLog {
   tailSector: number
   tailSeq: bigint
@@ -461,102 +441,174 @@ export interface VerifiedLog {
   clean: boolean
 }
 
-/** Pass 1: walk and verify the whole live log (every meta block, every page checksum). O(1) memory. */
-export function verifyLog(arr: MdArray, opts: {untilSeq?: bigint; progress?: (done: number, total: number) => void} = {}): VerifiedLog {
-  const ring = arr.ring!
-  const tail = arr.journalTail
-  const skipped: SkippedUnit[] = []
-  let stop: ScanStop | undefined
-  let units = 0
-  let emptyUnits = 0
-  let tailSeq: bigint | null = null
-  let scanned = 0
-  for (const u of scanLog(ring, arr.seed, tail, {
-    onStop: s => (stop = s),
-    untilSeq: opts.untilSeq,
-    kernelSkipOnDataMismatch: x => {
-      if (tailSeq === null) tailSeq = x.seq
-      skipped.push({positionSector: x.position, seq: x.seq.toString(), reason: x.message})
-    },
-  })) {
-    if (tailSeq === null) tailSeq = u.seq
-    units++
-    scanned += (1 + u.pages) * PAGE
-    if (u.meta.payloads.length === 0) emptyUnits++
-    opts.progress?.(scanned, ring.sizeBytes)
+/**
+ * The bookkeeping every walk of the live log shares (the plan, the replay, the extent pre-walk):
+ * the tail's seq, units, empty units, dropped units and where and why the walk stopped.
+ */
+class LogTally {
+  readonly skipped: SkippedUnit[] = []
+  stop: ScanStop | undefined
+  units = 0
+  emptyUnits = 0
+  tailSeq: bigint | null = null
+  scanned = 0
+
+  constructor(private readonly arr: MdArray, readonly tail: number) {}
+
+  scanOptions(untilSeq?: bigint) {
+    return {
+      onStop: (s: ScanStop) => { this.stop = s },
+      untilSeq,
+      kernelSkipOnDataMismatch: (x: {position: number; seq: bigint; message: string}) => {
+        // a dropped unit still counts: the tail block may be one (its meta block is valid)
+        if (this.tailSeq === null) this.tailSeq = x.seq
+        this.skipped.push({positionSector: x.position, seq: x.seq.toString(), reason: x.message})
+      },
+    }
   }
-  if (tailSeq === null) {
-    throw new CorruptError(`no valid meta block at the journal tail (sector ${tail}): ${stop!.message}; the kernel would discard the whole log`,
-      arr.journal!.path, 'inspect it with `r5ctl dump-meta --from SECTOR`; nothing was written', 'bad-tail')
+
+  count(u: {seq: bigint; pages: number; meta: {payloads: Payload[]}}): void {
+    if (this.tailSeq === null) this.tailSeq = u.seq
+    this.units++
+    this.scanned += (1 + u.pages) * PAGE
+    if (u.meta.payloads.length === 0) this.emptyUnits++
   }
-  const stopSeq = stop!.expectedSeq ?? tailSeq + BigInt(units + skipped.length)
-  return {tailSector: tail, tailSeq, stop: stop!, stopSeq, newSeq: stopSeq + 10000n, units, emptyUnits, skipped, logBytesScanned: scanned,
-    clean: units === 1 && emptyUnits === 1 && skipped.length === 0}
+
+  finish(): VerifiedLog {
+    const stop = this.stop!
+    if (this.tailSeq === null) {
+      throw new CorruptError(`no valid meta block at the journal tail (sector ${this.tail}): ${stop.message}; the kernel would discard the whole log`,
+        this.arr.journal!.path, 'inspect it with `r5ctl dump-meta --from SECTOR`; nothing was written', 'bad-tail')
+    }
+    const stopSeq = stop.expectedSeq ?? this.tailSeq + BigInt(this.units + this.skipped.length)
+    return {tailSector: this.tail, tailSeq: this.tailSeq, stop, stopSeq, newSeq: stopSeq + 10000n, units: this.units, emptyUnits: this.emptyUnits,
+      skipped: this.skipped, logBytesScanned: this.scanned, clean: this.units === 1 && this.emptyUnits === 1 && this.skipped.length === 0}
+  }
 }
 
-export interface StreamResult {dataParityStripes: number; dataOnlyStripes: number; pagesWritten: number}
+/**
+ * A quick walk of the meta blocks alone (one 4 KiB read per io unit, no page checksums): the
+ * extent of the log for progress and read sizes, and every refusal that does not depend on page
+ * contents (no valid block at the tail, payloads outside the array) raised before anything is
+ * written. Where a unit would be dropped for a bad page the real walk ends earlier; the extent
+ * is then an overestimate, never used for correctness.
+ */
+export function logExtent(arr: MdArray, untilSeq?: bigint): VerifiedLog {
+  const tally = new LogTally(arr, arr.journalTail)
+  for (const u of scanLog(arr.ring!, arr.seed, tally.tail, {...tally.scanOptions(untilSeq), metaOnly: true})) tally.count(u)
+  return tally.finish()
+}
 
-/** stripes held before complete ones are replayed early (the kernel does the same when its stripe cache runs short) */
-let REPLAY_BATCH_STRIPES = Number(process.env.R5CTL_REPLAY_BATCH) || 16384
+export interface StreamResult extends VerifiedLog {dataParityStripes: number; dataOnlyStripes: number; pagesWritten: number}
 
-/** For tests: a tiny batch makes every replay path run on small logs. */
-export function setReplayBatch(stripes: number): number {
-  const old = REPLAY_BATCH_STRIPES
-  REPLAY_BATCH_STRIPES = Math.max(1, stripes)
+/** bytes of log read per window by the replay (tests shrink it to run every path on small logs) */
+let WINDOW_PAGES = Number(process.env.R5CTL_REPLAY_WINDOW_PAGES) || (8 << 20) / PAGE
+
+/** For tests: a tiny window (in 4 KiB pages) makes every replay path run on small logs. Returns the old value. */
+export function setReplayWindow(pages: number): number {
+  const old = WINDOW_PAGES
+  WINDOW_PAGES = Math.max(1, Math.floor(pages))
   return old
 }
 
 /**
- * Pass 2, after verifyLog: the same walk with the kernel's state machine, replaying complete
- * stripes to the members in batches, so memory is bounded by the batch plus the data-only
- * (write-back) stripes still cached; then data-only stripes with computed parity; then the
- * closing block and the superblocks. Per stripe, writes happen in log order, so the members end
- * as with one replay at the end — except, like the kernel when its recovery stripe cache runs
- * short, a complete stripe replayed early is not un-written by a FLUSH payload that comes later
- * (harmless in a real log: FLUSH means those very bytes already reached the members).
+ * The replay's view of the ring: one large read at a time, served to scanLog as views. Moving on
+ * (a unit that does not lie inside the current window) first calls `beforeMove`, which sends the
+ * complete stripes to the members while their pages are still in the window. A unit that wraps
+ * around the ring's end is read into a private copy instead (the window never wraps).
  */
-export function recoverStreaming(arr: MdArray, v: VerifiedLog, untilSeq?: bigint, progress?: (done: number, total: number) => void): StreamResult {
+class LogWindow implements LogReader {
+  private buf: Uint8Array
+  private scratch: Uint8Array = new Uint8Array(0)
+  private start = -1
+  private len = 0
+  /** sectors from the tail up to which reading is useful (the extent pre-walk's stop) */
+  constructor(private readonly ring: Ring, private readonly tail: number, private readonly extentSectors: number,
+    private readonly beforeMove: () => void) {
+    this.buf = alignedBuffer(Math.min(WINDOW_PAGES * PAGE, Math.max(PAGE, extentSectors * 512 + PAGE)))
+  }
+
+  /** the page at ring position `pos` when it lies in the window, else null */
+  page(pos: number): Uint8Array | null {
+    if (this.start < 0 || pos < this.start) return null
+    const off = (pos - this.start) * 512
+    return off + PAGE <= this.len ? this.buf.subarray(off, off + PAGE) : null
+  }
+
+  view(pos: number, bytes: number): Uint8Array {
+    if (this.start >= 0 && pos >= this.start && (pos - this.start) * 512 + bytes <= this.len) {
+      const off = (pos - this.start) * 512
+      return this.buf.subarray(off, off + bytes)
+    }
+    const toEnd = (this.ring.sizeSectors - pos) * 512
+    if (bytes > toEnd) {
+      if (this.scratch.length < bytes) this.scratch = alignedBuffer(bytes)
+      const v = this.scratch.subarray(0, bytes)
+      this.ring.read(v, pos)
+      return v
+    }
+    this.beforeMove()
+    // read what the log still holds (at least the unit asked for), up to the window size
+    const left = (this.extentSectors - this.ring.distance(this.tail, pos)) * 512 + PAGE
+    let len = Math.min(toEnd, Math.max(bytes, Math.min(WINDOW_PAGES * PAGE, left)))
+    if (len < bytes) len = bytes
+    if (this.buf.length < len) this.buf = alignedBuffer(len) // a unit larger than the window (tests only)
+    this.ring.read(this.buf.subarray(0, len), pos)
+    this.start = pos
+    this.len = len
+    return this.buf.subarray(0, bytes)
+  }
+}
+
+/**
+ * The replay, in one pass over the log with bounded memory. First `logExtent` walks the meta
+ * blocks alone, so every refusal that needs no page contents comes before any write. Then the log
+ * is read once, window by window: every io unit's pages are verified before any of it is used
+ * (the kernel's rule: a unit with a bad page is dropped), the kernel's per-stripe state machine
+ * runs over the payloads, and before the window moves on, every complete stripe goes to the
+ * members straight from the window. Data-only (write-back) stripes stay cached, as positions,
+ * until the end, when they are written with parity computed. Then the members are flushed, the
+ * empty meta block goes at the stop position with seq + 10000, and the superblocks come last.
+ *
+ * Per stripe, writes happen in log order, so the members end as with one replay at the end —
+ * except, like the kernel when its recovery stripe cache runs short, a complete stripe replayed
+ * early is not un-written by a FLUSH payload that comes later (harmless in a real log: FLUSH
+ * means those very bytes already reached the members).
+ */
+export function recoverStreaming(arr: MdArray, untilSeq?: bigint, progress?: (done: number, total: number) => void): StreamResult {
   const ring = arr.ring!
   const geo = arr.geometry
   const n = arr.sb.raidDisks
-  const res: StreamResult = {dataParityStripes: 0, dataOnlyStripes: 0, pagesWritten: 0}
-  if (v.clean) return res
+  const extent = logExtent(arr, untilSeq)
+  if (extent.clean) return {...extent, dataParityStripes: 0, dataOnlyStripes: 0, pagesWritten: 0}
   if (arr.missingMembers.length > 0) throw new CorruptError('recovery needs every member', arr.all()[0].path)
+  const extentSectors = ring.distance(extent.tailSector, extent.stop.position)
+  const total = extentSectors * 512
+  const out = {dataParityStripes: 0, pagesWritten: 0}
   let states = new StripeStates(n)
-  // pending page writes of replayed stripes: (log position, slot, stripe sector)
-  let pend: {pos: number; slot: number; sector: number}[] = []
-  const total = ring.distance(v.tailSector, v.stop.position) * 512
-  // one window, reused for every run of log pages (its writes finish before the next read)
-  const window = alignedBuffer(WINDOW)
-  const flushPending = () => {
-    if (pend.length === 0) return
-    pend.sort((a, b) => ring.distance(v.tailSector, a.pos) - ring.distance(v.tailSector, b.pos))
-    // read runs of consecutive log pages (≤ 8 MiB) and send each page to its member
-    let i = 0
-    while (i < pend.length) {
-      let j = i + 1
-      while (j < pend.length && j - i < WINDOW / PAGE && pend[j].pos === ring.add(pend[j - 1].pos, BLOCK_SECTORS)) j++
-      const buf = window.subarray(0, (j - i) * PAGE)
-      ring.read(buf, pend[i].pos)
-      const writes = pend.slice(i, j).map((p, k) => ({slot: p.slot, off: p.sector * 512, view: buf.subarray(k * PAGE, (k + 1) * PAGE)}))
-      writeCoalesced(arr, writes)
-      res.pagesWritten += writes.length
-      i = j
-    }
-    pend = []
-  }
+  // pages of replayed stripes still to be written: log position, slot, stripe sector
+  let pendPos: number[] = []
+  let pendSlot: number[] = []
+  let pendSector: number[] = []
+  const reread = alignedBuffer(Math.min(2 << 20, WINDOW_PAGES * PAGE))
   const replay = (sector: number, r: number) => {
     const info = geo.stripeInfo(sector)
     let data = 0
     for (let k = 0; k < n; k++) if (states.has(r, k) && k !== info.pd && k !== info.qd) data++
     if (data > 0) {
-      for (let k = 0; k < n; k++) if (states.has(r, k)) pend.push({pos: states.at(r, k), slot: k, sector})
-      res.dataParityStripes++
+      for (let k = 0; k < n; k++) {
+        if (!states.has(r, k)) continue
+        pendPos.push(states.at(r, k))
+        pendSlot.push(k)
+        pendSector.push(sector)
+      }
+      out.dataParityStripes++
     }
     states.reset(r)
   }
-  /** replay every complete stripe now and keep only the cached (data-only) ones */
-  const early = () => {
+  const window = new LogWindow(ring, extent.tailSector, extentSectors, () => drain())
+  /** every complete stripe to the members; keep only the cached (data-only) ones */
+  const drain = () => {
     const keep = new StripeStates(n)
     for (const [sector, r] of states.alive()) {
       if (!states.caching(r)) { replay(sector, r); continue }
@@ -564,34 +616,51 @@ export function recoverStreaming(arr: MdArray, v: VerifiedLog, untilSeq?: bigint
       keep.setCaching(kr, true)
       for (let k = 0; k < n; k++) if (states.has(r, k)) keep.set(kr, k, states.at(r, k))
     }
-    flushPending()
     states = keep
-  }
-  let scanned = 0
-  let threshold = REPLAY_BATCH_STRIPES
-  for (const u of scanLog(ring, arr.seed, v.tailSector, {onStop: () => {}, untilSeq, kernelSkipOnDataMismatch: () => {}})) {
-    feedUnit(arr, states, u, replay)
-    scanned += (1 + u.pages) * PAGE
-    if (states.rowCount >= threshold || pend.length >= REPLAY_BATCH_STRIPES) {
-      early()
-      threshold = states.rowCount + REPLAY_BATCH_STRIPES
+    if (pendPos.length === 0) return
+    // log order (a stripe replayed twice is written twice, older first): order by distance from the tail
+    const order = Array.from(pendPos.keys()).sort((a, b) =>
+      ring.distance(extent.tailSector, pendPos[a]) - ring.distance(extent.tailSector, pendPos[b]) || a - b)
+    // pages no longer in the window (older, so first): read them back in runs of consecutive log pages
+    const inWindow: {slot: number; off: number; view: Uint8Array}[] = []
+    let i = 0
+    while (i < order.length) {
+      const e = order[i]
+      const view = window.page(pendPos[e])
+      if (view) { inWindow.push({slot: pendSlot[e], off: pendSector[e] * 512, view}); i++; continue }
+      let j = i + 1
+      while (j < order.length && j - i < reread.length / PAGE && !window.page(pendPos[order[j]]) &&
+        pendPos[order[j]] === ring.add(pendPos[order[j - 1]], BLOCK_SECTORS)) j++
+      const buf = reread.subarray(0, (j - i) * PAGE)
+      ring.read(buf, pendPos[e])
+      const writes = []
+      for (let k = i; k < j; k++) writes.push({slot: pendSlot[order[k]], off: pendSector[order[k]] * 512, view: buf.subarray((k - i) * PAGE, (k - i + 1) * PAGE)})
+      writeCoalesced(arr, writes)
+      out.pagesWritten += writes.length
+      i = j
     }
-    progress?.(scanned, total)
+    writeCoalesced(arr, inWindow)
+    out.pagesWritten += inWindow.length
+    pendPos = []
+    pendSlot = []
+    pendSector = []
   }
-  // the end of the log: complete stripes, then data-only ones with parity computed
+  const tally = new LogTally(arr, extent.tailSector)
+  for (const u of scanLog(ring, arr.seed, tally.tail, {...tally.scanOptions(untilSeq), reader: window, verdicts: false})) {
+    tally.count(u)
+    feedUnit(arr, states, u, replay)
+    progress?.(Math.min(tally.scanned, total), total)
+  }
+  const v = tally.finish()
+  drain()
+  // the end of the log: data-only stripes, with parity computed
   const dataOnly = new StripePages(n)
-  for (const [sector, r] of states.alive()) {
-    if (!states.caching(r)) replay(sector, r)
-    else for (let k = 0; k < n; k++) if (states.has(r, k)) dataOnly.set(sector, k, states.at(r, k))
-  }
-  flushPending()
-  res.dataOnlyStripes = dataOnly.size
+  for (const [sector, r] of states.alive()) for (let k = 0; k < n; k++) if (states.has(r, k)) dataOnly.set(sector, k, states.at(r, k))
   const ar: ApplyResult = {pagesWritten: 0, memberWrites: 0, journalBytesRead: 0}
   applyDataOnly(arr, dataOnly, ar)
-  res.pagesWritten += ar.pagesWritten
   for (const m of arr.members) m!.dev.flush()
   ring.write(encodeMetaBlock({seq: v.newSeq, position: BigInt(v.stop.position), payloads: []}, arr.seed), v.stop.position)
   arr.journal!.dev.flush()
   arr.writeSuperblocks(v.stop.position)
-  return res
+  return {...v, dataParityStripes: out.dataParityStripes, dataOnlyStripes: dataOnly.size, pagesWritten: out.pagesWritten + ar.pagesWritten}
 }

@@ -119,6 +119,53 @@ export function verifyUnitPages(meta: MetaBlock, data: Uint8Array, seed: number,
   return verdicts
 }
 
+let sumScratch = new Uint32Array(256)
+
+/**
+ * The same check without a verdict per page (the replay's hot path): the first mismatching page,
+ * or null when every page matches.
+ */
+function firstBadPage(meta: MetaBlock, data: Uint8Array, seed: number, ring: Ring, position: number): PageVerdict | null {
+  checkPayloadLocations(meta, ring, position)
+  const n = data.length / PAGE
+  if (sumScratch.length < n) sumScratch = new Uint32Array(n)
+  crc32cPages(seed, data, sumScratch, 0)
+  let k = 0
+  for (let pi = 0; pi < meta.payloads.length; pi++) {
+    const p = meta.payloads[pi]
+    if (p.type === PAYLOAD_FLUSH) continue
+    const cs = p.checksums
+    for (let j = 0; j < cs.length; j++, k++) {
+      if ((cs[j] >>> 0) !== sumScratch[k])
+        return {payload: pi, page: j, position: ring.add(position, BLOCK_SECTORS * (1 + k)), expected: cs[j] >>> 0, actual: sumScratch[k], ok: false}
+    }
+  }
+  return null
+}
+
+/**
+ * Where scanLog gets ring bytes from. The default reads each meta block and each unit's pages
+ * into buffers of its own; the replay passes a windowed reader that serves views of one large
+ * read, so the log is read once in big requests and complete stripes go to the members straight
+ * from that window.
+ */
+export interface LogReader {
+  /** `bytes` of the ring from position `pos` (sectors); valid until the next call */
+  view(pos: number, bytes: number): Uint8Array
+}
+
+function plainReader(ring: Ring): LogReader {
+  let buf = alignedBuffer(PAGE * 256)
+  return {
+    view(pos, bytes) {
+      if (buf.length < bytes) buf = alignedBuffer(bytes)
+      const v = buf.subarray(0, bytes)
+      ring.read(v, pos)
+      return v
+    },
+  }
+}
+
 /**
  * Iterate the live log. `onStop` receives why the walk ended. With `continueOnDataMismatch`, a unit
  * with bad page checksums is still yielded (dump-meta shows it) and the walk goes on past it;
@@ -141,10 +188,20 @@ export function* scanLog(
     maxUnits?: number
     /** stop after the meta block with this seq (recover --until-seq) */
     untilSeq?: bigint
+    /** where the bytes come from (default: direct ring reads) */
+    reader?: LogReader
+    /** false: no per-page verdicts (units carry an empty list; allPagesOk still tells) */
+    verdicts?: boolean
+    /**
+     * Walk the meta blocks only: pages are neither read nor checksummed (every unit counts as
+     * intact). Payload locations are still checked. For a quick look at the extent of the log.
+     */
+    metaOnly?: boolean
   },
 ): Generator<ScannedUnit> {
-  const metaBuf = alignedBuffer(PAGE)
-  let dataBuf = alignedBuffer(PAGE * 256)
+  const reader = opts.reader ?? plainReader(ring)
+  const wantVerdicts = opts.verdicts !== false
+  const empty: Uint8Array = new Uint8Array(0)
   let pos = tail
   let expectSeq: bigint | undefined = opts.firstSeq
   let walked = 0
@@ -155,8 +212,7 @@ export function* scanLog(
       return
     }
     if (opts.maxUnits !== undefined && units >= opts.maxUnits) return
-    ring.read(metaBuf, pos)
-    const {meta, problems} = decodeMetaBlock(metaBuf, seed, {seq: expectSeq, position: BigInt(pos)})
+    const {meta, problems} = decodeMetaBlock(reader.view(pos, PAGE), seed, {seq: expectSeq, position: BigInt(pos)})
     if (!meta || problems.length > 0) {
       const pr = problems[0] ?? {code: 'short' as const, message: 'unreadable meta block'}
       opts.onStop({position: pos, expectedSeq: expectSeq ?? null, code: pr.code, message: pr.message})
@@ -167,14 +223,20 @@ export function* scanLog(
       opts.onStop({position: pos, expectedSeq: meta.seq, code: 'too-large', message: `io unit of ${pages} pages does not fit in the log`})
       return
     }
-    if (dataBuf.length < pages * PAGE) dataBuf = alignedBuffer(pages * PAGE)
-    const data = dataBuf.subarray(0, pages * PAGE)
-    if (pages > 0) ring.read(data, ring.add(pos, BLOCK_SECTORS))
-    const verdicts = verifyUnitPages(meta, data, seed, ring, pos)
-    const allPagesOk = verdicts.every(v => v.ok)
+    let data = empty
+    let verdicts: PageVerdict[] = []
+    let bad: PageVerdict | null = null
+    if (opts.metaOnly) checkPayloadLocations(meta, ring, pos)
+    else {
+      if (pages > 0) data = reader.view(ring.add(pos, BLOCK_SECTORS), pages * PAGE)
+      if (wantVerdicts) {
+        verdicts = verifyUnitPages(meta, data, seed, ring, pos)
+        bad = verdicts.find(v => !v.ok) ?? null
+      } else bad = firstBadPage(meta, data, seed, ring, pos)
+    }
+    const allPagesOk = bad === null
     const nextPosition = ring.add(pos, BLOCK_SECTORS * (1 + pages))
-    if (!allPagesOk && opts.kernelSkipOnDataMismatch) {
-      const bad = verdicts.find(v => !v.ok)!
+    if (bad && opts.kernelSkipOnDataMismatch) {
       opts.kernelSkipOnDataMismatch({position: pos, seq: meta.seq,
         message: `page at sector ${bad.position} has checksum ${hex(bad.actual)}, logged ${hex(bad.expected)}`})
       walked += BLOCK_SECTORS
@@ -182,8 +244,7 @@ export function* scanLog(
       expectSeq = meta.seq + 1n
       continue
     }
-    if (!allPagesOk && !opts.continueOnDataMismatch) {
-      const bad = verdicts.find(v => !v.ok)!
+    if (bad && !opts.continueOnDataMismatch) {
       opts.onStop({position: pos, expectedSeq: meta.seq, code: 'data-checksum',
         message: `page at sector ${bad.position} of the io unit with seq ${meta.seq} has checksum ${hex(bad.actual)}, logged ${hex(bad.expected)}`})
       return

@@ -528,11 +528,19 @@ class LogWindow implements LogReader {
     this.buf = alignedBuffer(Math.min(WINDOW_PAGES * PAGE, Math.max(PAGE, extentSectors * 512 + PAGE)))
   }
 
-  /** the page at ring position `pos` when it lies in the window, else null */
-  page(pos: number): Uint8Array | null {
-    if (this.start < 0 || pos < this.start) return null
+  /** pages the window can hold */
+  get pages(): number { return Math.max(this.buf.length, this.len) / PAGE }
+
+  /** index of the page at ring position `pos` in the window, or -1 when it is not there */
+  pageIndex(pos: number): number {
+    if (this.start < 0 || pos < this.start) return -1
     const off = (pos - this.start) * 512
-    return off + PAGE <= this.len ? this.buf.subarray(off, off + PAGE) : null
+    return off + PAGE <= this.len ? off / PAGE : -1
+  }
+
+  /** the window's page number `i` */
+  pageAt(i: number): Uint8Array {
+    return this.buf.subarray(i * PAGE, (i + 1) * PAGE)
   }
 
   view(pos: number, bytes: number): Uint8Array {
@@ -618,29 +626,49 @@ export function recoverStreaming(arr: MdArray, untilSeq?: bigint, progress?: (do
     }
     states = keep
     if (pendPos.length === 0) return
-    // log order (a stripe replayed twice is written twice, older first): order by distance from the tail
-    const order = Array.from(pendPos.keys()).sort((a, b) =>
-      ring.distance(extent.tailSector, pendPos[a]) - ring.distance(extent.tailSector, pendPos[b]) || a - b)
-    // pages no longer in the window (older, so first): read them back in runs of consecutive log pages
-    const inWindow: {slot: number; off: number; view: Uint8Array}[] = []
-    let i = 0
-    while (i < order.length) {
-      const e = order[i]
-      const view = window.page(pendPos[e])
-      if (view) { inWindow.push({slot: pendSlot[e], off: pendSector[e] * 512, view}); i++; continue }
-      let j = i + 1
-      while (j < order.length && j - i < reread.length / PAGE && !window.page(pendPos[order[j]]) &&
-        pendPos[order[j]] === ring.add(pendPos[order[j - 1]], BLOCK_SECTORS)) j++
-      const buf = reread.subarray(0, (j - i) * PAGE)
-      ring.read(buf, pendPos[e])
-      const writes = []
-      for (let k = i; k < j; k++) writes.push({slot: pendSlot[order[k]], off: pendSector[order[k]] * 512, view: buf.subarray((k - i) * PAGE, (k - i + 1) * PAGE)})
-      writeCoalesced(arr, writes)
-      out.pagesWritten += writes.length
-      i = j
+    // Pages no longer in the window are older than every page in it, so they go first: in log order
+    // (a stripe replayed twice is written twice, older first), read back in runs of consecutive pages.
+    const old: number[] = []
+    // per slot, pages in the window: key = member page * window pages + window page (log order breaks ties)
+    const winPages = Math.max(1, window.pages)
+    const bySlot: number[][] = Array.from({length: n}, () => [])
+    for (let e = 0; e < pendPos.length; e++) {
+      const w = window.pageIndex(pendPos[e])
+      if (w < 0) old.push(e)
+      else bySlot[pendSlot[e]].push((pendSector[e] / BLOCK_SECTORS) * winPages + w)
     }
-    writeCoalesced(arr, inWindow)
-    out.pagesWritten += inWindow.length
+    if (old.length > 0) {
+      old.sort((a, b) => ring.distance(extent.tailSector, pendPos[a]) - ring.distance(extent.tailSector, pendPos[b]) || a - b)
+      let i = 0
+      while (i < old.length) {
+        let j = i + 1
+        while (j < old.length && j - i < reread.length / PAGE && pendPos[old[j]] === ring.add(pendPos[old[j - 1]], BLOCK_SECTORS)) j++
+        const buf = reread.subarray(0, (j - i) * PAGE)
+        ring.read(buf, pendPos[old[i]])
+        const writes = []
+        for (let k = i; k < j; k++) writes.push({slot: pendSlot[old[k]], off: pendSector[old[k]] * 512, view: buf.subarray((k - i) * PAGE, (k - i + 1) * PAGE)})
+        writeCoalesced(arr, writes)
+        out.pagesWritten += writes.length
+        i = j
+      }
+    }
+    // the window's pages: one request per run of consecutive member pages, in slot order
+    for (let slot = 0; slot < n; slot++) {
+      const keys = Float64Array.from(bySlot[slot]).sort()
+      let i = 0
+      while (i < keys.length) {
+        const first = Math.floor(keys[i] / winPages)
+        const views = [window.pageAt(keys[i] - first * winPages)]
+        let j = i + 1
+        while (j < keys.length && Math.floor(keys[j] / winPages) === first + (j - i)) {
+          views.push(window.pageAt(keys[j] - (first + j - i) * winPages))
+          j++
+        }
+        arr.members[slot]!.dev.writev(views, arr.memberBase(slot) + first * PAGE)
+        out.pagesWritten += views.length
+        i = j
+      }
+    }
     pendPos = []
     pendSlot = []
     pendSector = []

@@ -365,7 +365,7 @@ export function applyDataOnly(arr: MdArray, dataOnly: StripePages, res: ApplyRes
   const level = arr.sb.level
   const D = arr.geometry.dataDisks
   const n = arr.sb.raidDisks
-  const page = alignedBuffer(PAGE)
+  const scratch = alignedBuffer(256 * PAGE)
   const sectors = [...dataOnly.keys()].sort((a, b) => a - b)
   const RUN = 256
   for (let i = 0; i < sectors.length;) {
@@ -378,16 +378,34 @@ export function applyDataOnly(arr: MdArray, dataOnly: StripePages, res: ApplyRes
       arr.members[m]!.dev.read(b, arr.memberBase(m) + first * 512)
       return b
     })
+    // the logged pages of the run, read in runs of consecutive log pages (not one request per page)
+    const logPos: number[] = []
+    const dest: number[] = [] // slot * 2^32 + byte offset in the run's buffer
+    for (let k = i; k < j; k++) {
+      for (const [slot, lp] of dataOnly.get(sectors[k])) {
+        logPos.push(lp)
+        dest.push(slot * 0x100000000 + (sectors[k] - first) * 512)
+      }
+    }
+    const order = Array.from(logPos.keys()).sort((a, b) => logPos[a] - logPos[b])
+    for (let a = 0; a < order.length;) {
+      let b = a + 1
+      while (b < order.length && b - a < scratch.length / PAGE && logPos[order[b]] === logPos[order[b - 1]] + BLOCK_SECTORS) b++
+      const got = scratch.subarray(0, (b - a) * PAGE)
+      ring.read(got, logPos[order[a]])
+      res.journalBytesRead += got.length
+      for (let c = a; c < b; c++) {
+        const d = dest[order[c]]
+        const slot = Math.floor(d / 0x100000000)
+        bufs[slot].set(got.subarray((c - a) * PAGE, (c - a + 1) * PAGE), d - slot * 0x100000000)
+        res.pagesWritten++
+      }
+      a = b
+    }
     for (let k = i; k < j; k++) {
       const sector = sectors[k]
       const o = (sector - first) * 512
       const info = arr.geometry.stripeInfo(sector)
-      for (const [slot, lp] of dataOnly.get(sector)) {
-        ring.read(page, lp)
-        res.journalBytesRead += PAGE
-        bufs[slot].set(page, o)
-        res.pagesWritten++
-      }
       const data: Uint8Array[] = []
       for (let d = 0; d < D; d++) data.push(bufs[info.dataMembers[d]].subarray(o, o + PAGE))
       computeP(data, bufs[info.pd].subarray(o, o + PAGE))

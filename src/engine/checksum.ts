@@ -14,9 +14,14 @@
  * i.e. they start the register at ~prev and return ~register. Feeding them ~seed therefore starts
  * the register at seed, and inverting their answer gives the raw register: raw = ~lib(buf, ~seed).
  *
- * Backends: `@node-rs/crc32` (native, hardware CRC) when it loads; otherwise, or when the
- * environment sets R5CTL_CRC=js, the pure-JS `crc-32/crc32c` module. Both give identical results;
- * the tests compare them on random input.
+ * Backends, first that loads wins:
+ *   1. our N-API addon (native/crc32c_pages.c, built by `npm install` into build/Release): SSE4.2
+ *      crc32q, raw convention directly, and crc32cPages checksums a whole batch of pages in one call
+ *      with three pages interleaved (≈ 3–5× @node-rs on 4 KiB pages; docs/performance.md);
+ *   2. `@node-rs/crc32` (prebuilt native, hardware CRC, one call per page);
+ *   3. the pure-JS `crc-32/crc32c` module.
+ * R5CTL_CRC=js forces 3, R5CTL_CRC=node-rs skips 1. Every native backend must reproduce the
+ * pure-JS reference at load time or it is not used; the tests compare them on random input.
  */
 import { createRequire } from 'node:module';
 import CRC32C from 'crc-32/crc32c.js';
@@ -26,7 +31,42 @@ type StdCrc = (buf: Uint8Array, prevStd: number) => number;
 /** Pure-JS standard-form CRC32C continuing from a previous standard result (signed or unsigned). */
 const jsStd: StdCrc = (buf, prevStd) => CRC32C.buf(buf, prevStd | 0) >>> 0;
 
-function loadNative(): StdCrc | null {
+/** The addon's exports (native/crc32c_pages.c). Both functions take and return raw registers. */
+interface CrcAddon {
+  sse42: boolean;
+  pages(seed: number, buf: Uint8Array, out: Uint32Array, outOff: number): void;
+  raw(seed: number, buf: Uint8Array): number;
+}
+
+const PAGE = 4096;
+const CHECK = new TextEncoder().encode('123456789');
+
+function loadAddon(): CrcAddon | null {
+  const mode = process.env.R5CTL_CRC;
+  if (mode === 'js' || mode === 'node-rs') return null;
+  try {
+    // Built by scripts/build-native.mjs at install time; a failed build simply leaves no file. The
+    // path is relative to dist/src/engine/checksum.js, i.e. <package root>/build/Release.
+    const req = createRequire(import.meta.url);
+    const mod = req('../../../build/Release/crc32c_pages.node') as CrcAddon;
+    if (!mod.sse42 || typeof mod.pages !== 'function' || typeof mod.raw !== 'function') return null;
+    // Guard against a loaded-but-wrong binary: the check value, and 5 pages (one interleaved group
+    // of three plus two single ones) at an odd byte offset against the pure-JS reference.
+    if (~mod.raw(0xffffffff, CHECK) >>> 0 !== 0xe3069283) return null;
+    const pages = new Uint8Array(5 * PAGE + 1).subarray(1);
+    for (let i = 0; i < pages.length; i++) pages[i] = (i * 131 + (i >>> 12)) & 0xff;
+    const out = new Uint32Array(5);
+    mod.pages(0x9e3779b9, pages, out, 0);
+    for (let i = 0; i < 5; i++) {
+      if (out[i] !== ~jsStd(pages.subarray(i * PAGE, (i + 1) * PAGE), ~0x9e3779b9) >>> 0) return null;
+    }
+    return mod;
+  } catch {
+    return null;
+  }
+}
+
+function loadNodeRs(): StdCrc | null {
   if (process.env.R5CTL_CRC === 'js') return null;
   try {
     // createRequire: the native package is CommonJS with a platform-specific optional dependency;
@@ -35,21 +75,24 @@ function loadNative(): StdCrc | null {
     const mod = req('@node-rs/crc32') as { crc32c(input: Uint8Array, initialState?: number): number };
     const f = mod.crc32c;
     // Guard against a loaded-but-wrong binary: the standard check value must come out.
-    if (typeof f !== 'function' || f(new TextEncoder().encode('123456789'), 0) >>> 0 !== 0xe3069283) return null;
+    if (typeof f !== 'function' || f(CHECK, 0) >>> 0 !== 0xe3069283) return null;
     return (buf, prevStd) => f(buf, prevStd >>> 0) >>> 0;
   } catch {
     return null;
   }
 }
 
-const nativeStd = loadNative();
-const std: StdCrc = nativeStd ?? jsStd;
+const addon = loadAddon();
+// The addon is faster than @node-rs at every length (16 B to 1 MiB), so with it @node-rs is not loaded.
+const nodeRs = addon ? null : loadNodeRs();
+const std: StdCrc = nodeRs ?? jsStd;
 
-/** Which implementation crc32cRaw uses: '@node-rs/crc32' or 'crc-32 (js)'. */
-export const crcBackend: string = nativeStd ? '@node-rs/crc32' : 'crc-32 (js)';
+/** Which implementation is in use: 'native addon (sse4.2, batched)', '@node-rs/crc32' or 'crc-32 (js)'. */
+export const crcBackend: string = addon ? 'native addon (sse4.2, batched)' : nodeRs ? '@node-rs/crc32' : 'crc-32 (js)';
 
 /** Kernel crc32c_le(seed, buf): raw register update, no inversion in or out. Returns u32. */
 export function crc32cRaw(seed: number, buf: Uint8Array): number {
+  if (addon) return addon.raw(seed >>> 0, buf);
   return ~std(buf, ~seed >>> 0) >>> 0;
 }
 
@@ -68,8 +111,6 @@ export function uuidSeed(uuid: Uint8Array): number {
   return crc32cRaw(0xffffffff, uuid);
 }
 
-const PAGE = 4096;
-
 /**
  * Checksum of each 4 KiB page of buf with the same seed (as the kernel checksums every journal
  * page independently), written into out[outOff..]. buf.length must be a multiple of 4096.
@@ -78,6 +119,10 @@ export function crc32cPages(seed: number, buf: Uint8Array, out: Uint32Array, out
   if (buf.length % PAGE !== 0) throw new RangeError(`crc32cPages: length ${buf.length} is not a multiple of ${PAGE}`);
   const n = buf.length / PAGE;
   if (outOff < 0 || outOff + n > out.length) throw new RangeError(`crc32cPages: out has no room for ${n} checksums at ${outOff}`);
+  if (addon) {
+    addon.pages(seed >>> 0, buf, out, outOff); // the whole batch in one call
+    return;
+  }
   const s = ~seed >>> 0;
   for (let i = 0; i < n; i++) {
     out[outOff + i] = ~std(buf.subarray(i * PAGE, (i + 1) * PAGE), s) >>> 0;

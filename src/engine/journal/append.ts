@@ -3,7 +3,7 @@
  * pages its payloads describe, as many records per unit as the 4 KiB meta block holds, all units
  * of one call written with one request per contiguous run of the ring.
  */
-import {encodeMetaBlock, payloadBytes, type Payload} from '../format/meta.js'
+import {DATA_PARITY_HEADER_SIZE, PAYLOAD_FLUSH, encodeMetaBlock, payloadBytes, type Payload} from '../format/meta.js'
 import {crc32cPages} from '../checksum.js'
 import {alignedBuffer} from '../device.js'
 import type {MdArray} from '../array.js'
@@ -19,12 +19,24 @@ export interface LogCursor {head: number; seq: bigint}
 
 const META_LIMIT = 4096
 
+/**
+ * Bytes a record's payloads take in a meta block. DATA/PARITY payloads arrive without their
+ * checksums (they are filled in from the pages), so their size comes from sizeSectors: 16 bytes
+ * plus 4 per page — counting the empty checksum list instead once packed 254 parity payloads of
+ * 20 bytes into one 4 KiB meta block.
+ */
+function recordMetaBytes(r: LogRecord): number {
+  let bytes = 0
+  for (const p of r.payloads) bytes += p.type === PAYLOAD_FLUSH ? payloadBytes(p) : DATA_PARITY_HEADER_SIZE + 4 * (p.sizeSectors / BLOCK_SECTORS)
+  return bytes
+}
+
 /** Size in bytes the records take in the ring (meta blocks included). */
 export function unitsSize(records: LogRecord[]): number {
   let bytes = 0
   let meta = META_LIMIT
   for (const r of records) {
-    const mb = r.payloads.reduce((a, p) => a + payloadBytes(p), 0)
+    const mb = recordMetaBytes(r)
     if (meta + mb > META_LIMIT) { bytes += PAGE; meta = 32 }
     meta += mb
     bytes += r.pages.length * PAGE
@@ -53,7 +65,7 @@ export function appendRecords(arr: MdArray, cur: LogCursor, records: LogRecord[]
   }
   const sums = new Uint32Array(64)
   for (const r of records) {
-    const mb = r.payloads.reduce((a, p) => a + payloadBytes(p), 0)
+    const mb = recordMetaBytes(r)
     if (meta + mb > META_LIMIT) {
       close()
       unitOff = off
@@ -66,7 +78,7 @@ export function appendRecords(arr: MdArray, cur: LogCursor, records: LogRecord[]
     if (r.pages.length > 0) crc32cPages(arr.seed, buf.subarray(base, off), sums, 0)
     let k = 0
     for (const p of r.payloads) {
-      if (p.type === 2) { payloads.push(p); continue }
+      if (p.type === PAYLOAD_FLUSH) { payloads.push(p); continue }
       const n = p.sizeSectors / BLOCK_SECTORS
       payloads.push({...p, checksums: Array.from(sums.subarray(k, k + n))})
       k += n

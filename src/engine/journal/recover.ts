@@ -57,7 +57,10 @@ export class StripePages {
   }
 
   set(sector: number, slot: number, logPos: number): void {
-    this.pos[this.row(sector) * this.slots + slot] = logPos
+    // row() first: it may replace this.pos (growth), and `this.pos[...] = ` would otherwise
+    // evaluate the old array before the call and drop the write
+    const r = this.row(sector)
+    this.pos[r * this.slots + slot] = logPos
   }
 
   /** slot -> log position pairs of one stripe */

@@ -1,0 +1,50 @@
+/**
+ * Reclaim of long runs of cached write-back stripes: the parity records it logs must be packed so
+ * that every meta block holds at most 4096 bytes of header and payloads (a DATA/PARITY payload is
+ * 16 bytes plus 4 per page). It once counted the parity payloads at 16 bytes (their checksums are
+ * filled in later) and packed 254 of them into one 5112-byte meta block, which threw. And a plan
+ * of more than 1024 stripes must keep every page: StripePages.set once lost the page that made
+ * its table grow (recover and reclaim then left one stale data page per 1024 cached stripes).
+ */
+import assert from 'node:assert/strict'
+import {examineJournal, reclaimArray, recoverArray, writeData, dumpMeta} from '../../src/engine/index.js'
+import {bufferSource, checkParity, createMemArray, MiB, pseudoRandom, readAll} from '../helpers/model.js'
+
+describe('reclaim / recover: long runs of cached write-back stripes', function () {
+  this.timeout(120000)
+  for (const level of [4, 5, 6] as const) {
+    const raidDevices = level === 6 ? 4 : 3
+    for (const how of ['reclaim', 'recover', 'write-through after write-back'] as const) {
+      it(`raid${level}: ${how} with 1200 contiguous cached stripes (a plan crossing 1024 stripes)`, () => {
+        const a = createMemArray({level, raidDevices, chunkBytes: 16384, memberDataBytes: 6 * MiB, journalRingBytes: 16 * MiB})
+        const dataDisks = raidDevices - (level === 6 ? 2 : 1)
+        // every page of the first 1200 stripes cached in the log (data only)
+        const stripes = 1200
+        const len = stripes * dataDisks * 4096
+        const cached = pseudoRandom(len, 11 + level)
+        writeData(a.devs, 0, len, bufferSource(cached), {mode: 'write-back'})
+        assert.ok(examineJournal(a.devs).stripesPending.dataOnly >= stripes, 'the stripes are cached in the log')
+        let expect = Buffer.from(cached)
+        if (how === 'reclaim') {
+          const r = reclaimArray(a.devs)
+          assert.ok(r.dataOnlyStripes >= stripes, 'every cached stripe was written out')
+          // parity is logged while the ring has room (768 of 1200 here): runs far beyond 254 payloads
+          assert.ok(r.parityLogged > 500, `parity of ${r.parityLogged} stripes logged before the write-out`)
+        } else if (how === 'recover') {
+          const r = recoverArray(a.devs, {})
+          assert.ok(r.dataOnlyStripes >= stripes && r.pagesWritten >= stripes * raidDevices, `${r.dataOnlyStripes} stripes, ${r.pagesWritten} pages written`)
+        } else {
+          const more = pseudoRandom(8192, 99)
+          writeData(a.devs, 4096, more.length, bufferSource(more), {mode: 'write-through'})
+          expect = Buffer.concat([expect.subarray(0, 4096), more, expect.subarray(4096 + more.length)])
+        }
+        assert.equal(examineJournal(a.devs).state, 'clean')
+        const got = readAll(a.devs, 0, len)
+        assert.ok(got.equals(expect), 'the array holds what was written')
+        assert.equal(checkParity(a.devs, level, got), null)
+        // every meta block of the whole ring, live or stale, fits its page (dump-meta --all decodes each)
+        for (const b of dumpMeta(a.devs, {all: true}).blocks) assert.ok(b.metaSize <= 4096, `meta block at ${b.positionSector}: ${b.metaSize} bytes`)
+      })
+    }
+  }
+})

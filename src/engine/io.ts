@@ -6,10 +6,11 @@
 import {crc32cPages} from './checksum.js'
 import {alignedBuffer} from './device.js'
 import {R5Error, RefusedError, UsageError, EXIT} from './errors.js'
-import {encodeMetaBlock, type Payload, PAYLOAD_DATA, PAYLOAD_PARITY} from './format/meta.js'
+import {encodeMetaBlock, encodeDataParityMeta, type DataParityRecords, PAYLOAD_DATA, PAYLOAD_PARITY} from './format/meta.js'
 import type {MdArray} from './array.js'
-import {computeP, computeQ, gfPow2, mulInto, reconstruct, xorInto} from './parity.js'
-import {planRecovery, writeCoalesced} from './journal/recover.js'
+import {computeP, computeQ, reconstruct} from './parity.js'
+import {acquireArena, releaseArena} from './parity-arena.js'
+import {planRecovery} from './journal/recover.js'
 import {reclaimLog} from './journal/reclaim.js'
 import {BLOCK_SECTORS, PAGE} from './journal/ring.js'
 
@@ -142,6 +143,12 @@ export type Source = (buf: Uint8Array) => number
 
 const META_LIMIT = 4096
 
+/** what writeArray does with one stripe of a row */
+const HOW_NONE = 0 // not touched
+const HOW_FULL = 1 // every data page new (or write-back: data only)
+const HOW_RCW = 2 // reconstruct-write: parity from the new pages and the untouched old ones
+const HOW_RMW = 3 // read-modify-write: parity from old parity, old and new touched pages
+
 export interface WriteOptions {
   mode?: 'write-through' | 'write-back'
   progress?: Progress
@@ -198,43 +205,100 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
     lastSeq: seq - 1n, mode: wb ? 'write-back' : 'write-through', reclaimedStripes: reclaimed, acknowledged: 0}
   if (length === 0) return res
 
-  // the batch: io units laid out exactly as they go into the ring
+  // The batch: io units laid out exactly as they go into the ring, in `log`. Everything about the
+  // batch is kept in preallocated typed arrays (no object per page or stripe): that bookkeeping,
+  // not the I/O, used to dominate the time of a large write.
   const batchLimit = Math.max(16 * PAGE, Math.min(WINDOW_BYTES, Math.floor(ring.sizeBytes / 4 / PAGE) * PAGE))
   const maxStripeBytes = (1 + D + nParity) * PAGE
   if (batchLimit < 2 * maxStripeBytes) throw new UsageError('journal too small for one stripe of this array', undefined, arr.journal!.path)
-  const log = alignedBuffer(batchLimit)
+  const maxPages = batchLimit / PAGE
+
+  // One arena holds the log, the row's input, every member's old chunk of the row (rmw/rcw reads)
+  // and three scratch pages (RAID6 rmw), so that parity is computed in place, straight into the
+  // log, and data pages are copied within one buffer (copyWithin: no view per page).
+  const rowInBase = batchLimit
+  const oldBase = rowInBase + rowBytes
+  const scratchBase = oldBase + n * chunkBytes
+  const arena = acquireArena(scratchBase + 3 * PAGE)
+  const bytes = arena.bytes
+  const log = bytes.subarray(0, batchLimit)
+  /** arena offset of member m's old page k (valid for the pages read for the current row) */
+  const oldAt = (m: number, k: number) => oldBase + m * chunkBytes + k * PAGE
+  const S0 = scratchBase
+  const S1 = scratchBase + PAGE
+  const S2 = scratchBase + 2 * PAGE
+  // one view per log page, made once: member writes pass them to writev
+  const pageView: Uint8Array[] = new Array(maxPages)
+  for (let i = 0; i < maxPages; i++) pageView[i] = log.subarray(i * PAGE, (i + 1) * PAGE)
+  // checksum of every log page (meta pages' entries are computed too, and ignored)
+  const sums = new Uint32Array(maxPages)
+  // the batch's payloads (at most one per page), in log order
+  const recs: DataParityRecords = {type: new Uint8Array(maxPages), location: new Float64Array(maxPages), firstSum: new Int32Array(maxPages),
+    pages: new Uint8Array(maxPages)}
+  let nRecs = 0
+  // the batch's closed io units: meta block offset in `log`, end of its payload range in `recs`
+  const unitOff = new Int32Array(maxPages)
+  const unitRecEnd = new Int32Array(maxPages)
+  let nUnits = 0
+  // Member writes per slot: byte offset on the member (from its data offset) and log page. Within a
+  // batch each member's offsets strictly increase (rows ascend, then pages in a row, one page per
+  // stripe per member), so runs coalesce without sorting.
+  const mwOff = Array.from({length: n}, () => new Float64Array(maxPages))
+  const mwPage = Array.from({length: n}, () => new Int32Array(maxPages))
+  const mwCount = new Int32Array(n)
+  const memberBase = Array.from({length: n}, (_, m) => arr.memberBase(m))
   let logLen = 0
   let unitStart = -1 // offset of the open io unit's meta block in `log`
-  let unitPayloads: Payload[] = []
   let unitMetaSize = 32
   let batchLastUnitPos = -1
-  const memberWrites: {slot: number; off: number; view: Uint8Array}[] = []
-  const sums = new Uint32Array(D + 2)
+  let consumed = 0
+  let completedBytes = 0
+  let shortInput = -1
 
+  // Meta blocks are encoded when the batch is written, not when a unit closes: by then the
+  // checksums of all its pages come from one call, and head and seq are final (a full log in
+  // write-back moves both; see flushBatch). `seq` is the seq of the batch's first unit until then.
   const closeUnit = () => {
     if (unitStart < 0) return
-    const pos = ring.add(head, unitStart / 512)
-    encodeMetaBlock({seq, position: BigInt(pos), payloads: unitPayloads}, arr.seed, log.subarray(unitStart, unitStart + PAGE))
-    unitOffsets.push({off: unitStart, payloads: unitPayloads})
-    batchLastUnitPos = pos
-    seq++
+    unitOff[nUnits] = unitStart
+    unitRecEnd[nUnits] = nRecs
+    nUnits++
     res.ioUnits++
     unitStart = -1
-    unitPayloads = []
     unitMetaSize = 32
-  }
-  const unitOffsets: {off: number; payloads: Payload[]}[] = []
-  const restamp = () => {
-    for (const u of unitOffsets) {
-      const pos = ring.add(head, u.off / 512)
-      encodeMetaBlock({seq, position: BigInt(pos), payloads: u.payloads}, arr.seed, log.subarray(u.off, u.off + PAGE))
-      batchLastUnitPos = pos
-      seq++
-    }
   }
   const openUnit = () => {
     unitStart = logLen
     logLen += PAGE
+  }
+  const stampUnits = () => {
+    crc32cPages(arr.seed, log.subarray(0, logLen), sums, 0)
+    let from = 0
+    for (let u = 0; u < nUnits; u++) {
+      const pos = ring.add(head, unitOff[u] / 512)
+      encodeDataParityMeta(pageView[unitOff[u] / PAGE], arr.seed, seq, pos, recs, from, unitRecEnd[u], sums)
+      from = unitRecEnd[u]
+      batchLastUnitPos = pos
+      seq++
+    }
+  }
+  const writeMembers = () => {
+    // slot order, one request per contiguous run (crash injection counts requests)
+    for (let m = 0; m < n; m++) {
+      const cnt = mwCount[m]
+      const offs = mwOff[m]
+      const pages = mwPage[m]
+      let i = 0
+      while (i < cnt) {
+        let j = i + 1
+        while (j < cnt && offs[j] === offs[j - 1] + PAGE) j++
+        const bufs: Uint8Array[] = new Array(j - i)
+        for (let x = i; x < j; x++) bufs[x - i] = pageView[pages[x]]
+        arr.members[m]!.dev.writev(bufs, memberBase[m] + offs[i])
+        i = j
+      }
+      mwCount[m] = 0
+    }
   }
   const flushMembers = () => {
     for (const d of arr.members) d!.dev.flush()
@@ -247,14 +311,13 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
     if (ring.distance(tail, head) + sectors + BLOCK_SECTORS >= ring.sizeSectors) {
       if (wb) {
         // a full log: write the cached stripes out (parity, members, flush payloads), then go on
-        // right after the closing block reclaim leaves at the tail
+        // right after the closing block reclaim leaves at the tail, with the seq it hands out
+        // (the batch's meta blocks are stamped below, for that new place)
         const r = reclaimLog(arr)
         res.reclaimedStripes += r.dataOnlyStripes
         tail = r.journalTailSector
         head = ring.add(tail, BLOCK_SECTORS)
         seq = r.nextSeq
-        // the open batch was built for the old head: re-stamp its meta blocks for the new place
-        restamp()
       } else {
         // checkpoint: everything up to the last unit is on the members; make it durable, move the tail
         flushMembers()
@@ -265,155 +328,213 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
       if (ring.distance(tail, head) + sectors + BLOCK_SECTORS >= ring.sizeSectors)
         throw new UsageError('journal too small for this write batch', undefined, arr.journal!.path)
     }
+    stampUnits()
     ring.write(log.subarray(0, logLen), head)
     arr.journal!.dev.flush()
     res.journalBytes += logLen
-    // members: one request per contiguous run
-    writeCoalesced(arr, memberWrites)
-    memberWrites.length = 0
+    writeMembers()
     head = ring.add(head, sectors)
     lastUnitOnMembers = batchLastUnitPos
     logLen = 0
-    unitOffsets.length = 0
+    nUnits = 0
+    nRecs = 0
     res.acknowledged = completedBytes
     opts.onAck?.(completedBytes)
   }
 
-  // Old content of the last page when the length is not a page multiple (the rest of it is kept).
-  const totalPages = Math.ceil(length / PAGE)
-  let tailPage: Uint8Array | null = null
-  if (length % PAGE !== 0) {
-    tailPage = alignedBuffer(PAGE)
-    const t = tailPage
-    readArray(arr, offset + (totalPages - 1) * PAGE, PAGE, views => { let o = 0; for (const v of views) { t.set(v, o); o += v.length } })
-  }
+  try {
+    // Old content of the last page when the length is not a page multiple (the rest of it is kept).
+    const totalPages = Math.ceil(length / PAGE)
+    let tailPage: Uint8Array | null = null
+    if (length % PAGE !== 0) {
+      tailPage = alignedBuffer(PAGE)
+      const t = tailPage
+      readArray(arr, offset + (totalPages - 1) * PAGE, PAGE, views => { let o = 0; for (const v of views) { t.set(v, o); o += v.length } })
+    }
 
-  const rowIn = alignedBuffer(rowBytes)
-  const old = Array.from({length: n}, () => alignedBuffer(chunkBytes))
-  const tmp = alignedBuffer(PAGE)
-  const startPage = offset / PAGE
-  const endPage = startPage + totalPages
-  const firstRow = Math.floor(offset / rowBytes)
-  const lastRow = Math.floor((endPage * PAGE - 1) / rowBytes)
-  let consumed = 0
-  let completedBytes = 0
-  let shortInput = -1
-  for (let r = firstRow; r <= lastRow; r++) {
-    const lay = rowLayout(arr, r)
-    const rowPage0 = r * D * pagesPerChunk
-    const from = Math.max(startPage, rowPage0) - rowPage0 // page index within the row's data
-    const to = Math.min(endPage, rowPage0 + D * pagesPerChunk) - rowPage0
-    // user data for this row
-    const inBytes = Math.min((to - from) * PAGE, length - consumed)
-    const got = source(rowIn.subarray(0, inBytes))
-    if (got !== inBytes) {
-      // short input: what came before this row is written and the log is closed normally below
-      shortInput = consumed + got
-      break
-    }
-    if (tailPage && consumed + inBytes === length) rowIn.set(tailPage.subarray(length % PAGE), inBytes)
-    consumed += inBytes
-    const newPage = (i: number, k: number) => {
-      const p = i * pagesPerChunk + k - from
-      return rowIn.subarray(p * PAGE, (p + 1) * PAGE)
-    }
-    // which stripes (k) and data indices are touched
-    const touched = (i: number, k: number) => {
-      const p = i * pagesPerChunk + k
-      return p >= from && p < to
-    }
-    // decide rmw or rcw per stripe, and what to read from each member
-    const how: ('rmw' | 'rcw' | 'full')[] = []
-    const readLo = new Array<number>(n).fill(Infinity)
-    const readHi = new Array<number>(n).fill(-1)
-    const want = (m: number, k: number) => { readLo[m] = Math.min(readLo[m], k); readHi[m] = Math.max(readHi[m], k) }
-    const ks: number[] = []
-    for (let k = 0; k < pagesPerChunk; k++) {
-      let t = 0
-      for (let i = 0; i < D; i++) if (touched(i, k)) t++
-      how.push('full')
-      if (t === 0) continue
-      ks.push(k)
-      if (t === D || wb) continue // write-back logs data only: no parity yet
-      const rmwReads = t + nParity
-      const rcwReads = D - t
-      if (rcwReads <= rmwReads) {
-        how[k] = 'rcw'
-        for (let i = 0; i < D; i++) if (!touched(i, k)) want(lay.dataMembers[i], k)
-      } else {
-        how[k] = 'rmw'
-        for (let i = 0; i < D; i++) if (touched(i, k)) want(lay.dataMembers[i], k)
-        want(lay.pd, k)
-        if (level === 6) want(lay.qd, k)
+    const rowIn = bytes.subarray(rowInBase, rowInBase + rowBytes)
+    const ppc = pagesPerChunk
+    // per stripe of the row: what to do (none, full, rcw, rmw) and how many data pages it touches
+    const how = new Uint8Array(ppc)
+    const touchedCount = new Int32Array(ppc)
+    const readLo = new Int32Array(n)
+    const readHi = new Int32Array(n)
+    /** data indices of the row in member order: the kernel logs a stripe's pages by device */
+    const byMember = new Int32Array(D)
+    /** log offset of data index i's page in the current stripe */
+    const logOf = new Int32Array(D)
+    /** parity sources (arena offsets) and their syndrome slots */
+    const src = new Int32Array(2 * D + 1)
+    const slots = new Int32Array(D)
+    const startPage = offset / PAGE
+    const endPage = startPage + totalPages
+    const firstRow = Math.floor(offset / rowBytes)
+    const lastRow = Math.floor((endPage * PAGE - 1) / rowBytes)
+    for (let r = firstRow; r <= lastRow; r++) {
+      const lay = rowLayout(arr, r)
+      const dm = lay.dataMembers
+      const rowPage0 = r * D * ppc
+      // page index p = i·ppc + k within the row's data is touched when from <= p < to
+      const from = Math.max(startPage, rowPage0) - rowPage0
+      const to = Math.min(endPage, rowPage0 + D * ppc) - rowPage0
+      // user data for this row
+      const inBytes = Math.min((to - from) * PAGE, length - consumed)
+      const got = source(rowIn.subarray(0, inBytes))
+      if (got !== inBytes) {
+        // short input: what came before this row is written and the log is closed normally below
+        shortInput = consumed + got
+        break
       }
-    }
-    for (let m = 0; m < n; m++) {
-      if (readHi[m] < 0) continue
-      const lo = readLo[m]
-      const hi = readHi[m]
-      arr.members[m]!.dev.read(old[m].subarray(lo * PAGE, (hi + 1) * PAGE), arr.memberBase(m) + r * chunkBytes + lo * PAGE)
-    }
-    const oldPage = (m: number, k: number) => old[m].subarray(k * PAGE, (k + 1) * PAGE)
-    for (const k of ks) {
-      const tIdx: number[] = []
-      for (let i = 0; i < D; i++) if (touched(i, k)) tIdx.push(i)
-      const np = wb ? 0 : nParity
-      const stripeBytes = (tIdx.length + np) * PAGE
-      const payloadMeta = tIdx.length * 20 + (wb ? 0 : 16 + 4 * nParity)
-      if (unitStart >= 0 && unitMetaSize + payloadMeta > META_LIMIT) closeUnit()
-      if (logLen + stripeBytes + (unitStart < 0 ? PAGE : 0) > log.length) flushBatch()
-      if (unitStart < 0) openUnit()
-      // data pages in member order, as the kernel logs them
-      const byMember = [...tIdx].sort((a, b) => lay.dataMembers[a] - lay.dataMembers[b])
-      const base = logLen
-      const memberSector = r * chunkSectors + k * BLOCK_SECTORS
-      byMember.forEach((i, j) => {
-        const dst = log.subarray(base + j * PAGE, base + (j + 1) * PAGE)
-        dst.set(newPage(i, k))
-      })
-      const pOff = base + tIdx.length * PAGE
-      const P = wb ? null : log.subarray(pOff, pOff + PAGE)
-      const Q = level === 6 && !wb ? log.subarray(pOff + PAGE, pOff + 2 * PAGE) : null
-      const logged = (i: number) => { const j = byMember.indexOf(i); return log.subarray(base + j * PAGE, base + (j + 1) * PAGE) }
-      if (!P) {
-        // write-back: data only
-      } else if (how[k] === 'rmw') {
-        res.rmwStripes++
-        P.set(oldPage(lay.pd, k))
-        if (Q) Q.set(oldPage(lay.qd, k))
-        for (const i of tIdx) {
-          tmp.set(oldPage(lay.dataMembers[i], k))
-          xorInto(tmp, logged(i))
-          xorInto(P, tmp)
-          if (Q) mulInto(Q, tmp, gfPow2(lay.qSlot[i]))
+      if (tailPage && consumed + inBytes === length) rowIn.set(tailPage.subarray(length % PAGE), inBytes)
+      consumed += inBytes
+      for (let i = 0; i < D; i++) {
+        // insertion sort by member (D is small)
+        let x = i
+        while (x > 0 && dm[byMember[x - 1]] > dm[i]) { byMember[x] = byMember[x - 1]; x-- }
+        byMember[x] = i
+      }
+      // decide rmw or rcw per stripe, and what to read from each member
+      readLo.fill(ppc)
+      readHi.fill(-1)
+      for (let k = 0; k < ppc; k++) {
+        let t = 0
+        for (let i = 0; i < D; i++) { const p = i * ppc + k; if (p >= from && p < to) t++ }
+        touchedCount[k] = t
+        how[k] = t === 0 ? HOW_NONE : HOW_FULL
+        if (t === 0 || t === D || wb) continue // write-back logs data only: no parity yet
+        const rmwReads = t + nParity
+        const rcwReads = D - t
+        if (rcwReads <= rmwReads) {
+          how[k] = HOW_RCW
+          for (let i = 0; i < D; i++) {
+            const p = i * ppc + k
+            if (p < from || p >= to) { const m = dm[i]; if (k < readLo[m]) readLo[m] = k; if (k > readHi[m]) readHi[m] = k }
+          }
+        } else {
+          how[k] = HOW_RMW
+          for (let i = 0; i < D; i++) {
+            const p = i * ppc + k
+            if (p >= from && p < to) { const m = dm[i]; if (k < readLo[m]) readLo[m] = k; if (k > readHi[m]) readHi[m] = k }
+          }
+          for (let x = 0; x < nParity; x++) {
+            const m = x === 0 ? lay.pd : lay.qd
+            if (k < readLo[m]) readLo[m] = k
+            if (k > readHi[m]) readHi[m] = k
+          }
         }
-      } else {
-        if (how[k] === 'rcw') res.rcwStripes++
-        const data: Uint8Array[] = []
-        for (let i = 0; i < D; i++) data.push(touched(i, k) ? logged(i) : oldPage(lay.dataMembers[i], k))
-        computeP(data, P)
-        if (Q) computeQ(data, lay.qSlot, Q)
       }
-      crc32cPages(arr.seed, log.subarray(base, base + stripeBytes), sums, 0)
-      byMember.forEach((i, j) => {
-        const arraySector = BigInt((rowPage0 + i * pagesPerChunk + k) * BLOCK_SECTORS)
-        unitPayloads.push({type: PAYLOAD_DATA, flags: 0, sizeSectors: BLOCK_SECTORS, location: arraySector, checksums: [sums[j]]})
-        if (P) memberWrites.push({slot: lay.dataMembers[i], off: r * chunkBytes + k * PAGE, view: log.subarray(base + j * PAGE, base + (j + 1) * PAGE)})
-      })
-      if (P) {
-        unitPayloads.push({type: PAYLOAD_PARITY, flags: 0, sizeSectors: nParity * BLOCK_SECTORS, location: BigInt(memberSector),
-          checksums: Array.from(sums.subarray(tIdx.length, tIdx.length + nParity))})
-        memberWrites.push({slot: lay.pd, off: r * chunkBytes + k * PAGE, view: P})
-        if (Q) memberWrites.push({slot: lay.qd, off: r * chunkBytes + k * PAGE, view: Q})
+      for (let m = 0; m < n; m++) {
+        if (readHi[m] < 0) continue
+        const lo = readLo[m]
+        const hi = readHi[m]
+        arr.members[m]!.dev.read(bytes.subarray(oldAt(m, lo), oldAt(m, hi + 1)), memberBase[m] + r * chunkBytes + lo * PAGE)
       }
-      unitMetaSize += payloadMeta
-      logLen += stripeBytes
-      res.stripes++
+      for (let k = 0; k < ppc; k++) {
+        const kind = how[k]
+        if (kind === HOW_NONE) continue
+        const t = touchedCount[k]
+        const np = wb ? 0 : nParity
+        const stripeBytes = (t + np) * PAGE
+        const payloadMeta = t * 20 + (wb ? 0 : 16 + 4 * nParity)
+        if (unitStart >= 0 && unitMetaSize + payloadMeta > META_LIMIT) closeUnit()
+        if (logLen + stripeBytes + (unitStart < 0 ? PAGE : 0) > batchLimit) flushBatch()
+        if (unitStart < 0) openUnit()
+        const base = logLen
+        const page0 = base / PAGE
+        const memberOff = r * chunkBytes + k * PAGE
+        // data pages in member order, each a DATA payload; write-through also sends them to the members
+        let j = 0
+        for (let x = 0; x < D; x++) {
+          const i = byMember[x]
+          const p = i * ppc + k
+          if (p < from || p >= to) continue
+          const dst = base + j * PAGE
+          const at = rowInBase + (p - from) * PAGE
+          bytes.copyWithin(dst, at, at + PAGE)
+          logOf[i] = dst
+          recs.type[nRecs] = PAYLOAD_DATA
+          recs.location[nRecs] = (rowPage0 + p) * BLOCK_SECTORS
+          recs.firstSum[nRecs] = page0 + j
+          recs.pages[nRecs] = 1
+          nRecs++
+          if (!wb) {
+            const m = dm[i]
+            mwOff[m][mwCount[m]] = memberOff
+            mwPage[m][mwCount[m]++] = page0 + j
+          }
+          j++
+        }
+        if (!wb) {
+          // parity right behind the data pages, computed in place in the log
+          const pOff = base + t * PAGE
+          const qOff = pOff + PAGE
+          if (kind === HOW_RMW) {
+            res.rmwStripes++
+            // P = old P ⊕ Σ (old D_i ⊕ new D_i) over the touched i: one XOR of 1 + 2t pages
+            let z = 0
+            src[z++] = oldAt(lay.pd, k)
+            for (let i = 0; i < D; i++) {
+              const p = i * ppc + k
+              if (p < from || p >= to) continue
+              src[z++] = oldAt(dm[i], k)
+              src[z++] = logOf[i]
+            }
+            arena.p(src, pOff, PAGE, z)
+            if (level === 6) {
+              // Q = old Q ⊕ Σ g^slot_i·new D_i ⊕ Σ g^slot_i·old D_i (multiplication distributes over ⊕);
+              // the two syndromes go to scratch pages, their P side to a third
+              let c = 0
+              for (let i = 0; i < D; i++) {
+                const p = i * ppc + k
+                if (p < from || p >= to) continue
+                src[c] = logOf[i]
+                slots[c++] = lay.qSlot[i]
+              }
+              arena.pq(src, slots, S0, S1, PAGE, c)
+              c = 0
+              for (let i = 0; i < D; i++) {
+                const p = i * ppc + k
+                if (p < from || p >= to) continue
+                src[c++] = oldAt(dm[i], k)
+              }
+              arena.pq(src, slots, S0, S2, PAGE, c)
+              src[0] = oldAt(lay.qd, k)
+              src[1] = S1
+              src[2] = S2
+              arena.p(src, qOff, PAGE, 3)
+            }
+          } else {
+            if (kind === HOW_RCW) res.rcwStripes++
+            for (let i = 0; i < D; i++) {
+              const p = i * ppc + k
+              src[i] = p >= from && p < to ? logOf[i] : oldAt(dm[i], k)
+            }
+            if (level === 6) arena.pq(src, lay.qSlot, pOff, qOff, PAGE, D)
+            else arena.p(src, pOff, PAGE, D)
+          }
+          recs.type[nRecs] = PAYLOAD_PARITY
+          recs.location[nRecs] = r * chunkSectors + k * BLOCK_SECTORS
+          recs.firstSum[nRecs] = page0 + t
+          recs.pages[nRecs] = nParity
+          nRecs++
+          mwOff[lay.pd][mwCount[lay.pd]] = memberOff
+          mwPage[lay.pd][mwCount[lay.pd]++] = page0 + t
+          if (level === 6) {
+            mwOff[lay.qd][mwCount[lay.qd]] = memberOff
+            mwPage[lay.qd][mwCount[lay.qd]++] = page0 + t + 1
+          }
+        }
+        unitMetaSize += payloadMeta
+        logLen += stripeBytes
+        res.stripes++
+      }
+      completedBytes = consumed
+      progress?.(consumed, length)
     }
-    completedBytes = consumed
-    progress?.(consumed, length)
+    flushBatch()
+  } finally {
+    releaseArena(arena)
   }
-  flushBatch()
   res.bytes = length
   if (wb) {
     // write-back: acknowledged once in the log; the stripes stay cached until reclaim

@@ -92,7 +92,7 @@ function checkLengths(len: number, pages: readonly Uint8Array[], what: string): 
 //   gen_pq(ptab, n, p, q, len):  p = XOR, q = Horner over the pages, ptab[0] being the highest slot
 // len must be a non-zero multiple of 64 (four v128 lanes per step).
 
-function assembleParityModule(): Uint8Array<ArrayBuffer> {
+export function assembleParityModule(): Uint8Array<ArrayBuffer> {
   const uleb = (v: number): number[] => {
     const out: number[] = []
     do {

@@ -138,6 +138,73 @@ export function encodeMetaBlock(m: { seq: bigint; position: bigint; payloads: Pa
 }
 
 /**
+ * Data/parity payloads as parallel typed arrays, for encoders that must not build a Payload object
+ * per page (the write path logs one payload per 4 KiB page). Entry i is one r5l_payload_data_parity
+ * with flags 0; its checksums are sums[firstSum[i] .. firstSum[i] + pages[i]).
+ */
+export interface DataParityRecords {
+  /** PAYLOAD_DATA or PAYLOAD_PARITY */
+  type: Uint8Array;
+  /** DATA: array sector; PARITY: stripe sector on the members. Plain numbers: exact below 2^53. */
+  location: Float64Array;
+  /** index in `sums` of the payload's first page checksum */
+  firstSum: Int32Array;
+  /** pages the payload describes (size = 8 sectors per page) */
+  pages: Uint8Array;
+}
+
+/**
+ * encodeMetaBlock for a meta block holding only data/parity payloads with flags 0, taken from
+ * records[from..to); produces exactly the same 4096 bytes into `out` (returned). Used by the write
+ * path, where it runs once per io unit without allocating; encodeMetaBlock stays the reference
+ * (test/unit/write-fast-meta.test.ts compares the two).
+ */
+export function encodeDataParityMeta(
+  out: Uint8Array,
+  seed: number,
+  seq: bigint,
+  position: number,
+  records: DataParityRecords,
+  from: number,
+  to: number,
+  sums: Uint32Array,
+): Uint8Array {
+  const { type, location, firstSum, pages } = records;
+  let metaSize = META_HEADER_SIZE;
+  for (let i = from; i < to; i++) metaSize += DATA_PARITY_HEADER_SIZE + 4 * pages[i];
+  if (metaSize > BLOCK_SIZE) throw new RangeError(`payloads need ${metaSize} bytes, a meta block holds ${BLOCK_SIZE}`);
+  if (out.length < BLOCK_SIZE) throw new RangeError(`output buffer is ${out.length} bytes, need ${BLOCK_SIZE}`);
+  const page = out.subarray(0, BLOCK_SIZE);
+  page.fill(0);
+  const dv = new DataView(page.buffer, page.byteOffset, BLOCK_SIZE);
+  dv.setUint32(0, META_MAGIC, true);
+  dv.setUint8(8, META_VERSION);
+  dv.setUint32(12, metaSize, true);
+  dv.setBigUint64(16, BigInt.asUintN(64, seq), true);
+  // u64 fields from plain numbers as two u32 halves (no BigInt per payload)
+  dv.setUint32(24, position % 0x100000000, true);
+  dv.setUint32(28, Math.floor(position / 0x100000000), true);
+  let off = META_HEADER_SIZE;
+  for (let i = from; i < to; i++) {
+    const n = pages[i];
+    const loc = location[i];
+    dv.setUint16(off, type[i], true);
+    // flags (off + 2) stay 0
+    dv.setUint32(off + 4, n * BLOCK_SECTORS, true);
+    dv.setUint32(off + 8, loc % 0x100000000, true);
+    dv.setUint32(off + 12, Math.floor(loc / 0x100000000), true);
+    off += DATA_PARITY_HEADER_SIZE;
+    const s = firstSum[i];
+    for (let k = 0; k < n; k++) {
+      dv.setUint32(off, sums[s + k], true);
+      off += 4;
+    }
+  }
+  dv.setUint32(4, crc32cRaw(seed, page), true);
+  return page;
+}
+
+/**
  * Decode and validate one meta block. Never throws.
  *
  * Validity follows r5l_recovery_read_meta_block: magic, version, seq = expected, position = where

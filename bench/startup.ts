@@ -2,7 +2,9 @@
  * r5ctl start-up benchmark: wall time of `r5ctl examine DEV` (one member of a small RAID5, plus its
  * journal) against `node -e 0`, each the median of N runs (default 10), interleaved so that both see
  * the same machine state. Target: examine ≤ 3 × node -e 0. Also timed (reported, not judged):
- * `r5ctl --version` (oclif start-up alone) and `r5ctl --help`.
+ * `r5ctl --version`, a 64 KiB read and write (the fixed cost of short commands), `r5ctl --help` (oclif),
+ * and examine with R5CTL_NO_FAST_START=1, i.e. through oclif as before bin/run.js's fast path
+ * (src/cli/fast.ts).
  *
  *   npm run bench:startup                      r5ctl = node bin/run.js of this checkout (built by the script)
  *   node dist/bench/startup.js --runs 20       more runs per row
@@ -46,15 +48,15 @@ if (!Number.isInteger(runs) || runs < 1) {
 // r5ctl as a user runs it: the installed bin (a shell-less exec of its shebang) or node bin/run.js
 const r5cmd: [string, string[]] = bin ? [bin, []] : [process.execPath, [path.join(repo, 'bin', 'run.js')]]
 
-function run(cmd: string, args: string[], cwd: string): {ms: number; stdout: string} {
+function run(cmd: string, args: string[], cwd: string, env?: Record<string, string>): {ms: number; stdout: string} {
   const t0 = process.hrtime.bigint()
-  const r = spawnSync(cmd, args, {cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe']})
+  const r = spawnSync(cmd, args, {cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: env && {...process.env, ...env}})
   const ms = Number(process.hrtime.bigint() - t0) / 1e6
   if (r.error) throw r.error
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}: ${r.stderr}`)
   return {ms, stdout: r.stdout}
 }
-const r5 = (args: string[], cwd: string) => run(r5cmd[0], [...r5cmd[1], ...args], cwd)
+const r5 = (args: string[], cwd: string, env?: Record<string, string>) => run(r5cmd[0], [...r5cmd[1], ...args], cwd, env)
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b)
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
@@ -64,12 +66,17 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'r5ctl-startup-'))
 try {
   r5(['create', '--level', '5', '--raid-devices', '4', '--chunk', '64K', '--size', '16M', '--journal-size', '8M',
     '--no-flush', '--write-journal', 'j.img', 'a.img', 'b.img', 'c.img', 'd.img'], dir)
+  fs.writeFileSync(path.join(dir, 'in.bin'), Buffer.alloc(65536, 0x5a))
+  const devs = ['j.img', 'a.img', 'b.img', 'c.img', 'd.img']
 
   const rows: {name: string; cmd: () => {ms: number}; times: number[]}[] = [
     {name: 'node -e 0', cmd: () => run(process.execPath, ['-e', '0'], dir), times: []},
     {name: 'r5ctl examine a.img j.img', cmd: () => r5(['examine', 'a.img', 'j.img'], dir), times: []},
     {name: 'r5ctl --version', cmd: () => r5(['--version'], dir), times: []},
+    {name: 'r5ctl read 64K', cmd: () => r5(['read', '--length', '64K', '--output', '/dev/null', ...devs], dir), times: []},
+    {name: 'r5ctl write 64K --no-flush', cmd: () => r5(['write', '--offset', '0', '--input', 'in.bin', '--no-flush', ...devs], dir), times: []},
     {name: 'r5ctl --help', cmd: () => r5(['--help'], dir), times: []},
+    {name: 'examine through oclif', cmd: () => r5(['examine', 'a.img', 'j.img'], dir, {R5CTL_NO_FAST_START: '1'}), times: []},
   ]
   for (const row of rows) for (let i = 0; i < 2; i++) row.cmd() // warm-up, untimed
   for (let i = 0; i < runs; i++) for (const row of rows) row.times.push(row.cmd().ms)

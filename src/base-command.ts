@@ -1,19 +1,35 @@
 /**
- * Shared behaviour of every command: `--json`, the error contract of shared/design/CLI.md
- * (one line `r5ctl: <what> (<device>)` on stderr plus a hint; JSON error object on stdout with
- * --json; no stack trace unless R5CTL_DEBUG=1) and exit codes from the engine's typed errors.
+ * Shared behaviour of every command on the oclif path: `--json`, the error contract of shared/design/CLI.md
+ * (src/cli/report.ts) and exit codes from the engine's typed errors. The commands themselves are defined
+ * oclif-free in src/impl/<id>.ts; `commandClass` turns one into the oclif command class that
+ * src/commands/<id>.ts exports. bin/run.js runs plain command lines without oclif (src/cli/fast.ts), with
+ * the same definitions and the same error reporting.
  */
-import {Command, Flags} from '@oclif/core'
-import {R5Error, EXIT, SimulatedCrash} from './engine/errors.js'
-import {err as c} from './render/colour.js'
+import {Args, Command, Flags} from '@oclif/core'
 import {FileDevice} from './engine/device.js'
+import {BASE_FLAGS, type ArgSpec, type CommandImpl, type CommandSpec, type Ctx, type FlagSpec} from './cli/spec.js'
+import {reportError} from './cli/report.js'
 
-export abstract class R5Command extends Command {
-  static enableJsonFlag = true
-  static baseFlags = {
-    progress: Flags.boolean({description: 'show progress on stderr even when it is not a terminal', helpGroup: 'GLOBAL'}),
-    'no-flush': Flags.boolean({description: 'skip fdatasync at write barriers (page-cache speed for images you can recreate; not safe against a host crash)', helpGroup: 'GLOBAL'}),
+/** oclif flag definitions from our flag specs (only the keys that are set, so the manifest stays minimal). */
+export function oclifFlags(specs: Record<string, FlagSpec>): Record<string, any> {
+  const out: Record<string, any> = {}
+  for (const [name, s] of Object.entries(specs)) {
+    const {type, ...opts} = s
+    const o = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as any
+    out[name] = type === 'boolean' ? Flags.boolean(o) : type === 'integer' ? Flags.integer(o) : Flags.string(o)
   }
+  return out
+}
+
+function oclifArgs(specs: Record<string, ArgSpec> | undefined): Record<string, any> {
+  const out: Record<string, any> = {}
+  for (const [name, s] of Object.entries(specs ?? {})) out[name] = Args.string({...s})
+  return out
+}
+
+export abstract class R5Command extends Command implements Ctx {
+  static enableJsonFlag = true
+  static baseFlags = oclifFlags(BASE_FLAGS)
 
   public async init(): Promise<void> {
     await super.init()
@@ -21,51 +37,34 @@ export abstract class R5Command extends Command {
   }
 
   /** Report a result code without an error (e.g. examine found corruption): output still printed. */
-  protected setExit(code: number): void {
+  public setExit(code: number): void {
     if (code > (process.exitCode as number ?? 0)) process.exitCode = code
   }
 
-  protected progressEnabled(flag: boolean | undefined): boolean {
+  public progressEnabled(flag: boolean | undefined): boolean {
     return Boolean(flag) || (process.stderr.isTTY && !this.jsonEnabled())
   }
 
   protected async catch(error: Error & {oclif?: {exit?: number}; exitCode?: number}): Promise<any> {
-    let exitCode: number
-    let code = 'error'
-    let device: string | undefined
-    let hint: string | undefined
-    if (error instanceof R5Error) {
-      exitCode = error.exitCode
-      code = error.code
-      device = error.device
-      hint = error.hint
-    } else if (error.oclif?.exit !== undefined) {
-      // oclif's own parse errors (unknown flag, missing value): usage
-      exitCode = error.oclif.exit === 0 ? 0 : EXIT.USAGE
-      code = 'usage'
-      if (exitCode === 0) return
-    } else {
-      exitCode = EXIT.FAILED
-      code = (error as any).code ?? 'error'
-    }
-    let extra: Record<string, unknown> = {}
-    if (error instanceof SimulatedCrash) {
-      extra = {writesDone: error.writesDone, acknowledgedBytes: error.acknowledged}
-      error.message = `${error.message}; ${error.acknowledged} bytes of the write were acknowledged`
-    }
-    const message = String(error.message).split('\n').map(l => l.replace(/^\s*›\s*/, '').trim()).filter(Boolean).join('; ')
-    if (this.jsonEnabled()) {
-      process.stdout.write(JSON.stringify({error: {code, message, device: device ?? null, hint: hint ?? null, exitCode, ...extra}}, null, 2) + '\n')
-    } else {
-      process.stderr.write(`${c.red('r5ctl:')} ${message}${device ? ` (${device})` : ''}\n`)
-      if (hint) process.stderr.write(`${c.dim('hint:')} ${hint}\n`)
-      if (process.env.R5CTL_DEBUG === '1' && error.stack) process.stderr.write(error.stack + '\n')
-    }
-    process.exitCode = exitCode
+    reportError(error, this.jsonEnabled())
   }
 }
 
-/** Positional device list: every command takes devices in any order. */
-export function devicesFrom(argv: unknown[]): string[] {
-  return argv.map(String)
+/** The oclif command class of an oclif-free command definition (src/impl/<id>.ts). */
+export function commandClass<S extends CommandSpec>(impl: CommandImpl<S>): typeof R5Command {
+  const {spec, run} = impl
+  class Cmd extends R5Command {
+    static summary = spec.summary
+    static description = spec.description
+    static examples = [...spec.examples]
+    static strict = spec.strict
+    static args = oclifArgs(spec.args)
+    static flags = oclifFlags(spec.flags)
+
+    async run(): Promise<unknown> {
+      const {flags, argv, args} = await this.parse(this.ctor as any)
+      return run(this, flags as any, argv.map(String), args as Record<string, string | undefined>)
+    }
+  }
+  return Cmd
 }

@@ -1,40 +1,5 @@
-import {Flags} from '@oclif/core'
-import {R5Command} from '../base-command.js'
-import {dumpMeta, copyJournal} from '../engine/index.js'
-import {EXIT} from '../engine/errors.js'
-import {renderDump} from '../render/journal.js'
+// The oclif command; its flags, help texts and body are in src/impl/dump-meta.ts (see src/cli/spec.ts).
+import {commandClass} from '../base-command.js'
+import * as impl from '../impl/dump-meta.js'
 
-export default class DumpMeta extends R5Command {
-  static summary = 'List every meta block of the live log with each payload and per-page checksum verdicts'
-  static description = `Walks the log from journal_tail (or --from) and prints each meta block (position, seq,
-meta_size), its payloads (data: array sector; parity: stripe sector; flush: stripes) and for every logged page the
-checksum with a verdict [match] or [MISMATCH]. Exit 4 when any page checksum mismatches.`
-  static examples = [
-    '<%= config.bin %> dump-meta j.img',
-    '<%= config.bin %> dump-meta --json j.img | jq ".blocks[].seq"',
-    '<%= config.bin %> dump-meta --stripe 1024 j.img a.img b.img c.img d.img',
-    '<%= config.bin %> dump-meta --all j.img     # also stale blocks past the head',
-    '<%= config.bin %> dump-meta --copy saved-journal.img /dev/sdX   # copy the live log off a dying disk',
-  ]
-  static strict = false
-  static flags = {
-    from: Flags.integer({description: 'start at this journal sector instead of journal_tail'}),
-    stripe: Flags.integer({description: 'only records that logged the stripe at this member sector'}),
-    all: Flags.boolean({description: 'also list stale meta blocks beyond the head (marked stale; never replayed); with --copy: copy the whole journal'}),
-    copy: Flags.string({description: 'copy the superblock and the live log (the whole journal with --all) into a new sparse image FILE, usable in place of the journal'}),
-  }
-
-  async run() {
-    const {flags, argv} = await this.parse(DumpMeta)
-    if (flags.copy) {
-      const c = copyJournal(argv.map(String), flags.copy, {all: flags.all})
-      if (!this.jsonEnabled())
-        this.log(`copied ${c.all ? 'the whole journal' : `the live log (sectors ${c.live.fromSector}..${c.live.toSector})`} and its superblock from ${c.journal} into ${c.output} (${c.bytesCopied} bytes; image size ${c.sizeBytes})`)
-      return c
-    }
-    const r = dumpMeta(argv.map(String), {from: flags.from, stripe: flags.stripe, all: flags.all})
-    if (r.mismatches > 0) this.setExit(EXIT.CORRUPT)
-    if (!this.jsonEnabled()) this.log(renderDump(r))
-    return r
-  }
-}
+export default commandClass(impl)

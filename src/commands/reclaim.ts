@@ -1,36 +1,5 @@
-import {Flags} from '@oclif/core'
-import {R5Command} from '../base-command.js'
-import {reclaimArray, withUndo} from '../engine/index.js'
-import {ProgressBar} from '../render/progress.js'
-import {keyValues} from '../render/table.js'
-import {humanBytes} from '../render/format.js'
+// The oclif command; its flags, help texts and body are in src/impl/reclaim.ts (see src/cli/spec.ts).
+import {commandClass} from '../base-command.js'
+import * as impl from '../impl/reclaim.js'
 
-export default class Reclaim extends R5Command {
-  static summary = 'Write out what the journal still holds and move journal_tail past it'
-  static description = `Cached write-back stripes get parity computed, logged, and written to the members with FLUSH
-payloads recorded, as the kernel's r5c code does; complete stripes still in the log are written too. Then an empty
-meta block closes the log and journal_tail moves to it. Reports used and free journal space before and after.`
-  static examples = ['<%= config.bin %> reclaim j.img a.img b.img c.img d.img', '<%= config.bin %> reclaim --json j.img a.img b.img c.img d.img']
-  static strict = false
-  static flags = {
-    undo: Flags.string({description: 'save every block this run overwrites into a new undo file; `r5ctl undo FILE DEV...` restores them'}),
-  }
-
-  async run() {
-    const {flags, argv} = await this.parse(Reclaim)
-    const bar = new ProgressBar('reclaim', this.progressEnabled(flags.progress))
-    const r = withUndo(argv.map(String), flags.undo, devs => reclaimArray(devs, bar.update))
-    bar.done()
-    const json = {...r, nextSeq: r.nextSeq.toString()}
-    if (!this.jsonEnabled()) {
-      this.log(keyValues([
-        ['Array UUID', r.arrayUuid],
-        ['Result', r.wasClean ? 'journal already clean: nothing written' : `${r.dataOnlyStripes} cached stripes and ${r.dataParityStripes} logged stripes written out`],
-        ['Used Before', `${humanBytes(r.usedBytesBefore)} of ${humanBytes(r.sizeBytes)} (free ${humanBytes(r.freeBytesBefore)})`],
-        ['Used After', `${humanBytes(r.usedBytesAfter)} of ${humanBytes(r.sizeBytes)} (free ${humanBytes(r.freeBytesAfter)})`],
-        ['Journal Tail', `sector ${r.journalTailSector}`],
-      ], 13))
-    }
-    return json
-  }
-}
+export default commandClass(impl)

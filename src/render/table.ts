@@ -1,7 +1,12 @@
 /** Aligned tables via cli-table3, borderless so they paste cleanly into tickets and runbooks. */
-import Table from 'cli-table3'
+import {createRequire} from 'node:module'
+import type TableType from 'cli-table3'
+
+// cli-table3 (CommonJS, six modules) is loaded on the first table, not at start-up: most commands print none
+let Table: typeof TableType | undefined
 
 export function table(head: string[], rows: (string | number)[][], align?: ('left' | 'right')[]): string {
+  Table ??= createRequire(import.meta.url)('cli-table3') as typeof TableType
   const t = new Table({
     head,
     style: {head: [], border: [], 'padding-left': 0, 'padding-right': 2},

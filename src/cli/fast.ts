@@ -1,0 +1,340 @@
+/**
+ * Start-up fast path (bin/run.js): runs a plain r5ctl command line without loading oclif.
+ *
+ * Loading @oclif/core (about 160 CommonJS modules: config, plugins, semver, help, …) and its Config.load took
+ * ~85 ms of every run, more than node itself. For a command line that names one of our commands with flags
+ * that parse unambiguously, this module does what oclif would do with the same definitions
+ * (src/impl/<id>.ts, src/cli/spec.ts): the same parse result, the same `--json` output, the same error
+ * reporting (src/cli/report.ts), the same exit codes; also `r5ctl --version`. Everything else returns false
+ * before anything is printed, and bin/run.js hands the command line to oclif unchanged: help, plugin
+ * commands (autocomplete), unknown commands (not-found's suggestions), every parse error, `--`, combined
+ * short flags, `--flag=value` on a boolean, values that start with '-', oclif's environment variables
+ * (DEBUG, R5CTL_DEBUG, R5CTL_CONTENT_TYPE, NODE_ENV=development|test), oclif settings in package.json or in
+ * its plugins that could change the behaviour (hooks, themes, user plugins). R5CTL_NO_FAST_START=1 turns the
+ * fast path off.
+ */
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {format} from 'node:util'
+import {BASE_FLAGS, type CommandImpl, type CommandSpec, type Ctx, type FlagSpec} from './spec.js'
+
+/** the package root: this file is dist/src/cli/fast.js */
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
+
+/** Plugins that add commands (which go to oclif) but nothing that runs for ours; their hooks are checked too. */
+const KNOWN_PLUGINS = new Set(['@oclif/plugin-autocomplete', '@oclif/plugin-not-found', '@oclif/plugin-help'])
+const HARMLESS_HOOKS = new Set(['command_not_found', 'command_incomplete', 'plugins:postinstall', 'plugins:postuninstall', 'plugins:preinstall'])
+/** package.json "oclif" keys the fast path reproduces; any other (hooks, theme, additional*Flags, …) sends every run to oclif */
+const KNOWN_OCLIF_KEYS = new Set(['bin', 'dirname', 'commands', 'topicSeparator', 'plugins'])
+
+const JSON_FLAG: FlagSpec = {type: 'boolean', description: 'Format output as json.', helpGroup: 'GLOBAL'}
+
+interface PackageJson {
+  name: string
+  version: string
+  oclif?: Record<string, unknown> & {bin?: string; dirname?: string; plugins?: unknown[]}
+}
+
+/**
+ * Run `argv` (process.argv.slice(2)) if it is a plain command line; false when oclif must handle it (nothing
+ * has been printed or changed then). Resolves once the command has finished; process.exitCode is set as on
+ * the oclif path.
+ */
+export async function fastRun(argv: string[]): Promise<boolean> {
+  let go: (() => Promise<void> | void) | undefined
+  try {
+    go = await prepare(argv)
+  } catch {
+    go = undefined // a surprise while deciding: oclif decides
+  }
+  if (!go) return false
+  await go()
+  return true
+}
+
+/** What to run, or undefined when oclif must handle the command line. Prints nothing, changes nothing. */
+async function prepare(argv: string[]): Promise<(() => Promise<void> | void) | undefined> {
+  if (argv.length === 0 || process.env.R5CTL_NO_FAST_START) return
+  const id = argv[0]
+  const version = id === '--version' // oclif checks this first, then --help anywhere before `--`
+  if (!version && (!/^[a-z][a-z0-9-]*$/.test(id) || argv.includes('--help') || argv.includes('--'))) return
+  const pj = readPackageJson()
+  if (!pj || !environmentAllows(pj) || !oclifConfigAllows(pj)) return
+  if (version) return versionPrinter(pj)
+  if (!isOurCommand(id, pj)) return
+  let impl: CommandImpl
+  let report: typeof import('./report.js')
+  try {
+    ;[impl, report] = await Promise.all([import(`../impl/${id}.js`), import('./report.js')])
+  } catch {
+    return
+  }
+  if (!impl?.spec || typeof impl.run !== 'function') return
+  const input = argv.slice(1)
+  const parsed = parse(impl.spec, input)
+  if (!parsed) return
+  if (input.includes('--json') && userThemeExists(pj)) return
+  return () => runCommand(impl, input, parsed, report.reportError, scopedKey(pj, 'REDIRECTED'))
+}
+
+/**
+ * Whether oclif's root plugin has command `id`: listed in oclif.manifest.json (or .oclif.manifest.json), or
+ * without a manifest, a compiled command file. A manifest oclif would warn about (unreadable, another
+ * version) sends the run to oclif.
+ */
+function isOurCommand(id: string, pj: PackageJson): boolean {
+  for (const name of ['oclif.manifest.json', '.oclif.manifest.json']) {
+    let text: string
+    try {
+      text = fs.readFileSync(path.join(ROOT, name), 'utf8')
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue
+      return false
+    }
+    const manifest = JSON.parse(text) as {version?: string; commands?: Record<string, unknown>}
+    if (String(manifest.version).split('-')[0] !== String(pj.version).split('-')[0] || !manifest.commands) return false
+    return Object.hasOwn(manifest.commands, id)
+  }
+  return fs.existsSync(path.join(ROOT, 'dist', 'src', 'commands', `${id}.js`))
+}
+
+function environmentAllows(pj: PackageJson): boolean {
+  const env = process.env
+  // oclif's debug output, its debug mode, --json by environment, and its development mode (ts-node, dev plugins)
+  if (env.DEBUG || scoped(pj, 'DEBUG') || scoped(pj, 'CONTENT_TYPE')) return false
+  if (env.NODE_ENV === 'development' || env.NODE_ENV === 'test') return false
+  if (process.platform === 'win32') return false
+  try {
+    process.cwd() // oclif warns when the current directory is gone
+  } catch {
+    return false
+  }
+  return true
+}
+
+/** oclif's config.scopedEnvVarKey: R5CTL_<KEY> for bin r5ctl. */
+function scopedKey(pj: PackageJson, key: string): string {
+  const bin = String(pj.oclif?.bin || pj.name)
+  return `${bin.replaceAll('@', '').replaceAll(/[/-]/g, '_')}_${key}`.toUpperCase()
+}
+
+/** oclif's config.scopedEnvVar (an empty value counts as unset) */
+const scoped = (pj: PackageJson, key: string): string | undefined => process.env[scopedKey(pj, key)] || undefined
+
+function readPackageJson(): PackageJson | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as PackageJson
+  } catch {
+    return undefined
+  }
+}
+
+function oclifConfigAllows(pj: PackageJson): boolean {
+  const oc = pj.oclif
+  if (!oc || typeof pj.name !== 'string') return false
+  for (const k of Object.keys(oc)) if (!KNOWN_OCLIF_KEYS.has(k)) return false
+  if (oc.commands !== './dist/src/commands' || (oc.topicSeparator !== undefined && oc.topicSeparator !== ' ')) return false
+  for (const p of oc.plugins ?? []) {
+    if (typeof p !== 'string' || !KNOWN_PLUGINS.has(p)) return false
+    // a plugin's init/prerun/postrun/finally hooks would run on every command
+    const file = findPackageJson(p)
+    if (!file) return false
+    const ppj = JSON.parse(fs.readFileSync(file, 'utf8'))
+    for (const h of Object.keys(ppj.oclif?.hooks ?? {})) if (!HARMLESS_HOOKS.has(h)) return false
+  }
+  // user plugins (oclif reads <data dir>/package.json) could add commands and hooks
+  const dataDir = scoped(pj, 'DATA_DIR') || path.join(process.env.XDG_DATA_HOME || path.join(home(), '.local', 'share'), dirname(pj))
+  if (fs.existsSync(path.join(dataDir, 'package.json'))) return false
+  return true
+}
+
+/** <dir>/node_modules/<name>/package.json from the package root upwards (the plugins do not export package.json). */
+function findPackageJson(name: string): string | undefined {
+  for (let dir = ROOT; ; dir = path.dirname(dir)) {
+    const file = path.join(dir, 'node_modules', name, 'package.json')
+    if (fs.existsSync(file)) return file
+    if (path.dirname(dir) === dir) return undefined
+  }
+}
+
+const home = () => process.env.HOME || os.homedir() || os.tmpdir()
+const dirname = (pj: PackageJson) => pj.oclif?.dirname || pj.name
+
+/** A theme colours oclif's JSON output: leave such runs to oclif. */
+function userThemeExists(pj: PackageJson): boolean {
+  if (scoped(pj, 'DISABLE_THEME') === '1' || scoped(pj, 'DISABLE_THEME') === 'true') return false
+  const configDir = scoped(pj, 'CONFIG_DIR') || path.join(process.env.XDG_CONFIG_HOME || path.join(home(), '.config'), dirname(pj))
+  return fs.existsSync(path.join(configDir, 'theme.json'))
+}
+
+/** oclif's config.userAgent, as printed by `--version`; WSL detection is left to oclif. */
+function versionPrinter(pj: PackageJson): (() => void) | undefined {
+  const platform = os.platform()
+  if (platform === 'linux') {
+    if (os.release().toLowerCase().includes('microsoft')) return
+    try {
+      if (fs.readFileSync('/proc/version', 'utf8').toLowerCase().includes('microsoft')) return
+    } catch {}
+    if (fs.existsSync('/proc/sys/fs/binfmt_misc/WSLInterop') || fs.existsSync('/run/WSL')) return
+  }
+  const arch = os.arch() === 'ia32' ? 'x86' : os.arch()
+  return () => {
+    swallowEpipe()
+    console.log(format(`${pj.name}/${pj.version || '0.0.0'} ${platform}-${arch} node-${process.version}`))
+  }
+}
+
+/** What @oclif/core's command module does on load: a closed stdout pipe (`| head`) is not an error. */
+function swallowEpipe(): void {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err && err.code === 'EPIPE') return
+    throw err
+  })
+}
+
+interface Parsed {
+  flags: Record<string, unknown>
+  argv: string[]
+  args: Record<string, string | undefined>
+}
+
+/**
+ * oclif's parse (lib/parser/parse.js and validate.js) restricted to command lines it accepts without error and
+ * without a special case; null for everything else.
+ */
+export function parse(spec: CommandSpec, input: string[]): Parsed | null {
+  const defs: Record<string, FlagSpec> = {json: JSON_FLAG, ...BASE_FLAGS, ...spec.flags}
+  const aliases = new Map<string, string>()
+  for (const [name, d] of Object.entries(defs)) for (const a of d.aliases ?? []) aliases.set(a, name)
+  const findLong = (n: string) => (Object.hasOwn(defs, n) ? n : aliases.get(n))
+  const findShort = (ch: string) => aliases.get(ch) ?? Object.keys(defs).find(k => defs[k].char === ch)
+
+  const given = new Map<string, string | true>()
+  const positional: string[] = []
+  for (let i = 0; i < input.length; i++) {
+    const tok = input[i]
+    if (!tok.startsWith('-') || tok === '-') {
+      positional.push(tok)
+      continue
+    }
+    let name: string | undefined
+    let value: string | undefined
+    let inline = false
+    if (tok.startsWith('--')) {
+      name = findLong(tok.slice(2))
+      if (!name) {
+        const eq = tok.indexOf('=')
+        if (eq === -1) return null
+        name = findLong(tok.slice(2, eq))
+        if (!name) return null
+        value = tok.slice(eq + 1)
+        inline = true
+      }
+    } else {
+      name = findShort(tok[1])
+      if (!name) return null
+      if (tok.length > 2) {
+        value = tok.slice(tok[2] === '=' ? 3 : 2)
+        inline = true
+      }
+    }
+    const def = defs[name]
+    if (def.type === 'boolean') {
+      // `--flag=x` and combined short flags (-fY) take oclif's odd paths
+      if (inline) return null
+      given.set(name, true)
+      continue
+    }
+    if (given.has(name)) return null // "can only be specified once"
+    if (!inline) value = input[++i]
+    if (value === undefined || (value.startsWith('-') && value !== '-')) return null
+    given.set(name, value)
+  }
+
+  const flags: Record<string, unknown> = {}
+  for (const [name, def] of Object.entries(defs)) {
+    const v = given.get(name)
+    if (v === undefined) {
+      if (def.type !== 'boolean' && def.default !== undefined) flags[name] = def.default
+      continue
+    }
+    if (def.type === 'boolean') flags[name] = true
+    else if (def.type === 'string') {
+      if (def.options && !def.options.includes(v as string)) return null
+      flags[name] = v
+    } else {
+      if (!/^-?\d+$/.test(v as string)) return null
+      const n = Number.parseInt(v as string, 10)
+      if (def.min !== undefined && n < def.min) return null
+      flags[name] = n
+    }
+  }
+  for (const [name, def] of Object.entries(defs)) {
+    if (flags[name] === undefined) {
+      if (def.type !== 'boolean' && def.required) return null
+    } else if (def.dependsOn?.some(d => flags[d] === undefined)) return null
+  }
+
+  const argDefs = Object.entries(spec.args ?? {})
+  if (spec.strict && positional.length > argDefs.length) return null
+  const args: Record<string, string | undefined> = {}
+  for (let i = 0; i < argDefs.length; i++) {
+    const [name, def] = argDefs[i]
+    if (i < positional.length) args[name] = positional[i]
+    else if (def.required) return null // oclif would also try stdin here
+  }
+  // oclif orders argv by each value's first position on the command line
+  const argv = [...positional].sort((a, b) => input.indexOf(a) - input.indexOf(b))
+  return {flags, argv, args}
+}
+
+/** Command#_run of oclif with R5Command's init and catch. */
+async function runCommand(impl: CommandImpl, input: string[], parsed: Parsed, reportError: typeof import('./report.js').reportError,
+  redirectedVar: string): Promise<void> {
+  swallowEpipe()
+  delete process.env[redirectedVar] // Command#_run: removeEnvVar('REDIRECTED')
+  const ctx = new FastContext(input)
+  let result: unknown
+  try {
+    if (input.includes('--no-flush')) (await import('../engine/device.js')).FileDevice.syncOnFlush = false
+    result = await impl.run(ctx, parsed.flags as any, parsed.argv, parsed.args)
+  } catch (error) {
+    reportError(error as Error, ctx.jsonEnabled())
+  }
+  // Command#logJson: oclif's colorizeJson without a theme prints JSON.stringify(result, null, 2)
+  if (result && ctx.jsonEnabled()) {
+    try {
+      console.log(format(JSON.stringify(result, null, 2)))
+    } catch (error) {
+      // a result JSON cannot carry (a bug): oclif's handle() prints the stack and exits 1
+      console.error((error as Error).stack)
+      process.exit(1)
+    }
+  }
+}
+
+class FastContext implements Ctx {
+  constructor(private readonly argv: string[]) {}
+
+  jsonEnabled(): boolean {
+    return this.argv.includes('--json')
+  }
+
+  log(message = ''): void {
+    if (!this.jsonEnabled()) console.log(format(message))
+  }
+
+  setExit(code: number): void {
+    if (code > (process.exitCode as number ?? 0)) process.exitCode = code
+  }
+
+  progressEnabled(flag: boolean | undefined): boolean {
+    return Boolean(flag) || (process.stderr.isTTY && !this.jsonEnabled())
+  }
+
+  error(message: string, options: {exit: number}): never {
+    throw Object.assign(new Error(message), {oclif: {exit: options.exit}})
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * oclif-free command definitions. Each command lives in src/impl/<id>.ts as a `spec` (help texts, flags,
+ * args) plus a `run(ctx, flags, argv, args)` body; src/commands/<id>.ts turns it into the oclif command
+ * class (help, manifest, autocomplete, the normal path) and src/cli/fast.ts runs the same body without
+ * loading oclif at all when the command line is plain (see bin/run.js). Both paths parse from this one
+ * definition, so a flag can only be declared here.
+ *
+ * Only what the fast path can parse exactly as oclif does is expressible: boolean, string and integer
+ * flags with char, aliases, required, default, options, min and dependsOn; string args.
+ */
+
+export interface BooleanFlag {
+  type: 'boolean'
+  description: string
+  char?: string
+  aliases?: readonly string[]
+  helpGroup?: string
+  dependsOn?: readonly string[]
+}
+
+export interface StringFlag {
+  type: 'string'
+  description: string
+  char?: string
+  aliases?: readonly string[]
+  helpGroup?: string
+  dependsOn?: readonly string[]
+  required?: boolean
+  default?: string
+  options?: readonly string[]
+}
+
+export interface IntegerFlag {
+  type: 'integer'
+  description: string
+  char?: string
+  aliases?: readonly string[]
+  helpGroup?: string
+  dependsOn?: readonly string[]
+  required?: boolean
+  default?: number
+  min?: number
+}
+
+export type FlagSpec = BooleanFlag | StringFlag | IntegerFlag
+
+export interface ArgSpec {
+  description: string
+  required?: boolean
+}
+
+export interface CommandSpec {
+  summary: string
+  description: string
+  examples: readonly string[]
+  /** false: any number of positional arguments (the devices) */
+  strict: boolean
+  args?: Record<string, ArgSpec>
+  flags: Record<string, FlagSpec>
+}
+
+export const flag = {
+  boolean: <const O extends Omit<BooleanFlag, 'type'>>(o: O): O & {type: 'boolean'} => ({type: 'boolean', ...o}),
+  string: <const O extends Omit<StringFlag, 'type'>>(o: O): O & {type: 'string'} => ({type: 'string', ...o}),
+  integer: <const O extends Omit<IntegerFlag, 'type'>>(o: O): O & {type: 'integer'} => ({type: 'integer', ...o}),
+}
+
+/** Flags every command has (R5Command.baseFlags); `--json` is added by oclif's enableJsonFlag. */
+export const BASE_FLAGS = {
+  progress: flag.boolean({description: 'show progress on stderr even when it is not a terminal', helpGroup: 'GLOBAL'}),
+  'no-flush': flag.boolean({description: 'skip fdatasync at write barriers (page-cache speed for images you can recreate; not safe against a host crash)', helpGroup: 'GLOBAL'}),
+}
+
+type Value<F> = F extends {type: 'boolean'} ? boolean : F extends {type: 'integer'} ? number : string
+type Given<F> = F extends {required: true} ? Value<F> : F extends {default: string | number} ? Value<F> : Value<F> | undefined
+
+/** The parsed flags a body receives: absent booleans and options without a default are undefined, as in oclif. */
+export type FlagValues<S extends Record<string, FlagSpec>> = {[K in keyof S]: Given<S[K]>} & {
+  json?: boolean
+  progress?: boolean
+  'no-flush'?: boolean
+}
+
+/** What a body may use of its command: the oclif command (R5Command) and the fast path's context both provide it. */
+export interface Ctx {
+  /** a line on stdout, suppressed with --json (oclif's Command#log) */
+  log(message?: string): void
+  jsonEnabled(): boolean
+  /** raise process.exitCode to `code` without an error (output is still printed) */
+  setExit(code: number): void
+  progressEnabled(flag: boolean | undefined): boolean
+  /** a usage-type failure (oclif's Command#error): reported as code "usage" */
+  error(message: string, options: {exit: number}): never
+}
+
+export type RunFn<S extends CommandSpec> = (ctx: Ctx, flags: FlagValues<S['flags']>, argv: string[], args: Record<string, string | undefined>) => Promise<unknown>
+
+/** One command: `spec` and `run`, as exported by every src/impl/<id>.ts. */
+export interface CommandImpl<S extends CommandSpec = CommandSpec> {
+  spec: S
+  run: RunFn<S>
+}

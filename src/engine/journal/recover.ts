@@ -523,7 +523,7 @@ export function logExtent(arr: MdArray, untilSeq?: bigint): VerifiedLog {
 export interface StreamResult extends VerifiedLog {dataParityStripes: number; dataOnlyStripes: number; pagesWritten: number}
 
 /** bytes of log read per window by the replay (tests shrink it to run every path on small logs) */
-let WINDOW_PAGES = Number(process.env.R5CTL_REPLAY_WINDOW_PAGES) || (8 << 20) / PAGE
+let WINDOW_PAGES = Number(process.env.R5CTL_REPLAY_WINDOW_PAGES) || (4 << 20) / PAGE
 
 /** For tests: a tiny window (in 4 KiB pages) makes every replay path run on small logs. Returns the old value. */
 export function setReplayWindow(pages: number): number {

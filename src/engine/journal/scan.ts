@@ -81,19 +81,23 @@ export function setPayloadLimits(ring: Ring, limits: PayloadLimits): void {
 function checkPayloadLocations(meta: MetaBlock, ring: Ring, position: number): void {
   const lim = payloadLimits.get(ring)
   if (!lim) return
-  meta.payloads.forEach((p, i) => {
-    if (p.type === PAYLOAD_FLUSH) return
-    const where = `io unit at journal sector ${position} (seq ${meta.seq}), payload ${i}`
-    const hint = 'the log was not written for this array; inspect it with `r5ctl dump-meta`; nothing was written'
-    if (p.location % BigInt(BLOCK_SECTORS) !== 0n)
-      throw new CorruptError(`${where}: location ${p.location} is not 4 KiB-aligned`, lim.device, hint, 'bad-payload-location')
-    if (p.type === PAYLOAD_DATA && p.location + BigInt(Math.max(p.sizeSectors, BLOCK_SECTORS)) > BigInt(lim.arraySectors))
-      throw new CorruptError(`${where}: data for array sectors ${p.location}+${p.sizeSectors} lies outside the array (${lim.arraySectors} sectors)`,
-        lim.device, hint, 'bad-payload-location')
-    if (p.type === PAYLOAD_PARITY && p.location + BigInt(BLOCK_SECTORS) > BigInt(lim.memberSectors))
-      throw new CorruptError(`${where}: parity for member sector ${p.location} lies outside the members' data area (${lim.memberSectors} sectors)`,
-        lim.device, hint, 'bad-payload-location')
-  })
+  // hot path (every payload of every unit): plain numbers, no strings unless something is wrong;
+  // a location of 2^53 or more is outside any array, and Number() keeps it large
+  const payloads = meta.payloads
+  const fail = (i: number, what: string): never => {
+    throw new CorruptError(`io unit at journal sector ${position} (seq ${meta.seq}), payload ${i}: ${what}`, lim.device,
+      'the log was not written for this array; inspect it with `r5ctl dump-meta`; nothing was written', 'bad-payload-location')
+  }
+  for (let i = 0; i < payloads.length; i++) {
+    const p = payloads[i]
+    if (p.type === PAYLOAD_FLUSH) continue
+    const loc = Number(p.location)
+    if (Number.isSafeInteger(loc) ? loc % BLOCK_SECTORS !== 0 : p.location % BigInt(BLOCK_SECTORS) !== 0n) fail(i, `location ${p.location} is not 4 KiB-aligned`)
+    if (p.type === PAYLOAD_DATA && loc + Math.max(p.sizeSectors, BLOCK_SECTORS) > lim.arraySectors)
+      fail(i, `data for array sectors ${p.location}+${p.sizeSectors} lies outside the array (${lim.arraySectors} sectors)`)
+    if (p.type === PAYLOAD_PARITY && loc + BLOCK_SECTORS > lim.memberSectors)
+      fail(i, `parity for member sector ${p.location} lies outside the members' data area (${lim.memberSectors} sectors)`)
+  }
 }
 
 /**

@@ -321,6 +321,23 @@ export class Geometry {
     return this.rows[((s - off) / this.chunkSectors) % this.period]
   }
 
+  /**
+   * mapSector's member slot and member sector for a numeric array sector, written into `out`
+   * (no allocation: the replay calls this for every logged data page).
+   */
+  locate(arraySector: number, out: {member: number; memberSector: number}): void {
+    const a = arraySector
+    if (!(a >= 0 && a < this.arraySize) || !Number.isInteger(a))
+      throw new RangeError(`array sector ${arraySector} is outside the array (${this.arraySectors} sectors)`)
+    const chunk = this.chunkSectors
+    const chunkOffset = a % chunk
+    const chunkNumber = (a - chunkOffset) / chunk
+    const dataIndex = chunkNumber % this.dataDisks
+    const row = (chunkNumber - dataIndex) / this.dataDisks
+    out.member = this.rows[row % this.period].dataMembers[dataIndex]
+    out.memberSector = row * chunk + chunkOffset
+  }
+
   /** raid5_compute_sector: where array sector `arraySector` lives. */
   mapSector(arraySector: bigint | number): {
     dataIndex: number

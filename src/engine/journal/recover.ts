@@ -157,6 +157,7 @@ class StripeStates {
 function feedUnit(arr: MdArray, states: StripeStates, u: {position: number; meta: {payloads: Payload[]}}, replay: (sector: number, row: number) => void): void {
   const ring = arr.ring!
   const geo = arr.geometry
+  const loc = {member: 0, memberSector: 0}
   let pos = ring.add(u.position, BLOCK_SECTORS)
   for (const p of u.meta.payloads) {
     if (p.type === PAYLOAD_FLUSH) {
@@ -164,8 +165,8 @@ function feedUnit(arr: MdArray, states: StripeStates, u: {position: number; meta
       continue
     }
     if (p.type === PAYLOAD_DATA) {
-      const loc = geo.mapSector(p.location)
-      const sector = Number(loc.memberSector)
+      geo.locate(Number(p.location), loc)
+      const sector = loc.memberSector
       const r = states.row(sector)
       const info = geo.stripeInfo(sector)
       if (!states.caching(r) && states.has(r, info.pd)) replay(sector, r)

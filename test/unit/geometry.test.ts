@@ -275,6 +275,10 @@ function checkGeometry(level: RaidLevel, n: number, layout: number, chunk: numbe
     assert.equal(g.arraySectorOf(m.member, m.memberSector), a, `${tag} a=${a}`)
     // not page aligned: still the same chunk row
     assert.equal(g.mapSector(a + 3n).memberSector, m.memberSector + 3n)
+    // the allocation-free variant the replay uses agrees
+    const out = {member: -1, memberSector: -1}
+    g.locate(Number(a) + 3, out)
+    assert.deepEqual(out, {member: m.member, memberSector: Number(m.memberSector) + 3}, `${tag} locate a=${a}`)
   }
   let parityPages = 0
   for (let s = 0n; s < g.usedMemberSectors; s += 8n) {

@@ -144,6 +144,16 @@ class StripeStates {
   }
   /** rows ever created (alive or dropped) */
   get rowCount(): number { return this.count }
+  isAlive(r: number): boolean { return (this.flags[r] & 2) !== 0 }
+  sectorAt(r: number): number { return this.sectorOf[r] }
+  /** forget every row, keeping the tables (the replay reuses two instances instead of allocating) */
+  clear(): void {
+    this.cur.fill(-1, 0, this.count * this.slots)
+    this.flags.fill(0, 0, this.count)
+    this.rows.clear()
+    this.sectorOf.length = 0
+    this.count = 0
+  }
   *alive(): Generator<[number, number]> {
     for (let r = 0; r < this.count; r++) if (this.flags[r] & 2) yield [this.sectorOf[r], r]
   }
@@ -617,9 +627,12 @@ export function recoverStreaming(arr: MdArray, untilSeq?: bigint, progress?: (do
   const out = {dataParityStripes: 0, pagesWritten: 0}
   let states = new StripeStates(n)
   // pages of replayed stripes still to be written: log position, slot, stripe sector
-  let pendPos: number[] = []
-  let pendSlot: number[] = []
-  let pendSector: number[] = []
+  const pendPos: number[] = []
+  const pendSlot: number[] = []
+  const pendSector: number[] = []
+  // per slot, the window's pages to write (keys below), reused by every drain
+  let slotKeys = Array.from({length: n}, () => new Float64Array(1024))
+  const slotCount = new Int32Array(n)
   const reread = alignedBuffer(Math.min(2 << 20, WINDOW_PAGES * PAGE))
   const replay = (sector: number, r: number) => {
     const info = geo.stripeInfo(sector)
@@ -638,14 +651,21 @@ export function recoverStreaming(arr: MdArray, untilSeq?: bigint, progress?: (do
   }
   const window = new LogWindow(ring, extent.tailSector, extentSectors, () => drain())
   /** every complete stripe to the members; keep only the cached (data-only) ones */
+  let spare = new StripeStates(n)
   const drain = () => {
-    const keep = new StripeStates(n)
-    for (const [sector, r] of states.alive()) {
+    // complete stripes are replayed; the cached (data-only) ones move to the spare table, which
+    // becomes the live one (two tables reused: nothing per window is left for the old generation)
+    const keep = spare
+    keep.clear()
+    for (let r = 0; r < states.rowCount; r++) {
+      if (!states.isAlive(r)) continue
+      const sector = states.sectorAt(r)
       if (!states.caching(r)) { replay(sector, r); continue }
       const kr = keep.row(sector)
       keep.setCaching(kr, true)
       for (let k = 0; k < n; k++) if (states.has(r, k)) keep.set(kr, k, states.at(r, k))
     }
+    spare = states
     states = keep
     if (pendPos.length === 0) return
     // Pages no longer in the window are older than every page in it, so they go first: in log order
@@ -653,11 +673,12 @@ export function recoverStreaming(arr: MdArray, untilSeq?: bigint, progress?: (do
     const old: number[] = []
     // per slot, pages in the window: key = member page * window pages + window page (log order breaks ties)
     const winPages = Math.max(1, window.pages)
-    const bySlot: number[][] = Array.from({length: n}, () => [])
+    slotCount.fill(0)
+    if (slotKeys[0].length < pendPos.length) slotKeys = Array.from({length: n}, () => new Float64Array(pendPos.length))
     for (let e = 0; e < pendPos.length; e++) {
       const w = window.pageIndex(pendPos[e])
       if (w < 0) old.push(e)
-      else bySlot[pendSlot[e]].push((pendSector[e] / BLOCK_SECTORS) * winPages + w)
+      else slotKeys[pendSlot[e]][slotCount[pendSlot[e]]++] = (pendSector[e] / BLOCK_SECTORS) * winPages + w
     }
     if (old.length > 0) {
       old.sort((a, b) => ring.distance(extent.tailSector, pendPos[a]) - ring.distance(extent.tailSector, pendPos[b]) || a - b)
@@ -676,7 +697,7 @@ export function recoverStreaming(arr: MdArray, untilSeq?: bigint, progress?: (do
     }
     // the window's pages: one request per run of consecutive member pages, in slot order
     for (let slot = 0; slot < n; slot++) {
-      const keys = Float64Array.from(bySlot[slot]).sort()
+      const keys = slotKeys[slot].subarray(0, slotCount[slot]).sort()
       let i = 0
       while (i < keys.length) {
         const first = Math.floor(keys[i] / winPages)
@@ -691,9 +712,9 @@ export function recoverStreaming(arr: MdArray, untilSeq?: bigint, progress?: (do
         i = j
       }
     }
-    pendPos = []
-    pendSlot = []
-    pendSector = []
+    pendPos.length = 0
+    pendSlot.length = 0
+    pendSector.length = 0
   }
   const tally = new LogTally(arr, extent.tailSector)
   for (const u of scanLog(ring, arr.seed, tally.tail, {...tally.scanOptions(untilSeq), reader: window, verdicts: false})) {

@@ -47,7 +47,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {writeData} from '../src/engine/index.js'
-import {FileDevice, type BlockDevice, type DeviceStats} from '../src/engine/device.js'
+import {DeviceWrapper, FileDevice} from '../src/engine/device.js'
 import {SimulatedCrash} from '../src/engine/errors.js'
 import {GNU_TIME, MiB, fmtTable, machine, median, preallocate, sha256File, timed, verdict, type Timed} from './common.js'
 
@@ -135,21 +135,16 @@ function makeArray(dir: string, journalBytes: number, rows: number): ArraySet {
 }
 
 /** Counts and discards write requests; reads go to the real file (which therefore never changes). */
-class DiscardDevice implements BlockDevice {
-  constructor(private inner: FileDevice, private index: number, private log: {dev: number; off: number; len: number}[]) {}
-  get name() { return this.inner.name }
-  get size() { return this.inner.size }
-  get stats(): DeviceStats { return this.inner.stats }
-  read(buf: Uint8Array, offset: number) { this.inner.read(buf, offset) }
-  readv(bufs: Uint8Array[], offset: number) { this.inner.readv(bufs, offset) }
-  write(buf: Uint8Array, offset: number) { this.log.push({dev: this.index, off: offset, len: buf.length}) }
-  writev(bufs: Uint8Array[], offset: number) {
+class DiscardDevice extends DeviceWrapper {
+  constructor(inner: FileDevice, private index: number, private log: {dev: number; off: number; len: number}[]) {
+    super(inner)
+  }
+  override writev(bufs: Uint8Array[], offset: number) {
     let len = 0
     for (const b of bufs) len += b.length
     this.log.push({dev: this.index, off: offset, len})
   }
-  flush() {}
-  close() { this.inner.close() }
+  override flush() {}
 }
 
 interface Dirty {crashAfter: number; totalWrites: number; dataBytes: number; sha256: string; usedBytes: number; tailSector: number;

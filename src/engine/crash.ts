@@ -6,7 +6,7 @@
  * reorders or loses unflushed writes.
  */
 import {SimulatedCrash} from './errors.js'
-import type {BlockDevice, DeviceStats} from './device.js'
+import {DeviceWrapper, type BlockDevice} from './device.js'
 
 /** xorshift32: small, seedable, reproducible */
 export function rng(seed: number): () => number {
@@ -56,23 +56,14 @@ export class CrashController {
   }
 }
 
-export class CrashDevice implements BlockDevice {
+export class CrashDevice extends DeviceWrapper {
   private pending: Pending[] = []
 
-  constructor(readonly inner: BlockDevice, private ctl: CrashController) {}
-
-  get name(): string { return this.inner.name }
-  get size(): number { return this.inner.size }
-  get stats(): DeviceStats { return this.inner.stats }
-
-  read(buf: Uint8Array, offset: number): void { this.inner.read(buf, offset) }
-  readv(bufs: Uint8Array[], offset: number): void { this.inner.readv(bufs, offset) }
-
-  write(buf: Uint8Array, offset: number): void {
-    this.writev([buf], offset)
+  constructor(inner: BlockDevice, private ctl: CrashController) {
+    super(inner)
   }
 
-  writev(bufs: Uint8Array[], offset: number): void {
+  override writev(bufs: Uint8Array[], offset: number): void {
     this.ctl.admit()
     if (this.ctl.seed !== undefined) {
       let len = 0
@@ -87,7 +78,7 @@ export class CrashDevice implements BlockDevice {
     this.inner.writev(bufs, offset)
   }
 
-  flush(): void {
+  override flush(): void {
     if (this.ctl.crashed) throw this.ctl.crash()
     this.inner.flush()
     this.pending = []
@@ -99,6 +90,4 @@ export class CrashDevice implements BlockDevice {
     for (const w of this.pending) if (rand() < 0.5) this.inner.write(w.data, w.offset)
     this.pending = []
   }
-
-  close(): void { this.inner.close() }
 }

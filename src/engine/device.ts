@@ -45,6 +45,23 @@ function total(bufs: Uint8Array[]): number {
   return n
 }
 
+/**
+ * A device that passes everything to `inner`; wrappers (crash injection, undo, test tracers)
+ * override only what they change. `write` goes through `writev`, so one override sees every write.
+ */
+export class DeviceWrapper implements BlockDevice {
+  constructor(readonly inner: BlockDevice) {}
+  get name(): string { return this.inner.name }
+  get size(): number { return this.inner.size }
+  get stats(): DeviceStats { return this.inner.stats }
+  read(buf: Uint8Array, offset: number): void { this.inner.read(buf, offset) }
+  readv(bufs: Uint8Array[], offset: number): void { this.inner.readv(bufs, offset) }
+  write(buf: Uint8Array, offset: number): void { this.writev([buf], offset) }
+  writev(bufs: Uint8Array[], offset: number): void { this.inner.writev(bufs, offset) }
+  flush(): void { this.inner.flush() }
+  close(): void { this.inner.close() }
+}
+
 /** writevSync / readvSync accept at most IOV_MAX (1024) buffers per call on Linux. */
 const IOV_MAX = 1024
 

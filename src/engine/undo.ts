@@ -17,7 +17,7 @@
  */
 import * as fs from 'node:fs'
 import {crc32c} from './checksum.js'
-import type {BlockDevice, DeviceStats} from './device.js'
+import {DeviceWrapper, type BlockDevice} from './device.js'
 import {CorruptError, RefusedError, UsageError} from './errors.js'
 
 const MAGIC = 'R5UNDO01'
@@ -98,19 +98,14 @@ export class UndoLog {
 }
 
 /** Wraps one device: the first overwrite of every 4 KiB block saves the old block first. */
-export class UndoDevice implements BlockDevice {
+export class UndoDevice extends DeviceWrapper {
   private saved = new Set<number>()
 
-  constructor(readonly inner: BlockDevice, private log: UndoLog, private index: number) {}
+  constructor(inner: BlockDevice, private log: UndoLog, private index: number) {
+    super(inner)
+  }
 
-  get name(): string { return this.inner.name }
-  get size(): number { return this.inner.size }
-  get stats(): DeviceStats { return this.inner.stats }
-  read(buf: Uint8Array, offset: number): void { this.inner.read(buf, offset) }
-  readv(bufs: Uint8Array[], offset: number): void { this.inner.readv(bufs, offset) }
-  write(buf: Uint8Array, offset: number): void { this.writev([buf], offset) }
-
-  writev(bufs: Uint8Array[], offset: number): void {
+  override writev(bufs: Uint8Array[], offset: number): void {
     let len = 0
     for (const b of bufs) len += b.length
     const first = Math.floor(offset / BLOCK)
@@ -133,9 +128,6 @@ export class UndoDevice implements BlockDevice {
     flushRun(last + 1)
     this.inner.writev(bufs, offset)
   }
-
-  flush(): void { this.inner.flush() }
-  close(): void { this.inner.close() }
 }
 
 export interface UndoFile {

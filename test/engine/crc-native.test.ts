@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import CRC32C from 'crc-32/crc32c.js';
 import { crc32c, crc32cPages, crc32cRaw, crc32cRawReference, crcBackend } from '../../src/engine/checksum.js';
-import { refRaw } from '../helpers/reference.js';
+import { refRaw, rng, randomBytes, u32 } from '../helpers/reference.js';
 
 const ADDON_NAME = 'native addon (sse4.2, batched)';
 const PAGE = 4096;
@@ -39,23 +39,6 @@ function loadAddon(): { addon: CrcAddon | null; why: string } {
 const { addon, why } = loadAddon();
 const requireNative = process.env.R5CTL_REQUIRE_NATIVE === '1';
 
-/** Deterministic PRNG (mulberry32) so failures reproduce. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-function randomBytes(r: () => number, n: number): Uint8Array {
-  const b = new Uint8Array(n);
-  for (let i = 0; i < n; i++) b[i] = (r() * 256) | 0;
-  return b;
-}
-const u32 = (r: () => number): number => (r() * 4294967296) >>> 0;
 
 /** Expected raw checksum of every page, from the pure-JS reference. */
 function refPages(seed: number, buf: Uint8Array): number[] {

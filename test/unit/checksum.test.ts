@@ -13,7 +13,7 @@ import {
   sbCsum,
   uuidSeed,
 } from '../../src/engine/checksum.js';
-import { refRaw, goldenKernelSuperblock } from '../helpers/reference.js';
+import { refRaw, goldenKernelSuperblock, rng, randomBytes, u32 } from '../helpers/reference.js';
 
 // ---- independent references, written from the definitions, sharing no code with the module ----
 
@@ -29,23 +29,6 @@ function refSbCsum(sb: Uint8Array, maxDev: number): number {
   return Number(((sum & 0xffffffffn) + (sum >> 32n)) & 0xffffffffn);
 }
 
-/** Deterministic PRNG (mulberry32) so failures reproduce. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-function randomBytes(r: () => number, n: number): Uint8Array {
-  const b = new Uint8Array(n);
-  for (let i = 0; i < n; i++) b[i] = (r() * 256) | 0;
-  return b;
-}
-const u32 = (r: () => number): number => (r() * 4294967296) >>> 0;
 
 // ---- interop helpers ----
 

@@ -11,7 +11,7 @@
  */
 import assert from 'node:assert/strict'
 import {crc32cRawReference, uuidSeed} from '../../src/engine/checksum.js'
-import {type BlockDevice, type DeviceStats, MemDevice} from '../../src/engine/device.js'
+import {DeviceWrapper, MemDevice} from '../../src/engine/device.js'
 import {BLOCK_SIZE, META_MAGIC, PAYLOAD_FLUSH, decodeMetaBlock, encodeMetaBlock} from '../../src/engine/format/meta.js'
 import {decodeSuperblock} from '../../src/engine/format/superblock.js'
 import {createArray, reclaimArray, writeData} from '../../src/engine/index.js'
@@ -25,23 +25,19 @@ const DATA_OFFSET = MiB
 interface Req {dev: string; kind: 'W' | 'F'; offset: number; bytes: Uint8Array | null}
 
 /** Records every write request (with a copy of its bytes) and flush, in order. */
-class Tracer implements BlockDevice {
-  constructor(readonly inner: MemDevice, readonly log: Req[]) {}
-  get name(): string { return this.inner.name }
-  get size(): number { return this.inner.size }
-  get stats(): DeviceStats { return this.inner.stats }
-  read(buf: Uint8Array, offset: number): void { this.inner.read(buf, offset) }
-  readv(bufs: Uint8Array[], offset: number): void { this.inner.readv(bufs, offset) }
-  write(buf: Uint8Array, offset: number): void { this.writev([buf], offset) }
-  writev(bufs: Uint8Array[], offset: number): void {
+class Tracer extends DeviceWrapper {
+  constructor(override readonly inner: MemDevice, readonly log: Req[]) {
+    super(inner)
+  }
+  override writev(bufs: Uint8Array[], offset: number): void {
     this.log.push({dev: this.name, kind: 'W', offset, bytes: Buffer.concat(bufs)})
     this.inner.writev(bufs, offset)
   }
-  flush(): void {
+  override flush(): void {
     this.log.push({dev: this.name, kind: 'F', offset: 0, bytes: null})
     this.inner.flush()
   }
-  close(): void {}
+  override close(): void {}
 }
 
 interface Config {name: string; level: 4 | 5 | 6; n: number; chunk: number; layout?: number}

@@ -322,10 +322,10 @@ export class Geometry {
   }
 
   /**
-   * mapSector's member slot and member sector for a numeric array sector, written into `out`
-   * (no allocation: the replay calls this for every logged data page).
+   * mapSector's member slot and member sector (and data index and chunk row) for a numeric array
+   * sector, written into `out` (no allocation: the replay calls this for every logged data page).
    */
-  locate(arraySector: number, out: {member: number; memberSector: number}): void {
+  locate(arraySector: number, out: {member: number; memberSector: number; dataIndex?: number; row?: number}): void {
     const a = arraySector
     if (!(a >= 0 && a < this.arraySize) || !Number.isInteger(a))
       throw new RangeError(`array sector ${arraySector} is outside the array (${this.arraySectors} sectors)`)
@@ -336,6 +336,8 @@ export class Geometry {
     const row = (chunkNumber - dataIndex) / this.dataDisks
     out.member = this.rows[row % this.period].dataMembers[dataIndex]
     out.memberSector = row * chunk + chunkOffset
+    out.dataIndex = dataIndex
+    out.row = row
   }
 
   /** raid5_compute_sector: where array sector `arraySector` lives. */
@@ -346,22 +348,10 @@ export class Geometry {
     pd: number
     qd: number
   } {
-    const a = typeof arraySector === 'bigint' ? Number(arraySector) : arraySector
-    if (!(a >= 0 && a < this.arraySize) || !Number.isInteger(a))
-      throw new RangeError(`array sector ${arraySector} is outside the array (${this.arraySectors} sectors)`)
-    const chunk = this.chunkSectors
-    const chunkOffset = a % chunk
-    const chunkNumber = (a - chunkOffset) / chunk
-    const dataIndex = chunkNumber % this.dataDisks
-    const row = (chunkNumber - dataIndex) / this.dataDisks
-    const info = this.rows[row % this.period]
-    return {
-      dataIndex,
-      member: info.dataMembers[dataIndex],
-      memberSector: BigInt(row * chunk + chunkOffset),
-      pd: info.pd,
-      qd: info.qd,
-    }
+    const o = {member: 0, memberSector: 0, dataIndex: 0, row: 0}
+    this.locate(typeof arraySector === 'bigint' ? Number(arraySector) : arraySector, o)
+    const info = this.rows[o.row % this.period]
+    return {dataIndex: o.dataIndex, member: o.member, memberSector: BigInt(o.memberSector), pd: info.pd, qd: info.qd}
   }
 
   /** raid5_compute_blocknr: the array sector stored at `memberSector` of slot `member`, or null for P/Q. */

@@ -15,7 +15,6 @@ import {
 import {encodeMetaBlock} from './format/meta.js'
 import {Geometry, validLayout, ALGORITHM, MIN_RAID_DISKS} from './geometry.js'
 import {Ring, BLOCK_SECTORS} from './journal/ring.js'
-import {setPayloadLimits} from './journal/scan.js'
 
 export interface DeviceInfo {
   path: string
@@ -247,7 +246,7 @@ export function openArray(sources: DeviceSource[], opts: OpenOptions): MdArray {
     throw new CorruptError('journal data area too small', arr.journal.path)
   }
   if (arr.journal) {
-    setPayloadLimits(arr.ring!, {arraySectors: Number(arr.geometry.arraySectors), memberSectors: Number(arr.geometry.usedMemberSectors), device: arr.journal.path})
+    arr.ring!.payloadLimits = {arraySectors: Number(arr.geometry.arraySectors), memberSectors: Number(arr.geometry.usedMemberSectors), device: arr.journal.path}
   }
   // a superblock is rewritten from its decoded fields: its name must encode back to the same bytes,
   // and its events counter must have room for the + 1 of the update (a u64 at 2^64-1 cannot; the

@@ -4,11 +4,15 @@
  * down to 4 KiB, as the kernel's r5l_init_log does).
  */
 import type {BlockDevice} from '../device.js'
+import type {PayloadLimits} from './scan.js'
 
 export const BLOCK_SECTORS = 8
 export const PAGE = 4096
 
 export class Ring {
+  /** bounds for payload locations, checked on every io unit a scan reads (set by openArray) */
+  payloadLimits: PayloadLimits | null = null
+
   constructor(
     readonly dev: BlockDevice,
     /** byte offset of sector 0 of the ring on the device */

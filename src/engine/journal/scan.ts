@@ -53,7 +53,7 @@ export interface ScanStop {
 /**
  * What the payloads of a journal may address: a DATA payload's location is an array sector, a
  * PARITY payload's a stripe's member sector; both are page-aligned sectors inside the array the
- * kernel wrote them for. Registered per ring by openArray (which knows the geometry).
+ * kernel wrote them for. Set on the ring by openArray (which knows the geometry).
  */
 export interface PayloadLimits {
   /** array sectors (DATA locations + size must fit) */
@@ -64,13 +64,6 @@ export interface PayloadLimits {
   device: string
 }
 
-const payloadLimits = new WeakMap<Ring, PayloadLimits>()
-
-/** Bound the payload locations of every io unit read from `ring` (see PayloadLimits). */
-export function setPayloadLimits(ring: Ring, limits: PayloadLimits): void {
-  payloadLimits.set(ring, limits)
-}
-
 /**
  * A meta block that passed every format check (magic, version, checksum, position, seq) but whose
  * payloads address sectors outside the array was not written for this array: replaying it would
@@ -79,7 +72,7 @@ export function setPayloadLimits(ring: Ring, limits: PayloadLimits): void {
  * error naming the journal, before anything is written.
  */
 function checkPayloadLocations(meta: MetaBlock, ring: Ring, position: number): void {
-  const lim = payloadLimits.get(ring)
+  const lim = ring.payloadLimits
   if (!lim) return
   // hot path (every payload of every unit): plain numbers, no strings unless something is wrong;
   // a location of 2^53 or more is outside any array, and Number() keeps it large

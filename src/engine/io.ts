@@ -152,6 +152,12 @@ const HOW_RMW = 3 // read-modify-write: parity from old parity, old and new touc
 export interface WriteOptions {
   mode?: 'write-through' | 'write-back'
   progress?: Progress
+  /**
+   * Bytes of log per batch (one journal write, one flush, then the members). Default 8 MiB: with
+   * fdatasync at every batch that is group commit. Without flushes (--no-flush) nothing is amortized
+   * and a 2 MiB batch stays in cache from the copy through CRC, parity and the writes (~10 % faster).
+   */
+  batchBytes?: number
   /** called when the first `bytes` of the write are acknowledged (write-through: on the members; write-back: in the log) */
   onAck?: (bytes: number) => void
 }
@@ -208,7 +214,7 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
   // The batch: io units laid out exactly as they go into the ring, in `log`. Everything about the
   // batch is kept in preallocated typed arrays (no object per page or stripe): that bookkeeping,
   // not the I/O, used to dominate the time of a large write.
-  const batchLimit = Math.max(16 * PAGE, Math.min(WINDOW_BYTES, Math.floor(ring.sizeBytes / 4 / PAGE) * PAGE))
+  const batchLimit = Math.max(16 * PAGE, Math.min(opts.batchBytes ?? WINDOW_BYTES, Math.floor(ring.sizeBytes / 4 / PAGE) * PAGE))
   const maxStripeBytes = (1 + D + nParity) * PAGE
   if (batchLimit < 2 * maxStripeBytes) throw new UsageError('journal too small for one stripe of this array', undefined, arr.journal!.path)
   const maxPages = batchLimit / PAGE

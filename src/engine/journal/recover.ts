@@ -570,9 +570,17 @@ class LogWindow implements LogReader {
     return off + PAGE <= this.len ? off / PAGE : -1
   }
 
+  /** one view per page of the buffer, made once (the drain hands them to writev: no view per write) */
+  private pageViews: Uint8Array[] = []
+  private viewsOf: Uint8Array | null = null
+
   /** the window's page number `i` */
   pageAt(i: number): Uint8Array {
-    return this.buf.subarray(i * PAGE, (i + 1) * PAGE)
+    if (this.viewsOf !== this.buf) {
+      this.viewsOf = this.buf
+      this.pageViews = Array.from({length: this.buf.length / PAGE}, (_, k) => this.buf.subarray(k * PAGE, (k + 1) * PAGE))
+    }
+    return this.pageViews[i]
   }
 
   view(pos: number, bytes: number): Uint8Array {

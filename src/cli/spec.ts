@@ -9,8 +9,8 @@
  * flags with char, aliases, required, default, options, min and dependsOn; string args.
  */
 
-export interface BooleanFlag {
-  type: 'boolean'
+/** What every kind of flag has. */
+interface FlagBase {
   description: string
   char?: string
   aliases?: readonly string[]
@@ -18,25 +18,19 @@ export interface BooleanFlag {
   dependsOn?: readonly string[]
 }
 
-export interface StringFlag {
+export interface BooleanFlag extends FlagBase {
+  type: 'boolean'
+}
+
+export interface StringFlag extends FlagBase {
   type: 'string'
-  description: string
-  char?: string
-  aliases?: readonly string[]
-  helpGroup?: string
-  dependsOn?: readonly string[]
   required?: boolean
   default?: string
   options?: readonly string[]
 }
 
-export interface IntegerFlag {
+export interface IntegerFlag extends FlagBase {
   type: 'integer'
-  description: string
-  char?: string
-  aliases?: readonly string[]
-  helpGroup?: string
-  dependsOn?: readonly string[]
   required?: boolean
   default?: number
   min?: number

@@ -22,13 +22,9 @@
  * spare so that consecutive writes do not each reserve a new WASM memory.
  */
 import {alignedBuffer} from './device.js'
-import {assembleParityModule, computeP, computePQ, parityBackend} from './parity.js'
+import {computeP, computePQ, instantiateParity, parityBackend, type ParityWasm} from './parity.js'
 
-interface Kernels {
-  mem: WebAssembly.Memory
-  xorP: (ptab: number, n: number, p: number, len: number) => void
-  genPQ: (ptab: number, n: number, p: number, q: number, len: number) => void
-}
+type Kernels = ParityWasm
 
 const PTAB = 0
 /** most pointer-table entries (the kernels' table holds 256 i32s at PTAB) */
@@ -38,35 +34,15 @@ const RESERVED = 65536
 /** longest run one kernel call covers: pq needs the zero region to be as long as the run */
 const MAX_RUN = RESERVED - ZERO
 
-/** The compiled module: undefined until first use, null when WebAssembly SIMD is unavailable. */
-let compiled: WebAssembly.Module | null | undefined
-
-function parityModule(): WebAssembly.Module | null {
-  if (compiled === undefined) {
-    compiled = null
-    try {
-      if (typeof WebAssembly !== 'undefined') {
-        const bytes = assembleParityModule()
-        if (WebAssembly.validate(bytes)) compiled = new WebAssembly.Module(bytes)
-      }
-    } catch {
-      compiled = null
-    }
-  }
-  return compiled
-}
-
 /** An instance whose memory is RESERVED + size bytes, or null (then the JS fallback is used). */
 function instantiate(size: number): Kernels | null {
-  const mod = parityModule()
-  if (!mod) return null
+  const k = instantiateParity()
+  if (!k) return null
   try {
-    const ex = new WebAssembly.Instance(mod).exports as Record<string, unknown>
-    const mem = ex.mem as WebAssembly.Memory
     const need = RESERVED + size
-    const have = mem.buffer.byteLength
-    if (have < need) mem.grow(Math.ceil((need - have) / 65536))
-    return {mem, xorP: ex.xor_p as Kernels['xorP'], genPQ: ex.gen_pq as Kernels['genPQ']}
+    const have = k.mem.buffer.byteLength
+    if (have < need) k.mem.grow(Math.ceil((need - have) / 65536))
+    return k
   } catch {
     return null
   }

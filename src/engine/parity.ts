@@ -92,7 +92,7 @@ function checkLengths(len: number, pages: readonly Uint8Array[], what: string): 
 //   gen_pq(ptab, n, p, q, len):  p = XOR, q = Horner over the pages, ptab[0] being the highest slot
 // len must be a non-zero multiple of 64 (four v128 lanes per step).
 
-export function assembleParityModule(): Uint8Array<ArrayBuffer> {
+function assembleParityModule(): Uint8Array<ArrayBuffer> {
   const uleb = (v: number): number[] => {
     const out: number[] = []
     do {
@@ -189,23 +189,45 @@ export function assembleParityModule(): Uint8Array<ArrayBuffer> {
   ])
 }
 
-interface ParityWasm {
+export interface ParityWasm {
   mem: WebAssembly.Memory
   xorP: (ptab: number, n: number, p: number, len: number) => void
   genPQ: (ptab: number, n: number, p: number, q: number, len: number) => void
 }
 
-function loadWasm(): ParityWasm | null {
+/** The compiled module: undefined until first use, null when WebAssembly SIMD is unavailable. */
+let compiled: WebAssembly.Module | null | undefined
+
+/** The parity module, compiled once per process (instances: this file's own, and each ParityArena's). */
+export function parityModule(): WebAssembly.Module | null {
+  if (compiled === undefined) {
+    compiled = null
+    try {
+      if (typeof WebAssembly !== 'undefined') {
+        const bytes = assembleParityModule()
+        if (WebAssembly.validate(bytes)) compiled = new WebAssembly.Module(bytes)
+      }
+    } catch {
+      compiled = null
+    }
+  }
+  return compiled
+}
+
+/** A new instance of the parity module with its own memory, or null without WebAssembly SIMD. */
+export function instantiateParity(): ParityWasm | null {
+  const mod = parityModule()
+  if (!mod) return null
   try {
-    if (typeof WebAssembly === 'undefined') return null
-    const bytes = assembleParityModule()
-    if (!WebAssembly.validate(bytes)) return null
-    const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes))
-    const ex = inst.exports as Record<string, unknown>
+    const ex = new WebAssembly.Instance(mod).exports as Record<string, unknown>
     return { mem: ex.mem as WebAssembly.Memory, xorP: ex.xor_p as ParityWasm['xorP'], genPQ: ex.gen_pq as ParityWasm['genPQ'] }
   } catch {
     return null
   }
+}
+
+function loadWasm(): ParityWasm | null {
+  return instantiateParity()
 }
 
 const wasmKernels = loadWasm()

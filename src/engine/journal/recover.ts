@@ -142,6 +142,12 @@ class StripeStates {
     this.reset(r)
     this.flags[r] = 0
   }
+  /** data pages row r holds (a stripe with none, parity only, needs no replay) */
+  dataPages(r: number, info: {pd: number; qd: number}): number {
+    let data = 0
+    for (let k = 0; k < this.slots; k++) if (this.has(r, k) && k !== info.pd && k !== info.qd) data++
+    return data
+  }
   /** rows ever created (alive or dropped) */
   get rowCount(): number { return this.count }
   isAlive(r: number): boolean { return (this.flags[r] & 2) !== 0 }
@@ -235,10 +241,7 @@ export function planRecovery(arr: MdArray, opts: {untilSeq?: bigint; progress?: 
   let dataParity = 0
 
   const replay = (sector: number, r: number) => {
-    const info = geo.stripeInfo(sector)
-    let data = 0
-    for (let k = 0; k < n; k++) if (states.has(r, k) && k !== info.pd && k !== info.qd) data++
-    if (data > 0) {
+    if (states.dataPages(r, geo.stripeInfo(sector)) > 0) {
       for (let k = 0; k < n; k++) if (states.has(r, k)) fromLog.set(sector, k, states.at(r, k))
       dataParity++
     }
@@ -561,7 +564,7 @@ class LogWindow implements LogReader {
   }
 
   /** pages the window can hold */
-  get pages(): number { return Math.max(this.buf.length, this.len) / PAGE }
+  get pages(): number { return this.buf.length / PAGE }
 
   /** index of the page at ring position `pos` in the window, or -1 when it is not there */
   pageIndex(pos: number): number {
@@ -598,8 +601,7 @@ class LogWindow implements LogReader {
     this.beforeMove()
     // read what the log still holds (at least the unit asked for), up to the window size
     const left = (this.extentSectors - this.ring.distance(this.tail, pos)) * 512 + PAGE
-    let len = Math.min(toEnd, Math.max(bytes, Math.min(WINDOW_PAGES * PAGE, left)))
-    if (len < bytes) len = bytes
+    const len = Math.min(toEnd, Math.max(bytes, Math.min(WINDOW_PAGES * PAGE, left))) // >= bytes: bytes <= toEnd here
     if (this.buf.length < len) this.buf = alignedBuffer(len) // a unit larger than the window (tests only)
     this.ring.read(this.buf.subarray(0, len), pos)
     this.start = pos
@@ -643,10 +645,7 @@ export function recoverStreaming(arr: MdArray, untilSeq?: bigint, progress?: (do
   const slotCount = new Int32Array(n)
   const reread = alignedBuffer(Math.min(2 << 20, WINDOW_PAGES * PAGE))
   const replay = (sector: number, r: number) => {
-    const info = geo.stripeInfo(sector)
-    let data = 0
-    for (let k = 0; k < n; k++) if (states.has(r, k) && k !== info.pd && k !== info.qd) data++
-    if (data > 0) {
+    if (states.dataPages(r, geo.stripeInfo(sector)) > 0) {
       for (let k = 0; k < n; k++) {
         if (!states.has(r, k)) continue
         pendPos.push(states.at(r, k))

@@ -93,49 +93,59 @@ function checkPayloadLocations(meta: MetaBlock, ring: Ring, position: number): v
   }
 }
 
-/**
- * Verify the pages of one io unit against the checksums in its meta block. Throws a CorruptError
- * when a payload addresses sectors outside the array (see checkPayloadLocations).
- */
-export function verifyUnitPages(meta: MetaBlock, data: Uint8Array, seed: number, ring: Ring, position: number): PageVerdict[] {
-  checkPayloadLocations(meta, ring, position)
-  const n = data.length / PAGE
-  const sums = new Uint32Array(n)
-  crc32cPages(seed, data, sums, 0)
-  const verdicts: PageVerdict[] = []
-  let k = 0
-  meta.payloads.forEach((p, pi) => {
-    if (p.type === PAYLOAD_FLUSH) return
-    const pages = p.sizeSectors / BLOCK_SECTORS
-    for (let j = 0; j < pages; j++, k++) {
-      const expected = p.checksums[j] >>> 0
-      const actual = sums[k] >>> 0
-      verdicts.push({payload: pi, page: j, position: ring.add(position, BLOCK_SECTORS * (1 + k)), expected, actual, ok: expected === actual})
-    }
-  })
-  return verdicts
-}
-
 let sumScratch = new Uint32Array(256)
 
 /**
- * The same check without a verdict per page (the replay's hot path): the first mismatching page,
- * or null when every page matches.
+ * Check payload locations (see checkPayloadLocations), then checksum every page of the unit in one
+ * call. The sums are in a shared scratch array, valid until the next call.
  */
-function firstBadPage(meta: MetaBlock, data: Uint8Array, seed: number, ring: Ring, position: number): PageVerdict | null {
+function unitPageSums(meta: MetaBlock, data: Uint8Array, seed: number, ring: Ring, position: number): Uint32Array {
   checkPayloadLocations(meta, ring, position)
   const n = data.length / PAGE
   if (sumScratch.length < n) sumScratch = new Uint32Array(n)
   crc32cPages(seed, data, sumScratch, 0)
+  return sumScratch
+}
+
+/**
+ * Compare a unit's page checksums with those in its meta block, page by page in payload order;
+ * `visit` returns true to stop early. Returns the verdict it stopped at, or null.
+ */
+function comparePages(meta: MetaBlock, sums: Uint32Array, ring: Ring, position: number, visit: (v: PageVerdict) => boolean): PageVerdict | null {
   let k = 0
   for (let pi = 0; pi < meta.payloads.length; pi++) {
     const p = meta.payloads[pi]
     if (p.type === PAYLOAD_FLUSH) continue
     const cs = p.checksums
     for (let j = 0; j < cs.length; j++, k++) {
-      if ((cs[j] >>> 0) !== sumScratch[k])
-        return {payload: pi, page: j, position: ring.add(position, BLOCK_SECTORS * (1 + k)), expected: cs[j] >>> 0, actual: sumScratch[k], ok: false}
+      const expected = cs[j] >>> 0
+      const actual = sums[k] >>> 0
+      const v = {payload: pi, page: j, position: ring.add(position, BLOCK_SECTORS * (1 + k)), expected, actual, ok: expected === actual}
+      if (visit(v)) return v
     }
+  }
+  return null
+}
+
+/**
+ * Verify the pages of one io unit against the checksums in its meta block. Throws a CorruptError
+ * when a payload addresses sectors outside the array (see checkPayloadLocations).
+ */
+export function verifyUnitPages(meta: MetaBlock, data: Uint8Array, seed: number, ring: Ring, position: number): PageVerdict[] {
+  const sums = unitPageSums(meta, data, seed, ring, position)
+  const verdicts: PageVerdict[] = []
+  comparePages(meta, sums, ring, position, v => { verdicts.push(v); return false })
+  return verdicts
+}
+
+/** The same check without a verdict per page (the replay's hot path): the first mismatch, or null. */
+function firstBadPage(meta: MetaBlock, data: Uint8Array, seed: number, ring: Ring, position: number): PageVerdict | null {
+  const sums = unitPageSums(meta, data, seed, ring, position)
+  // fast path: compare plain numbers; build the verdict only for a mismatch
+  let k = 0
+  for (const p of meta.payloads) {
+    if (p.type === PAYLOAD_FLUSH) continue
+    for (const c of p.checksums) if ((c >>> 0) !== sums[k++]) return comparePages(meta, sums, ring, position, v => !v.ok)
   }
   return null
 }

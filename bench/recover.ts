@@ -8,6 +8,8 @@
  *                                        done anyway when the recover target fails
  *   --runs N      timed runs per row (default 3, median)       --rss-large MiB   second RSS journal size (default 2048)
  *   --keep        keep the image files (the folder is printed)  --json            also print every measurement as JSON
+ *   --setup-only DIR   make the dirty set (pristine/, plus work/ as a copy) in DIR, print its devices as JSON and
+ *                      stop: for profiling recover by hand (copy pristine/ over work/ before each run)
  *
  * How a full dirty journal is made quickly (setup, never timed): RAID5, 4 members, 512K chunk, a 1152 MiB
  * journal; 768 MiB of random data is written in-process with the engine's writeData and its crash injector
@@ -71,9 +73,9 @@ const opt: Record<string, string> = {}
 for (let i = 0; i < argv.length; i++) {
   const a = argv[i]
   if (['--quick', '--keep', '--json', '--profile'].includes(a)) flagSet.add(a)
-  else if (['--runs', '--rss-large'].includes(a) && i + 1 < argv.length) opt[a] = argv[++i]
+  else if (['--runs', '--rss-large', '--setup-only'].includes(a) && i + 1 < argv.length) opt[a] = argv[++i]
   else {
-    process.stderr.write(`bench/recover: unknown argument ${a} (use --quick, --keep, --json, --profile, --runs N, --rss-large MiB)\n`)
+    process.stderr.write(`bench/recover: unknown argument ${a} (use --quick, --keep, --json, --profile, --runs N, --rss-large MiB, --setup-only DIR)\n`)
     process.exit(2)
   }
 }
@@ -276,7 +278,19 @@ function ioFloor(journal: string, members: string[], logStart: number, logBytes:
   return seconds
 }
 
+/** --setup-only DIR: the dirty set and a work copy, nothing timed */
+function setupOnly(dir: string): void {
+  const P = makeArray(path.join(dir, 'pristine'), REC_JOURNAL, REC_ROWS)
+  const dirty = makeDirty(P, REC_ROWS)
+  const work = path.join(dir, 'work')
+  fs.mkdirSync(work, {recursive: true})
+  const workDevs = P.devs.map(d => path.join(work, path.basename(d)))
+  for (let i = 0; i < P.devs.length; i++) copyOver(P.devs[i], workDevs[i])
+  process.stdout.write(JSON.stringify({pristine: P.devs, work: workDevs, dirty}, null, 2) + '\n')
+}
+
 function main() {
+  if (opt['--setup-only']) return setupOnly(path.resolve(opt['--setup-only']))
   const facts = machine()
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'r5bench-rec-'))
   say(`r5ctl recover bench${quick ? ' --quick' : ''}: ${facts.date}, ${facts.nproc} CPUs (${facts.cpu}), ${facts.memoryGiB} GiB RAM, ` +

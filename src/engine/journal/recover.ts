@@ -16,12 +16,12 @@
  *           empty meta block at the stop position with seq + 10000, then journal_tail and
  *           events in every superblock, last.
  */
-import {PAYLOAD_DATA, PAYLOAD_FLUSH, PAYLOAD_PARITY, encodeMetaBlock, type Payload} from '../format/meta.js'
+import {MetaColumns, PAYLOAD_DATA, PAYLOAD_FLUSH, PAYLOAD_PARITY, encodeMetaBlock, type Payload} from '../format/meta.js'
 import type {MdArray} from '../array.js'
 import {alignedBuffer} from '../device.js'
 import {computeP, computeQ} from '../parity.js'
 import {CorruptError} from '../errors.js'
-import {scanLog, type LogReader, type ScanStop} from './scan.js'
+import {scanLog, type LogReader, type ScanStop, type ScannedUnit} from './scan.js'
 import {BLOCK_SECTORS, PAGE, type Ring} from './ring.js'
 
 /**
@@ -170,7 +170,8 @@ class StripeStates {
  * unit: DATA makes a stripe caching (and first replays it if it was complete), PARITY completes
  * it, FLUSH forgets it. `replay` is called for a complete stripe that new data arrives for.
  */
-function feedUnit(arr: MdArray, states: StripeStates, u: {position: number; meta: {payloads: Payload[]}}, replay: (sector: number, row: number) => void): void {
+function feedUnit(arr: MdArray, states: StripeStates, u: ScannedUnit, replay: (sector: number, row: number) => void): void {
+  if (u.cols) return feedColumns(arr, states, u.position, u.cols, replay)
   const ring = arr.ring!
   const geo = arr.geometry
   const loc = {member: 0, memberSector: 0}
@@ -180,24 +181,48 @@ function feedUnit(arr: MdArray, states: StripeStates, u: {position: number; meta
       for (const s of p.stripes) states.drop(Number(s))
       continue
     }
-    if (p.type === PAYLOAD_DATA) {
-      geo.locate(Number(p.location), loc)
-      const sector = loc.memberSector
-      const r = states.row(sector)
-      const info = geo.stripeInfo(sector)
-      if (!states.caching(r) && states.has(r, info.pd)) replay(sector, r)
-      states.set(r, loc.member, pos)
-      states.setCaching(r, true)
-    } else if (p.type === PAYLOAD_PARITY) {
-      const sector = Number(p.location)
-      const r = states.row(sector)
-      const info = geo.stripeInfo(sector)
-      states.set(r, info.pd, pos)
-      if (info.qd >= 0) states.set(r, info.qd, ring.add(pos, BLOCK_SECTORS))
-      states.setCaching(r, false)
-    }
+    if (p.type === PAYLOAD_DATA) dataPayload(arr, states, Number(p.location), pos, replay, loc)
+    else if (p.type === PAYLOAD_PARITY) parityPayload(arr, states, Number(p.location), pos)
     pos = ring.add(pos, p.sizeSectors)
   }
+}
+
+/** feedUnit over a meta block decoded into columns (the replay's hot path) */
+function feedColumns(arr: MdArray, states: StripeStates, position: number, cols: MetaColumns, replay: (sector: number, row: number) => void): void {
+  const ring = arr.ring!
+  const loc = {member: 0, memberSector: 0}
+  const {type, location, size} = cols
+  let pos = ring.add(position, BLOCK_SECTORS)
+  for (let i = 0; i < cols.count; i++) {
+    const t = type[i]
+    if (t === PAYLOAD_FLUSH) {
+      for (let k = 0; k < size[i] / 8; k++) states.drop(cols.stripe(i, k))
+      continue
+    }
+    if (t === PAYLOAD_DATA) dataPayload(arr, states, location[i], pos, replay, loc)
+    else parityPayload(arr, states, location[i], pos)
+    pos = ring.add(pos, size[i])
+  }
+}
+
+/** a DATA payload: the stripe caches (a complete one is replayed first) */
+function dataPayload(arr: MdArray, states: StripeStates, location: number, pos: number, replay: (sector: number, row: number) => void,
+  loc: {member: number; memberSector: number}): void {
+  arr.geometry.locate(location, loc)
+  const sector = loc.memberSector
+  const r = states.row(sector)
+  if (!states.caching(r) && states.has(r, arr.geometry.stripeInfo(sector).pd)) replay(sector, r)
+  states.set(r, loc.member, pos)
+  states.setCaching(r, true)
+}
+
+/** a PARITY payload: the stripe is complete */
+function parityPayload(arr: MdArray, states: StripeStates, sector: number, pos: number): void {
+  const r = states.row(sector)
+  const info = arr.geometry.stripeInfo(sector)
+  states.set(r, info.pd, pos)
+  if (info.qd >= 0) states.set(r, info.qd, arr.ring!.add(pos, BLOCK_SECTORS))
+  states.setCaching(r, false)
 }
 
 type PageMap = StripePages
@@ -248,7 +273,7 @@ export function planRecovery(arr: MdArray, opts: {untilSeq?: bigint; progress?: 
     states.reset(r)
   }
 
-  for (const u of scanLog(ring, arr.seed, tail, {...tally.scanOptions(opts.untilSeq), verdicts: false})) {
+  for (const u of scanLog(ring, arr.seed, tail, {...tally.scanOptions(opts.untilSeq), verdicts: false, columns: new MetaColumns()})) {
     tally.count(u)
     feedUnit(arr, states, u, replay)
     opts.progress?.(tally.scanned, ring.sizeBytes)
@@ -502,11 +527,11 @@ class LogTally {
     }
   }
 
-  count(u: {seq: bigint; pages: number; meta: {payloads: Payload[]}}): void {
+  count(u: ScannedUnit): void {
     if (this.tailSeq === null) this.tailSeq = u.seq
     this.units++
     this.scanned += (1 + u.pages) * PAGE
-    if (u.meta.payloads.length === 0) this.emptyUnits++
+    if ((u.cols ? u.cols.count : u.meta.payloads.length) === 0) this.emptyUnits++
   }
 
   finish(): VerifiedLog {
@@ -530,7 +555,7 @@ class LogTally {
  */
 export function logExtent(arr: MdArray, untilSeq?: bigint): VerifiedLog {
   const tally = new LogTally(arr, arr.journalTail)
-  for (const u of scanLog(arr.ring!, arr.seed, tally.tail, {...tally.scanOptions(untilSeq), metaOnly: true})) tally.count(u)
+  for (const u of scanLog(arr.ring!, arr.seed, tally.tail, {...tally.scanOptions(untilSeq), metaOnly: true, columns: new MetaColumns()})) tally.count(u)
   return tally.finish()
 }
 
@@ -724,7 +749,7 @@ export function recoverStreaming(arr: MdArray, untilSeq?: bigint, progress?: (do
     pendSector.length = 0
   }
   const tally = new LogTally(arr, extent.tailSector)
-  for (const u of scanLog(ring, arr.seed, tally.tail, {...tally.scanOptions(untilSeq), reader: window, verdicts: false})) {
+  for (const u of scanLog(ring, arr.seed, tally.tail, {...tally.scanOptions(untilSeq), reader: window, verdicts: false, columns: new MetaColumns()})) {
     tally.count(u)
     feedUnit(arr, states, u, replay)
     progress?.(Math.min(tally.scanned, total), total)

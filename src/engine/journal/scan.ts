@@ -10,7 +10,7 @@
  * Memory is bounded: one io unit (meta block + at most ~200 pages) is held at a time.
  */
 import {crc32cPages} from '../checksum.js'
-import {decodeMetaBlock, pagesOf, type MetaBlock, type MetaProblem, PAYLOAD_DATA, PAYLOAD_FLUSH, PAYLOAD_PARITY} from '../format/meta.js'
+import {MetaColumns, decodeMetaBlock, decodeMetaColumns, pagesOf, type MetaBlock, type MetaProblem, PAYLOAD_DATA, PAYLOAD_FLUSH, PAYLOAD_PARITY} from '../format/meta.js'
 import {CorruptError} from '../errors.js'
 import {alignedBuffer} from '../device.js'
 import {BLOCK_SECTORS, PAGE, type Ring} from './ring.js'
@@ -29,7 +29,10 @@ export interface PageVerdict {
 export interface ScannedUnit {
   position: number
   seq: bigint
-  meta: MetaBlock
+  /** the meta block as objects (with `columns`, decoded on first use: read it before the next unit) */
+  readonly meta: MetaBlock
+  /** with the `columns` option: the meta block's payloads as typed arrays, valid until the next unit */
+  cols: MetaColumns | null
   /** number of 4 KiB pages after the meta block */
   pages: number
   verdicts: PageVerdict[]
@@ -93,6 +96,22 @@ function checkPayloadLocations(meta: MetaBlock, ring: Ring, position: number): v
   }
 }
 
+/** checkPayloadLocations over columns: plain number tests; on any failure the object form says why */
+function checkColumnLocations(cols: MetaColumns, ring: Ring, position: number, seed: number): void {
+  const lim = ring.payloadLimits
+  if (!lim) return
+  if (cols.hugeLocation) return checkPayloadLocations(cols.toMetaBlock(seed), ring, position)
+  const {type, location, size} = cols
+  for (let i = 0; i < cols.count; i++) {
+    const t = type[i]
+    if (t === PAYLOAD_FLUSH) continue
+    const loc = location[i]
+    if (loc % BLOCK_SECTORS !== 0 ||
+        (t === PAYLOAD_DATA && loc + Math.max(size[i], BLOCK_SECTORS) > lim.arraySectors) ||
+        (t === PAYLOAD_PARITY && loc + BLOCK_SECTORS > lim.memberSectors)) return checkPayloadLocations(cols.toMetaBlock(seed), ring, position)
+  }
+}
+
 let sumScratch = new Uint32Array(256)
 
 /**
@@ -151,6 +170,33 @@ function firstBadPage(meta: MetaBlock, data: Uint8Array, seed: number, ring: Rin
 }
 
 /**
+ * firstBadPage over columns. `sums` holds the unit's page checksums (computed here when null).
+ * The verdict for a mismatch comes from the object form, so it reads exactly as the slow path's.
+ */
+function firstBadPageColumns(cols: MetaColumns, data: Uint8Array, sums: Uint32Array | null, seed: number, ring: Ring, position: number): PageVerdict | null {
+  checkColumnLocations(cols, ring, position, seed)
+  if (!sums) {
+    const n = data.length / PAGE
+    if (sumScratch.length < n) sumScratch = new Uint32Array(n)
+    crc32cPages(seed, data, sumScratch, 0)
+    sums = sumScratch
+  }
+  const {type, size, at, dv} = cols
+  let k = 0
+  for (let i = 0; i < cols.count; i++) {
+    if (type[i] === PAYLOAD_FLUSH) continue
+    const n = size[i] / BLOCK_SECTORS
+    for (let j = 0, o = at[i]; j < n; j++, k++, o += 4) {
+      if (dv.getUint32(o, true) !== sums[k]) {
+        const copy = sums.slice(0, data.length / PAGE)
+        return comparePages(cols.toMetaBlock(seed), copy, ring, position, v => !v.ok)
+      }
+    }
+  }
+  return null
+}
+
+/**
  * Where scanLog gets ring bytes from. The default reads each meta block and each unit's pages
  * into buffers of its own; the replay passes a windowed reader that serves views of one large
  * read, so the log is read once in big requests and complete stripes go to the members straight
@@ -159,6 +205,11 @@ function firstBadPage(meta: MetaBlock, data: Uint8Array, seed: number, ring: Rin
 export interface LogReader {
   /** `bytes` of the ring from position `pos` (sectors); valid until the next call */
   view(pos: number, bytes: number): Uint8Array
+  /**
+   * The checksums of the `pages` pages from `pos` (the last view's), when the reader has them
+   * already (computed ahead, e.g. on another core); null when not. Valid until the next call.
+   */
+  pageSums?(pos: number, pages: number): Uint32Array | null
 }
 
 function plainReader(ring: Ring): LogReader {
@@ -204,9 +255,15 @@ export function* scanLog(
      * intact). Payload locations are still checked. For a quick look at the extent of the log.
      */
     metaOnly?: boolean
+    /**
+     * Decode meta blocks into these reusable columns (units carry `cols`; `meta` is decoded only
+     * when read). The replay's hot path: no object or BigInt per payload.
+     */
+    columns?: MetaColumns
   },
 ): Generator<ScannedUnit> {
   const reader = opts.reader ?? plainReader(ring)
+  const cols = opts.columns ?? null
   const wantVerdicts = opts.verdicts !== false
   const empty: Uint8Array = new Uint8Array(0)
   let pos = tail
@@ -219,24 +276,39 @@ export function* scanLog(
       return
     }
     if (opts.maxUnits !== undefined && units >= opts.maxUnits) return
-    const {meta, problems} = decodeMetaBlock(reader.view(pos, PAGE), seed, {seq: expectSeq, position: BigInt(pos)})
-    if (!meta || problems.length > 0) {
-      const pr = problems[0] ?? {code: 'short' as const, message: 'unreadable meta block'}
-      opts.onStop({position: pos, expectedSeq: expectSeq ?? null, code: pr.code, message: pr.message})
-      return
+    const block = reader.view(pos, PAGE)
+    let meta: MetaBlock | null = null
+    let seq: bigint
+    let pages: number
+    if (cols && decodeMetaColumns(block, seed, expectSeq, pos, cols)) {
+      seq = cols.seq
+      pages = cols.pages
+    } else {
+      const d = decodeMetaBlock(block, seed, {seq: expectSeq, position: BigInt(pos)})
+      if (!d.meta || d.problems.length > 0) {
+        const pr = d.problems[0] ?? {code: 'short' as const, message: 'unreadable meta block'}
+        opts.onStop({position: pos, expectedSeq: expectSeq ?? null, code: pr.code, message: pr.message})
+        return
+      }
+      if (cols) throw new Error(`internal: the meta block at journal sector ${pos} is valid, but the columns decoder refused it`)
+      meta = d.meta
+      seq = meta.seq
+      pages = pagesOf(meta)
     }
-    const pages = pagesOf(meta)
     if ((pages + 1) * BLOCK_SECTORS + walked > ring.sizeSectors) {
-      opts.onStop({position: pos, expectedSeq: meta.seq, code: 'too-large', message: `io unit of ${pages} pages does not fit in the log`})
+      opts.onStop({position: pos, expectedSeq: seq, code: 'too-large', message: `io unit of ${pages} pages does not fit in the log`})
       return
     }
     let data = empty
     let verdicts: PageVerdict[] = []
     let bad: PageVerdict | null = null
-    if (opts.metaOnly) checkPayloadLocations(meta, ring, pos)
-    else {
+    if (opts.metaOnly) {
+      if (meta) checkPayloadLocations(meta, ring, pos)
+      else checkColumnLocations(cols!, ring, pos, seed)
+    } else {
       if (pages > 0) data = reader.view(ring.add(pos, BLOCK_SECTORS), pages * PAGE)
-      if (wantVerdicts) {
+      if (!meta) bad = firstBadPageColumns(cols!, data, pages > 0 ? reader.pageSums?.(ring.add(pos, BLOCK_SECTORS), pages) ?? null : null, seed, ring, pos)
+      else if (wantVerdicts) {
         verdicts = verifyUnitPages(meta, data, seed, ring, pos)
         bad = verdicts.find(v => !v.ok) ?? null
       } else bad = firstBadPage(meta, data, seed, ring, pos)
@@ -244,27 +316,40 @@ export function* scanLog(
     const allPagesOk = bad === null
     const nextPosition = ring.add(pos, BLOCK_SECTORS * (1 + pages))
     if (bad && opts.kernelSkipOnDataMismatch) {
-      opts.kernelSkipOnDataMismatch({position: pos, seq: meta.seq,
+      opts.kernelSkipOnDataMismatch({position: pos, seq,
         message: `page at sector ${bad.position} has checksum ${hex(bad.actual)}, logged ${hex(bad.expected)}`})
       walked += BLOCK_SECTORS
       pos = ring.add(pos, BLOCK_SECTORS)
-      expectSeq = meta.seq + 1n
+      expectSeq = seq + 1n
       continue
     }
     if (bad && !opts.continueOnDataMismatch) {
-      opts.onStop({position: pos, expectedSeq: meta.seq, code: 'data-checksum',
-        message: `page at sector ${bad.position} of the io unit with seq ${meta.seq} has checksum ${hex(bad.actual)}, logged ${hex(bad.expected)}`})
+      opts.onStop({position: pos, expectedSeq: seq, code: 'data-checksum',
+        message: `page at sector ${bad.position} of the io unit with seq ${seq} has checksum ${hex(bad.actual)}, logged ${hex(bad.expected)}`})
       return
     }
-    yield {position: pos, seq: meta.seq, meta, pages, verdicts, data, nextPosition, allPagesOk}
+    yield meta ? {position: pos, seq, meta, cols: null, pages, verdicts, data, nextPosition, allPagesOk}
+      : new ColumnUnit(pos, seq, cols!, seed, pages, data, nextPosition, allPagesOk)
     units++
     walked += BLOCK_SECTORS * (1 + pages)
     pos = nextPosition
-    expectSeq = meta.seq + 1n
-    if (opts.untilSeq !== undefined && meta.seq >= opts.untilSeq) {
-      opts.onStop({position: pos, expectedSeq: expectSeq, code: 'until-seq', message: `stopped after seq ${meta.seq} as asked (--until-seq)`})
+    expectSeq = seq + 1n
+    if (opts.untilSeq !== undefined && seq >= opts.untilSeq) {
+      opts.onStop({position: pos, expectedSeq: expectSeq, code: 'until-seq', message: `stopped after seq ${seq} as asked (--until-seq)`})
       return
     }
+  }
+}
+
+/** A unit decoded into columns; its object form is made only if asked for (before the next unit). */
+class ColumnUnit implements ScannedUnit {
+  readonly verdicts: PageVerdict[] = []
+  private objects: MetaBlock | null = null
+  constructor(readonly position: number, readonly seq: bigint, readonly cols: MetaColumns, private readonly seed: number, readonly pages: number,
+    readonly data: Uint8Array, readonly nextPosition: number, readonly allPagesOk: boolean) {}
+
+  get meta(): MetaBlock {
+    return (this.objects ??= this.cols.toMetaBlock(this.seed))
   }
 }
 

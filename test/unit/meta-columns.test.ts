@@ -1,0 +1,143 @@
+/**
+ * decodeMetaColumns (the replay's allocation-free meta block decoder) against the reference
+ * decodeMetaBlock: the same yes/no on valid blocks and on blocks broken in every field the kernel
+ * checks (magic, version, meta_size, checksum, seq, position, payload sizes and types, payloads
+ * running past meta_size), and on a yes, the same payloads (type, size, location, checksums,
+ * flush stripes). Mutated blocks are re-checksummed half of the time, so the payload checks are
+ * reached too and not only the checksum.
+ */
+import assert from 'node:assert/strict'
+import {crc32cRaw, uuidSeed} from '../../src/engine/checksum.js'
+import {
+  type Payload, BLOCK_SIZE, MetaColumns, PAYLOAD_DATA, PAYLOAD_FLUSH, PAYLOAD_PARITY, decodeMetaBlock, decodeMetaColumns, encodeMetaBlock, pagesOf,
+} from '../../src/engine/format/meta.js'
+import {rng} from '../helpers/reference.js'
+
+const SEED = uuidSeed(Uint8Array.from({length: 16}, (_, i) => i * 29 + 5))
+
+function randomPayloads(r: () => number): Payload[] {
+  const out: Payload[] = []
+  let bytes = 32
+  const want = Math.floor(r() * 60)
+  for (let i = 0; i < want; i++) {
+    const kind = r()
+    if (kind < 0.1) {
+      const n = Math.floor(r() * 6)
+      if (bytes + 8 + 8 * n > BLOCK_SIZE) break
+      out.push({type: PAYLOAD_FLUSH, flags: 1, stripes: Array.from({length: n}, () => BigInt(Math.floor(r() * 2 ** 40)) * 8n)})
+      bytes += 8 + 8 * n
+    } else {
+      const pages = 1 + Math.floor(r() * 3)
+      if (bytes + 16 + 4 * pages > BLOCK_SIZE) break
+      // locations: mostly ordinary, some above 2^32, some at or above 2^53
+      const big = r()
+      const location = big < 0.05 ? 2n ** 53n + BigInt(Math.floor(r() * 1000)) * 8n : big < 0.2 ? BigInt(Math.floor(r() * 2 ** 44)) * 8n : BigInt(Math.floor(r() * 2 ** 20)) * 8n
+      out.push({type: kind < 0.6 ? PAYLOAD_DATA : PAYLOAD_PARITY, flags: 0, sizeSectors: 8 * pages, location,
+        checksums: Array.from({length: pages}, () => Math.floor(r() * 2 ** 32))})
+      bytes += 16 + 4 * pages
+    }
+  }
+  return out
+}
+
+function rechecksum(page: Uint8Array): void {
+  const dv = new DataView(page.buffer, page.byteOffset, BLOCK_SIZE)
+  dv.setUint32(4, 0, true)
+  dv.setUint32(4, crc32cRaw(SEED, page), true)
+}
+
+/** one way of breaking a block, at a random place */
+function mutate(page: Uint8Array, r: () => number): string {
+  const dv = new DataView(page.buffer, page.byteOffset, BLOCK_SIZE)
+  const metaSize = dv.getUint32(12, true)
+  const what = Math.floor(r() * 9)
+  switch (what) {
+    case 0: dv.setUint32(0, dv.getUint32(0, true) ^ (1 << Math.floor(r() * 32)), true); return 'magic'
+    case 1: dv.setUint8(8, Math.floor(r() * 4)); return 'version'
+    case 2: dv.setUint32(12, Math.floor(r() * 5000), true); return 'meta_size'
+    case 3: dv.setUint32(12, Math.max(32, metaSize - 1 - Math.floor(r() * 20)), true); return 'meta_size cut into a payload'
+    case 4: page[Math.floor(r() * BLOCK_SIZE)] ^= 1 + Math.floor(r() * 255); return 'any byte'
+    case 5: dv.setUint16(32 + 4 * Math.floor(r() * 16), Math.floor(r() * 5), true); return 'a payload type (maybe)'
+    case 6: dv.setUint32(36 + 4 * Math.floor(r() * 16), Math.floor(r() * 40), true); return 'a payload size (maybe)'
+    case 7: page[Math.floor(r() * 32)] ^= 0x80; return 'a header byte'
+    default: return 'nothing'
+  }
+}
+
+function assertSame(page: Uint8Array, seq: bigint | undefined, position: number, cols: MetaColumns, why: string): void {
+  const ref = decodeMetaBlock(page, SEED, {seq, position: BigInt(position)})
+  const refOk = ref.meta !== null && ref.problems.length === 0
+  const ok = decodeMetaColumns(page, SEED, seq, position, cols)
+  assert.equal(ok, refOk, `${why}: columns say ${ok}, reference says ${refOk} (${ref.problems.map(p => p.code).join(', ')})`)
+  if (!ok) return
+  const m = ref.meta!
+  assert.equal(cols.seq, m.seq, why)
+  assert.equal(cols.count, m.payloads.length, why)
+  assert.equal(cols.pages, pagesOf(m), why)
+  let huge = false
+  m.payloads.forEach((p, i) => {
+    assert.equal(cols.type[i], p.type, `${why}: payload ${i} type`)
+    if (p.type === PAYLOAD_FLUSH) {
+      assert.equal(cols.size[i], 8 * p.stripes.length, `${why}: payload ${i} size`)
+      p.stripes.forEach((s, k) => assert.equal(cols.stripe(i, k), Number(s), `${why}: payload ${i} stripe ${k}`))
+    } else {
+      assert.equal(cols.size[i], p.sizeSectors, `${why}: payload ${i} size`)
+      if (p.location >= 2n ** 53n) huge = true
+      else assert.equal(cols.location[i], Number(p.location), `${why}: payload ${i} location`)
+      p.checksums.forEach((c, k) => assert.equal(cols.sum(i, k), c >>> 0, `${why}: payload ${i} checksum ${k}`))
+    }
+  })
+  assert.equal(cols.hugeLocation, huge, `${why}: hugeLocation`)
+  assert.deepEqual(cols.toMetaBlock(SEED), m, `${why}: toMetaBlock`)
+}
+
+describe('decodeMetaColumns against decodeMetaBlock', () => {
+  it('agrees on 3000 valid random blocks (payloads, locations beyond 2^32 and 2^53, positions beyond 2^32)', () => {
+    const r = rng(101)
+    const cols = new MetaColumns()
+    for (let t = 0; t < 3000; t++) {
+      const seq = BigInt(Math.floor(r() * 2 ** 48))
+      const position = r() < 0.2 ? Math.floor(r() * 2 ** 40) * 8 : Math.floor(r() * 2 ** 20) * 8
+      const page = encodeMetaBlock({seq, position: BigInt(position), payloads: randomPayloads(r)}, SEED)
+      assertSame(page, seq, position, cols, `case ${t}`)
+      assert.ok(decodeMetaColumns(page, SEED, seq, position, cols), `case ${t}: valid block refused`)
+      // no seq expectation (the tail block) is also a yes
+      assertSame(page, undefined, position, cols, `case ${t}, no seq`)
+    }
+  })
+
+  it('refuses a wrong seq or position exactly when the reference does', () => {
+    const r = rng(7)
+    const cols = new MetaColumns()
+    for (let t = 0; t < 500; t++) {
+      const seq = BigInt(Math.floor(r() * 2 ** 40))
+      const position = Math.floor(r() * 2 ** 36) * 8
+      const page = encodeMetaBlock({seq, position: BigInt(position), payloads: randomPayloads(r)}, SEED)
+      assertSame(page, seq + 1n, position, cols, `case ${t}: seq + 1`)
+      assertSame(page, seq, position + 8, cols, `case ${t}: position + 8`)
+      assertSame(page, seq, position + 2 ** 32 * 8, cols, `case ${t}: position + 2^35 (high half only)`)
+    }
+  })
+
+  it('agrees on 20000 broken blocks, half of them re-checksummed', () => {
+    const r = rng(2024)
+    const cols = new MetaColumns()
+    let refused = 0
+    for (let t = 0; t < 20000; t++) {
+      const seq = BigInt(Math.floor(r() * 2 ** 32))
+      const position = Math.floor(r() * 2 ** 24) * 8
+      const page = encodeMetaBlock({seq, position: BigInt(position), payloads: randomPayloads(r)}, SEED)
+      const what = mutate(page, r)
+      if (r() < 0.5) rechecksum(page)
+      assertSame(page, seq, position, cols, `case ${t} (${what})`)
+      if (!decodeMetaColumns(page, SEED, seq, position, cols)) refused++
+    }
+    // the mutations must mostly break something, or this test proves little
+    assert.ok(refused > 12000, `only ${refused} of 20000 broken blocks were refused`)
+  })
+
+  it('refuses a short block, as the reference reports it', () => {
+    const page = encodeMetaBlock({seq: 5n, position: 8n, payloads: []}, SEED)
+    assertSame(page.subarray(0, 4000), 5n, 8, new MetaColumns(), 'short')
+  })
+})

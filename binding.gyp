@@ -3,7 +3,8 @@
     {
       "target_name": "crc32c_pages",
       "sources": ["native/crc32c_pages.c"],
-      "cflags": ["-O3", "-std=c11"],
+      "cflags": ["-O3", "-std=c11", "-pthread"],
+      "ldflags": ["-pthread"],
       "defines": ["NAPI_VERSION=8"]
     }
   ]

@@ -13,17 +13,82 @@
  * independent pages per loop iteration keep the unit busy: about 3x the single-stream speed.
  *
  * Exports:
- *   sse42: boolean                        -- true when the CPU has SSE4.2 (else pages/raw throw)
+ *   sse42: boolean                        -- true when the CPU has SSE4.2 (else the functions throw)
  *   pages(seed, buf: Uint8Array, out: Uint32Array, outOff): void
  *                                         -- out[outOff + i] = raw(seed, page i); buf.length % 4096 == 0
  *   raw(seed, buf: Uint8Array): number    -- raw(seed, buf) for any length (one stream)
+ *   pagesStart(seed, buf: Uint8Array, out: Uint32Array, outOff): void
+ *                                         -- the same as pages(), but computed on a helper thread while
+ *                                            JS goes on; same argument checks (nothing happens when they
+ *                                            fail). At most one job is outstanding: an unfinished
+ *                                            previous job is waited for (and released) first.
+ *   readStart(fd, position, buf: Uint8Array, seed, out: Uint32Array, outOff): void
+ *                                         -- on the helper thread, pread buf.length bytes (a multiple of
+ *                                            4096) from fd at byte offset position (a safe integer >= 0)
+ *                                            into buf, READ_CHUNK at a time, and checksum the pages as they
+ *                                            arrive: out[outOff + i] = raw(seed, page i). Same checks as
+ *                                            pagesStart plus fd / position; the same job slot.
+ *   pagesWait(upTo: number): number       -- block until at least min(upTo, pages) pages of the current
+ *                                            job are final in out (and, for a read, in buf); returns the
+ *                                            pages done (0 with no job). When a read job failed before
+ *                                            upTo pages, throws an Error: message "read failed at offset
+ *                                            N: <strerror text | short read (end of file)>", code the
+ *                                            errno name (EIO, EBADF, ...) or ESHORT, plus offset (the
+ *                                            absolute byte offset of the failure), pages (pages that are
+ *                                            final: every page read completely before it) and reason.
+ *                                            Waits for no more than those pages return normally.
  * Buffers may sit at any byteOffset: all loads go through memcpy (compiled to unaligned movs).
  * Built for anything but x86-64 with GCC/Clang, the module still loads, exports sse42 = false, and the
  * JS side falls back to another backend.
+ *
+ * The helper thread (pagesStart/readStart/pagesWait)
+ * --------------------------------------------------
+ * One persistent pthread per Node environment (main thread or worker_thread that loaded the addon),
+ * created on the first pagesStart or readStart and reused by every later job. A job holds strong
+ * references (napi_create_reference, refcount 1) on buf and out so the GC cannot free them while the
+ * helper uses them; napi_get_typedarray_info has already moved any on-heap typed array to a fixed
+ * backing store, so the pointers stay valid. The references are dropped on the JS thread (N-API is not
+ * thread-safe): by the pagesWait that sees the job complete (or failed), or by the next start.
+ * A read job (readStart) preads READ_CHUNK bytes at a time (looping on EINTR and partial reads) and
+ * checksums what has arrived while it is still in cache, in whole groups (the remainder of a chunk goes
+ * with the next one), so a published page count covers both the bytes and the checksums. On a read
+ * error or end of file it checksums and publishes the pages read completely, records errno (or "short
+ * read") and the byte offset, sets `failed` and wakes the waiter, and stops. The fd must stay open
+ * until the job is waited for: the helper does not own it.
+ * Progress: the helper checksums GROUP pages at a time and publishes its count of finished pages with
+ * a release-store; pagesWait reads it with an acquire-load (no lock when enough is done); otherwise it
+ * registers the count it needs and sleeps on a mutex + condition variable -- when the target is far,
+ * until EARLY pages before it, then it polls (with pause; only with more than one CPU, only while the
+ * count keeps moving, at most SPIN_NS) so the futex wake-up latency overlaps the last pages instead of
+ * adding to them. The "keeps moving" rule matters: the kernel likes to put a freshly woken helper on
+ * the waker's own core, and polling there would hold the helper up until the poll gives in.
+ * The helper only takes the lock to signal when a registered waiter's count is reached (one wake-up
+ * per wait, not one per group); a seq_cst fence on both sides (store count / fence / load target
+ * against store target / fence / load count) guarantees that one of them sees the other, so no
+ * wake-up is lost.
+ * A failed read also ends a wait: `failed` is published like the count (release-store, fence, load of
+ * the waiter's target, signal), and the sleeping and polling loops test it next to the count.
+ * Shutdown: an env cleanup hook stops the helper (it checks between groups and read chunks) and joins
+ * it, so the process or worker exits cleanly even with a job still running.
  */
+#ifdef __linux__
+#define _GNU_SOURCE /* sched_getaffinity / CPU_COUNT; implies the POSIX 2008 interfaces */
+#else
+#define _POSIX_C_SOURCE 200809L
+#endif
+#define _FILE_OFFSET_BITS 64 /* pread at offsets past 2 GiB on 32-bit builds too */
 #include <node_api.h>
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #define PAGE 4096
 
@@ -63,6 +128,10 @@ __attribute__((target("sse4.2"))) static void crc_pages(uint32_t seed, const uin
   }
   for (; i < n; i++) out[i] = crc_raw(seed, b + i * PAGE, PAGE);
 }
+
+static inline void cpu_relax(void) { _mm_pause(); }
+#else
+static inline void cpu_relax(void) {}
 #endif
 
 static int have_sse42 = 0;
@@ -91,39 +160,61 @@ static int get_seed(napi_env env, napi_value v, uint32_t *seed) {
   return 1;
 }
 
-static napi_value js_pages(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
+/* Arguments of pages(), pagesStart() and readStart(), checked; throws and returns 0 on failure (nothing written). */
+typedef struct {
   uint32_t seed;
+  uint8_t *buf;
+  uint32_t *out; /* already advanced by outOff */
+  size_t n;      /* pages */
+  napi_value vbuf, vout;
+} pages_args;
+
+/* argv = {seed, buf, out, outOff}. */
+static int check_pages_args(napi_env env, const napi_value *argv, pages_args *a) {
   size_t blen, olen;
   double off;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  if (argc < 4) {
-    napi_throw_type_error(env, NULL, "pages(seed, buf, out, outOff): 4 arguments expected");
-    return NULL;
-  }
-  if (!get_seed(env, argv[0], &seed)) return NULL;
-  const uint8_t *buf = typed_array(env, argv[1], napi_uint8_array, &blen, "buf must be a Uint8Array");
-  if (!buf) return NULL;
+  if (!get_seed(env, argv[0], &a->seed)) return 0;
+  a->buf = typed_array(env, argv[1], napi_uint8_array, &blen, "buf must be a Uint8Array");
+  if (!a->buf) return 0;
   uint32_t *out = typed_array(env, argv[2], napi_uint32_array, &olen, "out must be a Uint32Array");
-  if (!out) return NULL;
+  if (!out) return 0;
   if (napi_get_value_double(env, argv[3], &off) != napi_ok) {
     napi_throw_type_error(env, NULL, "outOff must be a number");
-    return NULL;
+    return 0;
   }
   if (blen % PAGE != 0) {
     napi_throw_range_error(env, NULL, "buf length is not a multiple of 4096");
-    return NULL;
+    return 0;
   }
-  size_t n = blen / PAGE;
+  a->n = blen / PAGE;
   /* off in [0, olen] first (also rejects NaN), so the cast is defined; then integral and room for n. */
-  if (!(off >= 0 && off <= (double)olen) || off != (double)(size_t)off || n > olen - (size_t)off) {
+  if (!(off >= 0 && off <= (double)olen) || off != (double)(size_t)off || a->n > olen - (size_t)off) {
     napi_throw_range_error(env, NULL, "out has no room for the checksums at outOff");
-    return NULL;
+    return 0;
   }
+  a->out = out + (size_t)off;
+  a->vbuf = argv[1];
+  a->vout = argv[2];
+  return 1;
+}
+
+static int get_pages_args(napi_env env, napi_callback_info info, const char *usage, pages_args *a) {
+  size_t argc = 4;
+  napi_value argv[4];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return 0;
+  if (argc < 4) {
+    napi_throw_type_error(env, NULL, usage);
+    return 0;
+  }
+  return check_pages_args(env, argv, a);
+}
+
+static napi_value js_pages(napi_env env, napi_callback_info info) {
+  pages_args a;
+  if (!get_pages_args(env, info, "pages(seed, buf, out, outOff): 4 arguments expected", &a)) return NULL;
 #ifdef HAVE_CRC_INSN
   if (have_sse42) {
-    crc_pages(seed, buf, n, out + (size_t)off);
+    crc_pages(a.seed, a.buf, a.n, a.out);
     return NULL;
   }
 #endif
@@ -155,18 +246,514 @@ static napi_value js_raw(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* ---- the helper thread: pagesStart / readStart / pagesWait ---- */
+
+/* Pages per published step: a multiple of 3 (the interleave), 48 KiB, a few microseconds of work. */
+#define GROUP 12
+/* readStart preads this much at a time (64 pages) and checksums it while it is still in L2; groups run
+ * on across chunk boundaries, so a chunk's last few pages are summed with the next chunk. */
+#ifndef READ_CHUNK
+#define READ_CHUNK (256 * 1024)
+#endif
+/* pagesWait far from its target sleeps until EARLY pages before it (about 10 us of work, the order of
+ * a futex wake-up), then polls for the rest: while the count advances at least every STALL_NS (a group
+ * takes ~2 us), for SPIN_NS at most, before it sleeps again. */
+#define EARLY 64
+#define SPIN_NS 100000
+#define STALL_NS 20000
+static int can_spin = 0; /* more than one usable CPU: on one, polling would only delay the helper */
+
+enum { JOB_PAGES = 0, JOB_READ = 1 };
+#define ERR_SHORT (-1) /* err_no of a read that hit the end of the file */
+
+typedef struct {
+  pthread_mutex_t mu;
+  pthread_cond_t job_cv;  /* helper sleeps here until a job is posted or stop is set */
+  pthread_cond_t done_cv; /* pagesWait sleeps here; the helper signals it when `waiter` is reached or the job fails */
+  pthread_t thread;
+  int started;            /* thread created (JS thread only) */
+  int posted;             /* a job is posted and not yet taken by the helper (under mu) */
+  atomic_int stop;        /* set by the cleanup hook; the helper checks it between groups / chunks */
+  atomic_size_t waiter;   /* pages a sleeping pagesWait needs (0: nobody waits); signal once done >= it */
+  atomic_size_t done;     /* pages of the current job final in out (release-stored by the helper) */
+  atomic_int failed;      /* the current read job stopped on an error (release-stored after err_*, done) */
+  /* The job, written by the JS thread under mu before it is posted, read by the helper after it is. */
+  int kind;
+  uint32_t seed;
+  uint8_t *buf;
+  uint32_t *out;
+  size_t n;
+  int fd;                 /* JOB_READ: pread(fd, buf, n * PAGE, pos) */
+  int64_t pos;
+  /* Written by the helper before its release-store of failed, read by the JS thread after an acquire-load. */
+  int err_no;             /* errno, or ERR_SHORT */
+  int64_t err_off;        /* absolute byte offset in the file where the read failed */
+  /* JS thread only. */
+  int active;             /* a job is outstanding: references held, not yet seen complete or failed */
+  napi_ref rbuf, rout;
+} helper_state;
+
+/* Publish `i` pages final and wake a registered waiter whose count is reached. */
+static void publish(helper_state *h, size_t i) {
+  atomic_store_explicit(&h->done, i, memory_order_release);
+  /* Pairs with the fence in helper_sleep: either it sees the new count or we see its target. */
+  atomic_thread_fence(memory_order_seq_cst);
+  size_t w = atomic_load_explicit(&h->waiter, memory_order_relaxed);
+  if (w != 0 && i >= w) {
+    pthread_mutex_lock(&h->mu);
+    pthread_cond_signal(&h->done_cv);
+    pthread_mutex_unlock(&h->mu);
+  }
+}
+
+/* The read failed (err_no / err_off already set, every completed page already published): wake any waiter. */
+static void publish_failure(helper_state *h) {
+  atomic_store_explicit(&h->failed, 1, memory_order_release);
+  atomic_thread_fence(memory_order_seq_cst); /* same pairing as in publish() */
+  if (atomic_load_explicit(&h->waiter, memory_order_relaxed) != 0) {
+    pthread_mutex_lock(&h->mu);
+    pthread_cond_signal(&h->done_cv);
+    pthread_mutex_unlock(&h->mu);
+  }
+}
+
+/* Checksum pages [from, to) GROUP at a time, publishing after each group. */
+static void sum_groups(helper_state *h, uint32_t seed, const uint8_t *buf, uint32_t *out, size_t from, size_t to) {
+  for (size_t i = from; i < to;) {
+    size_t g = to - i < GROUP ? to - i : GROUP;
+#ifdef HAVE_CRC_INSN
+    crc_pages(seed, buf + i * PAGE, g, out + i);
+#else
+    (void)seed, (void)buf, (void)out; /* unreachable: the start functions throw without SSE4.2 */
+#endif
+    i += g;
+    publish(h, i);
+  }
+}
+
+/* JOB_PAGES: checksum n pages (stops early, unpublished, when the env shuts down). */
+static void run_pages(helper_state *h, uint32_t seed, const uint8_t *buf, uint32_t *out, size_t n) {
+  for (size_t i = 0; i < n; i += GROUP) {
+    if (atomic_load_explicit(&h->stop, memory_order_relaxed)) return;
+    sum_groups(h, seed, buf, out, i, n - i < GROUP ? n : i + GROUP);
+  }
+}
+
+/* JOB_READ: pread n pages READ_CHUNK at a time, checksumming what has arrived in whole groups (the
+ * rest with the next chunk, all of it at the end). On an error or end of file: checksum and publish
+ * every page that was read completely, record the error, wake the waiter, stop. */
+static void run_read(helper_state *h, int fd, int64_t pos, uint32_t seed, uint8_t *buf, uint32_t *out, size_t n) {
+  size_t total = n * PAGE, got = 0, summed = 0;
+  while (got < total) {
+    if (atomic_load_explicit(&h->stop, memory_order_relaxed)) return;
+    size_t end = total - got > READ_CHUNK ? got + READ_CHUNK : total;
+    int err = 0;
+    while (got < end) {
+      ssize_t r = pread(fd, buf + got, end - got, (off_t)(pos + (int64_t)got));
+      if (r > 0) got += (size_t)r;
+      else if (r == 0) {
+        err = ERR_SHORT;
+        break;
+      } else if (errno != EINTR) {
+        err = errno;
+        break;
+      }
+    }
+    size_t full = got / PAGE;
+    size_t upto = err || got == total ? full : full - full % GROUP;
+    sum_groups(h, seed, buf, out, summed, upto);
+    summed = upto;
+    if (err) {
+      h->err_no = err;
+      h->err_off = pos + (int64_t)got;
+      publish_failure(h);
+      return;
+    }
+  }
+}
+
+static void *helper_main(void *arg) {
+  helper_state *h = arg;
+  pthread_mutex_lock(&h->mu);
+  for (;;) {
+    while (!h->posted && !atomic_load_explicit(&h->stop, memory_order_relaxed)) pthread_cond_wait(&h->job_cv, &h->mu);
+    if (atomic_load_explicit(&h->stop, memory_order_relaxed)) break;
+    h->posted = 0;
+    int kind = h->kind, fd = h->fd;
+    int64_t pos = h->pos;
+    uint32_t seed = h->seed;
+    uint8_t *buf = h->buf;
+    uint32_t *out = h->out;
+    size_t n = h->n;
+    pthread_mutex_unlock(&h->mu);
+    if (kind == JOB_READ) run_read(h, fd, pos, seed, buf, out, n);
+    else run_pages(h, seed, buf, out, n);
+    pthread_mutex_lock(&h->mu);
+  }
+  pthread_mutex_unlock(&h->mu);
+  return NULL;
+}
+
+/* Start the helper if it is not running; 0 when it cannot be created (the caller works inline). */
+static int helper_ensure(helper_state *h) {
+  if (h->started) return 1;
+  pthread_attr_t attr;
+  sigset_t all, old;
+  int ok = 0;
+  if (pthread_attr_init(&attr) != 0) return 0;
+  pthread_attr_setstacksize(&attr, 256 * 1024);
+  /* No signals on the helper: they stay with the threads Node and libuv expect them on. */
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  ok = pthread_create(&h->thread, &attr, helper_main, h) == 0;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  pthread_attr_destroy(&attr);
+  h->started = ok;
+  return ok;
+}
+
+/* CPUs this thread may run on (its affinity mask where there is one), else the CPUs online. */
+static long usable_cpus(void) {
+#ifdef __linux__
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set);
+#endif
+  return sysconf(_SC_NPROCESSORS_ONLN);
+}
+
+static uint64_t now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+static inline int has_failed(helper_state *h) { return atomic_load_explicit(&h->failed, memory_order_acquire); }
+
+/* Sleep until the current job has at least `want` (>= 1) pages done or has failed; returns the count. */
+static size_t helper_sleep(helper_state *h, size_t want) {
+  size_t d;
+  pthread_mutex_lock(&h->mu);
+  atomic_store_explicit(&h->waiter, want, memory_order_relaxed);
+  atomic_thread_fence(memory_order_seq_cst);
+  while ((d = atomic_load_explicit(&h->done, memory_order_acquire)) < want && !has_failed(h))
+    pthread_cond_wait(&h->done_cv, &h->mu);
+  atomic_store_explicit(&h->waiter, 0, memory_order_relaxed);
+  pthread_mutex_unlock(&h->mu);
+  /* done is stored before failed: after seeing failed, read it again for the final count. */
+  return atomic_load_explicit(&h->done, memory_order_acquire);
+}
+
+/* Block until the current job has at least `want` pages done, or has failed (the count is then below
+ * want and h->failed is set); returns the count. JS thread only. */
+static size_t helper_wait(helper_state *h, size_t want) {
+  size_t d = atomic_load_explicit(&h->done, memory_order_acquire);
+  if (d >= want) return d; /* fast path: no lock, no syscall */
+  if (has_failed(h)) return atomic_load_explicit(&h->done, memory_order_acquire);
+  if (!can_spin) return helper_sleep(h, want);
+  /* Far away: sleep through most of it, waking EARLY pages before the target. */
+  if (want - d > EARLY) {
+    d = helper_sleep(h, want - EARLY);
+    if (has_failed(h)) return d;
+  }
+  /* Near: poll while the helper is visibly progressing (it runs on another core), so the wake-up
+   * latency overlaps the last pages. No progress for STALL_NS (not started yet, or scheduled on this
+   * very core, where polling would only hold it up) or SPIN_NS in all: sleep. */
+  uint64_t t0 = now_ns(), seen = t0;
+  size_t last = d;
+  while (d < want) {
+    for (int k = 0; k < 16; k++) cpu_relax();
+    d = atomic_load_explicit(&h->done, memory_order_acquire);
+    if (d >= want) break;
+    if (has_failed(h)) return atomic_load_explicit(&h->done, memory_order_acquire);
+    uint64_t t = now_ns();
+    if (d != last) {
+      last = d;
+      seen = t;
+    } else if (t - seen > STALL_NS || t - t0 > SPIN_NS) {
+      return helper_sleep(h, want);
+    }
+  }
+  return d;
+}
+
+/* Drop the job's references once it is complete or failed (the helper no longer touches buf or out). */
+static void helper_release(napi_env env, helper_state *h) {
+  if (h->rbuf) napi_delete_reference(env, h->rbuf);
+  if (h->rout) napi_delete_reference(env, h->rout);
+  h->rbuf = h->rout = NULL;
+  h->active = 0;
+}
+
+/* Finish (wait for, release) the outstanding job, if any. A failed read's error is dropped here: the
+ * JS side waits for a read job itself before it starts another one. */
+static void helper_finish(napi_env env, helper_state *h) {
+  if (h->active) {
+    helper_wait(h, h->n);
+    helper_release(env, h);
+  }
+}
+
+/* Post a job whose fields are set (under mu) by the caller's `a`; takes the references first. */
+static int helper_post(napi_env env, helper_state *h, int kind, const pages_args *a, int fd, int64_t pos) {
+  if (napi_create_reference(env, a->vbuf, 1, &h->rbuf) != napi_ok) {
+    h->rbuf = NULL;
+    return 0;
+  }
+  if (napi_create_reference(env, a->vout, 1, &h->rout) != napi_ok) {
+    napi_delete_reference(env, h->rbuf);
+    h->rbuf = h->rout = NULL;
+    return 0;
+  }
+  h->active = 1;
+  pthread_mutex_lock(&h->mu);
+  h->kind = kind;
+  h->seed = a->seed;
+  h->buf = a->buf;
+  h->out = a->out;
+  h->n = a->n;
+  h->fd = fd;
+  h->pos = pos;
+  /* the previous job is over: the helper is idle */
+  atomic_store_explicit(&h->done, 0, memory_order_relaxed);
+  atomic_store_explicit(&h->failed, 0, memory_order_relaxed);
+  h->posted = 1;
+  pthread_cond_signal(&h->job_cv);
+  pthread_mutex_unlock(&h->mu);
+  return 1;
+}
+
+static helper_state *get_state(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv) {
+  void *data = NULL;
+  if (napi_get_cb_info(env, info, argc, argv, NULL, &data) != napi_ok) return NULL;
+  return data;
+}
+
+static napi_value js_pages_start(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  helper_state *h = get_state(env, info, &argc, NULL);
+  pages_args a;
+  if (!h) return NULL;
+  if (!get_pages_args(env, info, "pagesStart(seed, buf, out, outOff): 4 arguments expected", &a)) return NULL;
+  if (!have_sse42) {
+    napi_throw_error(env, NULL, "crc32c_pages: no SSE4.2 on this CPU");
+    return NULL;
+  }
+  helper_finish(env, h); /* one job at a time */
+  if (a.n == 0) return NULL; /* nothing to do: no job */
+  if (!helper_ensure(h)) {
+    /* No thread (resource limits): compute here, so pagesStart still leaves correct results. */
+#ifdef HAVE_CRC_INSN
+    crc_pages(a.seed, a.buf, a.n, a.out);
+#endif
+    return NULL;
+  }
+  helper_post(env, h, JOB_PAGES, &a, -1, 0);
+  return NULL;
+}
+
+/* readStart(fd, position, buf, seed, out, outOff) */
+static napi_value js_read_start(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  helper_state *h = get_state(env, info, &argc, argv);
+  pages_args a;
+  double fd, pos;
+  if (!h) return NULL;
+  if (argc < 6) {
+    napi_throw_type_error(env, NULL, "readStart(fd, position, buf, seed, out, outOff): 6 arguments expected");
+    return NULL;
+  }
+  if (napi_get_value_double(env, argv[0], &fd) != napi_ok || napi_get_value_double(env, argv[1], &pos) != napi_ok) {
+    napi_throw_type_error(env, NULL, "fd and position must be numbers");
+    return NULL;
+  }
+  if (!(fd >= 0 && fd <= 2147483647.0) || fd != (double)(int)fd) {
+    napi_throw_range_error(env, NULL, "fd must be an integer in [0, 2^31)");
+    return NULL;
+  }
+  if (!(pos >= 0 && pos <= 9007199254740991.0) || pos != (double)(int64_t)pos) {
+    napi_throw_range_error(env, NULL, "position must be a safe integer >= 0");
+    return NULL;
+  }
+  napi_value pargv[4] = {argv[3], argv[2], argv[4], argv[5]}; /* seed, buf, out, outOff */
+  if (!check_pages_args(env, pargv, &a)) return NULL;
+  if (!have_sse42) {
+    napi_throw_error(env, NULL, "crc32c_pages: no SSE4.2 on this CPU");
+    return NULL;
+  }
+  helper_finish(env, h); /* one job at a time */
+  if (a.n == 0) return NULL;
+  if (helper_ensure(h)) {
+    helper_post(env, h, JOB_READ, &a, (int)fd, (int64_t)pos);
+    return NULL;
+  }
+  /* No thread: do the read here, but leave the outcome (pages, error) as a job for pagesWait to report,
+   * exactly as if the helper had run it. No references are needed: nothing runs after we return. */
+  atomic_store_explicit(&h->done, 0, memory_order_relaxed);
+  atomic_store_explicit(&h->failed, 0, memory_order_relaxed);
+  h->n = a.n;
+  run_read(h, (int)fd, (int64_t)pos, a.seed, a.buf, a.out, a.n);
+  h->rbuf = h->rout = NULL;
+  h->active = 1;
+  return NULL;
+}
+
+/* errno's symbolic name (EIO, EBADF, ...), as Node's fs errors spell it in `code`. */
+static const char *errno_name(int e) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+  const char *s = strerrorname_np(e);
+  if (s) return s;
+#else
+  switch (e) {
+#define N(x) case x: return #x;
+    N(EIO) N(EBADF) N(EINVAL) N(EFAULT) N(EISDIR) N(ENXIO) N(EOVERFLOW) N(ESPIPE) N(EAGAIN) N(EINTR)
+    N(ENOMEM) N(ENODEV) N(EACCES) N(EPERM) N(ENOENT) N(ENOSPC) N(ETIMEDOUT) N(ESTALE) N(ENOBUFS)
+#undef N
+    default: break;
+  }
+#endif
+  return "UNKNOWN";
+}
+
+/* strerror text, thread-safe. */
+static const char *errno_text(int e, char *tmp, size_t len) {
+#if defined(__GLIBC__) && defined(_GNU_SOURCE)
+  return strerror_r(e, tmp, len); /* GNU variant: returns the text (maybe static, maybe tmp) */
+#else
+  if (strerror_r(e, tmp, len) != 0) snprintf(tmp, len, "errno %d", e);
+  return tmp;
+#endif
+}
+
+/* Throw the current (failed) read job's error: message, code, offset, pages. */
+static void throw_read_error(napi_env env, helper_state *h, size_t d) {
+  char tmp[128], msg[320];
+  const char *code, *reason;
+  if (h->err_no == ERR_SHORT) {
+    code = "ESHORT";
+    reason = "short read (end of file)";
+  } else {
+    code = errno_name(h->err_no);
+    reason = errno_text(h->err_no, tmp, sizeof tmp);
+  }
+  snprintf(msg, sizeof msg, "read failed at offset %lld: %s", (long long)h->err_off, reason);
+  napi_value vcode, vmsg, vreason, voff, vpages, err;
+  if (napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &vcode) != napi_ok ||
+      napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &vmsg) != napi_ok ||
+      napi_create_string_utf8(env, reason, NAPI_AUTO_LENGTH, &vreason) != napi_ok ||
+      napi_create_double(env, (double)h->err_off, &voff) != napi_ok ||
+      napi_create_double(env, (double)d, &vpages) != napi_ok ||
+      napi_create_error(env, vcode, vmsg, &err) != napi_ok) {
+    napi_throw_error(env, code, msg);
+    return;
+  }
+  napi_set_named_property(env, err, "reason", vreason);
+  napi_set_named_property(env, err, "offset", voff);
+  napi_set_named_property(env, err, "pages", vpages);
+  napi_throw(env, err);
+}
+
+static napi_value js_pages_wait(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  double upTo;
+  helper_state *h = get_state(env, info, &argc, argv);
+  if (!h) return NULL;
+  if (argc < 1 || napi_get_value_double(env, argv[0], &upTo) != napi_ok) {
+    napi_throw_type_error(env, NULL, "pagesWait(upTo): upTo must be a number");
+    return NULL;
+  }
+  if (!have_sse42) {
+    napi_throw_error(env, NULL, "crc32c_pages: no SSE4.2 on this CPU");
+    return NULL;
+  }
+  size_t d = 0;
+  if (h->active) {
+    /* min(upTo, n) pages, a fractional upTo rounded up; NaN and upTo <= 0 only report progress. */
+    size_t want = 0;
+    if (upTo >= (double)h->n) want = h->n;
+    else if (upTo > 0) {
+      want = (size_t)upTo;
+      if ((double)want < upTo) want++;
+    }
+    d = helper_wait(h, want);
+    if (d >= h->n) helper_release(env, h);
+    else if (d < want) {
+      /* only a failed read stops short of its target: report it; the job is over */
+      helper_release(env, h);
+      throw_read_error(env, h, d);
+      return NULL;
+    }
+  }
+  if (napi_create_double(env, (double)d, &result) != napi_ok) return NULL;
+  return result;
+}
+
+/* Env teardown (process exit, worker exit): stop the helper between two groups or chunks and join it.
+ * The job's references, if any, are left to the environment's own teardown. */
+static void helper_cleanup(void *arg) {
+  helper_state *h = arg;
+  if (h->started) {
+    pthread_mutex_lock(&h->mu);
+    atomic_store_explicit(&h->stop, 1, memory_order_relaxed);
+    pthread_cond_signal(&h->job_cv);
+    pthread_mutex_unlock(&h->mu);
+    pthread_join(h->thread, NULL);
+  }
+  pthread_cond_destroy(&h->done_cv);
+  pthread_cond_destroy(&h->job_cv);
+  pthread_mutex_destroy(&h->mu);
+  free(h);
+}
+
+static helper_state *helper_new(void) {
+  helper_state *h = calloc(1, sizeof *h);
+  if (!h) return NULL;
+  if (pthread_mutex_init(&h->mu, NULL) != 0) goto fail0;
+  if (pthread_cond_init(&h->job_cv, NULL) != 0) goto fail1;
+  if (pthread_cond_init(&h->done_cv, NULL) != 0) goto fail2;
+  atomic_init(&h->stop, 0);
+  atomic_init(&h->waiter, 0);
+  atomic_init(&h->done, 0);
+  atomic_init(&h->failed, 0);
+  return h;
+fail2:
+  pthread_cond_destroy(&h->job_cv);
+fail1:
+  pthread_mutex_destroy(&h->mu);
+fail0:
+  free(h);
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
 #ifdef HAVE_CRC_INSN
   __builtin_cpu_init();
   have_sse42 = __builtin_cpu_supports("sse4.2") ? 1 : 0;
 #endif
-  napi_value fpages, fraw, flag;
+  can_spin = usable_cpus() > 1;
+  napi_value fpages, fraw, fstart, fread, fwait, flag;
   if (napi_create_function(env, "pages", NAPI_AUTO_LENGTH, js_pages, NULL, &fpages) != napi_ok ||
       napi_create_function(env, "raw", NAPI_AUTO_LENGTH, js_raw, NULL, &fraw) != napi_ok ||
       napi_get_boolean(env, have_sse42, &flag) != napi_ok ||
       napi_set_named_property(env, exports, "pages", fpages) != napi_ok ||
       napi_set_named_property(env, exports, "raw", fraw) != napi_ok ||
       napi_set_named_property(env, exports, "sse42", flag) != napi_ok)
+    return NULL;
+  /* The async functions, one helper state per environment (each worker_thread gets its own helper). If
+   * the state cannot be set up, they are simply missing and the JS side works inline. */
+  helper_state *h = helper_new();
+  if (!h) return exports;
+  if (napi_add_env_cleanup_hook(env, helper_cleanup, h) != napi_ok) {
+    helper_cleanup(h);
+    return exports;
+  }
+  if (napi_create_function(env, "pagesStart", NAPI_AUTO_LENGTH, js_pages_start, h, &fstart) != napi_ok ||
+      napi_create_function(env, "readStart", NAPI_AUTO_LENGTH, js_read_start, h, &fread) != napi_ok ||
+      napi_create_function(env, "pagesWait", NAPI_AUTO_LENGTH, js_pages_wait, h, &fwait) != napi_ok ||
+      napi_set_named_property(env, exports, "pagesStart", fstart) != napi_ok ||
+      napi_set_named_property(env, exports, "readStart", fread) != napi_ok ||
+      napi_set_named_property(env, exports, "pagesWait", fwait) != napi_ok)
     return NULL;
   return exports;
 }

@@ -22,6 +22,16 @@
  *   3. the pure-JS `crc-32/crc32c` module.
  * R5CTL_CRC=js forces 3, R5CTL_CRC=node-rs skips 1. Every native backend must reproduce the
  * pure-JS reference at load time or it is not used; the tests compare them on random input.
+ *
+ * crc32cPagesAsync runs crc32cPages on the addon's helper thread (pagesStart/pagesWait: one
+ * persistent pthread, results published a few pages at a time) so the checksums of a large buffer
+ * are computed on a second core while this thread does other work. Without the addon, or with an
+ * old build that lacks the pair, the same pages are computed lazily inside wait() on this thread.
+ *
+ * readPagesAsync goes one step further: the helper also does the read (readStart: pread in 256 KiB
+ * chunks, each chunk's pages checksummed while still in cache), so this thread can write the
+ * previous window meanwhile. Only with the addon (null otherwise: the caller reads synchronously);
+ * a read error or end of file is thrown by wait() for the pages it prevented, not for those before.
  */
 import { createRequire } from 'node:module';
 import CRC32C from 'crc-32/crc32c.js';
@@ -31,11 +41,32 @@ type StdCrc = (buf: Uint8Array, prevStd: number) => number;
 /** Pure-JS standard-form CRC32C continuing from a previous standard result (signed or unsigned). */
 const jsStd: StdCrc = (buf, prevStd) => CRC32C.buf(buf, prevStd | 0) >>> 0;
 
-/** The addon's exports (native/crc32c_pages.c). Both functions take and return raw registers. */
+/** The addon's exports (native/crc32c_pages.c). All functions take and return raw registers. */
 interface CrcAddon {
   sse42: boolean;
   pages(seed: number, buf: Uint8Array, out: Uint32Array, outOff: number): void;
   raw(seed: number, buf: Uint8Array): number;
+  /** Same as pages() on the helper thread; an unfinished previous job is completed first. Absent in old builds. */
+  pagesStart?(seed: number, buf: Uint8Array, out: Uint32Array, outOff: number): void;
+  /**
+   * Block until min(upTo, pages) pages of the current job are final; pages done, 0 when there is no job.
+   * Throws a ReadFailure when the current job is a read that failed before upTo pages.
+   */
+  pagesWait?(upTo: number): number;
+  /** pread(fd, buf, buf.length, position) and pages() of it, on the helper thread, in the same job slot. Absent in old builds. */
+  readStart?(fd: number, position: number, buf: Uint8Array, seed: number, out: Uint32Array, outOff: number): void;
+}
+
+/** What the addon's pagesWait throws for a failed read (native/crc32c_pages.c, throw_read_error). */
+export interface ReadFailure extends Error {
+  /** errno name (EIO, EBADF, ...) or ESHORT for end of file */
+  code: string;
+  /** absolute byte offset in the file where the read stopped */
+  offset: number;
+  /** strerror text, or "short read (end of file)" */
+  reason: string;
+  /** pages of the job that are final (read completely and checksummed) */
+  pages: number;
 }
 
 const PAGE = 4096;
@@ -83,12 +114,23 @@ function loadNodeRs(): StdCrc | null {
 }
 
 const addon = loadAddon();
+// The helper-thread pair is checked for existence only: it runs the same crc_pages code that the
+// pages() check above covered. The helper thread itself starts on the first crc32cPagesAsync.
+const asyncAddon =
+  addon && typeof addon.pagesStart === 'function' && typeof addon.pagesWait === 'function'
+    ? (addon as Required<CrcAddon>)
+    : null;
+// Reads on the helper: the same thread and job slot, so it needs the pair as well.
+const readAddon = asyncAddon && typeof asyncAddon.readStart === 'function' ? asyncAddon : null;
 // The addon is faster than @node-rs at every length (16 B to 1 MiB), so with it @node-rs is not loaded.
 const nodeRs = addon ? null : loadNodeRs();
 const std: StdCrc = nodeRs ?? jsStd;
 
 /** Which implementation is in use: 'native addon (sse4.2, batched)', '@node-rs/crc32' or 'crc-32 (js)'. */
 export const crcBackend: string = addon ? 'native addon (sse4.2, batched)' : nodeRs ? '@node-rs/crc32' : 'crc-32 (js)';
+
+/** Where crc32cPagesAsync computes: on the addon's helper thread, or inline inside wait() on this thread. */
+export const crcAsyncBackend: 'helper thread' | 'inline' = asyncAddon ? 'helper thread' : 'inline';
 
 /** Kernel crc32c_le(seed, buf): raw register update, no inversion in or out. Returns u32. */
 export function crc32cRaw(seed: number, buf: Uint8Array): number {
@@ -127,6 +169,149 @@ export function crc32cPages(seed: number, buf: Uint8Array, out: Uint32Array, out
   for (let i = 0; i < n; i++) {
     out[outOff + i] = ~std(buf.subarray(i * PAGE, (i + 1) * PAGE), s) >>> 0;
   }
+}
+
+/** Page checksums being computed, possibly on another core. */
+export interface PageSumsJob {
+  /** pages in the job */
+  readonly pages: number;
+  /** block until out[outOff .. outOff + min(upTo, pages)) are final */
+  wait(upTo: number): void;
+}
+
+/** A job on the addon's helper thread. Only the newest job is the addon's current one. */
+class HelperJob implements PageSumsJob {
+  /** pages known to be final in out (all of them once the job is complete or superseded) */
+  done = 0;
+  constructor(readonly pages: number) {}
+  wait(upTo: number): void {
+    // Also returns for NaN, and for superseded jobs (their done was set to pages).
+    if (!(upTo > this.done) || this.done >= this.pages) return;
+    // This is the current job, so the addon's job is this one, or none if it is already complete
+    // (then pagesWait says 0: e.g. pagesStart computed it in place because no thread could start).
+    const d = (asyncAddon as Required<CrcAddon>).pagesWait(upTo);
+    this.done = d > 0 ? d : this.pages;
+  }
+}
+
+/** Without the helper: the pages are computed here, on demand, with crc32cPages. */
+class InlineJob implements PageSumsJob {
+  done = 0;
+  constructor(
+    readonly pages: number,
+    private readonly seed: number,
+    private readonly buf: Uint8Array,
+    private readonly out: Uint32Array,
+    private readonly outOff: number,
+  ) {}
+  wait(upTo: number): void {
+    const to = upTo >= this.pages ? this.pages : Math.ceil(upTo);
+    if (!(to > this.done)) return;
+    crc32cPages(this.seed, this.buf.subarray(this.done * PAGE, to * PAGE), this.out, this.outOff + this.done);
+    this.done = to;
+  }
+}
+
+/**
+ * A read job on the addon's helper thread (readStart). Like HelperJob, except that it can fail: the
+ * failure is kept and thrown again by every later wait for pages past it; pages before it stay valid.
+ */
+class ReadJob implements PageSumsJob {
+  done = 0;
+  error: ReadFailure | null = null;
+  constructor(readonly pages: number) {}
+  wait(upTo: number): void {
+    if (!(upTo > this.done)) return;
+    if (this.error) throw this.error;
+    if (this.done >= this.pages) return;
+    let d: number;
+    try {
+      d = (readAddon as Required<CrcAddon>).pagesWait(upTo);
+    } catch (e) {
+      const f = e as ReadFailure;
+      if (typeof f.pages === 'number') {
+        this.error = f;
+        this.done = f.pages;
+      }
+      throw e;
+    }
+    this.done = d > 0 ? d : this.pages;
+  }
+  /** Before another job takes the slot: complete this one, keeping a failure for a later wait. */
+  settle(): void {
+    if (this.error || this.done >= this.pages) return;
+    try {
+      this.wait(this.pages);
+    } catch {
+      // kept in this.error
+    }
+  }
+}
+
+/** The most recently started job; starting another one completes it first. */
+let lastJob: HelperJob | ReadJob | InlineJob | null = null;
+
+/**
+ * Start crc32cPages(seed, buf, out, outOff) on the addon's helper thread; without the addon, the
+ * work is done lazily inside wait() on this thread. buf and out must not be changed until
+ * wait(pages) returns. Starting a new job first finishes the previous one.
+ *
+ * Same arguments, RangeErrors and results as crc32cPages. wait() allocates nothing on the helper
+ * path (the inline path makes one subarray per call that computes something).
+ */
+export function crc32cPagesAsync(seed: number, buf: Uint8Array, out: Uint32Array, outOff = 0): PageSumsJob {
+  if (buf.length % PAGE !== 0) throw new RangeError(`crc32cPagesAsync: length ${buf.length} is not a multiple of ${PAGE}`);
+  const n = buf.length / PAGE;
+  if (!Number.isInteger(outOff) || outOff < 0 || outOff + n > out.length) throw new RangeError(`crc32cPagesAsync: out has no room for ${n} checksums at ${outOff}`);
+  const prev = lastJob;
+  if (asyncAddon) {
+    // A read may fail: collect its outcome before the addon drops it with the slot.
+    if (prev instanceof ReadJob) prev.settle();
+    // Completes (waits for and releases) the addon's previous job before posting this one.
+    asyncAddon.pagesStart(seed >>> 0, buf, out, outOff);
+    if (prev && !(prev instanceof ReadJob)) prev.done = prev.pages;
+    const job = new HelperJob(n);
+    lastJob = job;
+    return job;
+  }
+  if (prev) prev.wait(prev.pages);
+  const job = new InlineJob(n, seed >>> 0, buf, out, outOff);
+  lastJob = job;
+  return job;
+}
+
+/** Whether readPagesAsync can read on the helper thread (else it returns null). */
+export const readAsyncAvailable: boolean = readAddon !== null;
+
+/**
+ * Read buf.length bytes from fd at byte offset `position` into buf and checksum each 4 KiB page as
+ * crc32cPages(seed, buf, out, outOff) does, both on the addon's helper thread; buf and out must not be
+ * touched until wait(pages) returns, and fd must stay open until then. Starting a new job (this or
+ * crc32cPagesAsync) first finishes the previous one.
+ *
+ * wait(k) returns once the first k pages' bytes and checksums are final. A read error or end of file
+ * before the end makes wait throw a ReadFailure (message "read failed at offset N: reason", code EIO /
+ * EBADF / ... or ESHORT) for any k past the failed page; waits for pages before it return normally.
+ * wait() allocates nothing on the happy path.
+ *
+ * Same RangeErrors as crc32cPages, plus for fd (an integer in [0, 2^31)) and position (a safe integer
+ * ≥ 0). Returns null when the addon (or its readStart) is missing: the caller then reads synchronously.
+ */
+export function readPagesAsync(fd: number, position: number, buf: Uint8Array, seed: number, out: Uint32Array, outOff = 0): PageSumsJob | null {
+  if (buf.length % PAGE !== 0) throw new RangeError(`readPagesAsync: length ${buf.length} is not a multiple of ${PAGE}`);
+  const n = buf.length / PAGE;
+  if (!Number.isInteger(outOff) || outOff < 0 || outOff + n > out.length) throw new RangeError(`readPagesAsync: out has no room for ${n} checksums at ${outOff}`);
+  if (!Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) throw new RangeError(`readPagesAsync: bad fd ${fd}`);
+  if (!Number.isSafeInteger(position) || position < 0) throw new RangeError(`readPagesAsync: bad position ${position}`);
+  if (!readAddon) return null;
+  const prev = lastJob;
+  if (prev instanceof ReadJob) prev.settle();
+  // Completes (waits for and releases) the addon's previous job before posting this one.
+  readAddon.readStart(fd, position, buf, seed >>> 0, out, outOff);
+  if (prev && !(prev instanceof ReadJob)) prev.done = prev.pages;
+  const job = new ReadJob(n);
+  lastJob = job;
+  return job;
 }
 
 /** Offset of sb_csum inside struct mdp_superblock_1; it counts as zero while summing. */

@@ -8,6 +8,7 @@
  */
 import * as fs from 'node:fs'
 import * as path from 'node:path'
+import {type PageSumsJob, type ReadFailure, crc32cPagesAsync, readPagesAsync} from './checksum.js'
 import {IoError, RefusedError} from './errors.js'
 import {DeviceLock} from './lock.js'
 
@@ -28,6 +29,13 @@ export interface BlockDevice {
   read(buf: Uint8Array, offset: number): void
   /** scatter read: contiguous device bytes into several buffers, one request */
   readv(bufs: Uint8Array[], offset: number): void
+  /**
+   * Read buf.length bytes at offset and checksum its pages (crc32cPages convention) into sums[0..],
+   * possibly on another core; buf and sums must not be touched until wait(pages) returns; errors are
+   * thrown by wait as IoError naming the device (a range beyond the device, or a synchronous fallback's
+   * read error, at once). Optional: without it, callers read() and then crc32cPagesAsync.
+   */
+  readPagesAsync?(buf: Uint8Array, offset: number, seed: number, sums: Uint32Array): PageSumsJob
   write(buf: Uint8Array, offset: number): void
   /** gather write: several buffers to contiguous device bytes, one request */
   writev(bufs: Uint8Array[], offset: number): void
@@ -50,7 +58,16 @@ function total(bufs: Uint8Array[]): number {
  * override only what they change. `write` goes through `writev`, so one override sees every write.
  */
 export class DeviceWrapper implements BlockDevice {
-  constructor(readonly inner: BlockDevice) {}
+  /**
+   * The inner device's readPagesAsync, when it has one and this wrapper does not change reads (a
+   * subclass overriding read or readv gets none, so callers fall back to its read).
+   */
+  readonly readPagesAsync?: (buf: Uint8Array, offset: number, seed: number, sums: Uint32Array) => PageSumsJob
+
+  constructor(readonly inner: BlockDevice) {
+    if (inner.readPagesAsync && this.read === DeviceWrapper.prototype.read && this.readv === DeviceWrapper.prototype.readv)
+      this.readPagesAsync = (buf, offset, seed, sums) => this.inner.readPagesAsync!(buf, offset, seed, sums)
+  }
   get name(): string { return this.inner.name }
   get size(): number { return this.inner.size }
   get stats(): DeviceStats { return this.inner.stats }
@@ -76,6 +93,8 @@ export class FileDevice implements BlockDevice {
   private fd: number
   readonly size: number
   private lock: DeviceLock | null = null
+  /** the last job readPagesAsync started on the helper thread: close() lets it finish with the fd */
+  private pending: PageSumsJob | null = null
 
   private constructor(readonly name: string, fd: number, size: number, readonly writable: boolean) {
     this.fd = fd
@@ -153,6 +172,25 @@ export class FileDevice implements BlockDevice {
     this.stats.bytesRead += buf.length
   }
 
+  /**
+   * read() and crc32cPages of the bytes, both on the checksum addon's helper thread (see
+   * BlockDevice.readPagesAsync); without the addon, read() here and crc32cPagesAsync. The range is
+   * checked at once; a read error (or end of file, should the file shrink) is thrown by wait().
+   */
+  readPagesAsync(buf: Uint8Array, offset: number, seed: number, sums: Uint32Array): PageSumsJob {
+    this.check(offset, buf.length, 'read')
+    const job = this.fd >= 0 ? readPagesAsync(this.fd, offset, buf, seed, sums, 0) : null
+    if (!job) {
+      this.read(buf, offset)
+      return crc32cPagesAsync(seed, buf, sums)
+    }
+    this.stats.reads++
+    this.stats.bytesRead += buf.length
+    const wrapped = new FileReadJob(job, this.name)
+    this.pending = wrapped
+    return wrapped
+  }
+
   readv(bufs: Uint8Array[], offset: number): void {
     const len = total(bufs)
     this.check(offset, len, 'read')
@@ -228,10 +266,35 @@ export class FileDevice implements BlockDevice {
   }
 
   close(): void {
+    if (this.pending) {
+      // the helper may still be reading from this fd: never let the number be reused under it
+      try { this.pending.wait(Infinity) } catch { /* reported to whoever waits for it */ }
+      this.pending = null
+    }
     if (this.fd >= 0) fs.closeSync(this.fd)
     this.fd = -1
     this.lock?.release()
     this.lock = null
+  }
+}
+
+/** A helper-thread read of a FileDevice: its failures become IoErrors naming the device. */
+class FileReadJob implements PageSumsJob {
+  readonly pages: number
+  constructor(private readonly job: PageSumsJob, private readonly device: string) {
+    this.pages = job.pages
+  }
+
+  wait(upTo: number): void {
+    try {
+      this.job.wait(upTo)
+    } catch (error) {
+      const f = error as Partial<ReadFailure>
+      if (typeof f.offset !== 'number' || typeof f.reason !== 'string') throw error
+      const io = new IoError(`read failed at offset ${f.offset}: ${f.reason}`, this.device)
+      io.cause = error
+      throw io
+    }
   }
 }
 

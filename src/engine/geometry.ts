@@ -322,10 +322,10 @@ export class Geometry {
   }
 
   /**
-   * mapSector's member slot and member sector (and data index and chunk row) for a numeric array
+   * mapSector's member slot and member sector (and data index, chunk row and P slot) for a numeric array
    * sector, written into `out` (no allocation: the replay calls this for every logged data page).
    */
-  locate(arraySector: number, out: {member: number; memberSector: number; dataIndex?: number; row?: number}): void {
+  locate(arraySector: number, out: {member: number; memberSector: number; dataIndex?: number; row?: number; pd?: number}): void {
     const a = arraySector
     if (!(a >= 0 && a < this.arraySize) || !Number.isInteger(a))
       throw new RangeError(`array sector ${arraySector} is outside the array (${this.arraySectors} sectors)`)
@@ -334,10 +334,12 @@ export class Geometry {
     const chunkNumber = (a - chunkOffset) / chunk
     const dataIndex = chunkNumber % this.dataDisks
     const row = (chunkNumber - dataIndex) / this.dataDisks
-    out.member = this.rows[row % this.period].dataMembers[dataIndex]
+    const info = this.rows[row % this.period]
+    out.member = info.dataMembers[dataIndex]
     out.memberSector = row * chunk + chunkOffset
     out.dataIndex = dataIndex
     out.row = row
+    out.pd = info.pd
   }
 
   /** raid5_compute_sector: where array sector `arraySector` lives. */

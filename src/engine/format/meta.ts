@@ -341,6 +341,12 @@ export class MetaColumns {
   /** a private copy of the block, with the checksum field as read */
   readonly page = new Uint8Array(BLOCK_SIZE);
   readonly dv = new DataView(this.page.buffer);
+  /**
+   * The same page as little-endian u32 words (on a little-endian host; null otherwise). Every
+   * payload starts 4-aligned (header 32 bytes, payloads 16 + 4n or 8 + 8n), so checksum k of
+   * payload i is words[at[i] / 4 + k].
+   */
+  readonly words: Uint32Array | null = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1 ? new Uint32Array(this.page.buffer) : null;
   count = 0;
   /** data and parity pages that follow the block */
   pages = 0;

@@ -19,6 +19,7 @@
 import {MetaColumns, PAYLOAD_DATA, PAYLOAD_FLUSH, PAYLOAD_PARITY, encodeMetaBlock, type Payload} from '../format/meta.js'
 import type {MdArray} from '../array.js'
 import {alignedBuffer} from '../device.js'
+import {crc32cPagesAsync, type PageSumsJob} from '../checksum.js'
 import {computeP, computeQ} from '../parity.js'
 import {CorruptError} from '../errors.js'
 import {scanLog, type LogReader, type ScanStop, type ScannedUnit} from './scan.js'
@@ -107,7 +108,15 @@ class StripeStates {
     this.flags = new Uint8Array(1024)
   }
 
+  /** the last row looked up (consecutive payloads nearly always name the same stripe) */
+  private lastSector = -1
+  private lastRow = -1
+
   row(sector: number): number {
+    if (sector === this.lastSector) {
+      this.flags[this.lastRow] |= 2
+      return this.lastRow
+    }
     let r = this.rows.get(sector)
     if (r === undefined) {
       r = this.count++
@@ -123,6 +132,8 @@ class StripeStates {
       this.sectorOf[r] = sector
     }
     this.flags[r] |= 2
+    this.lastSector = sector
+    this.lastRow = r
     return r
   }
 
@@ -159,6 +170,7 @@ class StripeStates {
     this.rows.clear()
     this.sectorOf.length = 0
     this.count = 0
+    this.lastSector = -1
   }
   *alive(): Generator<[number, number]> {
     for (let r = 0; r < this.count; r++) if (this.flags[r] & 2) yield [this.sectorOf[r], r]
@@ -173,8 +185,7 @@ class StripeStates {
 function feedUnit(arr: MdArray, states: StripeStates, u: ScannedUnit, replay: (sector: number, row: number) => void): void {
   if (u.cols) return feedColumns(arr, states, u.position, u.cols, replay)
   const ring = arr.ring!
-  const geo = arr.geometry
-  const loc = {member: 0, memberSector: 0}
+  const loc = {member: 0, memberSector: 0, dataIndex: 0, row: 0, pd: 0}
   let pos = ring.add(u.position, BLOCK_SECTORS)
   for (const p of u.meta.payloads) {
     if (p.type === PAYLOAD_FLUSH) {
@@ -190,7 +201,7 @@ function feedUnit(arr: MdArray, states: StripeStates, u: ScannedUnit, replay: (s
 /** feedUnit over a meta block decoded into columns (the replay's hot path) */
 function feedColumns(arr: MdArray, states: StripeStates, position: number, cols: MetaColumns, replay: (sector: number, row: number) => void): void {
   const ring = arr.ring!
-  const loc = {member: 0, memberSector: 0}
+  const loc = {member: 0, memberSector: 0, dataIndex: 0, row: 0, pd: 0}
   const {type, location, size} = cols
   let pos = ring.add(position, BLOCK_SECTORS)
   for (let i = 0; i < cols.count; i++) {
@@ -207,11 +218,11 @@ function feedColumns(arr: MdArray, states: StripeStates, position: number, cols:
 
 /** a DATA payload: the stripe caches (a complete one is replayed first) */
 function dataPayload(arr: MdArray, states: StripeStates, location: number, pos: number, replay: (sector: number, row: number) => void,
-  loc: {member: number; memberSector: number}): void {
+  loc: {member: number; memberSector: number; pd?: number}): void {
   arr.geometry.locate(location, loc)
   const sector = loc.memberSector
   const r = states.row(sector)
-  if (!states.caching(r) && states.has(r, arr.geometry.stripeInfo(sector).pd)) replay(sector, r)
+  if (!states.caching(r) && states.has(r, loc.pd!)) replay(sector, r)
   states.set(r, loc.member, pos)
   states.setCaching(r, true)
 }
@@ -573,19 +584,30 @@ export function setReplayWindow(pages: number): number {
 
 /**
  * The replay's view of the ring: one large read at a time, served to scanLog as views. Moving on
- * (a unit that does not lie inside the current window) first calls `beforeMove`, which sends the
- * complete stripes to the members while their pages are still in the window. A unit that wraps
- * around the ring's end is read into a private copy instead (the window never wraps).
+ * (a unit that does not lie inside the current window) reads the next window into a second
+ * buffer, starts its page checksums (on the CRC addon's helper thread, so they are computed on
+ * another core: crc32cPagesAsync), and only then calls `beforeMove`, which sends the complete
+ * stripes to the members while their pages are still in the old window: the member writes of one
+ * window and the checksums of the next run at the same time. A unit that wraps around the ring's
+ * end is read into a private copy instead (the window never wraps), and is checksummed by scanLog.
  */
 class LogWindow implements LogReader {
   private buf: Uint8Array
+  private spare: Uint8Array
+  private sums: Uint32Array
+  private spareSums: Uint32Array
+  private job: PageSumsJob | null = null
   private scratch: Uint8Array = new Uint8Array(0)
   private start = -1
   private len = 0
   /** sectors from the tail up to which reading is useful (the extent pre-walk's stop) */
-  constructor(private readonly ring: Ring, private readonly tail: number, private readonly extentSectors: number,
+  constructor(private readonly ring: Ring, private readonly seed: number, private readonly tail: number, private readonly extentSectors: number,
     private readonly beforeMove: () => void) {
-    this.buf = alignedBuffer(Math.min(WINDOW_PAGES * PAGE, Math.max(PAGE, extentSectors * 512 + PAGE)))
+    const size = Math.min(WINDOW_PAGES * PAGE, Math.max(PAGE, extentSectors * 512 + PAGE))
+    this.buf = alignedBuffer(size)
+    this.spare = alignedBuffer(size)
+    this.sums = new Uint32Array(size / PAGE)
+    this.spareSums = new Uint32Array(size / PAGE)
   }
 
   /** pages the window can hold */
@@ -598,17 +620,19 @@ class LogWindow implements LogReader {
     return off + PAGE <= this.len ? off / PAGE : -1
   }
 
-  /** one view per page of the buffer, made once (the drain hands them to writev: no view per write) */
-  private pageViews: Uint8Array[] = []
-  private viewsOf: Uint8Array | null = null
+  /** one view per page of each buffer, made once (the drain hands them to writev: no view per write) */
+  private views = new Map<Uint8Array, Uint8Array[]>()
 
   /** the window's page number `i` */
   pageAt(i: number): Uint8Array {
-    if (this.viewsOf !== this.buf) {
-      this.viewsOf = this.buf
-      this.pageViews = Array.from({length: this.buf.length / PAGE}, (_, k) => this.buf.subarray(k * PAGE, (k + 1) * PAGE))
+    let v = this.views.get(this.buf)
+    if (!v) {
+      const b = this.buf
+      v = Array.from({length: b.length / PAGE}, (_, k) => b.subarray(k * PAGE, (k + 1) * PAGE))
+      if (this.views.size >= 2) this.views.clear() // a grown buffer (tests): forget the old ones
+      this.views.set(b, v)
     }
-    return this.pageViews[i]
+    return v[i]
   }
 
   view(pos: number, bytes: number): Uint8Array {
@@ -623,15 +647,42 @@ class LogWindow implements LogReader {
       this.ring.read(v, pos)
       return v
     }
-    this.beforeMove()
     // read what the log still holds (at least the unit asked for), up to the window size
     const left = (this.extentSectors - this.ring.distance(this.tail, pos)) * 512 + PAGE
     const len = Math.min(toEnd, Math.max(bytes, Math.min(WINDOW_PAGES * PAGE, left))) // >= bytes: bytes <= toEnd here
-    if (this.buf.length < len) this.buf = alignedBuffer(len) // a unit larger than the window (tests only)
-    this.ring.read(this.buf.subarray(0, len), pos)
+    if (this.spare.length < len) { // a unit larger than the window (tests only)
+      this.spare = alignedBuffer(len)
+      this.spareSums = new Uint32Array(len / PAGE)
+    }
+    const nextBuf = this.spare
+    const next = nextBuf.subarray(0, len)
+    this.ring.read(next, pos)
+    // the spare's own checksum job finished when the current window's started (one job at a time)
+    const job = crc32cPagesAsync(this.seed, next, this.spareSums)
+    this.beforeMove() // the old window's complete stripes, while the helper checksums the new one
+    this.spare = this.buf
+    this.buf = nextBuf
+    const sums = this.sums
+    this.sums = this.spareSums
+    this.spareSums = sums
+    this.job = job
     this.start = pos
     this.len = len
     return this.buf.subarray(0, bytes)
+  }
+
+  pageSums(pos: number, pages: number): Uint32Array | null {
+    if (!this.job || this.start < 0 || pos < this.start) return null
+    const first = ((pos - this.start) * 512) / PAGE
+    if ((first + pages) * PAGE > this.len) return null
+    this.job.wait(first + pages)
+    return this.sums.subarray(first, first + pages)
+  }
+
+  /** let the last checksum job finish (its buffers are released) */
+  close(): void {
+    this.job?.wait(this.job.pages)
+    this.job = null
   }
 }
 
@@ -662,26 +713,34 @@ export function recoverStreaming(arr: MdArray, untilSeq?: bigint, progress?: (do
   const out = {dataParityStripes: 0, pagesWritten: 0}
   let states = new StripeStates(n)
   // pages of replayed stripes still to be written: log position, slot, stripe sector
-  const pendPos: number[] = []
-  const pendSlot: number[] = []
-  const pendSector: number[] = []
+  let pendPos = new Float64Array(4096)
+  let pendSlot = new Uint16Array(4096)
+  let pendSector = new Float64Array(4096)
+  let pendN = 0
+  const pend = (pos: number, slot: number, sector: number) => {
+    if (pendN === pendPos.length) {
+      const grow = <T extends Float64Array | Uint16Array>(a: T): T => { const b = new (a.constructor as new (n: number) => T)(a.length * 2); b.set(a); return b }
+      pendPos = grow(pendPos)
+      pendSlot = grow(pendSlot)
+      pendSector = grow(pendSector)
+    }
+    pendPos[pendN] = pos
+    pendSlot[pendN] = slot
+    pendSector[pendN++] = sector
+  }
   // per slot, the window's pages to write (keys below), reused by every drain
   let slotKeys = Array.from({length: n}, () => new Float64Array(1024))
   const slotCount = new Int32Array(n)
+  const slotSorted = new Uint8Array(n)
   const reread = alignedBuffer(Math.min(2 << 20, WINDOW_PAGES * PAGE))
   const replay = (sector: number, r: number) => {
     if (states.dataPages(r, geo.stripeInfo(sector)) > 0) {
-      for (let k = 0; k < n; k++) {
-        if (!states.has(r, k)) continue
-        pendPos.push(states.at(r, k))
-        pendSlot.push(k)
-        pendSector.push(sector)
-      }
+      for (let k = 0; k < n; k++) if (states.has(r, k)) pend(states.at(r, k), k, sector)
       out.dataParityStripes++
     }
     states.reset(r)
   }
-  const window = new LogWindow(ring, extent.tailSector, extentSectors, () => drain())
+  const window = new LogWindow(ring, arr.seed, extent.tailSector, extentSectors, () => drain())
   /** every complete stripe to the members; keep only the cached (data-only) ones */
   let spare = new StripeStates(n)
   const drain = () => {
@@ -699,18 +758,24 @@ export function recoverStreaming(arr: MdArray, untilSeq?: bigint, progress?: (do
     }
     spare = states
     states = keep
-    if (pendPos.length === 0) return
+    if (pendN === 0) return
     // Pages no longer in the window are older than every page in it, so they go first: in log order
     // (a stripe replayed twice is written twice, older first), read back in runs of consecutive pages.
     const old: number[] = []
     // per slot, pages in the window: key = member page * window pages + window page (log order breaks ties)
     const winPages = Math.max(1, window.pages)
     slotCount.fill(0)
-    if (slotKeys[0].length < pendPos.length) slotKeys = Array.from({length: n}, () => new Float64Array(pendPos.length))
-    for (let e = 0; e < pendPos.length; e++) {
+    slotSorted.fill(1)
+    if (slotKeys[0].length < pendN) slotKeys = Array.from({length: n}, () => new Float64Array(pendPos.length))
+    for (let e = 0; e < pendN; e++) {
       const w = window.pageIndex(pendPos[e])
-      if (w < 0) old.push(e)
-      else slotKeys[pendSlot[e]][slotCount[pendSlot[e]]++] = (pendSector[e] / BLOCK_SECTORS) * winPages + w
+      if (w < 0) { old.push(e); continue }
+      const slot = pendSlot[e]
+      const key = (pendSector[e] / BLOCK_SECTORS) * winPages + w
+      const c = slotCount[slot]++
+      // a full-stripe log lists each member's pages in order already: no sort needed then
+      if (c > 0 && slotKeys[slot][c - 1] > key) slotSorted[slot] = 0
+      slotKeys[slot][c] = key
     }
     if (old.length > 0) {
       old.sort((a, b) => ring.distance(extent.tailSector, pendPos[a]) - ring.distance(extent.tailSector, pendPos[b]) || a - b)
@@ -729,7 +794,8 @@ export function recoverStreaming(arr: MdArray, untilSeq?: bigint, progress?: (do
     }
     // the window's pages: one request per run of consecutive member pages, in slot order
     for (let slot = 0; slot < n; slot++) {
-      const keys = slotKeys[slot].subarray(0, slotCount[slot]).sort()
+      const keys = slotKeys[slot].subarray(0, slotCount[slot])
+      if (!slotSorted[slot]) keys.sort()
       let i = 0
       while (i < keys.length) {
         const first = Math.floor(keys[i] / winPages)
@@ -744,9 +810,7 @@ export function recoverStreaming(arr: MdArray, untilSeq?: bigint, progress?: (do
         i = j
       }
     }
-    pendPos.length = 0
-    pendSlot.length = 0
-    pendSector.length = 0
+    pendN = 0
   }
   const tally = new LogTally(arr, extent.tailSector)
   for (const u of scanLog(ring, arr.seed, tally.tail, {...tally.scanOptions(untilSeq), reader: window, verdicts: false, columns: new MetaColumns()})) {
@@ -756,6 +820,7 @@ export function recoverStreaming(arr: MdArray, untilSeq?: bigint, progress?: (do
   }
   const v = tally.finish()
   drain()
+  window.close()
   // the end of the log: data-only stripes, with parity computed
   const dataOnly = new StripePages(n)
   for (const [sector, r] of states.alive()) for (let k = 0; k < n; k++) if (states.has(r, k)) dataOnly.set(sector, k, states.at(r, k))

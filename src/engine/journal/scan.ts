@@ -181,17 +181,16 @@ function firstBadPageColumns(cols: MetaColumns, data: Uint8Array, sums: Uint32Ar
     crc32cPages(seed, data, sumScratch, 0)
     sums = sumScratch
   }
-  const {type, size, at, dv} = cols
+  const {type, size, at} = cols
+  const words = cols.words
   let k = 0
   for (let i = 0; i < cols.count; i++) {
     if (type[i] === PAYLOAD_FLUSH) continue
     const n = size[i] / BLOCK_SECTORS
-    for (let j = 0, o = at[i]; j < n; j++, k++, o += 4) {
-      if (dv.getUint32(o, true) !== sums[k]) {
-        const copy = sums.slice(0, data.length / PAGE)
-        return comparePages(cols.toMetaBlock(seed), copy, ring, position, v => !v.ok)
-      }
-    }
+    let bad = false
+    if (words) for (let j = 0, w = at[i] >>> 2; j < n; j++, k++, w++) bad ||= words[w] !== sums[k]
+    else for (let j = 0; j < n; j++, k++) bad ||= cols.sum(i, j) !== sums[k]
+    if (bad) return comparePages(cols.toMetaBlock(seed), sums.slice(0, data.length / PAGE), ring, position, v => !v.ok)
   }
   return null
 }

@@ -177,6 +177,11 @@ export interface PageSumsJob {
   readonly pages: number;
   /** block until out[outOff .. outOff + min(upTo, pages)) are final */
   wait(upTo: number): void;
+  /**
+   * Without blocking: how many pages are final, or can be made final on this thread (an inline job
+   * says all of them: its wait computes them here). A read that failed says how far it got.
+   */
+  poll(): number;
 }
 
 /** A job on the addon's helper thread. Only the newest job is the addon's current one. */
@@ -191,6 +196,14 @@ class HelperJob implements PageSumsJob {
     // (then pagesWait says 0: e.g. pagesStart computed it in place because no thread could start).
     const d = (asyncAddon as Required<CrcAddon>).pagesWait(upTo);
     this.done = d > 0 ? d : this.pages;
+  }
+  poll(): number {
+    // a superseded job was completed by its successor (done = pages); only the current one asks
+    if (this.done < this.pages && lastJob === this) {
+      const d = (asyncAddon as Required<CrcAddon>).pagesWait(0);
+      if (d > this.done) this.done = d;
+    }
+    return this.done;
   }
 }
 
@@ -209,6 +222,9 @@ class InlineJob implements PageSumsJob {
     if (!(to > this.done)) return;
     crc32cPages(this.seed, this.buf.subarray(this.done * PAGE, to * PAGE), this.out, this.outOff + this.done);
     this.done = to;
+  }
+  poll(): number {
+    return this.pages;
   }
 }
 
@@ -236,6 +252,13 @@ class ReadJob implements PageSumsJob {
       throw e;
     }
     this.done = d > 0 ? d : this.pages;
+  }
+  poll(): number {
+    if (!this.error && this.done < this.pages && lastJob === this) {
+      const d = (readAddon as Required<CrcAddon>).pagesWait(0); // never throws for 0: a failure stops short of it
+      if (d > this.done) this.done = d;
+    }
+    return this.done;
   }
   /** Before another job takes the slot: complete this one, keeping a failure for a later wait. */
   settle(): void {

@@ -296,6 +296,10 @@ class FileReadJob implements PageSumsJob {
       throw io
     }
   }
+
+  poll(): number {
+    return this.job.poll()
+  }
 }
 
 function blockDeviceSize(file: string, fd: number): number {

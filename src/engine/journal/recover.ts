@@ -19,7 +19,7 @@
 import {MetaColumns, PAYLOAD_DATA, PAYLOAD_FLUSH, PAYLOAD_PARITY, encodeMetaBlock, type Payload} from '../format/meta.js'
 import type {MdArray} from '../array.js'
 import {alignedBuffer} from '../device.js'
-import {crc32cPagesAsync, type PageSumsJob} from '../checksum.js'
+import type {PageSumsJob} from '../checksum.js'
 import {computeP, computeQ} from '../parity.js'
 import {CorruptError} from '../errors.js'
 import {scanLog, type LogReader, type ScanStop, type ScannedUnit} from './scan.js'
@@ -564,10 +564,66 @@ class LogTally {
  * written. Where a unit would be dropped for a bad page the real walk ends earlier; the extent
  * is then an overestimate, never used for correctness.
  */
-export function logExtent(arr: MdArray, untilSeq?: bigint): VerifiedLog {
+export function logExtent(arr: MdArray, untilSeq?: bigint, units?: UnitList): VerifiedLog {
   const tally = new LogTally(arr, arr.journalTail)
-  for (const u of scanLog(arr.ring!, arr.seed, tally.tail, {...tally.scanOptions(untilSeq), metaOnly: true, columns: new MetaColumns()})) tally.count(u)
+  for (const u of scanLog(arr.ring!, arr.seed, tally.tail, {...tally.scanOptions(untilSeq), metaOnly: true, columns: new MetaColumns()})) {
+    tally.count(u)
+    units?.push(u.position, u.pages)
+  }
   return tally.finish()
+}
+
+/** Where the io units of a log lie: (position, pages) pairs, 16 bytes a unit (about 23 KB per GiB of log). */
+export class UnitList {
+  pos = new Float64Array(1024)
+  pages = new Float64Array(1024)
+  n = 0
+  push(pos: number, pages: number): void {
+    if (this.n === this.pos.length) {
+      const p = new Float64Array(this.n * 2)
+      p.set(this.pos)
+      this.pos = p
+      const q = new Float64Array(this.n * 2)
+      q.set(this.pages)
+      this.pages = q
+    }
+    this.pos[this.n] = pos
+    this.pages[this.n++] = pages
+  }
+}
+
+/**
+ * LogWindow's rule, in one place: the window (bytes to read) that a request for `bytes` at `pos` opens
+ * when it is not inside the current one; -1 when it wraps around the ring's end (read into a private
+ * copy, the window stays). What the log still holds is read, at least the request, up to the window size.
+ */
+function windowLength(ring: Ring, tail: number, extentSectors: number, pos: number, bytes: number): number {
+  const toEnd = (ring.sizeSectors - pos) * 512
+  if (bytes > toEnd) return -1
+  const left = (extentSectors - ring.distance(tail, pos)) * 512 + PAGE
+  return Math.min(toEnd, Math.max(bytes, Math.min(WINDOW_PAGES * PAGE, left))) // >= bytes: bytes <= toEnd here
+}
+
+/** The windows the replay will open, in order: scanLog's requests (meta block, then its pages) replayed over the units. */
+export interface WindowPlan {start: Float64Array; len: Float64Array; n: number}
+
+function planWindows(ring: Ring, tail: number, extentSectors: number, units: UnitList): WindowPlan {
+  const plan = new UnitList() // (start, length) pairs
+  let start = -1
+  let len = 0
+  const request = (pos: number, bytes: number) => {
+    if (start >= 0 && pos >= start && (pos - start) * 512 + bytes <= len) return
+    const l = windowLength(ring, tail, extentSectors, pos, bytes)
+    if (l < 0) return
+    start = pos
+    len = l
+    plan.push(start, len)
+  }
+  for (let i = 0; i < units.n; i++) {
+    request(units.pos[i], PAGE)
+    if (units.pages[i] > 0) request(ring.add(units.pos[i], BLOCK_SECTORS), units.pages[i] * PAGE)
+  }
+  return {start: plan.pos, len: plan.pages, n: plan.n}
 }
 
 export interface StreamResult extends VerifiedLog {dataParityStripes: number; dataOnlyStripes: number; pagesWritten: number}
@@ -584,12 +640,13 @@ export function setReplayWindow(pages: number): number {
 
 /**
  * The replay's view of the ring: one large read at a time, served to scanLog as views. Moving on
- * (a unit that does not lie inside the current window) reads the next window into a second
- * buffer, starts its page checksums (on the CRC addon's helper thread, so they are computed on
- * another core: crc32cPagesAsync), and only then calls `beforeMove`, which sends the complete
- * stripes to the members while their pages are still in the old window: the member writes of one
- * window and the checksums of the next run at the same time. A unit that wraps around the ring's
- * end is read into a private copy instead (the window never wraps), and is checksummed by scanLog.
+ * (a unit that does not lie inside the current window) starts the read of the next window into a
+ * second buffer together with its page checksums, both on the CRC addon's helper thread
+ * (Ring.readPagesAsync), and only then calls `beforeMove`, which sends the complete stripes to the
+ * members while their pages are still in the old window: one window's member writes run on this
+ * thread while the next window is read and checksummed on another core. Views wait for the pages
+ * they cover. A unit that wraps around the ring's end is read into a private copy instead (the
+ * window never wraps), and is checksummed by scanLog.
  */
 class LogWindow implements LogReader {
   private buf: Uint8Array
@@ -600,9 +657,15 @@ class LogWindow implements LogReader {
   private scratch: Uint8Array = new Uint8Array(0)
   private start = -1
   private len = 0
+  /** the window being read ahead (plan entry preIndex) into the spare buffer, if any */
+  private pre: PageSumsJob | null = null
+  private preIndex = -1
+  /** plan entry of the current window; -1 once the walk left the plan (a dropped unit) */
+  private wi = -1
+
   /** sectors from the tail up to which reading is useful (the extent pre-walk's stop) */
   constructor(private readonly ring: Ring, private readonly seed: number, private readonly tail: number, private readonly extentSectors: number,
-    private readonly beforeMove: () => void) {
+    private readonly beforeMove: () => void, private readonly plan: WindowPlan | null = null) {
     const size = Math.min(WINDOW_PAGES * PAGE, Math.max(PAGE, extentSectors * 512 + PAGE))
     this.buf = alignedBuffer(size)
     this.spare = alignedBuffer(size)
@@ -638,6 +701,8 @@ class LogWindow implements LogReader {
   view(pos: number, bytes: number): Uint8Array {
     if (this.start >= 0 && pos >= this.start && (pos - this.start) * 512 + bytes <= this.len) {
       const off = (pos - this.start) * 512
+      this.job!.wait((off + bytes) / PAGE) // the helper may still be reading it
+      if (!this.pre) this.readAhead()
       return this.buf.subarray(off, off + bytes)
     }
     const toEnd = (this.ring.sizeSectors - pos) * 512
@@ -647,19 +712,22 @@ class LogWindow implements LogReader {
       this.ring.read(v, pos)
       return v
     }
-    // read what the log still holds (at least the unit asked for), up to the window size
-    const left = (this.extentSectors - this.ring.distance(this.tail, pos)) * 512 + PAGE
-    const len = Math.min(toEnd, Math.max(bytes, Math.min(WINDOW_PAGES * PAGE, left))) // >= bytes: bytes <= toEnd here
-    if (this.spare.length < len) { // a unit larger than the window (tests only)
-      this.spare = alignedBuffer(len)
-      this.spareSums = new Uint32Array(len / PAGE)
+    const len = windowLength(this.ring, this.tail, this.extentSectors, pos, bytes)
+    const plan = this.plan
+    let job: PageSumsJob
+    if (this.pre && plan!.start[this.preIndex] === pos && plan!.len[this.preIndex] === len) {
+      job = this.pre // read ahead while the last window was walked
+      this.wi = this.preIndex
+    } else {
+      // not read ahead (the first window, or the walk left the plan): read it now. Starting a job
+      // first completes any read-ahead, so the spare buffer is free.
+      this.spareFor(len)
+      job = this.ring.readPagesAsync(this.spare.subarray(0, len), pos, this.seed, this.spareSums)
+      this.wi = plan && this.wi + 1 < plan.n && plan.start[this.wi + 1] === pos && plan.len[this.wi + 1] === len ? this.wi + 1 : -1
     }
+    this.pre = null
     const nextBuf = this.spare
-    const next = nextBuf.subarray(0, len)
-    this.ring.read(next, pos)
-    // the spare's own checksum job finished when the current window's started (one job at a time)
-    const job = crc32cPagesAsync(this.seed, next, this.spareSums)
-    this.beforeMove() // the old window's complete stripes, while the helper checksums the new one
+    this.beforeMove() // the old window's complete stripes, while the helper reads and checksums the new one
     this.spare = this.buf
     this.buf = nextBuf
     const sums = this.sums
@@ -668,7 +736,29 @@ class LogWindow implements LogReader {
     this.job = job
     this.start = pos
     this.len = len
+    job.wait(bytes / PAGE)
     return this.buf.subarray(0, bytes)
+  }
+
+  /** a spare buffer of at least `len` bytes (larger than the window only for a huge unit: tests) */
+  private spareFor(len: number): void {
+    if (this.spare.length < len) {
+      this.spare = alignedBuffer(len)
+      this.spareSums = new Uint32Array(len / PAGE)
+    }
+  }
+
+  /**
+   * Once the current window is read, start reading the next planned one into the spare buffer (free:
+   * its window was drained when this one opened), so the helper works while this window is walked.
+   */
+  private readAhead(): void {
+    const plan = this.plan
+    if (!plan || this.wi < 0 || this.wi + 1 >= plan.n || this.job!.poll() < this.job!.pages) return
+    const k = this.wi + 1
+    this.spareFor(plan.len[k])
+    this.pre = this.ring.readPagesAsync(this.spare.subarray(0, plan.len[k]), plan.start[k], this.seed, this.spareSums)
+    this.preIndex = k
   }
 
   pageSums(pos: number, pages: number): Uint32Array | null {
@@ -679,10 +769,16 @@ class LogWindow implements LogReader {
     return this.sums.subarray(first, first + pages)
   }
 
-  /** let the last checksum job finish (its buffers are released) */
+  /** let the last jobs finish (their buffers are released) */
   close(): void {
     this.job?.wait(this.job.pages)
     this.job = null
+    try {
+      this.pre?.wait(this.pre.pages)
+    } catch {
+      // a read-ahead the walk never used: its failure does not matter
+    }
+    this.pre = null
   }
 }
 
@@ -705,7 +801,8 @@ export function recoverStreaming(arr: MdArray, untilSeq?: bigint, progress?: (do
   const ring = arr.ring!
   const geo = arr.geometry
   const n = arr.sb.raidDisks
-  const extent = logExtent(arr, untilSeq)
+  const units = new UnitList()
+  const extent = logExtent(arr, untilSeq, units)
   if (extent.clean) return {...extent, dataParityStripes: 0, dataOnlyStripes: 0, pagesWritten: 0}
   if (arr.missingMembers.length > 0) throw new CorruptError('recovery needs every member', arr.all()[0].path)
   const extentSectors = ring.distance(extent.tailSector, extent.stop.position)
@@ -740,7 +837,7 @@ export function recoverStreaming(arr: MdArray, untilSeq?: bigint, progress?: (do
     }
     states.reset(r)
   }
-  const window = new LogWindow(ring, arr.seed, extent.tailSector, extentSectors, () => drain())
+  const window = new LogWindow(ring, arr.seed, extent.tailSector, extentSectors, () => drain(), planWindows(ring, extent.tailSector, extentSectors, units))
   /** every complete stripe to the members; keep only the cached (data-only) ones */
   let spare = new StripeStates(n)
   const drain = () => {

@@ -95,9 +95,76 @@ export class StripePages {
   }
 }
 
+/**
+ * stripe sector -> row, an open-addressing hash table in typed arrays (linear probing, at most half
+ * full). The replay looks a stripe up for every payload and clears the table every window; a Map
+ * costs an allocation per growth and per rehash, which the young generation then has to collect.
+ */
+export class SectorIndex {
+  private keys: Float64Array
+  private vals: Int32Array
+  private used = 0
+  private mask: number
+
+  constructor(capacity = 1024) {
+    let cap = 16
+    while (cap < capacity * 2) cap *= 2
+    this.keys = new Float64Array(cap)
+    this.vals = new Int32Array(cap).fill(-1)
+    this.mask = cap - 1
+  }
+
+  get size(): number { return this.used }
+
+  private slot(sector: number): number {
+    // sectors are multiples of 8; the page number, scrambled (low 32 bits; larger sectors just collide more)
+    let i = (Math.imul(Math.floor(sector / 8) >>> 0, 0x9e3779b1) >>> 0) & this.mask
+    while (this.vals[i] >= 0 && this.keys[i] !== sector) i = (i + 1) & this.mask
+    return i
+  }
+
+  /** the row of `sector`, or -1 */
+  get(sector: number): number {
+    return this.vals[this.slot(sector)]
+  }
+
+  set(sector: number, row: number): void {
+    let i = this.slot(sector)
+    if (this.vals[i] < 0) {
+      if ((this.used + 1) * 2 > this.vals.length) {
+        this.grow()
+        i = this.slot(sector)
+      }
+      this.used++
+      this.keys[i] = sector
+    }
+    this.vals[i] = row
+  }
+
+  private grow(): void {
+    const keys = this.keys
+    const vals = this.vals
+    this.keys = new Float64Array(keys.length * 2)
+    this.vals = new Int32Array(vals.length * 2).fill(-1)
+    this.mask = this.vals.length - 1
+    for (let i = 0; i < vals.length; i++) {
+      if (vals[i] < 0) continue
+      const j = this.slot(keys[i])
+      this.keys[j] = keys[i]
+      this.vals[j] = vals[i]
+    }
+  }
+
+  clear(): void {
+    if (this.used === 0) return
+    this.vals.fill(-1)
+    this.used = 0
+  }
+}
+
 /** The kernel's per-stripe recovery state, for every stripe at once: current logged pages + caching flag. */
 class StripeStates {
-  private rows = new Map<number, number>()
+  private rows = new SectorIndex()
   private sectorOf: number[] = []
   private cur: Int32Array
   private flags: Uint8Array // bit 0: caching, bit 1: alive
@@ -118,7 +185,7 @@ class StripeStates {
       return this.lastRow
     }
     let r = this.rows.get(sector)
-    if (r === undefined) {
+    if (r < 0) {
       r = this.count++
       if (r >= this.flags.length) {
         const cur = new Int32Array(this.cur.length * 2).fill(-1)
@@ -149,7 +216,7 @@ class StripeStates {
   /** a FLUSH payload: the stripe is on the members; forget it */
   drop(sector: number): void {
     const r = this.rows.get(sector)
-    if (r === undefined) return
+    if (r < 0) return
     this.reset(r)
     this.flags[r] = 0
   }

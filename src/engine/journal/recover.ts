@@ -977,7 +977,8 @@ export function recoverStreaming(arr: MdArray, untilSeq?: bigint, progress?: (do
     pendN = 0
   }
   const tally = new LogTally(arr, extent.tailSector)
-  for (const u of scanLog(ring, arr.seed, tally.tail, {...tally.scanOptions(untilSeq), reader: window, verdicts: false, columns: new MetaColumns()})) {
+  for (const u of scanLog(ring, arr.seed, tally.tail, {...tally.scanOptions(untilSeq), reader: window, verdicts: false, columns: new MetaColumns(),
+    locationsChecked: true})) {
     tally.count(u)
     feedUnit(arr, states, u, replay)
     progress?.(Math.min(tally.scanned, total), total)

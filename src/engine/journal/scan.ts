@@ -173,8 +173,9 @@ function firstBadPage(meta: MetaBlock, data: Uint8Array, seed: number, ring: Rin
  * firstBadPage over columns. `sums` holds the unit's page checksums (computed here when null).
  * The verdict for a mismatch comes from the object form, so it reads exactly as the slow path's.
  */
-function firstBadPageColumns(cols: MetaColumns, data: Uint8Array, sums: Uint32Array | null, seed: number, ring: Ring, position: number): PageVerdict | null {
-  checkColumnLocations(cols, ring, position, seed)
+function firstBadPageColumns(cols: MetaColumns, data: Uint8Array, sums: Uint32Array | null, seed: number, ring: Ring, position: number,
+  locationsChecked: boolean): PageVerdict | null {
+  if (!locationsChecked) checkColumnLocations(cols, ring, position, seed)
   if (!sums) {
     const n = data.length / PAGE
     if (sumScratch.length < n) sumScratch = new Uint32Array(n)
@@ -259,10 +260,17 @@ export function* scanLog(
      * when read). The replay's hot path: no object or BigInt per payload.
      */
     columns?: MetaColumns
+    /**
+     * A meta-only walk from the same tail already checked every unit's payload locations (the
+     * replay's extent walk): they are not checked again until a unit is dropped, after which the
+     * walk is on ground the other one never saw. Only with `columns`.
+     */
+    locationsChecked?: boolean
   },
 ): Generator<ScannedUnit> {
   const reader = opts.reader ?? plainReader(ring)
   const cols = opts.columns ?? null
+  let locationsChecked = opts.locationsChecked === true
   const wantVerdicts = opts.verdicts !== false
   const empty: Uint8Array = new Uint8Array(0)
   let pos = tail
@@ -306,7 +314,8 @@ export function* scanLog(
       else checkColumnLocations(cols!, ring, pos, seed)
     } else {
       if (pages > 0) data = reader.view(ring.add(pos, BLOCK_SECTORS), pages * PAGE)
-      if (!meta) bad = firstBadPageColumns(cols!, data, pages > 0 ? reader.pageSums?.(ring.add(pos, BLOCK_SECTORS), pages) ?? null : null, seed, ring, pos)
+      if (!meta) bad = firstBadPageColumns(cols!, data, pages > 0 ? reader.pageSums?.(ring.add(pos, BLOCK_SECTORS), pages) ?? null : null, seed, ring, pos,
+        locationsChecked)
       else if (wantVerdicts) {
         verdicts = verifyUnitPages(meta, data, seed, ring, pos)
         bad = verdicts.find(v => !v.ok) ?? null
@@ -315,6 +324,7 @@ export function* scanLog(
     const allPagesOk = bad === null
     const nextPosition = ring.add(pos, BLOCK_SECTORS * (1 + pages))
     if (bad && opts.kernelSkipOnDataMismatch) {
+      locationsChecked = false // off the checked path from here on
       opts.kernelSkipOnDataMismatch({position: pos, seq,
         message: `page at sector ${bad.position} has checksum ${hex(bad.actual)}, logged ${hex(bad.expected)}`})
       walked += BLOCK_SECTORS

@@ -238,8 +238,8 @@ export class FileDevice implements BlockDevice {
     this.check(offset, len, 'write')
     let pos = offset
     for (let i = 0; i < bufs.length; i += IOV_MAX) {
-      const chunk = bufs.slice(i, i + IOV_MAX)
-      const want = total(chunk)
+      const chunk = bufs.length <= IOV_MAX ? bufs : bufs.slice(i, i + IOV_MAX) // no copy in the common case
+      const want = chunk === bufs ? len : total(chunk)
       const n = fs.writevSync(this.fd, chunk, pos)
       if (n !== want) {
         // partial write: write the remainder buffer by buffer

@@ -963,12 +963,11 @@ export function recoverStreaming(arr: MdArray, untilSeq?: bigint, progress?: (do
       let i = 0
       while (i < keys.length) {
         const first = Math.floor(keys[i] / winPages)
-        const views = [window.pageAt(keys[i] - first * winPages)]
         let j = i + 1
-        while (j < keys.length && Math.floor(keys[j] / winPages) === first + (j - i)) {
-          views.push(window.pageAt(keys[j] - (first + j - i) * winPages))
-          j++
-        }
+        while (j < keys.length && Math.floor(keys[j] / winPages) === first + (j - i)) j++
+        // one array of the run's exact size (growing one by push allocates several times over)
+        const views: Uint8Array[] = new Array(j - i)
+        for (let k = i; k < j; k++) views[k - i] = window.pageAt(keys[k] - (first + k - i) * winPages)
         arr.members[slot]!.dev.writev(views, arr.memberBase(slot) + first * PAGE)
         out.pagesWritten += views.length
         i = j

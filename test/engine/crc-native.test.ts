@@ -7,29 +7,19 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import CRC32C from 'crc-32/crc32c.js';
 import { crc32c, crc32cPages, crc32cRaw, crc32cRawReference, crcBackend } from '../../src/engine/checksum.js';
 import { refRaw, rng, randomBytes, u32 } from '../helpers/reference.js';
+import { ADDON_PATH, CHECKSUM_MODULE, type LooseAddon } from '../helpers/addon.js';
 
 const ADDON_NAME = 'native addon (sse4.2, batched)';
 const PAGE = 4096;
-const here = path.dirname(fileURLToPath(import.meta.url)); // dist/test/engine
-const ADDON_PATH = path.resolve(here, '../../../build/Release/crc32c_pages.node');
-const CHECKSUM_MODULE = path.resolve(here, '../../src/engine/checksum.js');
 
-/** Loosely typed on purpose: the tests also call it with wrong types and missing arguments. */
-interface CrcAddon {
-  sse42: boolean;
-  pages(seed: unknown, buf: unknown, out: unknown, outOff?: unknown): void;
-  raw(seed: unknown, buf?: unknown): number;
-}
 
 /** The addon loaded directly (independently of checksum.ts), or the reason it did not load. */
-function loadAddon(): { addon: CrcAddon | null; why: string } {
+function loadAddon(): { addon: LooseAddon | null; why: string } {
   try {
-    const addon = createRequire(import.meta.url)(ADDON_PATH) as CrcAddon;
+    const addon = createRequire(import.meta.url)(ADDON_PATH) as LooseAddon;
     if (!addon.sse42) return { addon: null, why: 'the addon loaded but reports no SSE4.2 on this CPU' };
     return { addon, why: '' };
   } catch (e) {
@@ -84,7 +74,7 @@ describe(`CRC32C native addon (backend in use: ${crcBackend})`, () => {
       console.log(`      (skipped: native CRC addon not built: ${why}; the module uses ${crcBackend})`);
       this.skip();
     });
-    const A = (): CrcAddon => addon as CrcAddon;
+    const A = (): LooseAddon => addon as LooseAddon;
 
     it('is the backend checksum.ts chose (unless R5CTL_CRC overrides it)', () => {
       const forced = process.env.R5CTL_CRC;

@@ -9,8 +9,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import {
@@ -21,30 +19,21 @@ import {
   crcBackend,
 } from '../../src/engine/checksum.js';
 import { refRaw, rng, u32 } from '../helpers/reference.js';
+import { ADDON_PATH, CHECKSUM_MODULE, type LooseAddon } from '../helpers/addon.js';
 
 const PAGE = 4096;
 const SENTINEL = 0xdeadbeef;
-const here = path.dirname(fileURLToPath(import.meta.url)); // dist/test/unit
-const ADDON_PATH = path.resolve(here, '../../../build/Release/crc32c_pages.node');
-const CHECKSUM_MODULE = path.resolve(here, '../../src/engine/checksum.js');
 
-/** Loosely typed on purpose: the tests also call it with wrong types and missing arguments. */
-interface AsyncAddon {
-  sse42: boolean;
-  pages(seed: unknown, buf: unknown, out: unknown, outOff?: unknown): void;
-  pagesStart(seed: unknown, buf?: unknown, out?: unknown, outOff?: unknown): void;
-  pagesWait(upTo?: unknown): number;
-}
 
 /** The addon loaded directly (independently of checksum.ts), or why it is not usable for these tests. */
-function loadAddon(): { addon: AsyncAddon | null; why: string } {
+function loadAddon(): { addon: LooseAddon | null; why: string } {
   try {
-    const a = createRequire(import.meta.url)(ADDON_PATH) as Partial<AsyncAddon>;
+    const a = createRequire(import.meta.url)(ADDON_PATH) as Partial<LooseAddon>;
     if (!a.sse42) return { addon: null, why: 'the addon reports no SSE4.2 on this CPU' };
     if (typeof a.pagesStart !== 'function' || typeof a.pagesWait !== 'function') {
       return { addon: null, why: 'the addon is an old build without pagesStart/pagesWait' };
     }
-    return { addon: a as AsyncAddon, why: '' };
+    return { addon: a as LooseAddon, why: '' };
   } catch (e) {
     return { addon: null, why: `${ADDON_PATH} did not load (${(e as Error).message.split('\n')[0]})` };
   }
@@ -280,7 +269,7 @@ describe(`crc32cPagesAsync (${crcAsyncBackend}; sync backend ${crcBackend})`, ()
       console.log(`      (skipped: ${forcedOff ? `R5CTL_CRC=${process.env.R5CTL_CRC}` : why})`);
       this.skip();
     });
-    const A = (): AsyncAddon => addon as AsyncAddon;
+    const A = (): LooseAddon => addon as LooseAddon;
 
     it('pagesWait with no job returns 0; with a job it returns the pages done (>= upTo) and 0 again once consumed', () => {
       const a = A();

@@ -706,14 +706,16 @@ export function setReplayWindow(pages: number): number {
 }
 
 /**
- * The replay's view of the ring: one large read at a time, served to scanLog as views. Moving on
- * (a unit that does not lie inside the current window) starts the read of the next window into a
- * second buffer together with its page checksums, both on the CRC addon's helper thread
- * (Ring.readPagesAsync), and only then calls `beforeMove`, which sends the complete stripes to the
- * members while their pages are still in the old window: one window's member writes run on this
- * thread while the next window is read and checksummed on another core. Views wait for the pages
- * they cover. A unit that wraps around the ring's end is read into a private copy instead (the
- * window never wraps), and is checksummed by scanLog.
+ * The replay's view of the ring: one large read at a time, served to scanLog as views. Windows are
+ * read together with their page checksums on the CRC addon's helper thread (Ring.readPagesAsync).
+ * Once the current window's job is complete, the next window of the plan (planWindows) is read
+ * ahead into the spare buffer while this one is walked; views wait only for pages that have not
+ * arrived. Moving on (a unit that does not lie inside the current window) takes the read-ahead when
+ * it is the window needed (else reads it now: the first window, or a walk that left the plan after
+ * a dropped unit), then calls `beforeMove`, which sends the complete stripes to the members while
+ * their pages are still in the old window. The spare is free when the read-ahead starts: its window
+ * was drained when the current one opened. A unit that wraps around the ring's end is read into a
+ * private copy instead (the window never wraps), and is checksummed by scanLog.
  */
 class LogWindow implements LogReader {
   private buf: Uint8Array

@@ -89,6 +89,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/uio.h>
 
 #define PAGE 4096
 
@@ -750,13 +751,91 @@ fail0:
   return NULL;
 }
 
+/* writePages(fd, position, buf, pages, from, count): pwritev of the 4 KiB pages buf[pages[from + j]]
+ * (j < count), in that order, at byte `position` of fd, on this thread; at most 1024 iovecs a call,
+ * looping on EINTR and partial writes. fs.writevSync would take the same pages as an array of views, at
+ * about 50 ns a view in node before the kernel sees them. Returns the bytes written (count * 4096);
+ * throws an Error whose code is the errno name ("write failed at offset N: reason"). */
+static napi_value js_write_pages(napi_env env, napi_callback_info info) {
+  size_t argc = 6, blen, plen;
+  napi_value argv[6], result;
+  double fd, pos, from, count;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (argc < 6) {
+    napi_throw_type_error(env, NULL, "writePages(fd, position, buf, pages, from, count): 6 arguments expected");
+    return NULL;
+  }
+  if (napi_get_value_double(env, argv[0], &fd) != napi_ok || napi_get_value_double(env, argv[1], &pos) != napi_ok ||
+      napi_get_value_double(env, argv[4], &from) != napi_ok || napi_get_value_double(env, argv[5], &count) != napi_ok) {
+    napi_throw_type_error(env, NULL, "fd, position, from and count must be numbers");
+    return NULL;
+  }
+  const uint8_t *buf = typed_array(env, argv[2], napi_uint8_array, &blen, "buf must be a Uint8Array");
+  if (!buf && blen != 0) return NULL;
+  const int32_t *pages = typed_array(env, argv[3], napi_int32_array, &plen, "pages must be an Int32Array");
+  if (!pages && plen != 0) return NULL;
+  if (!(fd >= 0 && fd <= 2147483647.0) || fd != (double)(int)fd || !(pos >= 0 && pos <= 9007199254740991.0) || pos != (double)(int64_t)pos ||
+      !(from >= 0) || from != (double)(size_t)from || !(count >= 0) || count != (double)(size_t)count || from + count > (double)plen ||
+      blen % PAGE != 0) {
+    napi_throw_range_error(env, NULL, "writePages: fd, position, from or count out of range, or buf not whole pages");
+    return NULL;
+  }
+  size_t first = (size_t)from, n = (size_t)count, bpages = blen / PAGE;
+  for (size_t q = first; q < first + n; q++) {
+    if (pages[q] < 0 || (size_t)pages[q] >= bpages) {
+      char msg[128];
+      snprintf(msg, sizeof msg, "writePages: pages[%zu] = %d is not a page of buf (%zu pages)", q, pages[q], bpages);
+      napi_throw_range_error(env, NULL, msg);
+      return NULL;
+    }
+  }
+  struct iovec iov[1024];
+  int64_t off = (int64_t)pos;
+  for (size_t j = 0; j < n;) {
+    size_t k = n - j < 1024 ? n - j : 1024;
+    for (size_t q = 0; q < k; q++) {
+      iov[q].iov_base = (void *)(buf + (size_t)pages[first + j + q] * PAGE);
+      iov[q].iov_len = PAGE;
+    }
+    struct iovec *v = iov;
+    size_t left = k;
+    while (left > 0) {
+      ssize_t w = pwritev((int)fd, v, (int)left, (off_t)off);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) {
+        char tmp[128], msg[256];
+        int e = w < 0 ? errno : EIO;
+        snprintf(msg, sizeof msg, "write failed at offset %lld: %s", (long long)off, w < 0 ? errno_text(e, tmp, sizeof tmp) : "nothing written");
+        napi_throw_error(env, errno_name(e), msg);
+        return NULL;
+      }
+      off += w;
+      while (left > 0 && (size_t)w >= v->iov_len) {
+        w -= (ssize_t)v->iov_len;
+        v++;
+        left--;
+      }
+      if (left > 0 && w > 0) {
+        v->iov_base = (uint8_t *)v->iov_base + w;
+        v->iov_len -= (size_t)w;
+      }
+    }
+    j += k;
+  }
+  if (napi_create_double(env, (double)(n * PAGE), &result) != napi_ok) return NULL;
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
 #ifdef HAVE_CRC_INSN
   __builtin_cpu_init();
   have_sse42 = __builtin_cpu_supports("sse4.2") ? 1 : 0;
 #endif
   can_spin = usable_cpus() > 1;
-  napi_value fpages, fraw, fstart, fread, fwait, flag;
+  napi_value fpages, fraw, fstart, fread, fwait, flag, fwrite;
+  if (napi_create_function(env, "writePages", NAPI_AUTO_LENGTH, js_write_pages, NULL, &fwrite) != napi_ok ||
+      napi_set_named_property(env, exports, "writePages", fwrite) != napi_ok)
+    return NULL;
   if (napi_create_function(env, "pages", NAPI_AUTO_LENGTH, js_pages, NULL, &fpages) != napi_ok ||
       napi_create_function(env, "raw", NAPI_AUTO_LENGTH, js_raw, NULL, &fraw) != napi_ok ||
       napi_get_boolean(env, have_sse42, &flag) != napi_ok ||

@@ -55,6 +55,8 @@ interface CrcAddon {
   pagesWait?(upTo: number): number;
   /** pread(fd, buf, buf.length, position) and pages() of it, on the helper thread, in the same job slot. Absent in old builds. */
   readStart?(fd: number, position: number, buf: Uint8Array, seed: number, out: Uint32Array, outOff: number): void;
+  /** pwritev of the pages buf[pages[from + j]] at position, on this thread; bytes written. Absent in old builds. */
+  writePages?(fd: number, position: number, buf: Uint8Array, pages: Int32Array, from: number, count: number): number;
 }
 
 /** What the addon's pagesWait throws for a failed read (native/crc32c_pages.c, throw_read_error). */
@@ -127,6 +129,15 @@ const nodeRs = addon ? null : loadNodeRs();
 const std: StdCrc = nodeRs ?? jsStd;
 
 /** Which implementation is in use: 'native addon (sse4.2, batched)', '@node-rs/crc32' or 'crc-32 (js)'. */
+/**
+ * The addon's synchronous scattered-page write (native/crc32c_pages.c writePages), or null: pwritev of
+ * the 4 KiB pages buf[pages[from + j]] (j < count) at byte `position` of fd. Node's writevSync takes
+ * the same pages as an array of views, at a cost per view; this takes page numbers. Throws an Error
+ * whose code is the errno name. Used by FileDevice.writePages.
+ */
+export const nativeWritePages: ((fd: number, position: number, buf: Uint8Array, pages: Int32Array, from: number, count: number) => number) | null =
+  addon && typeof addon.writePages === 'function' ? addon.writePages.bind(addon) : null;
+
 export const crcBackend: string = addon ? 'native addon (sse4.2, batched)' : nodeRs ? '@node-rs/crc32' : 'crc-32 (js)';
 
 /** Where crc32cPagesAsync computes: on the addon's helper thread, or inline inside wait() on this thread. */

@@ -8,7 +8,7 @@
  */
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import {type PageSumsJob, type ReadFailure, crc32cPagesAsync, readPagesAsync} from './checksum.js'
+import {type PageSumsJob, type ReadFailure, crc32cPagesAsync, nativeWritePages, readPagesAsync} from './checksum.js'
 import {IoError, RefusedError} from './errors.js'
 import {DeviceLock} from './lock.js'
 
@@ -36,6 +36,12 @@ export interface BlockDevice {
    * read error, at once). Optional: without it, callers read() and then crc32cPagesAsync.
    */
   readPagesAsync?(buf: Uint8Array, offset: number, seed: number, sums: Uint32Array): PageSumsJob
+  /**
+   * Optional: write the 4 KiB pages buf[pages[from + j]] (j < count), in that order, as one request at
+   * byte `offset` — writev with page numbers instead of views (the replay's drain). A device without
+   * it (the wrappers, whose writev must see every write, and MemDevice) gets writev.
+   */
+  writePages?(buf: Uint8Array, pages: Int32Array, from: number, count: number, offset: number): void
   write(buf: Uint8Array, offset: number): void
   /** gather write: several buffers to contiguous device bytes, one request */
   writev(bufs: Uint8Array[], offset: number): void
@@ -78,6 +84,8 @@ export class DeviceWrapper implements BlockDevice {
   flush(): void { this.inner.flush() }
   close(): void { this.inner.close() }
 }
+
+const PAGE_BYTES = 4096
 
 /** writevSync / readvSync accept at most IOV_MAX (1024) buffers per call on Linux. */
 const IOV_MAX = 1024
@@ -231,6 +239,24 @@ export class FileDevice implements BlockDevice {
     while (done < buf.length) done += fs.writeSync(this.fd, buf, done, buf.length - done, offset + done)
     this.stats.writes++
     this.stats.bytesWritten += buf.length
+  }
+
+  writePages(buf: Uint8Array, pages: Int32Array, from: number, count: number, offset: number): void {
+    this.check(offset, count * PAGE_BYTES, 'write')
+    if (nativeWritePages && this.fd >= 0) {
+      try {
+        nativeWritePages(this.fd, offset, buf, pages, from, count)
+      } catch (error: any) {
+        if (error instanceof RangeError || error instanceof TypeError) throw error
+        throw new IoError(error.message, this.name)
+      }
+      this.stats.writes++
+      this.stats.bytesWritten += count * PAGE_BYTES
+      return
+    }
+    const views: Uint8Array[] = new Array(count)
+    for (let j = 0; j < count; j++) views[j] = buf.subarray(pages[from + j] * PAGE_BYTES, (pages[from + j] + 1) * PAGE_BYTES)
+    this.writev(views, offset)
   }
 
   writev(bufs: Uint8Array[], offset: number): void {

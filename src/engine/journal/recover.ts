@@ -745,6 +745,9 @@ class LogWindow implements LogReader {
   /** pages the window can hold */
   get pages(): number { return this.buf.length / PAGE }
 
+  /** the current window's buffer (pageAt(i) is its page i) */
+  get buffer(): Uint8Array { return this.buf }
+
   /** index of the page at ring position `pos` in the window, or -1 when it is not there */
   pageIndex(pos: number): number {
     if (this.start < 0 || pos < this.start) return -1
@@ -898,6 +901,7 @@ export function recoverStreaming(arr: MdArray, untilSeq?: bigint, progress?: (do
   let slotKeys = Array.from({length: n}, () => new Float64Array(1024))
   const slotCount = new Int32Array(n)
   const slotSorted = new Uint8Array(n)
+  let runPages = new Int32Array(1024)
   const reread = alignedBuffer(Math.min(2 << 20, WINDOW_PAGES * PAGE))
   const replay = (sector: number, r: number) => {
     if (states.dataPages(r, geo.stripeInfo(sector)) > 0) {
@@ -967,11 +971,19 @@ export function recoverStreaming(arr: MdArray, untilSeq?: bigint, progress?: (do
         const first = Math.floor(keys[i] / winPages)
         let j = i + 1
         while (j < keys.length && Math.floor(keys[j] / winPages) === first + (j - i)) j++
-        // one array of the run's exact size (growing one by push allocates several times over)
-        const views: Uint8Array[] = new Array(j - i)
-        for (let k = i; k < j; k++) views[k - i] = window.pageAt(keys[k] - (first + k - i) * winPages)
-        arr.members[slot]!.dev.writev(views, arr.memberBase(slot) + first * PAGE)
-        out.pagesWritten += views.length
+        const dev = arr.members[slot]!.dev
+        if (dev.writePages) {
+          // page numbers, not views (FileDevice: one native pwritev)
+          if (runPages.length < j - i) runPages = new Int32Array(Math.max(j - i, runPages.length * 2))
+          for (let k = i; k < j; k++) runPages[k - i] = keys[k] - (first + k - i) * winPages
+          dev.writePages(window.buffer, runPages, 0, j - i, arr.memberBase(slot) + first * PAGE)
+        } else {
+          // one array of the run's exact size (growing one by push allocates several times over)
+          const views: Uint8Array[] = new Array(j - i)
+          for (let k = i; k < j; k++) views[k - i] = window.pageAt(keys[k] - (first + k - i) * winPages)
+          dev.writev(views, arr.memberBase(slot) + first * PAGE)
+        }
+        out.pagesWritten += j - i
         i = j
       }
     }

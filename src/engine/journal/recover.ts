@@ -676,19 +676,41 @@ export interface WindowPlan {start: Float64Array; len: Float64Array; n: number}
 
 function planWindows(ring: Ring, tail: number, extentSectors: number, units: UnitList): WindowPlan {
   const plan = new UnitList() // (start, length) pairs
+  const W = WINDOW_PAGES * PAGE
   let start = -1
   let len = 0
-  const request = (pos: number, bytes: number) => {
-    if (start >= 0 && pos >= start && (pos - start) * 512 + bytes <= len) return
-    const l = windowLength(ring, tail, extentSectors, pos, bytes)
-    if (l < 0) return
-    start = pos
-    len = l
-    plan.push(start, len)
-  }
+  const inside = (pos: number, bytes: number) => start >= 0 && pos >= start && (pos - start) * 512 + bytes <= len
   for (let i = 0; i < units.n; i++) {
-    request(units.pos[i], PAGE)
-    if (units.pages[i] > 0) request(ring.add(units.pos[i], BLOCK_SECTORS), units.pages[i] * PAGE)
+    const pos = units.pos[i]
+    if (!inside(pos, PAGE)) {
+      // a window of whole units from here, as many as fit (the unit cut at a window's end would be read
+      // twice): one unit at least, never past the ring's end (a unit that crosses it keeps its meta
+      // block here and has its pages read into a private copy)
+      start = pos
+      const toEnd = (ring.sizeSectors - pos) * 512
+      len = 0
+      for (let j = i; j < units.n; j++) {
+        const size = (1 + units.pages[j]) * PAGE
+        if (j > i && len + size > W) break
+        if (len + size > toEnd) {
+          if (j === i) len = toEnd
+          break
+        }
+        len += size
+      }
+      plan.push(start, len)
+    }
+    const dataPos = ring.add(pos, BLOCK_SECTORS)
+    const bytes = units.pages[i] * PAGE
+    if (bytes > 0 && !inside(dataPos, bytes)) {
+      // only after a ring end: LogWindow's rule, as a request there would open
+      const l = windowLength(ring, tail, extentSectors, dataPos, bytes)
+      if (l >= 0) {
+        start = dataPos
+        len = l
+        plan.push(start, len)
+      }
+    }
   }
   return {start: plan.pos, len: plan.pages, n: plan.n}
 }
@@ -784,19 +806,20 @@ class LogWindow implements LogReader {
       this.ring.read(v, pos)
       return v
     }
-    const len = windowLength(this.ring, this.tail, this.extentSectors, pos, bytes)
     const plan = this.plan
+    // the plan's next window, when the walk is still on it (else LogWindow's rule)
+    const planned = plan && this.wi + 1 < plan.n && plan.start[this.wi + 1] === pos && plan.len[this.wi + 1] >= bytes ? this.wi + 1 : -1
+    const len = planned >= 0 ? plan!.len[planned] : windowLength(this.ring, this.tail, this.extentSectors, pos, bytes)
     let job: PageSumsJob
-    if (this.pre && plan!.start[this.preIndex] === pos && plan!.len[this.preIndex] === len) {
+    if (this.pre && planned >= 0 && this.preIndex === planned) {
       job = this.pre // read ahead while the last window was walked
-      this.wi = this.preIndex
     } else {
       // not read ahead (the first window, or the walk left the plan): read it now. Starting a job
       // first completes any read-ahead, so the spare buffer is free.
       this.spareFor(len)
       job = this.ring.readPagesAsync(this.spare.subarray(0, len), pos, this.seed, this.spareSums)
-      this.wi = plan && this.wi + 1 < plan.n && plan.start[this.wi + 1] === pos && plan.len[this.wi + 1] === len ? this.wi + 1 : -1
     }
+    this.wi = planned
     this.pre = null
     const nextBuf = this.spare
     this.beforeMove() // the old window's complete stripes, while the helper reads and checksums the new one

@@ -254,9 +254,7 @@ export class FileDevice implements BlockDevice {
       this.stats.bytesWritten += count * PAGE_BYTES
       return
     }
-    const views: Uint8Array[] = new Array(count)
-    for (let j = 0; j < count; j++) views[j] = buf.subarray(pages[from + j] * PAGE_BYTES, (pages[from + j] + 1) * PAGE_BYTES)
-    this.writev(views, offset)
+    this.writev(pageViews(buf, pages, from, count), offset)
   }
 
   writev(bufs: Uint8Array[], offset: number): void {
@@ -398,6 +396,23 @@ export class MemDevice implements BlockDevice {
 
   flush(): void { this.stats.flushes++ }
   close(): void {}
+}
+
+/** views of the 4 KiB pages buf[pages[from + j]], j < count */
+function pageViews(buf: Uint8Array, pages: Int32Array, from: number, count: number): Uint8Array[] {
+  const views: Uint8Array[] = new Array(count)
+  for (let j = 0; j < count; j++) views[j] = buf.subarray(pages[from + j] * PAGE_BYTES, (pages[from + j] + 1) * PAGE_BYTES)
+  return views
+}
+
+/**
+ * Write the 4 KiB pages buf[pages[from + j]] (j < count), in that order, as one request at byte
+ * `offset` of any device: its writePages when it has one (FileDevice: a native pwritev by page number),
+ * else writev of views (the wrappers, which must see every write, and MemDevice).
+ */
+export function writePages(dev: BlockDevice, buf: Uint8Array, pages: Int32Array, from: number, count: number, offset: number): void {
+  if (dev.writePages) dev.writePages(buf, pages, from, count, offset)
+  else dev.writev(pageViews(buf, pages, from, count), offset)
 }
 
 /** WebAssembly pages are 64 KiB; below this size a buffer is not worth a memory of its own */

@@ -18,7 +18,7 @@
  */
 import {MetaColumns, PAYLOAD_DATA, PAYLOAD_FLUSH, PAYLOAD_PARITY, encodeMetaBlock, type Payload} from '../format/meta.js'
 import type {MdArray} from '../array.js'
-import {alignedBuffer} from '../device.js'
+import {alignedBuffer, writePages} from '../device.js'
 import type {PageSumsJob} from '../checksum.js'
 import {computeP, computeQ} from '../parity.js'
 import {CorruptError} from '../errors.js'
@@ -671,11 +671,11 @@ function windowLength(ring: Ring, tail: number, extentSectors: number, pos: numb
   return Math.min(toEnd, Math.max(bytes, Math.min(WINDOW_PAGES * PAGE, left))) // >= bytes: bytes <= toEnd here
 }
 
-/** The windows the replay will open, in order: scanLog's requests (meta block, then its pages) replayed over the units. */
+/** The windows the replay will open, in order (planWindows): ring position and length in bytes of each. */
 export interface WindowPlan {start: Float64Array; len: Float64Array; n: number}
 
 function planWindows(ring: Ring, tail: number, extentSectors: number, units: UnitList): WindowPlan {
-  const plan = new UnitList() // (start, length) pairs
+  const plan = new UnitList() // the same pair list, holding (start, length in bytes)
   const W = WINDOW_PAGES * PAGE
   let start = -1
   let len = 0
@@ -767,7 +767,7 @@ class LogWindow implements LogReader {
   /** pages the window can hold */
   get pages(): number { return this.buf.length / PAGE }
 
-  /** the current window's buffer (pageAt(i) is its page i) */
+  /** the current window's buffer (page i of the window is its page i) */
   get buffer(): Uint8Array { return this.buf }
 
   /** index of the page at ring position `pos` in the window, or -1 when it is not there */
@@ -775,21 +775,6 @@ class LogWindow implements LogReader {
     if (this.start < 0 || pos < this.start) return -1
     const off = (pos - this.start) * 512
     return off + PAGE <= this.len ? off / PAGE : -1
-  }
-
-  /** one view per page of each buffer, made once (the drain hands them to writev: no view per write) */
-  private views = new Map<Uint8Array, Uint8Array[]>()
-
-  /** the window's page number `i` */
-  pageAt(i: number): Uint8Array {
-    let v = this.views.get(this.buf)
-    if (!v) {
-      const b = this.buf
-      v = Array.from({length: b.length / PAGE}, (_, k) => b.subarray(k * PAGE, (k + 1) * PAGE))
-      if (this.views.size >= 2) this.views.clear() // a grown buffer (tests): forget the old ones
-      this.views.set(b, v)
-    }
-    return v[i]
   }
 
   view(pos: number, bytes: number): Uint8Array {
@@ -994,18 +979,10 @@ export function recoverStreaming(arr: MdArray, untilSeq?: bigint, progress?: (do
         const first = Math.floor(keys[i] / winPages)
         let j = i + 1
         while (j < keys.length && Math.floor(keys[j] / winPages) === first + (j - i)) j++
-        const dev = arr.members[slot]!.dev
-        if (dev.writePages) {
-          // page numbers, not views (FileDevice: one native pwritev)
-          if (runPages.length < j - i) runPages = new Int32Array(Math.max(j - i, runPages.length * 2))
-          for (let k = i; k < j; k++) runPages[k - i] = keys[k] - (first + k - i) * winPages
-          dev.writePages(window.buffer, runPages, 0, j - i, arr.memberBase(slot) + first * PAGE)
-        } else {
-          // one array of the run's exact size (growing one by push allocates several times over)
-          const views: Uint8Array[] = new Array(j - i)
-          for (let k = i; k < j; k++) views[k - i] = window.pageAt(keys[k] - (first + k - i) * winPages)
-          dev.writev(views, arr.memberBase(slot) + first * PAGE)
-        }
+        // page numbers, not views (FileDevice: one native pwritev)
+        if (runPages.length < j - i) runPages = new Int32Array(Math.max(j - i, runPages.length * 2))
+        for (let k = i; k < j; k++) runPages[k - i] = keys[k] - (first + k - i) * winPages
+        writePages(arr.members[slot]!.dev, window.buffer, runPages, 0, j - i, arr.memberBase(slot) + first * PAGE)
         out.pagesWritten += j - i
         i = j
       }

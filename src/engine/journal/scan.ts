@@ -88,6 +88,8 @@ function checkPayloadLocations(meta: MetaBlock, ring: Ring, position: number): v
     const p = payloads[i]
     if (p.type === PAYLOAD_FLUSH) continue
     const loc = Number(p.location)
+    if (Number.isSafeInteger(loc) && !locationOutside(p.type, loc, p.sizeSectors, lim)) continue
+    // outside: say which rule
     if (Number.isSafeInteger(loc) ? loc % BLOCK_SECTORS !== 0 : p.location % BigInt(BLOCK_SECTORS) !== 0n) fail(i, `location ${p.location} is not 4 KiB-aligned`)
     if (p.type === PAYLOAD_DATA && loc + Math.max(p.sizeSectors, BLOCK_SECTORS) > lim.arraySectors)
       fail(i, `data for array sectors ${p.location}+${p.sizeSectors} lies outside the array (${lim.arraySectors} sectors)`)
@@ -96,23 +98,33 @@ function checkPayloadLocations(meta: MetaBlock, ring: Ring, position: number): v
   }
 }
 
-/** checkPayloadLocations over columns: plain number tests; on any failure the object form says why */
+/** The rule, on a safe-integer location: a DATA or PARITY payload that is misaligned or outside `lim`. */
+function locationOutside(type: number, loc: number, sizeSectors: number, lim: PayloadLimits): boolean {
+  return loc % BLOCK_SECTORS !== 0 ||
+    (type === PAYLOAD_DATA && loc + Math.max(sizeSectors, BLOCK_SECTORS) > lim.arraySectors) ||
+    (type === PAYLOAD_PARITY && loc + BLOCK_SECTORS > lim.memberSectors)
+}
+
+/** checkPayloadLocations over columns: the same rule on plain numbers; on any failure the object form says why */
 function checkColumnLocations(cols: MetaColumns, ring: Ring, position: number, seed: number): void {
   const lim = ring.payloadLimits
   if (!lim) return
   if (cols.hugeLocation) return checkPayloadLocations(cols.toMetaBlock(seed), ring, position)
   const {type, location, size} = cols
   for (let i = 0; i < cols.count; i++) {
-    const t = type[i]
-    if (t === PAYLOAD_FLUSH) continue
-    const loc = location[i]
-    if (loc % BLOCK_SECTORS !== 0 ||
-        (t === PAYLOAD_DATA && loc + Math.max(size[i], BLOCK_SECTORS) > lim.arraySectors) ||
-        (t === PAYLOAD_PARITY && loc + BLOCK_SECTORS > lim.memberSectors)) return checkPayloadLocations(cols.toMetaBlock(seed), ring, position)
+    if (type[i] !== PAYLOAD_FLUSH && locationOutside(type[i], location[i], size[i], lim)) return checkPayloadLocations(cols.toMetaBlock(seed), ring, position)
   }
 }
 
 let sumScratch = new Uint32Array(256)
+
+/** Checksums of every page of `data`, in a shared scratch array valid until the next call. */
+function pageSumsOf(seed: number, data: Uint8Array): Uint32Array {
+  const n = data.length / PAGE
+  if (sumScratch.length < n) sumScratch = new Uint32Array(n)
+  crc32cPages(seed, data, sumScratch, 0)
+  return sumScratch
+}
 
 /**
  * Check payload locations (see checkPayloadLocations), then checksum every page of the unit in one
@@ -120,10 +132,7 @@ let sumScratch = new Uint32Array(256)
  */
 function unitPageSums(meta: MetaBlock, data: Uint8Array, seed: number, ring: Ring, position: number): Uint32Array {
   checkPayloadLocations(meta, ring, position)
-  const n = data.length / PAGE
-  if (sumScratch.length < n) sumScratch = new Uint32Array(n)
-  crc32cPages(seed, data, sumScratch, 0)
-  return sumScratch
+  return pageSumsOf(seed, data)
 }
 
 /**
@@ -176,12 +185,7 @@ function firstBadPage(meta: MetaBlock, data: Uint8Array, seed: number, ring: Rin
 function firstBadPageColumns(cols: MetaColumns, data: Uint8Array, sums: Uint32Array | null, seed: number, ring: Ring, position: number,
   locationsChecked: boolean): PageVerdict | null {
   if (!locationsChecked) checkColumnLocations(cols, ring, position, seed)
-  if (!sums) {
-    const n = data.length / PAGE
-    if (sumScratch.length < n) sumScratch = new Uint32Array(n)
-    crc32cPages(seed, data, sumScratch, 0)
-    sums = sumScratch
-  }
+  sums ??= pageSumsOf(seed, data)
   const {type, size, at} = cols
   const words = cols.words
   let k = 0

@@ -264,7 +264,10 @@ static napi_value js_raw(napi_env env, napi_callback_info info) {
 #define STALL_NS 20000
 /* An idle helper polls this long for the next job before it sleeps: the replay posts one about every
  * millisecond, and waking a sleeping thread costs a futex call and, in a VM, an inter-processor
- * interrupt on both sides (tens of microseconds, measured as 70 us per posted job on the 2-CPU VM). */
+ * interrupt on both sides (tens of microseconds, measured as 70 us per posted job on the 2-CPU VM).
+ * It polls with sched_yield, not pause: the kernel often wakes the JS thread onto the helper's core
+ * (the waker's), and a pause loop kept it off the CPU until the poll gave in -- 2 ms gaps, a dozen of
+ * them in the first 30 ms of a replay while V8's compiler threads held the other core. */
 #define IDLE_SPIN_NS 2000000
 static int can_spin = 0; /* more than one usable CPU: on one, polling would only delay the helper */
 
@@ -391,7 +394,7 @@ static void *helper_main(void *arg) {
       uint64_t t0 = now_ns();
       while (!atomic_load_explicit(&h->posted_flag, memory_order_acquire) && !atomic_load_explicit(&h->stop, memory_order_relaxed) &&
              now_ns() - t0 < IDLE_SPIN_NS)
-        cpu_relax();
+        sched_yield(); /* not pause: a thread woken onto this core (often the JS thread) runs at once */
       pthread_mutex_lock(&h->mu);
     }
     while (!h->posted && !atomic_load_explicit(&h->stop, memory_order_relaxed)) {

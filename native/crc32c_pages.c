@@ -829,15 +829,165 @@ static napi_value js_write_pages(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* walkMeta(fd, p, outPos, outPages): recover's extent pre-walk (journal/recover.ts logExtent) over a
+ * file, on this thread: from ring position p[P_POS], pread each meta block and accept it only when the
+ * JavaScript walk would (format/meta.ts decodeMetaColumns: magic, version, meta_size, position, seq,
+ * checksum, well-formed payloads; scan.ts: the io unit fits in the ring, payload locations inside the
+ * array), then go on past its pages. It stops, without a word, at the first block it does not accept
+ * -- the end of the log, a refusal, a read error or end of file, a block that straddles the ring's end
+ * -- or when outPos/outPages are full; the caller's JavaScript walk then takes over at p[P_POS] and
+ * says why (or goes on). So this is only ever a faster road to the same yes; test/unit/meta-walk.test.ts
+ * holds the two to the same answers. Worth it because the JavaScript walk of ~1400 blocks a GiB runs
+ * before V8 has optimized it: ~25 ms at the start of every replay, against ~4 ms here (mostly preads).
+ * p: Float64Array(P_COUNT), in and out (see the P_ indices); returns the units accepted (n): outPos[i]
+ * and outPages[i] are unit i's ring position and page count. */
+enum {
+  P_BASE = 0,     /* in: byte offset of ring sector 0 in the file */
+  P_RING,         /* in: ring size in sectors */
+  P_POS,          /* in/out: position of the next meta block */
+  P_WALKED,       /* in/out: sectors walked from the tail (scanLog's wrap and size rules) */
+  P_SEED,         /* in: checksum seed */
+  P_SEQ_LO,       /* in/out: seq the next block must have (low, high 32 bits) ... */
+  P_SEQ_HI,
+  P_HAS_SEQ,      /* in/out: ... when nonzero (the tail block sets it) */
+  P_ARRAY,        /* in: array sectors (DATA locations + size must fit) */
+  P_MEMBER,       /* in: used member sectors (PARITY locations) */
+  P_LIMITS,       /* in: nonzero: check payload locations */
+  P_FIRST_LO,     /* out: seq of the first unit accepted by this call */
+  P_FIRST_HI,
+  P_EMPTY,        /* out: units without payloads accepted by this call */
+  P_COUNT = 16
+};
+
+static inline uint32_t le32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+static inline uint64_t le64(const uint8_t *p) { return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32; }
+
+typedef struct {
+  uint32_t seed;
+  int has_seq, limits;
+  uint64_t seq, array, member;
+} walk_rules;
+
+/* One meta block (a private copy: its checksum field is zeroed here): 1 and its payload pages and count
+ * when the JavaScript walk would accept it, 0 otherwise. */
+static int walk_block(uint8_t *b, uint64_t pos, const walk_rules *r, uint64_t *pages_out, uint32_t *count_out) {
+  if (le32(b) != 0x6433c509u || b[8] != 1) return 0;
+  uint32_t meta_size = le32(b + 12);
+  if (meta_size > PAGE || le64(b + 24) != pos) return 0;
+  if (r->has_seq && le64(b + 16) != r->seq) return 0;
+  uint32_t stored = le32(b + 4);
+  memset(b + 4, 0, 4);
+#ifdef HAVE_CRC_INSN
+  if (crc_raw(r->seed, b, PAGE) != stored) return 0;
+#else
+  (void)stored;
+  return 0; /* unreachable: walkMeta is exported only with SSE4.2 */
+#endif
+  uint64_t pages = 0;
+  uint32_t count = 0;
+  for (uint32_t off = 32; off < meta_size; count++) {
+    if (off + 8 > meta_size) return 0;
+    uint32_t type = (uint32_t)b[off] | (uint32_t)b[off + 1] << 8, size = le32(b + off + 4), end;
+    if (type == 2) { /* FLUSH */
+      if (size % 8 != 0 || (uint64_t)off + 8 + size > meta_size) return 0;
+      end = off + 8 + size;
+    } else if (type == 0 || type == 1) { /* DATA, PARITY */
+      if (size % 8 != 0) return 0;
+      uint64_t e = (uint64_t)off + 16 + 4 * (uint64_t)(size / 8);
+      if (e > meta_size) return 0;
+      end = (uint32_t)e;
+      uint64_t loc = le64(b + off + 8);
+      if (r->limits) {
+        /* scan.ts locationOutside; a location of 2^53 or more is outside any array (JavaScript refuses it) */
+        if (loc >= (1ull << 53) || loc % 8 != 0) return 0;
+        if (type == 0 && loc + (size > 8 ? size : 8) > r->array) return 0;
+        if (type == 1 && loc + 8 > r->member) return 0;
+      }
+      pages += size / 8;
+    } else return 0;
+    off = end;
+  }
+  *pages_out = pages;
+  *count_out = count;
+  return 1;
+}
+
+static int exact_u64(double v, double max) { return v >= 0 && v <= max && v == (double)(uint64_t)v; }
+
+static napi_value js_walk_meta(napi_env env, napi_callback_info info) {
+  size_t argc = 4, plen, olen, glen;
+  napi_value argv[4], result;
+  double fd;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (argc < 4 || napi_get_value_double(env, argv[0], &fd) != napi_ok) {
+    napi_throw_type_error(env, NULL, "walkMeta(fd, p, outPos, outPages): fd must be a number");
+    return NULL;
+  }
+  double *p = typed_array(env, argv[1], napi_float64_array, &plen, "p must be a Float64Array");
+  if (!p) return NULL;
+  double *opos = typed_array(env, argv[2], napi_float64_array, &olen, "outPos must be a Float64Array");
+  if (!opos && olen != 0) return NULL;
+  double *opages = typed_array(env, argv[3], napi_float64_array, &glen, "outPages must be a Float64Array");
+  if (!opages && glen != 0) return NULL;
+  const double SAFE = 9007199254740991.0;
+  if (!(fd >= 0 && fd <= 2147483647.0) || fd != (double)(int)fd || plen < P_COUNT || !exact_u64(p[P_BASE], SAFE) || !exact_u64(p[P_RING], SAFE) ||
+      !exact_u64(p[P_POS], SAFE) || !exact_u64(p[P_WALKED], SAFE) || !exact_u64(p[P_SEED], 4294967295.0) || !exact_u64(p[P_SEQ_LO], 4294967295.0) ||
+      !exact_u64(p[P_SEQ_HI], 4294967295.0) || !exact_u64(p[P_ARRAY], SAFE) || !exact_u64(p[P_MEMBER], SAFE) || p[P_POS] >= p[P_RING]) {
+    napi_throw_range_error(env, NULL, "walkMeta: fd or a parameter in p out of range");
+    return NULL;
+  }
+  walk_rules r = {(uint32_t)p[P_SEED], p[P_HAS_SEQ] != 0, p[P_LIMITS] != 0,
+                  (uint64_t)p[P_SEQ_HI] << 32 | (uint64_t)p[P_SEQ_LO], (uint64_t)p[P_ARRAY], (uint64_t)p[P_MEMBER]};
+  uint64_t base = (uint64_t)p[P_BASE], ring = (uint64_t)p[P_RING], pos = (uint64_t)p[P_POS], walked = (uint64_t)p[P_WALKED], first = 0;
+  size_t cap = olen < glen ? olen : glen, n = 0, empty = 0;
+  uint8_t b[PAGE] __attribute__((aligned(64)));
+  while (n < cap && walked < ring && pos + 8 <= ring) {
+    size_t got = 0;
+    while (got < PAGE) {
+      ssize_t k = pread((int)fd, b + got, PAGE - got, (off_t)(base + pos * 512 + got));
+      if (k > 0) got += (size_t)k;
+      else if (k < 0 && errno == EINTR) continue;
+      else break;
+    }
+    uint64_t pages;
+    uint32_t count;
+    if (got < PAGE || !walk_block(b, pos, &r, &pages, &count)) break;
+    uint64_t sectors = 8 * (1 + pages);
+    if (sectors + walked > ring) break; /* scanLog's "too-large" */
+    if (n == 0) first = le64(b + 16);
+    opos[n] = (double)pos;
+    opages[n] = (double)pages;
+    n++;
+    if (count == 0) empty++;
+    walked += sectors;
+    pos = (pos + sectors) % ring;
+    r.seq = le64(b + 16) + 1;
+    r.has_seq = 1;
+  }
+  p[P_POS] = (double)pos;
+  p[P_WALKED] = (double)walked;
+  p[P_SEQ_LO] = (double)(uint32_t)r.seq;
+  p[P_SEQ_HI] = (double)(uint32_t)(r.seq >> 32);
+  p[P_HAS_SEQ] = r.has_seq;
+  p[P_FIRST_LO] = (double)(uint32_t)first;
+  p[P_FIRST_HI] = (double)(uint32_t)(first >> 32);
+  p[P_EMPTY] = (double)empty;
+  if (napi_create_double(env, (double)n, &result) != napi_ok) return NULL;
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
 #ifdef HAVE_CRC_INSN
   __builtin_cpu_init();
   have_sse42 = __builtin_cpu_supports("sse4.2") ? 1 : 0;
 #endif
   can_spin = usable_cpus() > 1;
-  napi_value fpages, fraw, fstart, fread, fwait, flag, fwrite;
+  napi_value fpages, fraw, fstart, fread, fwait, flag, fwrite, fwalk;
   if (napi_create_function(env, "writePages", NAPI_AUTO_LENGTH, js_write_pages, NULL, &fwrite) != napi_ok ||
       napi_set_named_property(env, exports, "writePages", fwrite) != napi_ok)
+    return NULL;
+  if (have_sse42 && (napi_create_function(env, "walkMeta", NAPI_AUTO_LENGTH, js_walk_meta, NULL, &fwalk) != napi_ok ||
+                     napi_set_named_property(env, exports, "walkMeta", fwalk) != napi_ok))
     return NULL;
   if (napi_create_function(env, "pages", NAPI_AUTO_LENGTH, js_pages, NULL, &fpages) != napi_ok ||
       napi_create_function(env, "raw", NAPI_AUTO_LENGTH, js_raw, NULL, &fraw) != napi_ok ||

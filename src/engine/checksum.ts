@@ -57,6 +57,8 @@ interface CrcAddon {
   readStart?(fd: number, position: number, buf: Uint8Array, seed: number, out: Uint32Array, outOff: number): void;
   /** pwritev of the pages buf[pages[from + j]] at position, on this thread; bytes written. Absent in old builds. */
   writePages?(fd: number, position: number, buf: Uint8Array, pages: Int32Array, from: number, count: number): number;
+  /** The extent pre-walk's accepted prefix, on this thread (see nativeWalkMeta). Absent in old builds and without SSE4.2. */
+  walkMeta?(fd: number, p: Float64Array, outPos: Float64Array, outPages: Float64Array): number;
 }
 
 /** What the addon's pagesWait throws for a failed read (native/crc32c_pages.c, throw_read_error). */
@@ -128,7 +130,6 @@ const readAddon = asyncAddon && typeof asyncAddon.readStart === 'function' ? asy
 const nodeRs = addon ? null : loadNodeRs();
 const std: StdCrc = nodeRs ?? jsStd;
 
-/** Which implementation is in use: 'native addon (sse4.2, batched)', '@node-rs/crc32' or 'crc-32 (js)'. */
 /**
  * The addon's synchronous scattered-page write (native/crc32c_pages.c writePages), or null: pwritev of
  * the 4 KiB pages buf[pages[from + j]] (j < count) at byte `position` of fd. Node's writevSync takes
@@ -138,6 +139,15 @@ const std: StdCrc = nodeRs ?? jsStd;
 export const nativeWritePages: ((fd: number, position: number, buf: Uint8Array, pages: Int32Array, from: number, count: number) => number) | null =
   addon && typeof addon.writePages === 'function' ? addon.writePages.bind(addon) : null;
 
+/**
+ * The addon's meta-block walk (native/crc32c_pages.c walkMeta), or null: from a ring position, the io
+ * units whose meta blocks the JavaScript meta-only walk would accept, read with one pread each, until
+ * the first it would not (or a read error, or the output is full). Used by scan.ts walkMetaNative.
+ */
+export const nativeWalkMeta: ((fd: number, p: Float64Array, outPos: Float64Array, outPages: Float64Array) => number) | null =
+  addon && typeof addon.walkMeta === 'function' ? addon.walkMeta.bind(addon) : null;
+
+/** Which implementation is in use: 'native addon (sse4.2, batched)', '@node-rs/crc32' or 'crc-32 (js)'. */
 export const crcBackend: string = addon ? 'native addon (sse4.2, batched)' : nodeRs ? '@node-rs/crc32' : 'crc-32 (js)';
 
 /** Where crc32cPagesAsync computes: on the addon's helper thread, or inline inside wait() on this thread. */

@@ -42,6 +42,12 @@ export interface BlockDevice {
    * it (the wrappers, whose writev must see every write, and MemDevice) gets writev.
    */
   writePages?(buf: Uint8Array, pages: Int32Array, from: number, count: number, offset: number): void
+  /**
+   * Optional: a file descriptor whose pread gives what read() gives (FileDevice; a wrapper that leaves
+   * reads alone forwards it), for native readers such as the journal's meta walk; -1 once closed.
+   * Callers count what they read in `stats`.
+   */
+  readFd?(): number
   write(buf: Uint8Array, offset: number): void
   /** gather write: several buffers to contiguous device bytes, one request */
   writev(bufs: Uint8Array[], offset: number): void
@@ -69,10 +75,14 @@ export class DeviceWrapper implements BlockDevice {
    * subclass overriding read or readv gets none, so callers fall back to its read).
    */
   readonly readPagesAsync?: (buf: Uint8Array, offset: number, seed: number, sums: Uint32Array) => PageSumsJob
+  /** the inner device's readFd, on the same condition */
+  readonly readFd?: () => number
 
   constructor(readonly inner: BlockDevice) {
-    if (inner.readPagesAsync && this.read === DeviceWrapper.prototype.read && this.readv === DeviceWrapper.prototype.readv)
+    const readsAsIs = this.read === DeviceWrapper.prototype.read && this.readv === DeviceWrapper.prototype.readv
+    if (inner.readPagesAsync && readsAsIs)
       this.readPagesAsync = (buf, offset, seed, sums) => this.inner.readPagesAsync!(buf, offset, seed, sums)
+    if (inner.readFd && readsAsIs) this.readFd = () => this.inner.readFd!()
   }
   get name(): string { return this.inner.name }
   get size(): number { return this.inner.size }
@@ -239,6 +249,10 @@ export class FileDevice implements BlockDevice {
     while (done < buf.length) done += fs.writeSync(this.fd, buf, done, buf.length - done, offset + done)
     this.stats.writes++
     this.stats.bytesWritten += buf.length
+  }
+
+  readFd(): number {
+    return this.fd
   }
 
   writePages(buf: Uint8Array, pages: Int32Array, from: number, count: number, offset: number): void {

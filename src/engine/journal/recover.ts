@@ -22,7 +22,7 @@ import {alignedBuffer, writePages} from '../device.js'
 import type {PageSumsJob} from '../checksum.js'
 import {computeP, computeQ} from '../parity.js'
 import {CorruptError} from '../errors.js'
-import {scanLog, type LogReader, type ScanStop, type ScannedUnit} from './scan.js'
+import {scanLog, walkMetaNative, type LogReader, type ScanStop, type ScannedUnit} from './scan.js'
 import {BLOCK_SECTORS, PAGE, type Ring} from './ring.js'
 
 /**
@@ -605,6 +605,14 @@ class LogTally {
     }
   }
 
+  /** `n` units at once (walkMetaNative): the first with `firstSeq`, `sectors` in all, `empty` without payloads */
+  countMany(n: number, sectors: number, empty: number, firstSeq: bigint): void {
+    if (this.tailSeq === null) this.tailSeq = firstSeq
+    this.units += n
+    this.scanned += sectors * 512
+    this.emptyUnits += empty
+  }
+
   count(u: ScannedUnit): void {
     if (this.tailSeq === null) this.tailSeq = u.seq
     this.units++
@@ -629,11 +637,24 @@ class LogTally {
  * extent of the log for progress and read sizes, and every refusal that does not depend on page
  * contents (no valid block at the tail, payloads outside the array) raised before anything is
  * written. Where a unit would be dropped for a bad page the real walk ends earlier; the extent
- * is then an overestimate, never used for correctness.
+ * is then an overestimate, never used for correctness. On a plain file the addon walks the blocks
+ * it accepts (scan.ts walkMetaNative: ~4 ms a GiB of log instead of ~25 for the JavaScript walk,
+ * which has not been optimized by V8 yet at that point); the JavaScript walk takes over where it
+ * stops, so the stop and any refusal are always its own.
  */
 export function logExtent(arr: MdArray, untilSeq?: bigint, units?: UnitList): VerifiedLog {
   const tally = new LogTally(arr, arr.journalTail)
-  for (const u of scanLog(arr.ring!, arr.seed, tally.tail, {...tally.scanOptions(untilSeq), metaOnly: true, columns: new MetaColumns()})) {
+  // the addon walks what it can (not with --until-seq); the JavaScript walk takes over where it stops
+  const fast = untilSeq !== undefined ? null : walkMetaNative(arr.ring!, arr.seed, tally.tail, (pos, pages, n, firstSeq, empty) => {
+    let sectors = 0
+    for (let i = 0; i < n; i++) {
+      sectors += (1 + pages[i]) * BLOCK_SECTORS
+      units?.push(pos[i], pages[i])
+    }
+    tally.countMany(n, sectors, empty, firstSeq)
+  })
+  for (const u of scanLog(arr.ring!, arr.seed, fast ? fast.position : tally.tail, {...tally.scanOptions(untilSeq), metaOnly: true,
+    columns: new MetaColumns(), firstSeq: fast?.seq, startWalked: fast?.walked})) {
     tally.count(u)
     units?.push(u.position, u.pages)
   }

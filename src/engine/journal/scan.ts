@@ -9,7 +9,7 @@
  *
  * Memory is bounded: one io unit (meta block + at most ~200 pages) is held at a time.
  */
-import {crc32cPages} from '../checksum.js'
+import {crc32cPages, nativeWalkMeta} from '../checksum.js'
 import {MetaColumns, decodeMetaBlock, decodeMetaColumns, pagesOf, type MetaBlock, type MetaProblem, PAYLOAD_DATA, PAYLOAD_FLUSH, PAYLOAD_PARITY} from '../format/meta.js'
 import {CorruptError} from '../errors.js'
 import {alignedBuffer} from '../device.js'
@@ -270,6 +270,11 @@ export function* scanLog(
      * walk is on ground the other one never saw. Only with `columns`.
      */
     locationsChecked?: boolean
+    /**
+     * Sectors already walked from the real tail when `tail` is a later position (a walk taken over
+     * from walkMetaNative): the wrap and size rules count from the real tail.
+     */
+    startWalked?: number
   },
 ): Generator<ScannedUnit> {
   const reader = opts.reader ?? plainReader(ring)
@@ -279,7 +284,7 @@ export function* scanLog(
   const empty: Uint8Array = new Uint8Array(0)
   let pos = tail
   let expectSeq: bigint | undefined = opts.firstSeq
-  let walked = 0
+  let walked = opts.startWalked ?? 0
   let units = 0
   for (;;) {
     if (walked >= ring.sizeSectors) {
@@ -352,6 +357,50 @@ export function* scanLog(
       return
     }
   }
+}
+
+/** Where a walk stands: the next meta block's position and seq (undefined: any), sectors walked from the tail. */
+export interface WalkPoint {position: number; seq: bigint | undefined; walked: number}
+
+let nativeWalkOn = true
+
+/** For tests: turn walkMetaNative off (it returns null), so the JavaScript walk does it all. Returns the old setting. */
+export function setNativeMetaWalk(on: boolean): boolean {
+  const old = nativeWalkOn
+  nativeWalkOn = on
+  return old
+}
+
+/**
+ * The meta-only walk's first stretch through the addon (checksum.ts nativeWalkMeta), when the ring
+ * lies on a file read as is: from `tail`, every io unit whose meta block scanLog's meta-only walk
+ * would accept (format, seq, position, checksum, size, payload locations), one pread each, handed to
+ * `onUnits` in batches (positions and page counts, the batch's first seq, its units without
+ * payloads). It stops, silently, at the first block it does not accept; the JavaScript walk goes on
+ * from the returned point, reaches the same block and says why the log ends there (or, should the
+ * two ever disagree, walks on). Null when there is no native road: no addon, a device that is not a
+ * plain file or changes reads. Same answers as the JavaScript walk (test/unit/meta-walk.test.ts); it
+ * exists because that walk runs before V8 has optimized it, at the start of every replay.
+ */
+export function walkMetaNative(ring: Ring, seed: number, tail: number,
+  onUnits: (pos: Float64Array, pages: Float64Array, n: number, firstSeq: bigint, emptyUnits: number) => void): WalkPoint | null {
+  const fd = ring.dev.readFd?.() ?? -1
+  if (!nativeWalkOn || !nativeWalkMeta || fd < 0) return null
+  const lim = ring.payloadLimits
+  const p = new Float64Array(16)
+  p.set([ring.baseBytes, ring.sizeSectors, tail, 0, seed >>> 0, 0, 0, 0, lim?.arraySectors ?? 0, lim?.memberSectors ?? 0, lim ? 1 : 0])
+  const pos = new Float64Array(1024)
+  const pages = new Float64Array(1024)
+  for (;;) {
+    const n = nativeWalkMeta(fd, p, pos, pages)
+    if (n > 0) {
+      ring.dev.stats.reads += n
+      ring.dev.stats.bytesRead += n * PAGE
+      onUnits(pos, pages, n, (BigInt(p[12]) << 32n) | BigInt(p[11]), p[13])
+    }
+    if (n < pos.length) break
+  }
+  return {position: p[2], seq: p[7] ? (BigInt(p[6]) << 32n) | BigInt(p[5]) : undefined, walked: p[3]}
 }
 
 /** A unit decoded into columns; its object form is made only if asked for (before the next unit). */

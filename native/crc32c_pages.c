@@ -68,6 +68,9 @@
  * wake-up is lost.
  * A failed read also ends a wait: `failed` is published like the count (release-store, fence, load of
  * the waiter's target, signal), and the sleeping and polling loops test it next to the count.
+ * Work stealing: a pagesWait that finds the job still posted (the helper has not taken it: asleep, or
+ * off the CPU) runs the pages it needs itself, on the JS thread, through the same run_* functions and
+ * publishing the same counts, then posts the rest again from there (`first`); see helper_steal.
  * Shutdown: an env cleanup hook stops the helper (it checks between groups and read chunks) and joins
  * it, so the process or worker exits cleanly even with a job still running.
  */
@@ -293,6 +296,7 @@ typedef struct {
   uint8_t *buf;
   uint32_t *out;
   size_t n;
+  size_t first;           /* pages [first, n) are left to do: 0 when posted, more once the JS thread ran a prefix (helper_steal) */
   int fd;                 /* JOB_READ: pread(fd, buf, n * PAGE, pos) */
   int64_t pos;
   /* Written by the helper before its release-store of failed, read by the JS thread after an acquire-load. */
@@ -341,19 +345,20 @@ static void sum_groups(helper_state *h, uint32_t seed, const uint8_t *buf, uint3
   }
 }
 
-/* JOB_PAGES: checksum n pages (stops early, unpublished, when the env shuts down). */
-static void run_pages(helper_state *h, uint32_t seed, const uint8_t *buf, uint32_t *out, size_t n) {
-  for (size_t i = 0; i < n; i += GROUP) {
+/* JOB_PAGES: checksum pages [first, n) (stops early, unpublished, when the env shuts down). */
+static void run_pages(helper_state *h, uint32_t seed, const uint8_t *buf, uint32_t *out, size_t first, size_t n) {
+  for (size_t i = first; i < n; i += GROUP) {
     if (atomic_load_explicit(&h->stop, memory_order_relaxed)) return;
     sum_groups(h, seed, buf, out, i, n - i < GROUP ? n : i + GROUP);
   }
 }
 
-/* JOB_READ: pread n pages READ_CHUNK at a time, checksumming what has arrived in whole groups (the
- * rest with the next chunk, all of it at the end). On an error or end of file: checksum and publish
- * every page that was read completely, record the error, wake the waiter, stop. */
-static void run_read(helper_state *h, int fd, int64_t pos, uint32_t seed, uint8_t *buf, uint32_t *out, size_t n) {
-  size_t total = n * PAGE, got = 0, summed = 0;
+/* JOB_READ: pread pages [first, n) (page i at pos + i * PAGE) READ_CHUNK at a time, checksumming what
+ * has arrived in whole groups (the rest with the next chunk, all of it at the end). On an error or end
+ * of file: checksum and publish every page that was read completely, record the error, wake the
+ * waiter, stop. */
+static void run_read(helper_state *h, int fd, int64_t pos, uint32_t seed, uint8_t *buf, uint32_t *out, size_t first, size_t n) {
+  size_t total = n * PAGE, got = first * PAGE, summed = first;
   while (got < total) {
     if (atomic_load_explicit(&h->stop, memory_order_relaxed)) return;
     size_t end = total - got > READ_CHUNK ? got + READ_CHUNK : total;
@@ -410,10 +415,10 @@ static void *helper_main(void *arg) {
     uint32_t seed = h->seed;
     uint8_t *buf = h->buf;
     uint32_t *out = h->out;
-    size_t n = h->n;
+    size_t n = h->n, first = h->first;
     pthread_mutex_unlock(&h->mu);
-    if (kind == JOB_READ) run_read(h, fd, pos, seed, buf, out, n);
-    else run_pages(h, seed, buf, out, n);
+    if (kind == JOB_READ) run_read(h, fd, pos, seed, buf, out, first, n);
+    else run_pages(h, seed, buf, out, first, n);
     pthread_mutex_lock(&h->mu);
   }
   pthread_mutex_unlock(&h->mu);
@@ -471,10 +476,46 @@ static size_t helper_sleep(helper_state *h, size_t want) {
 
 /* Block until the current job has at least `want` pages done, or has failed (the count is then below
  * want and h->failed is set); returns the count. JS thread only. */
+/* The JS thread needs pages of a job the helper has not taken yet: run them here, up to `want` (rounded
+ * up to a read chunk), and post the rest again for the helper; 1 when it did, 0 when the helper has
+ * the job. Waiting for a job nobody has started is the worst case: at the start of a replay V8's
+ * compiler threads hold the CPUs, and the helper took up to 4 ms to pick up a window the JS thread
+ * was waiting for. Taking only what is needed keeps the rest of the job on the other core. */
+static int helper_steal(helper_state *h, size_t want) {
+  pthread_mutex_lock(&h->mu);
+  if (!h->posted) {
+    pthread_mutex_unlock(&h->mu);
+    return 0;
+  }
+  h->posted = 0;
+  atomic_store_explicit(&h->posted_flag, 0, memory_order_relaxed);
+  int kind = h->kind, fd = h->fd;
+  int64_t pos = h->pos;
+  uint32_t seed = h->seed;
+  uint8_t *buf = h->buf;
+  uint32_t *out = h->out;
+  size_t n = h->n, first = h->first, chunk = READ_CHUNK / PAGE;
+  size_t upto = want >= n ? n : ((want + chunk - 1) / chunk) * chunk;
+  if (upto > n) upto = n;
+  pthread_mutex_unlock(&h->mu);
+  if (kind == JOB_READ) run_read(h, fd, pos, seed, buf, out, first, upto);
+  else run_pages(h, seed, buf, out, first, upto);
+  if (upto < n && !has_failed(h) && atomic_load_explicit(&h->done, memory_order_acquire) >= upto) {
+    pthread_mutex_lock(&h->mu);
+    h->first = upto;
+    h->posted = 1;
+    atomic_store_explicit(&h->posted_flag, 1, memory_order_release);
+    if (h->sleeping) pthread_cond_signal(&h->job_cv);
+    pthread_mutex_unlock(&h->mu);
+  }
+  return 1;
+}
+
 static size_t helper_wait(helper_state *h, size_t want) {
   size_t d = atomic_load_explicit(&h->done, memory_order_acquire);
   if (d >= want) return d; /* fast path: no lock, no syscall */
   if (has_failed(h)) return atomic_load_explicit(&h->done, memory_order_acquire);
+  if (helper_steal(h, want)) return atomic_load_explicit(&h->done, memory_order_acquire);
   if (!can_spin) return helper_sleep(h, want);
   /* Far away: sleep through most of it, waking EARLY pages before the target. */
   if (want - d > EARLY) {
@@ -537,6 +578,7 @@ static int helper_post(napi_env env, helper_state *h, int kind, const pages_args
   h->buf = a->buf;
   h->out = a->out;
   h->n = a->n;
+  h->first = 0;
   h->fd = fd;
   h->pos = pos;
   /* the previous job is over: the helper is idle */
@@ -619,7 +661,8 @@ static napi_value js_read_start(napi_env env, napi_callback_info info) {
   atomic_store_explicit(&h->done, 0, memory_order_relaxed);
   atomic_store_explicit(&h->failed, 0, memory_order_relaxed);
   h->n = a.n;
-  run_read(h, (int)fd, (int64_t)pos, a.seed, a.buf, a.out, a.n);
+  h->first = 0;
+  run_read(h, (int)fd, (int64_t)pos, a.seed, a.buf, a.out, 0, a.n);
   h->rbuf = h->rout = NULL;
   h->active = 1;
   return NULL;

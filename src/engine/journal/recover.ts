@@ -696,7 +696,8 @@ function windowLength(ring: Ring, tail: number, extentSectors: number, pos: numb
 export interface WindowPlan {start: Float64Array; len: Float64Array; n: number}
 
 function planWindows(ring: Ring, tail: number, extentSectors: number, units: UnitList): WindowPlan {
-  const plan = new UnitList() // the same pair list, holding (start, length in bytes)
+  const starts: number[] = [] // about 250 windows a GiB of log
+  const lens: number[] = []
   const W = WINDOW_PAGES * PAGE
   let start = -1
   let len = 0
@@ -719,7 +720,8 @@ function planWindows(ring: Ring, tail: number, extentSectors: number, units: Uni
         }
         len += size
       }
-      plan.push(start, len)
+      starts.push(start)
+      lens.push(len)
     }
     const dataPos = ring.add(pos, BLOCK_SECTORS)
     const bytes = units.pages[i] * PAGE
@@ -729,11 +731,12 @@ function planWindows(ring: Ring, tail: number, extentSectors: number, units: Uni
       if (l >= 0) {
         start = dataPos
         len = l
-        plan.push(start, len)
+        starts.push(start)
+        lens.push(len)
       }
     }
   }
-  return {start: plan.pos, len: plan.pages, n: plan.n}
+  return {start: Float64Array.from(starts), len: Float64Array.from(lens), n: starts.length}
 }
 
 export interface StreamResult extends VerifiedLog {dataParityStripes: number; dataOnlyStripes: number; pagesWritten: number}

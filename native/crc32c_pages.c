@@ -387,6 +387,30 @@ static void run_read(helper_state *h, int fd, int64_t pos, uint32_t seed, uint8_
   }
 }
 
+/* A posted job as the thread that runs it sees it (the helper, or a JS thread that steals it). */
+typedef struct {
+  int kind, fd;
+  int64_t pos;
+  uint32_t seed;
+  uint8_t *buf;
+  uint32_t *out;
+  size_t first, n;
+} job_t;
+
+/* Take the posted job: the caller holds mu and has seen `posted`. */
+static job_t take_job(helper_state *h) {
+  h->posted = 0;
+  atomic_store_explicit(&h->posted_flag, 0, memory_order_relaxed);
+  job_t j = {h->kind, h->fd, h->pos, h->seed, h->buf, h->out, h->first, h->n};
+  return j;
+}
+
+/* Run pages [first, upto) of a taken job. */
+static void run_job(helper_state *h, const job_t *j, size_t upto) {
+  if (j->kind == JOB_READ) run_read(h, j->fd, j->pos, j->seed, j->buf, j->out, j->first, upto);
+  else run_pages(h, j->seed, j->buf, j->out, j->first, upto);
+}
+
 static uint64_t now_ns(void);
 
 static void *helper_main(void *arg) {
@@ -408,17 +432,9 @@ static void *helper_main(void *arg) {
       h->sleeping = 0;
     }
     if (atomic_load_explicit(&h->stop, memory_order_relaxed)) break;
-    h->posted = 0;
-    atomic_store_explicit(&h->posted_flag, 0, memory_order_relaxed);
-    int kind = h->kind, fd = h->fd;
-    int64_t pos = h->pos;
-    uint32_t seed = h->seed;
-    uint8_t *buf = h->buf;
-    uint32_t *out = h->out;
-    size_t n = h->n, first = h->first;
+    job_t j = take_job(h);
     pthread_mutex_unlock(&h->mu);
-    if (kind == JOB_READ) run_read(h, fd, pos, seed, buf, out, first, n);
-    else run_pages(h, seed, buf, out, first, n);
+    run_job(h, &j, j.n);
     pthread_mutex_lock(&h->mu);
   }
   pthread_mutex_unlock(&h->mu);
@@ -474,8 +490,6 @@ static size_t helper_sleep(helper_state *h, size_t want) {
   return atomic_load_explicit(&h->done, memory_order_acquire);
 }
 
-/* Block until the current job has at least `want` pages done, or has failed (the count is then below
- * want and h->failed is set); returns the count. JS thread only. */
 /* The JS thread needs pages of a job the helper has not taken yet: run them here, up to `want` (rounded
  * up to a read chunk), and post the rest again for the helper; 1 when it did, 0 when the helper has
  * the job. Waiting for a job nobody has started is the worst case: at the start of a replay V8's
@@ -487,20 +501,12 @@ static int helper_steal(helper_state *h, size_t want) {
     pthread_mutex_unlock(&h->mu);
     return 0;
   }
-  h->posted = 0;
-  atomic_store_explicit(&h->posted_flag, 0, memory_order_relaxed);
-  int kind = h->kind, fd = h->fd;
-  int64_t pos = h->pos;
-  uint32_t seed = h->seed;
-  uint8_t *buf = h->buf;
-  uint32_t *out = h->out;
-  size_t n = h->n, first = h->first, chunk = READ_CHUNK / PAGE;
-  size_t upto = want >= n ? n : ((want + chunk - 1) / chunk) * chunk;
-  if (upto > n) upto = n;
+  job_t j = take_job(h);
   pthread_mutex_unlock(&h->mu);
-  if (kind == JOB_READ) run_read(h, fd, pos, seed, buf, out, first, upto);
-  else run_pages(h, seed, buf, out, first, upto);
-  if (upto < n && !has_failed(h) && atomic_load_explicit(&h->done, memory_order_acquire) >= upto) {
+  size_t chunk = READ_CHUNK / PAGE, upto = ((want + chunk - 1) / chunk) * chunk;
+  if (upto > j.n) upto = j.n;
+  run_job(h, &j, upto);
+  if (upto < j.n && !has_failed(h) && atomic_load_explicit(&h->done, memory_order_acquire) >= upto) {
     pthread_mutex_lock(&h->mu);
     h->first = upto;
     h->posted = 1;
@@ -511,6 +517,8 @@ static int helper_steal(helper_state *h, size_t want) {
   return 1;
 }
 
+/* Block until the current job has at least `want` pages done, or has failed (the count is then below
+ * want and h->failed is set); returns the count. JS thread only. */
 static size_t helper_wait(helper_state *h, size_t want) {
   size_t d = atomic_load_explicit(&h->done, memory_order_acquire);
   if (d >= want) return d; /* fast path: no lock, no syscall */

@@ -162,6 +162,14 @@ describe('native meta walk (walkMetaNative) against the JavaScript meta-only wal
     }
   })
 
+  it('takes a chain longer than one batch of the addon (1024 units) whole, across the batch boundaries', () => {
+    const r = rng(13)
+    const count = 2600
+    const chain = writeChain(dir, 'long.img', r, {ringSectors: 16 * count + 64, tail: 32, count, firstSeq: 2n ** 32n - 1000n,
+      payloads: i => (i % 7 === 0 ? [] : [{type: 0, flags: 0, sizeSectors: 8, location: BigInt(8 * (i % 500)), checksums: [i]}])})
+    assert.equal(compare(chain, 'long chain'), count)
+  })
+
   it('agrees when one unit of the chain is broken in any field (1000 chains, half re-checksummed)', () => {
     const r = rng(2025)
     let brokenEarly = 0

@@ -388,20 +388,31 @@ export function walkMetaNative(ring: Ring, seed: number, tail: number,
   if (!nativeWalkOn || !nativeWalkMeta || fd < 0) return null
   const lim = ring.payloadLimits
   const p = new Float64Array(16)
-  p.set([ring.baseBytes, ring.sizeSectors, tail, 0, seed >>> 0, 0, 0, 0, lim?.arraySectors ?? 0, lim?.memberSectors ?? 0, lim ? 1 : 0])
+  p[W.base] = ring.baseBytes
+  p[W.ring] = ring.sizeSectors
+  p[W.pos] = tail
+  p[W.seed] = seed >>> 0
+  p[W.array] = lim?.arraySectors ?? 0
+  p[W.member] = lim?.memberSectors ?? 0
+  p[W.limits] = lim ? 1 : 0
   const pos = new Float64Array(1024)
   const pages = new Float64Array(1024)
+  const u64 = (lo: number, hi: number) => (BigInt(hi) << 32n) | BigInt(lo)
   for (;;) {
-    const n = nativeWalkMeta(fd, p, pos, pages)
+    const n = nativeWalkMeta(fd, p, pos, pages) // goes on from where the last call stopped (p is in and out)
     if (n > 0) {
       ring.dev.stats.reads += n
       ring.dev.stats.bytesRead += n * PAGE
-      onUnits(pos, pages, n, (BigInt(p[12]) << 32n) | BigInt(p[11]), p[13])
+      onUnits(pos, pages, n, u64(p[W.firstLo], p[W.firstHi]), p[W.empty])
     }
     if (n < pos.length) break
   }
-  return {position: p[2], seq: p[7] ? (BigInt(p[6]) << 32n) | BigInt(p[5]) : undefined, walked: p[3]}
+  return {position: p[W.pos], seq: p[W.hasSeq] ? u64(p[W.seqLo], p[W.seqHi]) : undefined, walked: p[W.walked]}
 }
+
+/** walkMeta's parameter block, by index (native/crc32c_pages.c, the P_ enum: what each is in and out) */
+const W = {base: 0, ring: 1, pos: 2, walked: 3, seed: 4, seqLo: 5, seqHi: 6, hasSeq: 7, array: 8, member: 9, limits: 10, firstLo: 11, firstHi: 12,
+  empty: 13} as const
 
 /** A unit decoded into columns; its object form is made only if asked for (before the next unit). */
 class ColumnUnit implements ScannedUnit {

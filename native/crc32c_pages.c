@@ -825,9 +825,9 @@ static napi_value js_write_pages(napi_env env, napi_callback_info info) {
     return NULL;
   }
   const uint8_t *buf = typed_array(env, argv[2], napi_uint8_array, &blen, "buf must be a Uint8Array");
-  if (!buf && blen != 0) return NULL;
+  if (!buf) return NULL; /* typed_array threw (and left the length unset) */
   const int32_t *pages = typed_array(env, argv[3], napi_int32_array, &plen, "pages must be an Int32Array");
-  if (!pages && plen != 0) return NULL;
+  if (!pages) return NULL; /* typed_array threw (and left the length unset) */
   if (!(fd >= 0 && fd <= 2147483647.0) || fd != (double)(int)fd || !(pos >= 0 && pos <= 9007199254740991.0) || pos != (double)(int64_t)pos ||
       !(from >= 0) || from != (double)(size_t)from || !(count >= 0) || count != (double)(size_t)count || from + count > (double)plen ||
       blen % PAGE != 0) {
@@ -977,9 +977,9 @@ static napi_value js_walk_meta(napi_env env, napi_callback_info info) {
   double *p = typed_array(env, argv[1], napi_float64_array, &plen, "p must be a Float64Array");
   if (!p) return NULL;
   double *opos = typed_array(env, argv[2], napi_float64_array, &olen, "outPos must be a Float64Array");
-  if (!opos && olen != 0) return NULL;
+  if (!opos) return NULL; /* typed_array threw (and left the length unset) */
   double *opages = typed_array(env, argv[3], napi_float64_array, &glen, "outPages must be a Float64Array");
-  if (!opages && glen != 0) return NULL;
+  if (!opages) return NULL; /* typed_array threw (and left the length unset) */
   const double SAFE = 9007199254740991.0;
   if (!(fd >= 0 && fd <= 2147483647.0) || fd != (double)(int)fd || plen < P_COUNT || !exact_u64(p[P_BASE], SAFE) || !exact_u64(p[P_RING], SAFE) ||
       !exact_u64(p[P_POS], SAFE) || !exact_u64(p[P_WALKED], SAFE) || !exact_u64(p[P_SEED], 4294967295.0) || !exact_u64(p[P_SEQ_LO], 4294967295.0) ||

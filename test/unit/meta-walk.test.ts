@@ -325,5 +325,10 @@ describe('native meta walk (walkMetaNative) against the JavaScript meta-only wal
     p[2] = 0.5
     assert.throws(() => nativeWalkMeta!(0, p, out, out), RangeError)
     assert.throws(() => nativeWalkMeta!(0, new Float64Array(4), out, out), RangeError)
+    const call = nativeWalkMeta as unknown as (...a: unknown[]) => number
+    p[2] = 0
+    assert.throws(() => call(0, [0, 64], out, out), TypeError)
+    assert.throws(() => call(0, p, [0], out), TypeError)
+    assert.throws(() => call(0, p, out, new Int32Array(4)), TypeError)
   })
 })

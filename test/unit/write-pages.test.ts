@@ -91,6 +91,23 @@ describe('FileDevice.writePages', () => {
     }
   })
 
+  it('refuses arguments of the wrong type with a TypeError, writing nothing (native path)', function () {
+    if (!nativeWritePages) this.skip()
+    const file = path.join(dir, 'types.img')
+    fs.writeFileSync(file, Buffer.alloc(4 * PAGE, 7))
+    const fd = fs.openSync(file, 'r+')
+    try {
+      const call = nativeWritePages as unknown as (...a: unknown[]) => number
+      assert.throws(() => call(fd, 0, [1, 2, 3], Int32Array.from([0]), 0, 1), TypeError)
+      assert.throws(() => call(fd, 0, new Float64Array(PAGE), Int32Array.from([0]), 0, 1), TypeError)
+      assert.throws(() => call(fd, 0, alignedBuffer(PAGE), [0], 0, 1), TypeError)
+      assert.throws(() => call(fd, 0, alignedBuffer(PAGE), new Uint32Array(1), 0, 1), TypeError)
+    } finally {
+      fs.closeSync(fd)
+    }
+    assert.deepEqual(fs.readFileSync(file), Buffer.alloc(4 * PAGE, 7))
+  })
+
   it('is not offered by wrappers, whose writev must see every write', () => {
     const file = path.join(dir, 'wrap.img')
     fs.writeFileSync(file, Buffer.alloc(PAGE))

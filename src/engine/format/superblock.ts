@@ -388,7 +388,8 @@ export function parseUuid(s: string): Uint8Array {
 // In mdadm's tables the first entry with a given number is the name it prints; the later ones
 // are aliases accepted on input. For RAID5 the ddf-* names are aliases of 1, 0 and 2 (the kernel
 // lays RAID5 DDF arrays out like those); only RAID6 has the rotating DDF layouts 8, 9, 10.
-const R5_LAYOUTS: ReadonlyArray<readonly [string, number]> = [
+/** the names RAID5 and RAID6 share, in mdadm's order (the first of a number is the one it prints) */
+const R56_COMMON: ReadonlyArray<readonly [string, number]> = [
   ['left-asymmetric', 0],
   ['right-asymmetric', 1],
   ['left-symmetric', 2],
@@ -400,23 +401,17 @@ const R5_LAYOUTS: ReadonlyArray<readonly [string, number]> = [
   ['rs', 3],
   ['parity-first', 4],
   ['parity-last', 5],
+];
+
+const R5_LAYOUTS: ReadonlyArray<readonly [string, number]> = [
+  ...R56_COMMON,
   ['ddf-zero-restart', 1],
   ['ddf-N-restart', 0],
   ['ddf-N-continue', 2],
 ];
 
 const R6_LAYOUTS: ReadonlyArray<readonly [string, number]> = [
-  ['left-asymmetric', 0],
-  ['right-asymmetric', 1],
-  ['left-symmetric', 2],
-  ['right-symmetric', 3],
-  ['default', 2],
-  ['la', 0],
-  ['ra', 1],
-  ['ls', 2],
-  ['rs', 3],
-  ['parity-first', 4],
-  ['parity-last', 5],
+  ...R56_COMMON,
   ['ddf-zero-restart', 8],
   ['ddf-N-restart', 9],
   ['ddf-N-continue', 10],

@@ -274,7 +274,7 @@ static napi_value js_raw(napi_env env, napi_callback_info info) {
 #define IDLE_SPIN_NS 2000000
 static int can_spin = 0; /* more than one usable CPU: on one, polling would only delay the helper */
 
-enum { JOB_PAGES = 0, JOB_READ = 1 };
+enum { JOB_PAGES = 0, JOB_READ = 1, JOB_WRITE = 2 };
 #define ERR_SHORT (-1) /* err_no of a read that hit the end of the file */
 
 typedef struct {
@@ -298,13 +298,15 @@ typedef struct {
   size_t n;
   size_t first;           /* pages [first, n) are left to do: 0 when posted, more once the JS thread ran a prefix (helper_steal) */
   int fd;                 /* JOB_READ: pread(fd, buf, n * PAGE, pos) */
+  const int32_t *wpages;  /* JOB_WRITE: page numbers of buf, run i taking wpages[from_i .. from_i + count_i) */
+  const double *wruns;    /* JOB_WRITE: run i is wruns[4i .. 4i+3] = fd, byte offset, from, count; n = runs */
   int64_t pos;
   /* Written by the helper before its release-store of failed, read by the JS thread after an acquire-load. */
   int err_no;             /* errno, or ERR_SHORT */
   int64_t err_off;        /* absolute byte offset in the file where the read failed */
   /* JS thread only. */
   int active;             /* a job is outstanding: references held, not yet seen complete or failed */
-  napi_ref rbuf, rout;
+  napi_ref rbuf, rout, rruns;
 } helper_state;
 
 /* Publish `i` pages final and wake a registered waiter whose count is reached. */
@@ -387,6 +389,59 @@ static void run_read(helper_state *h, int fd, int64_t pos, uint32_t seed, uint8_
   }
 }
 
+/* pwritev of the pages buf[pages[j]] (j < n) at byte `off` of fd, at most 1024 iovecs a call, looping on
+ * EINTR and partial writes. 0, or the errno (EIO for a write of nothing) with *fail_off where it stopped. */
+static int pwrite_pages(int fd, int64_t off, const uint8_t *buf, const int32_t *pages, size_t n, int64_t *fail_off) {
+  struct iovec iov[1024];
+  for (size_t j = 0; j < n;) {
+    size_t k = n - j < 1024 ? n - j : 1024;
+    for (size_t q = 0; q < k; q++) {
+      iov[q].iov_base = (void *)(buf + (size_t)pages[j + q] * PAGE);
+      iov[q].iov_len = PAGE;
+    }
+    struct iovec *v = iov;
+    size_t left = k;
+    while (left > 0) {
+      ssize_t w = pwritev(fd, v, (int)left, (off_t)off);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) {
+        *fail_off = off;
+        return w < 0 ? errno : EIO;
+      }
+      off += w;
+      while (left > 0 && (size_t)w >= v->iov_len) {
+        w -= (ssize_t)v->iov_len;
+        v++;
+        left--;
+      }
+      if (left > 0 && w > 0) {
+        v->iov_base = (uint8_t *)v->iov_base + w;
+        v->iov_len -= (size_t)w;
+      }
+    }
+    j += k;
+  }
+  return 0;
+}
+
+/* JOB_WRITE: runs [first, n), publishing the count of runs written after each; on an error, record
+ * it (errno, offset), publish the failure and stop. */
+static void run_write(helper_state *h, const uint8_t *buf, const int32_t *pages, const double *runs, size_t first, size_t n) {
+  for (size_t r = first; r < n; r++) {
+    if (atomic_load_explicit(&h->stop, memory_order_relaxed)) return;
+    const double *q = runs + 4 * r;
+    int64_t fail_off = 0;
+    int e = pwrite_pages((int)q[0], (int64_t)q[1], buf, pages + (size_t)q[2], (size_t)q[3], &fail_off);
+    if (e) {
+      h->err_no = e;
+      h->err_off = fail_off;
+      publish_failure(h);
+      return;
+    }
+    publish(h, r + 1);
+  }
+}
+
 /* A posted job as the thread that runs it sees it (the helper, or a JS thread that steals it). */
 typedef struct {
   int kind, fd;
@@ -394,6 +449,8 @@ typedef struct {
   uint32_t seed;
   uint8_t *buf;
   uint32_t *out;
+  const int32_t *wpages;
+  const double *wruns;
   size_t first, n;
 } job_t;
 
@@ -401,13 +458,14 @@ typedef struct {
 static job_t take_job(helper_state *h) {
   h->posted = 0;
   atomic_store_explicit(&h->posted_flag, 0, memory_order_relaxed);
-  job_t j = {h->kind, h->fd, h->pos, h->seed, h->buf, h->out, h->first, h->n};
+  job_t j = {h->kind, h->fd, h->pos, h->seed, h->buf, h->out, h->wpages, h->wruns, h->first, h->n};
   return j;
 }
 
 /* Run pages [first, upto) of a taken job. */
 static void run_job(helper_state *h, const job_t *j, size_t upto) {
   if (j->kind == JOB_READ) run_read(h, j->fd, j->pos, j->seed, j->buf, j->out, j->first, upto);
+  else if (j->kind == JOB_WRITE) run_write(h, j->buf, j->wpages, j->wruns, j->first, upto);
   else run_pages(h, j->seed, j->buf, j->out, j->first, upto);
 }
 
@@ -503,7 +561,7 @@ static int helper_steal(helper_state *h, size_t want) {
   }
   job_t j = take_job(h);
   pthread_mutex_unlock(&h->mu);
-  size_t chunk = READ_CHUNK / PAGE, upto = ((want + chunk - 1) / chunk) * chunk;
+  size_t chunk = j.kind == JOB_WRITE ? 1 : READ_CHUNK / PAGE, upto = ((want + chunk - 1) / chunk) * chunk;
   if (upto > j.n) upto = j.n;
   run_job(h, &j, upto);
   if (upto < j.n && !has_failed(h) && atomic_load_explicit(&h->done, memory_order_acquire) >= upto) {
@@ -555,7 +613,8 @@ static size_t helper_wait(helper_state *h, size_t want) {
 static void helper_release(napi_env env, helper_state *h) {
   if (h->rbuf) napi_delete_reference(env, h->rbuf);
   if (h->rout) napi_delete_reference(env, h->rout);
-  h->rbuf = h->rout = NULL;
+  if (h->rruns) napi_delete_reference(env, h->rruns);
+  h->rbuf = h->rout = h->rruns = NULL;
   h->active = 0;
 }
 
@@ -676,6 +735,83 @@ static napi_value js_read_start(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* writeStart(buf, pages, runs, nRuns): on the helper thread, for each run i in order, runs[4i..4i+3] =
+ * (fd, byte offset, from, count): pwritev of the pages buf[pages[from + j]] (j < count) at that offset
+ * of fd. pagesWait counts runs; a failed write is thrown by it as a failed read is ("write failed at
+ * offset N: reason", code, offset, and `pages` = runs written). Every argument is checked here first
+ * (RangeError / TypeError, nothing posted). The fds must stay open until the job is waited for. */
+static napi_value js_write_start(napi_env env, napi_callback_info info) {
+  size_t argc = 4, blen, plen, rlen;
+  napi_value argv[4];
+  double nd;
+  helper_state *h = get_state(env, info, &argc, argv);
+  if (!h) return NULL;
+  if (argc < 4) {
+    napi_throw_type_error(env, NULL, "writeStart(buf, pages, runs, nRuns): 4 arguments expected");
+    return NULL;
+  }
+  uint8_t *buf = typed_array(env, argv[0], napi_uint8_array, &blen, "buf must be a Uint8Array");
+  if (!buf) return NULL;
+  const int32_t *pages = typed_array(env, argv[1], napi_int32_array, &plen, "pages must be an Int32Array");
+  if (!pages) return NULL;
+  const double *runs = typed_array(env, argv[2], napi_float64_array, &rlen, "runs must be a Float64Array");
+  if (!runs) return NULL;
+  if (napi_get_value_double(env, argv[3], &nd) != napi_ok || !(nd >= 0 && nd <= (double)(rlen / 4)) || nd != (double)(size_t)nd || blen % PAGE != 0) {
+    napi_throw_range_error(env, NULL, "writeStart: nRuns out of range, or buf not whole pages");
+    return NULL;
+  }
+  size_t n = (size_t)nd, bpages = blen / PAGE;
+  for (size_t r = 0; r < n; r++) {
+    const double *q = runs + 4 * r;
+    if (!(q[0] >= 0 && q[0] <= 2147483647.0) || q[0] != (double)(int)q[0] || !(q[1] >= 0 && q[1] <= 9007199254740991.0) || q[1] != (double)(int64_t)q[1] ||
+        !(q[2] >= 0) || q[2] != (double)(size_t)q[2] || !(q[3] >= 0) || q[3] != (double)(size_t)q[3] || q[2] + q[3] > (double)plen) {
+      char msg[96];
+      snprintf(msg, sizeof msg, "writeStart: run %zu has a bad fd, offset or page range", r);
+      napi_throw_range_error(env, NULL, msg);
+      return NULL;
+    }
+    for (size_t j = (size_t)q[2]; j < (size_t)q[2] + (size_t)q[3]; j++) {
+      if (pages[j] < 0 || (size_t)pages[j] >= bpages) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "writeStart: pages[%zu] = %d is not a page of buf (%zu pages)", j, pages[j], bpages);
+        napi_throw_range_error(env, NULL, msg);
+        return NULL;
+      }
+    }
+  }
+  helper_finish(env, h); /* one job at a time */
+  if (n == 0) return NULL;
+  int threaded = helper_ensure(h);
+  if (threaded) {
+    if (napi_create_reference(env, argv[0], 1, &h->rbuf) != napi_ok) h->rbuf = NULL;
+    if (napi_create_reference(env, argv[1], 1, &h->rout) != napi_ok) h->rout = NULL;
+    if (napi_create_reference(env, argv[2], 1, &h->rruns) != napi_ok) h->rruns = NULL;
+    if (!h->rbuf || !h->rout || !h->rruns) {
+      helper_release(env, h);
+      threaded = 0; /* write here instead */
+    }
+  }
+  h->active = 1;
+  pthread_mutex_lock(&h->mu);
+  h->kind = JOB_WRITE;
+  h->buf = buf;
+  h->wpages = pages;
+  h->wruns = runs;
+  h->n = n;
+  h->first = 0;
+  atomic_store_explicit(&h->done, 0, memory_order_relaxed);
+  atomic_store_explicit(&h->failed, 0, memory_order_relaxed);
+  if (threaded) {
+    h->posted = 1;
+    atomic_store_explicit(&h->posted_flag, 1, memory_order_release);
+    if (h->sleeping) pthread_cond_signal(&h->job_cv);
+  }
+  pthread_mutex_unlock(&h->mu);
+  /* No thread: write here, leaving the outcome as a job for pagesWait to report, as if the helper had. */
+  if (!threaded) run_write(h, buf, pages, runs, 0, n);
+  return NULL;
+}
+
 /* errno's symbolic name (EIO, EBADF, ...), as Node's fs errors spell it in `code`. */
 static const char *errno_name(int e) {
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
@@ -714,7 +850,7 @@ static void throw_read_error(napi_env env, helper_state *h, size_t d) {
     code = errno_name(h->err_no);
     reason = errno_text(h->err_no, tmp, sizeof tmp);
   }
-  snprintf(msg, sizeof msg, "read failed at offset %lld: %s", (long long)h->err_off, reason);
+  snprintf(msg, sizeof msg, "%s failed at offset %lld: %s", h->kind == JOB_WRITE ? "write" : "read", (long long)h->err_off, reason);
   napi_value vcode, vmsg, vreason, voff, vpages, err;
   if (napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &vcode) != napi_ok ||
       napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &vmsg) != napi_ok ||
@@ -843,38 +979,13 @@ static napi_value js_write_pages(napi_env env, napi_callback_info info) {
       return NULL;
     }
   }
-  struct iovec iov[1024];
-  int64_t off = (int64_t)pos;
-  for (size_t j = 0; j < n;) {
-    size_t k = n - j < 1024 ? n - j : 1024;
-    for (size_t q = 0; q < k; q++) {
-      iov[q].iov_base = (void *)(buf + (size_t)pages[first + j + q] * PAGE);
-      iov[q].iov_len = PAGE;
-    }
-    struct iovec *v = iov;
-    size_t left = k;
-    while (left > 0) {
-      ssize_t w = pwritev((int)fd, v, (int)left, (off_t)off);
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) {
-        char tmp[128], msg[256];
-        int e = w < 0 ? errno : EIO;
-        snprintf(msg, sizeof msg, "write failed at offset %lld: %s", (long long)off, w < 0 ? errno_text(e, tmp, sizeof tmp) : "nothing written");
-        napi_throw_error(env, errno_name(e), msg);
-        return NULL;
-      }
-      off += w;
-      while (left > 0 && (size_t)w >= v->iov_len) {
-        w -= (ssize_t)v->iov_len;
-        v++;
-        left--;
-      }
-      if (left > 0 && w > 0) {
-        v->iov_base = (uint8_t *)v->iov_base + w;
-        v->iov_len -= (size_t)w;
-      }
-    }
-    j += k;
+  int64_t fail_off = 0;
+  int e = pwrite_pages((int)fd, (int64_t)pos, buf, pages + first, n, &fail_off);
+  if (e) {
+    char tmp[128], msg[256];
+    snprintf(msg, sizeof msg, "write failed at offset %lld: %s", (long long)fail_off, errno_text(e, tmp, sizeof tmp));
+    napi_throw_error(env, errno_name(e), msg);
+    return NULL;
   }
   if (napi_create_double(env, (double)(n * PAGE), &result) != napi_ok) return NULL;
   return result;
@@ -1033,7 +1144,7 @@ static napi_value init(napi_env env, napi_value exports) {
   have_sse42 = __builtin_cpu_supports("sse4.2") ? 1 : 0;
 #endif
   can_spin = usable_cpus() > 1;
-  napi_value fpages, fraw, fstart, fread, fwait, flag, fwrite, fwalk;
+  napi_value fpages, fraw, fstart, fread, fwait, flag, fwrite, fwalk, fwstart;
   if (napi_create_function(env, "writePages", NAPI_AUTO_LENGTH, js_write_pages, NULL, &fwrite) != napi_ok ||
       napi_set_named_property(env, exports, "writePages", fwrite) != napi_ok)
     return NULL;
@@ -1057,6 +1168,8 @@ static napi_value init(napi_env env, napi_value exports) {
   }
   if (napi_create_function(env, "pagesStart", NAPI_AUTO_LENGTH, js_pages_start, h, &fstart) != napi_ok ||
       napi_create_function(env, "readStart", NAPI_AUTO_LENGTH, js_read_start, h, &fread) != napi_ok ||
+      napi_create_function(env, "writeStart", NAPI_AUTO_LENGTH, js_write_start, h, &fwstart) != napi_ok ||
+      napi_set_named_property(env, exports, "writeStart", fwstart) != napi_ok ||
       napi_create_function(env, "pagesWait", NAPI_AUTO_LENGTH, js_pages_wait, h, &fwait) != napi_ok ||
       napi_set_named_property(env, exports, "pagesStart", fstart) != napi_ok ||
       napi_set_named_property(env, exports, "readStart", fread) != napi_ok ||

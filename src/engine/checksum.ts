@@ -59,6 +59,8 @@ interface CrcAddon {
   writePages?(fd: number, position: number, buf: Uint8Array, pages: Int32Array, from: number, count: number): number;
   /** The extent pre-walk's accepted prefix, on this thread (see nativeWalkMeta). Absent in old builds and without SSE4.2. */
   walkMeta?(fd: number, p: Float64Array, outPos: Float64Array, outPages: Float64Array): number;
+  /** pwritev runs of pages (fd, offset, from, count in runs) on the helper thread, in the same job slot. Absent in old builds. */
+  writeStart?(buf: Uint8Array, pages: Int32Array, runs: Float64Array, nRuns: number): void;
 }
 
 /** What the addon's pagesWait throws for a failed read (native/crc32c_pages.c, throw_read_error). */
@@ -326,6 +328,32 @@ export function crc32cPagesAsync(seed: number, buf: Uint8Array, out: Uint32Array
 
 /** Whether readPagesAsync can read on the helper thread (else it returns null). */
 export const readAsyncAvailable: boolean = readAddon !== null;
+
+// Writes on the helper: the same thread and job slot.
+const writeAddon = readAddon && typeof readAddon.writeStart === 'function' ? readAddon : null;
+
+/** Whether writeRunsAsync can write on the helper thread (else it returns null). */
+export const writeAsyncAvailable: boolean = writeAddon !== null;
+
+/**
+ * Start writing `nRuns` runs on the addon's helper thread, in order: run i is runs[4i..4i+3] = (fd, byte
+ * offset, from, count), the pages buf[pages[from + j]] (j < count) written at that offset of fd as one
+ * pwritev. The job counts runs: wait(k) returns once the first k runs are written, and throws a
+ * ReadFailure-shaped error (code, offset, `pages` = runs written; message "write failed at ...") for a
+ * run that failed. Arguments are checked first (RangeError, nothing started). buf, pages and runs must
+ * not change, nor the fds close, until wait(nRuns) returns. Null without the helper.
+ */
+export function writeRunsAsync(buf: Uint8Array, pages: Int32Array, runs: Float64Array, nRuns: number): PageSumsJob | null {
+  if (!writeAddon) return null;
+  const prev = lastJob;
+  if (prev instanceof ReadJob) prev.settle();
+  // Completes (waits for and releases) the addon's previous job before posting this one.
+  writeAddon.writeStart!(buf, pages, runs, nRuns);
+  if (prev && !(prev instanceof ReadJob)) prev.done = prev.pages;
+  const job = new ReadJob(nRuns); // the same bookkeeping: a count of units done, and a failure kept
+  lastJob = job;
+  return job;
+}
 
 /**
  * Read buf.length bytes from fd at byte offset `position` into buf and checksum each 4 KiB page as

@@ -48,6 +48,12 @@ export interface BlockDevice {
    * Callers count what they read in `stats`.
    */
   readFd?(): number
+  /**
+   * Optional: a file descriptor that native writers may pwrite directly (FileDevice opened writable),
+   * -1 when there is none. Never forwarded by wrappers: their writev must see every write. Callers
+   * count what they write in `stats`.
+   */
+  writeFd?(): number
   write(buf: Uint8Array, offset: number): void
   /** gather write: several buffers to contiguous device bytes, one request */
   writev(bufs: Uint8Array[], offset: number): void
@@ -253,6 +259,10 @@ export class FileDevice implements BlockDevice {
 
   readFd(): number {
     return this.fd
+  }
+
+  writeFd(): number {
+    return this.writable ? this.fd : -1
   }
 
   writePages(buf: Uint8Array, pages: Int32Array, from: number, count: number, offset: number): void {

@@ -3,9 +3,9 @@
  * (write-through: parity, log, flush, members, as raid5-cache.c does). Both stream through a
  * fixed window and batch device I/O: a run of contiguous pages is one request.
  */
-import {crc32cPages} from './checksum.js'
+import {type PageSumsJob, crc32cPages, writeAsyncAvailable, writeRunsAsync} from './checksum.js'
 import {alignedBuffer} from './device.js'
-import {R5Error, RefusedError, UsageError, EXIT} from './errors.js'
+import {IoError, R5Error, RefusedError, UsageError, EXIT} from './errors.js'
 import {encodeMetaBlock, encodeDataParityMeta, type DataParityRecords, PAYLOAD_DATA, PAYLOAD_PARITY} from './format/meta.js'
 import type {MdArray} from './array.js'
 import {computeP, computeQ, reconstruct} from './parity.js'
@@ -222,20 +222,32 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
   // One arena holds the log, the row's input, every member's old chunk of the row (rmw/rcw reads)
   // and three scratch pages (RAID6 rmw), so that parity is computed in place, straight into the
   // log, and data pages are copied within one buffer (copyWithin: no view per page).
-  const rowInBase = batchLimit
+  // Write-through on plain files: a batch's member pages are written on the CRC addon's helper thread
+  // while the next batch is laid out, so the log has two regions, used in turn (see postMembers).
+  const memberFds = arr.members.map(m => m!.dev.writeFd?.() ?? -1)
+  const asyncMembers = !wb && writeAsyncAvailable && memberFds.every(fd => fd >= 0)
+  const regions = asyncMembers ? 2 : 1
+  const rowInBase = regions * batchLimit
   const oldBase = rowInBase + rowBytes
   const scratchBase = oldBase + n * chunkBytes
   const arena = acquireArena(scratchBase + 3 * PAGE)
   const bytes = arena.bytes
-  const log = bytes.subarray(0, batchLimit)
+  /** the current batch's region of the arena: `log` starts at arena offset logBase */
+  let region = 0
+  let logBase = 0
+  let log = bytes.subarray(0, batchLimit)
   /** arena offset of member m's old page k (valid for the pages read for the current row) */
   const oldAt = (m: number, k: number) => oldBase + m * chunkBytes + k * PAGE
   const S0 = scratchBase
   const S1 = scratchBase + PAGE
   const S2 = scratchBase + 2 * PAGE
-  // one view per log page, made once: member writes pass them to writev
-  const pageView: Uint8Array[] = new Array(maxPages)
-  for (let i = 0; i < maxPages; i++) pageView[i] = log.subarray(i * PAGE, (i + 1) * PAGE)
+  // one view per log page of each region, made once: member writes pass them to writev
+  const regionViews: Uint8Array[][] = Array.from({length: regions}, (_, g) => {
+    const v: Uint8Array[] = new Array(maxPages)
+    for (let i = 0; i < maxPages; i++) v[i] = bytes.subarray(g * batchLimit + i * PAGE, g * batchLimit + (i + 1) * PAGE)
+    return v
+  })
+  let pageView = regionViews[0]
   // checksum of every log page (meta pages' entries are computed too, and ignored)
   const sums = new Uint32Array(maxPages)
   // the batch's payloads (at most one per page), in log order
@@ -306,7 +318,59 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
       mwCount[m] = 0
     }
   }
+  // The helper's write job for the last batch: its runs (fd, offset, from, count), pages and member
+  // slots, one set per region (a job reads its region's pages until it is awaited).
+  let memberJob: PageSumsJob | null = null
+  let jobRegion = 0
+  const jobRuns = Array.from({length: regions}, () => new Float64Array(4 * maxPages))
+  const jobPages = Array.from({length: regions}, () => new Int32Array(maxPages))
+  const jobSlot = Array.from({length: regions}, () => new Int32Array(maxPages))
+  /** this batch's member pages as one write job on the helper (same runs, in the same order, as writeMembers) */
+  const postMembers = () => {
+    const runs = jobRuns[region]
+    const pages = jobPages[region]
+    const slot = jobSlot[region]
+    let nRuns = 0
+    let nPages = 0
+    for (let m = 0; m < n; m++) {
+      const cnt = mwCount[m]
+      const offs = mwOff[m]
+      const pg = mwPage[m]
+      const stats = arr.members[m]!.dev.stats
+      let i = 0
+      while (i < cnt) {
+        let j = i + 1
+        while (j < cnt && offs[j] === offs[j - 1] + PAGE) j++
+        pages.set(pg.subarray(i, j), nPages)
+        runs[4 * nRuns] = memberFds[m]
+        runs[4 * nRuns + 1] = memberBase[m] + offs[i]
+        runs[4 * nRuns + 2] = nPages
+        runs[4 * nRuns + 3] = j - i
+        slot[nRuns++] = m
+        nPages += j - i
+        stats.writes++
+        stats.bytesWritten += (j - i) * PAGE
+        i = j
+      }
+      mwCount[m] = 0
+    }
+    memberJob = writeRunsAsync(log, pages, runs, nRuns)
+    jobRegion = region
+  }
+  /** wait for the last batch's member writes; a failure is an IoError naming the member */
+  const awaitMembers = () => {
+    const job = memberJob
+    if (!job) return
+    memberJob = null
+    try {
+      job.wait(job.pages)
+    } catch (error: any) {
+      const m = typeof error?.pages === 'number' ? jobSlot[jobRegion][error.pages] : undefined
+      throw new IoError(error?.message ?? String(error), m === undefined ? arr.journal!.path : arr.members[m]!.dev.name)
+    }
+  }
   const flushMembers = () => {
+    awaitMembers()
     for (const d of arr.members) d!.dev.flush()
   }
   const flushBatch = () => {
@@ -326,7 +390,7 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
         seq = r.nextSeq
       } else {
         // checkpoint: everything up to the last unit is on the members; make it durable, move the tail
-        flushMembers()
+        flushMembers() // (awaits the helper's member writes first)
         arr.writeSuperblocks(lastUnitOnMembers)
         tail = lastUnitOnMembers
       }
@@ -338,7 +402,16 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
     ring.write(log.subarray(0, logLen), head)
     arr.journal!.dev.flush()
     res.journalBytes += logLen
-    writeMembers()
+    if (asyncMembers) {
+      // the last batch's member writes are done before this one's start (one job at a time), and this
+      // batch's run on the helper while the next is laid out in the other region
+      awaitMembers()
+      postMembers()
+      region ^= 1
+      logBase = region * batchLimit
+      log = bytes.subarray(logBase, logBase + batchLimit)
+      pageView = regionViews[region]
+    } else writeMembers()
     head = ring.add(head, sectors)
     lastUnitOnMembers = batchLastUnitPos
     logLen = 0
@@ -456,8 +529,8 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
           if (p < from || p >= to) continue
           const dst = base + j * PAGE
           const at = rowInBase + (p - from) * PAGE
-          bytes.copyWithin(dst, at, at + PAGE)
-          logOf[i] = dst
+          bytes.copyWithin(logBase + dst, at, at + PAGE)
+          logOf[i] = logBase + dst
           recs.type[nRecs] = PAYLOAD_DATA
           recs.location[nRecs] = (rowPage0 + p) * BLOCK_SECTORS
           recs.firstSum[nRecs] = page0 + j
@@ -472,7 +545,7 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
         }
         if (!wb) {
           // parity right behind the data pages, computed in place in the log
-          const pOff = base + t * PAGE
+          const pOff = logBase + base + t * PAGE
           const qOff = pOff + PAGE
           if (kind === HOW_RMW) {
             res.rmwStripes++
@@ -538,6 +611,13 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
       progress?.(consumed, length)
     }
     flushBatch()
+  } catch (error) {
+    try {
+      awaitMembers() // the helper may still be writing from the arena
+    } catch {
+      // the first error is the one to report
+    }
+    throw error
   } finally {
     releaseArena(arena)
   }

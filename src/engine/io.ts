@@ -336,11 +336,17 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
       const cnt = mwCount[m]
       const offs = mwOff[m]
       const pg = mwPage[m]
-      const stats = arr.members[m]!.dev.stats
+      const dev = arr.members[m]!.dev
+      const stats = dev.stats
       let i = 0
       while (i < cnt) {
         let j = i + 1
         while (j < cnt && offs[j] === offs[j - 1] + PAGE) j++
+        // the device's own range check (FileDevice.writev makes it; the helper writes the fd directly)
+        if (memberBase[m] + offs[j - 1] + PAGE > dev.size) {
+          throw new IoError(`write beyond end of device (offset ${memberBase[m] + offs[i]} + ${(j - i) * PAGE} > size ${dev.size}); the image may be truncated`,
+            dev.name)
+        }
         pages.set(pg.subarray(i, j), nPages)
         runs[4 * nRuns] = memberFds[m]
         runs[4 * nRuns + 1] = memberBase[m] + offs[i]
@@ -440,7 +446,7 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
     const readHi = new Int32Array(n)
     /** data indices of the row in member order: the kernel logs a stripe's pages by device */
     const byMember = new Int32Array(D)
-    /** log offset of data index i's page in the current stripe */
+    /** arena offset of data index i's page in the current stripe (in the log's current region) */
     const logOf = new Int32Array(D)
     /** parity sources (arena offsets) and their syndrome slots */
     const src = new Int32Array(2 * D + 1)

@@ -37,6 +37,18 @@
  *                                            absolute byte offset of the failure), pages (pages that are
  *                                            final: every page read completely before it) and reason.
  *                                            Waits for no more than those pages return normally.
+ *   writeStart(buf: Uint8Array, pages: Int32Array, runs: Float64Array, nRuns): void
+ *                                         -- on the helper thread, in order, run i = runs[4i..4i+3] (fd,
+ *                                            byte offset, from, count): one pwritev of the pages
+ *                                            buf[pages[from + j]] (j < count) at that offset of fd. The
+ *                                            same job slot; pagesWait counts runs, and reports a failed
+ *                                            one as a failed read ("write failed at offset N: ...",
+ *                                            pages = runs written before it).
+ *   writePages(fd, position, buf, pages: Int32Array, from, count): number
+ *                                         -- the same pwritev for one run, on this thread.
+ *   walkMeta(fd, p: Float64Array, outPos: Float64Array, outPages: Float64Array): number
+ *                                         -- the replay's pre-walk over the journal's meta blocks (see
+ *                                            js_walk_meta for p's fields), on this thread.
  * Buffers may sit at any byteOffset: all loads go through memcpy (compiled to unaligned movs).
  * Built for anything but x86-64 with GCC/Clang, the module still loads, exports sse42 = false, and the
  * JS side falls back to another backend.

@@ -153,6 +153,9 @@ static inline void cpu_relax(void) {}
 static int have_sse42 = 0;
 
 /* Throws and returns NULL on failure, so callers can just `return NULL`. */
+/* v is a whole number in [0, max] (checked before the cast, so the cast is defined) */
+static int exact_u64(double v, double max) { return v >= 0 && v <= max && v == (double)(uint64_t)v; }
+
 static void *typed_array(napi_env env, napi_value v, napi_typedarray_type want, size_t *len, const char *what) {
   bool is;
   napi_typedarray_type type;
@@ -639,35 +642,55 @@ static void helper_finish(napi_env env, helper_state *h) {
   }
 }
 
-/* Post a job whose fields are set (under mu) by the caller's `a`; takes the references first. */
-static int helper_post(napi_env env, helper_state *h, int kind, const pages_args *a, int fd, int64_t pos) {
-  if (napi_create_reference(env, a->vbuf, 1, &h->rbuf) != napi_ok) {
-    h->rbuf = NULL;
-    return 0;
-  }
-  if (napi_create_reference(env, a->vout, 1, &h->rout) != napi_ok) {
-    napi_delete_reference(env, h->rbuf);
-    h->rbuf = h->rout = NULL;
-    return 0;
-  }
-  h->active = 1;
-  pthread_mutex_lock(&h->mu);
-  h->kind = kind;
-  h->seed = a->seed;
-  h->buf = a->buf;
-  h->out = a->out;
-  h->n = a->n;
-  h->first = 0;
-  h->fd = fd;
-  h->pos = pos;
+/* The job's fields, as the helper and a stealing thread read them (the caller holds mu, or no job is posted). */
+static void set_job(helper_state *h, const job_t *j) {
+  h->kind = j->kind;
+  h->fd = j->fd;
+  h->pos = j->pos;
+  h->seed = j->seed;
+  h->buf = j->buf;
+  h->out = j->out;
+  h->wpages = j->wpages;
+  h->wruns = j->wruns;
+  h->first = j->first;
+  h->n = j->n;
   /* the previous job is over: the helper is idle */
   atomic_store_explicit(&h->done, 0, memory_order_relaxed);
   atomic_store_explicit(&h->failed, 0, memory_order_relaxed);
+}
+
+/* Post job j for the helper, holding a strong reference on each of the nrefs JS values it reads or
+ * writes (buf, then out or pages, then runs) until it is released. 0 when a reference cannot be taken
+ * (nothing is posted: the caller runs the job itself). */
+static int helper_post(napi_env env, helper_state *h, const job_t *j, const napi_value *refs, int nrefs) {
+  napi_ref *slot[3] = {&h->rbuf, &h->rout, &h->rruns};
+  for (int i = 0; i < nrefs; i++) {
+    if (napi_create_reference(env, refs[i], 1, slot[i]) != napi_ok) {
+      *slot[i] = NULL;
+      helper_release(env, h);
+      return 0;
+    }
+  }
+  h->active = 1;
+  pthread_mutex_lock(&h->mu);
+  set_job(h, j);
   h->posted = 1;
   atomic_store_explicit(&h->posted_flag, 1, memory_order_release);
   if (h->sleeping) pthread_cond_signal(&h->job_cv); /* a polling helper sees posted_flag */
   pthread_mutex_unlock(&h->mu);
   return 1;
+}
+
+/* Start job j: on the helper thread when there is one, else here, leaving the outcome (pages, error)
+ * as a job for pagesWait to report, exactly as if the helper had run it (no references are needed:
+ * nothing runs after we return). */
+static void helper_start(napi_env env, helper_state *h, const job_t *j, const napi_value *refs, int nrefs) {
+  helper_finish(env, h); /* one job at a time */
+  if (j->n == 0) return;  /* nothing to do: no job */
+  if (helper_ensure(h) && helper_post(env, h, j, refs, nrefs)) return;
+  set_job(h, j);
+  h->active = 1;
+  run_job(h, j, j->n);
 }
 
 static helper_state *get_state(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv) {
@@ -686,16 +709,9 @@ static napi_value js_pages_start(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "crc32c_pages: no SSE4.2 on this CPU");
     return NULL;
   }
-  helper_finish(env, h); /* one job at a time */
-  if (a.n == 0) return NULL; /* nothing to do: no job */
-  if (!helper_ensure(h)) {
-    /* No thread (resource limits): compute here, so pagesStart still leaves correct results. */
-#ifdef HAVE_CRC_INSN
-    crc_pages(a.seed, a.buf, a.n, a.out);
-#endif
-    return NULL;
-  }
-  helper_post(env, h, JOB_PAGES, &a, -1, 0);
+  job_t j = {JOB_PAGES, -1, 0, a.seed, a.buf, a.out, NULL, NULL, 0, a.n};
+  napi_value refs[2] = {a.vbuf, a.vout};
+  helper_start(env, h, &j, refs, 2);
   return NULL;
 }
 
@@ -729,21 +745,9 @@ static napi_value js_read_start(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "crc32c_pages: no SSE4.2 on this CPU");
     return NULL;
   }
-  helper_finish(env, h); /* one job at a time */
-  if (a.n == 0) return NULL;
-  if (helper_ensure(h)) {
-    helper_post(env, h, JOB_READ, &a, (int)fd, (int64_t)pos);
-    return NULL;
-  }
-  /* No thread: do the read here, but leave the outcome (pages, error) as a job for pagesWait to report,
-   * exactly as if the helper had run it. No references are needed: nothing runs after we return. */
-  atomic_store_explicit(&h->done, 0, memory_order_relaxed);
-  atomic_store_explicit(&h->failed, 0, memory_order_relaxed);
-  h->n = a.n;
-  h->first = 0;
-  run_read(h, (int)fd, (int64_t)pos, a.seed, a.buf, a.out, 0, a.n);
-  h->rbuf = h->rout = NULL;
-  h->active = 1;
+  job_t j = {JOB_READ, (int)fd, (int64_t)pos, a.seed, a.buf, a.out, NULL, NULL, 0, a.n};
+  napi_value refs[2] = {a.vbuf, a.vout};
+  helper_start(env, h, &j, refs, 2);
   return NULL;
 }
 
@@ -775,8 +779,8 @@ static napi_value js_write_start(napi_env env, napi_callback_info info) {
   size_t n = (size_t)nd, bpages = blen / PAGE;
   for (size_t r = 0; r < n; r++) {
     const double *q = runs + 4 * r;
-    if (!(q[0] >= 0 && q[0] <= 2147483647.0) || q[0] != (double)(int)q[0] || !(q[1] >= 0 && q[1] <= 9007199254740991.0) || q[1] != (double)(int64_t)q[1] ||
-        !(q[2] >= 0) || q[2] != (double)(size_t)q[2] || !(q[3] >= 0) || q[3] != (double)(size_t)q[3] || q[2] + q[3] > (double)plen) {
+    if (!exact_u64(q[0], 2147483647.0) || !exact_u64(q[1], 9007199254740991.0) || !exact_u64(q[2], (double)plen) || !exact_u64(q[3], (double)plen) ||
+        q[2] + q[3] > (double)plen) {
       char msg[96];
       snprintf(msg, sizeof msg, "writeStart: run %zu has a bad fd, offset or page range", r);
       napi_throw_range_error(env, NULL, msg);
@@ -791,36 +795,9 @@ static napi_value js_write_start(napi_env env, napi_callback_info info) {
       }
     }
   }
-  helper_finish(env, h); /* one job at a time */
-  if (n == 0) return NULL;
-  int threaded = helper_ensure(h);
-  if (threaded) {
-    if (napi_create_reference(env, argv[0], 1, &h->rbuf) != napi_ok) h->rbuf = NULL;
-    if (napi_create_reference(env, argv[1], 1, &h->rout) != napi_ok) h->rout = NULL;
-    if (napi_create_reference(env, argv[2], 1, &h->rruns) != napi_ok) h->rruns = NULL;
-    if (!h->rbuf || !h->rout || !h->rruns) {
-      helper_release(env, h);
-      threaded = 0; /* write here instead */
-    }
-  }
-  h->active = 1;
-  pthread_mutex_lock(&h->mu);
-  h->kind = JOB_WRITE;
-  h->buf = buf;
-  h->wpages = pages;
-  h->wruns = runs;
-  h->n = n;
-  h->first = 0;
-  atomic_store_explicit(&h->done, 0, memory_order_relaxed);
-  atomic_store_explicit(&h->failed, 0, memory_order_relaxed);
-  if (threaded) {
-    h->posted = 1;
-    atomic_store_explicit(&h->posted_flag, 1, memory_order_release);
-    if (h->sleeping) pthread_cond_signal(&h->job_cv);
-  }
-  pthread_mutex_unlock(&h->mu);
-  /* No thread: write here, leaving the outcome as a job for pagesWait to report, as if the helper had. */
-  if (!threaded) run_write(h, buf, pages, runs, 0, n);
+  job_t j = {JOB_WRITE, -1, 0, 0, buf, NULL, pages, runs, 0, n};
+  napi_value refs[3] = {argv[0], argv[1], argv[2]};
+  helper_start(env, h, &j, refs, 3);
   return NULL;
 }
 
@@ -1085,8 +1062,6 @@ static int walk_block(uint8_t *b, uint64_t pos, const walk_rules *r, uint64_t *p
   *count_out = count;
   return 1;
 }
-
-static int exact_u64(double v, double max) { return v >= 0 && v <= max && v == (double)(uint64_t)v; }
 
 static napi_value js_walk_meta(napi_env env, napi_callback_info info) {
   size_t argc = 4, plen, olen, glen;

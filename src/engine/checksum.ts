@@ -298,6 +298,20 @@ class ReadJob implements PageSumsJob {
 let lastJob: HelperJob | ReadJob | InlineJob | null = null;
 
 /**
+ * The addon's one job slot: `post` starts a job there, which first completes (waits for and releases)
+ * the addon's previous job. A read or write may fail: its outcome is collected before the addon drops
+ * it with the slot; any other previous job is complete once `post` returns. `job` becomes the current one.
+ */
+function takeSlot<T extends HelperJob | ReadJob>(post: () => void, job: T): T {
+  const prev = lastJob;
+  if (prev instanceof ReadJob) prev.settle();
+  post();
+  if (prev && !(prev instanceof ReadJob)) prev.done = prev.pages;
+  lastJob = job;
+  return job;
+}
+
+/**
  * Start crc32cPages(seed, buf, out, outOff) on the addon's helper thread; without the addon, the
  * work is done lazily inside wait() on this thread. buf and out must not be changed until
  * wait(pages) returns. Starting a new job first finishes the previous one.
@@ -309,17 +323,8 @@ export function crc32cPagesAsync(seed: number, buf: Uint8Array, out: Uint32Array
   if (buf.length % PAGE !== 0) throw new RangeError(`crc32cPagesAsync: length ${buf.length} is not a multiple of ${PAGE}`);
   const n = buf.length / PAGE;
   if (!Number.isInteger(outOff) || outOff < 0 || outOff + n > out.length) throw new RangeError(`crc32cPagesAsync: out has no room for ${n} checksums at ${outOff}`);
+  if (asyncAddon) return takeSlot(() => asyncAddon.pagesStart(seed >>> 0, buf, out, outOff), new HelperJob(n));
   const prev = lastJob;
-  if (asyncAddon) {
-    // A read may fail: collect its outcome before the addon drops it with the slot.
-    if (prev instanceof ReadJob) prev.settle();
-    // Completes (waits for and releases) the addon's previous job before posting this one.
-    asyncAddon.pagesStart(seed >>> 0, buf, out, outOff);
-    if (prev && !(prev instanceof ReadJob)) prev.done = prev.pages;
-    const job = new HelperJob(n);
-    lastJob = job;
-    return job;
-  }
   if (prev) prev.wait(prev.pages);
   const job = new InlineJob(n, seed >>> 0, buf, out, outOff);
   lastJob = job;
@@ -345,14 +350,8 @@ export const writeAsyncAvailable: boolean = writeAddon !== null;
  */
 export function writeRunsAsync(buf: Uint8Array, pages: Int32Array, runs: Float64Array, nRuns: number): PageSumsJob | null {
   if (!writeAddon) return null;
-  const prev = lastJob;
-  if (prev instanceof ReadJob) prev.settle();
-  // Completes (waits for and releases) the addon's previous job before posting this one.
-  writeAddon.writeStart!(buf, pages, runs, nRuns);
-  if (prev && !(prev instanceof ReadJob)) prev.done = prev.pages;
-  const job = new ReadJob(nRuns); // the same bookkeeping: a count of units done, and a failure kept
-  lastJob = job;
-  return job;
+  // a ReadJob's bookkeeping serves: a count of units done (runs), and a failure kept
+  return takeSlot(() => writeAddon.writeStart!(buf, pages, runs, nRuns), new ReadJob(nRuns));
 }
 
 /**
@@ -376,14 +375,7 @@ export function readPagesAsync(fd: number, position: number, buf: Uint8Array, se
   if (!Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) throw new RangeError(`readPagesAsync: bad fd ${fd}`);
   if (!Number.isSafeInteger(position) || position < 0) throw new RangeError(`readPagesAsync: bad position ${position}`);
   if (!readAddon) return null;
-  const prev = lastJob;
-  if (prev instanceof ReadJob) prev.settle();
-  // Completes (waits for and releases) the addon's previous job before posting this one.
-  readAddon.readStart(fd, position, buf, seed >>> 0, out, outOff);
-  if (prev && !(prev instanceof ReadJob)) prev.done = prev.pages;
-  const job = new ReadJob(n);
-  lastJob = job;
-  return job;
+  return takeSlot(() => readAddon.readStart(fd, position, buf, seed >>> 0, out, outOff), new ReadJob(n));
 }
 
 /** Offset of sb_csum inside struct mdp_superblock_1; it counts as zero while summing. */

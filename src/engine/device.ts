@@ -179,9 +179,8 @@ export class FileDevice implements BlockDevice {
     }
   }
 
-  private check(offset: number, len: number, what: string): void {
-    if (offset < 0 || offset + len > this.size)
-      throw new IoError(`${what} beyond end of device (offset ${offset} + ${len} > size ${this.size}); the image may be truncated`, this.name)
+  private check(offset: number, len: number, what: 'read' | 'write'): void {
+    checkDeviceRange(this, offset, len, what)
   }
 
   read(buf: Uint8Array, offset: number): void {
@@ -420,6 +419,15 @@ export class MemDevice implements BlockDevice {
 
   flush(): void { this.stats.flushes++ }
   close(): void {}
+}
+
+/**
+ * A request of `len` bytes at `offset` must lie inside the device: else an IoError naming it. FileDevice
+ * checks every request; so must a native writer handed its fd (writeFd).
+ */
+export function checkDeviceRange(dev: BlockDevice, offset: number, len: number, what: 'read' | 'write'): void {
+  if (offset < 0 || offset + len > dev.size)
+    throw new IoError(`${what} beyond end of device (offset ${offset} + ${len} > size ${dev.size}); the image may be truncated`, dev.name)
 }
 
 /** views of the 4 KiB pages buf[pages[from + j]], j < count */

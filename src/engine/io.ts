@@ -4,7 +4,7 @@
  * fixed window and batch device I/O: a run of contiguous pages is one request.
  */
 import {type PageSumsJob, crc32cPages, writeAsyncAvailable, writeRunsAsync} from './checksum.js'
-import {alignedBuffer} from './device.js'
+import {alignedBuffer, checkDeviceRange} from './device.js'
 import {IoError, R5Error, RefusedError, UsageError, EXIT} from './errors.js'
 import {encodeMetaBlock, encodeDataParityMeta, type DataParityRecords, PAYLOAD_DATA, PAYLOAD_PARITY} from './format/meta.js'
 import type {MdArray} from './array.js'
@@ -300,24 +300,30 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
       seq++
     }
   }
-  const writeMembers = () => {
-    // slot order, one request per contiguous run (crash injection counts requests)
+  /**
+   * The batch's member writes, in slot order, one request per contiguous run (crash injection counts
+   * requests): run(m, i, j) is member m's pages mwPage[m][i..j) at member offset mwOff[m][i]. The lists
+   * are empty afterwards.
+   */
+  const forEachMemberRun = (run: (m: number, i: number, j: number) => void) => {
     for (let m = 0; m < n; m++) {
       const cnt = mwCount[m]
       const offs = mwOff[m]
-      const pages = mwPage[m]
       let i = 0
       while (i < cnt) {
         let j = i + 1
         while (j < cnt && offs[j] === offs[j - 1] + PAGE) j++
-        const bufs: Uint8Array[] = new Array(j - i)
-        for (let x = i; x < j; x++) bufs[x - i] = pageView[pages[x]]
-        arr.members[m]!.dev.writev(bufs, memberBase[m] + offs[i])
+        run(m, i, j)
         i = j
       }
       mwCount[m] = 0
     }
   }
+  const writeMembers = () => forEachMemberRun((m, i, j) => {
+    const bufs: Uint8Array[] = new Array(j - i)
+    for (let x = i; x < j; x++) bufs[x - i] = pageView[mwPage[m][x]]
+    arr.members[m]!.dev.writev(bufs, memberBase[m] + mwOff[m][i])
+  })
   // The helper's write job for the last batch: its runs (fd, offset, from, count), pages and member
   // slots, one set per region (a job reads its region's pages until it is awaited).
   let memberJob: PageSumsJob | null = null
@@ -332,34 +338,20 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
     const slot = jobSlot[region]
     let nRuns = 0
     let nPages = 0
-    for (let m = 0; m < n; m++) {
-      const cnt = mwCount[m]
-      const offs = mwOff[m]
-      const pg = mwPage[m]
+    forEachMemberRun((m, i, j) => {
       const dev = arr.members[m]!.dev
-      const stats = dev.stats
-      let i = 0
-      while (i < cnt) {
-        let j = i + 1
-        while (j < cnt && offs[j] === offs[j - 1] + PAGE) j++
-        // the device's own range check (FileDevice.writev makes it; the helper writes the fd directly)
-        if (memberBase[m] + offs[j - 1] + PAGE > dev.size) {
-          throw new IoError(`write beyond end of device (offset ${memberBase[m] + offs[i]} + ${(j - i) * PAGE} > size ${dev.size}); the image may be truncated`,
-            dev.name)
-        }
-        pages.set(pg.subarray(i, j), nPages)
-        runs[4 * nRuns] = memberFds[m]
-        runs[4 * nRuns + 1] = memberBase[m] + offs[i]
-        runs[4 * nRuns + 2] = nPages
-        runs[4 * nRuns + 3] = j - i
-        slot[nRuns++] = m
-        nPages += j - i
-        stats.writes++
-        stats.bytesWritten += (j - i) * PAGE
-        i = j
-      }
-      mwCount[m] = 0
-    }
+      const at = memberBase[m] + mwOff[m][i]
+      checkDeviceRange(dev, at, (j - i) * PAGE, 'write') // as FileDevice.writev would: the helper writes the fd directly
+      pages.set(mwPage[m].subarray(i, j), nPages)
+      runs[4 * nRuns] = memberFds[m]
+      runs[4 * nRuns + 1] = at
+      runs[4 * nRuns + 2] = nPages
+      runs[4 * nRuns + 3] = j - i
+      slot[nRuns++] = m
+      nPages += j - i
+      dev.stats.writes++
+      dev.stats.bytesWritten += (j - i) * PAGE
+    })
     memberJob = writeRunsAsync(log, pages, runs, nRuns)
     jobRegion = region
   }
@@ -371,8 +363,9 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
     try {
       job.wait(job.pages)
     } catch (error: any) {
-      const m = typeof error?.pages === 'number' ? jobSlot[jobRegion][error.pages] : undefined
-      throw new IoError(error?.message ?? String(error), m === undefined ? arr.journal!.path : arr.members[m]!.dev.name)
+      // a failed run: `pages` counts the runs written before it
+      if (typeof error?.pages !== 'number') throw error
+      throw new IoError(error.message, arr.members[jobSlot[jobRegion][error.pages]]!.dev.name)
     }
   }
   const flushMembers = () => {

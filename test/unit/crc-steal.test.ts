@@ -13,6 +13,7 @@ import * as path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {readAsyncAvailable} from '../../src/engine/checksum.js'
 import {which} from '../helpers/cli.js'
+import {skipWithoutNative} from '../helpers/addon.js'
 
 const here = path.dirname(fileURLToPath(import.meta.url)) // dist/test/unit
 const CHECKSUM = path.resolve(here, '../../src/engine/checksum.js')
@@ -81,10 +82,7 @@ import(${JSON.stringify(CHECKSUM)}).then(c => {
 describe('checksum addon: a waiting thread steals what the helper has not started', function () {
   this.timeout(120000)
   before(function () {
-    if (!readAsyncAvailable) {
-      if (process.env.R5CTL_REQUIRE_NATIVE === '1') assert.fail('R5CTL_REQUIRE_NATIVE=1 but the addon has no helper thread')
-      this.skip()
-    }
+    skipWithoutNative(this, readAsyncAvailable, 'helper thread')
   })
 
   for (const pinned of [true, false]) {

@@ -22,6 +22,7 @@ import {Ring} from '../../src/engine/journal/ring.js'
 import {scanLog, setNativeMetaWalk, walkMetaNative, type PayloadLimits} from '../../src/engine/journal/scan.js'
 import {SEED, mutate, randomPayloads, rechecksum} from '../helpers/meta-blocks.js'
 import {rng} from '../helpers/reference.js'
+import {skipWithoutNative} from '../helpers/addon.js'
 
 const LIMITS: PayloadLimits = {arraySectors: 1 << 24, memberSectors: 1 << 22, device: 'journal.img'}
 
@@ -144,10 +145,7 @@ function compare(chain: Chain, why: string, limits: PayloadLimits | null = LIMIT
 describe('native meta walk (walkMetaNative) against the JavaScript meta-only walk', function () {
   let dir: string
   before(function () {
-    if (!nativeWalkMeta) {
-      if (process.env.R5CTL_REQUIRE_NATIVE === '1') assert.fail('R5CTL_REQUIRE_NATIVE=1 but the addon has no walkMeta')
-      this.skip()
-    }
+    skipWithoutNative(this, nativeWalkMeta !== null, 'walkMeta')
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'r5ctl-metawalk-'))
   })
   after(() => { if (dir) fs.rmSync(dir, {recursive: true, force: true}) })

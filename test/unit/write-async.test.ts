@@ -16,6 +16,7 @@ import {FileDevice, MemDevice, alignedBuffer, type BlockDevice} from '../../src/
 import {IoError} from '../../src/engine/errors.js'
 import {createArray, writeData} from '../../src/engine/index.js'
 import {rng} from '../helpers/reference.js'
+import {skipWithoutNative} from '../helpers/addon.js'
 
 const PAGE = 4096
 
@@ -24,10 +25,7 @@ describe('member writes on the helper thread (writeRunsAsync, writeArray on file
   let dir: string
   let syncOnFlush: boolean
   before(function () {
-    if (!writeAsyncAvailable) {
-      if (process.env.R5CTL_REQUIRE_NATIVE === '1') assert.fail('R5CTL_REQUIRE_NATIVE=1 but the addon has no writeStart')
-      this.skip()
-    }
+    skipWithoutNative(this, writeAsyncAvailable, 'writeStart')
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'r5ctl-wasync-'))
     syncOnFlush = FileDevice.syncOnFlush
     FileDevice.syncOnFlush = false

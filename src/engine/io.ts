@@ -10,7 +10,7 @@ import {encodeMetaBlock, encodeDataParityMeta, type DataParityRecords, PAYLOAD_D
 import type {MdArray} from './array.js'
 import {computeP, computeQ, reconstruct} from './parity.js'
 import {acquireArena, releaseArena} from './parity-arena.js'
-import {planRecovery} from './journal/recover.js'
+import {planRecovery, type StripePages} from './journal/recover.js'
 import {reclaimLog} from './journal/reclaim.js'
 import {BLOCK_SECTORS, PAGE} from './journal/ring.js'
 
@@ -421,13 +421,12 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
   }
 
   try {
-    // Old content of the last page when the length is not a page multiple (the rest of it is kept).
+    // Current content of the last page when the length is not a page multiple (the rest of it is kept).
     const totalPages = Math.ceil(length / PAGE)
     let tailPage: Uint8Array | null = null
     if (length % PAGE !== 0) {
       tailPage = alignedBuffer(PAGE)
-      const t = tailPage
-      readArray(arr, offset + (totalPages - 1) * PAGE, PAGE, views => { let o = 0; for (const v of views) { t.set(v, o); o += v.length } })
+      oldPageContent(arr, plan.dataOnly, offset / PAGE + totalPages - 1, tailPage)
     }
 
     const rowIn = bytes.subarray(rowInBase, rowInBase + rowBytes)
@@ -641,6 +640,21 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
   res.journalBytes += PAGE
   if (shortInput >= 0) throwShort(shortInput, consumed, length)
   return res
+}
+
+/**
+ * The current content of array page `page`, into `out` (one page): its newest copy cached in the
+ * live log when a write-back write put it there and it is not on the members yet (`cached`: the
+ * plan's data-only pages, the last logged position of each), else the member's. Every write that
+ * covers part of a page keeps the rest from here. Write-through reads its rmw/rcw pages from the
+ * members directly: it reclaims the cached stripes first, so `cached` is empty for it.
+ */
+export function oldPageContent(arr: MdArray, cached: StripePages, page: number, out: Uint8Array): void {
+  const loc = {member: 0, memberSector: 0}
+  arr.geometry.locate(page * BLOCK_SECTORS, loc)
+  const logPos = cached.at(loc.memberSector, loc.member)
+  if (logPos >= 0) arr.ring!.read(out, logPos)
+  else arr.members[loc.member]!.dev.read(out, arr.memberBase(loc.member) + loc.memberSector * 512)
 }
 
 function throwShort(got: number, written: number, length: number): never {

@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict'
 import {examineJournal, reclaimArray, recoverArray, writeData} from '../../src/engine/index.js'
+import type {WriteResult} from '../../src/engine/io.js'
 import {bufferSource, checkParity, createMemArray, type MemArray, pseudoRandom, readAll} from '../helpers/model.js'
 
 const PAGE = 4096
@@ -15,13 +16,14 @@ const KiB = 1024
 type Mode = 'write-through' | 'write-back'
 
 /** an array and the bytes it must hold (zeros where never written) */
-function rig(level: 4 | 5 | 6, ringBytes = 1024 * KiB): {a: MemArray; model: Buffer; write: (offset: number, data: Buffer, mode: Mode, batchBytes?: number) => void} {
+function rig(level: 4 | 5 | 6, ringBytes = 1024 * KiB): {a: MemArray; model: Buffer; write: (offset: number, data: Buffer, mode: Mode, batchBytes?: number) => WriteResult} {
   const raidDevices = level === 6 ? 5 : 4
   const a = createMemArray({level, raidDevices, chunkBytes: 16 * KiB, memberDataBytes: 512 * KiB, journalRingBytes: ringBytes})
   const model = Buffer.alloc(a.sizeBytes)
   const write = (offset: number, data: Buffer, mode: Mode, batchBytes?: number) => {
-    writeData(a.devs, offset, data.length, bufferSource(data), {mode, batchBytes})
+    const r = writeData(a.devs, offset, data.length, bufferSource(data), {mode, batchBytes})
     model.set(data, offset)
+    return r
   }
   return {a, model, write}
 }
@@ -78,7 +80,8 @@ describe('write-back: partial pages merge with the newest cached data', function
       const last = 40 * PAGE
       write(last, pseudoRandom(PAGE, 8), 'write-back')
       // 40 pages and 123 bytes in batches of 16 pages: the cached page is the partial last one
-      write(0, pseudoRandom(last + 123, 9), 'write-back', 16 * PAGE)
+      const r = write(0, pseudoRandom(last + 123, 9), 'write-back', 16 * PAGE)
+      assert.ok(r.ioUnits > 2 && r.reclaimedStripes === 0, `${r.ioUnits} io units, nothing reclaimed`)
       recoverArray(a.devs, {})
       assertHolds(a, model, level)
     })
@@ -89,7 +92,8 @@ describe('write-back: partial pages merge with the newest cached data', function
       const len = 60 * PAGE + 2000
       write(len - 2000, pseudoRandom(PAGE, 10), 'write-back')
       write(0, pseudoRandom(30 * PAGE, 11), 'write-back')
-      write(0, pseudoRandom(len, 12), 'write-back')
+      const r = write(0, pseudoRandom(len, 12), 'write-back')
+      assert.ok(r.reclaimedStripes > 0, 'the write reclaimed the cached stripes on a full log')
       reclaimArray(a.devs)
       assertHolds(a, model, level)
     })

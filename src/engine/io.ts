@@ -172,6 +172,23 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
   if (plan.fromLog.size > 0 || plan.skipped.length > 0)
     throw new R5Error(`journal is dirty: ${plan.dataParityStripes} stripe(s) with data and parity pending replay`, EXIT.DIRTY, arr.journal!.path,
       'replay it first with `r5ctl recover`', 'dirty')
+  const level = arr.sb.level as 4 | 5 | 6
+  const nParity = level === 6 ? 2 : 1
+  const n = arr.sb.raidDisks
+  const D = arr.geometry.dataDisks
+  const chunkSectors = arr.sb.chunkSize
+  const chunkBytes = chunkSectors * 512
+  const pagesPerChunk = chunkBytes / PAGE
+  const rowBytes = D * chunkBytes
+  // Every check before the first device write (reclaim, the log's opening block, superblocks).
+  // A batch is at most a quarter of the ring (so a checkpoint or reclaim always makes room for the
+  // next one) and holds two of the largest stripes.
+  const batchLimit = Math.min(Math.max(16 * PAGE, opts.batchBytes ?? WINDOW_BYTES), Math.floor(ring.sizeBytes / 4 / PAGE) * PAGE)
+  const maxStripeBytes = (1 + D + nParity) * PAGE
+  if (batchLimit < 2 * maxStripeBytes) {
+    throw new UsageError(`journal too small for one stripe of this array: a write needs a journal of at least ${8 * maxStripeBytes / 1024} KiB of data area`,
+      'recreate the array with a larger --journal-size', arr.journal!.path)
+  }
   let reclaimed = 0
   if (plan.dataOnly.size > 0 && !wb) {
     // cached write-back stripes must reach the members before write-through parity is computed
@@ -199,14 +216,6 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
     seq = plan.newSeq + 1n
     lastUnitOnMembers = tail
   }
-  const level = arr.sb.level as 4 | 5 | 6
-  const nParity = level === 6 ? 2 : 1
-  const n = arr.sb.raidDisks
-  const D = arr.geometry.dataDisks
-  const chunkSectors = arr.sb.chunkSize
-  const chunkBytes = chunkSectors * 512
-  const pagesPerChunk = chunkBytes / PAGE
-  const rowBytes = D * chunkBytes
   const res: WriteResult = {bytes: 0, stripes: 0, ioUnits: 0, journalBytes: 0, rmwStripes: 0, rcwStripes: 0, checkpoints: 0, headSector: head,
     lastSeq: seq - 1n, mode: wb ? 'write-back' : 'write-through', reclaimedStripes: reclaimed, acknowledged: 0}
   if (length === 0) return res
@@ -214,9 +223,6 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
   // The batch: io units laid out exactly as they go into the ring, in `log`. Everything about the
   // batch is kept in preallocated typed arrays (no object per page or stripe): that bookkeeping,
   // not the I/O, used to dominate the time of a large write.
-  const batchLimit = Math.max(16 * PAGE, Math.min(opts.batchBytes ?? WINDOW_BYTES, Math.floor(ring.sizeBytes / 4 / PAGE) * PAGE))
-  const maxStripeBytes = (1 + D + nParity) * PAGE
-  if (batchLimit < 2 * maxStripeBytes) throw new UsageError('journal too small for one stripe of this array', undefined, arr.journal!.path)
   const maxPages = batchLimit / PAGE
 
   // One arena holds the log, the row's input, every member's old chunk of the row (rmw/rcw reads)

@@ -19,6 +19,7 @@ import * as path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {format} from 'node:util'
 import {BASE_FLAGS, type CommandImpl, type CommandSpec, type Ctx, type FlagSpec} from './spec.js'
+import {writeStdout} from '../render/stdio.js'
 
 /** the package root: this file is dist/src/cli/fast.js */
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
@@ -305,12 +306,18 @@ async function runCommand(impl: CommandImpl, input: string[], parsed: Parsed, re
   }
   // Command#logJson: oclif's colorizeJson without a theme prints JSON.stringify(result, null, 2)
   if (result && ctx.jsonEnabled()) {
+    let text: string
     try {
-      console.log(format(JSON.stringify(result, null, 2)))
+      text = format(JSON.stringify(result, null, 2)) + '\n'
     } catch (error) {
       // a result JSON cannot carry (a bug): oclif's handle() prints the stack and exits 1
       console.error((error as Error).stack)
       process.exit(1)
+    }
+    try {
+      writeStdout(text)
+    } catch (error) {
+      reportError(error as Error, true)
     }
   }
 }
@@ -323,7 +330,7 @@ class FastContext implements Ctx {
   }
 
   log(message = ''): void {
-    if (!this.jsonEnabled()) console.log(format(message))
+    if (!this.jsonEnabled()) writeStdout(format(message) + '\n')
   }
 
   setExit(code: number): void {

@@ -171,7 +171,7 @@ function userThemeExists(pj: PackageJson): boolean {
 }
 
 /** oclif's config.userAgent, as printed by `--version`; WSL detection is left to oclif. */
-function versionPrinter(pj: PackageJson): (() => void) | undefined {
+function versionPrinter(pj: PackageJson): (() => Promise<void>) | undefined {
   const platform = os.platform()
   if (platform === 'linux') {
     if (os.release().toLowerCase().includes('microsoft')) return
@@ -181,9 +181,12 @@ function versionPrinter(pj: PackageJson): (() => void) | undefined {
     if (fs.existsSync('/proc/sys/fs/binfmt_misc/WSLInterop') || fs.existsSync('/run/WSL')) return
   }
   const arch = os.arch() === 'ia32' ? 'x86' : os.arch()
-  return () => {
-    swallowEpipe()
-    console.log(format(`${pj.name}/${pj.version || '0.0.0'} ${platform}-${arch} node-${process.version}`))
+  return async () => {
+    try {
+      writeStdout(format(`${pj.name}/${pj.version || '0.0.0'} ${platform}-${arch} node-${process.version}`) + '\n')
+    } catch (error) {
+      ;(await import('./report.js')).reportError(error as Error, false)
+    }
   }
 }
 

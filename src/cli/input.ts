@@ -44,7 +44,7 @@ export function openInput(name: string, length: number | undefined): Input {
     if (kind) throw new UsageError(`${label} is ${kind}, not a file or a pipe`, 'give a regular file, a pipe or a FIFO', label)
     // a regular file of known size; a size of 0 may be a /proc or /sys file whose content is produced on reading
     if (st.isFile() && st.size > 0) {
-      if (length !== undefined && length > st.size) throw new UsageError(`--length ${length} but ${name} has only ${st.size} bytes`, undefined, name)
+      if (length !== undefined && length > st.size) throw new UsageError(`--length ${length} but ${label} has only ${st.size} bytes`, undefined, label)
       return {length: length ?? st.size, source: buf => readFully(fd, buf), endAtShortInput: false, check() {}, close}
     }
     return streamInput(fd, label, length, close)

@@ -177,7 +177,7 @@ export function readData(paths: DeviceSource[], offset: number, length: number |
           arr.journal.path, 'replay it with `r5ctl recover`, or pass --force to read the members as they are', 'dirty')
       }
     }
-    const len = length ?? Math.max(0, arraySizeBytes(arr) - offset)
+    const len = length ?? arraySizeBytes(arr) - offset
     readArray(arr, offset, len, sink, progress)
     return {bytes: len, missingMembers: arr.missingMembers, arrayUuid: arr.uuid}
   } finally {

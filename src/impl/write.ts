@@ -9,12 +9,15 @@ export const spec = {
   description: `For each stripe touched, parity is computed (read-modify-write or reconstruct-write, whichever reads
 less), a meta block with data and parity pages is appended to the journal ring with the kernel's checksums, the
 journal is flushed, then the members are written. At the end an empty meta block closes the log and journal_tail
-moves to it, so the array assembles clean under Linux. The offset must be a multiple of 4096.`,
+moves to it, so the array assembles clean under Linux. The offset must be a multiple of 4096. The input is a
+regular file, or a pipe, FIFO or stdin read to its end (or --length bytes); directories, sockets and character
+devices are refused before anything is written.`,
   examples: [
     '<%= config.bin %> write --offset 0 --input data.bin j.img a.img b.img c.img d.img',
     '<%= config.bin %> write --offset 64K --input data.bin --journal-mode write-back j.img a.img b.img c.img d.img',
     '<%= config.bin %> write --offset 0 --input data.bin --crash-after 7 --crash-seed 42 j.img a.img b.img c.img d.img   # exit 75',
     'head -c 1M /dev/urandom | <%= config.bin %> write --offset 1M --length 1M a.img b.img c.img d.img j.img',
+    'gzip -dc data.gz | <%= config.bin %> write --offset 0 j.img a.img b.img c.img d.img   # to the end of the input',
   ],
   strict: false,
   flags: {

@@ -74,9 +74,10 @@ export interface WriteDataOptions extends WriteOptions {
 
 /**
  * Write through the journal. With crashAfter, every device is wrapped by the crash injector and
- * a SimulatedCrash (exit 75) ends the write; `acknowledged` tells how far the write got.
+ * a SimulatedCrash (exit 75) ends the write; `acknowledged` tells how far the write got. A `length`
+ * of undefined means up to the end of the array (with endAtShortInput: up to the input's end).
  */
-export function writeData(paths: DeviceSource[], offset: number, length: number, source: Source, opts: WriteDataOptions = {}): WriteResult & {arrayUuid: string} {
+export function writeData(paths: DeviceSource[], offset: number, length: number | undefined, source: Source, opts: WriteDataOptions = {}): WriteResult & {arrayUuid: string} {
   let sources = paths
   let ctl: CrashController | undefined
   if (opts.crashAfter !== undefined) {
@@ -92,7 +93,8 @@ export function writeData(paths: DeviceSource[], offset: number, length: number,
   }
   let acked = 0
   try {
-    return {...writeArray(arr, offset, length, source, {...opts, onAck: b => { acked = b; opts.onAck?.(b) }}), arrayUuid: arr.uuid}
+    const len = length ?? Math.max(0, arraySizeBytes(arr) - offset)
+    return {...writeArray(arr, offset, len, source, {...opts, onAck: b => { acked = b; opts.onAck?.(b) }}), arrayUuid: arr.uuid}
   } catch (error) {
     if (error instanceof SimulatedCrash) error.acknowledged = acked
     throw error

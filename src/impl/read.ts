@@ -4,7 +4,7 @@ import {readData} from '../engine/index.js'
 import {UsageError} from '../engine/errors.js'
 import {parseRange, humanBytes} from '../render/format.js'
 import {ProgressBar} from '../render/progress.js'
-import {writeAll, writeViewsAt} from '../render/stdio.js'
+import {writeStdout, writeViewsAt} from '../render/stdio.js'
 
 export const spec = {
   summary: "Read the array's logical bytes, reconstructing missing members from parity",
@@ -37,7 +37,7 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, device
   const bar = new ProgressBar('read', ctx.progressEnabled(flags.progress))
   try {
     const res = readData(devices, offset, length, views => {
-      if (fd === 1) writeAll(1, views)
+      if (fd === 1) writeStdout(views)
       else pos += writeViewsAt(out(), views, pos)
     }, {force: flags.force}, bar.update)
     bar.done()

@@ -6,7 +6,10 @@ import assert from 'node:assert/strict'
 import {spawn} from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import {BIN, r5ctl, expectExit, expectErrorLine, suiteTempDir, pseudoRandom, fingerprint} from '../helpers/cli.js'
+import * as os from 'node:os'
+import {BIN, r5ctl, run, expectExit, expectErrorLine, suiteTempDir, pseudoRandom, fingerprint} from '../helpers/cli.js'
+import {createImageArray} from '../helpers/array.js'
+import {startHolder, race, release} from '../helpers/holders.js'
 
 describe('e2e: exclusive access for writers', function () {
   this.timeout(120000)
@@ -50,5 +53,57 @@ describe('e2e: exclusive access for writers', function () {
     expectExit(r5ctl(['write', '--offset', '0', '--length', '4096', '--input', tmp.file('big.bin'), ...devs()], {env: env()}), 0)
     assert.notDeepEqual(fingerprint(devs()), before)
     assert.deepEqual(fs.readdirSync(lockDir()), [])
+  })
+
+  it('lets exactly one of eight writers through when they race for a lock whose owner was killed', async () => {
+    const target = [tmp.file('a.img')]
+    for (let round = 0; round < 6; round++) {
+      const dead = startHolder(target, {env: env()})
+      assert.deepEqual(await race([dead]), ['won'])
+      dead.proc.kill('SIGKILL')
+      await dead.exited
+      const racers = Array.from({length: 8}, () => startHolder(target, {env: env()}))
+      const answers = await race(racers)
+      await release(racers)
+      const won = answers.filter(a => a === 'won').length
+      assert.equal(won, 1, `round ${round}: ${won} writers went ahead: ${JSON.stringify(answers)}`)
+      for (const a of answers) if (a !== 'won') assert.match(a, /^refused 3 /)
+    }
+  })
+})
+
+describe('e2e: writers of different users', function () {
+  this.timeout(120000)
+  const NOBODY = 65534
+  let dir = ''
+  let devs: string[] = []
+  const env = () => ({R5CTL_LOCK_DIR: path.join(dir, 'locks')})
+
+  before(function () {
+    if (process.getuid?.() !== 0) this.skip() // running as another user needs root
+    // a folder every user may enter, holding images that user nobody owns
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'r5ctl-users-'))
+    fs.chmodSync(dir, 0o755)
+    devs = createImageArray(path.join(dir, 'arr'), {level: 5, raidDevices: 3, size: '4M', journalSize: '2M'}).all
+    fs.chmodSync(path.join(dir, 'arr'), 0o755)
+    fs.writeFileSync(path.join(dir, 'in.bin'), pseudoRandom(8192, 3))
+    for (const f of [...devs, path.join(dir, 'in.bin')]) fs.chownSync(f, NOBODY, NOBODY)
+  })
+  after(() => { if (dir) fs.rmSync(dir, {recursive: true, force: true}) })
+
+  it('lets another user write after root wrote with a strict umask, and each excludes the other', async () => {
+    const args = ['write', '--offset', '0', '--input', path.join(dir, 'in.bin'), ...devs]
+    // root's run, with umask 077, is the first to lock anything
+    expectExit(run('sh', ['-c', 'umask 077 && exec "$0" "$@"', process.execPath, BIN, ...args], {env: env()}), 0)
+    expectExit(r5ctl(args, {env: env(), uid: NOBODY, gid: NOBODY}), 0)
+    // two users still exclude each other, both ways
+    for (const [holderUid, otherUid] of [[0, NOBODY], [NOBODY, 0]]) {
+      const h = startHolder(devs, {env: env(), uid: holderUid, gid: holderUid})
+      assert.deepEqual(await race([h]), ['won'])
+      const second = r5ctl(args, {env: env(), uid: otherUid, gid: otherUid})
+      await release([h])
+      expectExit(second, 3)
+      assert.match(expectErrorLine(second), /in use/)
+    }
   })
 })

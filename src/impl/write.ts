@@ -1,6 +1,6 @@
 import * as fs from 'node:fs'
 import {flag, type CommandSpec, type Ctx, type FlagValues} from '../cli/spec.js'
-import {writeData, withUndo} from '../engine/index.js'
+import {writeData, withUndo, refuseDeviceAsFile} from '../engine/index.js'
 import {UsageError} from '../engine/errors.js'
 import {parseRange, humanBytes} from '../render/format.js'
 import {ProgressBar} from '../render/progress.js'
@@ -34,6 +34,7 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, device
   let {offset, length} = parseRange(flags.offset, flags.length)
   let fd = 0
   if (flags.input !== '-') {
+    refuseDeviceAsFile(flags.input, '--input', devices)
     try { fd = fs.openSync(flags.input, 'r') } catch (e) { throw new UsageError(`cannot open input: ${(e as Error).message}`) }
     const size = fs.fstatSync(fd).size
     if (length === undefined) length = size

@@ -59,7 +59,9 @@ export function identify(path: string, depth = 0): Identity | null {
   const kind = kindOf(st)
   if (st.isBlockDevice()) {
     const backing = depth < 4 ? loopBackingFile(st.rdev) : null
-    const behind = backing ? identify(backing, depth + 1) : null
+    let behind: Identity | null = null
+    // a backing file this process cannot stat (another mount namespace, no permission) leaves the loop device itself
+    try { behind = backing ? identify(backing, depth + 1) : null } catch { /* as above */ }
     if (behind && (behind.kind === 'regular file' || behind.kind === 'block device'))
       return {key: behind.key, kind, backingFile: behind.backingFile ?? (behind.kind === 'regular file' ? backing! : undefined)}
     return {key: `block ${st.rdev}`, kind}

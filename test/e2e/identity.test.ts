@@ -59,6 +59,15 @@ describe('e2e: device identity', function () {
     }
   })
 
+  it('create naming one new file twice (x.img and ./x.img) is refused as given twice and creates nothing', () => {
+    const dir = tmp.file('new')
+    fs.mkdirSync(dir)
+    const r = expectExit(r5ctl(['create', '--level', '5', '--raid-devices', '3', '--size', '4M', '--journal-size', '2M',
+      '--write-journal', 'j.img', 'x.img', './x.img', 'y.img'], {cwd: dir}), 2)
+    assert.match(expectErrorLine(r), /given twice/)
+    assert.deepEqual(fs.readdirSync(dir), [])
+  })
+
   describe('files that are not devices', () => {
     const kinds: [string, () => string, RegExp][] = [
       ['a FIFO', () => tmp.file('fifo'), /is a FIFO, not a regular file or block device/],

@@ -56,7 +56,8 @@ describe('e2e: exclusive access for writers', function () {
     assert.notDeepEqual(fingerprint(devs()), before)
   })
 
-  it('lets exactly one of eight writers through when they race for a lock whose owner was killed', async () => {
+  it('lets exactly one of eight writers through when they race for a lock whose owner was killed', async function () {
+    this.timeout(300000) // 54 node processes on what may be a busy machine
     const target = [tmp.file('a.img')]
     for (let round = 0; round < 6; round++) {
       const dead = startHolder(target)

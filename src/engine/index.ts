@@ -2,7 +2,7 @@
  * The engine's front door: every command calls exactly one of these operations and renders what
  * it returns. Nothing here prints.
  */
-import {type MdArray, type DeviceSource, openArray, planCreate, applyCreate, probeDevice, type CreateOptions, type ProbeResult} from './array.js'
+import {type MdArray, type DeviceSource, openArray, refuseDuplicateSources, planCreate, applyCreate, probeDevice, type CreateOptions, type ProbeResult} from './array.js'
 import {readArray, writeArray, syncParity, arraySizeBytes, type Progress, type Source, type WriteResult, type WriteOptions} from './io.js'
 import {planRecovery, planWrites, recoverStreaming, type SkippedUnit, type WriteRun, type VerifiedLog} from './journal/recover.js'
 import {reclaimLog, type ReclaimResult} from './journal/reclaim.js'
@@ -18,6 +18,7 @@ import {PAYLOAD_DATA, PAYLOAD_FLUSH, PAYLOAD_PARITY, decodeMetaBlock, pagesOf, t
 import {crcBackend} from './checksum.js'
 import {R5Error, EXIT, UsageError, SimulatedCrash, CorruptError, RefusedError} from './errors.js'
 
+export {refuseDeviceAsFile} from './identity.js'
 export {openArray, type DeviceSource, type MdArray, type CreateOptions, type Progress, type Source, type WriteResult, type JournalState, arraySizeBytes}
 
 export interface CreateResult {
@@ -82,6 +83,7 @@ export function writeData(paths: DeviceSource[], offset: number, length: number 
   let ctl: CrashController | undefined
   if (opts.crashAfter !== undefined) {
     ctl = new CrashController(opts.crashAfter, opts.crashSeed)
+    refuseDuplicateSources(paths)
     sources = paths.map(p => ctl!.wrap(typeof p === 'string' ? FileDevice.open(p, {writable: true}) : p))
   }
   let arr: MdArray
@@ -590,6 +592,7 @@ export function copyJournal(paths: DeviceSource[], output: string, opts: {all?: 
 
 /** Open the devices behind an undo log: each write first saves the old blocks (see undo.ts). */
 function undoSources(paths: DeviceSource[], file: string): {sources: DeviceSource[]; log: UndoLog} {
+  refuseDuplicateSources(paths)
   const probes = paths.map(p => probeDevice(p))
   const arrayUuid = probes.find(p => p.sb)?.sb?.setUuid ?? new Uint8Array(16)
   const existing = paths.map(p => typeof p !== 'string' || fs.existsSync(p))

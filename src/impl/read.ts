@@ -1,6 +1,6 @@
 import * as fs from 'node:fs'
 import {flag, type CommandSpec, type Ctx, type FlagValues} from '../cli/spec.js'
-import {readData} from '../engine/index.js'
+import {readData, refuseDeviceAsFile} from '../engine/index.js'
 import {UsageError} from '../engine/errors.js'
 import {parseRange, humanBytes} from '../render/format.js'
 import {ProgressBar} from '../render/progress.js'
@@ -27,6 +27,7 @@ RAID6 two. A dirty journal (records not yet replayed) is refused with exit 5 bec
 export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, devices: string[]) {
   let {offset, length} = parseRange(flags.offset, flags.length)
   if (!flags.output && ctx.jsonEnabled()) throw new UsageError('--json needs --output (stdout carries the JSON)')
+  if (flags.output) refuseDeviceAsFile(flags.output, '--output', devices)
   // the output file is opened at the first byte, so a refused read leaves an existing file alone
   let fd = flags.output ? -1 : 1
   const out = () => {

@@ -1,5 +1,5 @@
 import {flag, type CommandSpec, type Ctx, type FlagValues} from '../cli/spec.js'
-import {writeData, withUndo} from '../engine/index.js'
+import {writeData, withUndo, refuseDeviceAsFile} from '../engine/index.js'
 import {parseRange, humanBytes} from '../render/format.js'
 import {ProgressBar} from '../render/progress.js'
 import {openInput} from '../cli/input.js'
@@ -33,6 +33,7 @@ devices are refused before anything is written.`,
 
 export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, devices: string[]) {
   const {offset, length} = parseRange(flags.offset, flags.length)
+  if (flags.input !== '-') refuseDeviceAsFile(flags.input, '--input', devices)
   const input = openInput(flags.input, length)
   const bar = new ProgressBar('write', ctx.progressEnabled(flags.progress))
   let res

@@ -15,6 +15,7 @@ import {
 import {encodeMetaBlock} from './format/meta.js'
 import {Geometry, validLayout, ALGORITHM, MIN_RAID_DISKS} from './geometry.js'
 import {Ring, BLOCK_SECTORS} from './journal/ring.js'
+import {refuseDuplicates} from './identity.js'
 
 export interface DeviceInfo {
   path: string
@@ -168,16 +169,19 @@ export class MdArray {
   }
 }
 
+/** The same device twice, by any spelling of its path or as the same open device, is a UsageError. */
+export function refuseDuplicateSources(sources: DeviceSource[]): void {
+  refuseDuplicates(sources.filter((s): s is string => typeof s === 'string'))
+  const opened = sources.filter(s => typeof s !== 'string')
+  const twice = opened.find((s, i) => opened.indexOf(s) !== i)
+  if (twice) throw new UsageError(`device given twice: ${sourceName(twice)}`, 'name each device once')
+}
+
 /** Open and validate a device set. Throws an R5Error naming the device at the first problem. */
 export function openArray(sources: DeviceSource[], opts: OpenOptions): MdArray {
   if (sources.length === 0) throw new UsageError('no devices given', 'name the members and the journal, in any order')
   const paths = sources.map(sourceName)
-  const seen = new Set<string | BlockDevice>()
-  for (const s of sources) {
-    const key = typeof s === 'string' && fs.existsSync(s) ? fs.realpathSync(s) : s
-    if (seen.has(key)) throw new UsageError(`device given twice: ${sourceName(s)}`)
-    seen.add(key)
-  }
+  refuseDuplicateSources(sources)
   const probes = sources.map(probeDevice)
   const sourceOf = new Map(probes.map((p, i) => [p, sources[i]]))
   for (const p of probes) {
@@ -335,11 +339,7 @@ export function planCreate(o: CreateOptions): CreatePlan {
   if (!validLayout(o.level, layout)) throw new UsageError(`layout ${layout} is not valid for raid${o.level}`)
   const sources = [...o.members, o.journal]
   const all = sources.map(sourceName)
-  const seen = new Set<string>()
-  for (const p of all) {
-    if (seen.has(p)) throw new UsageError(`device given twice: ${p}`)
-    seen.add(p)
-  }
+  refuseDuplicateSources(sources)
   const freshFiles = new Set<string>()
   const sizes: number[] = []
   for (const src of sources) {

@@ -10,7 +10,7 @@ import {encodeMetaBlock, encodeDataParityMeta, type DataParityRecords, PAYLOAD_D
 import type {MdArray} from './array.js'
 import {computeP, computeQ, reconstruct} from './parity.js'
 import {acquireArena, releaseArena} from './parity-arena.js'
-import {planRecovery, type StripePages} from './journal/recover.js'
+import {planRecovery, StripePages} from './journal/recover.js'
 import {reclaimLog} from './journal/reclaim.js'
 import {BLOCK_SECTORS, PAGE} from './journal/ring.js'
 
@@ -197,6 +197,8 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
     reclaimed = reclaimLog(arr).dataOnlyStripes
     plan = planRecovery(arr)
   }
+  /** the pages cached in the live log (write-back): where a partial page's other bytes are newest (none after a reclaim) */
+  let cached = plan.dataOnly
   let head: number
   let tail: number
   let seq: bigint
@@ -392,6 +394,7 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
         // (the batch's meta blocks are stamped below, for that new place)
         const r = reclaimLog(arr)
         res.reclaimedStripes += r.dataOnlyStripes
+        cached = new StripePages(n) // all on the members now, and their log places are reused
         tail = r.journalTailSector
         head = ring.add(tail, BLOCK_SECTORS)
         seq = r.nextSeq
@@ -434,7 +437,7 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
     let tailPage: Uint8Array | null = null
     if (length % PAGE !== 0) {
       tailPage = alignedBuffer(PAGE)
-      oldPageContent(arr, plan.dataOnly, offset / PAGE + totalPages - 1, tailPage)
+      oldPageContent(arr, cached, offset / PAGE + totalPages - 1, tailPage)
     }
 
     const rowIn = bytes.subarray(rowInBase, rowInBase + rowBytes)
@@ -480,7 +483,7 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
         tailPage = null
         if (got % PAGE !== 0) {
           const t = alignedBuffer(PAGE)
-          readArray(arr, offset + length - (length % PAGE), PAGE, views => { let o = 0; for (const v of views) { t.set(v, o); o += v.length } })
+          oldPageContent(arr, cached, Math.floor((offset + length) / PAGE), t)
           tailPage = t
         }
       }

@@ -86,6 +86,30 @@ describe('write-back: partial pages merge with the newest cached data', function
       assertHolds(a, model, level)
     })
 
+    it(`raid${level}: a write-back write whose input ends mid-page (to end of input) keeps the cached bytes of that page`, () => {
+      const {a, model, write} = rig(level)
+      write(0, pseudoRandom(4 * PAGE, 13), 'write-back')
+      const data = pseudoRandom(2 * PAGE + 500, 14)
+      writeData(a.devs, 0, 8 * PAGE, bufferSource(data), {mode: 'write-back', endAtShortInput: true})
+      model.set(data, 0)
+      reclaimArray(a.devs)
+      assertHolds(a, model, level)
+    })
+
+    it(`raid${level}: a write-back write that fills the log and then ends mid-page at the end of its input keeps the cached bytes`, () => {
+      // the cached page is written out by the reclaim in the middle of the write; its old log place is reused
+      const {a, model, write} = rig(level, 256 * KiB)
+      const len = 60 * PAGE + 2000
+      write(len - 2000, pseudoRandom(PAGE, 15), 'write-back')
+      write(0, pseudoRandom(30 * PAGE, 16), 'write-back')
+      const data = pseudoRandom(len, 17)
+      const r = writeData(a.devs, 0, len + 10 * PAGE, bufferSource(data), {mode: 'write-back', endAtShortInput: true})
+      assert.ok(r.reclaimedStripes > 0, 'the write reclaimed the cached stripes on a full log')
+      model.set(data, 0)
+      reclaimArray(a.devs)
+      assertHolds(a, model, level)
+    })
+
     it(`raid${level}: a write-back write that fills the log (reclaim mid-write) and ends mid-page keeps the cached bytes`, () => {
       // a 256 KiB ring: the second write reclaims the first in its middle
       const {a, model, write} = rig(level, 256 * KiB)

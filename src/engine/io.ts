@@ -10,7 +10,7 @@ import {encodeMetaBlock, encodeDataParityMeta, type DataParityRecords, PAYLOAD_D
 import type {MdArray} from './array.js'
 import {computeP, computeQ, reconstruct} from './parity.js'
 import {acquireArena, releaseArena} from './parity-arena.js'
-import {planRecovery} from './journal/recover.js'
+import {planRecovery, StripePages} from './journal/recover.js'
 import {reclaimLog} from './journal/reclaim.js'
 import {BLOCK_SECTORS, PAGE} from './journal/ring.js'
 
@@ -174,12 +174,31 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
   if (plan.fromLog.size > 0 || plan.skipped.length > 0)
     throw new R5Error(`journal is dirty: ${plan.dataParityStripes} stripe(s) with data and parity pending replay`, EXIT.DIRTY, arr.journal!.path,
       'replay it first with `r5ctl recover`', 'dirty')
+  const level = arr.sb.level as 4 | 5 | 6
+  const nParity = level === 6 ? 2 : 1
+  const n = arr.sb.raidDisks
+  const D = arr.geometry.dataDisks
+  const chunkSectors = arr.sb.chunkSize
+  const chunkBytes = chunkSectors * 512
+  const pagesPerChunk = chunkBytes / PAGE
+  const rowBytes = D * chunkBytes
+  // Every check before the first device write (reclaim, the log's opening block, superblocks).
+  // A batch is at most a quarter of the ring (so a checkpoint or reclaim always makes room for the
+  // next one) and holds two of the largest stripes.
+  const batchLimit = Math.min(Math.max(16 * PAGE, opts.batchBytes ?? WINDOW_BYTES), Math.floor(ring.sizeBytes / 4 / PAGE) * PAGE)
+  const maxStripeBytes = (1 + D + nParity) * PAGE
+  if (batchLimit < 2 * maxStripeBytes) {
+    throw new UsageError(`journal too small for one stripe of this array: a write needs a journal of at least ${8 * maxStripeBytes / 1024} KiB of data area`,
+      'recreate the array with a larger --journal-size', arr.journal!.path)
+  }
   let reclaimed = 0
   if (plan.dataOnly.size > 0 && !wb) {
     // cached write-back stripes must reach the members before write-through parity is computed
     reclaimed = reclaimLog(arr).dataOnlyStripes
     plan = planRecovery(arr)
   }
+  /** the pages cached in the live log (write-back): where a partial page's other bytes are newest (none after a reclaim) */
+  let cached = plan.dataOnly
   let head: number
   let tail: number
   let seq: bigint
@@ -201,14 +220,6 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
     seq = plan.newSeq + 1n
     lastUnitOnMembers = tail
   }
-  const level = arr.sb.level as 4 | 5 | 6
-  const nParity = level === 6 ? 2 : 1
-  const n = arr.sb.raidDisks
-  const D = arr.geometry.dataDisks
-  const chunkSectors = arr.sb.chunkSize
-  const chunkBytes = chunkSectors * 512
-  const pagesPerChunk = chunkBytes / PAGE
-  const rowBytes = D * chunkBytes
   const res: WriteResult = {bytes: 0, stripes: 0, ioUnits: 0, journalBytes: 0, rmwStripes: 0, rcwStripes: 0, checkpoints: 0, headSector: head,
     lastSeq: seq - 1n, mode: wb ? 'write-back' : 'write-through', reclaimedStripes: reclaimed, acknowledged: 0}
   if (length === 0) return res
@@ -216,9 +227,6 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
   // The batch: io units laid out exactly as they go into the ring, in `log`. Everything about the
   // batch is kept in preallocated typed arrays (no object per page or stripe): that bookkeeping,
   // not the I/O, used to dominate the time of a large write.
-  const batchLimit = Math.max(16 * PAGE, Math.min(opts.batchBytes ?? WINDOW_BYTES, Math.floor(ring.sizeBytes / 4 / PAGE) * PAGE))
-  const maxStripeBytes = (1 + D + nParity) * PAGE
-  if (batchLimit < 2 * maxStripeBytes) throw new UsageError('journal too small for one stripe of this array', undefined, arr.journal!.path)
   const maxPages = batchLimit / PAGE
 
   // One arena holds the log, the row's input, every member's old chunk of the row (rmw/rcw reads)
@@ -386,6 +394,7 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
         // (the batch's meta blocks are stamped below, for that new place)
         const r = reclaimLog(arr)
         res.reclaimedStripes += r.dataOnlyStripes
+        cached = new StripePages(n) // all on the members now, and their log places are reused
         tail = r.journalTailSector
         head = ring.add(tail, BLOCK_SECTORS)
         seq = r.nextSeq
@@ -423,13 +432,12 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
   }
 
   try {
-    // Old content of the last page when the length is not a page multiple (the rest of it is kept).
+    // Current content of the last page when the length is not a page multiple (the rest of it is kept).
     const totalPages = Math.ceil(length / PAGE)
     let tailPage: Uint8Array | null = null
     if (length % PAGE !== 0) {
       tailPage = alignedBuffer(PAGE)
-      const t = tailPage
-      readArray(arr, offset + (totalPages - 1) * PAGE, PAGE, views => { let o = 0; for (const v of views) { t.set(v, o); o += v.length } })
+      oldPageContent(arr, cached, offset / PAGE + totalPages - 1, tailPage)
     }
 
     const rowIn = bytes.subarray(rowInBase, rowInBase + rowBytes)
@@ -475,7 +483,7 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
         tailPage = null
         if (got % PAGE !== 0) {
           const t = alignedBuffer(PAGE)
-          readArray(arr, offset + length - (length % PAGE), PAGE, views => { let o = 0; for (const v of views) { t.set(v, o); o += v.length } })
+          oldPageContent(arr, cached, Math.floor((offset + length) / PAGE), t)
           tailPage = t
         }
       }
@@ -657,6 +665,21 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
   res.journalBytes += PAGE
   if (shortInput >= 0) throwShort(shortInput, consumed, length)
   return res
+}
+
+/**
+ * The current content of array page `page`, into `out` (one page): its newest copy cached in the
+ * live log when a write-back write put it there and it is not on the members yet (`cached`: the
+ * plan's data-only pages, the last logged position of each), else the member's. Every write that
+ * covers part of a page keeps the rest from here. Write-through reads its rmw/rcw pages from the
+ * members directly: it reclaims the cached stripes first, so `cached` is empty for it.
+ */
+export function oldPageContent(arr: MdArray, cached: StripePages, page: number, out: Uint8Array): void {
+  const loc = {member: 0, memberSector: 0}
+  arr.geometry.locate(page * BLOCK_SECTORS, loc)
+  const logPos = cached.at(loc.memberSector, loc.member)
+  if (logPos >= 0) arr.ring!.read(out, logPos)
+  else arr.members[loc.member]!.dev.read(out, arr.memberBase(loc.member) + loc.memberSector * 512)
 }
 
 function throwShort(got: number, written: number, length: number): never {

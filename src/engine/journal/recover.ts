@@ -64,6 +64,12 @@ export class StripePages {
     this.pos[r * this.slots + slot] = logPos
   }
 
+  /** the log position of one page (slot `slot` of the stripe at `sector`), or -1 */
+  at(sector: number, slot: number): number {
+    const r = this.rows.get(sector)
+    return r === undefined ? -1 : this.pos[r * this.slots + slot]
+  }
+
   /** slot -> log position pairs of one stripe */
   get(sector: number): Map<number, number> {
     const out = new Map<number, number>()

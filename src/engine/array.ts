@@ -177,10 +177,32 @@ export function refuseDuplicateSources(sources: DeviceSource[]): void {
   if (twice) throw new UsageError(`device given twice: ${sourceName(twice)}`, 'name each device once')
 }
 
+/**
+ * A device whose geometry (level, raid_disks, chunk, layout, size) differs from the one most of the
+ * set agrees on (ties: the freshest superblock's), or undefined. Comparing with the majority, not
+ * with the freshest superblock, names the odd device even when it is the freshest.
+ */
+function oddGeometry(set: ProbeResult[], best: Superblock): ProbeResult | undefined {
+  const key = (sb: Superblock) => `${sb.level}/${sb.raidDisks}/${sb.chunkSize}/${sb.layout}/${sb.size}`
+  const votes = new Map<string, number>()
+  for (const p of set) votes.set(key(p.sb!), (votes.get(key(p.sb!)) ?? 0) + 1)
+  let agreed = key(best)
+  for (const [k, n] of votes) if (n > votes.get(agreed)!) agreed = k
+  return set.find(p => key(p.sb!) !== agreed)
+}
+
+/**
+ * Member slots with no device among those given. The problem is the set's, not any device's: the
+ * error names no device and says which array the slots belong to.
+ */
+export function missingMembersError(uuid: string, missing: number[], why: string, hint = 'name every member and the journal', code = 'missing-member'): RefusedError {
+  const s = missing.length > 1 ? 's' : ''
+  return new RefusedError(`member${s} for slot${s} ${missing.join(', ')} of array ${uuid} missing: ${why}`, undefined, hint, code)
+}
+
 /** Open and validate a device set. Throws an R5Error naming the device at the first problem. */
 export function openArray(sources: DeviceSource[], opts: OpenOptions): MdArray {
   if (sources.length === 0) throw new UsageError('no devices given', 'name the members and the journal, in any order')
-  const paths = sources.map(sourceName)
   refuseDuplicateSources(sources)
   const probes = sources.map(probeDevice)
   const sourceOf = new Map(probes.map((p, i) => [p, sources[i]]))
@@ -208,10 +230,10 @@ export function openArray(sources: DeviceSource[], opts: OpenOptions): MdArray {
   const roleOf = (sb: Superblock) => best.devRoles[sb.devNumber] ?? ROLE_SPARE
   const devs: DeviceInfo[] = []
   const slots = new Map<number, string>()
+  const odd = oddGeometry(set, best)
+  if (odd) throw new CorruptError('superblock geometry disagrees with the rest of the set', odd.path, undefined, 'geometry-mismatch')
   for (const p of set) {
     const sb = p.sb!
-    if (sb.level !== best.level || sb.raidDisks !== best.raidDisks || sb.chunkSize !== best.chunkSize || sb.layout !== best.layout || sb.size !== best.size)
-      throw new CorruptError('superblock geometry disagrees with the rest of the set', p.path, undefined, 'geometry-mismatch')
     // md accepts a device one event behind the freshest (super_1_validate: ++ev1 < events):
     // a power cut between the superblock writes of one update leaves exactly that.
     if (sb.events + 1n < best.events)
@@ -235,14 +257,13 @@ export function openArray(sources: DeviceSource[], opts: OpenOptions): MdArray {
   const tolerable = best.level === 6 ? 2 : 1
   if (!opts.journalOnly && missing.length > 0 && (!opts.allowMissingMembers || missing.length > tolerable)) {
     arr.close()
-    const what = `member${missing.length > 1 ? 's' : ''} for slot${missing.length > 1 ? 's' : ''} ${missing.join(', ')} missing`
-    if (opts.allowMissingMembers)
-      throw new RefusedError(`${what}: raid${best.level} can rebuild at most ${tolerable}`, paths[0], 'name more members')
-    throw new RefusedError(`${what}: this command needs every member`, paths[0], 'name every member and the journal', 'missing-member')
+    if (opts.allowMissingMembers) throw missingMembersError(setUuid, missing, `raid${best.level} can rebuild at most ${tolerable}`, 'name more members', 'refused')
+    throw missingMembersError(setUuid, missing, 'this command needs every member')
   }
+  // a device that was not given cannot be named: the message names the array instead
   if (!arr.journal && (opts.journalOnly || !opts.allowMissingJournal)) {
     arr.close()
-    throw new RefusedError(`journal device missing for array ${setUuid}: pending journal records would be lost`, paths[0],
+    throw new RefusedError(`journal device missing for array ${setUuid}: pending journal records would be lost`, undefined,
       'name the journal device too (mdadm refuses to assemble without it as well)', 'missing-journal')
   }
   if (arr.journal && arr.ring!.sizeSectors < 2 * BLOCK_SECTORS) {

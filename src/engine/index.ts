@@ -10,7 +10,7 @@ import {CrashController} from './crash.js'
 import {UndoLog, UndoDevice, readUndoFile} from './undo.js'
 import {FileDevice, alignedBuffer} from './device.js'
 import {journalState, type JournalState} from './journal/state.js'
-import {scanLog, hex, verifyUnitPages, type ScanStop, type PageVerdict} from './journal/scan.js'
+import {scanLog, hex, verifyUnitPages, describeStop, type ScanStop, type PageVerdict, type LastUnit, type LogEnd} from './journal/scan.js'
 import {BLOCK_SECTORS, PAGE, Ring} from './journal/ring.js'
 import * as fs from 'node:fs'
 import {ROLE_JOURNAL, ROLE_SPARE, ROLE_FAULTY, formatUuid, layoutName, mdTimeToDate} from './format/superblock.js'
@@ -74,11 +74,20 @@ export interface WriteDataOptions extends WriteOptions {
 }
 
 /**
+ * With crashAfter: the power cut was not injected, because the write completed within its budget
+ * of device writes. A crash sweep must learn this (its crash point is past the end), so the
+ * result says so instead of looking like a plain successful write.
+ */
+export interface CrashReport {injected: false; deviceWrites: number}
+
+/**
  * Write through the journal. With crashAfter, every device is wrapped by the crash injector and
- * a SimulatedCrash (exit 75) ends the write; `acknowledged` tells how far the write got. A `length`
+ * a SimulatedCrash (exit 75) ends the write; `acknowledged` tells how far the write got. A write
+ * that needed no more than crashAfter device writes returns `crash` with their count. A `length`
  * of undefined means up to the end of the array (with endAtShortInput: up to the input's end).
  */
-export function writeData(paths: DeviceSource[], offset: number, length: number | undefined, source: Source, opts: WriteDataOptions = {}): WriteResult & {arrayUuid: string} {
+export function writeData(paths: DeviceSource[], offset: number, length: number | undefined, source: Source, opts: WriteDataOptions = {}):
+  WriteResult & {arrayUuid: string; crash?: CrashReport} {
   let sources = paths
   let ctl: CrashController | undefined
   if (opts.crashAfter !== undefined) {
@@ -96,7 +105,8 @@ export function writeData(paths: DeviceSource[], offset: number, length: number 
   let acked = 0
   try {
     const len = length ?? Math.max(0, arraySizeBytes(arr) - offset)
-    return {...writeArray(arr, offset, len, source, {...opts, onAck: b => { acked = b; opts.onAck?.(b) }}), arrayUuid: arr.uuid}
+    const res = writeArray(arr, offset, len, source, {...opts, onAck: b => { acked = b; opts.onAck?.(b) }})
+    return {...res, arrayUuid: arr.uuid, ...(ctl ? {crash: {injected: false, deviceWrites: ctl.writes} as const} : {})}
   } catch (error) {
     if (error instanceof SimulatedCrash) error.acknowledged = acked
     throw error
@@ -298,7 +308,8 @@ export interface JournalReport {
   /** io units with a bad page checksum, which replay drops (kernel rule) */
   droppedUnits: number
   stripesPending: {dataParity: number; dataOnly: number}
-  stop: {sector: number; reason: string; message: string}
+  /** reason `end-of-log` (with the scanner's reason as `cause`) where the log simply ends */
+  stop: LogEnd
   crcBackend: string
 }
 
@@ -326,7 +337,7 @@ export function examineJournal(paths: DeviceSource[]): JournalReport {
       flushPayloads: js.flushPayloads,
       droppedUnits: js.droppedUnits,
       stripesPending: {dataParity: js.stripesDataParity, dataOnly: js.stripesDataOnly},
-      stop: {sector: js.stop.position, reason: js.stop.code, message: js.stop.message},
+      stop: js.end,
       crcBackend,
     }
   } finally {
@@ -345,8 +356,12 @@ export interface DumpReport {
   journalTailSector: number
   fromSector: number
   blocks: DumpBlock[]
+  /** meta blocks the walk passed (before the `stripe` filter; stale ones not counted) */
+  walkedBlocks: number
   mismatches: number
-  stop: {sector: number; reason: string; message: string}
+  /** the walk started at journal_tail and found no valid meta block there: the kernel would discard the whole log */
+  badTail: boolean
+  stop: LogEnd
 }
 
 export function dumpMeta(paths: DeviceSource[], opts: {from?: number; stripe?: number; all?: boolean}): DumpReport {
@@ -359,6 +374,7 @@ export function dumpMeta(paths: DeviceSource[], opts: {from?: number; stripe?: n
     let stop: ScanStop | undefined
     const blocks: DumpBlock[] = []
     let mismatches = 0
+    let walked = 0
     const describeUnit = (position: number, meta: MetaBlock, pages: number, verdicts: PageVerdict[], stale: boolean) => {
       const payloads: DumpPayload[] = []
       meta.payloads.forEach((p, pi) => {
@@ -380,7 +396,12 @@ export function dumpMeta(paths: DeviceSource[], opts: {from?: number; stripe?: n
       if (stale) b.stale = true
       blocks.push(b)
     }
-    for (const u of scanLog(ring, arr.seed, from, {continueOnDataMismatch: true, onStop: s => (stop = s)})) describeUnit(u.position, u.meta, u.pages, u.verdicts, false)
+    let last: LastUnit | null = null
+    for (const u of scanLog(ring, arr.seed, from, {continueOnDataMismatch: true, onStop: s => (stop = s)})) {
+      last = {position: u.position, seq: u.seq, empty: u.meta.payloads.length === 0}
+      walked++
+      describeUnit(u.position, u.meta, u.pages, u.verdicts, false)
+    }
     if (opts.all) {
       // Stale blocks: beyond the head, every 4 KiB block that is a well-formed meta block for its
       // own position (magic, version, checksum, position) whatever its seq; the scan from
@@ -421,8 +442,9 @@ export function dumpMeta(paths: DeviceSource[], opts: {from?: number; stripe?: n
         pos = ring.add(pos, len)
       }
     }
-    return {journal: arr.journal!.path, arrayUuid: arr.uuid, journalTailSector: arr.journalTail, fromSector: from, blocks, mismatches,
-      stop: {sector: stop!.position, reason: stop!.code, message: stop!.message}}
+    const end = describeStop(stop!, last)
+    return {journal: arr.journal!.path, arrayUuid: arr.uuid, journalTailSector: arr.journalTail, fromSector: from, blocks, walkedBlocks: walked, mismatches,
+      badTail: walked === 0 && from === arr.journalTail, stop: end}
   } finally {
     arr.close()
   }

@@ -7,7 +7,7 @@ import {type PageSumsJob, crc32cPages, writeAsyncAvailable, writeRunsAsync} from
 import {alignedBuffer, checkDeviceRange} from './device.js'
 import {IoError, R5Error, RefusedError, UsageError, EXIT} from './errors.js'
 import {encodeMetaBlock, encodeDataParityMeta, type DataParityRecords, PAYLOAD_DATA, PAYLOAD_PARITY} from './format/meta.js'
-import type {MdArray} from './array.js'
+import {missingMembersError, type MdArray} from './array.js'
 import {computeP, computeQ, reconstruct} from './parity.js'
 import {acquireArena, releaseArena} from './parity-arena.js'
 import {planRecovery, StripePages} from './journal/recover.js'
@@ -167,7 +167,7 @@ export interface WriteOptions {
 export function writeArray(arr: MdArray, offset: number, length: number, source: Source, opts: WriteOptions = {}): WriteResult {
   const progress = opts.progress
   checkRange(arr, offset, length)
-  if (arr.missingMembers.length > 0) throw new RefusedError('writing needs every member', arr.all()[0].path)
+  if (arr.missingMembers.length > 0) throw missingMembersError(arr.uuid, arr.missingMembers, 'writing needs every member')
   const ring = arr.ring!
   const wb = opts.mode === 'write-back'
   let plan = planRecovery(arr)

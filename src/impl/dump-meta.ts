@@ -7,7 +7,8 @@ export const spec = {
   summary: 'List every meta block of the live log with each payload and per-page checksum verdicts',
   description: `Walks the log from journal_tail (or --from) and prints each meta block (position, seq,
 meta_size), its payloads (data: array sector; parity: stripe sector; flush: stripes) and for every logged page the
-checksum with a verdict [match] or [MISMATCH]. Exit 4 when any page checksum mismatches.`,
+checksum with a verdict [match] or [MISMATCH]. Exit 4 when any page checksum mismatches, or when no valid meta block
+is at journal_tail.`,
   examples: [
     '<%= config.bin %> dump-meta j.img',
     '<%= config.bin %> dump-meta --json j.img | jq ".blocks[].seq"',
@@ -32,7 +33,7 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, device
     return c
   }
   const r = dumpMeta(devices, {from: flags.from, stripe: flags.stripe, all: flags.all})
-  if (r.mismatches > 0) ctx.setExit(EXIT.CORRUPT)
+  if (r.mismatches > 0 || r.badTail) ctx.setExit(EXIT.CORRUPT)
   if (!ctx.jsonEnabled()) ctx.log(renderDump(r))
   return r
 }

@@ -1,5 +1,7 @@
 import {flag, type CommandSpec, type Ctx, type FlagValues} from '../cli/spec.js'
 import {writeData, withUndo, refuseDeviceAsFile} from '../engine/index.js'
+import {EXIT} from '../engine/errors.js'
+import {err} from '../render/colour.js'
 import {parseRange, humanBytes} from '../render/format.js'
 import {ProgressBar} from '../render/progress.js'
 import {openInput} from '../cli/input.js'
@@ -25,7 +27,7 @@ devices are refused before anything is written.`,
     input: flag.string({char: 'i', description: 'input: a file, a pipe or FIFO, or - for stdin', default: '-'}),
     length: flag.string({description: 'bytes to write (default: the whole input, to its end)'}),
     'journal-mode': flag.string({description: 'write-through: data reaches the members before the write returns; write-back: acknowledged once in the log, stripes stay cached until `reclaim` or a full log', options: ['write-through', 'write-back'], default: 'write-through'}),
-    'crash-after': flag.integer({description: 'simulate a power cut after N device write requests (exit 75)', min: 0}),
+    'crash-after': flag.integer({description: 'simulate a power cut after N device write requests (exit 75; exit 76 when the write needs no more than N)', min: 0}),
     'crash-seed': flag.integer({description: 'with --crash-after: also apply a seeded random subset of the writes not yet flushed', dependsOn: ['crash-after']}),
     undo: flag.string({description: 'save every block this run overwrites into a new undo file; `r5ctl undo FILE DEV...` restores them'}),
   },
@@ -50,6 +52,11 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, device
     input.close()
   }
   const json = {...res, lastSeq: res.lastSeq.toString()}
+  if (res.crash) {
+    // a crash sweep raises N until this: the crash point is past the end of the write
+    process.stderr.write(`${err.yellow('r5ctl:')} no power cut: the write completed after ${res.crash.deviceWrites} device writes (--crash-after ${flags['crash-after']})\n`)
+    ctx.setExit(EXIT.NO_CRASH)
+  }
   if (!ctx.jsonEnabled() && res.mode === 'write-back')
     ctx.log(`logged ${humanBytes(res.bytes)} at offset ${offset} (write-back): ${res.stripes} stripes in ${res.ioUnits} io units, ` +
       `${humanBytes(res.journalBytes)} of journal; the stripes stay cached in the journal until \`r5ctl reclaim\``)

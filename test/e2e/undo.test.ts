@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
 import {crc32c} from '../../src/engine/checksum.js'
-import {r5ctl, expectExit, expectErrorLine, suiteTempDir, pseudoRandom, fingerprint} from '../helpers/cli.js'
+import {r5ctl, run, BIN, expectExit, expectErrorLine, suiteTempDir, pseudoRandom, fingerprint} from '../helpers/cli.js'
 
 describe('e2e: undo files', function () {
   this.timeout(180000)
@@ -77,5 +77,112 @@ describe('e2e: undo files', function () {
     expectExit(r2, 4)
     expectErrorLine(r2, {device: damaged})
     assert.deepEqual(fingerprint(devs()), before)
+  })
+})
+
+describe('e2e: undo files cannot make things worse', function () {
+  this.timeout(180000)
+  const tmp = suiteTempDir('r5ctl-undo-safe-')
+  let n = 0
+  /** A fresh small RAID5 set whose journal holds an interrupted write (dirty), in its own folder. */
+  function dirtySet(): string[] {
+    const dir = tmp.file(`set${n++}`)
+    fs.mkdirSync(dir)
+    const devs = ['j.img', 'a.img', 'b.img', 'c.img', 'd.img'].map(f => `${dir}/${f}`)
+    expectExit(r5ctl(['create', '--level', '5', '--raid-devices', '4', '--chunk', '64K', '--size', '4M', '--journal-size', '2M',
+      '--write-journal', ...devs]), 0)
+    fs.writeFileSync(`${dir}/in.bin`, pseudoRandom(3 << 20, 7))
+    expectExit(r5ctl(['write', '--offset', '0', '--input', `${dir}/in.bin`, '--crash-after', '9', ...devs]), 75)
+    return devs
+  }
+  const RECORD0 = 4096 // the first record follows the 4 KiB header
+
+  it('undo refuses (exit 3) when a later write changed what the run left, naming the range, and writes nothing', () => {
+    const devs = dirtySet()
+    const undo = `${devs[0]}.undo`
+    expectExit(r5ctl(['recover', '--undo', undo, ...devs]), 0)
+    fs.writeFileSync(`${devs[0]}.new`, pseudoRandom(64 << 10, 99))
+    expectExit(r5ctl(['write', '--offset', '0', '--input', `${devs[0]}.new`, ...devs]), 0)
+    const before = fingerprint(devs)
+    const r = r5ctl(['undo', undo, ...devs])
+    expectExit(r, 3)
+    const line = expectErrorLine(r, {device: /\/[a-dj]\.img$/})
+    assert.match(line, /\d+ bytes at byte \d+ changed since/)
+    assert.deepEqual(fingerprint(devs), before, 'the refused undo wrote something')
+    // the later write is still whole: what it wrote reads back
+    const rd = expectExit(r5ctl(['read', '--offset', '0', '--length', '64K', ...devs]), 0)
+    assert.ok(rd.stdout.equals(fs.readFileSync(`${devs[0]}.new`)), 'the later write no longer reads back')
+  })
+
+  it('undo refuses (exit 4) a record whose device offset has a flipped bit, writing nothing', () => {
+    const devs = dirtySet()
+    const undo = `${devs[0]}.undo`
+    expectExit(r5ctl(['recover', '--undo', undo, ...devs]), 0)
+    const b = fs.readFileSync(undo)
+    b[RECORD0 + 10] ^= 0x01 // the first record's byte offset, +64 KiB
+    fs.writeFileSync(undo, b)
+    const before = fingerprint(devs)
+    const r = r5ctl(['undo', undo, ...devs])
+    expectExit(r, 4)
+    expectErrorLine(r, {device: undo})
+    assert.deepEqual(fingerprint(devs), before)
+  })
+
+  it('undo refuses (exit 4) a record whose device index has a flipped bit, writing nothing', () => {
+    const devs = dirtySet()
+    const undo = `${devs[0]}.undo`
+    expectExit(r5ctl(['recover', '--undo', undo, ...devs]), 0)
+    const b = fs.readFileSync(undo)
+    b[RECORD0 + 4] ^= 0x01 // the first record's device index
+    fs.writeFileSync(undo, b)
+    const before = fingerprint(devs)
+    const r = r5ctl(['undo', undo, ...devs])
+    expectExit(r, 4)
+    expectErrorLine(r, {device: undo})
+    assert.deepEqual(fingerprint(devs), before)
+  })
+
+  it('a write whose undo file cannot grow stops (exit 1, naming the undo file), and undo --force restores every byte', () => {
+    const devs = dirtySet()
+    expectExit(r5ctl(['recover', ...devs]), 0)
+    const before = fingerprint(devs)
+    const undo = `${devs[0]}.undo`
+    // a 4.5 MiB file-size limit: every device write fits (the images end at 4 MiB), the 5 MiB undo file does not;
+    // node ignores SIGXFSZ, so the write that crosses the limit fails with EFBIG
+    const r = run('bash', ['-c', 'ulimit -f 4608; exec "$@"', 'bash', process.execPath, BIN,
+      'write', '--offset', '0', '--input', `${devs[0].replace(/j\.img$/, '')}in.bin`, '--undo', undo, ...devs])
+    expectExit(r, 1)
+    expectErrorLine(r, {device: undo})
+    expectExit(r5ctl(['undo', '--force', undo, ...devs]), 0)
+    assert.deepEqual(fingerprint(devs), before, 'undo --force did not restore what the stopped write changed')
+  })
+
+  it('assemble --undo replays a dirty journal, and undo restores it bit-identical', () => {
+    const devs = dirtySet()
+    const before = fingerprint(devs)
+    const undo = `${devs[0]}.undo`
+    expectExit(r5ctl(['assemble', '--undo', undo, ...devs]), 0)
+    assert.notDeepEqual(fingerprint(devs), before)
+    expectExit(r5ctl(['undo', undo, ...devs]), 0)
+    assert.deepEqual(fingerprint(devs), before)
+  })
+
+  it('a command refused before any device write leaves no undo file behind', () => {
+    const devs = dirtySet()
+    const undo = `${devs[0]}.undo`
+    const r = r5ctl(['assemble', '--undo', undo, ...devs.slice(0, 4)]) // a member missing: the replay is refused
+    expectExit(r, 3)
+    assert.equal(fs.existsSync(undo), false, 'a stub undo file was left behind')
+  })
+
+  it('create refuses (exit 3) an undo file that is one of its devices', () => {
+    const dir = tmp.file(`set${n++}`)
+    fs.mkdirSync(dir)
+    const devs = ['j.img', 'a.img', 'b.img', 'c.img'].map(f => `${dir}/${f}`)
+    const r = r5ctl(['create', '--level', '5', '--raid-devices', '3', '--size', '4M', '--journal-size', '2M',
+      '--undo', devs[1], '--write-journal', ...devs])
+    expectExit(r, 3)
+    expectErrorLine(r)
+    assert.deepEqual(fs.readdirSync(dir), [])
   })
 })

@@ -4,7 +4,6 @@
  */
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
-import {crc32c} from '../../src/engine/checksum.js'
 import {r5ctl, run, BIN, expectExit, expectErrorLine, suiteTempDir, pseudoRandom, fingerprint} from '../helpers/cli.js'
 
 describe('e2e: undo files', function () {
@@ -60,18 +59,14 @@ describe('e2e: undo files', function () {
     const before = fingerprint(devs())
     const incomplete = tmp.file('incomplete.undo')
     const b = fs.readFileSync(tmp.file('create.undo'))
-    const h = Buffer.from(b)
-    // what a crashed run leaves: the complete flag clear, a valid header checksum
-    h.writeUInt32LE(0, 12)
-    h.writeUInt32LE(0, 56)
-    h.writeUInt32LE(crc32c(h.subarray(0, 4096)) >>> 0, 56)
-    fs.writeFileSync(incomplete, h)
+    // what a run cut off while sealing leaves: every record but the 32-byte end record
+    fs.writeFileSync(incomplete, b.subarray(0, b.length - 32))
     const r1 = r5ctl(['undo', incomplete, ...devs()])
     expectExit(r1, 3)
     assert.match(expectErrorLine(r1), /incomplete/)
     const damaged = tmp.file('damaged.undo')
     const d = Buffer.from(b)
-    d[4096 + 24 + 100] ^= 0xff // a byte of the first record's data
+    d[4096 + 32 + 100] ^= 0xff // a byte of the first record's data
     fs.writeFileSync(damaged, d)
     const r2 = r5ctl(['undo', damaged, ...devs()])
     expectExit(r2, 4)

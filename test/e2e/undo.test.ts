@@ -4,6 +4,8 @@
  */
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
+import {crc32c} from '../../src/engine/checksum.js'
+import {HEADER_BYTES, KIND_AFTER, KIND_END, KIND_OLD, MAX_RECORD, VERSION, encodeHead, encodeHeader} from '../../src/engine/undo/format.js'
 import {r5ctl, run, BIN, expectExit, expectErrorLine, suiteTempDir, pseudoRandom, fingerprint} from '../helpers/cli.js'
 
 describe('e2e: undo files', function () {
@@ -179,5 +181,40 @@ describe('e2e: undo files cannot make things worse', function () {
     expectExit(r, 3)
     expectErrorLine(r)
     assert.deepEqual(fs.readdirSync(dir), [])
+  })
+
+  it('undo --dry-run reads an undo file larger than 2 GiB and lists every range', function () {
+    // a sparse 2.1 GiB device of zeros and a sparse undo file whose 2100 records of 1 MiB saved zeros
+    const dir = tmp.file(`set${n++}`)
+    fs.mkdirSync(dir)
+    const dev = `${dir}/big.img`
+    const count = 2100
+    fs.writeFileSync(dev, '')
+    fs.truncateSync(dev, count * MAX_RECORD)
+    const undo = `${dir}/big.undo`
+    const fd = fs.openSync(undo, 'w')
+    fs.writeSync(fd, encodeHeader({version: VERSION, created: new Date(), arrayUuid: new Uint8Array(16),
+      devices: [{name: dev, size: count * MAX_RECORD, deviceUuid: new Uint8Array(16)}]}), 0, HEADER_BYTES, 0)
+    const zeros = Buffer.alloc(MAX_RECORD)
+    const after = Buffer.alloc(4)
+    after.writeUInt32LE(crc32c(zeros) >>> 0, 0)
+    let pos = HEADER_BYTES
+    for (let i = 0; i < count; i++) {
+      fs.writeSync(fd, encodeHead({kind: KIND_OLD, device: 0, offset: i * MAX_RECORD, length: MAX_RECORD, seq: i}, [zeros]), 0, 32, pos)
+      pos += 32 + MAX_RECORD // the saved zeros stay a hole
+    }
+    for (let i = 0; i < count; i++) {
+      fs.writeSync(fd, Buffer.concat([encodeHead({kind: KIND_AFTER, device: 0, offset: i * MAX_RECORD, length: MAX_RECORD, seq: count + i}, [after]), after]), 0, 36, pos)
+      pos += 36
+    }
+    fs.writeSync(fd, encodeHead({kind: KIND_END, device: 0, offset: count, length: 0, seq: 2 * count}, []), 0, 32, pos)
+    fs.closeSync(fd)
+    assert.ok(fs.statSync(undo).size > 2 ** 31)
+    const r = expectExit(r5ctl(['undo', '--dry-run', '--json', undo, dev]), 0)
+    const j = JSON.parse(r.stdout.toString())
+    assert.equal(j.ranges.length, count)
+    assert.deepEqual(j.ranges[count - 1], {device: dev, offset: (count - 1) * MAX_RECORD, length: MAX_RECORD})
+    assert.equal(j.changedRanges, 0)
+    assert.equal(j.bytesRestored, 0)
   })
 })

@@ -200,14 +200,14 @@ describe('e2e: undo files cannot make things worse', function () {
     after.writeUInt32LE(crc32c(zeros) >>> 0, 0)
     let pos = HEADER_BYTES
     for (let i = 0; i < count; i++) {
-      fs.writeSync(fd, encodeHead({kind: KIND_OLD, device: 0, offset: i * MAX_RECORD, length: MAX_RECORD, seq: i}, [zeros]), 0, 32, pos)
+      fs.writeSync(fd, encodeHead({kind: KIND_OLD, device: 0, reserved: 0, offset: i * MAX_RECORD, length: MAX_RECORD, seq: i}, [zeros]), 0, 32, pos)
       pos += 32 + MAX_RECORD // the saved zeros stay a hole
     }
     for (let i = 0; i < count; i++) {
-      fs.writeSync(fd, Buffer.concat([encodeHead({kind: KIND_AFTER, device: 0, offset: i * MAX_RECORD, length: MAX_RECORD, seq: count + i}, [after]), after]), 0, 36, pos)
+      fs.writeSync(fd, Buffer.concat([encodeHead({kind: KIND_AFTER, device: 0, reserved: 0, offset: i * MAX_RECORD, length: MAX_RECORD, seq: count + i}, [after]), after]), 0, 36, pos)
       pos += 36
     }
-    fs.writeSync(fd, encodeHead({kind: KIND_END, device: 0, offset: count, length: 0, seq: 2 * count}, []), 0, 32, pos)
+    fs.writeSync(fd, encodeHead({kind: KIND_END, device: 0, reserved: 0, offset: count, length: 0, seq: 2 * count}, []), 0, 32, pos)
     fs.closeSync(fd)
     assert.ok(fs.statSync(undo).size > 2 ** 31)
     const r = expectExit(r5ctl(['undo', '--dry-run', '--json', undo, dev]), 0)

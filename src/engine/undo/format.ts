@@ -11,8 +11,10 @@
  *     device uuid [16] (zero when the device had no superblock)
  *   then records, each a 32-byte head and a payload:
  *     0 kind u32 | 4 device u16 (index into the device table) | 6 reserved u16 = 0 | 8 byte offset u64 |
- *     16 length u32 | 20 crc u32 (crc32c of the head with this field 0, then the payload) |
- *     24 sequence u64 (0, 1, 2, ... over all records of the file)
+ *     16 length u32 | 20 payload crc u32 (crc32c of the payload) | 24 sequence u32 (0, 1, 2, ... over
+ *     all records of the file) | 28 head crc u32 (crc32c of head bytes 0-27)
+ *   A head is checked on its own, so a damaged length or offset is told apart from a payload the
+ *   file ends inside (the torn last record of a run that stopped while writing it).
  *   kinds, in this order in a complete file:
  *     "UNDO" old bytes: the device's bytes [offset, offset+length) before the run wrote them;
  *            payload = those bytes. Durable (fdatasync) before the device write that replaces them.
@@ -47,10 +49,14 @@ export interface UndoHeader {
 export interface RecordHead {
   kind: number
   device: number
+  reserved: number
   offset: number
   length: number
+  /** crc32c of the payload */
   crc: number
   seq: number
+  /** the head's own checksum matches */
+  headOk: boolean
 }
 
 /** crc32c state helpers: start, update with more bytes, finish */
@@ -107,17 +113,19 @@ export function decodeHeader(b: Uint8Array): UndoHeader | {problem: string; vers
   return {version, created: new Date(Number(copy.readBigUInt64LE(16))), arrayUuid: new Uint8Array(copy.subarray(24, 40)), devices}
 }
 
-/** The head of a record, its crc covering the head and `payload` (given in pieces). */
-export function encodeHead(r: Omit<RecordHead, 'crc'>, payload: Uint8Array[]): Buffer {
+/** The head of a record whose payload is `payload` (given in pieces). */
+export function encodeHead(r: Omit<RecordHead, 'crc' | 'headOk'>, payload: Uint8Array[]): Buffer {
   const b = Buffer.alloc(HEAD_BYTES)
   b.writeUInt32LE(r.kind, 0)
   b.writeUInt16LE(r.device, 4)
+  b.writeUInt16LE(r.reserved, 6)
   b.writeBigUInt64LE(BigInt(r.offset), 8)
   b.writeUInt32LE(r.length, 16)
-  b.writeBigUInt64LE(BigInt(r.seq), 24)
-  let s = crcMore(crcStart, b)
+  let s = crcStart
   for (const p of payload) s = crcMore(s, p)
   b.writeUInt32LE(crcEnd(s), 20)
+  b.writeUInt32LE(r.seq, 24)
+  b.writeUInt32LE(crcEnd(crcMore(crcStart, b.subarray(0, 28))), 28)
   return b
 }
 
@@ -126,18 +134,13 @@ export function decodeHead(b: Uint8Array): RecordHead {
   return {
     kind: h.readUInt32LE(0),
     device: h.readUInt16LE(4),
+    reserved: h.readUInt16LE(6),
     offset: Number(h.readBigUInt64LE(8)),
     length: h.readUInt32LE(16),
     crc: h.readUInt32LE(20),
-    seq: Number(h.readBigUInt64LE(24)),
+    seq: h.readUInt32LE(24),
+    headOk: crcEnd(crcMore(crcStart, h.subarray(0, 28))) === h.readUInt32LE(28),
   }
-}
-
-/** The crc state after a record's head (crc field zeroed): continue with crcMore(payload), then crcEnd. */
-export function headCrcState(b: Uint8Array): number {
-  const copy = Buffer.from(b.subarray(0, HEAD_BYTES))
-  copy.writeUInt32LE(0, 20)
-  return crcMore(crcStart, copy)
 }
 
 /** payload bytes of a record of this kind and length */

@@ -48,7 +48,7 @@ export class UndoLog {
 
   /** Append the old bytes of device[offset..]; durable only after sync(). */
   saveOld(device: number, offset: number, old: Uint8Array): void {
-    const head = encodeHead({kind: KIND_OLD, device, offset, length: old.length, seq: this.seq++}, [old])
+    const head = encodeHead({kind: KIND_OLD, device, reserved: 0, offset, length: old.length, seq: this.seq++}, [old])
     this.write([head, old], this.pos)
     this.advance(head.length + old.length)
     this.ranges.push({device, offset, length: old.length})
@@ -85,11 +85,11 @@ export class UndoLog {
       }
       const payload = Buffer.alloc(4)
       payload.writeUInt32LE(crcEnd(s), 0)
-      batch.push(encodeHead({kind: KIND_AFTER, device: r.device, offset: r.offset, length: r.length, seq: this.seq++}, [payload]), payload)
+      batch.push(encodeHead({kind: KIND_AFTER, device: r.device, reserved: 0, offset: r.offset, length: r.length, seq: this.seq++}, [payload]), payload)
       batchBytes += 36
       if (batchBytes >= MAX_RECORD) flushBatch()
     }
-    batch.push(encodeHead({kind: KIND_END, device: 0, offset: this.ranges.length, length: 0, seq: this.seq++}, []))
+    batch.push(encodeHead({kind: KIND_END, device: 0, reserved: 0, offset: this.ranges.length, length: 0, seq: this.seq++}, []))
     batchBytes += 32
     flushBatch()
     this.sync()

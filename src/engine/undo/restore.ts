@@ -10,7 +10,7 @@ import {probeDevice} from '../array.js'
 import {FileDevice} from '../device.js'
 import {CorruptError, RefusedError, UsageError} from '../errors.js'
 import {HEADER_BYTES, HEAD_BYTES, KIND_AFTER, KIND_END, KIND_OLD, MAX_RECORD, crcEnd, crcMore, crcStart, decodeHead, decodeHeader,
-  headCrcState, payloadBytes, type UndoHeader} from './format.js'
+  payloadBytes, type UndoHeader} from './format.js'
 
 export interface UndoRange {
   device: number
@@ -83,16 +83,17 @@ export function scanUndoFile(file: string): UndoScan {
       if (pos + HEAD_BYTES > rd.size) break // torn head
       rd.read(head, pos)
       const h = decodeHead(head)
+      if (!h.headOk) throw bad(`record ${seq} at byte ${pos}: head checksum mismatch`)
       const plen = payloadBytes(h.kind, h.length)
       const end = pos + HEAD_BYTES + plen
       if (end > rd.size) break // torn payload
-      const crc = crcEnd(rd.crc(headCrcState(head), pos + HEAD_BYTES, plen))
-      const problem = crc !== h.crc ? 'checksum mismatch'
-        : h.seq !== seq ? `sequence ${h.seq} where ${seq} belongs`
-        : head.readUInt16LE(6) !== 0 ? 'reserved field set'
+      const problem = h.seq !== seq ? `sequence ${h.seq} where ${seq} belongs`
+        : h.reserved !== 0 ? 'reserved field set'
         : recordProblem(h, header, ranges, afters)
+        ?? (crcEnd(rd.crc(crcStart, pos + HEAD_BYTES, plen)) === h.crc ? null : 'checksum mismatch')
       if (problem) {
-        if (end === rd.size && h.kind !== KIND_END && crc !== h.crc) break // torn last record of an unsealed file
+        // a host crash may leave the last record's payload unwritten: torn, in an unsealed file only
+        if (end === rd.size && problem === 'checksum mismatch' && h.kind === KIND_OLD) break
         throw bad(`record ${seq} at byte ${pos}: ${problem}`)
       }
       if (h.kind === KIND_OLD) ranges.push({device: h.device, offset: h.offset, length: h.length, dataPos: pos + HEAD_BYTES, after: null})

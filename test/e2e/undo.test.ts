@@ -109,6 +109,11 @@ describe('e2e: undo files cannot make things worse', function () {
     // the later write is still whole: what it wrote reads back
     const rd = expectExit(r5ctl(['read', '--offset', '0', '--length', '64K', ...devs]), 0)
     assert.ok(rd.stdout.equals(fs.readFileSync(`${devs[0]}.new`)), 'the later write no longer reads back')
+    // --force --dry-run counts the changed ranges it would restore over, and still writes nothing
+    const dry = expectExit(r5ctl(['undo', '--force', '--dry-run', '--json', undo, ...devs]), 0)
+    const j = JSON.parse(dry.stdout.toString())
+    assert.ok(j.changedRanges > 0 && j.changedRanges < j.ranges.length, `changedRanges ${j.changedRanges} of ${j.ranges.length}`)
+    assert.deepEqual(fingerprint(devs), before)
   })
 
   it('undo refuses (exit 4) a record whose device offset has a flipped bit, writing nothing', () => {

@@ -156,28 +156,21 @@ function matchDevices(u: UndoScan, paths: string[]): (string | null)[] {
 }
 
 /** Ranges whose device bytes differ from the after checksum (ranges of devices not given are skipped). */
-function changedRanges(u: UndoScan, matched: (string | null)[], stopAtFirst: boolean): UndoRange[] {
+function changedRanges(u: UndoScan, devs: (FileDevice | null)[], stopAtFirst: boolean): UndoRange[] {
   const changed: UndoRange[] = []
   const win = Buffer.alloc(MAX_RECORD)
-  for (const [i, path] of matched.entries()) {
-    const mine = u.ranges.filter(r => r.device === i && r.after !== null)
-    if (!path || mine.length === 0) continue
-    const dev = FileDevice.open(path, {writable: false})
-    try {
-      for (const r of mine) {
-        let s = crcStart
-        for (let done = 0; done < r.length; done += win.length) {
-          const part = win.subarray(0, Math.min(win.length, r.length - done))
-          dev.read(part, r.offset + done)
-          s = crcMore(s, part)
-        }
-        if (crcEnd(s) === r.after) continue
-        changed.push(r)
-        if (stopAtFirst) return changed
-      }
-    } finally {
-      dev.close()
+  for (const r of u.ranges) {
+    const dev = devs[r.device]
+    if (!dev || r.after === null) continue
+    let s = crcStart
+    for (let done = 0; done < r.length; done += win.length) {
+      const part = win.subarray(0, Math.min(win.length, r.length - done))
+      dev.read(part, r.offset + done)
+      s = crcMore(s, part)
     }
+    if (crcEnd(s) === r.after) continue
+    changed.push(r)
+    if (stopAtFirst) break
   }
   return changed
 }
@@ -194,13 +187,23 @@ export function undoRestore(file: string, paths: string[], opts: {dryRun?: boole
       throw new RefusedError(`device ${d.name} (${d.size} bytes) recorded in the undo file is not among the devices given`, file,
         'name every device of the run (by path, or any path to the same device); --force restores only the ones found', 'undo-device-mismatch')
   }
-  const changed = changedRanges(u, matched, !opts.force)
-  if (changed.length > 0 && !opts.force) {
-    const r = changed[0]
-    throw new RefusedError(`${r.length} bytes at byte ${r.offset} changed since the run that wrote ${file}; restoring would undo a later write`,
-      matched[r.device]!, 'leave it, or --force to restore anyway and lose what was written since', 'undo-changed')
+  // writable (and so locked against other writers) from the check to the last restored byte
+  const given = matched.map((p, i) => (p && used.has(i) ? p : null))
+  const devs: (FileDevice | null)[] = []
+  let changed: UndoRange[]
+  let restored = 0
+  try {
+    for (const p of given) devs.push(p ? FileDevice.open(p, {writable: !opts.dryRun}) : null)
+    changed = changedRanges(u, devs, !opts.force)
+    if (changed.length > 0 && !opts.force) {
+      const r = changed[0]
+      throw new RefusedError(`${r.length} bytes at byte ${r.offset} changed since the run that wrote ${file}; restoring would undo a later write`,
+        matched[r.device]!, 'leave it, or --force to restore anyway and lose what was written since', 'undo-changed')
+    }
+    if (!opts.dryRun) restored = restore(file, u, devs)
+  } finally {
+    for (const d of devs) d?.close()
   }
-  const restored = opts.dryRun ? 0 : restore(file, u, matched)
   return {
     file,
     complete: u.complete,
@@ -216,28 +219,21 @@ export function undoRestore(file: string, paths: string[], opts: {dryRun?: boole
   }
 }
 
-/** Write the saved bytes back, device by device, one record at a time; returns the bytes written. */
-function restore(file: string, u: UndoScan, matched: (string | null)[]): number {
+/** Write the saved bytes back, one record at a time, in file order; returns the bytes written. */
+function restore(file: string, u: UndoScan, devs: (FileDevice | null)[]): number {
   let restored = 0
   openUndo(file, rd => {
-    for (const [i, path] of matched.entries()) {
-      const mine = u.ranges.filter(r => r.device === i)
-      if (!path || mine.length === 0) continue
-      const dev = FileDevice.open(path, {writable: true})
-      try {
-        for (const r of mine) {
-          for (let done = 0; done < r.length; done += rd.win.length) {
-            const part = rd.win.subarray(0, Math.min(rd.win.length, r.length - done))
-            rd.read(part, r.dataPos + done)
-            dev.write(part, r.offset + done)
-          }
-          restored += r.length
-        }
-        dev.flush()
-      } finally {
-        dev.close()
+    for (const r of u.ranges) {
+      const dev = devs[r.device]
+      if (!dev) continue
+      for (let done = 0; done < r.length; done += rd.win.length) {
+        const part = rd.win.subarray(0, Math.min(rd.win.length, r.length - done))
+        rd.read(part, r.dataPos + done)
+        dev.write(part, r.offset + done)
       }
+      restored += r.length
     }
+    for (const d of devs) d?.flush()
   })
   return restored
 }

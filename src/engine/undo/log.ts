@@ -26,6 +26,8 @@ export class UndoLog {
   private seq = 0
   private unsynced = false
   private failure: IoError | null = null
+  /** the run's device writes are over: a failure now only leaves the file unsealed */
+  private sealing = false
   readonly ranges: SavedRange[] = []
 
   /** Creates `file` (never an existing one) and makes its header durable. */
@@ -67,6 +69,7 @@ export class UndoLog {
    * reads device i), then the end record. Only a sealed file is complete.
    */
   seal(read: (device: number, buf: Uint8Array, offset: number) => void): void {
+    this.sealing = true
     const win = Buffer.alloc(MAX_RECORD)
     let batch: Buffer[] = []
     let batchBytes = 0
@@ -132,8 +135,11 @@ export class UndoLog {
 
   private fail(error: unknown): IoError {
     const e = error as NodeJS.ErrnoException
-    this.failure ??= new IoError(`cannot write the undo file (${e.code ?? e.message}): the run stopped before its next device write`, this.file,
-      'make room for the undo file; `r5ctl undo --force FILE DEV...` restores what the run changed before it stopped')
+    this.failure ??= this.sealing
+      ? new IoError(`cannot write the undo file (${e.code ?? e.message}): the run finished, but its undo file is incomplete`, this.file,
+        'make room for the undo file; `r5ctl undo --force FILE DEV...` still restores what the run changed')
+      : new IoError(`cannot write the undo file (${e.code ?? e.message}): the run stopped before its next device write`, this.file,
+        'make room for the undo file; `r5ctl undo --force FILE DEV...` restores what the run changed before it stopped')
     return this.failure
   }
 }

@@ -98,6 +98,23 @@ describe('engine: undo log', () => {
     }
   })
 
+  it('a seal that cannot be written fails the run (exit 1) and leaves the file unsealed but usable', () => {
+    const file = path.join(dir, 'u')
+    const dev = filled('a', 64 << 10, 5)
+    const orig = fsDefault.writevSync
+    let writes = 0
+    assert.throws(() => patched('writevSync', ((fd: number, bufs: any, pos?: number) => {
+      if (++writes > 3) throw Object.assign(new Error('ENOSPC: no space left on device'), {code: 'ENOSPC'})
+      return orig(fd, bufs, pos)
+    }) as typeof orig, () => withUndo([dev], file, ([s]) => {
+      (s as BlockDevice).write(new Uint8Array(4096).fill(1), 0);
+      (s as BlockDevice).write(new Uint8Array(4096).fill(1), 8192)
+    })), (e: IoError) => e instanceof IoError && e.device === file && /finished/.test(e.message))
+    const u = scanUndoFile(file)
+    assert.equal(u.complete, false)
+    assert.deepEqual(u.ranges.map(r => r.offset), [0, 8192])
+  })
+
   it('a run that fails before any device write leaves no undo file; one that wrote keeps its records', () => {
     const file = path.join(dir, 'u')
     assert.throws(() => withUndo([filled('a', 8192, 4)], file, () => { throw new RefusedError('no') }), RefusedError)

@@ -18,6 +18,8 @@ export interface UndoRange {
   length: number
   /** where the old bytes start in the file */
   dataPos: number
+  /** crc32c of the old bytes */
+  crc: number
   /** crc32c of the range as the run left it; null in an incomplete file */
   after: number | null
 }
@@ -96,7 +98,7 @@ export function scanUndoFile(file: string): UndoScan {
         if (end === rd.size && problem === 'checksum mismatch' && h.kind === KIND_OLD) break
         throw bad(`record ${seq} at byte ${pos}: ${problem}`)
       }
-      if (h.kind === KIND_OLD) ranges.push({device: h.device, offset: h.offset, length: h.length, dataPos: pos + HEAD_BYTES, after: null})
+      if (h.kind === KIND_OLD) ranges.push({device: h.device, offset: h.offset, length: h.length, dataPos: pos + HEAD_BYTES, crc: h.crc, after: null})
       if (h.kind === KIND_AFTER) {
         rd.read(head.subarray(0, 4), pos + HEAD_BYTES)
         ranges[afters++].after = head.readUInt32LE(0)
@@ -226,7 +228,15 @@ function restore(file: string, u: UndoScan, devs: (FileDevice | null)[]): number
     for (const r of u.ranges) {
       const dev = devs[r.device]
       if (!dev) continue
-      for (let done = 0; done < r.length; done += rd.win.length) {
+      if (r.length <= rd.win.length) {
+        // read again since the scan: checked once more, so a file changed meanwhile is not written out
+        const part = rd.win.subarray(0, r.length)
+        rd.read(part, r.dataPos)
+        if (crcEnd(crcMore(crcStart, part)) !== r.crc)
+          throw new CorruptError(`undo file changed while restoring: the record at byte ${r.dataPos} no longer matches its checksum`, file,
+            `${restored} bytes were restored before it; keep the file unchanged and run undo again`, 'bad-undo-file')
+        dev.write(part, r.offset)
+      } else for (let done = 0; done < r.length; done += rd.win.length) {
         const part = rd.win.subarray(0, Math.min(rd.win.length, r.length - done))
         rd.read(part, r.dataPos + done)
         dev.write(part, r.offset + done)

@@ -44,6 +44,15 @@ class Reader {
       done += n
     }
   }
+  /** whether every byte from `pos` to the end of the file is zero */
+  zerosFrom(pos: number): boolean {
+    for (; pos < this.size; pos += this.win.length) {
+      const part = this.win.subarray(0, Math.min(this.win.length, this.size - pos))
+      this.read(part, pos)
+      if (!part.every(b => b === 0)) return false
+    }
+    return true
+  }
   /** crc state after feeding `length` bytes at `pos` */
   crc(state: number, pos: number, length: number): number {
     for (let done = 0; done < length; done += this.win.length) {
@@ -85,7 +94,10 @@ export function scanUndoFile(file: string): UndoScan {
       if (pos + HEAD_BYTES > rd.size) break // torn head
       rd.read(head, pos)
       const h = decodeHead(head)
-      if (!h.headOk) throw bad(`record ${seq} at byte ${pos}: head checksum mismatch`)
+      if (!h.headOk) {
+        if (rd.zerosFrom(pos)) break // a host crash left the file longer than what reached the disk
+        throw bad(`record ${seq} at byte ${pos}: head checksum mismatch`)
+      }
       const plen = payloadBytes(h.kind, h.length)
       const end = pos + HEAD_BYTES + plen
       if (end > rd.size) break // torn payload

@@ -66,6 +66,8 @@ describe('engine: undo file reader', () => {
     const u = scanOf(torn)
     assert.equal(u.complete, false)
     assert.deepEqual(u.ranges.map(r => r.offset), [4096])
+    const zeroTail = scanOf(Buffer.concat([good.subarray(0, oldEnd - 4096 - HEAD_BYTES), Buffer.alloc(8192)]))
+    assert.deepEqual([zeroTail.complete, zeroTail.ranges.map(r => r.offset)], [false, [4096]], 'a zero tail is what a host crash leaves')
     const damaged = Buffer.from(good.subarray(0, oldEnd))
     damaged[HEADER_BYTES + HEAD_BYTES + 10] ^= 1 // the first record's old bytes
     assert.throws(() => scanOf(damaged), CorruptError)

@@ -7,7 +7,6 @@ import {readArray, writeArray, syncParity, arraySizeBytes, type Progress, type S
 import {planRecovery, planWrites, recoverStreaming, type SkippedUnit, type WriteRun, type VerifiedLog} from './journal/recover.js'
 import {reclaimLog, type ReclaimResult} from './journal/reclaim.js'
 import {CrashController} from './crash.js'
-import {UndoLog, UndoDevice, readUndoFile} from './undo.js'
 import {FileDevice, alignedBuffer} from './device.js'
 import {journalState, type JournalState} from './journal/state.js'
 import {scanLog, hex, verifyUnitPages, describeStop, type ScanStop, type PageVerdict, type LastUnit, type LogEnd} from './journal/scan.js'
@@ -610,83 +609,7 @@ export function copyJournal(paths: DeviceSource[], output: string, opts: {all?: 
 }
 
 // ---------------------------------------------------------------------------------------------
-// undo files
+// undo files: written around any operation (undo/log.ts), verified and restored (undo/restore.ts)
 
-/** Open the devices behind an undo log: each write first saves the old blocks (see undo.ts). */
-function undoSources(paths: DeviceSource[], file: string): {sources: DeviceSource[]; log: UndoLog} {
-  refuseDuplicateSources(paths)
-  const probes = paths.map(p => probeDevice(p))
-  const arrayUuid = probes.find(p => p.sb)?.sb?.setUuid ?? new Uint8Array(16)
-  const existing = paths.map(p => typeof p !== 'string' || fs.existsSync(p))
-  const log = new UndoLog(file, arrayUuid, probes.map(p => ({name: p.path, size: p.size, deviceUuid: p.sb?.deviceUuid ?? new Uint8Array(16)})))
-  const sources = paths.map((p, i) => (existing[i] ? new UndoDevice(typeof p === 'string' ? FileDevice.open(p, {writable: true}) : p, log, i) : p))
-  return {sources, log}
-}
-
-/** Run `fn` over undo-wrapped devices when `file` is given; the log is marked complete only on success. */
-export function withUndo<T>(paths: DeviceSource[], file: string | undefined, fn: (sources: DeviceSource[]) => T): T {
-  if (!file) return fn(paths)
-  const {sources, log} = undoSources(paths, file)
-  try {
-    const r = fn(sources)
-    log.complete()
-    return r
-  } catch (error) {
-    log.abandon()
-    throw error
-  } finally {
-    for (const s of sources) if (typeof s !== 'string' && !paths.includes(s)) s.close()
-  }
-}
-
-export interface UndoResult {
-  file: string
-  complete: boolean
-  dryRun: boolean
-  created: string
-  devices: {recorded: string; device: string | null; blocks: number; bytes: number}[]
-  bytesRestored: number
-}
-
-export function undoRestore(file: string, paths: string[], opts: {dryRun?: boolean; force?: boolean}): UndoResult {
-  const u = readUndoFile(file)
-  if (!u.complete && !opts.force)
-    throw new RefusedError('undo file is incomplete: the run that wrote it did not finish', file,
-      'it may still undo what that run did; --force restores what it holds', 'incomplete-undo')
-  const probes = paths.map(p => probeDevice(p))
-  const zero = (b: Uint8Array) => b.every(x => x === 0)
-  const eq = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i])
-  const matched: (string | null)[] = u.devices.map(d => {
-    const byUuid = zero(d.deviceUuid) ? undefined : probes.find(p => p.sb && eq(p.sb.deviceUuid, d.deviceUuid) && p.size === d.size)
-    const byPath = probes.find(p => p.path === d.name && p.size === d.size)
-    return (byUuid ?? byPath)?.path ?? null
-  })
-  const used = new Set(u.records.map(r => r.device))
-  for (const [i, d] of u.devices.entries()) {
-    if (used.has(i) && matched[i] === null && !opts.force)
-      throw new RefusedError(`device ${d.name} (${d.size} bytes) recorded in the undo file is not among the devices given`, file,
-        'name every device of the run (by path, or any path to the same device); --force restores only the ones found', 'undo-device-mismatch')
-  }
-  const buf = fs.readFileSync(file)
-  const devices = u.devices.map((d, i) => {
-    const recs = u.records.filter(r => r.device === i)
-    return {recorded: d.name, device: matched[i], blocks: recs.length, bytes: recs.reduce((a, r) => a + r.length, 0)}
-  })
-  let restored = 0
-  if (!opts.dryRun) {
-    for (const [i, path] of matched.entries()) {
-      if (!path || !used.has(i)) continue
-      const dev = FileDevice.open(path, {writable: true})
-      try {
-        for (const r of u.records) if (r.device === i) {
-          dev.write(buf.subarray(r.dataOffset, r.dataOffset + r.length), r.offset)
-          restored += r.length
-        }
-        dev.flush()
-      } finally {
-        dev.close()
-      }
-    }
-  }
-  return {file, complete: u.complete, dryRun: Boolean(opts.dryRun), created: u.created.toISOString(), devices, bytesRestored: restored}
-}
+export {withUndo} from './undo/log.js'
+export {undoRestore, type UndoResult} from './undo/restore.js'

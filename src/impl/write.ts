@@ -2,7 +2,7 @@ import * as fs from 'node:fs'
 import {flag, type CommandSpec, type Ctx, type FlagValues} from '../cli/spec.js'
 import {writeData, withUndo} from '../engine/index.js'
 import {UsageError} from '../engine/errors.js'
-import {parseRange, humanBytes} from '../render/format.js'
+import {parseRange, parseInteger, humanBytes, U32_MAX} from '../render/format.js'
 import {ProgressBar} from '../render/progress.js'
 import {readFully} from '../render/stdio.js'
 
@@ -24,14 +24,16 @@ moves to it, so the array assembles clean under Linux. The offset must be a mult
     input: flag.string({char: 'i', description: 'input file, or - for stdin', default: '-'}),
     length: flag.string({description: 'bytes to write (default: the whole input file)'}),
     'journal-mode': flag.string({description: 'write-through: data reaches the members before the write returns; write-back: acknowledged once in the log, stripes stay cached until `reclaim` or a full log', options: ['write-through', 'write-back'], default: 'write-through'}),
-    'crash-after': flag.integer({description: 'simulate a power cut after N device write requests (exit 75)', min: 0}),
-    'crash-seed': flag.integer({description: 'with --crash-after: also apply a seeded random subset of the writes not yet flushed', dependsOn: ['crash-after']}),
+    'crash-after': flag.string({description: 'simulate a power cut after N device write requests (exit 75)'}),
+    'crash-seed': flag.string({description: 'with --crash-after: also apply a seeded random subset of the writes not yet flushed', dependsOn: ['crash-after']}),
     undo: flag.string({description: 'save every block this run overwrites into a new undo file; `r5ctl undo FILE DEV...` restores them'}),
   },
 } satisfies CommandSpec
 
 export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, devices: string[]) {
   let {offset, length} = parseRange(flags.offset, flags.length)
+  const crashAfter = flags['crash-after'] === undefined ? undefined : parseInteger('--crash-after', flags['crash-after'])
+  const crashSeed = flags['crash-seed'] === undefined ? undefined : parseInteger('--crash-seed', flags['crash-seed'], {max: U32_MAX, field: 'a 32-bit seed'})
   let fd = 0
   if (flags.input !== '-') {
     try { fd = fs.openSync(flags.input, 'r') } catch (e) { throw new UsageError(`cannot open input: ${(e as Error).message}`) }
@@ -45,7 +47,7 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, device
     progress: bar.update, mode: flags['journal-mode'] as 'write-through' | 'write-back',
     // no fdatasync to amortize: a batch that stays in cache (see WriteOptions.batchBytes)
     batchBytes: flags['no-flush'] ? 2 << 20 : undefined,
-    crashAfter: flags['crash-after'], crashSeed: flags['crash-seed'],
+    crashAfter, crashSeed,
   }))
   bar.done()
   if (fd !== 0) fs.closeSync(fd)

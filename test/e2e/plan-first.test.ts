@@ -38,7 +38,7 @@ describe('e2e: nothing is written before everything is validated', function () {
 
   it('create --force with a name longer than 32 bytes is refused (exit 2, naming --name) and leaves the old array intact', () => {
     const before = fingerprint(a.all)
-    for (const name of ['x'.repeat(33), 'é'.repeat(17), 'nul\u0000inside']) {
+    for (const name of ['x'.repeat(33), 'é'.repeat(17)]) {
       const r = r5ctl(['create', '--force', '--level', '5', '--raid-devices', '3', '--chunk', '64K', '--name', name, '--write-journal', ...a.all])
       expectExit(r, 2)
       assert.match(expectErrorLine(r), /--name/)
@@ -72,7 +72,8 @@ describe('e2e: nothing is written before everything is validated', function () {
     const before = fingerprint(e.all)
     const r = r5ctl(['write', '--offset', '0', '--input', input, ...e.all])
     expectExit(r, 4)
-    assert.match(expectErrorLine(r, {device: e.journal}), /events.*nothing was written|nothing was written/)
+    assert.match(expectErrorLine(r, {device: e.journal}), /events counter/)
+    assert.match(r.stderr, /nothing was written/)
     assert.deepEqual(fingerprint(e.all), before, 'no image changed')
     // one update is still possible: a recover of the clean log writes nothing, a reclaim of it neither
     ok(r5ctl(['recover', ...e.all]))

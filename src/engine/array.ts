@@ -350,10 +350,12 @@ function checkCreateValues(o: CreateOptions): void {
   if (name.includes('\0')) throw new UsageError('--name contains a NUL byte: set_name ends at the first one', 'choose a name without it')
 }
 
-/** Identity of a path for "given twice": the file it names when it exists. */
+/** Identity of a path for "given twice": the inode it names when it exists (symlinks and hard links alike). */
 function deviceKey(src: DeviceSource): string | BlockDevice {
   if (typeof src !== 'string') return src
-  return fs.existsSync(src) ? fs.realpathSync(src) : path.resolve(src)
+  if (!fs.existsSync(src)) return path.resolve(src)
+  const st = fs.statSync(src)
+  return `${st.dev}:${st.ino}`
 }
 
 /**

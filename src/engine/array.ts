@@ -16,6 +16,7 @@ import {
 import {encodeMetaBlock} from './format/meta.js'
 import {Geometry, validLayout, ALGORITHM, MIN_RAID_DISKS} from './geometry.js'
 import {Ring, BLOCK_SECTORS} from './journal/ring.js'
+import {refuseDuplicates} from './identity.js'
 
 export interface DeviceInfo {
   path: string
@@ -109,7 +110,7 @@ export interface OpenOptions {
    * writable: the most superblock updates the operation can make (default 1). Each advances events
    * by one, so the counter must have that much room before the first write.
    */
-  superblockUpdates?: number
+  superblockUpdates?: number | ((arr: MdArray) => number)
 }
 
 const U64_MAX = 0xffffffffffffffffn
@@ -176,16 +177,19 @@ export class MdArray {
   }
 }
 
+/** The same device twice, by any spelling of its path or as the same open device, is a UsageError. */
+export function refuseDuplicateSources(sources: DeviceSource[]): void {
+  refuseDuplicates(sources.filter((s): s is string => typeof s === 'string'))
+  const opened = sources.filter(s => typeof s !== 'string')
+  const twice = opened.find((s, i) => opened.indexOf(s) !== i)
+  if (twice) throw new UsageError(`device given twice: ${sourceName(twice)}`, 'name each device once')
+}
+
 /** Open and validate a device set. Throws an R5Error naming the device at the first problem. */
 export function openArray(sources: DeviceSource[], opts: OpenOptions): MdArray {
   if (sources.length === 0) throw new UsageError('no devices given', 'name the members and the journal, in any order')
   const paths = sources.map(sourceName)
-  const seen = new Set<string | BlockDevice>()
-  for (const s of sources) {
-    const key = typeof s === 'string' && fs.existsSync(s) ? fs.realpathSync(s) : s
-    if (seen.has(key)) throw new UsageError(`device given twice: ${sourceName(s)}`)
-    seen.add(key)
-  }
+  refuseDuplicateSources(sources)
   const probes = sources.map(probeDevice)
   const sourceOf = new Map(probes.map((p, i) => [p, sources[i]]))
   for (const p of probes) {
@@ -260,7 +264,7 @@ export function openArray(sources: DeviceSource[], opts: OpenOptions): MdArray {
   // and its events counter must have room for every update the operation makes, each + 1 (a u64
   // cannot go past 2^64-1; the kernel's md_update_sb never lets it wrap either)
   if (opts.writable) {
-    const updates = BigInt(opts.superblockUpdates ?? 1)
+    const updates = BigInt(typeof opts.superblockUpdates === 'function' ? opts.superblockUpdates(arr) : opts.superblockUpdates ?? 1)
     if (best.events + updates > U64_MAX) {
       arr.close()
       throw new CorruptError(`events counter ${best.events} cannot be advanced ${updates} time(s): it is a 64-bit counter, at most ${U64_MAX}`,
@@ -350,14 +354,6 @@ function checkCreateValues(o: CreateOptions): void {
   if (name.includes('\0')) throw new UsageError('--name contains a NUL byte: set_name ends at the first one', 'choose a name without it')
 }
 
-/** Identity of a path for "given twice": the inode it names when it exists (symlinks and hard links alike). */
-function deviceKey(src: DeviceSource): string | BlockDevice {
-  if (typeof src !== 'string') return src
-  if (!fs.existsSync(src)) return path.resolve(src)
-  const st = fs.statSync(src)
-  return `${st.dev}:${st.ino}`
-}
-
 /**
  * Validate everything and decide every byte create writes (superblocks, the first meta block);
  * writes nothing. Every refusal happens here.
@@ -378,12 +374,7 @@ export function planCreate(o: CreateOptions): CreatePlan {
   if (!validLayout(o.level, layout)) throw new UsageError(`layout ${layout} is not valid for raid${o.level}`)
   const sources = [...o.members, o.journal]
   const all = sources.map(sourceName)
-  const seen = new Set<string | BlockDevice>()
-  for (const src of sources) {
-    const key = deviceKey(src)
-    if (seen.has(key)) throw new UsageError(`device given twice: ${sourceName(src)}`)
-    seen.add(key)
-  }
+  refuseDuplicateSources(sources)
   const freshFiles = new Set<string>()
   const sizes: number[] = []
   for (const src of sources) {

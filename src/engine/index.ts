@@ -2,7 +2,7 @@
  * The engine's front door: every command calls exactly one of these operations and renders what
  * it returns. Nothing here prints.
  */
-import {type MdArray, type DeviceSource, openArray, planCreate, applyCreate, probeDevice, type CreateOptions, type ProbeResult} from './array.js'
+import {type MdArray, type DeviceSource, openArray, refuseDuplicateSources, planCreate, applyCreate, probeDevice, type CreateOptions, type ProbeResult} from './array.js'
 import {readArray, writeArray, syncParity, arraySizeBytes, type Progress, type Source, type WriteResult, type WriteOptions} from './io.js'
 import {planRecovery, planWrites, recoverStreaming, type SkippedUnit, type WriteRun, type VerifiedLog} from './journal/recover.js'
 import {reclaimLog, type ReclaimResult} from './journal/reclaim.js'
@@ -18,6 +18,7 @@ import {PAYLOAD_DATA, PAYLOAD_FLUSH, PAYLOAD_PARITY, decodeMetaBlock, pagesOf, t
 import {crcBackend} from './checksum.js'
 import {R5Error, EXIT, UsageError, SimulatedCrash, CorruptError, RefusedError} from './errors.js'
 
+export {refuseDeviceAsFile} from './identity.js'
 export {openArray, type DeviceSource, type MdArray, type CreateOptions, type Progress, type Source, type WriteResult, type JournalState, arraySizeBytes}
 
 export interface CreateResult {
@@ -83,25 +84,28 @@ export function writeSuperblockUpdates(length: number): number {
 
 /**
  * Write through the journal. With crashAfter, every device is wrapped by the crash injector and
- * a SimulatedCrash (exit 75) ends the write; `acknowledged` tells how far the write got.
+ * a SimulatedCrash (exit 75) ends the write; `acknowledged` tells how far the write got. A `length`
+ * of undefined means up to the end of the array (with endAtShortInput: up to the input's end).
  */
-export function writeData(paths: DeviceSource[], offset: number, length: number, source: Source, opts: WriteDataOptions = {}): WriteResult & {arrayUuid: string} {
+export function writeData(paths: DeviceSource[], offset: number, length: number | undefined, source: Source, opts: WriteDataOptions = {}): WriteResult & {arrayUuid: string} {
   let sources = paths
   let ctl: CrashController | undefined
   if (opts.crashAfter !== undefined) {
     ctl = new CrashController(opts.crashAfter, opts.crashSeed)
+    refuseDuplicateSources(paths)
     sources = paths.map(p => ctl!.wrap(typeof p === 'string' ? FileDevice.open(p, {writable: true}) : p))
   }
   let arr: MdArray
   try {
-    arr = openArray(sources, {writable: true, superblockUpdates: writeSuperblockUpdates(length)})
+    arr = openArray(sources, {writable: true, superblockUpdates: a => writeSuperblockUpdates(length ?? Math.max(0, arraySizeBytes(a) - offset))})
   } catch (error) {
     if (ctl) for (const d of sources) if (typeof d !== 'string' && !paths.includes(d)) d.close()
     throw error
   }
   let acked = 0
   try {
-    return {...writeArray(arr, offset, length, source, {...opts, onAck: b => { acked = b; opts.onAck?.(b) }}), arrayUuid: arr.uuid}
+    const len = length ?? Math.max(0, arraySizeBytes(arr) - offset)
+    return {...writeArray(arr, offset, len, source, {...opts, onAck: b => { acked = b; opts.onAck?.(b) }}), arrayUuid: arr.uuid}
   } catch (error) {
     if (error instanceof SimulatedCrash) error.acknowledged = acked
     throw error
@@ -597,6 +601,7 @@ export function copyJournal(paths: DeviceSource[], output: string, opts: {all?: 
 
 /** Open the devices behind an undo log: each write first saves the old blocks (see undo.ts). */
 function undoSources(paths: DeviceSource[], file: string): {sources: DeviceSource[]; log: UndoLog} {
+  refuseDuplicateSources(paths)
   const probes = paths.map(p => probeDevice(p))
   const arrayUuid = probes.find(p => p.sb)?.sb?.setUuid ?? new Uint8Array(16)
   const existing = paths.map(p => typeof p !== 'string' || fs.existsSync(p))

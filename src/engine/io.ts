@@ -160,6 +160,8 @@ export interface WriteOptions {
   batchBytes?: number
   /** called when the first `bytes` of the write are acknowledged (write-through: on the members; write-back: in the log) */
   onAck?: (bytes: number) => void
+  /** `length` is an upper bound: a short read ends the write there, without an error (the result's `bytes` says where) */
+  endAtShortInput?: boolean
 }
 
 export function writeArray(arr: MdArray, offset: number, length: number, source: Source, opts: WriteOptions = {}): WriteResult {
@@ -447,21 +449,35 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
     const startPage = offset / PAGE
     const endPage = startPage + totalPages
     const firstRow = Math.floor(offset / rowBytes)
-    const lastRow = Math.floor((endPage * PAGE - 1) / rowBytes)
+    let lastRow = Math.floor((endPage * PAGE - 1) / rowBytes)
     for (let r = firstRow; r <= lastRow; r++) {
       const lay = rowLayout(arr, r)
       const dm = lay.dataMembers
       const rowPage0 = r * D * ppc
       // page index p = i·ppc + k within the row's data is touched when from <= p < to
       const from = Math.max(startPage, rowPage0) - rowPage0
-      const to = Math.min(endPage, rowPage0 + D * ppc) - rowPage0
+      let to = Math.min(endPage, rowPage0 + D * ppc) - rowPage0
       // user data for this row
-      const inBytes = Math.min((to - from) * PAGE, length - consumed)
+      let inBytes = Math.min((to - from) * PAGE, length - consumed)
       const got = source(rowIn.subarray(0, inBytes))
-      if (got !== inBytes) {
+      if (got !== inBytes && !opts.endAtShortInput) {
         // short input: what came before this row is written and the log is closed normally below
         shortInput = consumed + got
         break
+      }
+      if (got !== inBytes) {
+        // the input ends inside this row, and so does the write (its last page keeps the old bytes after the end)
+        length = consumed + got
+        if (got === 0) break
+        inBytes = got
+        to = from + Math.ceil(got / PAGE)
+        lastRow = r
+        tailPage = null
+        if (got % PAGE !== 0) {
+          const t = alignedBuffer(PAGE)
+          readArray(arr, offset + length - (length % PAGE), PAGE, views => { let o = 0; for (const v of views) { t.set(v, o); o += v.length } })
+          tailPage = t
+        }
       }
       if (tailPage && consumed + inBytes === length) rowIn.set(tailPage.subarray(length % PAGE), inBytes)
       consumed += inBytes
@@ -644,8 +660,8 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
 }
 
 function throwShort(got: number, written: number, length: number): never {
-  throw new UsageError(`input ended after ${got} of ${length} bytes; the first ${written} bytes were written and the journal is clean`,
-    'give --length matching the input')
+  throw new R5Error(`input ended after ${got} of ${length} bytes; the first ${written} bytes were written and the journal is clean`,
+    EXIT.FAILED, undefined, 'give --length matching the input', 'short-input')
 }
 
 /** Recompute parity for every stripe (create without --assume-clean). */

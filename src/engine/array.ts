@@ -5,6 +5,7 @@
  */
 import {randomBytes} from 'node:crypto'
 import * as fs from 'node:fs'
+import * as path from 'node:path'
 import {uuidSeed} from './checksum.js'
 import {type BlockDevice, FileDevice, alignedBuffer} from './device.js'
 import {CorruptError, IoError, RefusedError, UsageError, R5Error} from './errors.js'
@@ -105,7 +106,14 @@ export interface OpenOptions {
   allowMissingJournal?: boolean
   /** only the journal matters (dump-meta / examine --journal on the journal alone) */
   journalOnly?: boolean
+  /**
+   * writable: the most superblock updates the operation can make (default 1). Each advances events
+   * by one, so the counter must have that much room before the first write.
+   */
+  superblockUpdates?: number | ((arr: MdArray) => number)
 }
+
+const U64_MAX = 0xffffffffffffffffn
 
 export class MdArray {
   /** members by slot; null when absent */
@@ -274,13 +282,14 @@ export function openArray(sources: DeviceSource[], opts: OpenOptions): MdArray {
     arr.ring!.payloadLimits = {arraySectors: Number(arr.geometry.arraySectors), memberSectors: Number(arr.geometry.usedMemberSectors), device: arr.journal.path}
   }
   // a superblock is rewritten from its decoded fields: its name must encode back to the same bytes,
-  // and its events counter must have room for the + 1 of the update (a u64 at 2^64-1 cannot; the
-  // kernel's md_update_sb never lets it wrap either)
+  // and its events counter must have room for every update the operation makes, each + 1 (a u64
+  // cannot go past 2^64-1; the kernel's md_update_sb never lets it wrap either)
   if (opts.writable) {
-    if (best.events >= 0xffffffffffffffffn) {
+    const updates = BigInt(typeof opts.superblockUpdates === 'function' ? opts.superblockUpdates(arr) : opts.superblockUpdates ?? 1)
+    if (best.events + updates > U64_MAX) {
       arr.close()
-      throw new CorruptError(`events counter ${best.events} cannot be advanced (it is a 64-bit counter at its maximum)`, set.find(p => p.sb === best)!.path,
-        'inspect it with `r5ctl examine`; nothing was written', 'bad-events')
+      throw new CorruptError(`events counter ${best.events} cannot be advanced ${updates} time(s): it is a 64-bit counter, at most ${U64_MAX}`,
+        set.find(p => p.sb === best)!.path, 'inspect it with `r5ctl examine`; nothing was written', 'bad-events')
     }
     for (const d of arr.all()) {
       const name = d.sb.setName
@@ -326,6 +335,10 @@ export const DEFAULT_DATA_OFFSET_SECTORS = 2048
 
 export interface CreatePlan {
   sbs: Superblock[]
+  /** every superblock as it will be written, encoded while planning (a value that does not fit fails here) */
+  sbBlocks: Uint8Array[]
+  /** the journal's first (empty) meta block */
+  firstMeta: Uint8Array
   paths: string[]
   sources: DeviceSource[]
   /** members that were fresh sparse files (all zero, so parity is already consistent) */
@@ -342,7 +355,30 @@ export function defaultLayout(level: number): number {
   return level === 4 ? 0 : ALGORITHM.LEFT_SYMMETRIC
 }
 
-/** Validate everything and decide every byte of the new superblocks; writes nothing. */
+/** an exact power of two (bit operations would see only the low 32 bits) */
+function isPowerOfTwo(n: number): boolean {
+  return Number.isSafeInteger(n) && n > 0 && 2 ** Math.round(Math.log2(n)) === n
+}
+
+/** The values create takes from its caller that end in a superblock field: each must fit it exactly. */
+function checkCreateValues(o: CreateOptions): void {
+  if (!isPowerOfTwo(o.chunkBytes) || o.chunkBytes < 4096)
+    throw new UsageError(`--chunk must be a power of two of at least 4K (got ${o.chunkBytes} bytes)`)
+  if (o.chunkBytes / 512 > 0xffffffff)
+    throw new UsageError(`--chunk ${o.chunkBytes} bytes is ${o.chunkBytes / 512} sectors: more than the superblock's 32-bit chunk size holds`)
+  for (const [flag, v] of [['--size', o.sizeBytes], ['--journal-size', o.journalSizeBytes]] as const) {
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) throw new UsageError(`${flag} ${v} is not a whole number of bytes below 2^53`)
+  }
+  const name = o.name ?? ''
+  if (Buffer.byteLength(name, 'utf8') > 32)
+    throw new UsageError(`--name is ${Buffer.byteLength(name, 'utf8')} bytes: the superblock's set_name holds 32`, 'choose a shorter name')
+  if (name.includes('\0')) throw new UsageError('--name contains a NUL byte: set_name ends at the first one', 'choose a name without it')
+}
+
+/**
+ * Validate everything and decide every byte create writes (superblocks, the first meta block);
+ * writes nothing. Every refusal happens here.
+ */
 export function planCreate(o: CreateOptions): CreatePlan {
   if (![4, 5, 6].includes(o.level)) throw new UsageError(`--level must be 4, 5 or 6 for a journaled array (got ${o.level})`)
   const minDisks = o.level === 6 ? 4 : 3
@@ -354,8 +390,7 @@ export function planCreate(o: CreateOptions): CreatePlan {
     throw new UsageError(`raid${o.level} with a journal supports at most ${maxData + (o.level === 6 ? 2 : 1)} devices (a stripe's journal record must fit one 4 KiB meta block)`)
   if (o.members.length !== o.raidDevices)
     throw new UsageError(`--raid-devices ${o.raidDevices} but ${o.members.length} member device(s) given`, 'pass the journal with --write-journal, not as a member')
-  if (o.chunkBytes < 4096 || (o.chunkBytes & (o.chunkBytes - 1)) !== 0)
-    throw new UsageError(`chunk size must be a power of two of at least 4K (got ${o.chunkBytes})`)
+  checkCreateValues(o)
   const layout = o.layout ?? defaultLayout(o.level)
   if (!validLayout(o.level, layout)) throw new UsageError(`layout ${layout} is not valid for raid${o.level}`)
   const sources = [...o.members, o.journal]
@@ -369,6 +404,9 @@ export function planCreate(o: CreateOptions): CreatePlan {
     if (typeof src === 'string' && !fs.existsSync(p)) {
       const size = isJournal ? o.journalSizeBytes : o.sizeBytes
       if (!size) throw new UsageError(`${p} does not exist; give ${isJournal ? '--journal-size' : '--size'} to create it`)
+      const dir = path.dirname(p)
+      if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory())
+        throw new UsageError(`cannot create ${p}: folder ${dir} does not exist`, 'create the folder first', p)
       sizes.push(size)
       freshFiles.add(p)
       continue
@@ -391,7 +429,14 @@ export function planCreate(o: CreateOptions): CreatePlan {
   const jSectors = Math.floor(sizes[o.raidDevices] / 512) - dataOffset
   if (jSectors < 64 * BLOCK_SECTORS)
     throw new UsageError(`journal too small: needs at least ${(dataOffset + 64 * BLOCK_SECTORS) * 512} bytes`, undefined, all[o.raidDevices])
+  let geometry: Geometry
+  try {
+    geometry = new Geometry(o.level as 4 | 5 | 6, o.raidDevices, chunkSectors, layout, BigInt(size))
+  } catch (error) {
+    throw new UsageError(`cannot lay out this array: ${(error as Error).message}`)
+  }
   const setUuid = o.uuid ?? new Uint8Array(randomBytes(16))
+  if (setUuid.length !== 16) throw new UsageError(`--uuid must be 16 bytes (got ${setUuid.length})`)
   const now = mdTime(new Date())
   const devRoles = [...Array.from({length: o.raidDevices}, (_, i) => i), ROLE_JOURNAL]
   const sbs = all.map((p, i) =>
@@ -417,21 +462,58 @@ export function planCreate(o: CreateOptions): CreatePlan {
       devRoles,
     }),
   )
+  const sbBlocks = sbs.map((sb, i) => {
+    try {
+      return encodeSuperblock(sb)
+    } catch (error) {
+      throw new UsageError(`the superblock cannot be written: ${(error as Error).message}`, undefined, all[i])
+    }
+  })
   const firstSeq = BigInt(randomBytes(4).readUInt32LE(0))
-  return {sbs, paths: all, sources, freshFiles, geometry: new Geometry(o.level as 4 | 5 | 6, o.raidDevices, chunkSectors, layout, BigInt(size)), firstSeq}
+  const firstMeta = encodeMetaBlock({seq: firstSeq, position: 0n, payloads: []}, uuidSeed(setUuid))
+  return {sbs, sbBlocks, firstMeta, paths: all, sources, freshFiles, geometry, firstSeq}
 }
 
 /**
- * Carry out a create plan: create sparse files, (caller syncs parity), then the journal's first
- * empty meta block, then superblocks last.
+ * Open every device a create plan names, existing ones first, so that a device that cannot be
+ * opened for writing stops the create before any file is made; the files made here are removed
+ * again when a later one fails.
+ */
+function openForCreate(plan: CreatePlan, o: CreateOptions): BlockDevice[] {
+  const devs: (BlockDevice | null)[] = plan.sources.map(() => null)
+  const made: string[] = []
+  try {
+    plan.sources.forEach((src, i) => {
+      if (typeof src !== 'string') devs[i] = src
+      else if (!plan.freshFiles.has(src)) devs[i] = FileDevice.open(src, {writable: true})
+    })
+    plan.sources.forEach((src, i) => {
+      if (typeof src !== 'string' || !plan.freshFiles.has(src)) return
+      try {
+        FileDevice.createSparse(src, i === o.raidDevices ? o.journalSizeBytes! : o.sizeBytes!)
+      } catch (error) {
+        throw new IoError(`cannot create: ${(error as Error).message}`, src)
+      }
+      made.push(src)
+      devs[i] = FileDevice.open(src, {writable: true})
+    })
+  } catch (error) {
+    plan.sources.forEach((src, i) => { if (typeof src === 'string') devs[i]?.close() })
+    for (const f of made) fs.rmSync(f, {force: true})
+    throw error
+  }
+  return devs as BlockDevice[]
+}
+
+/**
+ * Carry out a create plan: open (and create) every device, wipe old superblocks, (caller syncs
+ * parity), then the journal's first empty meta block, then superblocks last.
  */
 export function applyCreate(plan: CreatePlan, o: CreateOptions, syncParity: (arr: MdArray) => void): MdArray {
-  plan.paths.forEach((p, i) => {
-    if (plan.freshFiles.has(p)) FileDevice.createSparse(p, i === o.raidDevices ? o.journalSizeBytes! : o.sizeBytes!)
-  })
-  const devs: DeviceInfo[] = plan.sources.map((src, i) => ({
+  const opened = openForCreate(plan, o)
+  const devs: DeviceInfo[] = plan.sources.map((_, i) => ({
     path: plan.paths[i],
-    dev: typeof src === 'string' ? FileDevice.open(src, {writable: true}) : src,
+    dev: opened[i],
     sb: plan.sbs[i],
     role: i === o.raidDevices ? ROLE_JOURNAL : i,
   }))
@@ -441,10 +523,9 @@ export function applyCreate(plan: CreatePlan, o: CreateOptions, syncParity: (arr
     const zero = alignedBuffer(4096)
     for (const d of devs) if (!plan.freshFiles.has(d.path)) d.dev.write(zero, SB_OFFSET_BYTES)
     syncParity(arr)
-    const mb = encodeMetaBlock({seq: plan.firstSeq, position: 0n, payloads: []}, arr.seed)
-    arr.ring!.write(mb, 0)
+    arr.ring!.write(plan.firstMeta, 0)
     for (const d of devs) d.dev.flush()
-    for (const d of devs) d.dev.write(encodeSuperblock(d.sb), SB_OFFSET_BYTES)
+    devs.forEach((d, i) => d.dev.write(plan.sbBlocks[i], SB_OFFSET_BYTES))
     for (const d of devs) d.dev.flush()
   } catch (error) {
     arr.close()

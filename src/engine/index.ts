@@ -80,6 +80,15 @@ export interface WriteDataOptions extends WriteOptions {
 export interface CrashReport {injected: false; deviceWrites: number}
 
 /**
+ * The most superblock updates a write of `length` bytes makes (writeArray): reclaiming cached stripes
+ * first, opening the log, at most one checkpoint or reclaim per batch (every batch logs at least one
+ * page of the write), closing the log.
+ */
+export function writeSuperblockUpdates(length: number): number {
+  return 3 + Math.ceil(Math.max(0, length) / PAGE)
+}
+
+/**
  * Write through the journal. With crashAfter, every device is wrapped by the crash injector and
  * a SimulatedCrash (exit 75) ends the write; `acknowledged` tells how far the write got. A write
  * that needed no more than crashAfter device writes returns `crash` with their count. A `length`
@@ -96,7 +105,7 @@ export function writeData(paths: DeviceSource[], offset: number, length: number 
   }
   let arr: MdArray
   try {
-    arr = openArray(sources, {writable: true})
+    arr = openArray(sources, {writable: true, superblockUpdates: a => writeSuperblockUpdates(length ?? Math.max(0, arraySizeBytes(a) - offset))})
   } catch (error) {
     if (ctl) for (const d of sources) if (typeof d !== 'string' && !paths.includes(d)) d.close()
     throw error

@@ -2,6 +2,7 @@ import {flag, type CommandSpec, type Ctx, type FlagValues} from '../cli/spec.js'
 import {dumpMeta, copyJournal} from '../engine/index.js'
 import {EXIT} from '../engine/errors.js'
 import {renderDump} from '../render/journal.js'
+import {parseInteger} from '../render/format.js'
 
 export const spec = {
   summary: 'List every meta block of the live log with each payload and per-page checksum verdicts',
@@ -18,8 +19,8 @@ is at journal_tail.`,
   ],
   strict: false,
   flags: {
-    from: flag.integer({description: 'start at this journal sector instead of journal_tail'}),
-    stripe: flag.integer({description: 'only records that logged the stripe at this member sector'}),
+    from: flag.string({description: 'start at this journal sector instead of journal_tail'}),
+    stripe: flag.string({description: 'only records that logged the stripe at this member sector'}),
     all: flag.boolean({description: 'also list stale meta blocks beyond the head (marked stale; never replayed); with --copy: copy the whole journal'}),
     copy: flag.string({description: 'copy the superblock and the live log (the whole journal with --all) into a new sparse image FILE, usable in place of the journal'}),
   },
@@ -32,7 +33,8 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, device
       ctx.log(`copied ${c.all ? 'the whole journal' : `the live log (sectors ${c.live.fromSector}..${c.live.toSector})`} and its superblock from ${c.journal} into ${c.output} (${c.bytesCopied} bytes; image size ${c.sizeBytes})`)
     return c
   }
-  const r = dumpMeta(devices, {from: flags.from, stripe: flags.stripe, all: flags.all})
+  const num = (f: string, v: string | undefined) => (v === undefined ? undefined : parseInteger(f, v))
+  const r = dumpMeta(devices, {from: num('--from', flags.from), stripe: num('--stripe', flags.stripe), all: flags.all})
   if (r.mismatches > 0 || r.badTail) ctx.setExit(EXIT.CORRUPT)
   if (!ctx.jsonEnabled()) ctx.log(renderDump(r))
   return r

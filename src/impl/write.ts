@@ -2,7 +2,7 @@ import {flag, type CommandSpec, type Ctx, type FlagValues} from '../cli/spec.js'
 import {writeData, withUndo, refuseDeviceAsFile} from '../engine/index.js'
 import {EXIT} from '../engine/errors.js'
 import {err} from '../render/colour.js'
-import {parseRange, humanBytes} from '../render/format.js'
+import {parseRange, parseInteger, humanBytes, U32_MAX} from '../render/format.js'
 import {ProgressBar} from '../render/progress.js'
 import {openInput} from '../cli/input.js'
 
@@ -27,14 +27,16 @@ devices are refused before anything is written.`,
     input: flag.string({char: 'i', description: 'input: a file, a pipe or FIFO, or - for stdin', default: '-'}),
     length: flag.string({description: 'bytes to write (default: the whole input, to its end)'}),
     'journal-mode': flag.string({description: 'write-through: data reaches the members before the write returns; write-back: acknowledged once in the log, stripes stay cached until `reclaim` or a full log', options: ['write-through', 'write-back'], default: 'write-through'}),
-    'crash-after': flag.integer({description: 'simulate a power cut after N device write requests (exit 75; exit 76 when the write needs no more than N)', min: 0}),
-    'crash-seed': flag.integer({description: 'with --crash-after: also apply a seeded random subset of the writes not yet flushed', dependsOn: ['crash-after']}),
+    'crash-after': flag.string({description: 'simulate a power cut after N device write requests (exit 75; exit 76 when the write needs no more than N)'}),
+    'crash-seed': flag.string({description: 'with --crash-after: also apply a seeded random subset of the writes not yet flushed', dependsOn: ['crash-after']}),
     undo: flag.string({description: 'save every block this run overwrites into a new undo file; `r5ctl undo FILE DEV...` restores them'}),
   },
 } satisfies CommandSpec
 
 export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, devices: string[]) {
   const {offset, length} = parseRange(flags.offset, flags.length)
+  const crashAfter = flags['crash-after'] === undefined ? undefined : parseInteger('--crash-after', flags['crash-after'])
+  const crashSeed = flags['crash-seed'] === undefined ? undefined : parseInteger('--crash-seed', flags['crash-seed'], {max: U32_MAX, field: 'a 32-bit seed'})
   if (flags.input !== '-') refuseDeviceAsFile(flags.input, '--input', devices)
   const input = openInput(flags.input, length)
   const bar = new ProgressBar('write', ctx.progressEnabled(flags.progress))
@@ -44,7 +46,7 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, device
       progress: bar.update, mode: flags['journal-mode'] as 'write-through' | 'write-back', endAtShortInput: input.endAtShortInput,
       // no fdatasync to amortize: a batch that stays in cache (see WriteOptions.batchBytes)
       batchBytes: flags['no-flush'] ? 2 << 20 : undefined,
-      crashAfter: flags['crash-after'], crashSeed: flags['crash-seed'],
+      crashAfter, crashSeed,
     }))
     bar.done()
     input.check(res.bytes, offset)

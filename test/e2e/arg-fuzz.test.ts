@@ -311,12 +311,12 @@ function firstLines(s: string, n = 3): string {
 function check(c: Case, r: Spawned, changed: string[]): Violation[] {
   const v: Violation[] = []
   const add = (kind: Violation['kind'], detail: string) => v.push({kind, c, r, detail})
-  if (r.timedOut) add('hang', `no exit within ${TIMEOUT_MS} ms (killed)`)
+  if (r.timedOut) add('hang', `asleep without using CPU after ${TIMEOUT_MS} ms (killed)`)
   else if (r.status === null) add('signal', `killed by ${r.signal}`)
   else if (!(DOCUMENTED.has(r.status) || (r.status === 127 && c.unknownCommand))) add('exit code', `exit ${r.status} is not in docs/exit-codes.md`)
   const stack = stackLines(r.stderr)
   if (stack.length) add('stack trace', stack.slice(0, 2).join(' | '))
-  const json = c.argv.includes('--json')
+  const json = flagGiven(c.argv, '--json')
   if (!r.timedOut && r.status !== null && r.status !== 0 && r.status !== 127) {
     if (json) {
       try {
@@ -335,6 +335,12 @@ function check(c: Case, r: Spawned, changed: string[]): Violation[] {
   }
   if (changed.length && r.status !== 0 && !documentedPartialWrite(c, r)) add('changed on failure', `exit ${r.status ?? r.signal} but changed: ${changed.join(', ')}`)
   return v
+}
+
+/** a flag before `--` (after it, it is a device name) */
+function flagGiven(argv: string[], flag: string): boolean {
+  const end = argv.indexOf('--')
+  return (end < 0 ? argv : argv.slice(0, end)).includes(flag)
 }
 
 /** exit 75 is a simulated power cut, and input that ends early is written up to there (docs/exit-codes.md) */
@@ -445,6 +451,19 @@ describe('e2e: argument fuzzer (every command × hostile values and paths)', fun
       for (const v of d) lines.push(`- ${describeViolation(v).replace(/\n\s+/g, '\n  ')}`)
       lines.push('')
     }
+    // not failures of this test, but worth a look: hostile numbers a command took, files a failure left behind
+    const accepted = results.filter(x => x.r.status === 0 && /^--[\w-]+ <.*>$/s.test(x.c.tag) && NUMBERS.includes(/<(.*)>$/s.exec(x.c.tag)![1]))
+    if (accepted.length) {
+      lines.push(`## accepted hostile numbers (exit 0; ${accepted.length} cases)`, '')
+      for (const x of accepted) lines.push(`- #${x.c.id} \`${repro(x.c)}\``)
+      lines.push('')
+    }
+    const leftovers = results.filter(x => x.r.status !== 0 && x.extra.length)
+    if (leftovers.length) {
+      lines.push(`## files left behind by a failed command (${leftovers.length} cases)`, '')
+      for (const x of leftovers.slice(0, 40)) lines.push(`- #${x.c.id} \`${repro(x.c)}\` exit ${x.r.status ?? x.r.signal}: ${x.extra.join(', ')}`)
+      lines.push('')
+    }
     return lines.join('\n')
   }
 
@@ -452,7 +471,7 @@ describe('e2e: argument fuzzer (every command × hostile values and paths)', fun
     if (ONLY) this.skip()
     assert.ok(results.length >= CASES, `${results.length} cases`)
     for (const form of [...FORMS.map(f => f.name), 'demo', 'unknown'])
-      assert.ok(results.filter(x => x.c.form === form).length >= 10, `too few cases for ${form}`)
+      assert.ok(results.filter(x => x.c.form === form).length >= 5, `too few cases for ${form}`)
   })
   it('every command ends within the timeout', () => expectNone('hang'))
   it('no command dies of a signal', () => expectNone('signal'))

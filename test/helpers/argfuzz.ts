@@ -47,8 +47,8 @@ export interface Spawned {
 const KEEP = 64 * 1024
 
 /**
- * `node bin/run.js ARGS` in `cwd`, stdin fed with `input` and closed, killed (SIGKILL) after
- * `timeoutMs`. Never rejects for the child's sake: a hang is a result, not a suite failure.
+ * `node bin/run.js ARGS` in `cwd`, stdin fed with `input` and closed, killed (SIGKILL) when still
+ * running after `timeoutMs` and asleep without using CPU (or after four times `timeoutMs` in any case). Never rejects for the child's sake: a hang is a result, not a suite failure.
  */
 export function spawnR5ctl(args: string[], opts: {cwd: string; env?: Record<string, string | undefined>; input?: Buffer; timeoutMs: number}): Promise<Spawned> {
   return new Promise((resolve, reject) => {
@@ -59,7 +59,21 @@ export function spawnR5ctl(args: string[], opts: {cwd: string; env?: Record<stri
     let outBytes = 0
     let errBytes = 0
     let timedOut = false
-    const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL') }, opts.timeoutMs)
+    // at the deadline a child still using CPU (or in disk wait) is slow, not hung: on a loaded machine
+    // it gets more time, up to four deadlines; one asleep without using any CPU for a second is killed
+    const deadline = t0 + 4 * opts.timeoutMs
+    let timer: NodeJS.Timeout
+    const expire = (lastTicks: number | undefined) => {
+      const now = cpuState(child.pid)
+      const busy = now !== undefined && (lastTicks === undefined || now.ticks > lastTicks || now.state === 'R' || now.state === 'D')
+      if (busy && Date.now() < deadline) {
+        timer = setTimeout(() => expire(now.ticks), 1000)
+        return
+      }
+      timedOut = true
+      child.kill('SIGKILL')
+    }
+    timer = setTimeout(() => expire(undefined), opts.timeoutMs)
     child.stdout.on('data', (b: Buffer) => { if (outBytes < KEEP) out.push(b); outBytes += b.length })
     child.stderr.on('data', (b: Buffer) => { if (errBytes < KEEP) err.push(b); errBytes += b.length })
     child.stdin.on('error', () => { /* the child may exit without reading its stdin */ })
@@ -74,6 +88,18 @@ export function spawnR5ctl(args: string[], opts: {cwd: string; env?: Record<stri
       })
     })
   })
+}
+
+/** A process's state letter and CPU ticks (utime + stime) from /proc, or undefined where there is none. */
+function cpuState(pid: number | undefined): {state: string; ticks: number} | undefined {
+  if (pid === undefined) return undefined
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return {state: f[0], ticks: Number(f[11]) + Number(f[12])}
+  } catch {
+    return undefined
+  }
 }
 
 /** Run `fn` over `items` with at most `workers` at a time; worker i always gets slot i (its own files). */

@@ -361,7 +361,16 @@ function signature(v: Violation): string {
 }
 
 function repro(c: Case): string {
-  return `${shellLine(['r5ctl', ...c.argv]).replaceAll('{W}', '"$PWD"')}${c.stdin ? '  (stdin: 16 KiB)' : ''}`
+  // a long run of one character (a 5000-byte --name) is spelled as the shell command that makes it
+  const long = new Map<string, string>()
+  const argv = c.argv.map((a, i) => {
+    if (a.length <= 64 || !/^(.)\1*$/s.test(a)) return a
+    long.set(`LONG${i}`, `"$(printf '%${a.length}s' '' | tr ' ' '${a[0]}')"`)
+    return `LONG${i}`
+  })
+  let line = shellLine(['r5ctl', ...argv]).replaceAll('{W}', '"$PWD"')
+  for (const [k, v] of long) line = line.replace(k, v)
+  return `${line}${c.stdin ? '  (stdin: 16 KiB)' : ''}`
 }
 
 function describeViolation(v: Violation): string {

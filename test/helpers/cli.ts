@@ -38,7 +38,8 @@ export interface RunOptions {
 
 const MAX_BUFFER = 1 << 30
 
-function childEnv(extra?: Record<string, string | undefined>): NodeJS.ProcessEnv {
+/** The environment every spawned CLI gets: no colours, no debug stack traces. */
+export function childEnv(extra?: Record<string, string | undefined>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {...process.env, NO_COLOR: '1'}
   delete env.FORCE_COLOR
   delete env.R5CTL_DEBUG

@@ -8,7 +8,7 @@
 import {format, inspect} from 'node:util'
 import {Args, Command, Flags, ux} from '@oclif/core'
 import {FileDevice} from './engine/device.js'
-import {BASE_FLAGS, type ArgSpec, type CommandImpl, type CommandSpec, type Ctx, type FlagSpec} from './cli/spec.js'
+import {BASE_FLAGS, refuseEmptyFlags, type ArgSpec, type CommandImpl, type CommandSpec, type Ctx, type FlagSpec} from './cli/spec.js'
 import {reportError} from './cli/report.js'
 import {writeStdout} from './render/stdio.js'
 
@@ -79,6 +79,7 @@ export function commandClass<S extends CommandSpec>(impl: CommandImpl<S>): typeo
 
     async run(): Promise<unknown> {
       const {flags, argv, args} = await this.parse(this.ctor as any)
+      refuseEmptyFlags(flags)
       return run(this, flags as any, argv.map(String), args as Record<string, string | undefined>)
     }
   }

@@ -18,7 +18,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {format} from 'node:util'
-import {BASE_FLAGS, type CommandImpl, type CommandSpec, type Ctx, type FlagSpec} from './spec.js'
+import {BASE_FLAGS, refuseEmptyFlags, type CommandImpl, type CommandSpec, type Ctx, type FlagSpec} from './spec.js'
 import {writeStdout} from '../render/stdio.js'
 
 /** the package root: this file is dist/src/cli/fast.js */
@@ -303,6 +303,7 @@ async function runCommand(impl: CommandImpl, input: string[], parsed: Parsed, re
   let result: unknown
   try {
     if (input.includes('--no-flush')) (await import('../engine/device.js')).FileDevice.syncOnFlush = false
+    refuseEmptyFlags(parsed.flags)
     result = await impl.run(ctx, parsed.flags as any, parsed.argv, parsed.args)
   } catch (error) {
     reportError(error as Error, ctx.jsonEnabled())

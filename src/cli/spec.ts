@@ -8,6 +8,7 @@
  * Only what the fast path can parse exactly as oclif does is expressible: boolean, string and integer
  * flags with char, aliases, required, default, options, min and dependsOn; string args.
  */
+import {UsageError} from '../engine/errors.js'
 
 /** What every kind of flag has. */
 interface FlagBase {
@@ -93,4 +94,13 @@ export type RunFn<S extends CommandSpec> = (ctx: Ctx, flags: FlagValues<S['flags
 export interface CommandImpl<S extends CommandSpec = CommandSpec> {
   spec: S
   run: RunFn<S>
+}
+
+/**
+ * A string flag given as '' (`--undo ''`, `--output ''`) is a mistake, never "not given": refused as a
+ * usage error before the command runs (oclif and the fast path both call this).
+ */
+export function refuseEmptyFlags(flags: Record<string, unknown>): void {
+  for (const [name, value] of Object.entries(flags))
+    if (value === '') throw new UsageError(`--${name} needs a value (got an empty string)`)
 }

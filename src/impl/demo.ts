@@ -4,7 +4,7 @@ import * as path from 'node:path'
 import {createHash, randomBytes} from 'node:crypto'
 import {flag, type CommandSpec, type Ctx, type FlagValues} from '../cli/spec.js'
 import {createArray, writeData, readData, examineJournal, dumpMeta, recoverArray} from '../engine/index.js'
-import {CorruptError, SimulatedCrash} from '../engine/errors.js'
+import {CorruptError, SimulatedCrash, UsageError} from '../engine/errors.js'
 import {ProgressBar} from '../render/progress.js'
 import {out} from '../render/colour.js'
 import {renderJournal} from '../render/journal.js'
@@ -18,14 +18,16 @@ the power in the middle of a large write (crash injection), shows the dirty jour
 verifies every byte — with all members and with each member left out: acknowledged writes are all there, and
 every page of the interrupted write is either its old or its new contents.`,
   examples: ['<%= config.bin %> demo', '<%= config.bin %> demo --dir /tmp/r5demo --keep'],
-  strict: true,
+  // false, so that a surplus argument is our usage error (exit 2) rather than oclif's unknown command (127)
+  strict: false,
   flags: {
     dir: flag.string({description: 'folder for the image files (default: a new temporary folder)'}),
     keep: flag.boolean({description: 'keep the image files afterwards'}),
   },
 } satisfies CommandSpec
 
-export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>) {
+export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, argv: string[]) {
+  if (argv.length > 0) throw new UsageError(`demo takes no arguments (got ${argv.join(' ')})`, 'give the folder with --dir')
   const dir = flags.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'r5ctl-demo-'))
   fs.mkdirSync(dir, {recursive: true})
   const say = (s: string) => { if (!ctx.jsonEnabled()) ctx.log(s) }

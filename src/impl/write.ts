@@ -56,7 +56,7 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, device
   const json = {...res, lastSeq: res.lastSeq.toString()}
   if (res.crash) {
     // a crash sweep raises N until this: the crash point is past the end of the write
-    process.stderr.write(`${err.yellow('r5ctl:')} no power cut: the write completed after ${res.crash.deviceWrites} device writes (--crash-after ${flags['crash-after']})\n`)
+    process.stderr.write(`${err.yellow('r5ctl:')} no power cut: the write completed after ${res.crash.deviceWrites} device writes (--crash-after ${crashAfter})\n`)
     ctx.setExit(EXIT.NO_CRASH)
   }
   if (!ctx.jsonEnabled() && res.mode === 'write-back')

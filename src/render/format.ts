@@ -38,9 +38,9 @@ export interface NumberRule {
  * ends in cannot hold.
  */
 export function parseNumber(flag: string, value: string, rule: NumberRule = {}): bigint {
-  const m = (rule.size ? /^(\d+)([kmgt]?)(i?b)?$/i : /^(\d+)()()$/).exec(String(value).trim())
+  const m = (rule.size ? /^(\d+)([kmgt]?)(i?b)?$/i : /^(\d+)()()$/).exec(value)
   if (!m || (m[3] && !m[2] && /i/i.test(m[3])))
-    throw new UsageError(`${flag} '${value}' is not ${rule.size ? 'a size (whole bytes, or with a K, M, G or T suffix)' : 'a whole non-negative number'}`)
+    throw new UsageError(`${flag} ${JSON.stringify(value)} is not ${rule.size ? 'a size (whole bytes, or with a K, M, G or T suffix)' : 'a whole non-negative number'}`)
   const v = BigInt(m[1]) * UNITS[m[2].toLowerCase() as keyof typeof UNITS]
   const max = rule.max ?? SAFE_MAX
   if (v > max) {

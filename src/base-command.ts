@@ -5,10 +5,12 @@
  * src/commands/<id>.ts exports. bin/run.js runs plain command lines without oclif (src/cli/fast.ts), with
  * the same definitions and the same error reporting.
  */
-import {Args, Command, Flags} from '@oclif/core'
+import {format, inspect} from 'node:util'
+import {Args, Command, Flags, ux} from '@oclif/core'
 import {FileDevice} from './engine/device.js'
 import {BASE_FLAGS, type ArgSpec, type CommandImpl, type CommandSpec, type Ctx, type FlagSpec} from './cli/spec.js'
 import {reportError} from './cli/report.js'
+import {writeStdout} from './render/stdio.js'
 
 /** oclif flag definitions from our flag specs (only the keys that are set, so the manifest stays minimal). */
 export function oclifFlags(specs: Record<string, FlagSpec>): Record<string, any> {
@@ -43,6 +45,20 @@ export abstract class R5Command extends Command implements Ctx {
 
   public progressEnabled(flag: boolean | undefined): boolean {
     return Boolean(flag) || (process.stderr.isTTY && !this.jsonEnabled())
+  }
+
+  /** Command#log, through the one writer of stdout (a failure there is the command's error) */
+  public log(message = '', ...args: any[]): void {
+    if (!this.jsonEnabled()) writeStdout(format(typeof message === 'string' ? message : inspect(message), ...args) + '\n')
+  }
+
+  /** Command#logJson, which oclif calls after the command: a stdout failure is reported here */
+  public logJson(json: unknown): void {
+    try {
+      writeStdout(ux.colorizeJson(json, {pretty: true, theme: this.config.theme?.json}) + '\n')
+    } catch (error) {
+      reportError(error as Error, true)
+    }
   }
 
   protected async catch(error: Error & {oclif?: {exit?: number}; exitCode?: number}): Promise<any> {

@@ -19,6 +19,7 @@ import * as path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {format} from 'node:util'
 import {BASE_FLAGS, type CommandImpl, type CommandSpec, type Ctx, type FlagSpec} from './spec.js'
+import {writeStdout} from '../render/stdio.js'
 
 /** the package root: this file is dist/src/cli/fast.js */
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
@@ -170,7 +171,7 @@ function userThemeExists(pj: PackageJson): boolean {
 }
 
 /** oclif's config.userAgent, as printed by `--version`; WSL detection is left to oclif. */
-function versionPrinter(pj: PackageJson): (() => void) | undefined {
+function versionPrinter(pj: PackageJson): (() => Promise<void>) | undefined {
   const platform = os.platform()
   if (platform === 'linux') {
     if (os.release().toLowerCase().includes('microsoft')) return
@@ -180,9 +181,12 @@ function versionPrinter(pj: PackageJson): (() => void) | undefined {
     if (fs.existsSync('/proc/sys/fs/binfmt_misc/WSLInterop') || fs.existsSync('/run/WSL')) return
   }
   const arch = os.arch() === 'ia32' ? 'x86' : os.arch()
-  return () => {
-    swallowEpipe()
-    console.log(format(`${pj.name}/${pj.version || '0.0.0'} ${platform}-${arch} node-${process.version}`))
+  return async () => {
+    try {
+      writeStdout(format(`${pj.name}/${pj.version || '0.0.0'} ${platform}-${arch} node-${process.version}`) + '\n')
+    } catch (error) {
+      ;(await import('./report.js')).reportError(error as Error, false)
+    }
   }
 }
 
@@ -305,12 +309,18 @@ async function runCommand(impl: CommandImpl, input: string[], parsed: Parsed, re
   }
   // Command#logJson: oclif's colorizeJson without a theme prints JSON.stringify(result, null, 2)
   if (result && ctx.jsonEnabled()) {
+    let text: string
     try {
-      console.log(format(JSON.stringify(result, null, 2)))
+      text = format(JSON.stringify(result, null, 2)) + '\n'
     } catch (error) {
       // a result JSON cannot carry (a bug): oclif's handle() prints the stack and exits 1
       console.error((error as Error).stack)
       process.exit(1)
+    }
+    try {
+      writeStdout(text)
+    } catch (error) {
+      reportError(error as Error, true)
     }
   }
 }
@@ -323,7 +333,7 @@ class FastContext implements Ctx {
   }
 
   log(message = ''): void {
-    if (!this.jsonEnabled()) console.log(format(message))
+    if (!this.jsonEnabled()) writeStdout(format(message) + '\n')
   }
 
   setExit(code: number): void {

@@ -5,8 +5,11 @@
  */
 import {R5Error, EXIT, SimulatedCrash} from '../engine/errors.js'
 import {err as c} from '../render/colour.js'
+import {StdoutClosed, writeStdout, stdoutUsable} from '../render/stdio.js'
 
 export function reportError(error: Error & {oclif?: {exit?: number}; exitCode?: number}, json: boolean): void {
+  // a reader that went away (`| head`) is no failure: end quietly, with the exit code set so far
+  if (error instanceof StdoutClosed) return
   let exitCode: number
   let code = 'error'
   let device: string | undefined
@@ -31,9 +34,15 @@ export function reportError(error: Error & {oclif?: {exit?: number}; exitCode?: 
     error.message = `${error.message}; ${error.acknowledged} bytes of the write were acknowledged`
   }
   const message = String(error.message).split('\n').map(l => l.replace(/^\s*›\s*/, '').trim()).filter(Boolean).join('; ')
-  if (json) {
-    process.stdout.write(JSON.stringify({error: {code, message, device: device ?? null, hint: hint ?? null, exitCode, ...extra}}, null, 2) + '\n')
-  } else {
+  // with --json the error object goes to stdout, unless stdout is what failed: then the line goes to stderr
+  let printed = false
+  if (json && stdoutUsable()) {
+    try {
+      writeStdout(JSON.stringify({error: {code, message, device: device ?? null, hint: hint ?? null, exitCode, ...extra}}, null, 2) + '\n')
+      printed = true
+    } catch {}
+  }
+  if (!printed) {
     process.stderr.write(`${c.red('r5ctl:')} ${message}${device ? ` (${device})` : ''}\n`)
     if (hint) process.stderr.write(`${c.dim('hint:')} ${hint}\n`)
     if (process.env.R5CTL_DEBUG === '1' && error.stack) process.stderr.write(error.stack + '\n')

@@ -5,6 +5,7 @@
  */
 import {randomBytes} from 'node:crypto'
 import * as fs from 'node:fs'
+import * as path from 'node:path'
 import {uuidSeed} from './checksum.js'
 import {type BlockDevice, FileDevice, alignedBuffer} from './device.js'
 import {CorruptError, IoError, RefusedError, UsageError, R5Error} from './errors.js'
@@ -15,6 +16,7 @@ import {
 import {encodeMetaBlock} from './format/meta.js'
 import {Geometry, validLayout, ALGORITHM, MIN_RAID_DISKS} from './geometry.js'
 import {Ring, BLOCK_SECTORS} from './journal/ring.js'
+import {refuseDuplicates} from './identity.js'
 
 export interface DeviceInfo {
   path: string
@@ -104,7 +106,14 @@ export interface OpenOptions {
   allowMissingJournal?: boolean
   /** only the journal matters (dump-meta / examine --journal on the journal alone) */
   journalOnly?: boolean
+  /**
+   * writable: the most superblock updates the operation can make (default 1). Each advances events
+   * by one, so the counter must have that much room before the first write.
+   */
+  superblockUpdates?: number | ((arr: MdArray) => number)
 }
+
+const U64_MAX = 0xffffffffffffffffn
 
 export class MdArray {
   /** members by slot; null when absent */
@@ -168,16 +177,41 @@ export class MdArray {
   }
 }
 
+/** The same device twice, by any spelling of its path or as the same open device, is a UsageError. */
+export function refuseDuplicateSources(sources: DeviceSource[]): void {
+  refuseDuplicates(sources.filter((s): s is string => typeof s === 'string'))
+  const opened = sources.filter(s => typeof s !== 'string')
+  const twice = opened.find((s, i) => opened.indexOf(s) !== i)
+  if (twice) throw new UsageError(`device given twice: ${sourceName(twice)}`, 'name each device once')
+}
+
+/**
+ * A device whose geometry (level, raid_disks, chunk, layout, size) differs from the one most of the
+ * set agrees on (ties: the freshest superblock's), or undefined. Comparing with the majority, not
+ * with the freshest superblock, names the odd device even when it is the freshest.
+ */
+function oddGeometry(set: ProbeResult[], best: Superblock): ProbeResult | undefined {
+  const key = (sb: Superblock) => `${sb.level}/${sb.raidDisks}/${sb.chunkSize}/${sb.layout}/${sb.size}`
+  const votes = new Map<string, number>()
+  for (const p of set) votes.set(key(p.sb!), (votes.get(key(p.sb!)) ?? 0) + 1)
+  let agreed = key(best)
+  for (const [k, n] of votes) if (n > votes.get(agreed)!) agreed = k
+  return set.find(p => key(p.sb!) !== agreed)
+}
+
+/**
+ * Member slots with no device among those given. The problem is the set's, not any device's: the
+ * error names no device and says which array the slots belong to.
+ */
+export function missingMembersError(uuid: string, missing: number[], why: string, hint = 'name every member and the journal', code = 'missing-member'): RefusedError {
+  const s = missing.length > 1 ? 's' : ''
+  return new RefusedError(`member${s} for slot${s} ${missing.join(', ')} of array ${uuid} missing: ${why}`, undefined, hint, code)
+}
+
 /** Open and validate a device set. Throws an R5Error naming the device at the first problem. */
 export function openArray(sources: DeviceSource[], opts: OpenOptions): MdArray {
   if (sources.length === 0) throw new UsageError('no devices given', 'name the members and the journal, in any order')
-  const paths = sources.map(sourceName)
-  const seen = new Set<string | BlockDevice>()
-  for (const s of sources) {
-    const key = typeof s === 'string' && fs.existsSync(s) ? fs.realpathSync(s) : s
-    if (seen.has(key)) throw new UsageError(`device given twice: ${sourceName(s)}`)
-    seen.add(key)
-  }
+  refuseDuplicateSources(sources)
   const probes = sources.map(probeDevice)
   const sourceOf = new Map(probes.map((p, i) => [p, sources[i]]))
   for (const p of probes) {
@@ -204,10 +238,10 @@ export function openArray(sources: DeviceSource[], opts: OpenOptions): MdArray {
   const roleOf = (sb: Superblock) => best.devRoles[sb.devNumber] ?? ROLE_SPARE
   const devs: DeviceInfo[] = []
   const slots = new Map<number, string>()
+  const odd = oddGeometry(set, best)
+  if (odd) throw new CorruptError('superblock geometry disagrees with the rest of the set', odd.path, undefined, 'geometry-mismatch')
   for (const p of set) {
     const sb = p.sb!
-    if (sb.level !== best.level || sb.raidDisks !== best.raidDisks || sb.chunkSize !== best.chunkSize || sb.layout !== best.layout || sb.size !== best.size)
-      throw new CorruptError('superblock geometry disagrees with the rest of the set', p.path, undefined, 'geometry-mismatch')
     // md accepts a device one event behind the freshest (super_1_validate: ++ev1 < events):
     // a power cut between the superblock writes of one update leaves exactly that.
     if (sb.events + 1n < best.events)
@@ -231,14 +265,13 @@ export function openArray(sources: DeviceSource[], opts: OpenOptions): MdArray {
   const tolerable = best.level === 6 ? 2 : 1
   if (!opts.journalOnly && missing.length > 0 && (!opts.allowMissingMembers || missing.length > tolerable)) {
     arr.close()
-    const what = `member${missing.length > 1 ? 's' : ''} for slot${missing.length > 1 ? 's' : ''} ${missing.join(', ')} missing`
-    if (opts.allowMissingMembers)
-      throw new RefusedError(`${what}: raid${best.level} can rebuild at most ${tolerable}`, paths[0], 'name more members')
-    throw new RefusedError(`${what}: this command needs every member`, paths[0], 'name every member and the journal', 'missing-member')
+    if (opts.allowMissingMembers) throw missingMembersError(setUuid, missing, `raid${best.level} can rebuild at most ${tolerable}`, 'name more members', 'refused')
+    throw missingMembersError(setUuid, missing, 'this command needs every member')
   }
+  // a device that was not given cannot be named: the message names the array instead
   if (!arr.journal && (opts.journalOnly || !opts.allowMissingJournal)) {
     arr.close()
-    throw new RefusedError(`journal device missing for array ${setUuid}: pending journal records would be lost`, paths[0],
+    throw new RefusedError(`journal device missing for array ${setUuid}: pending journal records would be lost`, undefined,
       'name the journal device too (mdadm refuses to assemble without it as well)', 'missing-journal')
   }
   if (arr.journal && arr.ring!.sizeSectors < 2 * BLOCK_SECTORS) {
@@ -249,13 +282,14 @@ export function openArray(sources: DeviceSource[], opts: OpenOptions): MdArray {
     arr.ring!.payloadLimits = {arraySectors: Number(arr.geometry.arraySectors), memberSectors: Number(arr.geometry.usedMemberSectors), device: arr.journal.path}
   }
   // a superblock is rewritten from its decoded fields: its name must encode back to the same bytes,
-  // and its events counter must have room for the + 1 of the update (a u64 at 2^64-1 cannot; the
-  // kernel's md_update_sb never lets it wrap either)
+  // and its events counter must have room for every update the operation makes, each + 1 (a u64
+  // cannot go past 2^64-1; the kernel's md_update_sb never lets it wrap either)
   if (opts.writable) {
-    if (best.events >= 0xffffffffffffffffn) {
+    const updates = BigInt(typeof opts.superblockUpdates === 'function' ? opts.superblockUpdates(arr) : opts.superblockUpdates ?? 1)
+    if (best.events + updates > U64_MAX) {
       arr.close()
-      throw new CorruptError(`events counter ${best.events} cannot be advanced (it is a 64-bit counter at its maximum)`, set.find(p => p.sb === best)!.path,
-        'inspect it with `r5ctl examine`; nothing was written', 'bad-events')
+      throw new CorruptError(`events counter ${best.events} cannot be advanced ${updates} time(s): it is a 64-bit counter, at most ${U64_MAX}`,
+        set.find(p => p.sb === best)!.path, 'inspect it with `r5ctl examine`; nothing was written', 'bad-events')
     }
     for (const d of arr.all()) {
       const name = d.sb.setName
@@ -301,6 +335,10 @@ export const DEFAULT_DATA_OFFSET_SECTORS = 2048
 
 export interface CreatePlan {
   sbs: Superblock[]
+  /** every superblock as it will be written, encoded while planning (a value that does not fit fails here) */
+  sbBlocks: Uint8Array[]
+  /** the journal's first (empty) meta block */
+  firstMeta: Uint8Array
   paths: string[]
   sources: DeviceSource[]
   /** members that were fresh sparse files (all zero, so parity is already consistent) */
@@ -317,7 +355,30 @@ export function defaultLayout(level: number): number {
   return level === 4 ? 0 : ALGORITHM.LEFT_SYMMETRIC
 }
 
-/** Validate everything and decide every byte of the new superblocks; writes nothing. */
+/** an exact power of two (bit operations would see only the low 32 bits) */
+function isPowerOfTwo(n: number): boolean {
+  return Number.isSafeInteger(n) && n > 0 && 2 ** Math.round(Math.log2(n)) === n
+}
+
+/** The values create takes from its caller that end in a superblock field: each must fit it exactly. */
+function checkCreateValues(o: CreateOptions): void {
+  if (!isPowerOfTwo(o.chunkBytes) || o.chunkBytes < 4096)
+    throw new UsageError(`--chunk must be a power of two of at least 4K (got ${o.chunkBytes} bytes)`)
+  if (o.chunkBytes / 512 > 0xffffffff)
+    throw new UsageError(`--chunk ${o.chunkBytes} bytes is ${o.chunkBytes / 512} sectors: more than the superblock's 32-bit chunk size holds`)
+  for (const [flag, v] of [['--size', o.sizeBytes], ['--journal-size', o.journalSizeBytes]] as const) {
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) throw new UsageError(`${flag} ${v} is not a whole number of bytes below 2^53`)
+  }
+  const name = o.name ?? ''
+  if (Buffer.byteLength(name, 'utf8') > 32)
+    throw new UsageError(`--name is ${Buffer.byteLength(name, 'utf8')} bytes: the superblock's set_name holds 32`, 'choose a shorter name')
+  if (name.includes('\0')) throw new UsageError('--name contains a NUL byte: set_name ends at the first one', 'choose a name without it')
+}
+
+/**
+ * Validate everything and decide every byte create writes (superblocks, the first meta block);
+ * writes nothing. Every refusal happens here.
+ */
 export function planCreate(o: CreateOptions): CreatePlan {
   if (![4, 5, 6].includes(o.level)) throw new UsageError(`--level must be 4, 5 or 6 for a journaled array (got ${o.level})`)
   const minDisks = o.level === 6 ? 4 : 3
@@ -329,17 +390,12 @@ export function planCreate(o: CreateOptions): CreatePlan {
     throw new UsageError(`raid${o.level} with a journal supports at most ${maxData + (o.level === 6 ? 2 : 1)} devices (a stripe's journal record must fit one 4 KiB meta block)`)
   if (o.members.length !== o.raidDevices)
     throw new UsageError(`--raid-devices ${o.raidDevices} but ${o.members.length} member device(s) given`, 'pass the journal with --write-journal, not as a member')
-  if (o.chunkBytes < 4096 || (o.chunkBytes & (o.chunkBytes - 1)) !== 0)
-    throw new UsageError(`chunk size must be a power of two of at least 4K (got ${o.chunkBytes})`)
+  checkCreateValues(o)
   const layout = o.layout ?? defaultLayout(o.level)
   if (!validLayout(o.level, layout)) throw new UsageError(`layout ${layout} is not valid for raid${o.level}`)
   const sources = [...o.members, o.journal]
   const all = sources.map(sourceName)
-  const seen = new Set<string>()
-  for (const p of all) {
-    if (seen.has(p)) throw new UsageError(`device given twice: ${p}`)
-    seen.add(p)
-  }
+  refuseDuplicateSources(sources)
   const freshFiles = new Set<string>()
   const sizes: number[] = []
   for (const src of sources) {
@@ -348,6 +404,9 @@ export function planCreate(o: CreateOptions): CreatePlan {
     if (typeof src === 'string' && !fs.existsSync(p)) {
       const size = isJournal ? o.journalSizeBytes : o.sizeBytes
       if (!size) throw new UsageError(`${p} does not exist; give ${isJournal ? '--journal-size' : '--size'} to create it`)
+      const dir = path.dirname(p)
+      if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory())
+        throw new UsageError(`cannot create ${p}: folder ${dir} does not exist`, 'create the folder first', p)
       sizes.push(size)
       freshFiles.add(p)
       continue
@@ -370,7 +429,14 @@ export function planCreate(o: CreateOptions): CreatePlan {
   const jSectors = Math.floor(sizes[o.raidDevices] / 512) - dataOffset
   if (jSectors < 64 * BLOCK_SECTORS)
     throw new UsageError(`journal too small: needs at least ${(dataOffset + 64 * BLOCK_SECTORS) * 512} bytes`, undefined, all[o.raidDevices])
+  let geometry: Geometry
+  try {
+    geometry = new Geometry(o.level as 4 | 5 | 6, o.raidDevices, chunkSectors, layout, BigInt(size))
+  } catch (error) {
+    throw new UsageError(`cannot lay out this array: ${(error as Error).message}`)
+  }
   const setUuid = o.uuid ?? new Uint8Array(randomBytes(16))
+  if (setUuid.length !== 16) throw new UsageError(`--uuid must be 16 bytes (got ${setUuid.length})`)
   const now = mdTime(new Date())
   const devRoles = [...Array.from({length: o.raidDevices}, (_, i) => i), ROLE_JOURNAL]
   const sbs = all.map((p, i) =>
@@ -396,21 +462,58 @@ export function planCreate(o: CreateOptions): CreatePlan {
       devRoles,
     }),
   )
+  const sbBlocks = sbs.map((sb, i) => {
+    try {
+      return encodeSuperblock(sb)
+    } catch (error) {
+      throw new UsageError(`the superblock cannot be written: ${(error as Error).message}`, undefined, all[i])
+    }
+  })
   const firstSeq = BigInt(randomBytes(4).readUInt32LE(0))
-  return {sbs, paths: all, sources, freshFiles, geometry: new Geometry(o.level as 4 | 5 | 6, o.raidDevices, chunkSectors, layout, BigInt(size)), firstSeq}
+  const firstMeta = encodeMetaBlock({seq: firstSeq, position: 0n, payloads: []}, uuidSeed(setUuid))
+  return {sbs, sbBlocks, firstMeta, paths: all, sources, freshFiles, geometry, firstSeq}
 }
 
 /**
- * Carry out a create plan: create sparse files, (caller syncs parity), then the journal's first
- * empty meta block, then superblocks last.
+ * Open every device a create plan names, existing ones first, so that a device that cannot be
+ * opened for writing stops the create before any file is made; the files made here are removed
+ * again when a later one fails.
+ */
+function openForCreate(plan: CreatePlan, o: CreateOptions): BlockDevice[] {
+  const devs: (BlockDevice | null)[] = plan.sources.map(() => null)
+  const made: string[] = []
+  try {
+    plan.sources.forEach((src, i) => {
+      if (typeof src !== 'string') devs[i] = src
+      else if (!plan.freshFiles.has(src)) devs[i] = FileDevice.open(src, {writable: true})
+    })
+    plan.sources.forEach((src, i) => {
+      if (typeof src !== 'string' || !plan.freshFiles.has(src)) return
+      try {
+        FileDevice.createSparse(src, i === o.raidDevices ? o.journalSizeBytes! : o.sizeBytes!)
+      } catch (error) {
+        throw new IoError(`cannot create: ${(error as Error).message}`, src)
+      }
+      made.push(src)
+      devs[i] = FileDevice.open(src, {writable: true})
+    })
+  } catch (error) {
+    plan.sources.forEach((src, i) => { if (typeof src === 'string') devs[i]?.close() })
+    for (const f of made) fs.rmSync(f, {force: true})
+    throw error
+  }
+  return devs as BlockDevice[]
+}
+
+/**
+ * Carry out a create plan: open (and create) every device, wipe old superblocks, (caller syncs
+ * parity), then the journal's first empty meta block, then superblocks last.
  */
 export function applyCreate(plan: CreatePlan, o: CreateOptions, syncParity: (arr: MdArray) => void): MdArray {
-  plan.paths.forEach((p, i) => {
-    if (plan.freshFiles.has(p)) FileDevice.createSparse(p, i === o.raidDevices ? o.journalSizeBytes! : o.sizeBytes!)
-  })
-  const devs: DeviceInfo[] = plan.sources.map((src, i) => ({
+  const opened = openForCreate(plan, o)
+  const devs: DeviceInfo[] = plan.sources.map((_, i) => ({
     path: plan.paths[i],
-    dev: typeof src === 'string' ? FileDevice.open(src, {writable: true}) : src,
+    dev: opened[i],
     sb: plan.sbs[i],
     role: i === o.raidDevices ? ROLE_JOURNAL : i,
   }))
@@ -420,10 +523,9 @@ export function applyCreate(plan: CreatePlan, o: CreateOptions, syncParity: (arr
     const zero = alignedBuffer(4096)
     for (const d of devs) if (!plan.freshFiles.has(d.path)) d.dev.write(zero, SB_OFFSET_BYTES)
     syncParity(arr)
-    const mb = encodeMetaBlock({seq: plan.firstSeq, position: 0n, payloads: []}, arr.seed)
-    arr.ring!.write(mb, 0)
+    arr.ring!.write(plan.firstMeta, 0)
     for (const d of devs) d.dev.flush()
-    for (const d of devs) d.dev.write(encodeSuperblock(d.sb), SB_OFFSET_BYTES)
+    devs.forEach((d, i) => d.dev.write(plan.sbBlocks[i], SB_OFFSET_BYTES))
     for (const d of devs) d.dev.flush()
   } catch (error) {
     arr.close()

@@ -11,6 +11,7 @@ import * as path from 'node:path'
 import {type PageSumsJob, type ReadFailure, crc32cPagesAsync, nativeWritePages, readPagesAsync} from './checksum.js'
 import {IoError, RefusedError} from './errors.js'
 import {DeviceLock} from './lock.js'
+import {deviceIdentity, kindOf, refuseKind} from './identity.js'
 
 export interface DeviceStats {
   reads: number
@@ -126,45 +127,38 @@ export class FileDevice implements BlockDevice {
   }
 
   /**
-   * Open an image file or block device. For block devices the size comes from sysfs
-   * (/sys/class/block/NAME/size, in 512-byte sectors), else by seeking to the end.
+   * Open an image file or block device; anything else is refused by name before it is opened (see
+   * identity.ts). Writable: locked (lock.ts), and a block device claimed with O_EXCL. For block
+   * devices the size comes from sysfs (/sys/class/block/NAME/size, in 512-byte sectors), else by
+   * seeking to the end.
    */
   static open(file: string, opts: {writable: boolean}): FileDevice {
+    const id = deviceIdentity(file)
+    const block = id.kind === 'block device'
+    // O_EXCL on a block device is Linux's exclusive claim: EBUSY while md or a mount holds it.
+    // O_NONBLOCK: a path swapped for a FIFO since the stat must not hang the open (it changes
+    // nothing for regular files and block devices).
+    const flags = (opts.writable ? fs.constants.O_RDWR : fs.constants.O_RDONLY) | fs.constants.O_NONBLOCK |
+      (block && opts.writable ? fs.constants.O_EXCL : 0)
     let fd: number
     try {
-      fd = fs.openSync(file, opts.writable ? 'r+' : 'r')
+      fd = fs.openSync(file, flags)
     } catch (error: any) {
+      if (error.code === 'EBUSY')
+        throw new RefusedError('device is busy (held by the kernel md driver, a mount, or another exclusive user)', file,
+          'stop the array (mdadm --stop) or unmount it first', 'in-use')
       throw new IoError(`cannot open: ${error.code === 'ENOENT' ? 'no such file' : error.message}`, file,
         error.code === 'ENOENT' ? 'check the path' : undefined)
     }
-    let st = fs.fstatSync(fd)
-    if (st.isBlockDevice() && opts.writable) {
-      // O_EXCL on a block device is Linux's exclusive claim: EBUSY while md or a mount holds it
+    let dev: FileDevice
+    try {
+      const st = fs.fstatSync(fd)
+      refuseKind(kindOf(st), file)
+      dev = new FileDevice(file, fd, st.isBlockDevice() ? blockDeviceSize(file, fd) : st.size, opts.writable)
+      if (opts.writable && (!block || id.backingFile)) dev.lock = DeviceLock.acquire(fd, file, id.backingFile)
+    } catch (error) {
       fs.closeSync(fd)
-      try {
-        fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_EXCL)
-      } catch (error: any) {
-        if (error.code === 'EBUSY')
-          throw new RefusedError('device is busy (held by the kernel md driver, a mount, or another exclusive user)', file,
-            'stop the array (mdadm --stop) or unmount it first', 'in-use')
-        throw new IoError(`cannot open: ${error.message}`, file)
-      }
-      st = fs.fstatSync(fd)
-    }
-    let size = st.size
-    if (st.isBlockDevice()) size = blockDeviceSize(file, fd)
-    else if (!st.isFile()) {
-      fs.closeSync(fd)
-      throw new IoError('not a regular file or block device', file)
-    }
-    const dev = new FileDevice(file, fd, size, opts.writable)
-    if (opts.writable) {
-      try {
-        dev.lock = DeviceLock.acquire(fd, file)
-      } catch (error) {
-        fs.closeSync(fd)
-        throw error
-      }
+      throw error
     }
     return dev
   }
@@ -318,10 +312,10 @@ export class FileDevice implements BlockDevice {
       try { this.pending.wait(Infinity) } catch { /* reported to whoever waits for it */ }
       this.pending = null
     }
-    if (this.fd >= 0) fs.closeSync(this.fd)
-    this.fd = -1
     this.lock?.release()
     this.lock = null
+    if (this.fd >= 0) fs.closeSync(this.fd)
+    this.fd = -1
   }
 }
 

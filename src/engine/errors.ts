@@ -10,6 +10,8 @@ export const EXIT = {
   CORRUPT: 4,
   DIRTY: 5,
   CRASH: 75,
+  /** write --crash-after N: the write completed in N device writes or fewer, no power cut happened */
+  NO_CRASH: 76,
 } as const
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT]

@@ -2,15 +2,14 @@
  * The engine's front door: every command calls exactly one of these operations and renders what
  * it returns. Nothing here prints.
  */
-import {type MdArray, type DeviceSource, openArray, planCreate, applyCreate, probeDevice, type CreateOptions, type ProbeResult} from './array.js'
+import {type MdArray, type DeviceSource, openArray, refuseDuplicateSources, planCreate, applyCreate, probeDevice, type CreateOptions, type ProbeResult} from './array.js'
 import {readArray, writeArray, syncParity, arraySizeBytes, type Progress, type Source, type WriteResult, type WriteOptions} from './io.js'
 import {planRecovery, planWrites, recoverStreaming, type SkippedUnit, type WriteRun, type VerifiedLog} from './journal/recover.js'
 import {reclaimLog, type ReclaimResult} from './journal/reclaim.js'
 import {CrashController} from './crash.js'
-import {UndoLog, UndoDevice, readUndoFile} from './undo.js'
 import {FileDevice, alignedBuffer} from './device.js'
 import {journalState, type JournalState} from './journal/state.js'
-import {scanLog, hex, verifyUnitPages, type ScanStop, type PageVerdict} from './journal/scan.js'
+import {scanLog, hex, verifyUnitPages, describeStop, type ScanStop, type PageVerdict, type LastUnit, type LogEnd} from './journal/scan.js'
 import {BLOCK_SECTORS, PAGE, Ring} from './journal/ring.js'
 import * as fs from 'node:fs'
 import {ROLE_JOURNAL, ROLE_SPARE, ROLE_FAULTY, formatUuid, layoutName, mdTimeToDate} from './format/superblock.js'
@@ -18,6 +17,7 @@ import {PAYLOAD_DATA, PAYLOAD_FLUSH, PAYLOAD_PARITY, decodeMetaBlock, pagesOf, t
 import {crcBackend} from './checksum.js'
 import {R5Error, EXIT, UsageError, SimulatedCrash, CorruptError, RefusedError} from './errors.js'
 
+export {refuseDeviceAsFile} from './identity.js'
 export {openArray, type DeviceSource, type MdArray, type CreateOptions, type Progress, type Source, type WriteResult, type JournalState, arraySizeBytes}
 
 export interface CreateResult {
@@ -73,26 +73,48 @@ export interface WriteDataOptions extends WriteOptions {
 }
 
 /**
- * Write through the journal. With crashAfter, every device is wrapped by the crash injector and
- * a SimulatedCrash (exit 75) ends the write; `acknowledged` tells how far the write got.
+ * With crashAfter: the power cut was not injected, because the write completed within its budget
+ * of device writes. A crash sweep must learn this (its crash point is past the end), so the
+ * result says so instead of looking like a plain successful write.
  */
-export function writeData(paths: DeviceSource[], offset: number, length: number, source: Source, opts: WriteDataOptions = {}): WriteResult & {arrayUuid: string} {
+export interface CrashReport {injected: false; deviceWrites: number}
+
+/**
+ * The most superblock updates a write of `length` bytes makes (writeArray): reclaiming cached stripes
+ * first, opening the log, at most one checkpoint or reclaim per batch (every batch logs at least one
+ * page of the write), closing the log.
+ */
+export function writeSuperblockUpdates(length: number): number {
+  return 3 + Math.ceil(Math.max(0, length) / PAGE)
+}
+
+/**
+ * Write through the journal. With crashAfter, every device is wrapped by the crash injector and
+ * a SimulatedCrash (exit 75) ends the write; `acknowledged` tells how far the write got. A write
+ * that needed no more than crashAfter device writes returns `crash` with their count. A `length`
+ * of undefined means up to the end of the array (with endAtShortInput: up to the input's end).
+ */
+export function writeData(paths: DeviceSource[], offset: number, length: number | undefined, source: Source, opts: WriteDataOptions = {}):
+  WriteResult & {arrayUuid: string; crash?: CrashReport} {
   let sources = paths
   let ctl: CrashController | undefined
   if (opts.crashAfter !== undefined) {
     ctl = new CrashController(opts.crashAfter, opts.crashSeed)
+    refuseDuplicateSources(paths)
     sources = paths.map(p => ctl!.wrap(typeof p === 'string' ? FileDevice.open(p, {writable: true}) : p))
   }
   let arr: MdArray
   try {
-    arr = openArray(sources, {writable: true})
+    arr = openArray(sources, {writable: true, superblockUpdates: a => writeSuperblockUpdates(length ?? Math.max(0, arraySizeBytes(a) - offset))})
   } catch (error) {
     if (ctl) for (const d of sources) if (typeof d !== 'string' && !paths.includes(d)) d.close()
     throw error
   }
   let acked = 0
   try {
-    return {...writeArray(arr, offset, length, source, {...opts, onAck: b => { acked = b; opts.onAck?.(b) }}), arrayUuid: arr.uuid}
+    const len = length ?? Math.max(0, arraySizeBytes(arr) - offset)
+    const res = writeArray(arr, offset, len, source, {...opts, onAck: b => { acked = b; opts.onAck?.(b) }})
+    return {...res, arrayUuid: arr.uuid, ...(ctl ? {crash: {injected: false, deviceWrites: ctl.writes} as const} : {})}
   } catch (error) {
     if (error instanceof SimulatedCrash) error.acknowledged = acked
     throw error
@@ -294,7 +316,8 @@ export interface JournalReport {
   /** io units with a bad page checksum, which replay drops (kernel rule) */
   droppedUnits: number
   stripesPending: {dataParity: number; dataOnly: number}
-  stop: {sector: number; reason: string; message: string}
+  /** reason `end-of-log` (with the scanner's reason as `cause`) where the log simply ends */
+  stop: LogEnd
   crcBackend: string
 }
 
@@ -322,7 +345,7 @@ export function examineJournal(paths: DeviceSource[]): JournalReport {
       flushPayloads: js.flushPayloads,
       droppedUnits: js.droppedUnits,
       stripesPending: {dataParity: js.stripesDataParity, dataOnly: js.stripesDataOnly},
-      stop: {sector: js.stop.position, reason: js.stop.code, message: js.stop.message},
+      stop: js.end,
       crcBackend,
     }
   } finally {
@@ -341,8 +364,12 @@ export interface DumpReport {
   journalTailSector: number
   fromSector: number
   blocks: DumpBlock[]
+  /** meta blocks the walk passed (before the `stripe` filter; stale ones not counted) */
+  walkedBlocks: number
   mismatches: number
-  stop: {sector: number; reason: string; message: string}
+  /** the walk started at journal_tail and found no valid meta block there: the kernel would discard the whole log */
+  badTail: boolean
+  stop: LogEnd
 }
 
 export function dumpMeta(paths: DeviceSource[], opts: {from?: number; stripe?: number; all?: boolean}): DumpReport {
@@ -355,6 +382,7 @@ export function dumpMeta(paths: DeviceSource[], opts: {from?: number; stripe?: n
     let stop: ScanStop | undefined
     const blocks: DumpBlock[] = []
     let mismatches = 0
+    let walked = 0
     const describeUnit = (position: number, meta: MetaBlock, pages: number, verdicts: PageVerdict[], stale: boolean) => {
       const payloads: DumpPayload[] = []
       meta.payloads.forEach((p, pi) => {
@@ -376,7 +404,12 @@ export function dumpMeta(paths: DeviceSource[], opts: {from?: number; stripe?: n
       if (stale) b.stale = true
       blocks.push(b)
     }
-    for (const u of scanLog(ring, arr.seed, from, {continueOnDataMismatch: true, onStop: s => (stop = s)})) describeUnit(u.position, u.meta, u.pages, u.verdicts, false)
+    let last: LastUnit | null = null
+    for (const u of scanLog(ring, arr.seed, from, {continueOnDataMismatch: true, onStop: s => (stop = s)})) {
+      last = {position: u.position, seq: u.seq, empty: u.meta.payloads.length === 0}
+      walked++
+      describeUnit(u.position, u.meta, u.pages, u.verdicts, false)
+    }
     if (opts.all) {
       // Stale blocks: beyond the head, every 4 KiB block that is a well-formed meta block for its
       // own position (magic, version, checksum, position) whatever its seq; the scan from
@@ -417,8 +450,9 @@ export function dumpMeta(paths: DeviceSource[], opts: {from?: number; stripe?: n
         pos = ring.add(pos, len)
       }
     }
-    return {journal: arr.journal!.path, arrayUuid: arr.uuid, journalTailSector: arr.journalTail, fromSector: from, blocks, mismatches,
-      stop: {sector: stop!.position, reason: stop!.code, message: stop!.message}}
+    const end = describeStop(stop!, last)
+    return {journal: arr.journal!.path, arrayUuid: arr.uuid, journalTailSector: arr.journalTail, fromSector: from, blocks, walkedBlocks: walked, mismatches,
+      badTail: walked === 0 && from === arr.journalTail, stop: end}
   } finally {
     arr.close()
   }
@@ -584,82 +618,7 @@ export function copyJournal(paths: DeviceSource[], output: string, opts: {all?: 
 }
 
 // ---------------------------------------------------------------------------------------------
-// undo files
+// undo files: written around any operation (undo/log.ts), verified and restored (undo/restore.ts)
 
-/** Open the devices behind an undo log: each write first saves the old blocks (see undo.ts). */
-function undoSources(paths: DeviceSource[], file: string): {sources: DeviceSource[]; log: UndoLog} {
-  const probes = paths.map(p => probeDevice(p))
-  const arrayUuid = probes.find(p => p.sb)?.sb?.setUuid ?? new Uint8Array(16)
-  const existing = paths.map(p => typeof p !== 'string' || fs.existsSync(p))
-  const log = new UndoLog(file, arrayUuid, probes.map(p => ({name: p.path, size: p.size, deviceUuid: p.sb?.deviceUuid ?? new Uint8Array(16)})))
-  const sources = paths.map((p, i) => (existing[i] ? new UndoDevice(typeof p === 'string' ? FileDevice.open(p, {writable: true}) : p, log, i) : p))
-  return {sources, log}
-}
-
-/** Run `fn` over undo-wrapped devices when `file` is given; the log is marked complete only on success. */
-export function withUndo<T>(paths: DeviceSource[], file: string | undefined, fn: (sources: DeviceSource[]) => T): T {
-  if (!file) return fn(paths)
-  const {sources, log} = undoSources(paths, file)
-  try {
-    const r = fn(sources)
-    log.complete()
-    return r
-  } catch (error) {
-    log.abandon()
-    throw error
-  } finally {
-    for (const s of sources) if (typeof s !== 'string' && !paths.includes(s)) s.close()
-  }
-}
-
-export interface UndoResult {
-  file: string
-  complete: boolean
-  dryRun: boolean
-  created: string
-  devices: {recorded: string; device: string | null; blocks: number; bytes: number}[]
-  bytesRestored: number
-}
-
-export function undoRestore(file: string, paths: string[], opts: {dryRun?: boolean; force?: boolean}): UndoResult {
-  const u = readUndoFile(file)
-  if (!u.complete && !opts.force)
-    throw new RefusedError('undo file is incomplete: the run that wrote it did not finish', file,
-      'it may still undo what that run did; --force restores what it holds', 'incomplete-undo')
-  const probes = paths.map(p => probeDevice(p))
-  const zero = (b: Uint8Array) => b.every(x => x === 0)
-  const eq = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i])
-  const matched: (string | null)[] = u.devices.map(d => {
-    const byUuid = zero(d.deviceUuid) ? undefined : probes.find(p => p.sb && eq(p.sb.deviceUuid, d.deviceUuid) && p.size === d.size)
-    const byPath = probes.find(p => p.path === d.name && p.size === d.size)
-    return (byUuid ?? byPath)?.path ?? null
-  })
-  const used = new Set(u.records.map(r => r.device))
-  for (const [i, d] of u.devices.entries()) {
-    if (used.has(i) && matched[i] === null && !opts.force)
-      throw new RefusedError(`device ${d.name} (${d.size} bytes) recorded in the undo file is not among the devices given`, file,
-        'name every device of the run (by path, or any path to the same device); --force restores only the ones found', 'undo-device-mismatch')
-  }
-  const buf = fs.readFileSync(file)
-  const devices = u.devices.map((d, i) => {
-    const recs = u.records.filter(r => r.device === i)
-    return {recorded: d.name, device: matched[i], blocks: recs.length, bytes: recs.reduce((a, r) => a + r.length, 0)}
-  })
-  let restored = 0
-  if (!opts.dryRun) {
-    for (const [i, path] of matched.entries()) {
-      if (!path || !used.has(i)) continue
-      const dev = FileDevice.open(path, {writable: true})
-      try {
-        for (const r of u.records) if (r.device === i) {
-          dev.write(buf.subarray(r.dataOffset, r.dataOffset + r.length), r.offset)
-          restored += r.length
-        }
-        dev.flush()
-      } finally {
-        dev.close()
-      }
-    }
-  }
-  return {file, complete: u.complete, dryRun: Boolean(opts.dryRun), created: u.created.toISOString(), devices, bytesRestored: restored}
-}
+export {withUndo} from './undo/log.js'
+export {undoRestore, type UndoResult} from './undo/restore.js'

@@ -7,10 +7,10 @@ import {type PageSumsJob, crc32cPages, writeAsyncAvailable, writeRunsAsync} from
 import {alignedBuffer, checkDeviceRange} from './device.js'
 import {IoError, R5Error, RefusedError, UsageError, EXIT} from './errors.js'
 import {encodeMetaBlock, encodeDataParityMeta, type DataParityRecords, PAYLOAD_DATA, PAYLOAD_PARITY} from './format/meta.js'
-import type {MdArray} from './array.js'
+import {missingMembersError, type MdArray} from './array.js'
 import {computeP, computeQ, reconstruct} from './parity.js'
 import {acquireArena, releaseArena} from './parity-arena.js'
-import {planRecovery} from './journal/recover.js'
+import {planRecovery, StripePages} from './journal/recover.js'
 import {reclaimLog} from './journal/reclaim.js'
 import {BLOCK_SECTORS, PAGE} from './journal/ring.js'
 
@@ -160,24 +160,45 @@ export interface WriteOptions {
   batchBytes?: number
   /** called when the first `bytes` of the write are acknowledged (write-through: on the members; write-back: in the log) */
   onAck?: (bytes: number) => void
+  /** `length` is an upper bound: a short read ends the write there, without an error (the result's `bytes` says where) */
+  endAtShortInput?: boolean
 }
 
 export function writeArray(arr: MdArray, offset: number, length: number, source: Source, opts: WriteOptions = {}): WriteResult {
   const progress = opts.progress
   checkRange(arr, offset, length)
-  if (arr.missingMembers.length > 0) throw new RefusedError('writing needs every member', arr.all()[0].path)
+  if (arr.missingMembers.length > 0) throw missingMembersError(arr.uuid, arr.missingMembers, 'writing needs every member')
   const ring = arr.ring!
   const wb = opts.mode === 'write-back'
   let plan = planRecovery(arr)
   if (plan.fromLog.size > 0 || plan.skipped.length > 0)
     throw new R5Error(`journal is dirty: ${plan.dataParityStripes} stripe(s) with data and parity pending replay`, EXIT.DIRTY, arr.journal!.path,
       'replay it first with `r5ctl recover`', 'dirty')
+  const level = arr.sb.level as 4 | 5 | 6
+  const nParity = level === 6 ? 2 : 1
+  const n = arr.sb.raidDisks
+  const D = arr.geometry.dataDisks
+  const chunkSectors = arr.sb.chunkSize
+  const chunkBytes = chunkSectors * 512
+  const pagesPerChunk = chunkBytes / PAGE
+  const rowBytes = D * chunkBytes
+  // Every check before the first device write (reclaim, the log's opening block, superblocks).
+  // A batch is at most a quarter of the ring (so a checkpoint or reclaim always makes room for the
+  // next one) and holds two of the largest stripes.
+  const batchLimit = Math.min(Math.max(16 * PAGE, opts.batchBytes ?? WINDOW_BYTES), Math.floor(ring.sizeBytes / 4 / PAGE) * PAGE)
+  const maxStripeBytes = (1 + D + nParity) * PAGE
+  if (batchLimit < 2 * maxStripeBytes) {
+    throw new UsageError(`journal too small for one stripe of this array: a write needs a journal of at least ${8 * maxStripeBytes / 1024} KiB of data area`,
+      'recreate the array with a larger --journal-size', arr.journal!.path)
+  }
   let reclaimed = 0
   if (plan.dataOnly.size > 0 && !wb) {
     // cached write-back stripes must reach the members before write-through parity is computed
     reclaimed = reclaimLog(arr).dataOnlyStripes
     plan = planRecovery(arr)
   }
+  /** the pages cached in the live log (write-back): where a partial page's other bytes are newest (none after a reclaim) */
+  let cached = plan.dataOnly
   let head: number
   let tail: number
   let seq: bigint
@@ -199,14 +220,6 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
     seq = plan.newSeq + 1n
     lastUnitOnMembers = tail
   }
-  const level = arr.sb.level as 4 | 5 | 6
-  const nParity = level === 6 ? 2 : 1
-  const n = arr.sb.raidDisks
-  const D = arr.geometry.dataDisks
-  const chunkSectors = arr.sb.chunkSize
-  const chunkBytes = chunkSectors * 512
-  const pagesPerChunk = chunkBytes / PAGE
-  const rowBytes = D * chunkBytes
   const res: WriteResult = {bytes: 0, stripes: 0, ioUnits: 0, journalBytes: 0, rmwStripes: 0, rcwStripes: 0, checkpoints: 0, headSector: head,
     lastSeq: seq - 1n, mode: wb ? 'write-back' : 'write-through', reclaimedStripes: reclaimed, acknowledged: 0}
   if (length === 0) return res
@@ -214,9 +227,6 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
   // The batch: io units laid out exactly as they go into the ring, in `log`. Everything about the
   // batch is kept in preallocated typed arrays (no object per page or stripe): that bookkeeping,
   // not the I/O, used to dominate the time of a large write.
-  const batchLimit = Math.max(16 * PAGE, Math.min(opts.batchBytes ?? WINDOW_BYTES, Math.floor(ring.sizeBytes / 4 / PAGE) * PAGE))
-  const maxStripeBytes = (1 + D + nParity) * PAGE
-  if (batchLimit < 2 * maxStripeBytes) throw new UsageError('journal too small for one stripe of this array', undefined, arr.journal!.path)
   const maxPages = batchLimit / PAGE
 
   // One arena holds the log, the row's input, every member's old chunk of the row (rmw/rcw reads)
@@ -384,6 +394,7 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
         // (the batch's meta blocks are stamped below, for that new place)
         const r = reclaimLog(arr)
         res.reclaimedStripes += r.dataOnlyStripes
+        cached = new StripePages(n) // all on the members now, and their log places are reused
         tail = r.journalTailSector
         head = ring.add(tail, BLOCK_SECTORS)
         seq = r.nextSeq
@@ -421,13 +432,12 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
   }
 
   try {
-    // Old content of the last page when the length is not a page multiple (the rest of it is kept).
+    // Current content of the last page when the length is not a page multiple (the rest of it is kept).
     const totalPages = Math.ceil(length / PAGE)
     let tailPage: Uint8Array | null = null
     if (length % PAGE !== 0) {
       tailPage = alignedBuffer(PAGE)
-      const t = tailPage
-      readArray(arr, offset + (totalPages - 1) * PAGE, PAGE, views => { let o = 0; for (const v of views) { t.set(v, o); o += v.length } })
+      oldPageContent(arr, cached, offset / PAGE + totalPages - 1, tailPage)
     }
 
     const rowIn = bytes.subarray(rowInBase, rowInBase + rowBytes)
@@ -447,21 +457,35 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
     const startPage = offset / PAGE
     const endPage = startPage + totalPages
     const firstRow = Math.floor(offset / rowBytes)
-    const lastRow = Math.floor((endPage * PAGE - 1) / rowBytes)
+    let lastRow = Math.floor((endPage * PAGE - 1) / rowBytes)
     for (let r = firstRow; r <= lastRow; r++) {
       const lay = rowLayout(arr, r)
       const dm = lay.dataMembers
       const rowPage0 = r * D * ppc
       // page index p = i·ppc + k within the row's data is touched when from <= p < to
       const from = Math.max(startPage, rowPage0) - rowPage0
-      const to = Math.min(endPage, rowPage0 + D * ppc) - rowPage0
+      let to = Math.min(endPage, rowPage0 + D * ppc) - rowPage0
       // user data for this row
-      const inBytes = Math.min((to - from) * PAGE, length - consumed)
+      let inBytes = Math.min((to - from) * PAGE, length - consumed)
       const got = source(rowIn.subarray(0, inBytes))
-      if (got !== inBytes) {
+      if (got !== inBytes && !opts.endAtShortInput) {
         // short input: what came before this row is written and the log is closed normally below
         shortInput = consumed + got
         break
+      }
+      if (got !== inBytes) {
+        // the input ends inside this row, and so does the write (its last page keeps the old bytes after the end)
+        length = consumed + got
+        if (got === 0) break
+        inBytes = got
+        to = from + Math.ceil(got / PAGE)
+        lastRow = r
+        tailPage = null
+        if (got % PAGE !== 0) {
+          const t = alignedBuffer(PAGE)
+          oldPageContent(arr, cached, Math.floor((offset + length) / PAGE), t)
+          tailPage = t
+        }
       }
       if (tailPage && consumed + inBytes === length) rowIn.set(tailPage.subarray(length % PAGE), inBytes)
       consumed += inBytes
@@ -643,9 +667,24 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
   return res
 }
 
+/**
+ * The current content of array page `page`, into `out` (one page): its newest copy cached in the
+ * live log when a write-back write put it there and it is not on the members yet (`cached`: the
+ * plan's data-only pages, the last logged position of each), else the member's. Every write that
+ * covers part of a page keeps the rest from here. Write-through reads its rmw/rcw pages from the
+ * members directly: it reclaims the cached stripes first, so `cached` is empty for it.
+ */
+export function oldPageContent(arr: MdArray, cached: StripePages, page: number, out: Uint8Array): void {
+  const loc = {member: 0, memberSector: 0}
+  arr.geometry.locate(page * BLOCK_SECTORS, loc)
+  const logPos = cached.at(loc.memberSector, loc.member)
+  if (logPos >= 0) arr.ring!.read(out, logPos)
+  else arr.members[loc.member]!.dev.read(out, arr.memberBase(loc.member) + loc.memberSector * 512)
+}
+
 function throwShort(got: number, written: number, length: number): never {
-  throw new UsageError(`input ended after ${got} of ${length} bytes; the first ${written} bytes were written and the journal is clean`,
-    'give --length matching the input')
+  throw new R5Error(`input ended after ${got} of ${length} bytes; the first ${written} bytes were written and the journal is clean`,
+    EXIT.FAILED, undefined, 'give --length matching the input', 'short-input')
 }
 
 /** Recompute parity for every stripe (create without --assume-clean). */

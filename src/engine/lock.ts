@@ -1,64 +1,81 @@
 /**
- * Exclusive access for writers. Node has no flock(), so image files get an advisory lock of our
- * own: a lock file per device identity (st_dev, st_ino) in a lock folder, created with O_EXCL and
- * holding the owner's pid and command; a lock whose pid is gone is stale and taken over. Block
- * devices are additionally opened with O_EXCL, which Linux turns into an exclusive claim (it fails
- * with EBUSY while the kernel's md driver or a mount holds the device), as mdadm does. Readers
- * never lock.
+ * Exclusive access for writers: an flock(2) LOCK_EX on the device's own file. An image file is
+ * locked through the descriptor it is written by; a loop device through its backing file, so
+ * a.img and /dev/loopN over it exclude each other. The kernel drops the lock when its process
+ * ends however it ends, so there is never a stale lock to take over, no lock folder that a umask or
+ * another user's permissions can spoil, and two users exclude each other whenever both can open
+ * the file. Node has no flock(); fs-ext provides it (docs/locking.md says why that library).
+ * Block devices are additionally opened with O_EXCL, which Linux turns into an exclusive claim
+ * (EBUSY while the kernel's md driver, a mount or another such opener holds it), as mdadm does.
+ * Readers never lock.
  */
 import * as fs from 'node:fs'
-import * as os from 'node:os'
-import * as path from 'node:path'
-import {RefusedError} from './errors.js'
+import {createRequire} from 'node:module'
+import {IoError, RefusedError} from './errors.js'
+import {majorMinor} from './identity.js'
 
-export function lockDir(): string {
-  return process.env.R5CTL_LOCK_DIR ?? path.join(os.tmpdir(), 'r5ctl-locks')
+type Flock = (fd: number, flags: 'exnb' | 'un') => void
+
+/** fs-ext's flockSync, loaded when a writer first needs it (readers never load the native module) */
+function flockSync(device: string): Flock {
+  try {
+    return createRequire(import.meta.url)('fs-ext').flockSync as Flock
+  } catch (error) {
+    throw new IoError(`cannot lock for writing: the fs-ext module that provides flock() is not built (${(error as Error).message.split('\n')[0]})`,
+      device, 'reinstall r5ctl (npm ci builds it); nothing was written')
+  }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error: any) {
-    return error.code === 'EPERM'
+/** Who holds an flock on the file with this stat, from /proc/locks: "pid N: command", or null. */
+function holder(st: fs.BigIntStats): string | null {
+  const [major, minor] = majorMinor(st.dev)
+  let locks: string
+  try { locks = fs.readFileSync('/proc/locks', 'utf8') } catch { return null }
+  for (const line of locks.split('\n')) {
+    const m = /^\d+:\s+FLOCK\s+\S+\s+WRITE\s+(\d+)\s+([0-9a-f]+):([0-9a-f]+):(\d+)\s/.exec(line)
+    if (!m || BigInt(`0x${m[2]}`) !== major || BigInt(`0x${m[3]}`) !== minor || BigInt(m[4]) !== st.ino) continue
+    let cmd = ''
+    try {
+      const argv = fs.readFileSync(`/proc/${m[1]}/cmdline`, 'utf8').split('\0').filter(Boolean)
+      // node bin/run.js ARGS... reads better as r5ctl ARGS...
+      cmd = (/(\/run\.js|r5ctl)$/.test(argv[1] ?? '') ? ['r5ctl', ...argv.slice(2)] : argv).join(' ').slice(0, 300)
+    } catch { /* the process ended meanwhile, or /proc hides it */ }
+    return `pid ${m[1]}${cmd ? `: ${cmd}` : ''}`
   }
+  return null
 }
 
 export class DeviceLock {
-  private constructor(readonly file: string) {}
+  /** `fd` holds the lock; `owned` when it was opened for the lock alone (a loop device's backing file) */
+  private constructor(private fd: number, private readonly owned: boolean) {}
 
-  /** Take the lock for an open file descriptor's device; throws RefusedError (exit 3) when held. */
-  static acquire(fd: number, device: string): DeviceLock {
-    const st = fs.fstatSync(fd)
-    const dir = lockDir()
-    fs.mkdirSync(dir, {recursive: true, mode: 0o1777})
-    const file = path.join(dir, `${st.dev}-${st.ino}.lock`)
-    const me = `${process.pid} ${new Date().toISOString()} ${process.argv.slice(2).join(' ')}`.slice(0, 400)
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        const lfd = fs.openSync(file, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_WRONLY, 0o644)
-        fs.writeSync(lfd, me)
-        fs.closeSync(lfd)
-        return new DeviceLock(file)
-      } catch (error: any) {
-        if (error.code !== 'EEXIST') throw error
-        let owner = ''
-        try { owner = fs.readFileSync(file, 'utf8') } catch { continue }
-        const pid = Number(owner.split(' ')[0])
-        if (pid === process.pid) return new DeviceLock('') // this process already holds it
-        if (Number.isInteger(pid) && pid > 0 && alive(pid)) {
-          const [, since, ...cmd] = owner.split(' ')
-          throw new RefusedError(`in use by r5ctl (pid ${pid}, since ${since}: ${cmd.join(' ')})`, device,
-            'wait for it to finish; if that process is gone, remove ' + file, 'in-use')
-        }
-        // stale: its owner died without releasing it
-        try { fs.unlinkSync(file) } catch { /* raced with another taker */ }
-      }
+  /**
+   * Lock the regular file open as `fd` (`lockFile` instead when given: a loop device's backing file,
+   * opened here); throws RefusedError (exit 3) naming `device` while another descriptor holds it.
+   */
+  static acquire(fd: number, device: string, lockFile?: string): DeviceLock {
+    const flock = flockSync(device)
+    const owned = lockFile !== undefined
+    // O_NONBLOCK: opening a path that was swapped for a FIFO must not wait for a writer
+    const lfd = owned ? fs.openSync(lockFile, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK) : fd
+    try {
+      flock(lfd, 'exnb')
+    } catch (error: any) {
+      const st = fs.fstatSync(lfd, {bigint: true})
+      if (owned) fs.closeSync(lfd)
+      if (error.code !== 'EAGAIN' && error.code !== 'EWOULDBLOCK') throw new IoError(`cannot lock: ${error.message}`, device)
+      const who = holder(st)
+      throw new RefusedError(`in use by another writer${who ? ` (${who})` : ''}`, device,
+        'wait for it to finish: its lock goes away with its process', 'in-use')
     }
-    throw new RefusedError('in use by another r5ctl process', device, 'try again', 'in-use')
+    return new DeviceLock(lfd, owned)
   }
 
+  /** Unlock; closing the device's descriptor would drop the lock as well. */
   release(): void {
-    if (this.file) try { fs.unlinkSync(this.file) } catch { /* already gone */ }
+    if (this.fd < 0) return
+    if (this.owned) fs.closeSync(this.fd)
+    else try { flockSync('')(this.fd, 'un') } catch { /* the descriptor is closed already: so is the lock */ }
+    this.fd = -1
   }
 }

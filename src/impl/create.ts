@@ -2,7 +2,7 @@ import {flag, type CommandSpec, type Ctx, type FlagValues} from '../cli/spec.js'
 import {createArray, withUndo, type CreateResult} from '../engine/index.js'
 import {UsageError} from '../engine/errors.js'
 import {parseLayout, parseUuid} from '../engine/format/superblock.js'
-import {parseSize, humanBytes} from '../render/format.js'
+import {parseSize, parseInteger, humanBytes, U32_MAX} from '../render/format.js'
 import {ProgressBar} from '../render/progress.js'
 import {out} from '../render/colour.js'
 import {table} from '../render/table.js'
@@ -22,7 +22,7 @@ unless --force.`,
   strict: false,
   flags: {
     level: flag.string({char: 'l', description: 'RAID level: 4, 5 or 6 (raid5 and 5 both work)', required: true}),
-    'raid-devices': flag.integer({char: 'n', description: 'number of members (not counting the journal)', required: true}),
+    'raid-devices': flag.string({char: 'n', description: 'number of members (not counting the journal)', required: true}),
     chunk: flag.string({char: 'c', description: 'chunk size, a power of two ≥ 4K', default: '512K'}),
     layout: flag.string({description: 'md layout name (left-symmetric, right-asymmetric, parity-last, ...)'}),
     size: flag.string({char: 'z', description: 'size of member image files to create (K/M/G/T suffixes)'}),
@@ -38,11 +38,7 @@ unless --force.`,
 } satisfies CommandSpec
 
 export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, members: string[]): Promise<CreateResult & {journalMode: string}> {
-  const level = Number(String(flags.level).replace(/^raid/i, ''))
-  const size = (s: string | undefined, what: string) => {
-    if (s === undefined) return undefined
-    try { return parseSize(s) } catch (e) { throw new UsageError(`${what}: ${(e as Error).message}`) }
-  }
+  const level = parseInteger('--level', String(flags.level).replace(/^raid/i, ''))
   let layout: number | undefined
   if (flags.layout) {
     try { layout = parseLayout(level, flags.layout) } catch (e) { throw new UsageError((e as Error).message) }
@@ -51,10 +47,14 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, member
   if (flags.uuid) {
     try { uuid = parseUuid(flags.uuid) } catch (e) { throw new UsageError(`--uuid: ${(e as Error).message}`) }
   }
+  const raidDevices = parseInteger('--raid-devices', flags['raid-devices'])
+  // chunk sectors end in the superblock's u32 chunksize
+  const chunkBytes = parseSize('--chunk', flags.chunk, {max: U32_MAX * 512n, field: "the superblock's 32-bit chunk size in sectors"})!
+  const sizeBytes = parseSize('--size', flags.size)
+  const journalSizeBytes = parseSize('--journal-size', flags['journal-size'])
   const bar = new ProgressBar('parity sync', ctx.progressEnabled(flags.progress), 'rows')
   const res = withUndo([...members, flags['write-journal']], flags.undo, devs => createArray({
-    level, raidDevices: flags['raid-devices'], chunkBytes: size(flags.chunk, '--chunk')!, layout,
-    sizeBytes: size(flags.size, '--size'), journalSizeBytes: size(flags['journal-size'], '--journal-size'),
+    level, raidDevices, chunkBytes, layout, sizeBytes, journalSizeBytes,
     name: flags.name, uuid, force: flags.force, assumeClean: flags['assume-clean'],
     members: devs.slice(0, members.length), journal: devs[members.length],
   }, bar.update))

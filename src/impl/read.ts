@@ -1,10 +1,10 @@
 import * as fs from 'node:fs'
 import {flag, type CommandSpec, type Ctx, type FlagValues} from '../cli/spec.js'
-import {readData} from '../engine/index.js'
+import {readData, refuseDeviceAsFile} from '../engine/index.js'
 import {UsageError} from '../engine/errors.js'
 import {parseRange, humanBytes} from '../render/format.js'
 import {ProgressBar} from '../render/progress.js'
-import {writeAll, writeViewsAt} from '../render/stdio.js'
+import {writeStdout, writeViewsAt} from '../render/stdio.js'
 
 export const spec = {
   summary: "Read the array's logical bytes, reconstructing missing members from parity",
@@ -27,6 +27,7 @@ RAID6 two. A dirty journal (records not yet replayed) is refused with exit 5 bec
 export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, devices: string[]) {
   let {offset, length} = parseRange(flags.offset, flags.length)
   if (!flags.output && ctx.jsonEnabled()) throw new UsageError('--json needs --output (stdout carries the JSON)')
+  if (flags.output) refuseDeviceAsFile(flags.output, '--output', devices)
   // the output file is opened at the first byte, so a refused read leaves an existing file alone
   let fd = flags.output ? -1 : 1
   const out = () => {
@@ -37,7 +38,7 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, device
   const bar = new ProgressBar('read', ctx.progressEnabled(flags.progress))
   try {
     const res = readData(devices, offset, length, views => {
-      if (fd === 1) writeAll(1, views)
+      if (fd === 1) writeStdout(views)
       else pos += writeViewsAt(out(), views, pos)
     }, {force: flags.force}, bar.update)
     bar.done()

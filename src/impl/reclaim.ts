@@ -17,7 +17,7 @@ meta block closes the log and journal_tail moves to it. Reports used and free jo
 } satisfies CommandSpec
 
 export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, devices: string[]) {
-  const bar = new ProgressBar('reclaim', ctx.progressEnabled(flags.progress))
+  const bar = new ProgressBar('reclaim', ctx.progressEnabled(flags.progress), 'rows')
   const r = withUndo(devices, flags.undo, devs => reclaimArray(devs, bar.update))
   bar.done()
   const json = {...r, nextSeq: r.nextSeq.toString()}

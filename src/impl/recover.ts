@@ -1,9 +1,8 @@
 import {flag, type CommandSpec, type Ctx, type FlagValues} from '../cli/spec.js'
 import {recoverArray, withUndo, type RecoverResult} from '../engine/index.js'
-import {UsageError} from '../engine/errors.js'
 import {ProgressBar} from '../render/progress.js'
 import {keyValues, table} from '../render/table.js'
-import {humanBytes} from '../render/format.js'
+import {humanBytes, parseNumber, U64_MAX} from '../render/format.js'
 import {out} from '../render/colour.js'
 
 export const spec = {
@@ -27,11 +26,8 @@ superblock, last. --dry-run prints exactly what would be written and writes noth
 } satisfies CommandSpec
 
 export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, devices: string[]): Promise<RecoverResult> {
-  let untilSeq: bigint | undefined
-  if (flags['until-seq'] !== undefined) {
-    if (!/^\d+$/.test(flags['until-seq'])) throw new UsageError(`--until-seq must be a number (got ${flags['until-seq']})`)
-    untilSeq = BigInt(flags['until-seq'])
-  }
+  const untilSeq = flags['until-seq'] === undefined ? undefined
+    : parseNumber('--until-seq', flags['until-seq'], {max: U64_MAX, field: 'a meta block seq is 64 bits'})
   const bar = new ProgressBar(flags['dry-run'] ? 'scan' : 'recover', ctx.progressEnabled(flags.progress))
   const r = withUndo(devices, flags['dry-run'] ? undefined : flags.undo,
     devs => recoverArray(devs, {dryRun: flags['dry-run'], untilSeq, progress: bar.update}))

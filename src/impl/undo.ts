@@ -6,10 +6,11 @@ import {humanBytes} from '../render/format.js'
 
 export const spec = {
   summary: 'Restore the blocks an earlier run saved with --undo, bit for bit',
-  description: `Reads and verifies the whole undo file first (every checksum), matches its recorded devices to
-the ones given (by device UUID, or by path and size), and only then writes the saved blocks back. Refuses (exit 3)
-when a recorded device is missing or the file is incomplete (the run that wrote it did not finish), unless --force;
-a damaged file is exit 4. Like e2undo's files, an undo file does not survive a crash of the run that writes it.`,
+  description: `Verifies the whole undo file first (every checksum, read in a 1 MiB window), matches its recorded
+devices to the ones given (by device UUID, or by path and size), checks that every saved range still holds what
+the run left, and only then writes the saved blocks back. Refuses (exit 3) when a range changed since (a later
+write would be undone), a recorded device is missing, or the file is incomplete (the run that wrote it did not
+finish), unless --force; a damaged file is exit 4. --dry-run checks everything and lists the ranges. See docs/undo.md.`,
   examples: [
     '<%= config.bin %> recover --undo recover.undo j.img a.img b.img c.img d.img',
     '<%= config.bin %> undo --dry-run recover.undo j.img a.img b.img c.img d.img',
@@ -19,7 +20,7 @@ a damaged file is exit 4. Like e2undo's files, an undo file does not survive a c
   args: {file: {description: 'the undo file', required: true}},
   flags: {
     'dry-run': flag.boolean({char: 'n', description: 'list what would be restored; write nothing'}),
-    force: flag.boolean({char: 'f', description: 'restore from an incomplete file, or only the devices found'}),
+    force: flag.boolean({char: 'f', description: 'restore from an incomplete file, over ranges changed since, or only the devices found'}),
   },
 } satisfies CommandSpec
 
@@ -30,7 +31,8 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, argv: 
   const r = undoRestore(file, devices, {dryRun: flags['dry-run'], force: flags.force})
   if (!ctx.jsonEnabled()) {
     ctx.log(table(['recorded device', 'restored to', 'blocks', 'bytes'], r.devices.map(d => [d.recorded, d.device ?? '(not given)', d.blocks, humanBytes(d.bytes)])))
-    ctx.log(r.dryRun ? 'dry run: nothing written' : `restored ${humanBytes(r.bytesRestored)} from ${r.file} (recorded ${r.created}${r.complete ? '' : ', INCOMPLETE'})`)
+    if (r.changedRanges > 0) ctx.log(`${r.changedRanges} range(s) changed since the run; --force ${r.dryRun ? 'would restore' : 'restored'} over them`)
+    ctx.log(r.dryRun ? `dry run: ${r.ranges.length} range(s) verified, nothing written` : `restored ${humanBytes(r.bytesRestored)} from ${r.file} (recorded ${r.created}${r.complete ? '' : ', INCOMPLETE'})`)
   }
   return r
 }

@@ -17,21 +17,50 @@ export function mdSize(bytes: number): string {
   return `(${mib.toFixed(2)} MiB ${mb.toFixed(2)} MB)`
 }
 
-/** Parse sizes: plain bytes or binary suffixes K M G T (case-insensitive, optional B/iB). */
-export function parseSize(s: string): number {
-  const m = /^(\d+)\s*([kmgt]?)(i?b)?$/i.exec(String(s).trim())
-  if (!m) throw new Error(`bad size '${s}' (use bytes or a K, M, G, T suffix)`)
-  const mult = {'': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4}[m[2].toLowerCase() as '' | 'k' | 'm' | 'g' | 't']
-  const v = Number(m[1]) * mult
-  if (!Number.isSafeInteger(v)) throw new Error(`size '${s}' is too large`)
+const UNITS = {'': 1n, k: 1n << 10n, m: 1n << 20n, g: 1n << 30n, t: 1n << 40n}
+export const U32_MAX = 0xffffffffn
+export const U64_MAX = 0xffffffffffffffffn
+const SAFE_MAX = BigInt(Number.MAX_SAFE_INTEGER)
+
+export interface NumberRule {
+  /** bytes: accept K M G T suffixes (binary, optional B or iB) */
+  size?: boolean
+  /** the largest value accepted (default 2^53 - 1, the largest exact number) */
+  max?: bigint
+  /** what the value ends up in, said when it exceeds max (e.g. "the superblock's 32-bit chunk field") */
+  field?: string
+}
+
+/**
+ * The one parser for every numeric command-line value: a whole, non-negative decimal number (with a
+ * K/M/G/T suffix where `rule.size`), at most `rule.max`. Anything else is a usage error (exit 2)
+ * naming the flag: a sign, a fraction, an exponent, hex, an empty value, or a value the field it
+ * ends in cannot hold.
+ */
+export function parseNumber(flag: string, value: string, rule: NumberRule = {}): bigint {
+  const m = (rule.size ? /^(\d+)([kmgt]?)(i?b)?$/i : /^(\d+)()()$/).exec(String(value).trim())
+  if (!m || (m[3] && !m[2] && /i/i.test(m[3])))
+    throw new UsageError(`${flag} '${value}' is not ${rule.size ? 'a size (whole bytes, or with a K, M, G or T suffix)' : 'a whole non-negative number'}`)
+  const v = BigInt(m[1]) * UNITS[m[2].toLowerCase() as keyof typeof UNITS]
+  const max = rule.max ?? SAFE_MAX
+  if (v > max) {
+    const why = rule.field ?? (max === SAFE_MAX ? 'the largest exact number, 2^53 - 1' : 'the largest value allowed')
+    throw new UsageError(`${flag} ${value} is too large: at most ${max} (${why})`)
+  }
   return v
+}
+
+/** parseNumber for values that are used as JavaScript numbers (max at most 2^53 - 1). */
+export function parseInteger(flag: string, value: string, rule: NumberRule = {}): number {
+  return Number(parseNumber(flag, value, {...rule, max: rule.max !== undefined && rule.max < SAFE_MAX ? rule.max : SAFE_MAX}))
+}
+
+/** A size in bytes (K M G T suffixes); undefined stays undefined. */
+export function parseSize(flag: string, value: string | undefined, rule: NumberRule = {}): number | undefined {
+  return value === undefined ? undefined : parseInteger(flag, value, {...rule, size: true})
 }
 
 /** --offset / --length as given on the command line; a bad value is a usage error (exit 2). */
 export function parseRange(offset: string, length: string | undefined): {offset: number; length: number | undefined} {
-  try {
-    return {offset: parseSize(offset), length: length === undefined ? undefined : parseSize(length)}
-  } catch (error) {
-    throw new UsageError((error as Error).message)
-  }
+  return {offset: parseSize('--offset', offset)!, length: parseSize('--length', length)}
 }

@@ -39,7 +39,13 @@ export function renderDump(r: DumpReport): string {
     if (rows.length) lines.push(table(['type', 'location', 'stripe', 'log sector', 'checksum', 'verdict'], rows).split('\n').map(l => `  ${l}`).join('\n'))
   }
   const stale = r.blocks.filter(b => b.stale).length
-  lines.push('', `${r.blocks.length - stale} meta block(s) in the live log${stale ? `, ${stale} stale` : ''}; ${r.mismatches === 0 ? out.green('every page checksum matches') : out.red(`${r.mismatches} page checksum mismatch(es)`)}`)
-  lines.push(`log ends at sector ${r.stop.sector}: ${r.stop.reason} (${r.stop.message})`)
+  if (r.badTail) {
+    lines.push('', out.red(`no valid meta block at the journal tail (sector ${r.stop.sector}): ${r.stop.reason} (${r.stop.message}); the kernel would discard the whole log`))
+  } else if (r.walkedBlocks === 0) {
+    lines.push('', `no valid meta block at sector ${r.stop.sector}, where the walk started: ${r.stop.reason} (${r.stop.message})`)
+  } else {
+    lines.push('', `${r.blocks.length - stale} meta block(s) in the live log${stale ? `, ${stale} stale` : ''}; ${r.mismatches === 0 ? out.green('every page checksum matches') : out.red(`${r.mismatches} page checksum mismatch(es)`)}`)
+    lines.push(`log ends at sector ${r.stop.sector}: ${r.stop.reason} (${r.stop.message})`)
+  }
   return lines.join('\n')
 }

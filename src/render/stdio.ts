@@ -1,5 +1,9 @@
-/** Synchronous full reads and writes on file descriptors, robust to pipes (EAGAIN, short counts). */
+/**
+ * Synchronous full reads and writes on file descriptors, robust to pipes (EAGAIN, short counts), and the one
+ * writer of standard output (writeStdout): every command's text, JSON and data go through it.
+ */
 import * as fs from 'node:fs'
+import {IoError} from '../engine/errors.js'
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4))
 function pause(): void { Atomics.wait(sleeper, 0, 0, 2) }
@@ -50,4 +54,39 @@ export function writeViewsAt(fd: number, views: Uint8Array[], position: number):
     }
   }
   return pos - position
+}
+
+/** Standard output was closed by its reader (`r5ctl read | head`): the command ends quietly, as `cat` does. */
+export class StdoutClosed extends Error {
+  constructor() {
+    super('standard output closed')
+    this.name = 'StdoutClosed'
+  }
+}
+
+/** Standard output cannot be written (ENOSPC on /dev/full, EIO): reported on stderr, since stdout is unusable. */
+export class StdoutError extends IoError {}
+
+/** set once stdout failed: nothing more is written to it (a JSON error object would fail the same way) */
+let stdoutFailed = false
+
+export const stdoutUsable = (): boolean => !stdoutFailed
+
+/**
+ * Write text or data to standard output synchronously (fd 1, whatever it is: terminal, file, pipe), so
+ * that nothing is left queued at exit and an error surfaces here: StdoutClosed for EPIPE, StdoutError else.
+ */
+export function writeStdout(data: string | Uint8Array[]): void {
+  if (stdoutFailed) return
+  try {
+    writeAll(1, typeof data === 'string' ? [Buffer.from(data, 'utf8')] : data)
+  } catch (error: any) {
+    stdoutFailed = true
+    // later writers of process.stdout (oclif flushes it at exit) would fail the same way, with a stack trace
+    process.stdout.write = (() => true) as typeof process.stdout.write
+    if (error?.code === 'EPIPE') throw new StdoutClosed()
+    // "ENOSPC: no space left on device, write" -> "no space left on device"
+    const what = /^[A-Z0-9_]+: (.*?)(, \w+)?$/.exec(String(error?.message))?.[1] ?? String(error?.code ?? error)
+    throw new StdoutError(`cannot write standard output: ${what}`)
+  }
 }

@@ -29,6 +29,11 @@ export interface RunOptions {
   input?: Buffer | string
   cwd?: string
   env?: Record<string, string | undefined>
+  /** kill the child after this many ms (its status is then null) */
+  timeout?: number
+  /** run as this user and group (needs root) */
+  uid?: number
+  gid?: number
 }
 
 const MAX_BUFFER = 1 << 30
@@ -51,8 +56,12 @@ export function run(program: string, args: string[], opts: RunOptions = {}): Run
     env: childEnv(opts.env),
     input: opts.input ?? '',
     maxBuffer: MAX_BUFFER,
+    timeout: opts.timeout,
+    uid: opts.uid,
+    gid: opts.gid,
   })
-  if (r.error) throw r.error
+  // a child killed for running past opts.timeout is reported as status null, not thrown
+  if (r.error && !(opts.timeout && (r.error as NodeJS.ErrnoException).code === 'ETIMEDOUT')) throw r.error
   return {status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr.toString('utf8'), cmd: [program, ...args].join(' ')}
 }
 

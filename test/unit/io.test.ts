@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import {randomBytes} from 'node:crypto'
 import {MemDevice, type BlockDevice} from '../../src/engine/device.js'
-import {createArray, writeData, readData, examineJournal, dumpMeta, openArray, arraySizeBytes} from '../../src/engine/index.js'
+import {createArray, writeData, readData, examineJournal, dumpMeta, openArray, arraySizeBytes, reclaimArray} from '../../src/engine/index.js'
 import {scanLog} from '../../src/engine/journal/scan.js'
 import {PAYLOAD_DATA, PAYLOAD_PARITY} from '../../src/engine/format/meta.js'
 import {computeP} from '../../src/engine/parity.js'
@@ -184,4 +184,29 @@ describe('write-through and read paths (in-memory devices)', () => {
     assert.equal(arraySizeBytes(arr), Math.floor(((8 << 20) - (1 << 20)) / 65536) * 65536 * 4)
     arr.close()
   })
+
+  for (const mode of ['write-through', 'write-back'] as const) {
+    it(`${mode} with endAtShortInput ends where the input ends, inside a row and a page, keeping the bytes after it`, () => {
+      for (const c of [configs[1], configs[7]]) {
+        const r = rig(c.level, c.n, 16384, 3 << 20, 2 << 20, c.layout)
+        const D = c.level === 6 ? c.n - 2 : c.n - 1
+        write(r, 0, randomBytes(r.size)) // a background that must survive after the input's end
+        for (const [offset, bytes] of [[4096, D * 16384 * 3 + 5000], [8192, 0], [D * 16384 * 5, 4096 * 3], [12288, 100]]) {
+          const data = randomBytes(bytes)
+          let p = 0
+          const res = writeData(r.devs, offset, undefined, buf => {
+            const k = Math.min(buf.length, data.length - p)
+            data.copy(buf, 0, p, p + k)
+            p += k
+            return k
+          }, {mode, endAtShortInput: true})
+          assert.equal(res.bytes, bytes, `${c.name}: bytes written at ${offset}`)
+          data.copy(r.model, offset)
+          if (mode === 'write-back') reclaimArray(r.devs)
+          assert.equal(examineJournal(r.devs).state, 'clean')
+          assert.ok(readAll(r).equals(r.model), `${c.name}: the array after ${bytes} bytes at ${offset}`)
+        }
+      }
+    })
+  }
 })

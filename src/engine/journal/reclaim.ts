@@ -29,6 +29,7 @@ export interface ReclaimResult {
 
 const FLUSH_PER_PAYLOAD = Math.floor((4096 - 32 - 8) / 8)
 
+/** `progress` receives (stripes written out so far, stripes to write out). */
 export function reclaimLog(arr: MdArray, progress?: (done: number, total: number) => void): ReclaimResult {
   const ring = arr.ring!
   const plan = planRecovery(arr)
@@ -46,8 +47,14 @@ export function reclaimLog(arr: MdArray, progress?: (done: number, total: number
   let used = usedBefore
   let parityLogged = 0
   const level = arr.sb.level
-  applyFromLog(arr, plan, res, progress)
+  // progress counts stripes written out: the logged complete ones first, then the cached ones
+  const stripes = plan.dataParityStripes + plan.dataOnlyStripes
+  let cachedDone = 0
+  applyFromLog(arr, plan, res, progress && ((done, total) => progress(Math.floor(plan.dataParityStripes * done / total), stripes)))
+  progress?.(plan.dataParityStripes, stripes)
   applyDataOnly(arr, plan.dataOnly, res, run => {
+    progress?.(plan.dataParityStripes + cachedDone, stripes)
+    cachedDone += run.sectors.length
     const records: LogRecord[] = []
     for (const sector of run.sectors) {
       const info = arr.geometry.stripeInfo(sector)
@@ -68,6 +75,7 @@ export function reclaimLog(arr: MdArray, progress?: (done: number, total: number
     parityLogged += run.sectors.length
   })
   for (const m of arr.members) m!.dev.flush()
+  progress?.(stripes, stripes)
   // FLUSH payloads for the data-only stripes now on the members (as r5c_finish_stripe_write_out)
   const flushed = [...plan.dataOnly.keys()].sort((a, b) => a - b)
   const flushRecords: LogRecord[] = []

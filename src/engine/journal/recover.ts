@@ -21,7 +21,8 @@ import type {MdArray} from '../array.js'
 import {alignedBuffer, writePages} from '../device.js'
 import type {PageSumsJob} from '../checksum.js'
 import {computeP, computeQ} from '../parity.js'
-import {CorruptError} from '../errors.js'
+import {CorruptError, UsageError} from '../errors.js'
+import {missingMembersError} from '../array.js'
 import {scanLog, walkMetaNative, type LogReader, type ScanStop, type ScannedUnit} from './scan.js'
 import {BLOCK_SECTORS, PAGE, type Ring} from './ring.js'
 
@@ -62,6 +63,12 @@ export class StripePages {
     // evaluate the old array before the call and drop the write
     const r = this.row(sector)
     this.pos[r * this.slots + slot] = logPos
+  }
+
+  /** the log position of one page (slot `slot` of the stripe at `sector`), or -1 */
+  at(sector: number, slot: number): number {
+    const r = this.rows.get(sector)
+    return r === undefined ? -1 : this.pos[r * this.slots + slot]
   }
 
   /** slot -> log position pairs of one stripe */
@@ -410,7 +417,7 @@ export function applyRecovery(arr: MdArray, plan: RecoveryPlan, progress?: (done
   const ring = arr.ring!
   const res: ApplyResult = {pagesWritten: 0, memberWrites: 0, journalBytesRead: 0}
   if (plan.clean) return res
-  if (arr.missingMembers.length > 0) throw new CorruptError('recovery needs every member', arr.all()[0].path)
+  if (arr.missingMembers.length > 0) throw missingMembersError(arr.uuid, arr.missingMembers, 'recovery needs every member')
   applyFromLog(arr, plan, res, progress)
   applyDataOnly(arr, plan.dataOnly, res)
   for (const m of arr.members) m!.dev.flush()
@@ -590,10 +597,12 @@ class LogTally {
   emptyUnits = 0
   tailSeq: bigint | null = null
   scanned = 0
+  private untilSeq: bigint | undefined
 
   constructor(private readonly arr: MdArray, readonly tail: number) {}
 
   scanOptions(untilSeq?: bigint) {
+    this.untilSeq = untilSeq
     return {
       onStop: (s: ScanStop) => { this.stop = s },
       untilSeq,
@@ -625,6 +634,12 @@ class LogTally {
     if (this.tailSeq === null) {
       throw new CorruptError(`no valid meta block at the journal tail (sector ${this.tail}): ${stop.message}; the kernel would discard the whole log`,
         this.arr.journal!.path, 'inspect it with `r5ctl dump-meta --from SECTOR`; nothing was written', 'bad-tail')
+    }
+    // a seq below the tail's names a block that is no longer in the live log: stopping "after" it
+    // would replay the tail's unit anyway, and stopping before the tail would drop the whole log
+    if (this.untilSeq !== undefined && this.untilSeq < this.tailSeq) {
+      throw new UsageError(`--until-seq ${this.untilSeq} is below the seq of the journal tail (sector ${this.tail}, seq ${this.tailSeq}): no such meta block in the live log`,
+        `give a seq from ${this.tailSeq} on (\`r5ctl dump-meta\` lists them); nothing was written`, this.arr.journal!.path)
     }
     const stopSeq = stop.expectedSeq ?? this.tailSeq + BigInt(this.units + this.skipped.length)
     return {tailSector: this.tail, tailSeq: this.tailSeq, stop, stopSeq, newSeq: stopSeq + 10000n, units: this.units, emptyUnits: this.emptyUnits,
@@ -908,7 +923,7 @@ export function recoverStreaming(arr: MdArray, untilSeq?: bigint, progress?: (do
   const units = new UnitList()
   const extent = logExtent(arr, untilSeq, units)
   if (extent.clean) return {...extent, dataParityStripes: 0, dataOnlyStripes: 0, pagesWritten: 0}
-  if (arr.missingMembers.length > 0) throw new CorruptError('recovery needs every member', arr.all()[0].path)
+  if (arr.missingMembers.length > 0) throw missingMembersError(arr.uuid, arr.missingMembers, 'recovery needs every member')
   const extentSectors = ring.distance(extent.tailSector, extent.stop.position)
   const total = extentSectors * 512
   const out = {dataParityStripes: 0, pagesWritten: 0}

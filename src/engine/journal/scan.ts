@@ -67,6 +67,29 @@ export interface PayloadLimits {
   device: string
 }
 
+/** The last meta block a walk accepted (for describing where the log ends). */
+export interface LastUnit {position: number; seq: bigint; empty: boolean; dropped?: boolean}
+
+/** Where a report says the walk stopped: `reason` is a StopCode, or `end-of-log` with the StopCode as `cause`. */
+export interface LogEnd {sector: number; reason: StopCode | 'end-of-log'; message: string; cause?: StopCode}
+
+/** Meta block problems that only say "this block is not the next one of this log". */
+const NOT_NEXT_BLOCK: ReadonlySet<StopCode> = new Set<StopCode>(['short', 'bad-magic', 'bad-version', 'bad-meta-size', 'bad-checksum', 'seq-mismatch', 'position-mismatch'])
+
+/**
+ * The kernel ends every log at the first block that is not its next meta block: after at least one
+ * valid block, that is the normal end of the log (a clean log always ends so), not corruption, and
+ * reports say `end-of-log` with the block's problem as the cause. With no valid block at all, or
+ * a stop of another kind (a page checksum, a unit too large, a malformed payload, a full ring),
+ * the scanner's reason stands.
+ */
+export function describeStop(stop: ScanStop, last: LastUnit | null): LogEnd {
+  if (!last || !NOT_NEXT_BLOCK.has(stop.code)) return {sector: stop.position, reason: stop.code, message: stop.message}
+  const what = `${last.empty ? 'empty ' : ''}meta block at sector ${last.position} (seq ${last.seq}${last.dropped ? ', its unit dropped for a bad page checksum' : ''})`
+  return {sector: stop.position, reason: 'end-of-log', cause: stop.code,
+    message: `the log ends after the ${what}; sector ${stop.position} holds no meta block of this log: ${stop.message}`}
+}
+
 /**
  * A meta block that passed every format check (magic, version, checksum, position, seq) but whose
  * payloads address sectors outside the array was not written for this array: replaying it would

@@ -4,7 +4,7 @@
  */
 import {PAYLOAD_DATA, PAYLOAD_FLUSH, PAYLOAD_PARITY} from '../format/meta.js'
 import type {MdArray} from '../array.js'
-import {scanLog, type ScanStop} from './scan.js'
+import {scanLog, describeStop, type ScanStop, type LogEnd, type LastUnit} from './scan.js'
 import {BLOCK_SECTORS, PAGE} from './ring.js'
 
 export interface JournalState {
@@ -24,6 +24,8 @@ export interface JournalState {
   /** clean: nothing in the live log would change the members on replay */
   state: 'clean' | 'dirty' | 'corrupt'
   stop: ScanStop
+  /** the stop as reports name it: the normal end of the log, or what is wrong (see describeStop) */
+  end: LogEnd
   /** the seq of the last valid meta block */
   lastSeq: bigint | null
   lastUnitSector: number | null
@@ -38,14 +40,16 @@ export function journalState(arr: MdArray): JournalState {
   const st: JournalState = {
     sizeBytes: ring.sizeBytes, tailSector: tail, tailSeq: null, headSector: tail, nextSeq: null, usedBytes: 0,
     metaBlocks: 0, dataPages: 0, parityPages: 0, flushPayloads: 0, stripesDataParity: 0, stripesDataOnly: 0,
-    state: 'clean', stop: undefined as unknown as ScanStop, lastSeq: null, lastUnitSector: null, droppedUnits: 0,
+    state: 'clean', stop: undefined as unknown as ScanStop, end: undefined as unknown as LogEnd, lastSeq: null, lastUnitSector: null, droppedUnits: 0,
   }
   // stripe member sector -> has parity
   const stripes = new Map<number, boolean>()
   // the kernel's rule: a unit with a bad page is dropped and the scan moves on by its meta block
   let dropped = 0
-  const skip = (x: {seq: bigint}) => {
+  let last: LastUnit | null = null
+  const skip = (x: {position: number; seq: bigint}) => {
     if (st.tailSeq === null) st.tailSeq = x.seq
+    last = {position: x.position, seq: x.seq, empty: false, dropped: true}
     dropped++
     st.nextSeq = x.seq + 1n
   }
@@ -54,6 +58,7 @@ export function journalState(arr: MdArray): JournalState {
     st.metaBlocks++
     st.lastSeq = u.seq
     st.lastUnitSector = u.position
+    last = {position: u.position, seq: u.seq, empty: u.meta.payloads.length === 0}
     st.nextSeq = u.seq + 1n
     st.headSector = u.nextPosition
     st.usedBytes += (1 + u.pages) * PAGE
@@ -72,6 +77,7 @@ export function journalState(arr: MdArray): JournalState {
     }
   }
   st.stop = stop!
+  st.end = describeStop(stop!, last)
   st.droppedUnits = dropped
   st.headSector = stop!.position
   for (const hasParity of stripes.values()) hasParity ? st.stripesDataParity++ : st.stripesDataOnly++

@@ -1,0 +1,243 @@
+/**
+ * Writing undo files (layout in format.ts): UndoLog appends records write-ahead, UndoDevice saves
+ * a device's old bytes before it overwrites them, withUndo runs one operation over wrapped devices
+ * and seals the file with a checksum of every saved range as the run left it.
+ *
+ * The guarantees: the old bytes of a write are durable (fdatasync) before the write is issued, one
+ * fdatasync covering everything saved for that write request; any failure to write the undo file
+ * stops the run before its next device write and names the file; a run that fails before its
+ * first device write leaves no undo file (the empty one it created is removed).
+ */
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import {probeDevice, refuseDuplicateSources, type DeviceSource} from '../array.js'
+import {DeviceWrapper, FileDevice, type BlockDevice} from '../device.js'
+import {IoError, RefusedError} from '../errors.js'
+import {identify} from '../identity.js'
+import {HEADER_BYTES, KIND_AFTER, KIND_END, KIND_OLD, MAX_RECORD, VERSION, crcEnd, crcMore, crcStart, encodeHead, encodeHeader,
+  type UndoHeader} from './format.js'
+
+const BLOCK = 4096
+
+export interface SavedRange {device: number; offset: number; length: number}
+
+export class UndoLog {
+  private fd: number
+  private pos = HEADER_BYTES
+  private seq = 0
+  private unsynced = false
+  private failure: IoError | null = null
+  /** the run's device writes are over: a failure now only leaves the file unsealed */
+  private sealing = false
+  readonly ranges: SavedRange[] = []
+
+  /** Creates `file` (never an existing one) and makes its header durable. */
+  constructor(readonly file: string, header: UndoHeader) {
+    try {
+      this.fd = fs.openSync(file, 'wx')
+    } catch (error: any) {
+      if (error.code === 'EEXIST') throw new RefusedError('undo file already exists; r5ctl never overwrites it', file, 'choose a new file name', 'would-overwrite')
+      throw new IoError(`cannot create the undo file: ${error.message}`, file, 'choose a writable place for it')
+    }
+    try {
+      this.write([encodeHeader(header)], 0)
+      this.sync()
+      syncDirectory(file)
+    } catch (error) {
+      this.abandon()
+      throw error
+    }
+  }
+
+  /** Append the old bytes of device[offset..]; durable only after sync(). */
+  saveOld(device: number, offset: number, old: Uint8Array): void {
+    const head = encodeHead({kind: KIND_OLD, device, reserved: 0, offset, length: old.length, seq: this.seq++}, [old])
+    this.write([head, old], this.pos)
+    this.advance(head.length + old.length)
+    this.ranges.push({device, offset, length: old.length})
+  }
+
+  /** fdatasync what was appended since the last sync (one call for all records of a write request) */
+  sync(): void {
+    if (this.failure) throw this.failure
+    if (!this.unsynced) return
+    try { fs.fdatasyncSync(this.fd) } catch (error) { throw this.fail(error) }
+    this.unsynced = false
+  }
+
+  /**
+   * The run finished: record a checksum of every saved range as the devices now hold it (`read`
+   * reads device i), then the end record. Only a sealed file is complete.
+   */
+  seal(read: (device: number, buf: Uint8Array, offset: number) => void): void {
+    this.sealing = true
+    const win = Buffer.alloc(MAX_RECORD)
+    let batch: Buffer[] = []
+    let batchBytes = 0
+    const flushBatch = () => {
+      this.write(batch, this.pos)
+      this.advance(batchBytes)
+      batch = []
+      batchBytes = 0
+    }
+    for (const r of this.ranges) {
+      let s = crcStart
+      for (let done = 0; done < r.length; done += win.length) {
+        const part = win.subarray(0, Math.min(win.length, r.length - done))
+        read(r.device, part, r.offset + done)
+        s = crcMore(s, part)
+      }
+      const payload = Buffer.alloc(4)
+      payload.writeUInt32LE(crcEnd(s), 0)
+      batch.push(encodeHead({kind: KIND_AFTER, device: r.device, reserved: 0, offset: r.offset, length: r.length, seq: this.seq++}, [payload]), payload)
+      batchBytes += 36
+      if (batchBytes >= MAX_RECORD) flushBatch()
+    }
+    batch.push(encodeHead({kind: KIND_END, device: 0, reserved: 0, offset: this.ranges.length, length: 0, seq: this.seq++}, []))
+    batchBytes += 32
+    flushBatch()
+    this.sync()
+    this.close()
+  }
+
+  /** The run failed: keep what was saved (it undoes what happened); a file with nothing saved is removed. */
+  abandon(): void {
+    this.close()
+    if (this.ranges.length === 0) try { fs.unlinkSync(this.file) } catch { /* already gone */ }
+  }
+
+  private close(): void {
+    if (this.fd < 0) return
+    try { fs.closeSync(this.fd) } catch { /* closed */ }
+    this.fd = -1
+  }
+
+  private advance(bytes: number): void {
+    this.pos += bytes
+    this.unsynced = true
+  }
+
+  /** pwritev all of `bufs` at `at`: a short write is retried, so a full disk shows as its error */
+  private write(bufs: Uint8Array[], at: number): void {
+    if (this.failure) throw this.failure
+    try {
+      let rest = bufs
+      let pos = at
+      while (rest.length > 0) {
+        const n = fs.writevSync(this.fd, rest, pos)
+        if (n <= 0) throw Object.assign(new Error('nothing written'), {code: 'ENOSPC'})
+        pos += n
+        rest = dropBytes(rest, n)
+      }
+    } catch (error) {
+      throw this.fail(error)
+    }
+  }
+
+  private fail(error: unknown): IoError {
+    const e = error as NodeJS.ErrnoException
+    this.failure ??= this.sealing
+      ? new IoError(`cannot write the undo file (${e.code ?? e.message}): the run finished, but its undo file is incomplete`, this.file,
+        'make room for the undo file; `r5ctl undo --force FILE DEV...` still restores what the run changed')
+      : new IoError(`cannot write the undo file (${e.code ?? e.message}): the run stopped before its next device write`, this.file,
+        'make room for the undo file; `r5ctl undo --force FILE DEV...` restores what the run changed before it stopped')
+    return this.failure
+  }
+}
+
+function dropBytes(bufs: Uint8Array[], n: number): Uint8Array[] {
+  let i = 0
+  while (i < bufs.length && n >= bufs[i].length) n -= bufs[i++].length
+  const rest = bufs.slice(i)
+  if (n > 0) rest[0] = rest[0].subarray(n)
+  return rest
+}
+
+/** the new file's name must survive a host crash as its records do */
+function syncDirectory(file: string): void {
+  let fd = -1
+  try {
+    fd = fs.openSync(path.dirname(path.resolve(file)), 'r')
+    fs.fsyncSync(fd)
+  } catch { /* a directory that cannot be opened or synced: the file's own fdatasync still holds */ } finally {
+    if (fd >= 0) fs.closeSync(fd)
+  }
+}
+
+/** Wraps one device: the first overwrite of every 4 KiB block saves the old block first. */
+export class UndoDevice extends DeviceWrapper {
+  private saved = new Set<number>()
+
+  constructor(inner: BlockDevice, private log: UndoLog, private index: number) {
+    super(inner)
+  }
+
+  override writev(bufs: Uint8Array[], offset: number): void {
+    let len = 0
+    for (const b of bufs) len += b.length
+    if (len > 0) {
+      let runStart = -1
+      const last = Math.floor((offset + len - 1) / BLOCK)
+      for (let b = Math.floor(offset / BLOCK); b <= last + 1; b++) {
+        const fresh = b <= last && !this.saved.has(b)
+        if (fresh && runStart < 0) runStart = b
+        if (!fresh && runStart >= 0) { this.saveRun(runStart * BLOCK, Math.min(b * BLOCK, this.inner.size)); runStart = -1 }
+      }
+    }
+    this.log.sync()
+    this.inner.writev(bufs, offset)
+  }
+
+  /** the inner device belongs to withUndo, which reads it back to seal the log */
+  override close(): void { /* kept open */ }
+
+  private saveRun(from: number, to: number): void {
+    for (let at = from; at < to; at += MAX_RECORD) {
+      const old = Buffer.alloc(Math.min(MAX_RECORD, to - at))
+      this.inner.read(old, at)
+      this.log.saveOld(this.index, at, old)
+      for (let b = at / BLOCK; b < (at + old.length) / BLOCK; b++) this.saved.add(b)
+    }
+  }
+}
+
+/** The undo file must not be one of the devices it protects (by any path: identity.ts). */
+function refuseUndoOnDevice(file: string, paths: DeviceSource[]): void {
+  const key = (p: string) => identify(p)?.key ?? `path ${path.resolve(p)}`
+  const target = key(file)
+  for (const p of paths)
+    if (typeof p === 'string' && key(p) === target)
+      throw new RefusedError('the undo file is one of the devices', p, 'put the undo file somewhere else', 'undo-is-device')
+}
+
+/**
+ * Run `fn` over undo-wrapped devices when `file` is given. On success the log is sealed (complete);
+ * on failure it keeps what was saved, and is removed when nothing was.
+ */
+export function withUndo<T>(paths: DeviceSource[], file: string | undefined, fn: (sources: DeviceSource[]) => T): T {
+  if (!file) return fn(paths)
+  refuseDuplicateSources(paths)
+  refuseUndoOnDevice(file, paths)
+  const probes = paths.map(p => probeDevice(p))
+  const existing = paths.map(p => typeof p !== 'string' || fs.existsSync(p))
+  const log = new UndoLog(file, {
+    version: VERSION,
+    created: new Date(),
+    arrayUuid: probes.find(p => p.sb)?.sb?.setUuid ?? new Uint8Array(16),
+    devices: probes.map(p => ({name: p.path, size: p.size, deviceUuid: p.sb?.deviceUuid ?? new Uint8Array(16)})),
+  })
+  const opened: (BlockDevice | null)[] = []
+  try {
+    for (const [i, p] of paths.entries()) opened.push(existing[i] && typeof p === 'string' ? FileDevice.open(p, {writable: true}) : null)
+    const inner = paths.map((p, i) => opened[i] ?? (typeof p === 'string' ? null : p))
+    const sources = paths.map((p, i) => (inner[i] ? new UndoDevice(inner[i]!, log, i) : p))
+    const r = fn(sources)
+    log.seal((i, buf, offset) => inner[i]!.read(buf, offset))
+    return r
+  } catch (error) {
+    log.abandon()
+    throw error
+  } finally {
+    for (const d of opened) d?.close()
+  }
+}

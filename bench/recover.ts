@@ -327,7 +327,7 @@ function main() {
     W.devs = [W.journal, ...W.members]
     fs.mkdirSync(W.dir)
     const restore = () => { for (let i = 0; i < P.devs.length; i++) copyOver(P.devs[i], W.devs[i]); syncFiles(W.devs) }
-    const ddMembers = P.members.map((m, i) => path.join(root, `dd-m${i}.img`))
+    const ddMembers = P.members.map((_m, i) => path.join(root, `dd-m${i}.img`))
     for (let i = 0; i < MEMBERS; i++) copyOver(P.members[i], ddMembers[i])
     const ddJournalRead = [`if=${P.journal}`, 'of=/dev/null', `skip=${P.ringBase + dirty.tailSector * 512}`, `count=${dirty.usedBytes}`, 'iflag=skip_bytes,count_bytes']
     const rawRecover = (durable: boolean) => {

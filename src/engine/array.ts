@@ -439,7 +439,7 @@ export function planCreate(o: CreateOptions): CreatePlan {
   if (setUuid.length !== 16) throw new UsageError(`--uuid must be 16 bytes (got ${setUuid.length})`)
   const now = mdTime(new Date())
   const devRoles = [...Array.from({length: o.raidDevices}, (_, i) => i), ROLE_JOURNAL]
-  const sbs = all.map((p, i) =>
+  const sbs = all.map((_p, i) =>
     makeSuperblock({
       featureMap: FEATURE_JOURNAL,
       setUuid,

@@ -5,7 +5,7 @@
  */
 import {type PageSumsJob, crc32cPages, writeAsyncAvailable, writeRunsAsync} from './checksum.js'
 import {alignedBuffer, checkDeviceRange} from './device.js'
-import {IoError, R5Error, RefusedError, UsageError, EXIT} from './errors.js'
+import {IoError, R5Error, UsageError, EXIT} from './errors.js'
 import {encodeMetaBlock, encodeDataParityMeta, type DataParityRecords, PAYLOAD_DATA, PAYLOAD_PARITY} from './format/meta.js'
 import {missingMembersError, type MdArray} from './array.js'
 import {computeP, computeQ, reconstruct} from './parity.js'
@@ -108,7 +108,7 @@ function rebuildRow(level: 4 | 5 | 6, lay: RowLayout, bufs: (Uint8Array | null)[
   const order = [...lay.dataMembers, lay.pd, ...(level === 6 ? [lay.qd] : [])]
   const missIdx = missing.map(idxOf)
   for (let k = 0; k < pagesPerChunk; k++) {
-    const pages = order.map((m, j) => {
+    const pages = order.map(m => {
       const b = bufs[m]
       const o = rowOff + k * PAGE
       if (b) return b.subarray(o, o + PAGE)

@@ -315,7 +315,7 @@ function lddPaths(bin: string): string[] {
   return out
 }
 
-function ensureInitramfs(root: string, kdir: string, release: string): {file: string; modules: string[]} {
+function ensureInitramfs(kdir: string, release: string): {file: string; modules: string[]} {
   const mdadm = which('mdadm')!
   const busybox = '/bin/busybox'
   const libs = lddPaths(mdadm)
@@ -355,7 +355,7 @@ export function prepareKernel(): KernelEnv {
   ensureHostPackages()
   const root = cacheRoot()
   const k = ensureKernel(root)
-  const ir = ensureInitramfs(root, k.dir, k.release)
+  const ir = ensureInitramfs(k.dir, k.release)
   const firstLine = (s: string) => s.split('\n')[0].trim()
   prepared = {
     package: k.pkg,

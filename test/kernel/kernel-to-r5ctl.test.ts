@@ -14,7 +14,7 @@ import * as path from 'node:path'
 import {boot, type BootResult, type Disk, type KernelEnv} from './harness.js'
 import {assembleAndCopy, crashImageChecks, describeEvents, readAsIs, readOut, recoverChecks, recoverCopy, stripTime, type CrashImages, type Recovered} from './checks.js'
 import {
-  FIXTURES, KiB, MiB, cleanup, gzipFile, kernelOrSkip, kernelReplayModel, md5, md5File, pagePattern, parseRecovering, r5ctl, r5ctlJson,
+  FIXTURES, KiB, MiB, cleanup, gzipFile, kernelOrSkip, kernelReplayModel, md5, pagePattern, parseRecovering, r5ctlJson,
   r5ctlReadMd5, randomPattern, recordBoot, sparseFile, tail, tmpDir,
 } from './util.js'
 

@@ -16,7 +16,7 @@
  *           empty meta block at the stop position with seq + 10000, then journal_tail and
  *           events in every superblock, last.
  */
-import {MetaColumns, PAYLOAD_DATA, PAYLOAD_FLUSH, PAYLOAD_PARITY, encodeMetaBlock, type Payload} from '../format/meta.js'
+import {MetaColumns, PAYLOAD_DATA, PAYLOAD_FLUSH, PAYLOAD_PARITY, encodeMetaBlock} from '../format/meta.js'
 import type {MdArray} from '../array.js'
 import {alignedBuffer, writePages} from '../device.js'
 import type {PageSumsJob} from '../checksum.js'

@@ -293,7 +293,7 @@ function setupOnly(dir: string): void {
 }
 
 function main() {
-  if (opt['--setup-only']) return setupOnly(path.resolve(opt['--setup-only']))
+  if (opt['--setup-only']) { setupOnly(path.resolve(opt['--setup-only'])); return; }
   const facts = machine()
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'r5bench-rec-'))
   say(`r5ctl recover bench${quick ? ' --quick' : ''}: ${facts.date}, ${facts.nproc} CPUs (${facts.cpu}), ${facts.memoryGiB} GiB RAM, ` +
@@ -391,7 +391,7 @@ function main() {
     r5(['read', '--offset', '0', '--length', String(dirty.dataBytes), '--output', readBack, ...W.devs])
     const verified = ej.state === 'clean' && sha256File(readBack, dirty.dataBytes) === dirty.sha256
     fs.rmSync(readBack)
-    if (!verified) notes.push(`after recover: journal ${ej.state}, read-back ${'MISMATCH or dirty'}`)
+    if (!verified) notes.push(`after recover: journal ${ej.state}, read-back MISMATCH or dirty`)
 
     // =========================================================================================
     // 2. write 1 GiB, page cache and durable, against dd (on the work set, clean after recover)

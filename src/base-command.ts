@@ -78,8 +78,8 @@ export function commandClass<S extends CommandSpec>(impl: CommandImpl<S>): typeo
     static flags = oclifFlags(spec.flags)
 
     async run(): Promise<unknown> {
-      const {flags, argv, args} = await this.parse(this.ctor as any)
-      return run(this, flags as any, argv.map(String), args as Record<string, string | undefined>)
+      const {flags, argv, args} = await this.parse(this.ctor)
+      return run(this, flags as any, argv.map(String), args)
     }
   }
   return Cmd

@@ -351,7 +351,7 @@ export const writeAsyncAvailable: boolean = writeAddon !== null;
 export function writeRunsAsync(buf: Uint8Array, pages: Int32Array, runs: Float64Array, nRuns: number): PageSumsJob | null {
   if (!writeAddon) return null;
   // a ReadJob's bookkeeping serves: a count of units done (runs), and a failure kept
-  return takeSlot(() => writeAddon.writeStart!(buf, pages, runs, nRuns), new ReadJob(nRuns));
+  return takeSlot(() => writeAddon.writeStart(buf, pages, runs, nRuns), new ReadJob(nRuns));
 }
 
 /**

@@ -568,7 +568,7 @@ export function mulInto(dst: Uint8Array, src: Uint8Array, coef: number): void {
   if (src.length !== len) throw new RangeError(`mulInto: lengths differ (${dst.length} vs ${src.length})`)
   coef &= 255
   if (coef === 0) return
-  if (coef === 1) return xorInto(dst, src)
+  if (coef === 1) { xorInto(dst, src); return; }
   const t = mulTable(coef)
   let done = 0
   if (wordSize([src], dst) !== 1) {

@@ -61,7 +61,7 @@ function render(d: ExamineDevice): string {
   const x = (h: string) => parseInt(h, 16).toString(16)
   const csum = d.checksumOk ? `${x(d.checksum!)} - ${out.green('correct')}` : `${x(d.checksum!)} - ${out.red(`expected ${x(d.checksumExpected!)}`)}`
   const pairs: [string, string][] = [
-    ['Magic', d.magic!],
+    ['Magic', d.magic],
     ['Version', d.version!],
     ['Feature Map', d.featureMap!],
     ['Array UUID', d.arrayUuid!],

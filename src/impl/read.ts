@@ -25,7 +25,7 @@ RAID6 two. A dirty journal (records not yet replayed) is refused with exit 5 bec
 } satisfies CommandSpec
 
 export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, devices: string[]) {
-  let {offset, length} = parseRange(flags.offset, flags.length)
+  const {offset, length} = parseRange(flags.offset, flags.length)
   if (!flags.output && ctx.jsonEnabled()) throw new UsageError('--json needs --output (stdout carries the JSON)')
   if (flags.output) refuseDeviceAsFile(flags.output, '--output', devices)
   // the output file is opened at the first byte, so a refused read leaves an existing file alone

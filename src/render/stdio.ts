@@ -83,7 +83,7 @@ export function writeStdout(data: string | Uint8Array[]): void {
   } catch (error: any) {
     stdoutFailed = true
     // later writers of process.stdout (oclif flushes it at exit) would fail the same way, with a stack trace
-    process.stdout.write = (() => true) as typeof process.stdout.write
+    process.stdout.write = (() => true)
     if (error?.code === 'EPIPE') throw new StdoutClosed()
     // "ENOSPC: no space left on device, write" -> "no space left on device"
     const what = /^[A-Z0-9_]+: (.*?)(, \w+)?$/.exec(String(error?.message))?.[1] ?? String(error?.code ?? error)

@@ -22,8 +22,8 @@ export function startHolder(devices: string[], opts: {env?: Record<string, strin
   const lines: string[] = []
   const waiting: ((l: string) => void)[] = []
   let buf = ''
-  proc.stdout!.setEncoding('utf8')
-  proc.stdout!.on('data', (chunk: string) => {
+  proc.stdout.setEncoding('utf8')
+  proc.stdout.on('data', (chunk: string) => {
     buf += chunk
     for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
       const l = buf.slice(0, i)

@@ -165,7 +165,7 @@ kv stripe_cache_active "$(cat /sys/block/md0/md/stripe_cache_active)"
 powercut
 `
       r.crash = recordBoot(`kernel → r5ctl: ${r.id} (power cut)`, await boot(env, {
-        disks: disksOf(r, 'x', {}, {writeBps: THROTTLE}), files: {'data.bin': data}, script, label: `${r.id}`, timeoutMs: 300_000,
+        disks: disksOf(r, 'x', {}, {writeBps: THROTTLE}), files: {'data.bin': data}, script, label: r.id, timeoutMs: 300_000,
       }))
       assert.ok(r.crash.powerCut, `${r.id}: no power cut:\n${tail(r.crash)}`)
     }

@@ -335,7 +335,7 @@ function mutateMeta(s: Subject): void {
   } else if (kind <= 7) {
     // a payload field
     const pls = payloadOffsets(blk)
-    if (pls.length === 0) { s.log.push(`${tag}: no payloads`); return mutateMetaAppend(s, blk, tag) }
+    if (pls.length === 0) { s.log.push(`${tag}: no payloads`); mutateMetaAppend(s, blk, tag); return; }
     const p = rng.pick(pls)
     const which = rng.int(4)
     if (which === 0) {
@@ -360,7 +360,7 @@ function mutateMeta(s: Subject): void {
   } else if (kind === 9) {
     // drop or duplicate a payload
     const pls = payloadOffsets(blk)
-    if (pls.length === 0) return mutateMetaAppend(s, blk, tag)
+    if (pls.length === 0) { mutateMetaAppend(s, blk, tag); return; }
     const p = rng.pick(pls)
     const metaSize = Number(rdle(blk, 12, 4))
     if (rng.bool() || p.off + 2 * p.len > PAGE) {
@@ -425,7 +425,7 @@ function mutatePage(s: Subject): void {
   if (moff + PAGE > j.data.length) return
   const blk = j.data.subarray(moff, moff + PAGE)
   const pls = payloadOffsets(blk).filter(p => p.type < 2)
-  if (pls.length === 0) return mutateMeta(s)
+  if (pls.length === 0) { mutateMeta(s); return; }
   let pageIndex = 0
   const counts = pls.map(p => Math.floor(Number(rdle(blk, p.off + 4, 4)) / 8))
   const pi = rng.int(pls.length)

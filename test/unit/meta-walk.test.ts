@@ -283,7 +283,7 @@ describe('native meta walk (walkMetaNative) against the JavaScript meta-only wal
 
   it('agrees on a unit that does not fit in the ring, and on a file cut short', () => {
     const r = rng(8)
-    const many = Array.from({length: 30}, (_, k) => ({type: 0, flags: 0, sizeSectors: 8, location: BigInt(8 * k), checksums: [k]}) as Payload)
+    const many = Array.from({length: 30}, (_, k) => ({type: 0 as const, flags: 0, sizeSectors: 8, location: BigInt(8 * k), checksums: [k]}))
     const tooLarge = writeChain(dir, 'large.img', r, {ringSectors: 8 * 20, tail: 0, count: 2, firstSeq: 1n, payloads: i => (i === 0 ? many.slice(0, 2) : many)})
     assert.equal(compare(tooLarge, 'too large'), 1)
     // the file ends inside the third unit's meta block: the JavaScript walk reports the read error

@@ -138,7 +138,7 @@ describe('meta block', () => {
       assert.deepEqual(r.problems, []);
       assert.equal(r.meta?.metaSize, 4096);
       assert.equal(r.meta?.payloads.length, 203);
-      assert.equal(pagesOf(r.meta as MetaBlock), 204);
+      assert.equal(pagesOf(r.meta), 204);
     });
   });
 
@@ -159,7 +159,7 @@ describe('meta block', () => {
       const r = decodeMetaBlock(got, SEED, { seq, position });
       assert.deepEqual(r.problems, []);
       assert.deepEqual(r.meta?.payloads, []);
-      assert.equal(pagesOf(r.meta as MetaBlock), 0);
+      assert.equal(pagesOf(r.meta), 0);
     });
     it('checksum depends on the seed (set uuid)', () => {
       const a = encodeMetaBlock({ seq: 1n, position: 0n, payloads: [] }, SEED);

@@ -12,7 +12,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import {writeAsyncAvailable, writeRunsAsync} from '../../src/engine/checksum.js'
-import {FileDevice, MemDevice, alignedBuffer, type BlockDevice} from '../../src/engine/device.js'
+import {FileDevice, MemDevice, alignedBuffer} from '../../src/engine/device.js'
 import {IoError} from '../../src/engine/errors.js'
 import {createArray, writeData} from '../../src/engine/index.js'
 import {rng} from '../helpers/reference.js'
@@ -147,7 +147,7 @@ describe('member writes on the helper thread (writeRunsAsync, writeArray on file
         const length = w % 4 === 0 ? 1 + Math.floor(r() * 3 * 1024 * 1024) : 1 + Math.floor(r() * 200 * 1024)
         const data = Buffer.from(filled(Math.ceil(length / PAGE), w + 7).subarray(0, length))
         const src = () => { let p = 0; return (buf: Uint8Array) => { const k = Math.min(buf.length, data.length - p); buf.set(data.subarray(p, p + k)); p += k; return k } }
-        const a = writeData(mem as BlockDevice[], offset, length, src(), {batchBytes: 64 * 1024})
+        const a = writeData(mem, offset, length, src(), {batchBytes: 64 * 1024})
         const b = writeData(open(), offset, length, src(), {batchBytes: 64 * 1024})
         assert.equal(b.stripes, a.stripes)
         assert.equal(b.journalBytes, a.journalBytes)

@@ -257,7 +257,7 @@ class StripeStates {
  * it, FLUSH forgets it. `replay` is called for a complete stripe that new data arrives for.
  */
 function feedUnit(arr: MdArray, states: StripeStates, u: ScannedUnit, replay: (sector: number, row: number) => void): void {
-  if (u.cols) return feedColumns(arr, states, u.position, u.cols, replay)
+  if (u.cols) { feedColumns(arr, states, u.position, u.cols, replay); return; }
   const ring = arr.ring!
   const loc = {member: 0, memberSector: 0, dataIndex: 0, row: 0, pd: 0}
   let pos = ring.add(u.position, BLOCK_SECTORS)

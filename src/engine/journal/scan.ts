@@ -132,10 +132,10 @@ function locationOutside(type: number, loc: number, sizeSectors: number, lim: Pa
 function checkColumnLocations(cols: MetaColumns, ring: Ring, position: number, seed: number): void {
   const lim = ring.payloadLimits
   if (!lim) return
-  if (cols.hugeLocation) return checkPayloadLocations(cols.toMetaBlock(seed), ring, position)
+  if (cols.hugeLocation) { checkPayloadLocations(cols.toMetaBlock(seed), ring, position); return; }
   const {type, location, size} = cols
   for (let i = 0; i < cols.count; i++) {
-    if (type[i] !== PAYLOAD_FLUSH && locationOutside(type[i], location[i], size[i], lim)) return checkPayloadLocations(cols.toMetaBlock(seed), ring, position)
+    if (type[i] !== PAYLOAD_FLUSH && locationOutside(type[i], location[i], size[i], lim)) { checkPayloadLocations(cols.toMetaBlock(seed), ring, position); return; }
   }
 }
 

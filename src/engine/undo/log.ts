@@ -230,7 +230,7 @@ export function withUndo<T>(paths: DeviceSource[], file: string | undefined, fn:
   try {
     for (const [i, p] of paths.entries()) opened.push(existing[i] && typeof p === 'string' ? FileDevice.open(p, {writable: true}) : null)
     const inner = paths.map((p, i) => opened[i] ?? (typeof p === 'string' ? null : p))
-    const sources = paths.map((p, i) => (inner[i] ? new UndoDevice(inner[i]!, log, i) : p))
+    const sources = paths.map((p, i) => (inner[i] ? new UndoDevice(inner[i], log, i) : p))
     const r = fn(sources)
     log.seal((i, buf, offset) => inner[i]!.read(buf, offset))
     return r

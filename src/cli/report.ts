@@ -26,7 +26,7 @@ export function reportError(error: Error & {oclif?: {exit?: number}; exitCode?: 
     if (exitCode === 0) return
   } else {
     exitCode = EXIT.FAILED
-    code = (error as any).code ?? 'error'
+    code = (error as {code?: string}).code ?? 'error'
   }
   let extra: Record<string, unknown> = {}
   if (error instanceof SimulatedCrash) {

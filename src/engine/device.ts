@@ -143,7 +143,9 @@ export class FileDevice implements BlockDevice {
     let fd: number
     try {
       fd = fs.openSync(file, flags)
-    } catch (error: any) {
+    } catch (caught) {
+      // fs calls throw Node system errors
+      const error = caught as NodeJS.ErrnoException
       if (error.code === 'EBUSY')
         throw new RefusedError('device is busy (held by the kernel md driver, a mount, or another exclusive user)', file,
           'stop the array (mdadm --stop) or unmount it first', 'in-use')
@@ -263,9 +265,9 @@ export class FileDevice implements BlockDevice {
     if (nativeWritePages && this.fd >= 0) {
       try {
         nativeWritePages(this.fd, offset, buf, pages, from, count)
-      } catch (error: any) {
+      } catch (error) {
         if (error instanceof RangeError || error instanceof TypeError) throw error
-        throw new IoError(error.message, this.name)
+        throw new IoError((error as Error).message, this.name)
       }
       this.stats.writes++
       this.stats.bytesWritten += count * PAGE_BYTES

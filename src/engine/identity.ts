@@ -52,7 +52,9 @@ export function identify(path: string, depth = 0): Identity | null {
   let st: fs.BigIntStats
   try {
     st = fs.statSync(path, {bigint: true})
-  } catch (error: any) {
+  } catch (caught) {
+    // fs calls throw Node system errors
+    const error = caught as NodeJS.ErrnoException
     if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return null
     throw new IoError(`cannot stat: ${error.message}`, path)
   }

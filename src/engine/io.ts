@@ -372,9 +372,10 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
     memberJob = null
     try {
       job.wait(job.pages)
-    } catch (error: any) {
+    } catch (caught) {
+      const error = caught as (Error & {pages?: unknown}) | undefined
       // a failed run: `pages` counts the runs written before it
-      if (typeof error?.pages !== 'number') throw error
+      if (typeof error?.pages !== 'number') throw caught
       throw new IoError(error.message, arr.members[jobSlot[jobRegion][error.pages]]!.dev.name)
     }
   }

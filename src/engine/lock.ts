@@ -60,7 +60,9 @@ export class DeviceLock {
     const lfd = owned ? fs.openSync(lockFile, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK) : fd
     try {
       flock(lfd, 'exnb')
-    } catch (error: any) {
+    } catch (caught) {
+      // fs calls throw Node system errors
+      const error = caught as NodeJS.ErrnoException
       const st = fs.fstatSync(lfd, {bigint: true})
       if (owned) fs.closeSync(lfd)
       if (error.code !== 'EAGAIN' && error.code !== 'EWOULDBLOCK') throw new IoError(`cannot lock: ${error.message}`, device)

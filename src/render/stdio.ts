@@ -14,7 +14,8 @@ export function readFully(fd: number, buf: Uint8Array): number {
     let n: number
     try {
       n = fs.readSync(fd, buf, done, buf.length - done, null)
-    } catch (e: any) {
+    } catch (caught) {
+      const e = caught as NodeJS.ErrnoException
       if (e.code === 'EAGAIN') { pause(); continue }
       if (e.code === 'EOF') break
       throw e
@@ -31,7 +32,8 @@ export function writeAll(fd: number, views: Uint8Array[]): void {
     while (done < v.length) {
       try {
         done += fs.writeSync(fd, v, done, v.length - done)
-      } catch (e: any) {
+      } catch (caught) {
+        const e = caught as NodeJS.ErrnoException
         if (e.code === 'EAGAIN') { pause(); continue }
         throw e
       }
@@ -80,7 +82,8 @@ export function writeStdout(data: string | Uint8Array[]): void {
   if (stdoutFailed) return
   try {
     writeAll(1, typeof data === 'string' ? [Buffer.from(data, 'utf8')] : data)
-  } catch (error: any) {
+  } catch (caught) {
+    const error = caught as NodeJS.ErrnoException | undefined
     stdoutFailed = true
     // later writers of process.stdout (oclif flushes it at exit) would fail the same way, with a stack trace
     process.stdout.write = (() => true)

@@ -35,7 +35,9 @@ export class UndoLog {
   constructor(readonly file: string, header: UndoHeader) {
     try {
       this.fd = fs.openSync(file, 'wx')
-    } catch (error: any) {
+    } catch (caught) {
+      // fs calls throw Node system errors
+      const error = caught as NodeJS.ErrnoException
       if (error.code === 'EEXIST') throw new RefusedError('undo file already exists; r5ctl never overwrites it', file, 'choose a new file name', 'would-overwrite')
       throw new IoError(`cannot create the undo file: ${error.message}`, file, 'choose a writable place for it')
     }

@@ -109,7 +109,7 @@ function loadNodeRs(): StdCrc | null {
     // createRequire: the native package is CommonJS with a platform-specific optional dependency;
     // a missing or broken binary must not break module loading, so it is loaded lazily here.
     const req = createRequire(import.meta.url);
-    const mod = req('@node-rs/crc32') as { crc32c(input: Uint8Array, initialState?: number): number };
+    const mod = req('@node-rs/crc32') as { crc32c: (input: Uint8Array, initialState?: number) => number };
     const f = mod.crc32c;
     // Guard against a loaded-but-wrong binary: the standard check value must come out.
     if (typeof f !== 'function' || f(CHECK, 0) >>> 0 !== 0xe3069283) return null;

@@ -105,7 +105,7 @@ function assembleParityModule(): Uint8Array<ArrayBuffer> {
   }
   const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()]
   const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body]
-  const name = (s: string): number[] => [...uleb(s.length), ...[...s].map((c) => c.charCodeAt(0))]
+  const name = (s: string): number[] => [...uleb(s.length), ...Array.from(s, (c) => c.charCodeAt(0))]
   const I32 = 0x7f, V128 = 0x7b
   const sleb = (v: number): number[] => {
     const out: number[] = []
@@ -619,7 +619,10 @@ export function reconstruct(level: 4 | 5 | 6, pages: Uint8Array[], slots: readon
   const others = (except: number[]) => {
     const d: Uint8Array[] = []
     const s: number[] = []
-    for (let i = 0; i < k; i++) if (!except.includes(i)) (d.push(pages[i]), s.push(slots[i]))
+    for (let i = 0; i < k; i++) if (!except.includes(i)) {
+      d.push(pages[i])
+      s.push(slots[i])
+    }
     return { d, s }
   }
   /** Missing data page x (or P) = XOR of every other page except Q. */

@@ -84,7 +84,7 @@ export function mdadmExamine(mdadm: string, device: string): Record<string, stri
   const r = run(mdadm, ['--examine', device])
   assert.equal(r.status, 0, `mdadm --examine failed: ${describeRun(r)}`)
   const blocks = parseExamine(r.stdout.toString('utf8'))
-  assert.equal(blocks.length, 1, `mdadm --examine ${device} printed ${blocks.length} blocks:\n${r.stdout}`)
+  assert.equal(blocks.length, 1, `mdadm --examine ${device} printed ${blocks.length} blocks:\n${r.stdout.toString()}`)
   return blocks[0].fields
 }
 

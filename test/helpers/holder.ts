@@ -13,7 +13,7 @@ let input = ''
 let held: FileDevice[] | null = null
 process.stdin.setEncoding('utf8')
 process.stdin.on('data', chunk => {
-  input += chunk
+  input += String(chunk)
   if (held || !input.includes('go\n')) return
   held = []
   try {

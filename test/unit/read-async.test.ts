@@ -275,7 +275,7 @@ describe(`readPagesAsync: reads and page sums on the helper thread (${readAsyncA
     const want = fileBytes(short, 16 * PAGE, 24 * PAGE);
     const seed = 0xabcdef01;
     const isFailure = (e: unknown): boolean => {
-      assert.ok(e instanceof IoError, `not an IoError: ${e}`);
+      assert.ok(e instanceof IoError, `not an IoError: ${String(e)}`);
       assert.equal(e.device, short);
       if (readAsyncAvailable) {
         assert.equal(e.message, `read failed at offset ${cut}: short read (end of file)`);
@@ -497,6 +497,7 @@ describe(`readPagesAsync: reads and page sums on the helper thread (${readAsyncA
     assertSums(sums, refSums(seed, buf), 'ring over a read-counting wrapper');
     // over a MemDevice (no readPagesAsync) a wrapper has none either
     const mem: BlockDevice = new WriteTracer(new MemDevice('m', 8 * PAGE));
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- only checks the method is absent
     assert.equal(mem.readPagesAsync, undefined);
   });
 

@@ -580,7 +580,7 @@ describe('recover: kernel 6.1 replay rules on hand-made logs', function () {
       let p = ringAdd(f, f.tail, 8)
       p = unit(f, p, f.s0 + 1n, W.dataRecords)
       const parity = W.records[W.records.length - 1]
-      p = unit(f, p, f.s0 + 2n, [parity])
+      unit(f, p, f.s0 + 2n, [parity])
       const dry = recoverArray(f.devs, {dryRun: true})
       assert.equal(dry.dataParityStripes, 1)
       assert.equal(dry.dataOnlyStripes, 0)
@@ -643,7 +643,7 @@ describe('recover: kernel 6.1 replay rules on hand-made logs', function () {
         const second = stripeWrite(f, S_C, [1], 72, after)
         let p = ringAdd(f, f.tail, 8)
         p = unit(f, p, f.s0 + 1n, first.records)
-        p = unit(f, p, f.s0 + 2n, second.dataRecords)
+        unit(f, p, f.s0 + 2n, second.dataRecords)
         const r = recoverArray(f.devs, {})
         assert.equal(r.dataParityStripes, 1, 'the complete stripe is replayed (r5l_recovery_replay_one_stripe on new data)')
         assert.equal(r.dataOnlyStripes, 1, 'the new data is a data-only stripe')
@@ -681,7 +681,7 @@ describe('recover: kernel 6.1 replay rules on hand-made logs', function () {
         const W = stripeWrite(f, S_D, [D - 1], 84) // data-only: parity computed
         let p = ringAdd(f, f.tail, 8)
         p = unit(f, p, f.s0 + 1n, [...A.records, ...A2.records])
-        p = unit(f, p, f.s0 + 2n, [...B.records, ...W.dataRecords])
+        unit(f, p, f.s0 + 2n, [...B.records, ...W.dataRecords])
         const hashes = hashAll(f.devs)
         const w0 = totalWrites(f.devs)
         const dry = recoverArray(f.devs, {dryRun: true})

@@ -80,7 +80,10 @@ export function journalState(arr: MdArray): JournalState {
   st.end = describeStop(stop!, last)
   st.droppedUnits = dropped
   st.headSector = stop!.position
-  for (const hasParity of stripes.values()) hasParity ? st.stripesDataParity++ : st.stripesDataOnly++
+  for (const hasParity of stripes.values()) {
+    if (hasParity) st.stripesDataParity++
+    else st.stripesDataOnly++
+  }
   if (st.metaBlocks === 0 && dropped === 0) st.state = 'corrupt'
   else if (st.dataPages > 0 || st.parityPages > 0 || dropped > 0) st.state = 'dirty'
   return st

@@ -428,7 +428,7 @@ export function checkDeviceRange(dev: BlockDevice, offset: number, len: number, 
 
 /** views of the 4 KiB pages buf[pages[from + j]], j < count */
 function pageViews(buf: Uint8Array, pages: Int32Array, from: number, count: number): Uint8Array[] {
-  const views: Uint8Array[] = new Array(count)
+  const views: Uint8Array[] = new Array<Uint8Array>(count)
   for (let j = 0; j < count; j++) views[j] = buf.subarray(pages[from + j] * PAGE_BYTES, (pages[from + j] + 1) * PAGE_BYTES)
   return views
 }

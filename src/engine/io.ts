@@ -253,7 +253,7 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
   const S2 = scratchBase + 2 * PAGE
   // one view per log page of each region, made once: member writes pass them to writev
   const regionViews: Uint8Array[][] = Array.from({length: regions}, (_, g) => {
-    const v: Uint8Array[] = new Array(maxPages)
+    const v: Uint8Array[] = new Array<Uint8Array>(maxPages)
     for (let i = 0; i < maxPages; i++) v[i] = bytes.subarray(g * batchLimit + i * PAGE, g * batchLimit + (i + 1) * PAGE)
     return v
   })
@@ -330,7 +330,7 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
     }
   }
   const writeMembers = () => forEachMemberRun((m, i, j) => {
-    const bufs: Uint8Array[] = new Array(j - i)
+    const bufs: Uint8Array[] = new Array<Uint8Array>(j - i)
     for (let x = i; x < j; x++) bufs[x - i] = pageView[mwPage[m][x]]
     arr.members[m]!.dev.writev(bufs, memberBase[m] + mwOff[m][i])
   })

@@ -19,7 +19,7 @@ type Flock = (fd: number, flags: 'exnb' | 'un') => void
 /** fs-ext's flockSync, loaded when a writer first needs it (readers never load the native module) */
 function flockSync(device: string): Flock {
   try {
-    return createRequire(import.meta.url)('fs-ext').flockSync as Flock
+    return (createRequire(import.meta.url)('fs-ext') as {flockSync: Flock}).flockSync
   } catch (error) {
     throw new IoError(`cannot lock for writing: the fs-ext module that provides flock() is not built (${(error as Error).message.split('\n')[0]})`,
       device, 'reinstall r5ctl (npm ci builds it); nothing was written')

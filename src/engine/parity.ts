@@ -51,7 +51,7 @@ export function gfInv(a: number): number {
 }
 
 /** Byte-wise multiplication tables, built on first use: MUL_TABLES[c][x] = c·x. */
-const MUL_TABLES: (Uint8Array | undefined)[] = new Array(256)
+const MUL_TABLES: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(256)
 function mulTable(c: number): Uint8Array {
   let t = MUL_TABLES[c]
   if (t === undefined) {
@@ -367,7 +367,7 @@ function xorSources64(data: readonly Uint8Array[], p: Uint8Array): number {
   const n = data.length
   const P = u64(p)
   const W = P.length
-  const v: BigUint64Array[] = new Array(n)
+  const v: BigUint64Array[] = new Array<BigUint64Array>(n)
   for (let z = 0; z < n; z++) v[z] = u64(data[z])
   let z = 0
   // first group assigns, later groups accumulate
@@ -398,7 +398,7 @@ function xorSources32(data: readonly Uint8Array[], p: Uint8Array): number {
   const n = data.length
   const P = i32(p)
   const W = P.length
-  const v: Int32Array[] = new Array(n)
+  const v: Int32Array[] = new Array<Int32Array>(n)
   for (let z = 0; z < n; z++) v[z] = i32(data[z])
   P.set(v[0])
   for (let z = 1; z < n; z++) {
@@ -469,7 +469,7 @@ function syndrome(data: readonly Uint8Array[], slots: readonly number[], p: Uint
   if (useWasm && wasmFits(len, n) && wasmSyndrome(wasmKernels!, data, slots, p, q)) return
   let done = 0
   if (wordSize(data, q, p) !== 1) {
-    const src: Int32Array[] = new Array(n)
+    const src: Int32Array[] = new Array<Int32Array>(n)
     for (let z = 0; z < n; z++) src[z] = i32(data[plan.order[z]])
     const Q = i32(q)
     const P = p ? i32(p) : undefined

@@ -307,7 +307,7 @@ export function decodeMetaBlock(
           bad(`${type === PAYLOAD_DATA ? 'data' : 'parity'} payload at offset ${off} (${DATA_PARITY_HEADER_SIZE + 4 * n} bytes) runs past ${limit}`);
           break;
         }
-        const checksums: number[] = new Array(n);
+        const checksums: number[] = new Array<number>(n);
         for (let i = 0; i < n; i++) checksums[i] = dv.getUint32(off + DATA_PARITY_HEADER_SIZE + 4 * i, true);
         meta.payloads.push({ type, flags, sizeSectors: size, location: dv.getBigUint64(off + 8, true), checksums });
         off = end;

@@ -169,7 +169,7 @@ export function decodeSuperblock(block: Uint8Array): { sb: Superblock; problems:
   const maxDevRaw = buf.readUInt32LE(220);
   // Roles beyond the 4 KiB block cannot exist; decode only what fits so garbage cannot blow up.
   const maxDev = Math.min(maxDevRaw, SB_MAX_DEV);
-  const devRoles: number[] = new Array(maxDev);
+  const devRoles: number[] = new Array<number>(maxDev);
   for (let i = 0; i < maxDev; i++) devRoles[i] = buf.readUInt16LE(SB_HEADER_SIZE + 2 * i);
 
   const sb: Superblock = {

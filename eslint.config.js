@@ -34,6 +34,10 @@ export default tseslint.config(
       '@typescript-eslint/no-explicit-any': 'off',
       // assertion messages print arrays and buffers of numbers as they are
       '@typescript-eslint/restrict-template-expressions': ['error', {allowNumber: true, allowBoolean: true, allowArray: true}],
+      // JSON numbers from the CLI are `any` here too
+      '@typescript-eslint/restrict-plus-operands': ['error', {allowAny: true}],
+      // jsonOf<T>() / r5ctlJson<T>(): the caller names the JSON shape it expects
+      '@typescript-eslint/no-unnecessary-type-parameters': 'off',
     },
   },
   prettier,

@@ -529,6 +529,7 @@ export function applyCreate(plan: CreatePlan, o: CreateOptions, syncParity: (arr
     for (const d of devs) d.dev.flush()
   } catch (error) {
     arr.close()
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-conversion -- anything can be thrown; its message may not be a string
     throw error instanceof R5Error ? error : new IoError(String((error as Error).message))
   }
   return arr

@@ -281,6 +281,7 @@ export class Geometry {
   private readonly arraySize: number
 
   constructor(level: RaidLevel, raidDisks: number, chunkSectors: number, layout: number, memberSectors: bigint) {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition, @typescript-eslint/restrict-template-expressions -- levels come from disk and flags
     if (level !== 4 && level !== 5 && level !== 6) throw new RangeError(`RAID level ${level} is not 4, 5 or 6`)
     if (!Number.isInteger(raidDisks) || raidDisks < MIN_RAID_DISKS[level] || raidDisks > 1920)
       throw new RangeError(`RAID${level} cannot have ${raidDisks} raid disks`)

@@ -38,7 +38,7 @@ unless --force.`,
 } satisfies CommandSpec
 
 export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, members: string[]): Promise<CreateResult & {journalMode: string}> {
-  const level = parseInteger('--level', String(flags.level).replace(/^raid/i, ''))
+  const level = parseInteger('--level', flags.level.replace(/^raid/i, ''))
   let layout: number | undefined
   if (flags.layout) {
     try { layout = parseLayout(level, flags.layout) } catch (e) { throw new UsageError((e as Error).message) }

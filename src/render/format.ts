@@ -38,6 +38,7 @@ export interface NumberRule {
  * ends in cannot hold.
  */
 export function parseNumber(flag: string, value: string, rule: NumberRule = {}): bigint {
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-conversion -- a raw flag value; the parser must not throw a TypeError
   const m = (rule.size ? /^(\d+)([kmgt]?)(i?b)?$/i : /^(\d+)()()$/).exec(String(value).trim())
   if (!m || (m[3] && !m[2] && /i/i.test(m[3])))
     throw new UsageError(`${flag} '${value}' is not ${rule.size ? 'a size (whole bytes, or with a K, M, G or T suffix)' : 'a whole non-negative number'}`)

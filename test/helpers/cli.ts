@@ -43,6 +43,7 @@ function childEnv(extra?: Record<string, string | undefined>): NodeJS.ProcessEnv
   delete env.FORCE_COLOR
   delete env.R5CTL_DEBUG
   for (const [k, v] of Object.entries(extra ?? {})) {
+    // eslint-disable-next-line @typescript-eslint/no-dynamic-delete -- an environment variable is unset by deleting it
     if (v === undefined) delete env[k]
     else env[k] = v
   }

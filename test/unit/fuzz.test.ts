@@ -632,7 +632,7 @@ function runCase(bases: Base[], seed: number, verbose = false): void {
     const report = (kind: string, detail: string) => fail({kind, seed, base: base.name, op: op.name, mutations: s.log, detail})
     if (error !== undefined) {
       if (!(error instanceof R5Error)) {
-        const e = error as Error
+        const e = error as Error | null
         outcome = `crash ${e?.name ?? typeof e}`
         report(`${op.name}: ${e?.name}: ${norm(String(e?.message))} @ ${origin(e)}`, String(e?.stack ?? e))
       } else {

@@ -72,7 +72,7 @@ export function probeDevice(src: DeviceSource): ProbeResult {
 function sbVerdict(p: ProbeResult): R5Error | null {
   if (p.error) return p.error
   if (!p.sb || p.problems.length > 0) {
-    const pr = p.problems[0]
+    const pr = p.problems.at(0)
     if (pr?.code === 'bad-magic') return new CorruptError(`no md superblock: ${pr.message}`, p.path, 'is this an array member? `r5ctl examine` shows what is there', 'no-superblock')
     return new CorruptError(`bad superblock: ${pr?.message ?? 'unreadable'}`, p.path, 'the superblock is damaged; leave this device out (degraded read) or restore it', pr?.code ?? 'bad-superblock')
   }
@@ -93,6 +93,7 @@ function sbVerdict(p: ProbeResult): R5Error | null {
   if (sb.dataOffset < SB_OFFSET_SECTORS + BigInt(BLOCK_SECTORS))
     return new CorruptError(`data_offset ${sb.dataOffset} overlaps the superblock (it ends at sector ${SB_OFFSET_SECTORS + BigInt(BLOCK_SECTORS)})`, p.path, undefined, 'bad-data-offset')
   const role = sb.devRoles[sb.devNumber]
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- dev_number is read from disk and may be past dev_roles
   if (role !== undefined && role < sb.raidDisks && sb.size > sb.dataSize)
     return new CorruptError(`member uses ${sb.size} sectors but its data area holds only ${sb.dataSize}`, p.path, 'restore the full image', 'bad-size')
   return null

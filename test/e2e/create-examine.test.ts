@@ -97,7 +97,7 @@ describe('e2e: create + examine (interop with mdadm --examine)', function () {
         const mine = parseExamine(ok(r5ctl(['examine', ...all], {cwd: dir})).stdout.toString('utf8'))
         assert.deepEqual(mine.map(b => b.device), all)
         for (const b of mine) {
-          const theirs = mdadmExamine(mdadm, path.join(dir, b.device))
+          const theirs: Record<string, string | undefined> = mdadmExamine(mdadm, path.join(dir, b.device))
           for (const k of SHARED_FIELDS) {
             if (theirs[k] === undefined) {
               assert.equal(b.fields[k], undefined, `${b.device}: r5ctl prints "${k}" which mdadm does not`)

@@ -75,11 +75,12 @@ describe('e2e: device identity', function () {
       ['a character device', () => '/dev/null', /is a character device, not a regular file or block device/],
       ['a socket', () => tmp.file('sock'), /is a socket, not a regular file or block device/],
     ]
-    let server: net.Server
+    let server: net.Server | undefined
     before(async () => {
       expectExit(run('mkfifo', [tmp.file('fifo')]), 0)
-      server = net.createServer()
-      await new Promise<void>(resolve => server.listen(tmp.file('sock'), resolve))
+      const s = net.createServer()
+      server = s
+      await new Promise<void>(resolve => s.listen(tmp.file('sock'), resolve))
     })
     after(() => { server?.close() })
 

@@ -158,7 +158,7 @@ describe('e2e: a failing writing command writes nothing (zero-writes table)', fu
       ['reclaim', ['reclaim']],
       ['assemble', ['assemble']],
     ]
-    const sets: [string, string[], Record<string, number>][] = [
+    const sets: [string, string[], Record<string, number | undefined>][] = [
       ['a member with a bad superblock checksum', swap(A, am1, v('m1-csum.img')), {all: 4}],
       ['a member without md magic', swap(A, am1, v('m1-magic.img')), {all: 4}],
       ['a truncated member', swap(A, am1, v('m1-trunc.img')), {all: 4}],

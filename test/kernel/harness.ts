@@ -72,6 +72,7 @@ function run(cmd: string, args: string[], opts: {cwd?: string; allowFail?: boole
     if (opts.allowFail) return {code: -1, stdout: '', stderr: String(r.error)}
     throw new PrereqError(`${cmd}: ${r.error.message}`)
   }
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- spawnSync's stdout/stderr are null when the child could not be started
   const res = {code: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? ''}
   if (res.code !== 0 && !opts.allowFail) throw new PrereqError(`${cmd} ${args.join(' ')} failed (${res.code}): ${res.stderr.trim().split('\n').slice(-3).join(' / ')}`)
   return res
@@ -106,6 +107,7 @@ export function cacheRoot(): string {
 export function ensureHostPackages(): void {
   const script = path.join(REPO_ROOT, 'scripts', 'kernel', 'prereqs.sh')
   const r = spawnSync('sh', [script], {encoding: 'utf8', stdio: ['ignore', 'inherit', 'pipe']})
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- spawnSync's stdout/stderr are null when the child could not be started
   if (r.status !== 0) throw new PrereqError(`host packages missing: ${(r.stderr ?? '').trim().split('\n').slice(-2).join(' / ') || 'prereqs.sh failed'}`)
   for (const t of ['qemu-system-x86_64', 'mdadm', 'depmod', 'dpkg-deb']) if (!which(t)) throw new PrereqError(`${t} not found after installing host packages`)
   if (!fs.existsSync('/bin/busybox')) throw new PrereqError('/bin/busybox (busybox-static) not found')
@@ -139,7 +141,7 @@ function ensureKernel(root: string): {dir: string; pkg: string; version: string;
   const pick = (want: string | null) => cached
     .map(d => ({d, meta: JSON.parse(fs.readFileSync(path.join(root, d, 'kernel.json'), 'utf8'))}))
     .filter(x => !want || x.meta.package === want)
-    .sort((a, b) => fs.statSync(path.join(root, b.d)).mtimeMs - fs.statSync(path.join(root, a.d)).mtimeMs)[0]
+    .sort((a, b) => fs.statSync(path.join(root, b.d)).mtimeMs - fs.statSync(path.join(root, a.d)).mtimeMs).at(0)
   const hit = pick(pkg)
   if (hit) return {dir: path.join(root, hit.d), pkg: hit.meta.package, version: hit.meta.version, release: hit.meta.release}
   if (!pkg) {
@@ -409,7 +411,7 @@ export interface BootResult {
   /** the whole serial console */
   console: string
   /** `kv NAME VALUE` lines of the scenario (last value wins) */
-  kv: Record<string, string>
+  kv: Record<string, string | undefined>
   /** the scenario script's exit status; null after a power cut */
   rc: number | null
   powerCut: boolean
@@ -486,10 +488,11 @@ export async function boot(env: KernelEnv, o: BootOptions): Promise<BootResult> 
   args.push(...bridgeArgs(o.disks.length))
   o.disks.forEach((d, i) => args.push(...diskArgs(d, i)))
   const t0 = Date.now()
-  let tBegin = 0
-  let powerCut = false
+  // set by the guest's output handlers, which control-flow analysis does not follow
+  let tBegin = 0 as number
+  let powerCut = false as boolean
   let text = ''
-  let timedOut = false
+  let timedOut = false as boolean
   try {
     await new Promise<void>((resolve, reject) => {
       const q = spawn('qemu-system-x86_64', args, {stdio: ['pipe', 'pipe', 'pipe']})
@@ -537,7 +540,7 @@ export async function boot(env: KernelEnv, o: BootOptions): Promise<BootResult> 
   } else {
     throw new BootError('the guest stopped before the scenario ended (no END marker)', consoleText)
   }
-  const kv: Record<string, string> = {}
+  const kv: Record<string, string | undefined> = {}
   for (const line of output.split('\n')) {
     const m = /^R5 ([A-Za-z0-9_.-]+)=(.*)$/.exec(line)
     if (m) kv[m[1]] = m[2].trim()

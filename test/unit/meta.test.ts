@@ -137,7 +137,7 @@ describe('meta block', () => {
       const r = decodeMetaBlock(b, SEED);
       assert.deepEqual(r.problems, []);
       assert.equal(r.meta?.metaSize, 4096);
-      assert.equal(r.meta?.payloads.length, 203);
+      assert.equal(r.meta.payloads.length, 203);
       assert.equal(pagesOf(r.meta), 204);
     });
   });

@@ -95,6 +95,7 @@ export function encodeMetaBlock(m: { seq: bigint; position: bigint; payloads: Pa
       if (p.checksums.length !== p.sizeSectors / BLOCK_SECTORS) {
         throw new RangeError(`payload of ${p.sizeSectors} sectors needs ${p.sizeSectors / BLOCK_SECTORS} checksums, got ${p.checksums.length}`);
       }
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- callers outside TypeScript can pass any type
     } else if (p.type !== PAYLOAD_FLUSH) {
       throw new RangeError(`unknown payload type ${(p as { type: number }).type}`);
     }

@@ -267,6 +267,7 @@ function feedUnit(arr: MdArray, states: StripeStates, u: ScannedUnit, replay: (s
       continue
     }
     if (p.type === PAYLOAD_DATA) dataPayload(arr, states, Number(p.location), pos, replay, loc)
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a type the decoder let through must not be taken for parity
     else if (p.type === PAYLOAD_PARITY) parityPayload(arr, states, Number(p.location), pos)
     pos = ring.add(pos, p.sizeSectors)
   }

@@ -70,6 +70,7 @@ export function journalState(arr: MdArray): JournalState {
       } else if (p.type === PAYLOAD_PARITY) {
         st.parityPages += p.sizeSectors / BLOCK_SECTORS
         stripes.set(Number(p.location), true)
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a type the decoder let through must not be counted as a flush
       } else if (p.type === PAYLOAD_FLUSH) {
         st.flushPayloads++
         for (const s of p.stripes) stripes.delete(Number(s))

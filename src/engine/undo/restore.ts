@@ -131,12 +131,14 @@ function recordProblem(h: ReturnType<typeof decodeHead>, header: UndoHeader, ran
   if (h.kind === KIND_OLD) {
     if (afters > 0) return 'old bytes after the after-checksums'
     const dev = header.devices[h.device]
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the record's device index is read from disk
     if (!dev) return `device ${h.device} of ${header.devices.length}`
     if (h.length === 0 || h.offset + h.length > dev.size) return `range ${h.offset}+${h.length} outside ${dev.name} (${dev.size} bytes)`
     return null
   }
   if (h.kind === KIND_AFTER) {
     const r = ranges[afters]
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the file may hold more after-checksums than ranges
     if (!r || r.device !== h.device || r.offset !== h.offset || r.length !== h.length) return 'after-checksum for a range that was not saved'
     return null
   }

@@ -108,7 +108,8 @@ export function ensureHostPackages(): void {
   const script = path.join(REPO_ROOT, 'scripts', 'kernel', 'prereqs.sh')
   const r = spawnSync('sh', [script], {encoding: 'utf8', stdio: ['ignore', 'inherit', 'pipe']})
   // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- spawnSync's stdout/stderr are null when the child could not be started
-  if (r.status !== 0) throw new PrereqError(`host packages missing: ${(r.stderr ?? '').trim().split('\n').slice(-2).join(' / ') || 'prereqs.sh failed'}`)
+  const stderr = r.stderr ?? ''
+  if (r.status !== 0) throw new PrereqError(`host packages missing: ${stderr.trim().split('\n').slice(-2).join(' / ') || 'prereqs.sh failed'}`)
   for (const t of ['qemu-system-x86_64', 'mdadm', 'depmod', 'dpkg-deb']) if (!which(t)) throw new PrereqError(`${t} not found after installing host packages`)
   if (!fs.existsSync('/bin/busybox')) throw new PrereqError('/bin/busybox (busybox-static) not found')
 }

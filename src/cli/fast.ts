@@ -298,8 +298,13 @@ export function parse(spec: CommandSpec, input: string[]): Parsed | null {
 }
 
 /** Command#_run of oclif with R5Command's init and catch. */
-async function runCommand(impl: CommandImpl, input: string[], parsed: Parsed, reportError: typeof import('./report.js').reportError,
-  redirectedVar: string): Promise<void> {
+async function runCommand(
+  impl: CommandImpl,
+  input: string[],
+  parsed: Parsed,
+  reportError: typeof import('./report.js').reportError,
+  redirectedVar: string,
+): Promise<void> {
   swallowEpipe()
   // eslint-disable-next-line @typescript-eslint/no-dynamic-delete -- an environment variable is unset by deleting it
   delete process.env[redirectedVar] // Command#_run: removeEnvVar('REDIRECTED')

@@ -34,7 +34,11 @@ export function reportError(error: Error & {oclif?: {exit?: number}; exitCode?: 
     error.message = `${error.message}; ${error.acknowledged} bytes of the write were acknowledged`
   }
   // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-conversion -- anything can be thrown; its message may not be a string
-  const message = String(error.message).split('\n').map(l => l.replace(/^\s*›\s*/, '').trim()).filter(Boolean).join('; ')
+  const message = String(error.message)
+    .split('\n')
+    .map(l => l.replace(/^\s*›\s*/, '').trim())
+    .filter(Boolean)
+    .join('; ')
   // with --json the error object goes to stdout, unless stdout is what failed: then the line goes to stderr
   let printed = false
   if (json && stdoutUsable()) {

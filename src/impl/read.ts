@@ -37,15 +37,26 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, device
   let pos = 0
   const bar = new ProgressBar('read', ctx.progressEnabled(flags.progress))
   try {
-    const res = readData(devices, offset, length, views => {
-      if (fd === 1) writeStdout(views)
-      else pos += writeViewsAt(out(), views, pos)
-    }, {force: flags.force}, bar.update)
+    const res = readData(
+      devices,
+      offset,
+      length,
+      views => {
+        if (fd === 1) writeStdout(views)
+        else pos += writeViewsAt(out(), views, pos)
+      },
+      {force: flags.force},
+      bar.update,
+    )
     bar.done()
     if (flags.output) out()
     if (flags.output && !ctx.jsonEnabled())
-      ctx.log(`read ${humanBytes(res.bytes)} from offset ${offset} into ${flags.output}` +
-        (res.missingMembers.length ? ` (rebuilt slot${res.missingMembers.length > 1 ? 's' : ''} ${res.missingMembers.join(', ')} from parity)` : ''))
+      ctx.log(
+        `read ${humanBytes(res.bytes)} from offset ${offset} into ${flags.output}` +
+          (res.missingMembers.length
+            ? ` (rebuilt slot${res.missingMembers.length > 1 ? 's' : ''} ${res.missingMembers.join(', ')} from parity)`
+            : ''),
+      )
     return {...res, offset, output: flags.output ?? null}
   } finally {
     if (fd > 1) fs.closeSync(fd)

@@ -17,7 +17,10 @@ export interface Holder {
 
 export function startHolder(devices: string[], opts: {env?: Record<string, string>; uid?: number; gid?: number} = {}): Holder {
   const proc = spawn(process.execPath, [HOLDER, ...devices], {
-    env: {...process.env, ...opts.env}, uid: opts.uid, gid: opts.gid, stdio: ['pipe', 'pipe', 'inherit'],
+    env: {...process.env, ...opts.env},
+    uid: opts.uid,
+    gid: opts.gid,
+    stdio: ['pipe', 'pipe', 'inherit'],
   })
   const lines: string[] = []
   const waiting: ((l: string) => void)[] = []
@@ -33,10 +36,12 @@ export function startHolder(devices: string[], opts: {env?: Record<string, strin
       else lines.push(l)
     }
   })
-  const exited = new Promise<number | null>(resolve => proc.on('exit', code => {
-    for (const w of waiting.splice(0)) w('exited')
-    resolve(code)
-  }))
+  const exited = new Promise<number | null>(resolve =>
+    proc.on('exit', code => {
+      for (const w of waiting.splice(0)) w('exited')
+      resolve(code)
+    }),
+  )
   return {
     proc,
     exited,

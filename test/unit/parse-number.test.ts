@@ -28,8 +28,7 @@ describe('parseNumber: strict numeric flags', () => {
   it('refuses signs, fractions, exponents, hex, empty values and suffixes where none belong', () => {
     for (const v of ['-1', '+1', '1.5', '1e3', '0x10', '', ' ', '1 2', 'abc', '4K.5', '64X', '1iB', 'Infinity', 'NaN'])
       refused(() => parseSize('--offset', v), '--offset')
-    for (const v of ['4K', '1.0', '-0'])
-      refused(() => parseInteger('--crash-after', v), '--crash-after')
+    for (const v of ['4K', '1.0', '-0']) refused(() => parseInteger('--crash-after', v), '--crash-after')
   })
 
   it('refuses values beyond 2^53 - 1, or beyond the field they end in', () => {

@@ -11,7 +11,10 @@ const here = path.dirname(fileURLToPath(import.meta.url))
 const args = process.argv.slice(2)
 const common = args.filter(a => ['--quick', '--keep', '--json'].includes(a))
 let status = 0
-for (const [script, argv] of [['bench.js', common], ['recover.js', args]] as const) {
+for (const [script, argv] of [
+  ['bench.js', common],
+  ['recover.js', args],
+] as const) {
   const r = spawnSync(process.execPath, [path.join(here, script), ...argv], {stdio: 'inherit'})
   if (r.error) throw r.error
   status = Math.max(status, r.status ?? 1)

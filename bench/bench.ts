@@ -62,7 +62,16 @@ const r5 = (argv: string[], env?: NodeJS.ProcessEnv, rss = false) => timed(proce
 // ---------------------------------------------------------------------------------------------
 // one array on image files
 
-interface ArraySet {dir: string; journal: string; members: string[]; devs: string[]; dataOffsetBytes: number; rows: number; dataBytes: number; input: string}
+interface ArraySet {
+  dir: string
+  journal: string
+  members: string[]
+  devs: string[]
+  dataOffsetBytes: number
+  rows: number
+  dataBytes: number
+  input: string
+}
 
 function makeArray(dir: string, dataBytes: number): ArraySet {
   fs.mkdirSync(dir, {recursive: true})
@@ -75,8 +84,27 @@ function makeArray(dir: string, dataBytes: number): ArraySet {
   // every block written once, as dd's targets are (see preallocate in common.ts)
   preallocate(journal, JOURNAL_BYTES)
   for (const m of members) preallocate(m, memberSize)
-  const created = JSON.parse(r5(['create', '--json', '--level', '5', '--raid-devices', String(MEMBERS), '--chunk', '512K',
-    '--size', String(memberSize), '--journal-size', String(JOURNAL_BYTES), '--name', 'r5ctl:bench', '--write-journal', journal, ...members]).stdout)
+  const created = JSON.parse(
+    r5([
+      'create',
+      '--json',
+      '--level',
+      '5',
+      '--raid-devices',
+      String(MEMBERS),
+      '--chunk',
+      '512K',
+      '--size',
+      String(memberSize),
+      '--journal-size',
+      String(JOURNAL_BYTES),
+      '--name',
+      'r5ctl:bench',
+      '--write-journal',
+      journal,
+      ...members,
+    ]).stdout,
+  )
   if (created.arraySizeBytes < dataBytes) throw new Error(`array is ${created.arraySizeBytes} bytes, need ${dataBytes}`)
   const ex = JSON.parse(r5(['examine', '--json', members[0]]).stdout)
   const dataOffsetBytes = ex.devices[0].dataOffsetSector * 512
@@ -106,14 +134,30 @@ function r5read(a: ArraySet, output = '/dev/null') {
 function ddWriteSet(targets: {file: string; bytes: number}[], sync: boolean): number {
   let s = 0
   for (const t of targets)
-    s += timed('dd', ['if=/dev/zero', `of=${t.file}`, 'bs=1M', `count=${t.bytes}`, 'iflag=count_bytes', `conv=notrunc${sync ? ',fdatasync' : ''}`, 'status=none']).seconds
+    s += timed('dd', [
+      'if=/dev/zero',
+      `of=${t.file}`,
+      'bs=1M',
+      `count=${t.bytes}`,
+      'iflag=count_bytes',
+      `conv=notrunc${sync ? ',fdatasync' : ''}`,
+      'status=none',
+    ]).seconds
   return s
 }
 
 function ddReadMembers(a: ArraySet): number {
   let s = 0
   for (const m of a.members)
-    s += timed('dd', [`if=${m}`, 'of=/dev/null', 'bs=1M', `skip=${a.dataOffsetBytes}`, `count=${a.rows * CHUNK}`, 'iflag=skip_bytes,count_bytes', 'status=none']).seconds
+    s += timed('dd', [
+      `if=${m}`,
+      'of=/dev/null',
+      'bs=1M',
+      `skip=${a.dataOffsetBytes}`,
+      `count=${a.rows * CHUNK}`,
+      'iflag=skip_bytes,count_bytes',
+      'status=none',
+    ]).seconds
   return s
 }
 
@@ -153,8 +197,13 @@ function crcBench(): {backend: string; batch: number; native: number; reference:
   }
   let xc = 0
   for (const v of sums) xc ^= v
-  return {backend: crcBackend, batch: buf.length / median(c) / 1e9, native: buf.length / median(a) / 1e9, reference: buf.length / median(b) / 1e9,
-    agree: xa === xb && xc === xb}
+  return {
+    backend: crcBackend,
+    batch: buf.length / median(c) / 1e9,
+    native: buf.length / median(a) / 1e9,
+    reference: buf.length / median(b) / 1e9,
+    agree: xa === xb && xc === xb,
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -162,14 +211,18 @@ function crcBench(): {backend: string; batch: number; native: number; reference:
 function main() {
   const facts = machine()
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'r5ctl-bench-'))
-  say(`r5ctl bench${quick ? ' --quick' : ''}: ${facts.date}, ${facts.nproc} CPUs (${facts.cpu}), ${facts.memoryGiB} GiB RAM, ` +
-    `kernel ${facts.kernel}, node ${facts.node}, ${os.tmpdir()} on ${facts.tmpFs}; folder ${root}`)
+  say(
+    `r5ctl bench${quick ? ' --quick' : ''}: ${facts.date}, ${facts.nproc} CPUs (${facts.cpu}), ${facts.memoryGiB} GiB RAM, ` +
+      `kernel ${facts.kernel}, node ${facts.node}, ${os.tmpdir()} on ${facts.tmpFs}; folder ${root}`,
+  )
   say(`RSS measured with ${GNU_TIME ? 'GNU time (%M)' : 'a preloaded process.resourceUsage().maxRSS hook'}`)
   try {
     // --- the main array
-    say(`setting up: raid5, ${MEMBERS} members, 512K chunk, ${DATA_BYTES / MiB} MiB of data, ${JOURNAL_BYTES / MiB} MiB journal (images preallocated)`)
+    say(
+      `setting up: raid5, ${MEMBERS} members, 512K chunk, ${DATA_BYTES / MiB} MiB of data, ${JOURNAL_BYTES / MiB} MiB journal (images preallocated)`,
+    )
     const a = makeArray(path.join(root, 'main'), DATA_BYTES)
-    const memberWriteBytes = Math.round(DATA_BYTES * MEMBERS / DATA_DISKS / MEMBERS) // per member: data + parity share
+    const memberWriteBytes = Math.round((DATA_BYTES * MEMBERS) / DATA_DISKS / MEMBERS) // per member: data + parity share
     // fixed cost of one invocation, measured in this run: node start-up, module loading, opening the
     // devices, superblocks; the same commands moving one page
     const startups: number[] = []
@@ -185,8 +238,10 @@ function main() {
     // warm-up (untimed): tells how many journal bytes a write moves
     const warm = r5write(a, undefined, ['--no-flush'])
     const J = warm.result.journalBytes
-    const ddTargets = [{file: path.join(root, 'dd-journal'), bytes: J},
-      ...Array.from({length: MEMBERS}, (_, i) => ({file: path.join(root, `dd-member${i}`), bytes: memberWriteBytes}))]
+    const ddTargets = [
+      {file: path.join(root, 'dd-journal'), bytes: J},
+      ...Array.from({length: MEMBERS}, (_, i) => ({file: path.join(root, `dd-member${i}`), bytes: memberWriteBytes})),
+    ]
     ddWriteSet(ddTargets, false) // creates (allocates) the dd target files
     const deviceBytes = J + MEMBERS * memberWriteBytes
 
@@ -267,8 +322,15 @@ function main() {
     const row = (what: string, t: number, base: number | null, fixed = 0, target?: number): string[] => {
       if (base === null) return [what, t.toFixed(3), mb(D, t), '1.00', '1.00', '', '']
       const r = ratios(t, base, fixed)
-      return [what, t.toFixed(3), mb(D, t), r.incl.toFixed(2), r.excl.toFixed(2), target === undefined ? '' : `<= ${target.toFixed(1)}x`,
-        target === undefined ? '' : verdict(r.excl <= target)]
+      return [
+        what,
+        t.toFixed(3),
+        mb(D, t),
+        r.incl.toFixed(2),
+        r.excl.toFixed(2),
+        target === undefined ? '' : `<= ${target.toFixed(1)}x`,
+        target === undefined ? '' : verdict(r.excl <= target),
+      ]
     }
     const rssMiB = (k: number | null | undefined) => (k ? k / 1024 : NaN)
     const maxRss = (xs: number[]) => (xs.length ? Math.max(...xs) : null)
@@ -279,7 +341,7 @@ function main() {
     const rows: string[][] = [
       row(`(a) dd write: journal ${(J / MiB).toFixed(1)} MiB + members 4 x ${(memberWriteBytes / MiB).toFixed(1)} MiB`, ddwMed, null),
       row(`(b) r5ctl write ${D / MiB} MiB --no-flush`, wMed, ddwMed, fw, TARGET_WRITE),
-      row(`(c) dd read: members 4 x ${(a.rows * CHUNK / MiB).toFixed(1)} MiB`, ddrMed, null),
+      row(`(c) dd read: members 4 x ${((a.rows * CHUNK) / MiB).toFixed(1)} MiB`, ddrMed, null),
       row(`(d) r5ctl read ${D / MiB} MiB --output /dev/null`, rMed, ddrMed, fr, TARGET_READ),
       row('durable: dd write as (a) with conv=fdatasync', ddwsMed, null),
       row('durable: r5ctl write (fdatasync at every barrier)', wdMed, ddwsMed, fw),
@@ -290,40 +352,92 @@ function main() {
     ]
     const rssRows: string[][] = [
       [`r5ctl write ${D / MiB} MiB`, rssMiB(wRss).toFixed(1), `<= ${TARGET_RSS_MIB}`, verdict(rssMiB(wRss) <= TARGET_RSS_MIB)],
-      [`r5ctl write ${LARGE_BYTES / MiB} MiB (${lw.result.checkpoints} checkpoints; ${lw.seconds.toFixed(2)} s, ${mb(LARGE_BYTES, lw.seconds)} MB/s)`, rssMiB(lwRss).toFixed(1), `<= ${TARGET_RSS_MIB}`, verdict(rssMiB(lwRss) <= TARGET_RSS_MIB)],
+      [
+        `r5ctl write ${LARGE_BYTES / MiB} MiB (${lw.result.checkpoints} checkpoints; ${lw.seconds.toFixed(2)} s, ${mb(LARGE_BYTES, lw.seconds)} MB/s)`,
+        rssMiB(lwRss).toFixed(1),
+        `<= ${TARGET_RSS_MIB}`,
+        verdict(rssMiB(lwRss) <= TARGET_RSS_MIB),
+      ],
       [`r5ctl read ${D / MiB} MiB`, rssMiB(rRss).toFixed(1), `<= ${TARGET_RSS_MIB}`, verdict(rssMiB(rRss) <= TARGET_RSS_MIB)],
-      [`r5ctl read ${LARGE_BYTES / MiB} MiB (${lr.seconds.toFixed(2)} s, ${mb(LARGE_BYTES, lr.seconds)} MB/s; dd ${mb(LARGE_BYTES, Math.min(ddRL, ddRL2))} MB/s)`, rssMiB(lrRss).toFixed(1), `<= ${TARGET_RSS_MIB}`, verdict(rssMiB(lrRss) <= TARGET_RSS_MIB)],
+      [
+        `r5ctl read ${LARGE_BYTES / MiB} MiB (${lr.seconds.toFixed(2)} s, ${mb(LARGE_BYTES, lr.seconds)} MB/s; dd ${mb(LARGE_BYTES, Math.min(ddRL, ddRL2))} MB/s)`,
+        rssMiB(lrRss).toFixed(1),
+        `<= ${TARGET_RSS_MIB}`,
+        verdict(rssMiB(lrRss) <= TARGET_RSS_MIB),
+      ],
     ]
     const flatW = wRss !== null && lwRss !== null && lwRss <= wRss * 1.1
     const flatR = rRss !== null && lrRss !== null && lrRss <= rRss * 1.1
     const total = Number(process.hrtime.bigint() - started) / 1e9
     const out: string[] = []
     out.push(`r5ctl bench${quick ? ' --quick' : ''} — ${facts.date}`)
-    out.push(`machine: ${facts.nproc} CPUs (${facts.cpu}), ${facts.memoryGiB} GiB RAM, kernel ${facts.kernel}, node ${facts.node}, images on ${facts.tmpFs} (${os.tmpdir()}); ` +
-      `load average ${facts.loadAverage.join(' ')} at the start, ${os.loadavg().map(x => x.toFixed(2)).join(' ')} at the end`)
-    out.push(`array: raid5, ${MEMBERS} members, 512K chunk, ${a.rows} chunk rows (${(a.rows * CHUNK * DATA_DISKS / MiB).toFixed(1)} MiB usable), journal ${JOURNAL_BYTES / MiB} MiB, ` +
-      `image files preallocated; ${RUNS} run(s) each, median; MB/s = ${D / MiB} MiB of array data / seconds`)
-    out.push(`r5ctl write moved ${(J / MiB).toFixed(1)} MiB of journal (${writeInfo.ioUnits} io units, ${writeInfo.stripes} stripes, ${writeInfo.checkpoints} checkpoints) ` +
-      `+ ${(MEMBERS * memberWriteBytes / MiB).toFixed(1)} MiB to members = ${(deviceBytes / MiB).toFixed(1)} MiB of device writes; read-back ${verified ? 'verified (sha256)' : 'MISMATCH'}; journal after: ${ej.state}`)
-    out.push('judged: r5ctl time minus the same command\'s fixed cost (moving one page; measured in this run) against dd; the ratio of the whole invocation is printed too')
+    out.push(
+      `machine: ${facts.nproc} CPUs (${facts.cpu}), ${facts.memoryGiB} GiB RAM, kernel ${facts.kernel}, node ${facts.node}, images on ${facts.tmpFs} (${os.tmpdir()}); ` +
+        `load average ${facts.loadAverage.join(' ')} at the start, ${os
+          .loadavg()
+          .map(x => x.toFixed(2))
+          .join(' ')} at the end`,
+    )
+    out.push(
+      `array: raid5, ${MEMBERS} members, 512K chunk, ${a.rows} chunk rows (${((a.rows * CHUNK * DATA_DISKS) / MiB).toFixed(1)} MiB usable), journal ${JOURNAL_BYTES / MiB} MiB, ` +
+        `image files preallocated; ${RUNS} run(s) each, median; MB/s = ${D / MiB} MiB of array data / seconds`,
+    )
+    out.push(
+      `r5ctl write moved ${(J / MiB).toFixed(1)} MiB of journal (${writeInfo.ioUnits} io units, ${writeInfo.stripes} stripes, ${writeInfo.checkpoints} checkpoints) ` +
+        `+ ${((MEMBERS * memberWriteBytes) / MiB).toFixed(1)} MiB to members = ${(deviceBytes / MiB).toFixed(1)} MiB of device writes; read-back ${verified ? 'verified (sha256)' : 'MISMATCH'}; journal after: ${ej.state}`,
+    )
+    out.push(
+      "judged: r5ctl time minus the same command's fixed cost (moving one page; measured in this run) against dd; the ratio of the whole invocation is printed too",
+    )
     out.push('')
     out.push(fmtTable(['operation', 'seconds', 'MB/s', 'ratio', 'ratio minus fixed cost', 'target', 'result'], rows))
     out.push('')
     out.push(fmtTable(['peak RSS', 'MiB', 'target', 'result'], rssRows))
     out.push(`RSS flat (the ${LARGE_BYTES / MiB} MiB runs within 10 % of the ${D / MiB} MiB ones): write ${verdict(flatW)}, read ${verdict(flatR)}`)
     out.push('')
-    out.push(`CRC32C backend in use: ${crc.backend}; over 64 MiB in 4 KiB pages: crc32cPages (one call) ${crc.batch.toFixed(2)} GB/s, ` +
-      `crc32cRaw per page ${crc.native.toFixed(2)} GB/s, crc32cRawReference (pure-JS crc-32) ${crc.reference.toFixed(2)} GB/s; results ${crc.agree ? 'agree' : 'DISAGREE'}`)
+    out.push(
+      `CRC32C backend in use: ${crc.backend}; over 64 MiB in 4 KiB pages: crc32cPages (one call) ${crc.batch.toFixed(2)} GB/s, ` +
+        `crc32cRaw per page ${crc.native.toFixed(2)} GB/s, crc32cRawReference (pure-JS crc-32) ${crc.reference.toFixed(2)} GB/s; results ${crc.agree ? 'agree' : 'DISAGREE'}`,
+    )
     out.push(`total bench time ${total.toFixed(1)} s`)
     process.stdout.write(out.join('\n') + '\n')
     if (wantJson) {
-      process.stdout.write(JSON.stringify({
-        machine: facts, quick, runs: RUNS, dataBytes: D, journalSizeBytes: JOURNAL_BYTES, journalBytesWritten: J, memberBytesWritten: MEMBERS * memberWriteBytes,
-        seconds: {ddWrite: ddW, r5ctlWriteNoFlush: rW, ddWriteFdatasync: ddWs, r5ctlWriteDurable: rWd, ddRead: ddR, r5ctlRead: rR, r5ctlWriteJsCrc: jsW, startup: startups, fixedWrite: fixedW, fixedRead: fixedR},
-        ratios: {write: wR, writeDurable: wdR, read: rR_},
-        rssKiB: {write: wRss, read: rRss, writeLarge: lwRss, readLarge: lrRss}, rssFlat: {write: flatW, read: flatR}, largeBytes: LARGE_BYTES,
-        largeCheckpoints: lw.result.checkpoints, crc, verified, journalStateAfter: ej.state, totalSeconds: total,
-      }, null, 2) + '\n')
+      process.stdout.write(
+        JSON.stringify(
+          {
+            machine: facts,
+            quick,
+            runs: RUNS,
+            dataBytes: D,
+            journalSizeBytes: JOURNAL_BYTES,
+            journalBytesWritten: J,
+            memberBytesWritten: MEMBERS * memberWriteBytes,
+            seconds: {
+              ddWrite: ddW,
+              r5ctlWriteNoFlush: rW,
+              ddWriteFdatasync: ddWs,
+              r5ctlWriteDurable: rWd,
+              ddRead: ddR,
+              r5ctlRead: rR,
+              r5ctlWriteJsCrc: jsW,
+              startup: startups,
+              fixedWrite: fixedW,
+              fixedRead: fixedR,
+            },
+            ratios: {write: wR, writeDurable: wdR, read: rR_},
+            rssKiB: {write: wRss, read: rRss, writeLarge: lwRss, readLarge: lrRss},
+            rssFlat: {write: flatW, read: flatR},
+            largeBytes: LARGE_BYTES,
+            largeCheckpoints: lw.result.checkpoints,
+            crc,
+            verified,
+            journalStateAfter: ej.state,
+            totalSeconds: total,
+          },
+          null,
+          2,
+        ) + '\n',
+      )
     }
     if (!verified) process.exitCode = 1
   } finally {

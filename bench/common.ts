@@ -18,17 +18,28 @@ export const MiB = 1 << 20
 
 export const GNU_TIME = fs.existsSync('/usr/bin/time') ? '/usr/bin/time' : null
 
-export interface Timed {seconds: number; rssKiB: number | null; stdout: string; stderr: string; status: number}
+export interface Timed {
+  seconds: number
+  rssKiB: number | null
+  stdout: string
+  stderr: string
+  status: number
+}
 
 let hookPath: string | null = null
 /** without GNU time: a module preloaded into node children that records process.resourceUsage().maxRSS */
 function rssHookModule(): string {
   if (!hookPath) {
     hookPath = path.join(os.tmpdir(), `r5ctl-bench-rss-${process.pid}.mjs`)
-    fs.writeFileSync(hookPath, `import * as fs from 'node:fs'
+    fs.writeFileSync(
+      hookPath,
+      `import * as fs from 'node:fs'
 process.on('exit', () => { if (process.env.R5BENCH_RSS_FILE) fs.writeFileSync(process.env.R5BENCH_RSS_FILE, String(process.resourceUsage().maxRSS)) })
-`)
-    process.on('exit', () => { if (hookPath) fs.rmSync(hookPath, {force: true}) })
+`,
+    )
+    process.on('exit', () => {
+      if (hookPath) fs.rmSync(hookPath, {force: true})
+    })
   }
   return hookPath
 }
@@ -58,7 +69,9 @@ export function timed(cmd: string, args: string[], o: {env?: NodeJS.ProcessEnv; 
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9
   if (r.error) throw r.error
   const status = r.status ?? -1
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- spawnSync's stdout/stderr are null when the child could not be started
   const stderr = r.stderr ?? ''
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- spawnSync's stdout/stderr are null when the child could not be started
   if (!(o.ok ?? [0]).includes(status)) throw new Error(`${cmd} ${args.join(' ')} exited with ${status}\n${stderr}${(r.stdout ?? '').slice(0, 4000)}`)
   let rssKiB: number | null = null
   const m = /R5BENCH_RSS (\d+)/.exec(stderr)
@@ -67,6 +80,7 @@ export function timed(cmd: string, args: string[], o: {env?: NodeJS.ProcessEnv; 
     rssKiB = Number(fs.readFileSync(hookFile, 'utf8').trim())
     fs.rmSync(hookFile, {force: true})
   }
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- spawnSync's stdout/stderr are null when the child could not be started
   return {seconds, rssKiB, stdout: r.stdout ?? '', stderr, status}
 }
 
@@ -77,18 +91,23 @@ export const verdict = (ok: boolean): string => (ok ? 'PASS' : 'FAIL')
 /** A plain aligned table: first column left, the others right. */
 export function fmtTable(head: string[], rows: string[][]): string {
   const w = head.map((h, i) => Math.max(h.length, ...rows.map(r => (r[i] ?? '').length)))
-  const line = (r: string[]) => r.map((c, i) => (i === 0 ? (c ?? '').padEnd(w[i]) : (c ?? '').padStart(w[i]))).join('  ').trimEnd()
+  const line = (r: (string | undefined)[]) =>
+    r
+      .map((c, i) => (i === 0 ? (c ?? '').padEnd(w[i]) : (c ?? '').padStart(w[i])))
+      .join('  ')
+      .trimEnd()
   return [line(head), line(w.map(n => '-'.repeat(n))), ...rows.map(line)].join('\n')
 }
 
 export function machine() {
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- spawnSync's stdout/stderr are null when the child could not be started
   const fsType = spawnSync('df', ['--output=fstype', os.tmpdir()], {encoding: 'utf8'}).stdout?.trim().split('\n').pop() || 'unknown'
   return {
     date: new Date().toISOString(),
-    nproc: os.availableParallelism?.() ?? os.cpus().length,
+    nproc: os.availableParallelism(),
     cpu: os.cpus()[0]?.model ?? 'unknown',
-    memoryGiB: Math.round(os.totalmem() / 2 ** 30 * 10) / 10,
-    freeMemoryGiB: Math.round(os.freemem() / 2 ** 30 * 10) / 10,
+    memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    freeMemoryGiB: Math.round((os.freemem() / 2 ** 30) * 10) / 10,
     kernel: os.release(),
     node: process.version,
     tmpFs: fsType,

@@ -62,7 +62,7 @@ const TARGET_RECOVER = 1.4
 const TARGET_WRITE = 2.0
 const TARGET_RSS_MIB = 128
 /** "flat": the larger journal's peak RSS at most this much above the smaller one's */
-const FLAT_TOLERANCE = 0.10
+const FLAT_TOLERANCE = 0.1
 
 // ---------------------------------------------------------------------------------------------
 // arguments
@@ -75,7 +75,9 @@ for (let i = 0; i < argv.length; i++) {
   if (['--quick', '--keep', '--json', '--profile'].includes(a)) flagSet.add(a)
   else if (['--runs', '--rss-large', '--setup-only'].includes(a) && i + 1 < argv.length) opt[a] = argv[++i]
   else {
-    process.stderr.write(`bench/recover: unknown argument ${a} (use --quick, --keep, --json, --profile, --runs N, --rss-large MiB, --setup-only DIR)\n`)
+    process.stderr.write(
+      `bench/recover: unknown argument ${a} (use --quick, --keep, --json, --profile, --runs N, --rss-large MiB, --setup-only DIR)\n`,
+    )
     process.exit(2)
   }
 }
@@ -109,8 +111,9 @@ const r5 = (args: string[], o: {ok?: number[]; nodeArgs?: string[]} = {}) =>
   run(process.execPath, [...(o.nodeArgs ?? []), RUN_JS, ...args], {ok: o.ok, rss: true})
 
 /** fsync the given files (untimed), so the next timed step starts with nothing dirty */
-const syncFiles = (files: string[]) => { run('sync', files) }
-
+const syncFiles = (files: string[]) => {
+  run('sync', files)
+}
 
 function dd(args: string[]): number {
   return run('dd', [...args, 'bs=1M', 'status=none']).seconds
@@ -119,7 +122,14 @@ function dd(args: string[]): number {
 // ---------------------------------------------------------------------------------------------
 // arrays
 
-interface ArraySet {dir: string; journal: string; members: string[]; devs: string[]; memberBase: number; ringBase: number}
+interface ArraySet {
+  dir: string
+  journal: string
+  members: string[]
+  devs: string[]
+  memberBase: number
+  ringBase: number
+}
 
 function makeArray(dir: string, journalBytes: number, rows: number): ArraySet {
   fs.mkdirSync(dir, {recursive: true})
@@ -129,16 +139,46 @@ function makeArray(dir: string, journalBytes: number, rows: number): ArraySet {
   // every block written once, as on a disk (see preallocate in common.ts)
   preallocate(journal, journalBytes)
   for (const m of members) preallocate(m, memberSize)
-  const created = JSON.parse(r5(['create', '--json', '--level', '5', '--raid-devices', String(MEMBERS), '--chunk', '512K',
-    '--size', String(memberSize), '--journal-size', String(journalBytes), '--name', 'r5ctl:benchrec', '--write-journal', journal, ...members]).stdout)
+  const created = JSON.parse(
+    r5([
+      'create',
+      '--json',
+      '--level',
+      '5',
+      '--raid-devices',
+      String(MEMBERS),
+      '--chunk',
+      '512K',
+      '--size',
+      String(memberSize),
+      '--journal-size',
+      String(journalBytes),
+      '--name',
+      'r5ctl:benchrec',
+      '--write-journal',
+      journal,
+      ...members,
+    ]).stdout,
+  )
   if (created.arraySizeBytes < rows * ROW_BYTES) throw new Error(`array is ${created.arraySizeBytes} bytes, need ${rows * ROW_BYTES}`)
   const ex = JSON.parse(r5(['examine', '--json', journal, members[0]]).stdout)
-  return {dir, journal, members, devs: [journal, ...members], ringBase: ex.devices[0].dataOffsetSector * 512, memberBase: ex.devices[1].dataOffsetSector * 512}
+  return {
+    dir,
+    journal,
+    members,
+    devs: [journal, ...members],
+    ringBase: ex.devices[0].dataOffsetSector * 512,
+    memberBase: ex.devices[1].dataOffsetSector * 512,
+  }
 }
 
 /** Counts and discards write requests; reads go to the real file (which therefore never changes). */
 class DiscardDevice extends DeviceWrapper {
-  constructor(inner: FileDevice, private index: number, private log: {dev: number; off: number; len: number}[]) {
+  constructor(
+    inner: FileDevice,
+    private index: number,
+    private log: {dev: number; off: number; len: number}[],
+  ) {
     super(inner)
   }
   override writev(bufs: Uint8Array[], offset: number) {
@@ -149,8 +189,17 @@ class DiscardDevice extends DeviceWrapper {
   override flush() {}
 }
 
-interface Dirty {crashAfter: number; totalWrites: number; dataBytes: number; sha256: string; usedBytes: number; tailSector: number;
-  stripesPending: number; metaBlocks: number; setupSeconds: number}
+interface Dirty {
+  crashAfter: number
+  totalWrites: number
+  dataBytes: number
+  sha256: string
+  usedBytes: number
+  tailSector: number
+  stripesPending: number
+  metaBlocks: number
+  setupSeconds: number
+}
 
 /**
  * Fill the journal: write `rows` chunk rows of random data at offset 0 and cut the power just before
@@ -162,18 +211,39 @@ function makeDirty(a: ArraySet, rows: number): Dirty {
   FileDevice.syncOnFlush = false // setup only: page-cache speed, as --no-flush
   // pass 1: the identical write over counting devices, nothing reaches the files
   const log: {dev: number; off: number; len: number}[] = []
-  writeData(a.devs.map((p, i) => new DiscardDevice(FileDevice.open(p, {writable: false}), i, log)), 0, length, buf => buf.length)
+  writeData(
+    a.devs.map((p, i) => new DiscardDevice(FileDevice.open(p, {writable: false}), i, log)),
+    0,
+    length,
+    buf => buf.length,
+  )
   let closing = -1
-  for (let i = log.length - 1; i >= 0; i--) if (log[i].dev === 0 && log[i].off >= a.ringBase && log[i].len === PAGE) { closing = i; break }
+  for (let i = log.length - 1; i >= 0; i--)
+    if (log[i].dev === 0 && log[i].off >= a.ringBase && log[i].len === PAGE) {
+      closing = i
+      break
+    }
   if (closing < 0) throw new Error('counting pass: no closing meta block (a 4 KiB write into the journal ring) found')
   const after = log.slice(closing + 1)
   if (after.some(w => w.off >= Math.min(a.ringBase, a.memberBase)))
-    throw new Error(`counting pass: data writes follow the closing meta block (${JSON.stringify(after.slice(0, 4))}): the engine's close protocol changed`)
+    throw new Error(
+      `counting pass: data writes follow the closing meta block (${JSON.stringify(after.slice(0, 4))}): the engine's close protocol changed`,
+    )
   // pass 2: for real, with the crash injector refusing write number closing+1 (the closing block)
   const h = createHash('sha256')
   let crashed: SimulatedCrash | null = null
   try {
-    writeData(a.devs, 0, length, buf => { randomFillSync(buf); h.update(buf); return buf.length }, {crashAfter: closing})
+    writeData(
+      a.devs,
+      0,
+      length,
+      buf => {
+        randomFillSync(buf)
+        h.update(buf)
+        return buf.length
+      },
+      {crashAfter: closing},
+    )
   } catch (error) {
     if (!(error instanceof SimulatedCrash)) throw error
     crashed = error
@@ -186,10 +256,21 @@ function makeDirty(a: ArraySet, rows: number): Dirty {
   const stripes = rows * (CHUNK / PAGE)
   const minUsed = stripes * MEMBERS * PAGE
   if (j.state !== 'dirty' || j.stripesPending.dataParity !== stripes || j.usedBytes < minUsed)
-    throw new Error(`the journal is not full of pending stripes: state ${j.state}, ${j.stripesPending.dataParity} stripes pending (want ${stripes}), ` +
-      `${j.usedBytes} bytes used (want ≥ ${minUsed})`)
-  return {crashAfter: closing, totalWrites: log.length, dataBytes: length, sha256: h.digest('hex'), usedBytes: j.usedBytes, tailSector: j.journalTailSector,
-    stripesPending: j.stripesPending.dataParity, metaBlocks: j.metaBlocks, setupSeconds: Number(process.hrtime.bigint() - t0) / 1e9}
+    throw new Error(
+      `the journal is not full of pending stripes: state ${j.state}, ${j.stripesPending.dataParity} stripes pending (want ${stripes}), ` +
+        `${j.usedBytes} bytes used (want ≥ ${minUsed})`,
+    )
+  return {
+    crashAfter: closing,
+    totalWrites: log.length,
+    dataBytes: length,
+    sha256: h.digest('hex'),
+    usedBytes: j.usedBytes,
+    tailSector: j.journalTailSector,
+    stripesPending: j.stripesPending.dataParity,
+    metaBlocks: j.metaBlocks,
+    setupSeconds: Number(process.hrtime.bigint() - t0) / 1e9,
+  }
 }
 
 /** whole-file copy over an existing file (or a new one), untimed */
@@ -200,7 +281,12 @@ function copyOver(from: string, to: string): void {
 // ---------------------------------------------------------------------------------------------
 // CPU profile: self time per function
 
-interface ProfileRow {fn: string; where: string; ms: number; pct: number}
+interface ProfileRow {
+  fn: string
+  where: string
+  ms: number
+  pct: number
+}
 
 /** coarse areas, to say where the time goes */
 function areaOf(fn: string, url: string): string {
@@ -210,13 +296,17 @@ function areaOf(fn: string, url: string): string {
   if (!url && ['writeBuffers', 'writeBuffer', 'writeSync', 'writeString'].includes(fn)) return 'fs write syscalls (native)'
   if (!url && ['fdatasync', 'fsync'].includes(fn)) return 'fdatasync (native)'
   if (url.includes('/dist/src/')) return 'r5ctl JavaScript (engine, command)'
-  if (url.startsWith('node:') || url.includes('/node_modules/') || fn === 'compileFunction' || fn === '(root)') return 'node internals + oclif (mostly start-up, module loading)'
+  if (url.startsWith('node:') || url.includes('/node_modules/') || fn === 'compileFunction' || fn === '(root)')
+    return 'node internals + oclif (mostly start-up, module loading)'
   return 'other: (program), (idle), misc. native calls'
 }
 
 function summariseProfile(file: string, top: number): {rows: ProfileRow[]; areas: {area: string; ms: number; pct: number}[]; totalMs: number} {
-  const p = JSON.parse(fs.readFileSync(file, 'utf8')) as {nodes: {id: number; callFrame: {functionName: string; url: string; lineNumber: number}}[];
-    samples: number[]; timeDeltas: number[]}
+  const p = JSON.parse(fs.readFileSync(file, 'utf8')) as {
+    nodes: {id: number; callFrame: {functionName: string; url: string; lineNumber: number}}[]
+    samples: number[]
+    timeDeltas: number[]
+  }
   const byId = new Map(p.nodes.map(n => [n.id, n]))
   const self = new Map<string, {fn: string; where: string; us: number}>()
   const areas = new Map<string, number>()
@@ -234,7 +324,9 @@ function summariseProfile(file: string, top: number): {rows: ProfileRow[]; areas
     e.us += dt
     self.set(key, e)
   }
-  const rows = [...self.values()].sort((a, b) => b.us - a.us).slice(0, top)
+  const rows = [...self.values()]
+    .sort((a, b) => b.us - a.us)
+    .slice(0, top)
     .map(e => ({fn: e.fn, where: e.where, ms: e.us / 1000, pct: (100 * e.us) / total}))
   const byArea = [...areas].sort((a, b) => b[1] - a[1]).map(([area, us]) => ({area, ms: us / 1000, pct: (100 * us) / total}))
   return {rows, areas: byArea, totalMs: total / 1000}
@@ -242,7 +334,10 @@ function summariseProfile(file: string, top: number): {rows: ProfileRow[]; areas
 
 // ---------------------------------------------------------------------------------------------
 
-const freeBytes = (dir: string) => { const s = fs.statfsSync(dir); return s.bavail * s.bsize }
+const freeBytes = (dir: string) => {
+  const s = fs.statfsSync(dir)
+  return s.bavail * s.bsize
+}
 
 /**
  * The I/O that a replay cannot avoid, done in-process with nothing else: read the used log in 4 MiB
@@ -293,22 +388,35 @@ function setupOnly(dir: string): void {
 }
 
 function main() {
-  if (opt['--setup-only']) return setupOnly(path.resolve(opt['--setup-only']))
+  if (opt['--setup-only']) {
+    setupOnly(path.resolve(opt['--setup-only']))
+    return
+  }
   const facts = machine()
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'r5bench-rec-'))
-  say(`r5ctl recover bench${quick ? ' --quick' : ''}: ${facts.date}, ${facts.nproc} CPUs (${facts.cpu}), ${facts.memoryGiB} GiB RAM, ` +
-    `load ${facts.loadAverage.join(' ')}, kernel ${facts.kernel}, node ${facts.node}, ${os.tmpdir()} on ${facts.tmpFs}; folder ${root}`)
+  say(
+    `r5ctl recover bench${quick ? ' --quick' : ''}: ${facts.date}, ${facts.nproc} CPUs (${facts.cpu}), ${facts.memoryGiB} GiB RAM, ` +
+      `load ${facts.loadAverage.join(' ')}, kernel ${facts.kernel}, node ${facts.node}, ${os.tmpdir()} on ${facts.tmpFs}; folder ${root}`,
+  )
   if (!GNU_TIME) notes.push('GNU time is missing: no peak RSS figures')
   try {
     // =========================================================================================
     // 1. a full dirty journal
-    say(`setting up: raid5, ${MEMBERS} members, 512K chunk, journal ${REC_JOURNAL / MiB} MiB, ${REC_ROWS * ROW_BYTES / MiB} MiB written and crashed before the log is closed`)
+    say(
+      `setting up: raid5, ${MEMBERS} members, 512K chunk, journal ${REC_JOURNAL / MiB} MiB, ${(REC_ROWS * ROW_BYTES) / MiB} MiB written and crashed before the log is closed`,
+    )
     const P = makeArray(path.join(root, 'pristine'), REC_JOURNAL, Math.max(REC_ROWS, WRITE_ROWS))
     const dirty = makeDirty(P, REC_ROWS)
-    say(`  crash after ${dirty.crashAfter} of ${dirty.totalWrites} write requests; journal: ${(dirty.usedBytes / MiB).toFixed(1)} MiB used, ` +
-      `${dirty.stripesPending} stripes pending, ${dirty.metaBlocks} meta blocks (${dirty.setupSeconds.toFixed(1)} s)`)
-    const plan = JSON.parse(r5(['recover', '--dry-run', '--json', ...P.devs]).stdout) as {state: string; pagesWritten: number; logBytesScanned: number;
-      writes: {slot: number; offsetSector: number; pages: number; source: string}[]}
+    say(
+      `  crash after ${dirty.crashAfter} of ${dirty.totalWrites} write requests; journal: ${(dirty.usedBytes / MiB).toFixed(1)} MiB used, ` +
+        `${dirty.stripesPending} stripes pending, ${dirty.metaBlocks} meta blocks (${dirty.setupSeconds.toFixed(1)} s)`,
+    )
+    const plan = JSON.parse(r5(['recover', '--dry-run', '--json', ...P.devs]).stdout) as {
+      state: string
+      pagesWritten: number
+      logBytesScanned: number
+      writes: {slot: number; offsetSector: number; pages: number; source: string}[]
+    }
     if (plan.state !== 'would-replay') throw new Error(`recover --dry-run says ${plan.state}`)
     // what recover writes, per member: [first byte, bytes]
     const perSlot = Array.from({length: MEMBERS}, () => ({lo: Infinity, hi: 0, bytes: 0}))
@@ -319,29 +427,51 @@ function main() {
       s.bytes += w.pages * PAGE
     }
     const recMemberBytes = perSlot.reduce((x, s) => x + s.bytes, 0)
-    if (perSlot.some(s => s.hi - s.lo !== s.bytes)) notes.push('recover writes a member in more than one run; dd writes the same number of bytes as one run')
+    if (perSlot.some(s => s.hi - s.lo !== s.bytes))
+      notes.push('recover writes a member in more than one run; dd writes the same number of bytes as one run')
 
     // work set (recover runs here) and the dd copies of the members
-    const W: ArraySet = {...P, dir: path.join(root, 'work'), journal: path.join(root, 'work', 'journal.img'),
-      members: P.members.map(m => path.join(root, 'work', path.basename(m)))}
+    const W: ArraySet = {
+      ...P,
+      dir: path.join(root, 'work'),
+      journal: path.join(root, 'work', 'journal.img'),
+      members: P.members.map(m => path.join(root, 'work', path.basename(m))),
+    }
     W.devs = [W.journal, ...W.members]
     fs.mkdirSync(W.dir)
-    const restore = () => { for (let i = 0; i < P.devs.length; i++) copyOver(P.devs[i], W.devs[i]); syncFiles(W.devs) }
-    const ddMembers = P.members.map((m, i) => path.join(root, `dd-m${i}.img`))
+    const restore = () => {
+      for (let i = 0; i < P.devs.length; i++) copyOver(P.devs[i], W.devs[i])
+      syncFiles(W.devs)
+    }
+    const ddMembers = P.members.map((_m, i) => path.join(root, `dd-m${i}.img`))
     for (let i = 0; i < MEMBERS; i++) copyOver(P.members[i], ddMembers[i])
-    const ddJournalRead = [`if=${P.journal}`, 'of=/dev/null', `skip=${P.ringBase + dirty.tailSector * 512}`, `count=${dirty.usedBytes}`, 'iflag=skip_bytes,count_bytes']
+    const ddJournalRead = [
+      `if=${P.journal}`,
+      'of=/dev/null',
+      `skip=${P.ringBase + dirty.tailSector * 512}`,
+      `count=${dirty.usedBytes}`,
+      'iflag=skip_bytes,count_bytes',
+    ]
     const rawRecover = (durable: boolean) => {
       let s = dd(ddJournalRead)
       for (let i = 0; i < MEMBERS; i++) {
-        s += dd(['if=/dev/zero', `of=${ddMembers[i]}`, `seek=${P.memberBase + perSlot[i].lo}`, `count=${perSlot[i].bytes}`,
-          'oflag=seek_bytes', 'iflag=count_bytes', `conv=notrunc${durable ? ',fsync' : ''}`])
+        s += dd([
+          'if=/dev/zero',
+          `of=${ddMembers[i]}`,
+          `seek=${P.memberBase + perSlot[i].lo}`,
+          `count=${perSlot[i].bytes}`,
+          'oflag=seek_bytes',
+          'iflag=count_bytes',
+          `conv=notrunc${durable ? ',fsync' : ''}`,
+        ])
       }
       return s
     }
     const recoverOnce = (durable: boolean, nodeArgs?: string[]) => {
       const t = r5(['recover', '--json', ...(durable ? [] : ['--no-flush']), ...W.devs], {nodeArgs})
       const r = JSON.parse(t.stdout)
-      if (r.state !== 'replayed' || r.pagesWritten < plan.pagesWritten) throw new Error(`recover: ${r.state}, ${r.pagesWritten} pages (plan: ${plan.pagesWritten})`)
+      if (r.state !== 'replayed' || r.pagesWritten < plan.pagesWritten)
+        throw new Error(`recover: ${r.state}, ${r.pagesWritten} pages (plan: ${plan.pagesWritten})`)
       return t
     }
     // fixed cost of one invocation (node start-up, modules, opening the devices): --version, recover
@@ -349,7 +479,11 @@ function main() {
     const startupRuns: {seconds: number; rssKiB: number | null}[] = []
     const fixedRec: number[] = []
     const fixedWrite: number[] = []
-    const startup = () => { const t = r5(['--version']); startupRuns.push(t); return t }
+    const startup = () => {
+      const t = r5(['--version'])
+      startupRuns.push(t)
+      return t
+    }
     const fixedRecover = () => {
       const t = r5(['recover', '--json', '--no-flush', ...W.devs])
       if (JSON.parse(t.stdout).state !== 'clean') throw new Error('fixed-cost recover: the set is not clean')
@@ -361,8 +495,15 @@ function main() {
     const allFiles = [...W.devs, ...ddMembers, P.journal]
     syncFiles(allFiles)
     rawRecover(false) // warm-up: dd targets allocated and cached
-    const rec = {raw: [] as number[], r5: [] as number[], rss: [] as number[], rawD: [] as number[], r5D: [] as number[], rssD: [] as number[],
-      floor: [] as number[]}
+    const rec = {
+      raw: [] as number[],
+      r5: [] as number[],
+      rss: [] as number[],
+      rawD: [] as number[],
+      r5D: [] as number[],
+      rssD: [] as number[],
+      floor: [] as number[],
+    }
     for (let i = 0; i < RUNS; i++) {
       restore()
       syncFiles(allFiles)
@@ -391,7 +532,7 @@ function main() {
     r5(['read', '--offset', '0', '--length', String(dirty.dataBytes), '--output', readBack, ...W.devs])
     const verified = ej.state === 'clean' && sha256File(readBack, dirty.dataBytes) === dirty.sha256
     fs.rmSync(readBack)
-    if (!verified) notes.push(`after recover: journal ${ej.state}, read-back ${'MISMATCH or dirty'}`)
+    if (!verified) notes.push(`after recover: journal ${ej.state}, read-back MISMATCH or dirty`)
 
     // =========================================================================================
     // 2. write 1 GiB, page cache and durable, against dd (on the work set, clean after recover)
@@ -416,13 +557,23 @@ function main() {
     const ddWTargets = [{file: ddWJournal, bytes: Jw}, ...ddMembers.map(f => ({file: f, bytes: wMemberBytes}))]
     const rawWrite = (durable: boolean) => {
       let s = 0
-      for (const t of ddWTargets) s += dd(['if=/dev/zero', `of=${t.file}`, `count=${t.bytes}`, 'iflag=count_bytes', `conv=notrunc${durable ? ',fsync' : ''}`])
+      for (const t of ddWTargets)
+        s += dd(['if=/dev/zero', `of=${t.file}`, `count=${t.bytes}`, 'iflag=count_bytes', `conv=notrunc${durable ? ',fsync' : ''}`])
       return s
     }
     rawWrite(false) // creates the journal target
     const wFiles = [...W.devs, ...ddWTargets.map(t => t.file)]
-    const wr = {raw: [] as number[], r5: [] as number[], rss: [] as number[], rawD: [] as number[], r5D: [] as number[], rssD: [] as number[],
-      checkpoints: warm.result.checkpoints, ioUnits: warm.result.ioUnits, stripes: warm.result.stripes}
+    const wr = {
+      raw: [] as number[],
+      r5: [] as number[],
+      rss: [] as number[],
+      rawD: [] as number[],
+      r5D: [] as number[],
+      rssD: [] as number[],
+      checkpoints: warm.result.checkpoints,
+      ioUnits: warm.result.ioUnits,
+      stripes: warm.result.stripes,
+    }
     for (let i = 0; i < RUNS; i++) {
       syncFiles(wFiles)
       wr.raw.push(rawWrite(false))
@@ -472,14 +623,21 @@ function main() {
       rssJournals = [rssJournals[0], 1024 * MiB]
     }
     for (const J of rssJournals) {
-      const rows = Math.floor((J - MiB) * RSS_FILL / (MEMBERS * CHUNK))
-      say(`peak RSS: journal ${J / MiB} MiB, ${rows * ROW_BYTES / MiB} MiB written and crashed`)
+      const rows = Math.floor(((J - MiB) * RSS_FILL) / (MEMBERS * CHUNK))
+      say(`peak RSS: journal ${J / MiB} MiB, ${(rows * ROW_BYTES) / MiB} MiB written and crashed`)
       const A = makeArray(path.join(root, `rss-${J / MiB}`), J, rows)
       const d = makeDirty(A, rows)
       const t = r5(['recover', '--json', '--no-flush', ...A.devs])
       const r = JSON.parse(t.stdout)
       if (r.state !== 'replayed') throw new Error(`recover (RSS ${J / MiB} MiB): ${r.state}`)
-      rssRows.push({journalMiB: J / MiB, dataMiB: rows * ROW_BYTES / MiB, usedMiB: d.usedBytes / MiB, stripes: d.stripesPending, seconds: t.seconds, rssKiB: t.rssKiB})
+      rssRows.push({
+        journalMiB: J / MiB,
+        dataMiB: (rows * ROW_BYTES) / MiB,
+        usedMiB: d.usedBytes / MiB,
+        stripes: d.stripesPending,
+        seconds: t.seconds,
+        rssKiB: t.rssKiB,
+      })
       fs.rmSync(A.dir, {recursive: true, force: true})
     }
     // the 1 GiB recover above, for a third point
@@ -492,9 +650,15 @@ function main() {
     const row = (what: string, t: number, bytes: number, base: number | null, fixed: number, target?: number): string[] => {
       const ratio = base === null ? '' : (t / base).toFixed(2)
       const ex = base === null ? '' : ((t - fixed) / base).toFixed(2)
-      return [what, t.toFixed(3), GB(bytes, t), ratio, ex,
+      return [
+        what,
+        t.toFixed(3),
+        GB(bytes, t),
+        ratio,
+        ex,
         target === undefined || base === null ? '' : `<= ${target.toFixed(1)}x`,
-        target === undefined || base === null ? '' : verdict((t - fixed) / base <= target)]
+        target === undefined || base === null ? '' : verdict((t - fixed) / base <= target),
+      ]
     }
     const recBytes = dirty.usedBytes // GB/s of journal (log) bytes replayed
     const wBytes = WRITE_BYTES // GB/s of user data
@@ -504,17 +668,40 @@ function main() {
     const wrrD = median(wr.rawD)
     const head = ['operation', 'seconds', 'GB/s', 'ratio', 'ratio minus fixed cost', 'target', 'result']
     const recRows = [
-      [`raw: dd journal ${(dirty.usedBytes / MiB).toFixed(1)} MiB -> /dev/null + dd members 4 x ${(perSlot[0].bytes / MiB).toFixed(1)} MiB`, rr.toFixed(3), GB(recBytes, rr), '1.00', '1.00', '', ''],
+      [
+        `raw: dd journal ${(dirty.usedBytes / MiB).toFixed(1)} MiB -> /dev/null + dd members 4 x ${(perSlot[0].bytes / MiB).toFixed(1)} MiB`,
+        rr.toFixed(3),
+        GB(recBytes, rr),
+        '1.00',
+        '1.00',
+        '',
+        '',
+      ],
       row('r5ctl recover --no-flush', median(rec.r5), recBytes, rr, fRec, TARGET_RECOVER),
       [`durable raw: the same dd, member writes conv=fsync`, rrD.toFixed(3), GB(recBytes, rrD), '1.00', '1.00', '', ''],
       row('durable: r5ctl recover (members fdatasynced at the end)', median(rec.r5D), recBytes, rrD, fRec),
       ['fixed cost: r5ctl recover of the clean set, median', fRec.toFixed(3), '', '', '', '', ''],
-      [`context: node I/O floor (log in 4 MiB windows, member pages as 4 KiB iovecs, no checks)`, median(rec.floor).toFixed(3), GB(recBytes, median(rec.floor)),
-        (median(rec.floor) / rr).toFixed(2), (median(rec.floor) / rr).toFixed(2), '', ''],
+      [
+        `context: node I/O floor (log in 4 MiB windows, member pages as 4 KiB iovecs, no checks)`,
+        median(rec.floor).toFixed(3),
+        GB(recBytes, median(rec.floor)),
+        (median(rec.floor) / rr).toFixed(2),
+        (median(rec.floor) / rr).toFixed(2),
+        '',
+        '',
+      ],
       ['context: r5ctl --version (node start-up + CLI), median', st.toFixed(3), '', '', '', '', ''],
     ]
     const wRows = [
-      [`raw: dd journal ${(Jw / MiB).toFixed(1)} MiB + members 4 x ${(wMemberBytes / MiB).toFixed(1)} MiB`, wrr.toFixed(3), GB(wBytes, wrr), '1.00', '1.00', '', ''],
+      [
+        `raw: dd journal ${(Jw / MiB).toFixed(1)} MiB + members 4 x ${(wMemberBytes / MiB).toFixed(1)} MiB`,
+        wrr.toFixed(3),
+        GB(wBytes, wrr),
+        '1.00',
+        '1.00',
+        '',
+        '',
+      ],
       row('r5ctl write --no-flush', median(wr.r5), wBytes, wrr, fWrite, TARGET_WRITE),
       [`durable raw: the same dd with conv=fsync`, wrrD.toFixed(3), GB(wBytes, wrrD), '1.00', '1.00', '', ''],
       row('durable: r5ctl write (journal fdatasync per batch)', median(wr.r5D), wBytes, wrrD, fWrite),
@@ -524,49 +711,102 @@ function main() {
     const rssLarge = rssRows[rssRows.length - 1]?.rssKiB ?? null
     const mib = (k: number | null) => (k ? (k / 1024).toFixed(1) : 'n/a')
     const flat = rssSmall !== null && rssLarge !== null && rssLarge <= rssSmall * (1 + FLAT_TOLERANCE)
-    const rssTable = rssRows.map(r => [`r5ctl recover --no-flush, journal ${r.journalMiB} MiB (${r.usedMiB.toFixed(0)} MiB of log, ${r.stripes} stripes; ` +
-      `${r.seconds.toFixed(2)} s, ${GB(r.usedMiB * MiB, r.seconds)} GB/s)`, mib(r.rssKiB), `<= ${TARGET_RSS_MIB}`, verdict(r.rssKiB !== null && r.rssKiB / 1024 <= TARGET_RSS_MIB)])
+    const rssTable = rssRows.map(r => [
+      `r5ctl recover --no-flush, journal ${r.journalMiB} MiB (${r.usedMiB.toFixed(0)} MiB of log, ${r.stripes} stripes; ` +
+        `${r.seconds.toFixed(2)} s, ${GB(r.usedMiB * MiB, r.seconds)} GB/s)`,
+      mib(r.rssKiB),
+      `<= ${TARGET_RSS_MIB}`,
+      verdict(r.rssKiB !== null && r.rssKiB / 1024 <= TARGET_RSS_MIB),
+    ])
     rssTable.push([`context: the timed recovers above (journal ${REC_JOURNAL / MiB} MiB), max`, mib(recRss), '', ''])
     rssTable.push([`context: r5ctl --version`, mib(Math.max(...startupRuns.map(s => s.rssKiB ?? 0)) || null), '', ''])
 
     const total = Number(process.hrtime.bigint() - started) / 1e9
     const out: string[] = []
     out.push(`r5ctl recover bench${quick ? ' --quick' : ''} — ${facts.date}`)
-    out.push(`machine: ${facts.nproc} CPUs (${facts.cpu}), ${facts.memoryGiB} GiB RAM (${facts.freeMemoryGiB} free at the start), kernel ${facts.kernel}, node ${facts.node}, ` +
-      `images on ${facts.tmpFs} (${os.tmpdir()}); load average ${facts.loadAverage.join(' ')} at the start, ${os.loadavg().map(x => x.toFixed(2)).join(' ')} at the end`)
-    out.push(`recover: raid5, ${MEMBERS} members, 512K chunk, journal ${REC_JOURNAL / MiB} MiB; ${dirty.dataBytes / MiB} MiB written, power cut after ${dirty.crashAfter} ` +
-      `of ${dirty.totalWrites} write requests (before the closing meta block): ${(dirty.usedBytes / MiB).toFixed(1)} MiB of log, ${dirty.metaBlocks} meta blocks, ` +
-      `${dirty.stripesPending} stripes pending; recover writes ${(recMemberBytes / MiB).toFixed(1)} MiB to the members (${plan.pagesWritten} pages) and scans ` +
-      `${(plan.logBytesScanned / MiB).toFixed(1)} MiB; after recover: journal ${ej.state}, read-back ${verified ? 'verified (sha256)' : 'MISMATCH'}`)
+    out.push(
+      `machine: ${facts.nproc} CPUs (${facts.cpu}), ${facts.memoryGiB} GiB RAM (${facts.freeMemoryGiB} free at the start), kernel ${facts.kernel}, node ${facts.node}, ` +
+        `images on ${facts.tmpFs} (${os.tmpdir()}); load average ${facts.loadAverage.join(' ')} at the start, ${os
+          .loadavg()
+          .map(x => x.toFixed(2))
+          .join(' ')} at the end`,
+    )
+    out.push(
+      `recover: raid5, ${MEMBERS} members, 512K chunk, journal ${REC_JOURNAL / MiB} MiB; ${dirty.dataBytes / MiB} MiB written, power cut after ${dirty.crashAfter} ` +
+        `of ${dirty.totalWrites} write requests (before the closing meta block): ${(dirty.usedBytes / MiB).toFixed(1)} MiB of log, ${dirty.metaBlocks} meta blocks, ` +
+        `${dirty.stripesPending} stripes pending; recover writes ${(recMemberBytes / MiB).toFixed(1)} MiB to the members (${plan.pagesWritten} pages) and scans ` +
+        `${(plan.logBytesScanned / MiB).toFixed(1)} MiB; after recover: journal ${ej.state}, read-back ${verified ? 'verified (sha256)' : 'MISMATCH'}`,
+    )
     out.push(`${RUNS} run(s) per row, median; GB/s = log bytes replayed / s; every file fsynced before each timed step; copies not timed`)
     out.push('')
     out.push(fmtTable(head, recRows))
     out.push('')
-    out.push(`write: ${WRITE_BYTES / MiB} MiB of random data at offset 0 on the same array: ${(Jw / MiB).toFixed(1)} MiB of journal, ${wr.ioUnits} io units, ` +
-      `${wr.stripes} stripes, ${wr.checkpoints} checkpoint(s); GB/s = user data / s`)
+    out.push(
+      `write: ${WRITE_BYTES / MiB} MiB of random data at offset 0 on the same array: ${(Jw / MiB).toFixed(1)} MiB of journal, ${wr.ioUnits} io units, ` +
+        `${wr.stripes} stripes, ${wr.checkpoints} checkpoint(s); GB/s = user data / s`,
+    )
     out.push('')
     out.push(fmtTable(head, wRows))
     out.push('')
     out.push(fmtTable(['peak RSS (GNU time %M)', 'MiB', 'target', 'result'], rssTable))
-    out.push(`RSS flat (the ${rssRows[rssRows.length - 1]?.journalMiB} MiB journal within ${FLAT_TOLERANCE * 100} % of the ${rssRows[0]?.journalMiB} MiB one): ${verdict(flat)}`)
+    out.push(
+      `RSS flat (the ${rssRows[rssRows.length - 1]?.journalMiB} MiB journal within ${FLAT_TOLERANCE * 100} % of the ${rssRows[0]?.journalMiB} MiB one): ${verdict(flat)}`,
+    )
     if (profile) {
       out.push('')
-      out.push(`CPU profile of one recover --no-flush (${profile.seconds.toFixed(2)} s wall, ${profile.totalMs.toFixed(0)} ms sampled, start-up included), top self times:`)
-      out.push(fmtTable(['function', 'where', 'ms', '%'], profile.rows.map(r => [r.fn, r.where, r.ms.toFixed(0), r.pct.toFixed(1)])))
+      out.push(
+        `CPU profile of one recover --no-flush (${profile.seconds.toFixed(2)} s wall, ${profile.totalMs.toFixed(0)} ms sampled, start-up included), top self times:`,
+      )
+      out.push(
+        fmtTable(
+          ['function', 'where', 'ms', '%'],
+          profile.rows.map(r => [r.fn, r.where, r.ms.toFixed(0), r.pct.toFixed(1)]),
+        ),
+      )
       out.push('')
-      out.push(fmtTable(['by area (self time)', 'ms', '%'], profile.areas.map(a => [a.area, a.ms.toFixed(0), a.pct.toFixed(1)])))
+      out.push(
+        fmtTable(
+          ['by area (self time)', 'ms', '%'],
+          profile.areas.map(a => [a.area, a.ms.toFixed(0), a.pct.toFixed(1)]),
+        ),
+      )
     }
     for (const n of notes) out.push(`note: ${n}`)
     out.push(`total bench time ${total.toFixed(1)} s`)
     process.stdout.write(out.join('\n') + '\n')
     if (wantJson) {
-      process.stdout.write(JSON.stringify({
-        machine: facts, quick, runs: RUNS, dirty, recoverPlan: {pagesWritten: plan.pagesWritten, logBytesScanned: plan.logBytesScanned, memberBytes: recMemberBytes},
-        seconds: {startup: startupRuns.map(s => s.seconds), fixedRecover: fixedRec, fixedWrite, recover: rec, write: wr}, journalBytesWritten: Jw, memberBytesPerMember: wMemberBytes,
-        ratios: {recover: recRatio, recoverMinusFixed: recRatioEx, recoverDurable: median(rec.r5D) / rrD, recoverDurableMinusFixed: (median(rec.r5D) - fRec) / rrD,
-          write: median(wr.r5) / wrr, writeMinusFixed: (median(wr.r5) - fWrite) / wrr, writeDurable: median(wr.r5D) / wrrD, writeDurableMinusFixed: (median(wr.r5D) - fWrite) / wrrD},
-        rss: rssRows, rssFlat: flat, profile, verified, notes, totalSeconds: total,
-      }, null, 2) + '\n')
+      process.stdout.write(
+        JSON.stringify(
+          {
+            machine: facts,
+            quick,
+            runs: RUNS,
+            dirty,
+            recoverPlan: {pagesWritten: plan.pagesWritten, logBytesScanned: plan.logBytesScanned, memberBytes: recMemberBytes},
+            seconds: {startup: startupRuns.map(s => s.seconds), fixedRecover: fixedRec, fixedWrite, recover: rec, write: wr},
+            journalBytesWritten: Jw,
+            memberBytesPerMember: wMemberBytes,
+            ratios: {
+              recover: recRatio,
+              recoverMinusFixed: recRatioEx,
+              recoverDurable: median(rec.r5D) / rrD,
+              recoverDurableMinusFixed: (median(rec.r5D) - fRec) / rrD,
+              write: median(wr.r5) / wrr,
+              writeMinusFixed: (median(wr.r5) - fWrite) / wrr,
+              writeDurable: median(wr.r5D) / wrrD,
+              writeDurableMinusFixed: (median(wr.r5D) - fWrite) / wrrD,
+            },
+            rss: rssRows,
+            rssFlat: flat,
+            profile,
+            verified,
+            notes,
+            totalSeconds: total,
+          },
+          null,
+          2,
+        ) + '\n',
+      )
     }
     if (!verified) process.exitCode = 1
   } finally {

@@ -64,8 +64,29 @@ const median = (xs: number[]) => {
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'r5ctl-startup-'))
 try {
-  r5(['create', '--level', '5', '--raid-devices', '4', '--chunk', '64K', '--size', '16M', '--journal-size', '8M',
-    '--no-flush', '--write-journal', 'j.img', 'a.img', 'b.img', 'c.img', 'd.img'], dir)
+  r5(
+    [
+      'create',
+      '--level',
+      '5',
+      '--raid-devices',
+      '4',
+      '--chunk',
+      '64K',
+      '--size',
+      '16M',
+      '--journal-size',
+      '8M',
+      '--no-flush',
+      '--write-journal',
+      'j.img',
+      'a.img',
+      'b.img',
+      'c.img',
+      'd.img',
+    ],
+    dir,
+  )
   fs.writeFileSync(path.join(dir, 'in.bin'), Buffer.alloc(65536, 0x5a))
   const devs = ['j.img', 'a.img', 'b.img', 'c.img', 'd.img']
 
@@ -87,7 +108,9 @@ try {
   const pass = examine.ratio <= TARGET
 
   const who = bin ? bin : 'node bin/run.js'
-  process.stdout.write(`r5ctl start-up bench (${who}): node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), median of ${runs}\n\n`)
+  process.stdout.write(
+    `r5ctl start-up bench (${who}): node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), median of ${runs}\n\n`,
+  )
   process.stdout.write(`${'command'.padEnd(28)} ${'median'.padStart(9)}  ${'× node -e 0'.padStart(11)}\n`)
   for (const r of result) {
     process.stdout.write(`${r.name.padEnd(28)} ${(r.medianMs.toFixed(1) + ' ms').padStart(9)}  ${(r.ratio.toFixed(2) + '×').padStart(11)}\n`)

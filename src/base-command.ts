@@ -6,25 +6,27 @@
  * the same definitions and the same error reporting.
  */
 import {format, inspect} from 'node:util'
-import {Args, Command, Flags, ux} from '@oclif/core'
+import {Args, Command, Flags, ux, type Interfaces} from '@oclif/core'
 import {FileDevice} from './engine/device.js'
-import {BASE_FLAGS, refuseEmptyFlags, type ArgSpec, type CommandImpl, type CommandSpec, type Ctx, type FlagSpec} from './cli/spec.js'
+import {BASE_FLAGS, refuseEmptyFlags, type ArgSpec, type CommandImpl, type CommandSpec, type Ctx, type FlagSpec, type FlagValues} from './cli/spec.js'
 import {reportError} from './cli/report.js'
 import {writeStdout} from './render/stdio.js'
 
 /** oclif flag definitions from our flag specs (only the keys that are set, so the manifest stays minimal). */
-export function oclifFlags(specs: Record<string, FlagSpec>): Record<string, any> {
-  const out: Record<string, any> = {}
+export function oclifFlags(specs: Record<string, FlagSpec>): Interfaces.FlagInput {
+  const out: Interfaces.FlagInput = {}
   for (const [name, s] of Object.entries(specs)) {
     const {type, ...opts} = s
-    const o = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as any
+    // the spec's keys are a subset of oclif's flag options; oclif's generic option types cannot see which
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- optional keys may be present as undefined
+    const o = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as Record<string, never>
     out[name] = type === 'boolean' ? Flags.boolean(o) : type === 'integer' ? Flags.integer(o) : Flags.string(o)
   }
   return out
 }
 
-function oclifArgs(specs: Record<string, ArgSpec> | undefined): Record<string, any> {
-  const out: Record<string, any> = {}
+function oclifArgs(specs: Record<string, ArgSpec> | undefined): Record<string, ReturnType<typeof Args.string>> {
+  const out: Record<string, ReturnType<typeof Args.string>> = {}
   for (const [name, s] of Object.entries(specs ?? {})) out[name] = Args.string({...s})
   return out
 }
@@ -40,7 +42,7 @@ export abstract class R5Command extends Command implements Ctx {
 
   /** Report a result code without an error (e.g. examine found corruption): output still printed. */
   public setExit(code: number): void {
-    if (code > (process.exitCode as number ?? 0)) process.exitCode = code
+    if (code > ((process.exitCode as number | undefined) ?? 0)) process.exitCode = code
   }
 
   public progressEnabled(flag: boolean | undefined): boolean {
@@ -48,7 +50,7 @@ export abstract class R5Command extends Command implements Ctx {
   }
 
   /** Command#log, through the one writer of stdout (a failure there is the command's error) */
-  public log(message = '', ...args: any[]): void {
+  public log(message = '', ...args: unknown[]): void {
     if (!this.jsonEnabled()) writeStdout(format(typeof message === 'string' ? message : inspect(message), ...args) + '\n')
   }
 
@@ -61,7 +63,8 @@ export abstract class R5Command extends Command implements Ctx {
     }
   }
 
-  protected async catch(error: Error & {oclif?: {exit?: number}; exitCode?: number}): Promise<any> {
+  // eslint-disable-next-line @typescript-eslint/require-await -- overrides oclif's async catch(), which it awaits
+  protected async catch(error: Error & {oclif?: {exit?: number}; exitCode?: number}): Promise<void> {
     reportError(error, this.jsonEnabled())
   }
 }
@@ -78,9 +81,9 @@ export function commandClass<S extends CommandSpec>(impl: CommandImpl<S>): typeo
     static flags = oclifFlags(spec.flags)
 
     async run(): Promise<unknown> {
-      const {flags, argv, args} = await this.parse(this.ctor as any)
+      const {flags, argv, args} = await this.parse(this.ctor)
       refuseEmptyFlags(flags)
-      return run(this, flags as any, argv.map(String), args as Record<string, string | undefined>)
+      return run(this, flags as FlagValues<S['flags']>, argv.map(String), args)
     }
   }
   return Cmd

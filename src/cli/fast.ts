@@ -18,7 +18,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {format} from 'node:util'
-import {BASE_FLAGS, refuseEmptyFlags, type CommandImpl, type CommandSpec, type Ctx, type FlagSpec} from './spec.js'
+import {BASE_FLAGS, refuseEmptyFlags, type CommandImpl, type CommandSpec, type Ctx, type FlagSpec, type FlagValues} from './spec.js'
 import {writeStdout} from '../render/stdio.js'
 
 /** the package root: this file is dist/src/cli/fast.js */
@@ -65,10 +65,10 @@ async function prepare(argv: string[]): Promise<(() => Promise<void> | void) | u
   if (!pj || !environmentAllows(pj) || !oclifConfigAllows(pj)) return
   if (version) return versionPrinter(pj)
   if (!isOurCommand(id, pj)) return
-  let impl: CommandImpl
+  let impl: CommandImpl | undefined
   let report: typeof import('./report.js')
   try {
-    ;[impl, report] = await Promise.all([import(`../impl/${id}.js`), import('./report.js')])
+    ;[impl, report] = await Promise.all([import(`../impl/${id}.js`) as Promise<CommandImpl | undefined>, import('./report.js')])
   } catch {
     return
   }
@@ -94,7 +94,8 @@ function isOurCommand(id: string, pj: PackageJson): boolean {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue
       return false
     }
-    const manifest = JSON.parse(text) as {version?: string; commands?: Record<string, unknown>}
+    const manifest = JSON.parse(text) as {version?: unknown; commands?: Record<string, unknown>}
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-conversion -- package.json is read from disk, unchecked
     if (String(manifest.version).split('-')[0] !== String(pj.version).split('-')[0] || !manifest.commands) return false
     return Object.hasOwn(manifest.commands, id)
   }
@@ -117,6 +118,7 @@ function environmentAllows(pj: PackageJson): boolean {
 
 /** oclif's config.scopedEnvVarKey: R5CTL_<KEY> for bin r5ctl. */
 function scopedKey(pj: PackageJson, key: string): string {
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-conversion -- package.json is read from disk, unchecked
   const bin = String(pj.oclif?.bin || pj.name)
   return `${bin.replaceAll('@', '').replaceAll(/[/-]/g, '_')}_${key}`.toUpperCase()
 }
@@ -142,7 +144,7 @@ function oclifConfigAllows(pj: PackageJson): boolean {
     // a plugin's init/prerun/postrun/finally hooks would run on every command
     const file = findPackageJson(p)
     if (!file) return false
-    const ppj = JSON.parse(fs.readFileSync(file, 'utf8'))
+    const ppj = JSON.parse(fs.readFileSync(file, 'utf8')) as {oclif?: {hooks?: Record<string, unknown>}}
     for (const h of Object.keys(ppj.oclif?.hooks ?? {})) if (!HARMLESS_HOOKS.has(h)) return false
   }
   // user plugins (oclif reads <data dir>/package.json) could add commands and hooks
@@ -193,6 +195,7 @@ function versionPrinter(pj: PackageJson): (() => Promise<void>) | undefined {
 /** What @oclif/core's command module does on load: a closed stdout pipe (`| head`) is not an error. */
 function swallowEpipe(): void {
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an emitter may emit 'error' with no value
     if (err && err.code === 'EPIPE') return
     throw err
   })
@@ -295,16 +298,22 @@ export function parse(spec: CommandSpec, input: string[]): Parsed | null {
 }
 
 /** Command#_run of oclif with R5Command's init and catch. */
-async function runCommand(impl: CommandImpl, input: string[], parsed: Parsed, reportError: typeof import('./report.js').reportError,
-  redirectedVar: string): Promise<void> {
+async function runCommand(
+  impl: CommandImpl,
+  input: string[],
+  parsed: Parsed,
+  reportError: typeof import('./report.js').reportError,
+  redirectedVar: string,
+): Promise<void> {
   swallowEpipe()
+  // eslint-disable-next-line @typescript-eslint/no-dynamic-delete -- an environment variable is unset by deleting it
   delete process.env[redirectedVar] // Command#_run: removeEnvVar('REDIRECTED')
   const ctx = new FastContext(input)
   let result: unknown
   try {
     if (input.includes('--no-flush')) (await import('../engine/device.js')).FileDevice.syncOnFlush = false
     refuseEmptyFlags(parsed.flags)
-    result = await impl.run(ctx, parsed.flags as any, parsed.argv, parsed.args)
+    result = await impl.run(ctx, parsed.flags as FlagValues<Record<string, FlagSpec>>, parsed.argv, parsed.args)
   } catch (error) {
     reportError(error as Error, ctx.jsonEnabled())
   }
@@ -338,7 +347,7 @@ class FastContext implements Ctx {
   }
 
   setExit(code: number): void {
-    if (code > (process.exitCode as number ?? 0)) process.exitCode = code
+    if (code > ((process.exitCode as number | undefined) ?? 0)) process.exitCode = code
   }
 
   progressEnabled(flag: boolean | undefined): boolean {

@@ -35,16 +35,26 @@ export function openInput(name: string, length: number | undefined): Input {
       throw new UsageError(`cannot open input: ${(error as Error).message}`, undefined, name)
     }
   }
-  const close = () => { if (fd !== 0) fs.closeSync(fd) }
+  const close = () => {
+    if (fd !== 0) fs.closeSync(fd)
+  }
   try {
     const st = fs.fstatSync(fd)
     // (stdin may be a socket: node hands a child its stdin as one end of a socketpair)
-    const kind = st.isDirectory() ? 'a directory' : st.isCharacterDevice() ? (isatty(fd) ? 'a terminal' : 'a character device')
-      : st.isSocket() && fd !== 0 ? 'a socket' : undefined
+    const kind = st.isDirectory()
+      ? 'a directory'
+      : st.isCharacterDevice()
+        ? isatty(fd)
+          ? 'a terminal'
+          : 'a character device'
+        : st.isSocket() && fd !== 0
+          ? 'a socket'
+          : undefined
     if (kind) throw new UsageError(`${label} is ${kind}, not a file or a pipe`, 'give a regular file, a pipe or a FIFO', label)
     // a regular file of known size; a size of 0 may be a /proc or /sys file whose content is produced on reading
     if (st.isFile() && st.size > 0) {
-      if (length !== undefined && length > st.size) throw new UsageError(`--length ${length} but ${label} has only ${st.size} bytes`, undefined, label)
+      if (length !== undefined && length > st.size)
+        throw new UsageError(`--length ${length} but ${label} has only ${st.size} bytes`, undefined, label)
       return {length: length ?? st.size, source: buf => readFully(fd, buf), endAtShortInput: false, check() {}, close}
     }
     return streamInput(fd, label, length, close)
@@ -83,8 +93,12 @@ function streamInput(fd: number, label: string, length: number | undefined, clos
       // to the end of the input: it ended before the array did, unless there is a byte more
       ahead.fill(1)
       if (ahead.buffered > 0)
-        throw new UsageError(`input is longer than the ${written} bytes from offset ${offset} to the end of the array; the first ${written} ` +
-          'bytes were written and the journal is clean', 'give --length, or a smaller input', label)
+        throw new UsageError(
+          `input is longer than the ${written} bytes from offset ${offset} to the end of the array; the first ${written} ` +
+            'bytes were written and the journal is clean',
+          'give --length, or a smaller input',
+          label,
+        )
     },
     close,
   }

@@ -26,14 +26,19 @@ export function reportError(error: Error & {oclif?: {exit?: number}; exitCode?: 
     if (exitCode === 0) return
   } else {
     exitCode = EXIT.FAILED
-    code = (error as any).code ?? 'error'
+    code = (error as {code?: string}).code ?? 'error'
   }
   let extra: Record<string, unknown> = {}
   if (error instanceof SimulatedCrash) {
     extra = {writesDone: error.writesDone, acknowledgedBytes: error.acknowledged}
     error.message = `${error.message}; ${error.acknowledged} bytes of the write were acknowledged`
   }
-  const message = String(error.message).split('\n').map(l => l.replace(/^\s*›\s*/, '').trim()).filter(Boolean).join('; ')
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-conversion -- anything can be thrown; its message may not be a string
+  const message = String(error.message)
+    .split('\n')
+    .map(l => l.replace(/^\s*›\s*/, '').trim())
+    .filter(Boolean)
+    .join('; ')
   // with --json the error object goes to stdout, unless stdout is what failed: then the line goes to stderr
   let printed = false
   if (json && stdoutUsable()) {

@@ -63,7 +63,10 @@ export const flag = {
 /** Flags every command has (R5Command.baseFlags); `--json` is added by oclif's enableJsonFlag. */
 export const BASE_FLAGS = {
   progress: flag.boolean({description: 'show progress on stderr even when it is not a terminal', helpGroup: 'GLOBAL'}),
-  'no-flush': flag.boolean({description: 'skip fdatasync at write barriers (page-cache speed for images you can recreate; not safe against a host crash)', helpGroup: 'GLOBAL'}),
+  'no-flush': flag.boolean({
+    description: 'skip fdatasync at write barriers (page-cache speed for images you can recreate; not safe against a host crash)',
+    helpGroup: 'GLOBAL',
+  }),
 }
 
 type Value<F> = F extends {type: 'boolean'} ? boolean : F extends {type: 'integer'} ? number : string
@@ -88,7 +91,12 @@ export interface Ctx {
   error(message: string, options: {exit: number}): never
 }
 
-export type RunFn<S extends CommandSpec> = (ctx: Ctx, flags: FlagValues<S['flags']>, argv: string[], args: Record<string, string | undefined>) => Promise<unknown>
+export type RunFn<S extends CommandSpec> = (
+  ctx: Ctx,
+  flags: FlagValues<S['flags']>,
+  argv: string[],
+  args: Record<string, string | undefined>,
+) => Promise<unknown>
 
 /** One command: `spec` and `run`, as exported by every src/impl/<id>.ts. */
 export interface CommandImpl<S extends CommandSpec = CommandSpec> {
@@ -101,6 +109,5 @@ export interface CommandImpl<S extends CommandSpec = CommandSpec> {
  * usage error before the command runs (oclif and the fast path both call this).
  */
 export function refuseEmptyFlags(flags: Record<string, unknown>): void {
-  for (const [name, value] of Object.entries(flags))
-    if (value === '') throw new UsageError(`--${name} needs a value (got an empty string)`)
+  for (const [name, value] of Object.entries(flags)) if (value === '') throw new UsageError(`--${name} needs a value (got an empty string)`)
 }

@@ -10,8 +10,20 @@ import {uuidSeed} from './checksum.js'
 import {type BlockDevice, FileDevice, alignedBuffer} from './device.js'
 import {CorruptError, IoError, RefusedError, UsageError, R5Error} from './errors.js'
 import {
-  FEATURE_JOURNAL, ROLE_JOURNAL, ROLE_SPARE, SB_OFFSET_BYTES, SB_OFFSET_SECTORS, SB_MAGIC, SB_MAX_DEV, type Superblock,
-  decodeSuperblock, encodeSuperblock, formatUuid, makeSuperblock, mdTime, type Problem,
+  FEATURE_JOURNAL,
+  ROLE_JOURNAL,
+  ROLE_SPARE,
+  SB_OFFSET_BYTES,
+  SB_OFFSET_SECTORS,
+  SB_MAGIC,
+  SB_MAX_DEV,
+  type Superblock,
+  decodeSuperblock,
+  encodeSuperblock,
+  formatUuid,
+  makeSuperblock,
+  mdTime,
+  type Problem,
 } from './format/superblock.js'
 import {encodeMetaBlock} from './format/meta.js'
 import {Geometry, validLayout, ALGORITHM, MIN_RAID_DISKS} from './geometry.js'
@@ -53,7 +65,13 @@ export function probeDevice(src: DeviceSource): ProbeResult {
   }
   try {
     if (dev.size < SB_OFFSET_BYTES + 4096) {
-      return {path, size: dev.size, sb: null, problems: [{code: 'short', message: `device is only ${dev.size} bytes: too small to hold an md superblock`}], computedCsum: 0}
+      return {
+        path,
+        size: dev.size,
+        sb: null,
+        problems: [{code: 'short', message: `device is only ${dev.size} bytes: too small to hold an md superblock`}],
+        computedCsum: 0,
+      }
     }
     const buf = alignedBuffer(4096)
     dev.read(buf, SB_OFFSET_BYTES)
@@ -61,7 +79,15 @@ export function probeDevice(src: DeviceSource): ProbeResult {
     // A raid_disks beyond what dev_roles can describe sizes per-slot tables (examine's array
     // state string, the member table): the superblock cannot be described, let alone used.
     const absurd = sb.magic === SB_MAGIC ? problems.find(x => x.code === 'bad-raid-disks') : undefined
-    if (absurd) return {path, size: dev.size, sb, problems, computedCsum, error: new CorruptError(`bad superblock: ${absurd.message}`, path, undefined, absurd.code)}
+    if (absurd)
+      return {
+        path,
+        size: dev.size,
+        sb,
+        problems,
+        computedCsum,
+        error: new CorruptError(`bad superblock: ${absurd.message}`, path, undefined, absurd.code),
+      }
     return {path, size: dev.size, sb, problems, computedCsum}
   } finally {
     if (typeof src === 'string') dev.close()
@@ -72,9 +98,20 @@ export function probeDevice(src: DeviceSource): ProbeResult {
 function sbVerdict(p: ProbeResult): R5Error | null {
   if (p.error) return p.error
   if (!p.sb || p.problems.length > 0) {
-    const pr = p.problems[0]
-    if (pr?.code === 'bad-magic') return new CorruptError(`no md superblock: ${pr.message}`, p.path, 'is this an array member? `r5ctl examine` shows what is there', 'no-superblock')
-    return new CorruptError(`bad superblock: ${pr?.message ?? 'unreadable'}`, p.path, 'the superblock is damaged; leave this device out (degraded read) or restore it', pr?.code ?? 'bad-superblock')
+    const pr = p.problems.at(0)
+    if (pr?.code === 'bad-magic')
+      return new CorruptError(
+        `no md superblock: ${pr.message}`,
+        p.path,
+        'is this an array member? `r5ctl examine` shows what is there',
+        'no-superblock',
+      )
+    return new CorruptError(
+      `bad superblock: ${pr?.message ?? 'unreadable'}`,
+      p.path,
+      'the superblock is damaged; leave this device out (degraded read) or restore it',
+      pr?.code ?? 'bad-superblock',
+    )
   }
   const sb = p.sb
   if (!(sb.featureMap & FEATURE_JOURNAL))
@@ -89,12 +126,28 @@ function sbVerdict(p: ProbeResult): R5Error | null {
   if (!validLayout(level, sb.layout)) return new CorruptError(`unsupported layout ${sb.layout} for raid${level}`, p.path, undefined, 'bad-geometry')
   const need = Number(sb.dataOffset + sb.dataSize) * 512
   if (need > p.size)
-    return new CorruptError(`device is truncated: superblock says data ends at byte ${need}, device has ${p.size}`, p.path, 'restore the full image', 'truncated')
+    return new CorruptError(
+      `device is truncated: superblock says data ends at byte ${need}, device has ${p.size}`,
+      p.path,
+      'restore the full image',
+      'truncated',
+    )
   if (sb.dataOffset < SB_OFFSET_SECTORS + BigInt(BLOCK_SECTORS))
-    return new CorruptError(`data_offset ${sb.dataOffset} overlaps the superblock (it ends at sector ${SB_OFFSET_SECTORS + BigInt(BLOCK_SECTORS)})`, p.path, undefined, 'bad-data-offset')
+    return new CorruptError(
+      `data_offset ${sb.dataOffset} overlaps the superblock (it ends at sector ${SB_OFFSET_SECTORS + BigInt(BLOCK_SECTORS)})`,
+      p.path,
+      undefined,
+      'bad-data-offset',
+    )
   const role = sb.devRoles[sb.devNumber]
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- dev_number is read from disk and may be past dev_roles
   if (role !== undefined && role < sb.raidDisks && sb.size > sb.dataSize)
-    return new CorruptError(`member uses ${sb.size} sectors but its data area holds only ${sb.dataSize}`, p.path, 'restore the full image', 'bad-size')
+    return new CorruptError(
+      `member uses ${sb.size} sectors but its data area holds only ${sb.dataSize}`,
+      p.path,
+      'restore the full image',
+      'bad-size',
+    )
   return null
 }
 
@@ -136,14 +189,24 @@ export class MdArray {
     this.journal = journal
     this.geometry = new Geometry(sb.level as 4 | 5 | 6, sb.raidDisks, sb.chunkSize, sb.layout, sb.size)
     this.seed = uuidSeed(sb.setUuid)
-    this.ring = journal ? new Ring(journal.dev, Number(journal.sb.dataOffset) * 512, Math.floor(Number(journal.sb.dataSize) / BLOCK_SECTORS) * BLOCK_SECTORS) : null
+    this.ring = journal
+      ? new Ring(journal.dev, Number(journal.sb.dataOffset) * 512, Math.floor(Number(journal.sb.dataSize) / BLOCK_SECTORS) * BLOCK_SECTORS)
+      : null
   }
 
-  get uuid(): string { return formatUuid(this.sb.setUuid) }
-  get missingMembers(): number[] { return this.members.flatMap((m, i) => (m ? [] : [i])) }
-  get journalTail(): number { return Number(this.journal?.sb.journalTail ?? 0n) }
+  get uuid(): string {
+    return formatUuid(this.sb.setUuid)
+  }
+  get missingMembers(): number[] {
+    return this.members.flatMap((m, i) => (m ? [] : [i]))
+  }
+  get journalTail(): number {
+    return Number(this.journal?.sb.journalTail ?? 0n)
+  }
   /** data offset of a member in bytes */
-  memberBase(slot: number): number { return Number(this.members[slot]!.sb.dataOffset) * 512 }
+  memberBase(slot: number): number {
+    return Number(this.members[slot]!.sb.dataOffset) * 512
+  }
 
   all(): DeviceInfo[] {
     return [...this.members.filter((m): m is DeviceInfo => m !== null), ...(this.journal ? [this.journal] : [])]
@@ -203,7 +266,13 @@ function oddGeometry(set: ProbeResult[], best: Superblock): ProbeResult | undefi
  * Member slots with no device among those given. The problem is the set's, not any device's: the
  * error names no device and says which array the slots belong to.
  */
-export function missingMembersError(uuid: string, missing: number[], why: string, hint = 'name every member and the journal', code = 'missing-member'): RefusedError {
+export function missingMembersError(
+  uuid: string,
+  missing: number[],
+  why: string,
+  hint = 'name every member and the journal',
+  code = 'missing-member',
+): RefusedError {
   const s = missing.length > 1 ? 's' : ''
   return new RefusedError(`member${s} for slot${s} ${missing.join(', ')} of array ${uuid} missing: ${why}`, undefined, hint, code)
 }
@@ -230,7 +299,12 @@ export function openArray(sources: DeviceSource[], opts: OpenOptions): MdArray {
   const setUuid = formatUuid(set[0].sb!.setUuid)
   for (const p of probes) {
     if (formatUuid(p.sb!.setUuid) !== setUuid)
-      throw new RefusedError(`belongs to another array (uuid ${formatUuid(p.sb!.setUuid)}, expected ${setUuid})`, p.path, 'leave it out of the device list', 'foreign-device')
+      throw new RefusedError(
+        `belongs to another array (uuid ${formatUuid(p.sb!.setUuid)}, expected ${setUuid})`,
+        p.path,
+        'leave it out of the device list',
+        'foreign-device',
+      )
   }
   // The freshest superblock (highest events) describes the array; older ones are stale.
   let best = set[0].sb!
@@ -245,16 +319,26 @@ export function openArray(sources: DeviceSource[], opts: OpenOptions): MdArray {
     // md accepts a device one event behind the freshest (super_1_validate: ++ev1 < events):
     // a power cut between the superblock writes of one update leaves exactly that.
     if (sb.events + 1n < best.events)
-      throw new RefusedError(`stale member: events ${sb.events}, the set is at ${best.events}`, p.path, 'leave it out (a degraded read reconstructs it)', 'stale-device')
+      throw new RefusedError(
+        `stale member: events ${sb.events}, the set is at ${best.events}`,
+        p.path,
+        'leave it out (a degraded read reconstructs it)',
+        'stale-device',
+      )
     const role = roleOf(sb)
     if (role !== ROLE_JOURNAL && role >= best.raidDisks)
       throw new RefusedError(`device is not an active member (role 0x${role.toString(16)})`, p.path, 'leave it out', 'not-active')
     const key = role === ROLE_JOURNAL ? -1 : role
-    if (slots.has(key)) throw new RefusedError(`duplicate ${role === ROLE_JOURNAL ? 'journal' : `member for slot ${role}`} (also ${slots.get(key)})`, p.path, 'leave one of them out', 'duplicate-device')
+    if (slots.has(key))
+      throw new RefusedError(
+        `duplicate ${role === ROLE_JOURNAL ? 'journal' : `member for slot ${role}`} (also ${slots.get(key)})`,
+        p.path,
+        'leave one of them out',
+        'duplicate-device',
+      )
     slots.set(key, p.path)
   }
-  if (!validLayout(best.level, best.layout))
-    throw new CorruptError(`unsupported layout ${best.layout} for raid${best.level}`, set[0].path)
+  if (!validLayout(best.level, best.layout)) throw new CorruptError(`unsupported layout ${best.layout} for raid${best.level}`, set[0].path)
   for (const p of set) {
     const src = sourceOf.get(p)!
     const dev = typeof src === 'string' ? FileDevice.open(src, {writable: opts.writable}) : src
@@ -265,38 +349,55 @@ export function openArray(sources: DeviceSource[], opts: OpenOptions): MdArray {
   const tolerable = best.level === 6 ? 2 : 1
   if (!opts.journalOnly && missing.length > 0 && (!opts.allowMissingMembers || missing.length > tolerable)) {
     arr.close()
-    if (opts.allowMissingMembers) throw missingMembersError(setUuid, missing, `raid${best.level} can rebuild at most ${tolerable}`, 'name more members', 'refused')
+    if (opts.allowMissingMembers)
+      throw missingMembersError(setUuid, missing, `raid${best.level} can rebuild at most ${tolerable}`, 'name more members', 'refused')
     throw missingMembersError(setUuid, missing, 'this command needs every member')
   }
   // a device that was not given cannot be named: the message names the array instead
   if (!arr.journal && (opts.journalOnly || !opts.allowMissingJournal)) {
     arr.close()
-    throw new RefusedError(`journal device missing for array ${setUuid}: pending journal records would be lost`, undefined,
-      'name the journal device too (mdadm refuses to assemble without it as well)', 'missing-journal')
+    throw new RefusedError(
+      `journal device missing for array ${setUuid}: pending journal records would be lost`,
+      undefined,
+      'name the journal device too (mdadm refuses to assemble without it as well)',
+      'missing-journal',
+    )
   }
   if (arr.journal && arr.ring!.sizeSectors < 2 * BLOCK_SECTORS) {
     arr.close()
     throw new CorruptError('journal data area too small', arr.journal.path)
   }
   if (arr.journal) {
-    arr.ring!.payloadLimits = {arraySectors: Number(arr.geometry.arraySectors), memberSectors: Number(arr.geometry.usedMemberSectors), device: arr.journal.path}
+    arr.ring!.payloadLimits = {
+      arraySectors: Number(arr.geometry.arraySectors),
+      memberSectors: Number(arr.geometry.usedMemberSectors),
+      device: arr.journal.path,
+    }
   }
   // a superblock is rewritten from its decoded fields: its name must encode back to the same bytes,
   // and its events counter must have room for every update the operation makes, each + 1 (a u64
   // cannot go past 2^64-1; the kernel's md_update_sb never lets it wrap either)
   if (opts.writable) {
-    const updates = BigInt(typeof opts.superblockUpdates === 'function' ? opts.superblockUpdates(arr) : opts.superblockUpdates ?? 1)
+    const updates = BigInt(typeof opts.superblockUpdates === 'function' ? opts.superblockUpdates(arr) : (opts.superblockUpdates ?? 1))
     if (best.events + updates > U64_MAX) {
       arr.close()
-      throw new CorruptError(`events counter ${best.events} cannot be advanced ${updates} time(s): it is a 64-bit counter, at most ${U64_MAX}`,
-        set.find(p => p.sb === best)!.path, 'inspect it with `r5ctl examine`; nothing was written', 'bad-events')
+      throw new CorruptError(
+        `events counter ${best.events} cannot be advanced ${updates} time(s): it is a 64-bit counter, at most ${U64_MAX}`,
+        set.find(p => p.sb === best)!.path,
+        'inspect it with `r5ctl examine`; nothing was written',
+        'bad-events',
+      )
     }
     for (const d of arr.all()) {
       const name = d.sb.setName
       if (Buffer.byteLength(name, 'utf8') > 32 || name.includes('\uFFFD')) {
         arr.close()
-        throw new CorruptError('set_name is not valid UTF-8: the superblock could not be rewritten as it is', d.path,
-          'inspect it with `r5ctl examine`; nothing was written', 'bad-name')
+        throw new CorruptError(
+          'set_name is not valid UTF-8: the superblock could not be rewritten as it is',
+          d.path,
+          'inspect it with `r5ctl examine`; nothing was written',
+          'bad-name',
+        )
       }
     }
   }
@@ -306,8 +407,12 @@ export function openArray(sources: DeviceSource[], opts: OpenOptions): MdArray {
     const tail = arr.journal.sb.journalTail
     if (tail >= BigInt(arr.ring!.sizeSectors) || tail % BigInt(BLOCK_SECTORS) !== 0n) {
       arr.close()
-      throw new CorruptError(`journal_tail ${tail} is not a 4 KiB-aligned sector inside the journal (size ${arr.ring!.sizeSectors} sectors)`,
-        arr.journal.path, 'inspect it with `r5ctl examine`; nothing was written', 'bad-journal-tail')
+      throw new CorruptError(
+        `journal_tail ${tail} is not a 4 KiB-aligned sector inside the journal (size ${arr.ring!.sizeSectors} sectors)`,
+        arr.journal.path,
+        'inspect it with `r5ctl examine`; nothing was written',
+        'bad-journal-tail',
+      )
     }
   }
   return arr
@@ -366,7 +471,10 @@ function checkCreateValues(o: CreateOptions): void {
     throw new UsageError(`--chunk must be a power of two of at least 4K (got ${o.chunkBytes} bytes)`)
   if (o.chunkBytes / 512 > 0xffffffff)
     throw new UsageError(`--chunk ${o.chunkBytes} bytes is ${o.chunkBytes / 512} sectors: more than the superblock's 32-bit chunk size holds`)
-  for (const [flag, v] of [['--size', o.sizeBytes], ['--journal-size', o.journalSizeBytes]] as const) {
+  for (const [flag, v] of [
+    ['--size', o.sizeBytes],
+    ['--journal-size', o.journalSizeBytes],
+  ] as const) {
     if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) throw new UsageError(`${flag} ${v} is not a whole number of bytes below 2^53`)
   }
   const name = o.name ?? ''
@@ -387,9 +495,14 @@ export function planCreate(o: CreateOptions): CreatePlan {
   // one meta block must hold a full stripe's payloads: 20 bytes per data page plus the parity payload
   const maxData = Math.floor((4096 - 32 - (16 + 4 * (o.level === 6 ? 2 : 1))) / 20)
   if (o.raidDevices - (o.level === 6 ? 2 : 1) > maxData)
-    throw new UsageError(`raid${o.level} with a journal supports at most ${maxData + (o.level === 6 ? 2 : 1)} devices (a stripe's journal record must fit one 4 KiB meta block)`)
+    throw new UsageError(
+      `raid${o.level} with a journal supports at most ${maxData + (o.level === 6 ? 2 : 1)} devices (a stripe's journal record must fit one 4 KiB meta block)`,
+    )
   if (o.members.length !== o.raidDevices)
-    throw new UsageError(`--raid-devices ${o.raidDevices} but ${o.members.length} member device(s) given`, 'pass the journal with --write-journal, not as a member')
+    throw new UsageError(
+      `--raid-devices ${o.raidDevices} but ${o.members.length} member device(s) given`,
+      'pass the journal with --write-journal, not as a member',
+    )
   checkCreateValues(o)
   const layout = o.layout ?? defaultLayout(o.level)
   if (!validLayout(o.level, layout)) throw new UsageError(`layout ${layout} is not valid for raid${o.level}`)
@@ -414,7 +527,12 @@ export function planCreate(o: CreateOptions): CreatePlan {
     const pr = probeDevice(src)
     if (pr.error) throw pr.error
     if (pr.sb && pr.sb.magic === 0xa92b4efc && !o.force)
-      throw new RefusedError(`already carries an md superblock (array ${formatUuid(pr.sb.setUuid)})`, p, 'use --force to overwrite it', 'would-overwrite')
+      throw new RefusedError(
+        `already carries an md superblock (array ${formatUuid(pr.sb.setUuid)})`,
+        p,
+        'use --force to overwrite it',
+        'would-overwrite',
+      )
     sizes.push(pr.size)
   }
   const dataOffset = DEFAULT_DATA_OFFSET_SECTORS
@@ -439,7 +557,7 @@ export function planCreate(o: CreateOptions): CreatePlan {
   if (setUuid.length !== 16) throw new UsageError(`--uuid must be 16 bytes (got ${setUuid.length})`)
   const now = mdTime(new Date())
   const devRoles = [...Array.from({length: o.raidDevices}, (_, i) => i), ROLE_JOURNAL]
-  const sbs = all.map((p, i) =>
+  const sbs = all.map((_p, i) =>
     makeSuperblock({
       featureMap: FEATURE_JOURNAL,
       setUuid,
@@ -498,7 +616,9 @@ function openForCreate(plan: CreatePlan, o: CreateOptions): BlockDevice[] {
       devs[i] = FileDevice.open(src, {writable: true})
     })
   } catch (error) {
-    plan.sources.forEach((src, i) => { if (typeof src === 'string') devs[i]?.close() })
+    plan.sources.forEach((src, i) => {
+      if (typeof src === 'string') devs[i]?.close()
+    })
     for (const f of made) fs.rmSync(f, {force: true})
     throw error
   }
@@ -529,6 +649,7 @@ export function applyCreate(plan: CreatePlan, o: CreateOptions, syncParity: (arr
     for (const d of devs) d.dev.flush()
   } catch (error) {
     arr.close()
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-conversion -- anything can be thrown; its message may not be a string
     throw error instanceof R5Error ? error : new IoError(String((error as Error).message))
   }
   return arr

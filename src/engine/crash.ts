@@ -10,7 +10,7 @@ import {DeviceWrapper, type BlockDevice} from './device.js'
 
 /** xorshift32: small, seedable, reproducible */
 export function rng(seed: number): () => number {
-  let s = (seed >>> 0) || 0x9e3779b9
+  let s = seed >>> 0 || 0x9e3779b9
   return () => {
     s ^= s << 13
     s >>>= 0
@@ -21,7 +21,11 @@ export function rng(seed: number): () => number {
   }
 }
 
-interface Pending {offset: number; data: Uint8Array; old: Uint8Array}
+interface Pending {
+  offset: number
+  data: Uint8Array
+  old: Uint8Array
+}
 
 export class CrashController {
   /** write requests let through so far */
@@ -29,7 +33,10 @@ export class CrashController {
   crashed = false
   private devices: CrashDevice[] = []
 
-  constructor(readonly after: number, readonly seed?: number) {}
+  constructor(
+    readonly after: number,
+    readonly seed?: number,
+  ) {}
 
   wrap(dev: BlockDevice): CrashDevice {
     const d = new CrashDevice(dev, this)
@@ -59,7 +66,10 @@ export class CrashController {
 export class CrashDevice extends DeviceWrapper {
   private pending: Pending[] = []
 
-  constructor(inner: BlockDevice, private ctl: CrashController) {
+  constructor(
+    inner: BlockDevice,
+    private ctl: CrashController,
+  ) {
     super(inner)
   }
 
@@ -72,14 +82,17 @@ export class CrashDevice extends DeviceWrapper {
       this.inner.read(old, offset)
       const data = new Uint8Array(len)
       let p = 0
-      for (const b of bufs) { data.set(b, p); p += b.length }
+      for (const b of bufs) {
+        data.set(b, p)
+        p += b.length
+      }
       this.pending.push({offset, data, old})
     }
     this.inner.writev(bufs, offset)
   }
 
   override flush(): void {
-    if (this.ctl.crashed) throw this.ctl.crash()
+    if (this.ctl.crashed) this.ctl.crash()
     this.inner.flush()
     this.pending = []
   }

@@ -87,19 +87,36 @@ export class DeviceWrapper implements BlockDevice {
 
   constructor(readonly inner: BlockDevice) {
     const readsAsIs = this.read === DeviceWrapper.prototype.read && this.readv === DeviceWrapper.prototype.readv
-    if (inner.readPagesAsync && readsAsIs)
-      this.readPagesAsync = (buf, offset, seed, sums) => this.inner.readPagesAsync!(buf, offset, seed, sums)
+    if (inner.readPagesAsync && readsAsIs) this.readPagesAsync = (buf, offset, seed, sums) => this.inner.readPagesAsync!(buf, offset, seed, sums)
     if (inner.readFd && readsAsIs) this.readFd = () => this.inner.readFd!()
   }
-  get name(): string { return this.inner.name }
-  get size(): number { return this.inner.size }
-  get stats(): DeviceStats { return this.inner.stats }
-  read(buf: Uint8Array, offset: number): void { this.inner.read(buf, offset) }
-  readv(bufs: Uint8Array[], offset: number): void { this.inner.readv(bufs, offset) }
-  write(buf: Uint8Array, offset: number): void { this.writev([buf], offset) }
-  writev(bufs: Uint8Array[], offset: number): void { this.inner.writev(bufs, offset) }
-  flush(): void { this.inner.flush() }
-  close(): void { this.inner.close() }
+  get name(): string {
+    return this.inner.name
+  }
+  get size(): number {
+    return this.inner.size
+  }
+  get stats(): DeviceStats {
+    return this.inner.stats
+  }
+  read(buf: Uint8Array, offset: number): void {
+    this.inner.read(buf, offset)
+  }
+  readv(bufs: Uint8Array[], offset: number): void {
+    this.inner.readv(bufs, offset)
+  }
+  write(buf: Uint8Array, offset: number): void {
+    this.writev([buf], offset)
+  }
+  writev(bufs: Uint8Array[], offset: number): void {
+    this.inner.writev(bufs, offset)
+  }
+  flush(): void {
+    this.inner.flush()
+  }
+  close(): void {
+    this.inner.close()
+  }
 }
 
 const PAGE_BYTES = 4096
@@ -121,7 +138,12 @@ export class FileDevice implements BlockDevice {
   /** the last job readPagesAsync started on the helper thread: close() lets it finish with the fd */
   private pending: PageSumsJob | null = null
 
-  private constructor(readonly name: string, fd: number, size: number, readonly writable: boolean) {
+  private constructor(
+    readonly name: string,
+    fd: number,
+    size: number,
+    readonly writable: boolean,
+  ) {
     this.fd = fd
     this.size = size
   }
@@ -138,17 +160,26 @@ export class FileDevice implements BlockDevice {
     // O_EXCL on a block device is Linux's exclusive claim: EBUSY while md or a mount holds it.
     // O_NONBLOCK: a path swapped for a FIFO since the stat must not hang the open (it changes
     // nothing for regular files and block devices).
-    const flags = (opts.writable ? fs.constants.O_RDWR : fs.constants.O_RDONLY) | fs.constants.O_NONBLOCK |
-      (block && opts.writable ? fs.constants.O_EXCL : 0)
+    const flags =
+      (opts.writable ? fs.constants.O_RDWR : fs.constants.O_RDONLY) | fs.constants.O_NONBLOCK | (block && opts.writable ? fs.constants.O_EXCL : 0)
     let fd: number
     try {
       fd = fs.openSync(file, flags)
-    } catch (error: any) {
+    } catch (caught) {
+      // fs calls throw Node system errors
+      const error = caught as NodeJS.ErrnoException
       if (error.code === 'EBUSY')
-        throw new RefusedError('device is busy (held by the kernel md driver, a mount, or another exclusive user)', file,
-          'stop the array (mdadm --stop) or unmount it first', 'in-use')
-      throw new IoError(`cannot open: ${error.code === 'ENOENT' ? 'no such file' : error.message}`, file,
-        error.code === 'ENOENT' ? 'check the path' : undefined)
+        throw new RefusedError(
+          'device is busy (held by the kernel md driver, a mount, or another exclusive user)',
+          file,
+          'stop the array (mdadm --stop) or unmount it first',
+          'in-use',
+        )
+      throw new IoError(
+        `cannot open: ${error.code === 'ENOENT' ? 'no such file' : error.message}`,
+        file,
+        error.code === 'ENOENT' ? 'check the path' : undefined,
+      )
     }
     let dev: FileDevice
     try {
@@ -221,7 +252,11 @@ export class FileDevice implements BlockDevice {
         let skip = n
         let p = pos
         for (const b of chunk) {
-          if (skip >= b.length) { skip -= b.length; p += b.length; continue }
+          if (skip >= b.length) {
+            skip -= b.length
+            p += b.length
+            continue
+          }
           this.readRaw(b.subarray(skip), p + skip)
           p += b.length
           skip = 0
@@ -263,9 +298,9 @@ export class FileDevice implements BlockDevice {
     if (nativeWritePages && this.fd >= 0) {
       try {
         nativeWritePages(this.fd, offset, buf, pages, from, count)
-      } catch (error: any) {
+      } catch (error) {
         if (error instanceof RangeError || error instanceof TypeError) throw error
-        throw new IoError(error.message, this.name)
+        throw new IoError((error as Error).message, this.name)
       }
       this.stats.writes++
       this.stats.bytesWritten += count * PAGE_BYTES
@@ -287,7 +322,10 @@ export class FileDevice implements BlockDevice {
         let skip = n
         let p = pos + n
         for (const b of chunk) {
-          if (skip >= b.length) { skip -= b.length; continue }
+          if (skip >= b.length) {
+            skip -= b.length
+            continue
+          }
           const rest = b.subarray(skip)
           let done = 0
           while (done < rest.length) done += fs.writeSync(this.fd, rest, done, rest.length - done, p + done)
@@ -309,7 +347,11 @@ export class FileDevice implements BlockDevice {
   close(): void {
     if (this.pending) {
       // the helper may still be reading from this fd: never let the number be reused under it
-      try { this.pending.wait(Infinity) } catch { /* reported to whoever waits for it */ }
+      try {
+        this.pending.wait(Infinity)
+      } catch {
+        /* reported to whoever waits for it */
+      }
       this.pending = null
     }
     this.lock?.release()
@@ -322,7 +364,10 @@ export class FileDevice implements BlockDevice {
 /** A helper-thread read of a FileDevice: its failures become IoErrors naming the device. */
 class FileReadJob implements PageSumsJob {
   readonly pages: number
-  constructor(private readonly job: PageSumsJob, private readonly device: string) {
+  constructor(
+    private readonly job: PageSumsJob,
+    private readonly device: string,
+  ) {
     this.pages = job.pages
   }
 
@@ -354,9 +399,16 @@ function blockDeviceSize(file: string, fd: number): number {
     let hi = 1
     const b = Buffer.alloc(1)
     const readable = (off: number) => {
-      try { return fs.readSync(fd, b, 0, 1, off) === 1 } catch { return false }
+      try {
+        return fs.readSync(fd, b, 0, 1, off) === 1
+      } catch {
+        return false
+      }
     }
-    while (readable(hi)) { lo = hi; hi *= 2 }
+    while (readable(hi)) {
+      lo = hi
+      hi *= 2
+    }
     while (hi - lo > 1) {
       const mid = Math.floor((lo + hi) / 2)
       if (readable(mid)) lo = mid
@@ -371,7 +423,11 @@ export class MemDevice implements BlockDevice {
   readonly stats = newStats()
   readonly data: Uint8Array
 
-  constructor(readonly name: string, readonly size: number, data?: Uint8Array) {
+  constructor(
+    readonly name: string,
+    readonly size: number,
+    data?: Uint8Array,
+  ) {
     this.data = data ?? new Uint8Array(size)
   }
 
@@ -406,12 +462,17 @@ export class MemDevice implements BlockDevice {
     const len = total(bufs)
     if (offset < 0 || offset + len > this.size) throw new IoError(`write beyond end of device`, this.name)
     let p = offset
-    for (const b of bufs) { this.data.set(b, p); p += b.length }
+    for (const b of bufs) {
+      this.data.set(b, p)
+      p += b.length
+    }
     this.stats.writes++
     this.stats.bytesWritten += len
   }
 
-  flush(): void { this.stats.flushes++ }
+  flush(): void {
+    this.stats.flushes++
+  }
   close(): void {}
 }
 
@@ -426,7 +487,7 @@ export function checkDeviceRange(dev: BlockDevice, offset: number, len: number, 
 
 /** views of the 4 KiB pages buf[pages[from + j]], j < count */
 function pageViews(buf: Uint8Array, pages: Int32Array, from: number, count: number): Uint8Array[] {
-  const views: Uint8Array[] = new Array(count)
+  const views: Uint8Array[] = new Array<Uint8Array>(count)
   for (let j = 0; j < count; j++) views[j] = buf.subarray(pages[from + j] * PAGE_BYTES, (pages[from + j] + 1) * PAGE_BYTES)
   return views
 }

@@ -36,7 +36,7 @@ export type RaidLevel = 4 | 5 | 6
 
 /** Fewest raid_disks md (with mdadm) will run: the kernel demands 4 for RAID6 in setup_conf; for RAID4/5
  *  it only needs one data disk (mdadm --create refuses fewer than 2 devices). */
-export const MIN_RAID_DISKS: Readonly<Record<RaidLevel, number>> = { 4: 2, 5: 2, 6: 4 }
+export const MIN_RAID_DISKS: Readonly<Record<RaidLevel, number>> = {4: 2, 5: 2, 6: 4}
 
 /**
  * Whether md accepts `layout` for `level` (setup_conf → algorithm_valid_raid5 / algorithm_valid_raid6).
@@ -98,7 +98,7 @@ export function computeRowLayout(level: RaidLevel, raidDisks: number, layout: nu
 
   if (level === 4) {
     pd = dataDisks
-    member = (dd) => dd
+    member = dd => dd
   } else if (level === 5) {
     switch (layout) {
       case ALGORITHM.LEFT_ASYMMETRIC:
@@ -119,11 +119,11 @@ export function computeRowLayout(level: RaidLevel, raidDisks: number, layout: nu
         break
       case ALGORITHM.PARITY_0:
         pd = 0
-        member = (dd) => dd + 1
+        member = dd => dd + 1
         break
       case ALGORITHM.PARITY_N:
         pd = dataDisks
-        member = (dd) => dd
+        member = dd => dd
         break
       default:
         throw new RangeError(`RAID5 layout ${layout} is not supported by md`)
@@ -153,12 +153,12 @@ export function computeRowLayout(level: RaidLevel, raidDisks: number, layout: nu
       case ALGORITHM.PARITY_0:
         pd = 0
         qd = 1
-        member = (dd) => dd + 2
+        member = dd => dd + 2
         break
       case ALGORITHM.PARITY_N:
         pd = dataDisks
         qd = dataDisks + 1
-        member = (dd) => dd
+        member = dd => dd
         break
       case ALGORITHM.ROTATING_ZERO_RESTART: // placement of RIGHT_ASYMMETRIC, DDF Q order
         pd = row % n
@@ -202,7 +202,7 @@ export function computeRowLayout(level: RaidLevel, raidDisks: number, layout: nu
       case ALGORITHM.PARITY_0_6:
         pd = 0
         qd = n - 1
-        member = (dd) => dd + 1
+        member = dd => dd + 1
         break
       default:
         throw new RangeError(`RAID6 layout ${layout} is not supported by md`)
@@ -281,6 +281,7 @@ export class Geometry {
   private readonly arraySize: number
 
   constructor(level: RaidLevel, raidDisks: number, chunkSectors: number, layout: number, memberSectors: bigint) {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition, @typescript-eslint/restrict-template-expressions -- levels come from disk and flags
     if (level !== 4 && level !== 5 && level !== 6) throw new RangeError(`RAID level ${level} is not 4, 5 or 6`)
     if (!Number.isInteger(raidDisks) || raidDisks < MIN_RAID_DISKS[level] || raidDisks > 1920)
       throw new RangeError(`RAID${level} cannot have ${raidDisks} raid disks`)
@@ -358,11 +359,9 @@ export class Geometry {
 
   /** raid5_compute_blocknr: the array sector stored at `memberSector` of slot `member`, or null for P/Q. */
   arraySectorOf(member: number, memberSector: bigint | number): bigint | null {
-    if (!Number.isInteger(member) || member < 0 || member >= this.raidDisks)
-      throw new RangeError(`slot ${member} is not in 0..${this.raidDisks - 1}`)
+    if (!Number.isInteger(member) || member < 0 || member >= this.raidDisks) throw new RangeError(`slot ${member} is not in 0..${this.raidDisks - 1}`)
     const s = typeof memberSector === 'bigint' ? Number(memberSector) : memberSector
-    if (!(s >= 0 && s < this.usedMember) || !Number.isInteger(s))
-      throw new RangeError(`member sector ${memberSector} is outside the data area`)
+    if (!(s >= 0 && s < this.usedMember) || !Number.isInteger(s)) throw new RangeError(`member sector ${memberSector} is outside the data area`)
     const chunk = this.chunkSectors
     const off = s % chunk
     const row = (s - off) / chunk

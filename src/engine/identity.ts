@@ -52,7 +52,9 @@ export function identify(path: string, depth = 0): Identity | null {
   let st: fs.BigIntStats
   try {
     st = fs.statSync(path, {bigint: true})
-  } catch (error: any) {
+  } catch (caught) {
+    // fs calls throw Node system errors
+    const error = caught as NodeJS.ErrnoException
     if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return null
     throw new IoError(`cannot stat: ${error.message}`, path)
   }
@@ -61,7 +63,11 @@ export function identify(path: string, depth = 0): Identity | null {
     const backing = depth < 4 ? loopBackingFile(st.rdev) : null
     let behind: Identity | null = null
     // a backing file this process cannot stat (another mount namespace, no permission) leaves the loop device itself
-    try { behind = backing ? identify(backing, depth + 1) : null } catch { /* as above */ }
+    try {
+      behind = backing ? identify(backing, depth + 1) : null
+    } catch {
+      /* as above */
+    }
     if (behind && (behind.kind === 'regular file' || behind.kind === 'block device'))
       return {key: behind.key, kind, backingFile: behind.backingFile ?? (behind.kind === 'regular file' ? backing! : undefined)}
     return {key: `block ${st.rdev}`, kind}
@@ -109,7 +115,11 @@ export function refuseDeviceAsFile(file: string, flag: '--output' | '--input', d
     if (identify(d)?.key !== id.key) continue
     const same = d === file ? '' : ` (the same device as ${d})`
     const why = flag === '--output' ? 'reading into it would overwrite it' : 'writing the array from its own device is surely a mistake'
-    throw new RefusedError(`${flag} is one of the array's devices${same}: ${why}`, file,
-      `name another file for ${flag}`, flag === '--output' ? 'output-is-device' : 'input-is-device')
+    throw new RefusedError(
+      `${flag} is one of the array's devices${same}: ${why}`,
+      file,
+      `name another file for ${flag}`,
+      flag === '--output' ? 'output-is-device' : 'input-is-device',
+    )
   }
 }

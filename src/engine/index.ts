@@ -2,7 +2,17 @@
  * The engine's front door: every command calls exactly one of these operations and renders what
  * it returns. Nothing here prints.
  */
-import {type MdArray, type DeviceSource, openArray, refuseDuplicateSources, planCreate, applyCreate, probeDevice, type CreateOptions, type ProbeResult} from './array.js'
+import {
+  type MdArray,
+  type DeviceSource,
+  openArray,
+  refuseDuplicateSources,
+  planCreate,
+  applyCreate,
+  probeDevice,
+  type CreateOptions,
+  type ProbeResult,
+} from './array.js'
 import {readArray, writeArray, syncParity, arraySizeBytes, type Progress, type Source, type WriteResult, type WriteOptions} from './io.js'
 import {planRecovery, planWrites, recoverStreaming, type SkippedUnit, type WriteRun, type VerifiedLog} from './journal/recover.js'
 import {reclaimLog, type ReclaimResult} from './journal/reclaim.js'
@@ -18,7 +28,17 @@ import {crcBackend} from './checksum.js'
 import {R5Error, EXIT, UsageError, SimulatedCrash, CorruptError, RefusedError} from './errors.js'
 
 export {refuseDeviceAsFile} from './identity.js'
-export {openArray, type DeviceSource, type MdArray, type CreateOptions, type Progress, type Source, type WriteResult, type JournalState, arraySizeBytes}
+export {
+  openArray,
+  type DeviceSource,
+  type MdArray,
+  type CreateOptions,
+  type Progress,
+  type Source,
+  type WriteResult,
+  type JournalState,
+  arraySizeBytes,
+}
 
 export interface CreateResult {
   arrayUuid: string
@@ -42,7 +62,10 @@ export function createArray(o: CreateOptions & {assumeClean?: boolean}, progress
   const arr = applyCreate(plan, o, a => {
     if (o.assumeClean) return
     // freshly created sparse files read as zeros, whose parity is zero: already consistent
-    if (plan.paths.slice(0, o.raidDevices).every(m => plan.freshFiles.has(m))) { parity = 'zero-filled'; return }
+    if (plan.paths.slice(0, o.raidDevices).every(m => plan.freshFiles.has(m))) {
+      parity = 'zero-filled'
+      return
+    }
     syncParity(a, progress)
     parity = 'synced'
   })
@@ -77,7 +100,10 @@ export interface WriteDataOptions extends WriteOptions {
  * of device writes. A crash sweep must learn this (its crash point is past the end), so the
  * result says so instead of looking like a plain successful write.
  */
-export interface CrashReport {injected: false; deviceWrites: number}
+export interface CrashReport {
+  injected: false
+  deviceWrites: number
+}
 
 /**
  * The most superblock updates a write of `length` bytes makes (writeArray): reclaiming cached stripes
@@ -94,8 +120,13 @@ export function writeSuperblockUpdates(length: number): number {
  * that needed no more than crashAfter device writes returns `crash` with their count. A `length`
  * of undefined means up to the end of the array (with endAtShortInput: up to the input's end).
  */
-export function writeData(paths: DeviceSource[], offset: number, length: number | undefined, source: Source, opts: WriteDataOptions = {}):
-  WriteResult & {arrayUuid: string; crash?: CrashReport} {
+export function writeData(
+  paths: DeviceSource[],
+  offset: number,
+  length: number | undefined,
+  source: Source,
+  opts: WriteDataOptions = {},
+): WriteResult & {arrayUuid: string; crash?: CrashReport} {
   let sources = paths
   let ctl: CrashController | undefined
   if (opts.crashAfter !== undefined) {
@@ -113,7 +144,13 @@ export function writeData(paths: DeviceSource[], offset: number, length: number 
   let acked = 0
   try {
     const len = length ?? Math.max(0, arraySizeBytes(arr) - offset)
-    const res = writeArray(arr, offset, len, source, {...opts, onAck: b => { acked = b; opts.onAck?.(b) }})
+    const res = writeArray(arr, offset, len, source, {
+      ...opts,
+      onAck: b => {
+        acked = b
+        opts.onAck?.(b)
+      },
+    })
     return {...res, arrayUuid: arr.uuid, ...(ctl ? {crash: {injected: false, deviceWrites: ctl.writes} as const} : {})}
   } catch (error) {
     if (error instanceof SimulatedCrash) error.acknowledged = acked
@@ -150,11 +187,18 @@ export function recoverArray(paths: DeviceSource[], opts: {dryRun?: boolean; unt
   const arr = openArray(paths, {writable: !opts.dryRun})
   try {
     const base = (v: VerifiedLog) => ({
-      arrayUuid: arr.uuid, dryRun: Boolean(opts.dryRun),
-      journalTailSector: v.tailSector, tailSeq: v.tailSeq.toString(),
-      stopSector: v.stop.position, stopReason: v.stop.code, stopMessage: v.stop.message,
-      newTailSector: v.clean ? v.tailSector : v.stop.position, newSeq: (v.clean ? v.tailSeq : v.newSeq).toString(),
-      metaBlocks: v.units, skippedUnits: v.skipped, logBytesScanned: v.logBytesScanned,
+      arrayUuid: arr.uuid,
+      dryRun: Boolean(opts.dryRun),
+      journalTailSector: v.tailSector,
+      tailSeq: v.tailSeq.toString(),
+      stopSector: v.stop.position,
+      stopReason: v.stop.code,
+      stopMessage: v.stop.message,
+      newTailSector: v.clean ? v.tailSector : v.stop.position,
+      newSeq: (v.clean ? v.tailSeq : v.newSeq).toString(),
+      metaBlocks: v.units,
+      skippedUnits: v.skipped,
+      logBytesScanned: v.logBytesScanned,
     })
     if (opts.dryRun) {
       // the whole plan, so that every write can be listed
@@ -162,16 +206,38 @@ export function recoverArray(paths: DeviceSource[], opts: {dryRun?: boolean; unt
       const writes = planWrites(arr, plan)
       let pages = 0
       for (const w of writes) pages += w.pages
-      const v: VerifiedLog = {tailSector: plan.tailSector, tailSeq: plan.tailSeq, stop: plan.stop, stopSeq: plan.stopSeq, newSeq: plan.newSeq,
-        units: plan.units, emptyUnits: plan.emptyUnits, skipped: plan.skipped, logBytesScanned: plan.logBytesScanned, clean: plan.clean}
-      return {...base(v), state: plan.clean ? 'clean' : 'would-replay', dataParityStripes: plan.dataParityStripes,
-        dataOnlyStripes: plan.dataOnlyStripes, pagesWritten: plan.clean ? 0 : pages, writes}
+      const v: VerifiedLog = {
+        tailSector: plan.tailSector,
+        tailSeq: plan.tailSeq,
+        stop: plan.stop,
+        stopSeq: plan.stopSeq,
+        newSeq: plan.newSeq,
+        units: plan.units,
+        emptyUnits: plan.emptyUnits,
+        skipped: plan.skipped,
+        logBytesScanned: plan.logBytesScanned,
+        clean: plan.clean,
+      }
+      return {
+        ...base(v),
+        state: plan.clean ? 'clean' : 'would-replay',
+        dataParityStripes: plan.dataParityStripes,
+        dataOnlyStripes: plan.dataOnlyStripes,
+        pagesWritten: plan.clean ? 0 : pages,
+        writes,
+      }
     }
     // one pass in bounded memory: refusals that need no page contents come first, every io
     // unit is verified before any of it is used (see recoverStreaming)
     const r = recoverStreaming(arr, opts.untilSeq, opts.progress)
-    return {...base(r), state: r.clean ? 'clean' : 'replayed', dataParityStripes: r.dataParityStripes, dataOnlyStripes: r.dataOnlyStripes,
-      pagesWritten: r.pagesWritten, writes: []}
+    return {
+      ...base(r),
+      state: r.clean ? 'clean' : 'replayed',
+      dataParityStripes: r.dataParityStripes,
+      dataOnlyStripes: r.dataOnlyStripes,
+      pagesWritten: r.pagesWritten,
+      writes: [],
+    }
   } finally {
     arr.close()
   }
@@ -186,15 +252,26 @@ export function reclaimArray(paths: DeviceSource[], progress?: Progress): Reclai
   }
 }
 
-export function readData(paths: DeviceSource[], offset: number, length: number | undefined, sink: (v: Uint8Array[]) => void,
-  opts: {force?: boolean}, progress?: Progress): {bytes: number; missingMembers: number[]; arrayUuid: string} {
+export function readData(
+  paths: DeviceSource[],
+  offset: number,
+  length: number | undefined,
+  sink: (v: Uint8Array[]) => void,
+  opts: {force?: boolean},
+  progress?: Progress,
+): {bytes: number; missingMembers: number[]; arrayUuid: string} {
   const arr = openArray(paths, {writable: false, allowMissingMembers: true, allowMissingJournal: opts.force})
   try {
     if (arr.journal && !opts.force) {
       const js = journalState(arr)
       if (js.state === 'dirty') {
-        throw new R5Error(`journal is dirty: ${js.stripesDataParity + js.stripesDataOnly} stripe(s) pending replay; the members may be stale`, EXIT.DIRTY,
-          arr.journal.path, 'replay it with `r5ctl recover`, or pass --force to read the members as they are', 'dirty')
+        throw new R5Error(
+          `journal is dirty: ${js.stripesDataParity + js.stripesDataOnly} stripe(s) pending replay; the members may be stale`,
+          EXIT.DIRTY,
+          arr.journal.path,
+          'replay it with `r5ctl recover`, or pass --force to read the members as they are',
+          'dirty',
+        )
       }
     }
     const len = length ?? arraySizeBytes(arr) - offset
@@ -259,7 +336,8 @@ function describe(p: ProbeResult): ExamineDevice {
   const dataDisks = sb.level === 6 ? sb.raidDisks - 2 : sb.raidDisks - 1
   const role = sb.devRoles[sb.devNumber]
   const need = Number(sb.dataOffset + sb.dataSize) * 512
-  if (need > p.size) p.problems.push({code: 'truncated', message: `device is truncated: superblock says data ends at byte ${need}, device has ${p.size}`})
+  if (need > p.size)
+    p.problems.push({code: 'truncated', message: `device is truncated: superblock says data ends at byte ${need}, device has ${p.size}`})
   const active = sb.devRoles.filter(r => r < sb.raidDisks)
   let state = ''
   for (let i = 0; i < sb.raidDisks; i++) state += active.includes(i) ? 'A' : '.'
@@ -353,11 +431,24 @@ export function examineJournal(paths: DeviceSource[]): JournalReport {
   }
 }
 
-export interface DumpPage {positionSector: number; checksum: string; actual: string; verdict: 'match' | 'MISMATCH'}
+export interface DumpPage {
+  positionSector: number
+  checksum: string
+  actual: string
+  verdict: 'match' | 'MISMATCH'
+}
 export type DumpPayload =
   | {type: 'data' | 'parity'; flags: number; locationSector: string; stripeSector: number; sizeSectors: number; pages: DumpPage[]}
   | {type: 'flush'; flags: number; stripeSectors: string[]}
-export interface DumpBlock {positionSector: number; seq: string; metaSize: number; checksum: string; pages: number; payloads: DumpPayload[]; stale?: boolean}
+export interface DumpBlock {
+  positionSector: number
+  seq: string
+  metaSize: number
+  checksum: string
+  pages: number
+  payloads: DumpPayload[]
+  stale?: boolean
+}
 export interface DumpReport {
   journal: string
   arrayUuid: string
@@ -391,16 +482,34 @@ export function dumpMeta(paths: DeviceSource[], opts: {from?: number; stripe?: n
           return
         }
         const stripeSector = p.type === PAYLOAD_DATA ? Number(arr.geometry.mapSector(p.location).memberSector) : Number(p.location)
-        const pgs: DumpPage[] = verdicts.filter(v => v.payload === pi).map(v => {
-          if (!v.ok && !stale) mismatches++
-          return {positionSector: v.position, checksum: hex(v.expected), actual: hex(v.actual), verdict: v.ok ? 'match' : 'MISMATCH'}
+        const pgs: DumpPage[] = verdicts
+          .filter(v => v.payload === pi)
+          .map(v => {
+            if (!v.ok && !stale) mismatches++
+            return {positionSector: v.position, checksum: hex(v.expected), actual: hex(v.actual), verdict: v.ok ? 'match' : 'MISMATCH'}
+          })
+        payloads.push({
+          type: p.type === PAYLOAD_PARITY ? 'parity' : 'data',
+          flags: p.flags,
+          locationSector: p.location.toString(),
+          stripeSector,
+          sizeSectors: p.sizeSectors,
+          pages: pgs,
         })
-        payloads.push({type: p.type === PAYLOAD_PARITY ? 'parity' : 'data', flags: p.flags, locationSector: p.location.toString(), stripeSector, sizeSectors: p.sizeSectors, pages: pgs})
       })
-      const shown = opts.stripe === undefined ? payloads
-        : payloads.filter(p => (p.type === 'flush' ? p.stripeSectors.includes(String(opts.stripe)) : p.stripeSector === opts.stripe))
+      const shown =
+        opts.stripe === undefined
+          ? payloads
+          : payloads.filter(p => (p.type === 'flush' ? p.stripeSectors.includes(String(opts.stripe)) : p.stripeSector === opts.stripe))
       if (opts.stripe !== undefined && shown.length === 0) return
-      const b: DumpBlock = {positionSector: position, seq: meta.seq.toString(), metaSize: meta.metaSize, checksum: hex(meta.checksum), pages, payloads: shown}
+      const b: DumpBlock = {
+        positionSector: position,
+        seq: meta.seq.toString(),
+        metaSize: meta.metaSize,
+        checksum: hex(meta.checksum),
+        pages,
+        payloads: shown,
+      }
       if (stale) b.stale = true
       blocks.push(b)
     }
@@ -451,8 +560,17 @@ export function dumpMeta(paths: DeviceSource[], opts: {from?: number; stripe?: n
       }
     }
     const end = describeStop(stop!, last)
-    return {journal: arr.journal!.path, arrayUuid: arr.uuid, journalTailSector: arr.journalTail, fromSector: from, blocks, walkedBlocks: walked, mismatches,
-      badTail: walked === 0 && from === arr.journalTail, stop: end}
+    return {
+      journal: arr.journal!.path,
+      arrayUuid: arr.uuid,
+      journalTailSector: arr.journalTail,
+      fromSector: from,
+      blocks,
+      walkedBlocks: walked,
+      mismatches,
+      badTail: walked === 0 && from === arr.journalTail,
+      stop: end,
+    }
   } finally {
     arr.close()
   }
@@ -461,7 +579,13 @@ export function dumpMeta(paths: DeviceSource[], opts: {from?: number; stripe?: n
 // ---------------------------------------------------------------------------------------------
 // assemble
 
-export interface AssembleDevice {number: number; raidDevice: number | null; state: string; device: string; events: string}
+export interface AssembleDevice {
+  number: number
+  raidDevice: number | null
+  state: string
+  device: string
+  events: string
+}
 export interface AssembleResult {
   arrayUuid: string
   name: string
@@ -492,31 +616,50 @@ export interface AssembleResult {
  * read-only and no replay. A dirty journal is replayed like the kernel does at array start,
  * unless readonly / noRecover.
  */
-export function assembleArray(paths: DeviceSource[], opts: {force?: boolean; readonly?: boolean; noRecover?: boolean; progress?: Progress}): AssembleResult {
+export function assembleArray(
+  paths: DeviceSource[],
+  opts: {force?: boolean; readonly?: boolean; noRecover?: boolean; progress?: Progress},
+): AssembleResult {
   // a stale journal: count what it holds, then refuse (or go read-only with --force)
   const probes = paths.map(p => probeDevice(p))
   const maxEvents = probes.reduce((m, p) => (p.sb && p.problems.length === 0 && p.sb.events > m ? p.sb.events : m), 0n)
-  const staleJournal = probes.find(p => p.sb && p.problems.length === 0 && p.sb.devRoles[p.sb.devNumber] === ROLE_JOURNAL && p.sb.events + 1n < maxEvents)
+  const staleJournal = probes.find(
+    p => p.sb && p.problems.length === 0 && p.sb.devRoles[p.sb.devNumber] === ROLE_JOURNAL && p.sb.events + 1n < maxEvents,
+  )
   let usable = paths
   if (staleJournal) {
     let pending = 'an unknown number of'
     try {
       const js = examineJournal([paths[probes.indexOf(staleJournal)]])
       pending = String(js.stripesPending.dataParity + js.stripesPending.dataOnly)
-    } catch { /* unreadable: keep "unknown" */ }
+    } catch {
+      /* unreadable: keep "unknown" */
+    }
     if (!opts.force)
-      throw new R5Error(`journal is stale (events ${staleJournal.sb!.events}, the set is at ${maxEvents}); ${pending} stripe(s) it holds would be lost`,
-        EXIT.REFUSED, staleJournal.path, 'find the current journal, or use --force to assemble read-only without it', 'stale-journal')
+      throw new R5Error(
+        `journal is stale (events ${staleJournal.sb!.events}, the set is at ${maxEvents}); ${pending} stripe(s) it holds would be lost`,
+        EXIT.REFUSED,
+        staleJournal.path,
+        'find the current journal, or use --force to assemble read-only without it',
+        'stale-journal',
+      )
     usable = paths.filter((_, i) => probes[i] !== staleJournal)
   }
-  const readOnly = Boolean(opts.readonly || (opts.force && (staleJournal !== undefined || !probes.some(p => p.sb?.devRoles[p.sb.devNumber] === ROLE_JOURNAL))))
+  const readOnly = Boolean(
+    opts.readonly || (opts.force && (staleJournal !== undefined || !probes.some(p => p.sb?.devRoles[p.sb.devNumber] === ROLE_JOURNAL))),
+  )
   let arr: MdArray
   try {
     arr = openArray(usable, {writable: !readOnly, allowMissingMembers: true, allowMissingJournal: readOnly && Boolean(opts.force)})
   } catch (error) {
     if (error instanceof R5Error && error.code === 'missing-journal')
-      throw new R5Error(`${error.message.replace(/: pending.*$/, '')}: the stripes it may hold would be lost and cannot be counted without it`, EXIT.REFUSED,
-        error.device, 'name the journal device; --force assembles read-only without replay (mdadm --force would too)', 'missing-journal')
+      throw new R5Error(
+        `${error.message.replace(/: pending.*$/, '')}: the stripes it may hold would be lost and cannot be counted without it`,
+        EXIT.REFUSED,
+        error.device,
+        'name the journal device; --force assembles read-only without replay (mdadm --force would too)',
+        'missing-journal',
+      )
     throw error
   }
   try {
@@ -528,12 +671,20 @@ export function assembleArray(paths: DeviceSource[], opts: {force?: boolean; rea
       jstate = js.state
       pending = js.stripesDataParity + js.stripesDataOnly
       if (js.state === 'corrupt' && !readOnly)
-        throw new CorruptError(`no valid meta block at the journal tail (sector ${js.tailSector}): ${js.stop.message}`, arr.journal.path,
-          'the kernel would discard the whole log; inspect with `r5ctl dump-meta`, or assemble --readonly', 'bad-tail')
+        throw new CorruptError(
+          `no valid meta block at the journal tail (sector ${js.tailSector}): ${js.stop.message}`,
+          arr.journal.path,
+          'the kernel would discard the whole log; inspect with `r5ctl dump-meta`, or assemble --readonly',
+          'bad-tail',
+        )
       if (js.state === 'dirty' && !readOnly && !opts.noRecover) {
         if (arr.missingMembers.length > 0)
-          throw new RefusedError(`journal holds ${pending} stripe(s) to replay but member slot(s) ${arr.missingMembers.join(', ')} are missing`, arr.journal.path,
-            'name every member, or assemble --readonly', 'degraded-replay')
+          throw new RefusedError(
+            `journal holds ${pending} stripe(s) to replay but member slot(s) ${arr.missingMembers.join(', ')} are missing`,
+            arr.journal.path,
+            'name every member, or assemble --readonly',
+            'degraded-replay',
+          )
         arr.close()
         recovery = recoverArray(usable, {progress: opts.progress})
         arr = openArray(usable, {writable: false, allowMissingMembers: true})
@@ -541,13 +692,16 @@ export function assembleArray(paths: DeviceSource[], opts: {force?: boolean; rea
       }
     }
     const sb = arr.all().reduce((a, d) => (d.sb.events > a.events ? d.sb : a), arr.all()[0].sb)
-    const devices: AssembleDevice[] = arr.all().map(d => ({
-      number: d.sb.devNumber,
-      raidDevice: d.role === ROLE_JOURNAL ? null : d.role,
-      state: d.role === ROLE_JOURNAL ? 'journal' : 'active sync',
-      device: d.path,
-      events: d.sb.events.toString(),
-    })).sort((a, b) => a.number - b.number)
+    const devices: AssembleDevice[] = arr
+      .all()
+      .map(d => ({
+        number: d.sb.devNumber,
+        raidDevice: d.role === ROLE_JOURNAL ? null : d.role,
+        state: d.role === ROLE_JOURNAL ? 'journal' : 'active sync',
+        device: d.path,
+        events: d.sb.events.toString(),
+      }))
+      .sort((a, b) => a.number - b.number)
     const missing = arr.missingMembers
     const states = [missing.length === 0 ? 'clean' : 'clean, degraded']
     if (readOnly) states.push('read-only')
@@ -555,13 +709,27 @@ export function assembleArray(paths: DeviceSource[], opts: {force?: boolean; rea
     if (jstate === 'missing') states.push('journal missing')
     if (jstate === 'corrupt') states.push('journal corrupt (no valid meta block at the tail)')
     return {
-      arrayUuid: arr.uuid, name: sb.setName, version: '1.2',
-      creationTime: mdTimeToDate(sb.ctime).toISOString(), updateTime: mdTimeToDate(sb.utime).toISOString(),
-      raidLevel: `raid${sb.level}`, layout: sb.level === 4 ? null : layoutName(sb.level, sb.layout), chunkBytes: sb.chunkSize * 512,
-      arraySizeBytes: arraySizeBytes(arr), usedDevSizeSectors: Number(sb.size), raidDevices: sb.raidDisks, totalDevices: arr.all().length,
-      activeDevices: sb.raidDisks - missing.length, missingSlots: missing, state: states.join(', '), consistencyPolicy: 'journal',
-      events: sb.events.toString(), journal: {device: arr.journal?.path ?? null, state: jstate, stripesPending: jstate === 'clean' ? 0 : pending},
-      readOnly, recovery, devices,
+      arrayUuid: arr.uuid,
+      name: sb.setName,
+      version: '1.2',
+      creationTime: mdTimeToDate(sb.ctime).toISOString(),
+      updateTime: mdTimeToDate(sb.utime).toISOString(),
+      raidLevel: `raid${sb.level}`,
+      layout: sb.level === 4 ? null : layoutName(sb.level, sb.layout),
+      chunkBytes: sb.chunkSize * 512,
+      arraySizeBytes: arraySizeBytes(arr),
+      usedDevSizeSectors: Number(sb.size),
+      raidDevices: sb.raidDisks,
+      totalDevices: arr.all().length,
+      activeDevices: sb.raidDisks - missing.length,
+      missingSlots: missing,
+      state: states.join(', '),
+      consistencyPolicy: 'journal',
+      events: sb.events.toString(),
+      journal: {device: arr.journal?.path ?? null, state: jstate, stripesPending: jstate === 'clean' ? 0 : pending},
+      readOnly,
+      recovery,
+      devices,
     }
   } finally {
     arr.close()
@@ -571,7 +739,14 @@ export function assembleArray(paths: DeviceSource[], opts: {force?: boolean; rea
 // ---------------------------------------------------------------------------------------------
 // copy the journal off a dying device
 
-export interface CopyJournalResult {journal: string; output: string; bytesCopied: number; sizeBytes: number; live: {fromSector: number; toSector: number}; all: boolean}
+export interface CopyJournalResult {
+  journal: string
+  output: string
+  bytesCopied: number
+  sizeBytes: number
+  live: {fromSector: number; toSector: number}
+  all: boolean
+}
 
 /**
  * Copy the journal's superblock area and its live log (or, with `all`, its whole data area) into a
@@ -582,7 +757,8 @@ export function copyJournal(paths: DeviceSource[], output: string, opts: {all?: 
   const arr = openForJournal(paths)
   try {
     const j = arr.journal!
-    if (fs.existsSync(output)) throw new RefusedError('output already exists; r5ctl never overwrites it', output, 'choose a new file name', 'would-overwrite')
+    if (fs.existsSync(output))
+      throw new RefusedError('output already exists; r5ctl never overwrites it', output, 'choose a new file name', 'would-overwrite')
     const js = journalState(arr)
     const ring = arr.ring!
     FileDevice.createSparse(output, j.dev.size)
@@ -611,7 +787,14 @@ export function copyJournal(paths: DeviceSource[], output: string, opts: {all?: 
     } finally {
       out.close()
     }
-    return {journal: j.path, output, bytesCopied: copied, sizeBytes: j.dev.size, live: {fromSector: js.tailSector, toSector: js.stop.position}, all: Boolean(opts.all)}
+    return {
+      journal: j.path,
+      output,
+      bytesCopied: copied,
+      sizeBytes: j.dev.size,
+      live: {fromSector: js.tailSector, toSector: js.stop.position},
+      all: Boolean(opts.all),
+    }
   } finally {
     arr.close()
   }

@@ -5,7 +5,7 @@
  */
 import {type PageSumsJob, crc32cPages, writeAsyncAvailable, writeRunsAsync} from './checksum.js'
 import {alignedBuffer, checkDeviceRange} from './device.js'
-import {IoError, R5Error, RefusedError, UsageError, EXIT} from './errors.js'
+import {IoError, R5Error, UsageError, EXIT} from './errors.js'
 import {encodeMetaBlock, encodeDataParityMeta, type DataParityRecords, PAYLOAD_DATA, PAYLOAD_PARITY} from './format/meta.js'
 import {missingMembersError, type MdArray} from './array.js'
 import {computeP, computeQ, reconstruct} from './parity.js'
@@ -40,8 +40,7 @@ function checkRange(arr: MdArray, offset: number, length: number): void {
   if (!Number.isSafeInteger(offset) || offset < 0 || offset % PAGE !== 0)
     throw new UsageError(`offset ${offset} must be a non-negative multiple of 4096`)
   if (!Number.isSafeInteger(length) || length < 0) throw new UsageError(`bad length ${length}`)
-  if (offset + length > size)
-    throw new UsageError(`range ${offset}+${length} is beyond the end of the array (${size} bytes)`)
+  if (offset + length > size) throw new UsageError(`range ${offset}+${length} is beyond the end of the array (${size} bytes)`)
 }
 
 /**
@@ -97,18 +96,26 @@ export function readArray(arr: MdArray, offset: number, length: number, sink: (v
       }
     }
     sink(views)
-    progress?.(Math.min(end, (r1) * rowBytes) - offset, length)
+    progress?.(Math.min(end, r1 * rowBytes) - offset, length)
   }
 }
 
 /** Rebuild the chunks of absent members for one chunk row, page by page. */
-function rebuildRow(level: 4 | 5 | 6, lay: RowLayout, bufs: (Uint8Array | null)[], rowOff: number, missing: number[],
-  rebuilt: Uint8Array[], D: number, pagesPerChunk: number): void {
+function rebuildRow(
+  level: 4 | 5 | 6,
+  lay: RowLayout,
+  bufs: (Uint8Array | null)[],
+  rowOff: number,
+  missing: number[],
+  rebuilt: Uint8Array[],
+  D: number,
+  pagesPerChunk: number,
+): void {
   const idxOf = (m: number) => (m === lay.pd ? D : m === lay.qd ? D + 1 : lay.dataMembers.indexOf(m))
   const order = [...lay.dataMembers, lay.pd, ...(level === 6 ? [lay.qd] : [])]
   const missIdx = missing.map(idxOf)
   for (let k = 0; k < pagesPerChunk; k++) {
-    const pages = order.map((m, j) => {
+    const pages = order.map(m => {
       const b = bufs[m]
       const o = rowOff + k * PAGE
       if (b) return b.subarray(o, o + PAGE)
@@ -172,8 +179,13 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
   const wb = opts.mode === 'write-back'
   let plan = planRecovery(arr)
   if (plan.fromLog.size > 0 || plan.skipped.length > 0)
-    throw new R5Error(`journal is dirty: ${plan.dataParityStripes} stripe(s) with data and parity pending replay`, EXIT.DIRTY, arr.journal!.path,
-      'replay it first with `r5ctl recover`', 'dirty')
+    throw new R5Error(
+      `journal is dirty: ${plan.dataParityStripes} stripe(s) with data and parity pending replay`,
+      EXIT.DIRTY,
+      arr.journal!.path,
+      'replay it first with `r5ctl recover`',
+      'dirty',
+    )
   const level = arr.sb.level as 4 | 5 | 6
   const nParity = level === 6 ? 2 : 1
   const n = arr.sb.raidDisks
@@ -188,8 +200,11 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
   const batchLimit = Math.min(Math.max(16 * PAGE, opts.batchBytes ?? WINDOW_BYTES), Math.floor(ring.sizeBytes / 4 / PAGE) * PAGE)
   const maxStripeBytes = (1 + D + nParity) * PAGE
   if (batchLimit < 2 * maxStripeBytes) {
-    throw new UsageError(`journal too small for one stripe of this array: a write needs a journal of at least ${8 * maxStripeBytes / 1024} KiB of data area`,
-      'recreate the array with a larger --journal-size', arr.journal!.path)
+    throw new UsageError(
+      `journal too small for one stripe of this array: a write needs a journal of at least ${(8 * maxStripeBytes) / 1024} KiB of data area`,
+      'recreate the array with a larger --journal-size',
+      arr.journal!.path,
+    )
   }
   let reclaimed = 0
   if (plan.dataOnly.size > 0 && !wb) {
@@ -220,8 +235,20 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
     seq = plan.newSeq + 1n
     lastUnitOnMembers = tail
   }
-  const res: WriteResult = {bytes: 0, stripes: 0, ioUnits: 0, journalBytes: 0, rmwStripes: 0, rcwStripes: 0, checkpoints: 0, headSector: head,
-    lastSeq: seq - 1n, mode: wb ? 'write-back' : 'write-through', reclaimedStripes: reclaimed, acknowledged: 0}
+  const res: WriteResult = {
+    bytes: 0,
+    stripes: 0,
+    ioUnits: 0,
+    journalBytes: 0,
+    rmwStripes: 0,
+    rcwStripes: 0,
+    checkpoints: 0,
+    headSector: head,
+    lastSeq: seq - 1n,
+    mode: wb ? 'write-back' : 'write-through',
+    reclaimedStripes: reclaimed,
+    acknowledged: 0,
+  }
   if (length === 0) return res
 
   // The batch: io units laid out exactly as they go into the ring, in `log`. Everything about the
@@ -253,7 +280,7 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
   const S2 = scratchBase + 2 * PAGE
   // one view per log page of each region, made once: member writes pass them to writev
   const regionViews: Uint8Array[][] = Array.from({length: regions}, (_, g) => {
-    const v: Uint8Array[] = new Array(maxPages)
+    const v: Uint8Array[] = new Array<Uint8Array>(maxPages)
     for (let i = 0; i < maxPages; i++) v[i] = bytes.subarray(g * batchLimit + i * PAGE, g * batchLimit + (i + 1) * PAGE)
     return v
   })
@@ -261,8 +288,12 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
   // checksum of every log page (meta pages' entries are computed too, and ignored)
   const sums = new Uint32Array(maxPages)
   // the batch's payloads (at most one per page), in log order
-  const recs: DataParityRecords = {type: new Uint8Array(maxPages), location: new Float64Array(maxPages), firstSum: new Int32Array(maxPages),
-    pages: new Uint8Array(maxPages)}
+  const recs: DataParityRecords = {
+    type: new Uint8Array(maxPages),
+    location: new Float64Array(maxPages),
+    firstSum: new Int32Array(maxPages),
+    pages: new Uint8Array(maxPages),
+  }
   let nRecs = 0
   // the batch's closed io units: meta block offset in `log`, end of its payload range in `recs`
   const unitOff = new Int32Array(maxPages)
@@ -329,11 +360,12 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
       mwCount[m] = 0
     }
   }
-  const writeMembers = () => forEachMemberRun((m, i, j) => {
-    const bufs: Uint8Array[] = new Array(j - i)
-    for (let x = i; x < j; x++) bufs[x - i] = pageView[mwPage[m][x]]
-    arr.members[m]!.dev.writev(bufs, memberBase[m] + mwOff[m][i])
-  })
+  const writeMembers = () =>
+    forEachMemberRun((m, i, j) => {
+      const bufs: Uint8Array[] = new Array<Uint8Array>(j - i)
+      for (let x = i; x < j; x++) bufs[x - i] = pageView[mwPage[m][x]]
+      arr.members[m]!.dev.writev(bufs, memberBase[m] + mwOff[m][i])
+    })
   // The helper's write job for the last batch: its runs (fd, offset, from, count), pages and member
   // slots, one set per region (a job reads its region's pages until it is awaited).
   let memberJob: PageSumsJob | null = null
@@ -372,9 +404,10 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
     memberJob = null
     try {
       job.wait(job.pages)
-    } catch (error: any) {
+    } catch (caught) {
+      const error = caught as (Error & {pages?: unknown}) | undefined
       // a failed run: `pages` counts the runs written before it
-      if (typeof error?.pages !== 'number') throw error
+      if (typeof error?.pages !== 'number') throw caught
       throw new IoError(error.message, arr.members[jobSlot[jobRegion][error.pages]]!.dev.name)
     }
   }
@@ -492,7 +525,10 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
       for (let i = 0; i < D; i++) {
         // insertion sort by member (D is small)
         let x = i
-        while (x > 0 && dm[byMember[x - 1]] > dm[i]) { byMember[x] = byMember[x - 1]; x-- }
+        while (x > 0 && dm[byMember[x - 1]] > dm[i]) {
+          byMember[x] = byMember[x - 1]
+          x--
+        }
         byMember[x] = i
       }
       // decide rmw or rcw per stripe, and what to read from each member
@@ -500,7 +536,10 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
       readHi.fill(-1)
       for (let k = 0; k < ppc; k++) {
         let t = 0
-        for (let i = 0; i < D; i++) { const p = i * ppc + k; if (p >= from && p < to) t++ }
+        for (let i = 0; i < D; i++) {
+          const p = i * ppc + k
+          if (p >= from && p < to) t++
+        }
         touchedCount[k] = t
         how[k] = t === 0 ? HOW_NONE : HOW_FULL
         if (t === 0 || t === D || wb) continue // write-back logs data only: no parity yet
@@ -510,13 +549,21 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
           how[k] = HOW_RCW
           for (let i = 0; i < D; i++) {
             const p = i * ppc + k
-            if (p < from || p >= to) { const m = dm[i]; if (k < readLo[m]) readLo[m] = k; if (k > readHi[m]) readHi[m] = k }
+            if (p < from || p >= to) {
+              const m = dm[i]
+              if (k < readLo[m]) readLo[m] = k
+              if (k > readHi[m]) readHi[m] = k
+            }
           }
         } else {
           how[k] = HOW_RMW
           for (let i = 0; i < D; i++) {
             const p = i * ppc + k
-            if (p >= from && p < to) { const m = dm[i]; if (k < readLo[m]) readLo[m] = k; if (k > readHi[m]) readHi[m] = k }
+            if (p >= from && p < to) {
+              const m = dm[i]
+              if (k < readLo[m]) readLo[m] = k
+              if (k > readHi[m]) readHi[m] = k
+            }
           }
           for (let x = 0; x < nParity; x++) {
             const m = x === 0 ? lay.pd : lay.qd
@@ -683,8 +730,13 @@ export function oldPageContent(arr: MdArray, cached: StripePages, page: number, 
 }
 
 function throwShort(got: number, written: number, length: number): never {
-  throw new R5Error(`input ended after ${got} of ${length} bytes; the first ${written} bytes were written and the journal is clean`,
-    EXIT.FAILED, undefined, 'give --length matching the input', 'short-input')
+  throw new R5Error(
+    `input ended after ${got} of ${length} bytes; the first ${written} bytes were written and the journal is clean`,
+    EXIT.FAILED,
+    undefined,
+    'give --length matching the input',
+    'short-input',
+  )
 }
 
 /** Recompute parity for every stripe (create without --assume-clean). */

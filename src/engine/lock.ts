@@ -19,10 +19,13 @@ type Flock = (fd: number, flags: 'exnb' | 'un') => void
 /** fs-ext's flockSync, loaded when a writer first needs it (readers never load the native module) */
 function flockSync(device: string): Flock {
   try {
-    return createRequire(import.meta.url)('fs-ext').flockSync as Flock
+    return (createRequire(import.meta.url)('fs-ext') as {flockSync: Flock}).flockSync
   } catch (error) {
-    throw new IoError(`cannot lock for writing: the fs-ext module that provides flock() is not built (${(error as Error).message.split('\n')[0]})`,
-      device, 'reinstall r5ctl (npm ci builds it); nothing was written')
+    throw new IoError(
+      `cannot lock for writing: the fs-ext module that provides flock() is not built (${(error as Error).message.split('\n')[0]})`,
+      device,
+      'reinstall r5ctl (npm ci builds it); nothing was written',
+    )
   }
 }
 
@@ -30,7 +33,11 @@ function flockSync(device: string): Flock {
 function holder(st: fs.BigIntStats): string | null {
   const [major, minor] = majorMinor(st.dev)
   let locks: string
-  try { locks = fs.readFileSync('/proc/locks', 'utf8') } catch { return null }
+  try {
+    locks = fs.readFileSync('/proc/locks', 'utf8')
+  } catch {
+    return null
+  }
   for (const line of locks.split('\n')) {
     const m = /^\d+:\s+FLOCK\s+\S+\s+WRITE\s+(\d+)\s+([0-9a-f]+):([0-9a-f]+):(\d+)\s/.exec(line)
     if (!m || BigInt(`0x${m[2]}`) !== major || BigInt(`0x${m[3]}`) !== minor || BigInt(m[4]) !== st.ino) continue
@@ -39,7 +46,9 @@ function holder(st: fs.BigIntStats): string | null {
       const argv = fs.readFileSync(`/proc/${m[1]}/cmdline`, 'utf8').split('\0').filter(Boolean)
       // node bin/run.js ARGS... reads better as r5ctl ARGS...
       cmd = (/(\/run\.js|r5ctl)$/.test(argv[1] ?? '') ? ['r5ctl', ...argv.slice(2)] : argv).join(' ').slice(0, 300)
-    } catch { /* the process ended meanwhile, or /proc hides it */ }
+    } catch {
+      /* the process ended meanwhile, or /proc hides it */
+    }
     return `pid ${m[1]}${cmd ? `: ${cmd}` : ''}`
   }
   return null
@@ -47,7 +56,10 @@ function holder(st: fs.BigIntStats): string | null {
 
 export class DeviceLock {
   /** `fd` holds the lock; `owned` when it was opened for the lock alone (a loop device's backing file) */
-  private constructor(private fd: number, private readonly owned: boolean) {}
+  private constructor(
+    private fd: number,
+    private readonly owned: boolean,
+  ) {}
 
   /**
    * Lock the regular file open as `fd` (`lockFile` instead when given: a loop device's backing file,
@@ -60,13 +72,19 @@ export class DeviceLock {
     const lfd = owned ? fs.openSync(lockFile, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK) : fd
     try {
       flock(lfd, 'exnb')
-    } catch (error: any) {
+    } catch (caught) {
+      // fs calls throw Node system errors
+      const error = caught as NodeJS.ErrnoException
       const st = fs.fstatSync(lfd, {bigint: true})
       if (owned) fs.closeSync(lfd)
       if (error.code !== 'EAGAIN' && error.code !== 'EWOULDBLOCK') throw new IoError(`cannot lock: ${error.message}`, device)
       const who = holder(st)
-      throw new RefusedError(`in use by another writer${who ? ` (${who})` : ''}`, device,
-        'wait for it to finish: its lock goes away with its process', 'in-use')
+      throw new RefusedError(
+        `in use by another writer${who ? ` (${who})` : ''}`,
+        device,
+        'wait for it to finish: its lock goes away with its process',
+        'in-use',
+      )
     }
     return new DeviceLock(lfd, owned)
   }
@@ -75,7 +93,12 @@ export class DeviceLock {
   release(): void {
     if (this.fd < 0) return
     if (this.owned) fs.closeSync(this.fd)
-    else try { flockSync('')(this.fd, 'un') } catch { /* the descriptor is closed already: so is the lock */ }
+    else
+      try {
+        flockSync('')(this.fd, 'un')
+      } catch {
+        /* the descriptor is closed already: so is the lock */
+      }
     this.fd = -1
   }
 }

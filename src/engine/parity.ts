@@ -51,7 +51,7 @@ export function gfInv(a: number): number {
 }
 
 /** Byte-wise multiplication tables, built on first use: MUL_TABLES[c][x] = c·x. */
-const MUL_TABLES: (Uint8Array | undefined)[] = new Array(256)
+const MUL_TABLES: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(256)
 function mulTable(c: number): Uint8Array {
   let t = MUL_TABLES[c]
   if (t === undefined) {
@@ -105,8 +105,9 @@ function assembleParityModule(): Uint8Array<ArrayBuffer> {
   }
   const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()]
   const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body]
-  const name = (s: string): number[] => [...uleb(s.length), ...[...s].map((c) => c.charCodeAt(0))]
-  const I32 = 0x7f, V128 = 0x7b
+  const name = (s: string): number[] => [...uleb(s.length), ...Array.from(s, c => c.charCodeAt(0))]
+  const I32 = 0x7f,
+    V128 = 0x7b
   const sleb = (v: number): number[] => {
     const out: number[] = []
     for (;;) {
@@ -117,12 +118,27 @@ function assembleParityModule(): Uint8Array<ArrayBuffer> {
     }
   }
   // opcodes (local indices stay below 128, so their LEB128 is the byte itself)
-  const get = (i: number) => [0x20, i], set = (i: number) => [0x21, i], tee = (i: number) => [0x22, i]
+  const get = (i: number) => [0x20, i],
+    set = (i: number) => [0x21, i],
+    tee = (i: number) => [0x22, i]
   const i32c = (v: number) => [0x41, ...sleb(v)]
-  const i32load = [0x28, 2, 0], add = [0x6a], shl = [0x74], geU = [0x4f], ltU = [0x49]
-  const loop = [0x03, 0x40], block = [0x02, 0x40], end = [0x0b], br = (d: number) => [0x0c, d], brIf = (d: number) => [0x0d, d]
-  const vload = (off: number) => [0xfd, 0x00, 4, ...uleb(off)], vstore = (off: number) => [0xfd, 0x0b, 4, ...uleb(off)]
-  const splat8 = [0xfd, 0x0f], vand = [0xfd, 0x4e], vxor = [0xfd, 0x51], ltS8 = [0xfd, 0x25], add8 = [0xfd, 0x6e]
+  const i32load = [0x28, 2, 0],
+    add = [0x6a],
+    shl = [0x74],
+    geU = [0x4f],
+    ltU = [0x49]
+  const loop = [0x03, 0x40],
+    block = [0x02, 0x40],
+    end = [0x0b],
+    br = (d: number) => [0x0c, d],
+    brIf = (d: number) => [0x0d, d]
+  const vload = (off: number) => [0xfd, 0x00, 4, ...uleb(off)],
+    vstore = (off: number) => [0xfd, 0x0b, 4, ...uleb(off)]
+  const splat8 = [0xfd, 0x0f],
+    vand = [0xfd, 0x4e],
+    vxor = [0xfd, 0x51],
+    ltS8 = [0xfd, 0x25],
+    add8 = [0xfd, 0x6e]
   const lanes = [0, 1, 2, 3]
   const body = (locals: number[][], code: number[][]): number[] => {
     const b = [...vec(locals), ...code.flat(), ...end]
@@ -133,58 +149,147 @@ function assembleParityModule(): Uint8Array<ArrayBuffer> {
     z === null ? [get(ptab), i32load, get(off), add, set(ptr)] : [get(ptab), get(z), i32c(2), shl, add, i32load, get(off), add, set(ptr)]
 
   // xor_p: params 0 ptab, 1 n, 2 p, 3 len; locals 4 off, 5 z, 6 ptr, 7..10 acc lanes
-  const xorP = body([[3, I32], [4, V128]], [
-    loop,
-    ...pagePtr(0, null, 4, 6),
-    ...lanes.flatMap((j) => [get(6), vload(16 * j), set(7 + j)]),
-    i32c(1), set(5),
-    block, loop,
-    get(5), get(1), geU, brIf(1),
-    ...pagePtr(0, 5, 4, 6),
-    ...lanes.flatMap((j) => [get(7 + j), get(6), vload(16 * j), vxor, set(7 + j)]),
-    get(5), i32c(1), add, set(5), br(0),
-    end, end,
-    get(2), get(4), add, set(6),
-    ...lanes.flatMap((j) => [get(6), get(7 + j), vstore(16 * j)]),
-    get(4), i32c(64), add, tee(4), get(3), ltU, brIf(0),
-    end,
-  ])
+  const xorP = body(
+    [
+      [3, I32],
+      [4, V128],
+    ],
+    [
+      loop,
+      ...pagePtr(0, null, 4, 6),
+      ...lanes.flatMap(j => [get(6), vload(16 * j), set(7 + j)]),
+      i32c(1),
+      set(5),
+      block,
+      loop,
+      get(5),
+      get(1),
+      geU,
+      brIf(1),
+      ...pagePtr(0, 5, 4, 6),
+      ...lanes.flatMap(j => [get(7 + j), get(6), vload(16 * j), vxor, set(7 + j)]),
+      get(5),
+      i32c(1),
+      add,
+      set(5),
+      br(0),
+      end,
+      end,
+      get(2),
+      get(4),
+      add,
+      set(6),
+      ...lanes.flatMap(j => [get(6), get(7 + j), vstore(16 * j)]),
+      get(4),
+      i32c(64),
+      add,
+      tee(4),
+      get(3),
+      ltU,
+      brIf(0),
+      end,
+    ],
+  )
 
   // gen_pq: params 0 ptab, 1 n, 2 p, 3 q, 4 len; locals 5 off, 6 z, 7 ptr, 8..11 p lanes, 12..15 q lanes,
   // 16 d, 17 splat(0x1d), 18 zero (never written). q·g per byte lane: (q + q) ^ ((q <s 0) & 0x1d) — a
   // signed compare is one SSE instruction, where an 8-bit arithmetic shift has to be emulated.
-  const genPQ = body([[3, I32], [11, V128]], [
-    i32c(0x1d), splat8, set(17),
-    loop,
-    ...pagePtr(0, null, 5, 7),
-    ...lanes.flatMap((j) => [get(7), vload(16 * j), tee(8 + j), set(12 + j)]),
-    i32c(1), set(6),
-    block, loop,
-    get(6), get(1), geU, brIf(1),
-    ...pagePtr(0, 6, 5, 7),
-    ...lanes.flatMap((j) => [
-      get(7), vload(16 * j), set(16),
-      get(8 + j), get(16), vxor, set(8 + j),
-      get(12 + j), get(12 + j), add8,
-      get(12 + j), get(18), ltS8, get(17), vand,
-      vxor, get(16), vxor, set(12 + j),
-    ]),
-    get(6), i32c(1), add, set(6), br(0),
-    end, end,
-    get(2), get(5), add, set(7),
-    ...lanes.flatMap((j) => [get(7), get(8 + j), vstore(16 * j)]),
-    get(3), get(5), add, set(7),
-    ...lanes.flatMap((j) => [get(7), get(12 + j), vstore(16 * j)]),
-    get(5), i32c(64), add, tee(5), get(4), ltU, brIf(0),
-    end,
-  ])
+  const genPQ = body(
+    [
+      [3, I32],
+      [11, V128],
+    ],
+    [
+      i32c(0x1d),
+      splat8,
+      set(17),
+      loop,
+      ...pagePtr(0, null, 5, 7),
+      ...lanes.flatMap(j => [get(7), vload(16 * j), tee(8 + j), set(12 + j)]),
+      i32c(1),
+      set(6),
+      block,
+      loop,
+      get(6),
+      get(1),
+      geU,
+      brIf(1),
+      ...pagePtr(0, 6, 5, 7),
+      ...lanes.flatMap(j => [
+        get(7),
+        vload(16 * j),
+        set(16),
+        get(8 + j),
+        get(16),
+        vxor,
+        set(8 + j),
+        get(12 + j),
+        get(12 + j),
+        add8,
+        get(12 + j),
+        get(18),
+        ltS8,
+        get(17),
+        vand,
+        vxor,
+        get(16),
+        vxor,
+        set(12 + j),
+      ]),
+      get(6),
+      i32c(1),
+      add,
+      set(6),
+      br(0),
+      end,
+      end,
+      get(2),
+      get(5),
+      add,
+      set(7),
+      ...lanes.flatMap(j => [get(7), get(8 + j), vstore(16 * j)]),
+      get(3),
+      get(5),
+      add,
+      set(7),
+      ...lanes.flatMap(j => [get(7), get(12 + j), vstore(16 * j)]),
+      get(5),
+      i32c(64),
+      add,
+      tee(5),
+      get(4),
+      ltU,
+      brIf(0),
+      end,
+    ],
+  )
 
   return Uint8Array.from([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, vec([[0x60, ...vec([[I32], [I32], [I32], [I32]]), 0], [0x60, ...vec([[I32], [I32], [I32], [I32], [I32]]), 0]])),
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
+    ...section(
+      1,
+      vec([
+        [0x60, ...vec([[I32], [I32], [I32], [I32]]), 0],
+        [0x60, ...vec([[I32], [I32], [I32], [I32], [I32]]), 0],
+      ]),
+    ),
     ...section(3, vec([[0], [1]])),
     ...section(5, vec([[0x00, 1]])), // one memory, 1 page to start, grown on demand
-    ...section(7, vec([[...name('mem'), 0x02, 0], [...name('xor_p'), 0x00, 0], [...name('gen_pq'), 0x00, 1]])),
+    ...section(
+      7,
+      vec([
+        [...name('mem'), 0x02, 0],
+        [...name('xor_p'), 0x00, 0],
+        [...name('gen_pq'), 0x00, 1],
+      ]),
+    ),
     ...section(10, vec([xorP, genPQ])),
   ])
 }
@@ -220,7 +325,7 @@ export function instantiateParity(): ParityWasm | null {
   if (!mod) return null
   try {
     const ex = new WebAssembly.Instance(mod).exports as Record<string, unknown>
-    return { mem: ex.mem as WebAssembly.Memory, xorP: ex.xor_p as ParityWasm['xorP'], genPQ: ex.gen_pq as ParityWasm['genPQ'] }
+    return {mem: ex.mem as WebAssembly.Memory, xorP: ex.xor_p as ParityWasm['xorP'], genPQ: ex.gen_pq as ParityWasm['genPQ']}
   } catch {
     return null
   }
@@ -367,7 +472,7 @@ function xorSources64(data: readonly Uint8Array[], p: Uint8Array): number {
   const n = data.length
   const P = u64(p)
   const W = P.length
-  const v: BigUint64Array[] = new Array(n)
+  const v: BigUint64Array[] = new Array<BigUint64Array>(n)
   for (let z = 0; z < n; z++) v[z] = u64(data[z])
   let z = 0
   // first group assigns, later groups accumulate
@@ -382,11 +487,14 @@ function xorSources64(data: readonly Uint8Array[], p: Uint8Array): number {
       if (first) for (let i = 0; i < W; i++) P[i] = a[i] ^ b[i]
       else for (let i = 0; i < W; i++) P[i] ^= a[i] ^ b[i]
     } else if (k === 3) {
-      const b = v[z + 1], c = v[z + 2]
+      const b = v[z + 1],
+        c = v[z + 2]
       if (first) for (let i = 0; i < W; i++) P[i] = a[i] ^ b[i] ^ c[i]
       else for (let i = 0; i < W; i++) P[i] ^= a[i] ^ b[i] ^ c[i]
     } else {
-      const b = v[z + 1], c = v[z + 2], d = v[z + 3]
+      const b = v[z + 1],
+        c = v[z + 2],
+        d = v[z + 3]
       for (let i = 0; i < W; i++) P[i] = a[i] ^ b[i] ^ c[i] ^ d[i]
     }
     z += k
@@ -398,7 +506,7 @@ function xorSources32(data: readonly Uint8Array[], p: Uint8Array): number {
   const n = data.length
   const P = i32(p)
   const W = P.length
-  const v: Int32Array[] = new Array(n)
+  const v: Int32Array[] = new Array<Int32Array>(n)
   for (let z = 0; z < n; z++) v[z] = i32(data[z])
   P.set(v[0])
   for (let z = 1; z < n; z++) {
@@ -442,7 +550,7 @@ function hornerPlan(slots: readonly number[], n: number): HornerPlan {
   }
   const tail = n ? slots[order[n - 1]] : 0
   if (tail !== 0) contiguous = false
-  return { order, gaps, tail, contiguous }
+  return {order, gaps, tail, contiguous}
 }
 
 /** q = Σ g^slots[i] · data[i]. */
@@ -469,7 +577,7 @@ function syndrome(data: readonly Uint8Array[], slots: readonly number[], p: Uint
   if (useWasm && wasmFits(len, n) && wasmSyndrome(wasmKernels!, data, slots, p, q)) return
   let done = 0
   if (wordSize(data, q, p) !== 1) {
-    const src: Int32Array[] = new Array(n)
+    const src: Int32Array[] = new Array<Int32Array>(n)
     for (let z = 0; z < n; z++) src[z] = i32(data[plan.order[z]])
     const Q = i32(q)
     const P = p ? i32(p) : undefined
@@ -541,11 +649,11 @@ function swarGaps(src: Int32Array[], gaps: readonly number[], tail: number, P: I
 /** Byte-wise fallback (unaligned pages, or the tail past the last whole word). */
 function syndromeBytes(data: readonly Uint8Array[], plan: HornerPlan, p: Uint8Array | undefined, q: Uint8Array, from: number): void {
   const n = data.length
-  const { order, gaps, tail } = plan
-  const src = order.map((z) => data[z])
+  const {order, gaps, tail} = plan
+  const src = order.map(z => data[z])
   const mul2 = mulTable(2)
   const mulTail = mulTable(gfPow2(tail))
-  const gapTables = gaps.map((g) => mulTable(gfPow2(g)))
+  const gapTables = gaps.map(g => mulTable(gfPow2(g)))
   for (let i = from; i < q.length; i++) {
     let wq = src[0][i]
     let wp = wq
@@ -568,7 +676,10 @@ export function mulInto(dst: Uint8Array, src: Uint8Array, coef: number): void {
   if (src.length !== len) throw new RangeError(`mulInto: lengths differ (${dst.length} vs ${src.length})`)
   coef &= 255
   if (coef === 0) return
-  if (coef === 1) return xorInto(dst, src)
+  if (coef === 1) {
+    xorInto(dst, src)
+    return
+  }
   const t = mulTable(coef)
   let done = 0
   if (wordSize([src], dst) !== 1) {
@@ -609,8 +720,7 @@ export function reconstruct(level: 4 | 5 | 6, pages: Uint8Array[], slots: readon
   const lost = [...new Set(missing)].sort((a, b) => a - b)
   for (const m of lost)
     if (!Number.isInteger(m) || m < 0 || m >= pages.length) throw new RangeError(`missing page ${m} is not in 0..${pages.length - 1}`)
-  if (lost.length > (level === 6 ? 2 : 1))
-    throw new RangeError(`RAID${level} cannot rebuild ${lost.length} missing pages`)
+  if (lost.length > (level === 6 ? 2 : 1)) throw new RangeError(`RAID${level} cannot rebuild ${lost.length} missing pages`)
   if (lost.length === 0) return
 
   const pIdx = k
@@ -619,8 +729,12 @@ export function reconstruct(level: 4 | 5 | 6, pages: Uint8Array[], slots: readon
   const others = (except: number[]) => {
     const d: Uint8Array[] = []
     const s: number[] = []
-    for (let i = 0; i < k; i++) if (!except.includes(i)) (d.push(pages[i]), s.push(slots[i]))
-    return { d, s }
+    for (let i = 0; i < k; i++)
+      if (!except.includes(i)) {
+        d.push(pages[i])
+        s.push(slots[i])
+      }
+    return {d, s}
   }
   /** Missing data page x (or P) = XOR of every other page except Q. */
   const fromP = (x: number) => {

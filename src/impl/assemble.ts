@@ -30,17 +30,30 @@ assembled in the kernel: this is the offline check-and-replay step before handin
 
 export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, devices: string[]): Promise<AssembleResult> {
   const bar = new ProgressBar('replay', ctx.progressEnabled(flags.progress))
-  const r = withUndo(devices, flags.readonly ? undefined : flags.undo,
-    devs => assembleArray(devs, {force: flags.force, readonly: flags.readonly, noRecover: flags['no-recover'], progress: bar.update}))
+  const r = withUndo(devices, flags.readonly ? undefined : flags.undo, devs =>
+    assembleArray(devs, {force: flags.force, readonly: flags.readonly, noRecover: flags['no-recover'], progress: bar.update}),
+  )
   bar.done()
-  if (ctx.jsonEnabled()) { /* printed by the caller */ }
-  else if (flags.brief) ctx.log(`ARRAY /dev/md/${r.name.split(':').pop() || '0'}  metadata=1.2 UUID=${r.arrayUuid} name=${r.name}`)
-  else if (flags.export) ctx.log([
-    `MD_LEVEL=${r.raidLevel}`, `MD_DEVICES=${r.raidDevices}`, `MD_METADATA=1.2`, `MD_UUID=${r.arrayUuid}`, `MD_NAME=${r.name}`,
-    `MD_DEVNAME=${r.name.split(':').pop() || '0'}`, `MD_EVENTS=${r.events}`, `MD_STATE=${r.state.replace(/ /g, '')}`,
-    ...r.devices.map(d => `MD_DEVICE_${d.raidDevice ?? 'journal'}_DEV=${d.device}`),
-    `MD_JOURNAL_DEVICE=${r.journal.device ?? ''}`, `MD_JOURNAL_STATE=${r.journal.state}`, `MD_JOURNAL_PENDING=${r.journal.stripesPending}`,
-  ].join('\n'))
+  if (ctx.jsonEnabled()) {
+    /* printed by the caller */
+  } else if (flags.brief) ctx.log(`ARRAY /dev/md/${r.name.split(':').pop() || '0'}  metadata=1.2 UUID=${r.arrayUuid} name=${r.name}`)
+  else if (flags.export)
+    ctx.log(
+      [
+        `MD_LEVEL=${r.raidLevel}`,
+        `MD_DEVICES=${r.raidDevices}`,
+        `MD_METADATA=1.2`,
+        `MD_UUID=${r.arrayUuid}`,
+        `MD_NAME=${r.name}`,
+        `MD_DEVNAME=${r.name.split(':').pop() || '0'}`,
+        `MD_EVENTS=${r.events}`,
+        `MD_STATE=${r.state.replace(/ /g, '')}`,
+        ...r.devices.map(d => `MD_DEVICE_${d.raidDevice ?? 'journal'}_DEV=${d.device}`),
+        `MD_JOURNAL_DEVICE=${r.journal.device ?? ''}`,
+        `MD_JOURNAL_STATE=${r.journal.state}`,
+        `MD_JOURNAL_PENDING=${r.journal.stripesPending}`,
+      ].join('\n'),
+    )
   else ctx.log(render(r))
   if (r.journal.state === 'dirty') ctx.setExit(5)
   if (r.journal.state === 'corrupt') ctx.setExit(4)
@@ -49,34 +62,54 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, device
 
 function render(r: AssembleResult): string {
   const lines: string[] = []
-  if (r.recovery) lines.push(out.green(`journal replayed: ${r.recovery.dataParityStripes} data+parity and ${r.recovery.dataOnlyStripes} data-only stripes, ${r.recovery.pagesWritten} pages written`), '')
+  if (r.recovery)
+    lines.push(
+      out.green(
+        `journal replayed: ${r.recovery.dataParityStripes} data+parity and ${r.recovery.dataOnlyStripes} data-only stripes, ${r.recovery.pagesWritten} pages written`,
+      ),
+      '',
+    )
   lines.push(`array ${r.arrayUuid}:`)
-  lines.push(keyValues([
-    ['Version', r.version],
-    ['Creation Time', new Date(r.creationTime).toUTCString()],
-    ['Raid Level', r.raidLevel],
-    ['Array Size', `${r.arraySizeBytes / 1024} ${mdSize(r.arraySizeBytes)}`],
-    ['Used Dev Size', `${r.usedDevSizeSectors / 2} ${mdSize(r.usedDevSizeSectors * 512)}`],
-    ['Raid Devices', String(r.raidDevices)],
-    ['Total Devices', String(r.totalDevices)],
-    ['Persistence', 'Superblock is persistent'],
-    ['', ''],
-    ['Update Time', new Date(r.updateTime).toUTCString()],
-    ['State', r.state],
-    ['Active Devices', String(r.activeDevices)],
-    ['', ''],
-    ...(r.layout ? [['Layout', r.layout] as [string, string]] : []),
-    ['Chunk Size', `${r.chunkBytes / 1024}K`],
-    ['', ''],
-    ['Consistency Policy', r.consistencyPolicy],
-    ['', ''],
-    ['Name', r.name],
-    ['UUID', r.arrayUuid],
-    ['Events', r.events],
-    ['Journal', `${r.journal.device ?? '(missing)'}: ${r.journal.state}${r.journal.stripesPending ? `, ${r.journal.stripesPending} stripes pending` : ''}`],
-  ], 18))
+  lines.push(
+    keyValues(
+      [
+        ['Version', r.version],
+        ['Creation Time', new Date(r.creationTime).toUTCString()],
+        ['Raid Level', r.raidLevel],
+        ['Array Size', `${r.arraySizeBytes / 1024} ${mdSize(r.arraySizeBytes)}`],
+        ['Used Dev Size', `${r.usedDevSizeSectors / 2} ${mdSize(r.usedDevSizeSectors * 512)}`],
+        ['Raid Devices', String(r.raidDevices)],
+        ['Total Devices', String(r.totalDevices)],
+        ['Persistence', 'Superblock is persistent'],
+        ['', ''],
+        ['Update Time', new Date(r.updateTime).toUTCString()],
+        ['State', r.state],
+        ['Active Devices', String(r.activeDevices)],
+        ['', ''],
+        ...(r.layout ? [['Layout', r.layout] as [string, string]] : []),
+        ['Chunk Size', `${r.chunkBytes / 1024}K`],
+        ['', ''],
+        ['Consistency Policy', r.consistencyPolicy],
+        ['', ''],
+        ['Name', r.name],
+        ['UUID', r.arrayUuid],
+        ['Events', r.events],
+        [
+          'Journal',
+          `${r.journal.device ?? '(missing)'}: ${r.journal.state}${r.journal.stripesPending ? `, ${r.journal.stripesPending} stripes pending` : ''}`,
+        ],
+      ],
+      18,
+    ),
+  )
   const rows: (string | number)[][] = r.devices.map(d => [d.number, d.raidDevice ?? '-', d.state, d.device])
   for (const s of r.missingSlots) rows.push(['-', s, out.red('removed'), '(missing)'])
-  lines.push('', table(['Number', 'RaidDevice', 'State', 'Device'], rows).split('\n').map(l => `    ${l}`).join('\n'))
+  lines.push(
+    '',
+    table(['Number', 'RaidDevice', 'State', 'Device'], rows)
+      .split('\n')
+      .map(l => `    ${l}`)
+      .join('\n'),
+  )
   return lines.join('\n')
 }

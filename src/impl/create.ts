@@ -30,7 +30,12 @@ unless --force.`,
     uuid: flag.string({char: 'u', description: 'array UUID (default: random)'}),
     'write-journal': flag.string({description: 'the journal device or image file', required: true}),
     'journal-size': flag.string({description: 'size of the journal image file to create', default: '64M'}),
-    'journal-mode': flag.string({description: 'accepted for runbooks; md keeps no journal mode on disk (the kernel starts every assembly in write-through), so each write takes --journal-mode itself', options: ['write-through', 'write-back'], default: 'write-through'}),
+    'journal-mode': flag.string({
+      description:
+        'accepted for runbooks; md keeps no journal mode on disk (the kernel starts every assembly in write-through), so each write takes --journal-mode itself',
+      options: ['write-through', 'write-back'],
+      default: 'write-through',
+    }),
     'assume-clean': flag.boolean({description: 'do not make parity consistent'}),
     force: flag.boolean({char: 'f', description: 'overwrite devices that already carry a superblock'}),
     undo: flag.string({description: 'save every block this run overwrites into a new undo file; `r5ctl undo FILE DEV...` restores them'}),
@@ -38,14 +43,22 @@ unless --force.`,
 } satisfies CommandSpec
 
 export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, members: string[]): Promise<CreateResult & {journalMode: string}> {
-  const level = parseInteger('--level', String(flags.level).replace(/^raid/i, ''))
+  const level = parseInteger('--level', flags.level.replace(/^raid/i, ''))
   let layout: number | undefined
   if (flags.layout) {
-    try { layout = parseLayout(level, flags.layout) } catch (e) { throw new UsageError((e as Error).message) }
+    try {
+      layout = parseLayout(level, flags.layout)
+    } catch (e) {
+      throw new UsageError((e as Error).message)
+    }
   }
   let uuid: Uint8Array | undefined
   if (flags.uuid) {
-    try { uuid = parseUuid(flags.uuid) } catch (e) { throw new UsageError(`--uuid: ${(e as Error).message}`) }
+    try {
+      uuid = parseUuid(flags.uuid)
+    } catch (e) {
+      throw new UsageError(`--uuid: ${(e as Error).message}`)
+    }
   }
   const raidDevices = parseInteger('--raid-devices', flags['raid-devices'])
   // chunk sectors end in the superblock's u32 chunksize
@@ -53,19 +66,42 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, member
   const sizeBytes = parseSize('--size', flags.size)
   const journalSizeBytes = parseSize('--journal-size', flags['journal-size'])
   const bar = new ProgressBar('parity sync', ctx.progressEnabled(flags.progress), 'rows')
-  const res = withUndo([...members, flags['write-journal']], flags.undo, devs => createArray({
-    level, raidDevices, chunkBytes, layout, sizeBytes, journalSizeBytes,
-    name: flags.name, uuid, force: flags.force, assumeClean: flags['assume-clean'],
-    members: devs.slice(0, members.length), journal: devs[members.length],
-  }, bar.update))
+  const res = withUndo([...members, flags['write-journal']], flags.undo, devs =>
+    createArray(
+      {
+        level,
+        raidDevices,
+        chunkBytes,
+        layout,
+        sizeBytes,
+        journalSizeBytes,
+        name: flags.name,
+        uuid,
+        force: flags.force,
+        assumeClean: flags['assume-clean'],
+        members: devs.slice(0, members.length),
+        journal: devs[members.length],
+      },
+      bar.update,
+    ),
+  )
   bar.done()
   if (!ctx.jsonEnabled()) {
-    ctx.log(`${out.green('created')} raid${res.level} array ${res.arrayUuid}: ${res.raidDevices} members, chunk ${humanBytes(res.chunkBytes)}, ` +
-      `${res.layout ?? 'parity on the last member'}, ${humanBytes(res.arraySizeBytes)} usable, journal ${humanBytes(res.journalSizeBytes)}`)
-    ctx.log(table(['device', 'role'], res.devices.map(d => [d.device, d.role])))
+    ctx.log(
+      `${out.green('created')} raid${res.level} array ${res.arrayUuid}: ${res.raidDevices} members, chunk ${humanBytes(res.chunkBytes)}, ` +
+        `${res.layout ?? 'parity on the last member'}, ${humanBytes(res.arraySizeBytes)} usable, journal ${humanBytes(res.journalSizeBytes)}`,
+    )
+    ctx.log(
+      table(
+        ['device', 'role'],
+        res.devices.map(d => [d.device, d.role]),
+      ),
+    )
     ctx.log(`parity: ${res.parity}`)
     if (flags['journal-mode'] === 'write-back')
-      ctx.log('journal mode: md stores no mode on disk; pass --journal-mode write-back to each `r5ctl write` (the kernel uses /sys/block/mdX/md/journal_mode)')
+      ctx.log(
+        'journal mode: md stores no mode on disk; pass --journal-mode write-back to each `r5ctl write` (the kernel uses /sys/block/mdX/md/journal_mode)',
+      )
   }
   return {...res, journalMode: flags['journal-mode']}
 }

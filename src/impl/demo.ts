@@ -30,29 +30,47 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, argv: 
   if (argv.length > 0) throw new UsageError(`demo takes no arguments (got ${argv.join(' ')})`, 'give the folder with --dir')
   const dir = flags.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'r5ctl-demo-'))
   fs.mkdirSync(dir, {recursive: true})
-  const say = (s: string) => { if (!ctx.jsonEnabled()) ctx.log(s) }
+  const say = (s: string) => {
+    if (!ctx.jsonEnabled()) ctx.log(s)
+  }
   const members = ['a.img', 'b.img', 'c.img', 'd.img'].map(f => path.join(dir, f))
   const journal = path.join(dir, 'journal.img')
   for (const f of [...members, journal]) fs.rmSync(f, {force: true})
   const all = [journal, ...members]
   try {
     say(out.bold(`1. create: raid5, 4 members of 32 MiB, 64K chunk, 16 MiB journal in ${dir}`))
-    const created = createArray({level: 5, raidDevices: 4, chunkBytes: 65536, sizeBytes: 32 << 20, journalSizeBytes: 16 << 20, members, journal, name: 'r5ctl:demo'})
+    const created = createArray({
+      level: 5,
+      raidDevices: 4,
+      chunkBytes: 65536,
+      sizeBytes: 32 << 20,
+      journalSizeBytes: 16 << 20,
+      members,
+      journal,
+      name: 'r5ctl:demo',
+    })
     say(`   array ${created.arrayUuid}, ${humanBytes(created.arraySizeBytes)} usable`)
     const model = Buffer.alloc(created.arraySizeBytes)
     const writes: [number, number, string][] = [
       [0, 3 * 65536 * 4, 'four full stripe rows'],
       [5 << 20, 4096, 'a single page'],
       [(7 << 20) + 8192, 100 * 1024, 'partial stripes, not chunk-aligned'],
-      [(20 << 20), 3 << 20, '3 MiB run'],
+      [20 << 20, 3 << 20, '3 MiB run'],
     ]
     say(out.bold('2. write through the journal'))
     for (const [off, len, what] of writes) {
       const data = randomBytes(len)
       let p = 0
-      const r = writeData(all, off, len, buf => { const n = Math.min(buf.length, len - p); data.copy(buf, 0, p, p + n); p += n; return n })
+      const r = writeData(all, off, len, buf => {
+        const n = Math.min(buf.length, len - p)
+        data.copy(buf, 0, p, p + n)
+        p += n
+        return n
+      })
       data.copy(model, off)
-      say(`   ${humanBytes(len).padStart(10)} at ${String(off).padStart(9)} (${what}): ${r.stripes} stripes, ${r.ioUnits} io units, ${r.rcwStripes} rcw / ${r.rmwStripes} rmw`)
+      say(
+        `   ${humanBytes(len).padStart(10)} at ${String(off).padStart(9)} (${what}): ${r.stripes} stripes, ${r.ioUnits} io units, ${r.rcwStripes} rcw / ${r.rmwStripes} rmw`,
+      )
     }
     say(out.bold('3. power cut in the middle of a 6 MiB write (crash injection after 14 device writes)'))
     const big = randomBytes(6 << 20)
@@ -61,7 +79,18 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, argv: 
     let acked = 0
     try {
       let p = 0
-      writeData(all, bigOff, big.length, buf => { const n = Math.min(buf.length, big.length - p); big.copy(buf, 0, p, p + n); p += n; return n }, {crashAfter: 14})
+      writeData(
+        all,
+        bigOff,
+        big.length,
+        buf => {
+          const n = Math.min(buf.length, big.length - p)
+          big.copy(buf, 0, p, p + n)
+          p += n
+          return n
+        },
+        {crashAfter: 14},
+      )
       acked = big.length
     } catch (error) {
       if (!(error instanceof SimulatedCrash)) throw error
@@ -70,25 +99,44 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, argv: 
     }
     say(out.bold('4. the journal after the crash (examine --journal)'))
     const j = examineJournal(all)
-    say(renderJournal(j).split('\n').map(l => '   ' + l).join('\n'))
+    say(
+      renderJournal(j)
+        .split('\n')
+        .map(l => '   ' + l)
+        .join('\n'),
+    )
     const d = dumpMeta(all, {})
     say(`   dump-meta: ${d.blocks.length} meta block(s) in the live log, ${d.mismatches} checksum mismatches`)
     say(out.bold('5. recover: replay the journal offline'))
     const bar = new ProgressBar('   recover', ctx.progressEnabled(undefined))
     const rec = recoverArray(all, {progress: bar.update})
     bar.done()
-    say(`   replayed ${rec.dataParityStripes} data+parity and ${rec.dataOnlyStripes} data-only stripes, ${rec.pagesWritten} pages; new tail sector ${rec.newTailSector}, seq ${rec.newSeq}`)
+    say(
+      `   replayed ${rec.dataParityStripes} data+parity and ${rec.dataOnlyStripes} data-only stripes, ${rec.pagesWritten} pages; new tail sector ${rec.newTailSector}, seq ${rec.newSeq}`,
+    )
     const again = recoverArray(all, {})
     say(`   a second recover finds the journal ${again.state}`)
     // what the array must hold now: each page of the interrupted write old or new, acknowledged bytes new
     const now = Buffer.alloc(big.length)
     let o = 0
-    readData(all, bigOff, big.length, views => { for (const v of views) { Buffer.from(v).copy(now, o); o += v.length } }, {})
+    readData(
+      all,
+      bigOff,
+      big.length,
+      views => {
+        for (const v of views) {
+          Buffer.from(v).copy(now, o)
+          o += v.length
+        }
+      },
+      {},
+    )
     let newPages = 0
     for (let p = 0; p < big.length; p += 4096) {
       const got = now.subarray(p, p + 4096)
       const isNew = got.equals(big.subarray(p, p + 4096))
-      if (!isNew && !got.equals(before.subarray(p, p + 4096))) throw new CorruptError(`page at ${bigOff + p} is neither old nor new after recover`, dir)
+      if (!isNew && !got.equals(before.subarray(p, p + 4096)))
+        throw new CorruptError(`page at ${bigOff + p} is neither old nor new after recover`, dir)
       if (!isNew && p < acked) throw new CorruptError(`acknowledged page at ${bigOff + p} lost`, dir)
       if (isNew) newPages++
     }
@@ -99,11 +147,21 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, argv: 
     const results: {members: string; sha256: string; ok: boolean}[] = []
     for (const leftOut of [null, ...members]) {
       const h = createHash('sha256')
-      readData(all.filter(x => x !== leftOut), 0, undefined, views => { for (const v of views) h.update(v) }, {})
+      readData(
+        all.filter(x => x !== leftOut),
+        0,
+        undefined,
+        views => {
+          for (const v of views) h.update(v)
+        },
+        {},
+      )
       const got = h.digest('hex')
       const ok = got === want
       results.push({members: leftOut ? `without ${path.basename(leftOut)}` : 'all members', sha256: got, ok})
-      say(`   ${(leftOut ? `without ${path.basename(leftOut)}` : 'all members').padEnd(16)} sha256 ${got.slice(0, 16)}…  ${ok ? out.green('OK') : out.red('MISMATCH')}`)
+      say(
+        `   ${(leftOut ? `without ${path.basename(leftOut)}` : 'all members').padEnd(16)} sha256 ${got.slice(0, 16)}…  ${ok ? out.green('OK') : out.red('MISMATCH')}`,
+      )
     }
     if (!results.every(r => r.ok)) throw new CorruptError('read-back does not match what was written', dir)
     say(out.green(`verified: every byte of ${humanBytes(model.length)} matches, with all members and with any one left out`))

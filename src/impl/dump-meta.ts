@@ -21,8 +21,12 @@ is at journal_tail.`,
   flags: {
     from: flag.string({description: 'start at this journal sector instead of journal_tail'}),
     stripe: flag.string({description: 'only records that logged the stripe at this member sector'}),
-    all: flag.boolean({description: 'also list stale meta blocks beyond the head (marked stale; never replayed); with --copy: copy the whole journal'}),
-    copy: flag.string({description: 'copy the superblock and the live log (the whole journal with --all) into a new sparse image FILE, usable in place of the journal'}),
+    all: flag.boolean({
+      description: 'also list stale meta blocks beyond the head (marked stale; never replayed); with --copy: copy the whole journal',
+    }),
+    copy: flag.string({
+      description: 'copy the superblock and the live log (the whole journal with --all) into a new sparse image FILE, usable in place of the journal',
+    }),
   },
 } satisfies CommandSpec
 
@@ -30,7 +34,9 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, device
   if (flags.copy) {
     const c = copyJournal(devices, flags.copy, {all: flags.all})
     if (!ctx.jsonEnabled())
-      ctx.log(`copied ${c.all ? 'the whole journal' : `the live log (sectors ${c.live.fromSector}..${c.live.toSector})`} and its superblock from ${c.journal} into ${c.output} (${c.bytesCopied} bytes; image size ${c.sizeBytes})`)
+      ctx.log(
+        `copied ${c.all ? 'the whole journal' : `the live log (sectors ${c.live.fromSector}..${c.live.toSector})`} and its superblock from ${c.journal} into ${c.output} (${c.bytesCopied} bytes; image size ${c.sizeBytes})`,
+      )
     return c
   }
   const num = (f: string, v: string | undefined) => (v === undefined ? undefined : parseInteger(f, v))

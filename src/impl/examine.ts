@@ -47,10 +47,21 @@ export function runJournal(ctx: Ctx, devices: string[], opts: {export?: boolean}
   if (r.state === 'corrupt') ctx.setExit(EXIT.CORRUPT)
   if (ctx.jsonEnabled()) return r
   if (opts.export) {
-    ctx.log([`MD_UUID=${r.arrayUuid}`, `MD_JOURNAL_DEVICE=${r.journal}`, `MD_JOURNAL_STATE=${r.state}`, `MD_JOURNAL_TAIL=${r.journalTailSector}`,
-      `MD_JOURNAL_TAIL_SEQ=${r.tailSeq ?? ''}`, `MD_JOURNAL_HEAD=${r.headSector}`, `MD_JOURNAL_SIZE=${r.sizeBytes}`, `MD_JOURNAL_USED=${r.usedBytes}`,
-      `MD_JOURNAL_PENDING_DATA_PARITY=${r.stripesPending.dataParity}`, `MD_JOURNAL_PENDING_DATA_ONLY=${r.stripesPending.dataOnly}`,
-      `MD_JOURNAL_STOP=${r.stop.reason}`].join('\n'))
+    ctx.log(
+      [
+        `MD_UUID=${r.arrayUuid}`,
+        `MD_JOURNAL_DEVICE=${r.journal}`,
+        `MD_JOURNAL_STATE=${r.state}`,
+        `MD_JOURNAL_TAIL=${r.journalTailSector}`,
+        `MD_JOURNAL_TAIL_SEQ=${r.tailSeq ?? ''}`,
+        `MD_JOURNAL_HEAD=${r.headSector}`,
+        `MD_JOURNAL_SIZE=${r.sizeBytes}`,
+        `MD_JOURNAL_USED=${r.usedBytes}`,
+        `MD_JOURNAL_PENDING_DATA_PARITY=${r.stripesPending.dataParity}`,
+        `MD_JOURNAL_PENDING_DATA_ONLY=${r.stripesPending.dataOnly}`,
+        `MD_JOURNAL_STOP=${r.stop.reason}`,
+      ].join('\n'),
+    )
   } else ctx.log(renderJournal(r))
   return r
 }
@@ -61,7 +72,7 @@ function render(d: ExamineDevice): string {
   const x = (h: string) => parseInt(h, 16).toString(16)
   const csum = d.checksumOk ? `${x(d.checksum!)} - ${out.green('correct')}` : `${x(d.checksum!)} - ${out.red(`expected ${x(d.checksumExpected!)}`)}`
   const pairs: [string, string][] = [
-    ['Magic', d.magic!],
+    ['Magic', d.magic],
     ['Version', d.version!],
     ['Feature Map', d.featureMap!],
     ['Array UUID', d.arrayUuid!],

@@ -25,7 +25,7 @@ RAID6 two. A dirty journal (records not yet replayed) is refused with exit 5 bec
 } satisfies CommandSpec
 
 export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, devices: string[]) {
-  let {offset, length} = parseRange(flags.offset, flags.length)
+  const {offset, length} = parseRange(flags.offset, flags.length)
   if (!flags.output && ctx.jsonEnabled()) throw new UsageError('--json needs --output (stdout carries the JSON)')
   if (flags.output) refuseDeviceAsFile(flags.output, '--output', devices)
   // the output file is opened at the first byte, so a refused read leaves an existing file alone
@@ -37,15 +37,26 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, device
   let pos = 0
   const bar = new ProgressBar('read', ctx.progressEnabled(flags.progress))
   try {
-    const res = readData(devices, offset, length, views => {
-      if (fd === 1) writeStdout(views)
-      else pos += writeViewsAt(out(), views, pos)
-    }, {force: flags.force}, bar.update)
+    const res = readData(
+      devices,
+      offset,
+      length,
+      views => {
+        if (fd === 1) writeStdout(views)
+        else pos += writeViewsAt(out(), views, pos)
+      },
+      {force: flags.force},
+      bar.update,
+    )
     bar.done()
     if (flags.output) out()
     if (flags.output && !ctx.jsonEnabled())
-      ctx.log(`read ${humanBytes(res.bytes)} from offset ${offset} into ${flags.output}` +
-        (res.missingMembers.length ? ` (rebuilt slot${res.missingMembers.length > 1 ? 's' : ''} ${res.missingMembers.join(', ')} from parity)` : ''))
+      ctx.log(
+        `read ${humanBytes(res.bytes)} from offset ${offset} into ${flags.output}` +
+          (res.missingMembers.length
+            ? ` (rebuilt slot${res.missingMembers.length > 1 ? 's' : ''} ${res.missingMembers.join(', ')} from parity)`
+            : ''),
+      )
     return {...res, offset, output: flags.output ?? null}
   } finally {
     if (fd > 1) fs.closeSync(fd)

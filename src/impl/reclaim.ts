@@ -22,13 +22,23 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, device
   bar.done()
   const json = {...r, nextSeq: r.nextSeq.toString()}
   if (!ctx.jsonEnabled()) {
-    ctx.log(keyValues([
-      ['Array UUID', r.arrayUuid],
-      ['Result', r.wasClean ? 'journal already clean: nothing written' : `${r.dataOnlyStripes} cached stripes and ${r.dataParityStripes} logged stripes written out`],
-      ['Used Before', `${humanBytes(r.usedBytesBefore)} of ${humanBytes(r.sizeBytes)} (free ${humanBytes(r.freeBytesBefore)})`],
-      ['Used After', `${humanBytes(r.usedBytesAfter)} of ${humanBytes(r.sizeBytes)} (free ${humanBytes(r.freeBytesAfter)})`],
-      ['Journal Tail', `sector ${r.journalTailSector}`],
-    ], 13))
+    ctx.log(
+      keyValues(
+        [
+          ['Array UUID', r.arrayUuid],
+          [
+            'Result',
+            r.wasClean
+              ? 'journal already clean: nothing written'
+              : `${r.dataOnlyStripes} cached stripes and ${r.dataParityStripes} logged stripes written out`,
+          ],
+          ['Used Before', `${humanBytes(r.usedBytesBefore)} of ${humanBytes(r.sizeBytes)} (free ${humanBytes(r.freeBytesBefore)})`],
+          ['Used After', `${humanBytes(r.usedBytesAfter)} of ${humanBytes(r.sizeBytes)} (free ${humanBytes(r.freeBytesAfter)})`],
+          ['Journal Tail', `sector ${r.journalTailSector}`],
+        ],
+        13,
+      ),
+    )
   }
   return json
 }

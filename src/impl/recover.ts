@@ -26,33 +26,53 @@ superblock, last. --dry-run prints exactly what would be written and writes noth
 } satisfies CommandSpec
 
 export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, devices: string[]): Promise<RecoverResult> {
-  const untilSeq = flags['until-seq'] === undefined ? undefined
-    : parseNumber('--until-seq', flags['until-seq'], {max: U64_MAX, field: 'a meta block seq is 64 bits'})
+  const untilSeq =
+    flags['until-seq'] === undefined
+      ? undefined
+      : parseNumber('--until-seq', flags['until-seq'], {max: U64_MAX, field: 'a meta block seq is 64 bits'})
   const bar = new ProgressBar(flags['dry-run'] ? 'scan' : 'recover', ctx.progressEnabled(flags.progress))
-  const r = withUndo(devices, flags['dry-run'] ? undefined : flags.undo,
-    devs => recoverArray(devs, {dryRun: flags['dry-run'], untilSeq, progress: bar.update}))
+  const r = withUndo(devices, flags['dry-run'] ? undefined : flags.undo, devs =>
+    recoverArray(devs, {dryRun: flags['dry-run'], untilSeq, progress: bar.update}),
+  )
   bar.done()
   if (!ctx.jsonEnabled()) ctx.log(render(r))
   return r
 }
 
 function render(r: RecoverResult): string {
-  const state = r.state === 'clean' ? out.green('clean: nothing to replay, nothing written')
-    : r.state === 'replayed' ? out.green('replayed') : out.yellow('dry run: nothing written')
-  const lines = [keyValues([
-    ['Array UUID', r.arrayUuid],
-    ['Result', state],
-    ['Journal Tail', `sector ${r.journalTailSector}, seq ${r.tailSeq}`],
-    ['Scan Stopped', `sector ${r.stopSector}: ${r.stopReason} (${r.stopMessage})`],
-    ['Meta Blocks', `${r.metaBlocks} (${humanBytes(r.logBytesScanned)} of log)`],
-    ['Stripes', `${r.dataParityStripes} data+parity, ${r.dataOnlyStripes} data-only`],
-    ['Pages', `${r.pagesWritten} to write`],
-    ...(r.skippedUnits.length ? [['Dropped Units', r.skippedUnits.map(u => `seq ${u.seq} @ ${u.positionSector}: ${u.reason}`).join('; ')] as [string, string]] : []),
-    ['New Tail', r.state === 'clean' ? 'unchanged' : `sector ${r.newTailSector}, seq ${r.newSeq}`],
-  ], 14)]
+  const state =
+    r.state === 'clean'
+      ? out.green('clean: nothing to replay, nothing written')
+      : r.state === 'replayed'
+        ? out.green('replayed')
+        : out.yellow('dry run: nothing written')
+  const lines = [
+    keyValues(
+      [
+        ['Array UUID', r.arrayUuid],
+        ['Result', state],
+        ['Journal Tail', `sector ${r.journalTailSector}, seq ${r.tailSeq}`],
+        ['Scan Stopped', `sector ${r.stopSector}: ${r.stopReason} (${r.stopMessage})`],
+        ['Meta Blocks', `${r.metaBlocks} (${humanBytes(r.logBytesScanned)} of log)`],
+        ['Stripes', `${r.dataParityStripes} data+parity, ${r.dataOnlyStripes} data-only`],
+        ['Pages', `${r.pagesWritten} to write`],
+        ...(r.skippedUnits.length
+          ? [['Dropped Units', r.skippedUnits.map(u => `seq ${u.seq} @ ${u.positionSector}: ${u.reason}`).join('; ')] as [string, string]]
+          : []),
+        ['New Tail', r.state === 'clean' ? 'unchanged' : `sector ${r.newTailSector}, seq ${r.newSeq}`],
+      ],
+      14,
+    ),
+  ]
   if (r.writes.length > 0) {
     const shown = r.writes.slice(0, 50)
-    lines.push('', table(['device', 'slot', 'sector', 'pages', 'source'], shown.map(w => [w.device, w.slot, w.offsetSector, w.pages, w.source])))
+    lines.push(
+      '',
+      table(
+        ['device', 'slot', 'sector', 'pages', 'source'],
+        shown.map(w => [w.device, w.slot, w.offsetSector, w.pages, w.source]),
+      ),
+    )
     if (r.writes.length > shown.length) lines.push(`… ${r.writes.length - shown.length} more runs (--json lists all)`)
   }
   return lines.join('\n')

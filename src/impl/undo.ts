@@ -24,15 +24,30 @@ finish), unless --force; a damaged file is exit 4. --dry-run checks everything a
   },
 } satisfies CommandSpec
 
-export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, argv: string[], args: Record<string, string | undefined>): Promise<UndoResult> {
+export async function run(
+  ctx: Ctx,
+  flags: FlagValues<typeof spec.flags>,
+  argv: string[],
+  args: Record<string, string | undefined>,
+): Promise<UndoResult> {
   const file = args.file!
   const devices = argv.filter(a => a !== file)
   if (devices.length === 0) throw new UsageError('name the devices to restore after the undo file')
   const r = undoRestore(file, devices, {dryRun: flags['dry-run'], force: flags.force})
   if (!ctx.jsonEnabled()) {
-    ctx.log(table(['recorded device', 'restored to', 'blocks', 'bytes'], r.devices.map(d => [d.recorded, d.device ?? '(not given)', d.blocks, humanBytes(d.bytes)])))
-    if (r.changedRanges > 0) ctx.log(`${r.changedRanges} range(s) changed since the run; --force ${r.dryRun ? 'would restore' : 'restored'} over them`)
-    ctx.log(r.dryRun ? `dry run: ${r.ranges.length} range(s) verified, nothing written` : `restored ${humanBytes(r.bytesRestored)} from ${r.file} (recorded ${r.created}${r.complete ? '' : ', INCOMPLETE'})`)
+    ctx.log(
+      table(
+        ['recorded device', 'restored to', 'blocks', 'bytes'],
+        r.devices.map(d => [d.recorded, d.device ?? '(not given)', d.blocks, humanBytes(d.bytes)]),
+      ),
+    )
+    if (r.changedRanges > 0)
+      ctx.log(`${r.changedRanges} range(s) changed since the run; --force ${r.dryRun ? 'would restore' : 'restored'} over them`)
+    ctx.log(
+      r.dryRun
+        ? `dry run: ${r.ranges.length} range(s) verified, nothing written`
+        : `restored ${humanBytes(r.bytesRestored)} from ${r.file} (recorded ${r.created}${r.complete ? '' : ', INCOMPLETE'})`,
+    )
   }
   return r
 }

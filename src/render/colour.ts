@@ -29,6 +29,7 @@ const errLevel = level(process.stderr)
 /** loaded once, before any output, when some stream gets colour */
 let chalkModule: typeof import('chalk') | null = outLevel || errLevel ? await import('chalk') : null
 
+// eslint-disable-next-line @typescript-eslint/restrict-plus-operands -- stringifies exactly as chalk does
 const plainStyle: Style = (...text) => (text.length === 1 ? '' + text[0] : text.join(' '))
 const plain: Colours = {level: 0, red: plainStyle, green: plainStyle, yellow: plainStyle, bold: plainStyle, dim: plainStyle}
 

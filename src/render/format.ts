@@ -5,7 +5,10 @@ export function humanBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
   let v = n
   let u = 0
-  while (v >= 1024 && u < units.length - 1) { v /= 1024; u++ }
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024
+    u++
+  }
   return u === 0 ? `${n} B` : `${v.toFixed(2)} ${units[u]}`
 }
 
@@ -40,7 +43,9 @@ export interface NumberRule {
 export function parseNumber(flag: string, value: string, rule: NumberRule = {}): bigint {
   const m = (rule.size ? /^(\d+)([kmgt]?)(i?b)?$/i : /^(\d+)()()$/).exec(value)
   if (!m || (m[3] && !m[2] && /i/i.test(m[3])))
-    throw new UsageError(`${flag} ${JSON.stringify(value)} is not ${rule.size ? 'a size (whole bytes, or with a K, M, G or T suffix)' : 'a whole non-negative number'}`)
+    throw new UsageError(
+      `${flag} ${JSON.stringify(value)} is not ${rule.size ? 'a size (whole bytes, or with a K, M, G or T suffix)' : 'a whole non-negative number'}`,
+    )
   const v = BigInt(m[1]) * UNITS[m[2].toLowerCase() as keyof typeof UNITS]
   const max = rule.max ?? SAFE_MAX
   if (v > max) {

@@ -7,7 +7,11 @@ export class ProgressBar {
   private last = 0
   private shown = false
 
-  constructor(private label: string, private enabled: boolean, private unit: 'bytes' | 'rows' = 'bytes') {}
+  constructor(
+    private label: string,
+    private enabled: boolean,
+    private unit: 'bytes' | 'rows' = 'bytes',
+  ) {}
 
   update = (done: number, total: number): void => {
     if (!this.enabled) return

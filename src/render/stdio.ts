@@ -6,7 +6,9 @@ import * as fs from 'node:fs'
 import {IoError} from '../engine/errors.js'
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4))
-function pause(): void { Atomics.wait(sleeper, 0, 0, 2) }
+function pause(): void {
+  Atomics.wait(sleeper, 0, 0, 2)
+}
 
 export function readFully(fd: number, buf: Uint8Array): number {
   let done = 0
@@ -14,8 +16,12 @@ export function readFully(fd: number, buf: Uint8Array): number {
     let n: number
     try {
       n = fs.readSync(fd, buf, done, buf.length - done, null)
-    } catch (e: any) {
-      if (e.code === 'EAGAIN') { pause(); continue }
+    } catch (caught) {
+      const e = caught as NodeJS.ErrnoException
+      if (e.code === 'EAGAIN') {
+        pause()
+        continue
+      }
       if (e.code === 'EOF') break
       throw e
     }
@@ -31,8 +37,12 @@ export function writeAll(fd: number, views: Uint8Array[]): void {
     while (done < v.length) {
       try {
         done += fs.writeSync(fd, v, done, v.length - done)
-      } catch (e: any) {
-        if (e.code === 'EAGAIN') { pause(); continue }
+      } catch (caught) {
+        const e = caught as NodeJS.ErrnoException
+        if (e.code === 'EAGAIN') {
+          pause()
+          continue
+        }
         throw e
       }
     }
@@ -46,7 +56,11 @@ export function writeViewsAt(fd: number, views: Uint8Array[], position: number):
     const part = views.slice(i, i + 1024)
     let n = fs.writevSync(fd, part, pos)
     for (const v of part) {
-      if (n >= v.length) { n -= v.length; pos += v.length; continue }
+      if (n >= v.length) {
+        n -= v.length
+        pos += v.length
+        continue
+      }
       let done = n
       n = 0
       while (done < v.length) done += fs.writeSync(fd, v, done, v.length - done, pos + done)
@@ -80,10 +94,11 @@ export function writeStdout(data: string | Uint8Array[]): void {
   if (stdoutFailed) return
   try {
     writeAll(1, typeof data === 'string' ? [Buffer.from(data, 'utf8')] : data)
-  } catch (error: any) {
+  } catch (caught) {
+    const error = caught as NodeJS.ErrnoException | undefined
     stdoutFailed = true
     // later writers of process.stdout (oclif flushes it at exit) would fail the same way, with a stack trace
-    process.stdout.write = (() => true) as typeof process.stdout.write
+    process.stdout.write = () => true
     if (error?.code === 'EPIPE') throw new StdoutClosed()
     // "ENOSPC: no space left on device, write" -> "no space left on device"
     const what = /^[A-Z0-9_]+: (.*?)(, \w+)?$/.exec(String(error?.message))?.[1] ?? String(error?.code ?? error)

@@ -10,12 +10,31 @@ export function table(head: string[], rows: (string | number)[][], align?: ('lef
   const t = new Table({
     head,
     style: {head: [], border: [], 'padding-left': 0, 'padding-right': 2},
-    chars: {top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '',
-      'bottom-right': '', left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '', middle: ''},
-    colAligns: align ?? head.map(() => "left" as const),
+    chars: {
+      top: '',
+      'top-mid': '',
+      'top-left': '',
+      'top-right': '',
+      bottom: '',
+      'bottom-mid': '',
+      'bottom-left': '',
+      'bottom-right': '',
+      left: '',
+      'left-mid': '',
+      mid: '',
+      'mid-mid': '',
+      right: '',
+      'right-mid': '',
+      middle: '',
+    },
+    colAligns: align ?? head.map(() => 'left' as const),
   })
   for (const r of rows) t.push(r.map(String))
-  return t.toString().split('\n').map(l => l.trimEnd()).join('\n')
+  return t
+    .toString()
+    .split('\n')
+    .map(l => l.trimEnd())
+    .join('\n')
 }
 
 /** mdadm-style "key : value" block with right-aligned keys. */

@@ -13,15 +13,31 @@ describe('cli: flag values', function () {
   const devs = () => ['j.img', 'a.img', 'b.img', 'c.img'].map(f => tmp.file(f))
 
   before(() => {
-    expectExit(r5ctl(['create', '--level', '5', '--raid-devices', '3', '--chunk', '64K', '--size', '4M', '--journal-size', '2M',
-      '--write-journal', ...devs()]), 0)
+    expectExit(
+      r5ctl([
+        'create',
+        '--level',
+        '5',
+        '--raid-devices',
+        '3',
+        '--chunk',
+        '64K',
+        '--size',
+        '4M',
+        '--journal-size',
+        '2M',
+        '--write-journal',
+        ...devs(),
+      ]),
+      0,
+    )
     fs.writeFileSync(tmp.file('in.bin'), Buffer.alloc(8192, 7))
   })
 
   for (const [what, args] of [
-    ['write --undo \'\'', ['write', '--offset', '0', '--input', 'IN', '--undo', '']],
-    ['recover --undo \'\'', ['recover', '--undo', '']],
-    ['read --output \'\'', ['read', '--offset', '0', '--length', '4K', '--output', '']],
+    ["write --undo ''", ['write', '--offset', '0', '--input', 'IN', '--undo', '']],
+    ["recover --undo ''", ['recover', '--undo', '']],
+    ["read --output ''", ['read', '--offset', '0', '--length', '4K', '--output', '']],
   ] as const) {
     for (const oclif of [false, true]) {
       it(`${what} is refused as a usage error and runs nothing${oclif ? ' (oclif path)' : ''}`, () => {

@@ -47,22 +47,99 @@ const ARRAY_NAMES = Object.keys(ARRAYS) as ArrayName[]
 
 /** read-only (0444, and immutable where chattr works, since root ignores modes) */
 const READ_ONLY = ['ro-a2.img', 'ro-j.img']
-const FIXTURE_FILES = [...Object.values(ARRAYS).flat(), 'in.bin', 'empty.bin', 'short.bin', 'u.undo', 'at.img', 'jt.img',
-  'zero.img', 'junk.img', ...READ_ONLY]
+const FIXTURE_FILES = [
+  ...Object.values(ARRAYS).flat(),
+  'in.bin',
+  'empty.bin',
+  'short.bin',
+  'u.undo',
+  'at.img',
+  'jt.img',
+  'zero.img',
+  'junk.img',
+  ...READ_ONLY,
+]
 const FIXTURE_LINKS: Record<string, string> = {'la1.img': 'a1.img', 'lj.img': 'j.img', 'ldang.img': 'gone.img'}
 const FIXTURE_NAMES = [...FIXTURE_FILES, ...Object.keys(FIXTURE_LINKS), 'emptydir', 'fifo']
 
 /** hostile paths, relative to the worker folder ({W} is the folder itself) */
-const PATHS = ['nosuch.img', 'emptydir', 'emptydir/', '/dev/null', '/dev/zero', '/dev/full', 'zero.img', 'junk.img', 'at.img',
-  'jt.img', 'ro-a2.img', 'ro-j.img', 'la1.img', 'lj.img', 'ldang.img', 'in.bin', 'u.undo', '', ' ', '.', '..', 'a 3.img',
-  './a0.img', '{W}/a0.img', 'a0.img/', 'no such dir/x.img', '-', 'j.img', 'bj.img', 'c0.img']
+const PATHS = [
+  'nosuch.img',
+  'emptydir',
+  'emptydir/',
+  '/dev/null',
+  '/dev/zero',
+  '/dev/full',
+  'zero.img',
+  'junk.img',
+  'at.img',
+  'jt.img',
+  'ro-a2.img',
+  'ro-j.img',
+  'la1.img',
+  'lj.img',
+  'ldang.img',
+  'in.bin',
+  'u.undo',
+  '',
+  ' ',
+  '.',
+  '..',
+  'a 3.img',
+  './a0.img',
+  '{W}/a0.img',
+  'a0.img/',
+  'no such dir/x.img',
+  '-',
+  'j.img',
+  'bj.img',
+  'c0.img',
+]
 /** FIFOs hang an open() without a peer: they get their fixed cases, not random ones, to bound the cost */
 const FIFO = 'fifo'
 
-const NUMBERS = ['-1', '-4096', '-0', '', '4294967296', '4294967295', '4294967297', '9007199254740992', '9007199254740993',
-  '18446744073709551616', '18446744073709551615', '99999999999999999999999999', '1.5', '4096.5', '0.5K', '0x10', '0x1000',
-  '1e3', '1e400', '3T', '99999999T', '4KK', 'K', 'k', '4k', '4 K', ' 4096', '4096 ', '+4096', 'abc', 'NaN', 'Infinity',
-  '-Infinity', '1_000', '０', '4096\n', '4K4', '0b101', '010', '8589934592K']
+const NUMBERS = [
+  '-1',
+  '-4096',
+  '-0',
+  '',
+  '4294967296',
+  '4294967295',
+  '4294967297',
+  '9007199254740992',
+  '9007199254740993',
+  '18446744073709551616',
+  '18446744073709551615',
+  '99999999999999999999999999',
+  '1.5',
+  '4096.5',
+  '0.5K',
+  '0x10',
+  '0x1000',
+  '1e3',
+  '1e400',
+  '3T',
+  '99999999T',
+  '4KK',
+  'K',
+  'k',
+  '4k',
+  '4 K',
+  ' 4096',
+  '4096 ',
+  '+4096',
+  'abc',
+  'NaN',
+  'Infinity',
+  '-Infinity',
+  '1_000',
+  '０',
+  '4096\n',
+  '4K4',
+  '0b101',
+  '010',
+  '8589934592K',
+]
 const VALID_NUMBERS = ['0', '4096', '4K', '8K', '64K', '1M', '2M']
 
 /** each string flag's kind of value; integer flags are numbers */
@@ -73,10 +150,27 @@ const STRING_FLAG_VALUES: Record<string, {hostile: string[]; valid: string[]}> =
   'journal-size': {hostile: NUMBERS, valid: ['2M', '1280K', '4M']},
   chunk: {hostile: [...NUMBERS, '3K', '6K', '2K', '1G', '8T'], valid: ['4K', '64K', '128K']},
   'until-seq': {hostile: NUMBERS, valid: ['0', '1', '123456']},
-  level: {hostile: ['0', '1', '7', '10', 'raid10', 'linear', '-5', '5.0', '05', 'raid', '', 'RAID5', ' 5', '5 ', '0x5', '1e0'], valid: ['4', '5', '6', 'raid5', 'raid6', 'raid4']},
-  layout: {hostile: ['bogus', '', 'LEFT-SYMMETRIC', 'left-symmetric-6', '-1', '0', '99', 'parity-first'], valid: ['left-symmetric', 'right-asymmetric', 'parity-last', 'left-asymmetric']},
+  level: {
+    hostile: ['0', '1', '7', '10', 'raid10', 'linear', '-5', '5.0', '05', 'raid', '', 'RAID5', ' 5', '5 ', '0x5', '1e0'],
+    valid: ['4', '5', '6', 'raid5', 'raid6', 'raid4'],
+  },
+  layout: {
+    hostile: ['bogus', '', 'LEFT-SYMMETRIC', 'left-symmetric-6', '-1', '0', '99', 'parity-first'],
+    valid: ['left-symmetric', 'right-asymmetric', 'parity-last', 'left-asymmetric'],
+  },
   name: {hostile: ['', 'x'.repeat(5000), 'a:b:c', 'ñame', 'two\nlines', '../../etc', '-'], valid: ['r5ctl:fuzz', 'fuzz']},
-  uuid: {hostile: ['', 'zz', '00000000:00000000:00000000:0000000', '0123456789abcdef0123456789abcdef0', 'g0000000:00000000:00000000:00000000', '-1', '0x10'], valid: ['01234567:89abcdef:01234567:89abcdef', '0123456789abcdef0123456789abcdef', '00000000:00000000:00000000:00000000']},
+  uuid: {
+    hostile: [
+      '',
+      'zz',
+      '00000000:00000000:00000000:0000000',
+      '0123456789abcdef0123456789abcdef0',
+      'g0000000:00000000:00000000:00000000',
+      '-1',
+      '0x10',
+    ],
+    valid: ['01234567:89abcdef:01234567:89abcdef', '0123456789abcdef0123456789abcdef', '00000000:00000000:00000000:00000000'],
+  },
   'journal-mode': {hostile: ['', 'WRITE-BACK', 'write-through ', 'writeback', 'wb', '1'], valid: ['write-through', 'write-back']},
 }
 const PATH_FLAGS = new Set(['input', 'output', 'undo', 'copy', 'write-journal', 'dir'])
@@ -97,7 +191,11 @@ interface Form {
 const W_NEW = ['xj.img', 'x0.img', 'x1.img', 'x2.img']
 /** one valid command line per command (and per mode where it reaches other code) */
 const FORMS: Form[] = [
-  {name: 'create', base: ['create', '--level', '5', '--raid-devices', '3', '--chunk', '64K', '--size', '2M', '--journal-size', '2M', '--write-journal', 'xj.img'], devices: W_NEW.slice(1)},
+  {
+    name: 'create',
+    base: ['create', '--level', '5', '--raid-devices', '3', '--chunk', '64K', '--size', '2M', '--journal-size', '2M', '--write-journal', 'xj.img'],
+    devices: W_NEW.slice(1),
+  },
   {name: 'write', base: ['write', '--offset', '0', '--input', 'in.bin'], devices: [...ARRAYS.A]},
   {name: 'write-stdin', base: ['write', '--offset', '4096', '--length', '8K'], devices: [...ARRAYS.A], stdin: true},
   {name: 'read', base: ['read', '--offset', '0', '--length', '8K', '--output', 'out.bin'], devices: [...ARRAYS.A]},
@@ -131,7 +229,9 @@ interface Case {
 
 const specs = new Map<string, CommandSpec>()
 
-function commandOf(argv: string[]): string { return argv[0] }
+function commandOf(argv: string[]): string {
+  return argv[0]
+}
 
 function flagsOf(command: string): [string, CommandSpec['flags'][string]][] {
   return Object.entries({...specs.get(command)!.flags, ...BASE_FLAGS})
@@ -139,7 +239,10 @@ function flagsOf(command: string): [string, CommandSpec['flags'][string]][] {
 
 function valuesFor(flag: string, type: string): {hostile: string[]; valid: string[]} {
   if (PATH_FLAGS.has(flag)) return {hostile: PATHS, valid: ['out.bin', 'new.undo', 'copy.img', 'in.bin']}
-  return STRING_FLAG_VALUES[flag] ?? (type === 'integer' ? {hostile: NUMBERS, valid: ['0', '1', '3', '4', '7']} : {hostile: [...NUMBERS, ...PATHS], valid: ['0']})
+  return (
+    STRING_FLAG_VALUES[flag] ??
+    (type === 'integer' ? {hostile: NUMBERS, valid: ['0', '1', '3', '4', '7']} : {hostile: [...NUMBERS, ...PATHS], valid: ['0']})
+  )
 }
 
 /** `argv` with flag `--name`'s value set to `value` (added when absent) */
@@ -156,11 +259,53 @@ function withDevices(form: Form, devices: string[]): string[] {
 }
 
 /** the values every fixed sweep uses; the rest of NUMBERS and PATHS come up in the random part */
-const CORE_NUMBERS = ['-1', '-0', '', '4294967296', '4294967295', '4294967297', '9007199254740992', '9007199254740993',
-  '18446744073709551616', '18446744073709551615', '99999999999999999999999999', '1.5', '0.5K', '0x10', '1e3', '3T',
-  '99999999T', '4KK', 'K', '4k', ' 4096', '+4096', 'abc', 'Infinity', '０', '4096\n']
-const CORE_PATHS = ['nosuch.img', 'emptydir', '/dev/null', '/dev/full', 'zero.img', 'junk.img', 'at.img', 'jt.img', 'ro-a2.img',
-  'la1.img', 'ldang.img', '', 'a 3.img', 'no such dir/x.img', '-', 'j.img', 'c0.img']
+const CORE_NUMBERS = [
+  '-1',
+  '-0',
+  '',
+  '4294967296',
+  '4294967295',
+  '4294967297',
+  '9007199254740992',
+  '9007199254740993',
+  '18446744073709551616',
+  '18446744073709551615',
+  '99999999999999999999999999',
+  '1.5',
+  '0.5K',
+  '0x10',
+  '1e3',
+  '3T',
+  '99999999T',
+  '4KK',
+  'K',
+  '4k',
+  ' 4096',
+  '+4096',
+  'abc',
+  'Infinity',
+  '０',
+  '4096\n',
+]
+const CORE_PATHS = [
+  'nosuch.img',
+  'emptydir',
+  '/dev/null',
+  '/dev/full',
+  'zero.img',
+  'junk.img',
+  'at.img',
+  'jt.img',
+  'ro-a2.img',
+  'la1.img',
+  'ldang.img',
+  '',
+  'a 3.img',
+  'no such dir/x.img',
+  '-',
+  'j.img',
+  'c0.img',
+]
 
 function coreValues(flag: string, type: string): string[] {
   const all = valuesFor(flag, type).hostile
@@ -189,7 +334,8 @@ function systematic(): Omit<Case, 'id'>[] {
         add(form, [...base, `--${flag}=yes`], `--${flag}=yes`)
         continue
       }
-      for (const v of [...coreValues(flag, spec.type), ...(FIFO_REFUSED.has(flag) ? [FIFO] : [])]) add(form, setFlag(base, flag, v), `--${flag} <${v}>`)
+      for (const v of [...coreValues(flag, spec.type), ...(FIFO_REFUSED.has(flag) ? [FIFO] : [])])
+        add(form, setFlag(base, flag, v), `--${flag} <${v}>`)
       const valid = valuesFor(flag, spec.type).valid
       add(form, [...base, `--${flag}`], `--${flag} (no value)`)
       add(form, setFlag(base, flag, valid[0]).concat([`--${flag}`, valid[valid.length - 1]]), `--${flag} twice`)
@@ -221,7 +367,13 @@ function systematic(): Omit<Case, 'id'>[] {
   // demo: only the --dir values that fail fast (a working demo takes seconds and 100 MB)
   for (const dir of ['', 'a0.img', '/dev/null', 'fifo', 'la1.img', 'ldang.img/x'])
     out.push({form: 'demo', argv: ['demo', '--dir', dir], tag: `--dir <${dir}>`})
-  for (const argv of [['demo', '--dir'], ['demo', '--bogus'], ['demo', 'extra-arg'], ['demo', '--keep=no', '--dir', 'a0.img'], ['demo', '--json', '--dir', 'zero.img']])
+  for (const argv of [
+    ['demo', '--dir'],
+    ['demo', '--bogus'],
+    ['demo', 'extra-arg'],
+    ['demo', '--keep=no', '--dir', 'a0.img'],
+    ['demo', '--json', '--dir', 'zero.img'],
+  ])
     out.push({form: 'demo', argv, tag: argv.slice(1).join(' ')})
   for (const argv of [['exmaine', 'j.img'], ['frobnicate'], [''], ['--bogus'], ['-1'], ['4096']])
     out.push({form: 'unknown', argv, tag: 'unknown command', unknownCommand: true})
@@ -234,13 +386,16 @@ const RANDOM_PATHS = PATHS
 function randomCase(rng: Rng): Omit<Case, 'id'> {
   const form = rng.pick(FORMS)
   const command = commandOf(form.base)
-  let devices = [...form.devices]
+  const devices = [...form.devices]
   let flags = form.base.slice(1)
   const tags: string[] = []
   const n = 1 + rng.int(4)
   for (let k = 0; k < n; k++) {
     switch (rng.int(9)) {
-      case 0: case 1: case 2: { // a hostile (or valid) value for some flag
+      case 0:
+      case 1:
+      case 2: {
+        // a hostile (or valid) value for some flag
         const [flag, spec] = rng.pick(flagsOf(command))
         if (spec.type === 'boolean') {
           flags.push(rng.chance(0.8) ? `--${flag}` : `--${flag}=${rng.pick(['no', 'false', '1', ''])}`)
@@ -253,32 +408,37 @@ function randomCase(rng: Rng): Omit<Case, 'id'> {
         tags.push(`--${flag} <${v}>`)
         break
       }
-      case 3: { // a hostile path in a device slot
+      case 3: {
+        // a hostile path in a device slot
         const i = rng.int(devices.length + 1)
         const p = rng.pick(RANDOM_PATHS)
         devices.splice(i, rng.chance(0.7) ? 1 : 0, p)
         tags.push(`device <${p}>`)
         break
       }
-      case 4: { // a duplicate in some spelling
+      case 4: {
+        // a duplicate in some spelling
         const d = rng.pick(devices.length ? devices : ['j.img'])
         const spelled = rng.pick([d, `./${d}`, `{W}/${d}`, d === 'a1.img' ? 'la1.img' : d === 'j.img' ? 'lj.img' : d])
         devices.splice(rng.int(devices.length + 1), 0, spelled)
         tags.push('duplicate')
         break
       }
-      case 5: { // mix in another array's device
+      case 5: {
+        // mix in another array's device
         const other = ARRAYS[rng.pick(ARRAY_NAMES)]
         devices.splice(rng.int(devices.length + 1), rng.int(2), rng.pick(other))
         tags.push('mixed arrays')
         break
       }
-      case 6: { // drop devices
+      case 6: {
+        // drop devices
         devices.splice(rng.int(devices.length), 1 + rng.int(2))
         tags.push('fewer devices')
         break
       }
-      case 7: { // flag syntax: unknown, missing value, --json
+      case 7: {
+        // flag syntax: unknown, missing value, --json
         const f = rng.pick(['--bogus', '--json', '--json', '--progress', '--no-flush', '-x', '--', `--${rng.pick(flagsOf(command))[0]}`])
         flags.push(f)
         tags.push(`flag ${f}`)
@@ -329,16 +489,21 @@ function check(c: Case, r: Spawned, changed: string[]): Violation[] {
         if (j?.error && j.error.exitCode !== r.status) add('error format', `JSON error.exitCode ${j.error.exitCode} but exit ${r.status}`)
         if (j?.error && stackLines(String(j.error.message)).length) add('stack trace', `in JSON error.message: ${j.error.message.slice(0, 200)}`)
       } catch {
-        if (!REPORTS.has(c.form) || r.stdout.trim() === '') add('error format', `--json, exit ${r.status}, but stdout is not JSON: ${JSON.stringify(r.stdout.slice(0, 200))}`)
+        if (!REPORTS.has(c.form) || r.stdout.trim() === '')
+          add('error format', `--json, exit ${r.status}, but stdout is not JSON: ${JSON.stringify(r.stdout.slice(0, 200))}`)
       }
     } else {
-      const lines = r.stderr.replace(/\n$/, '').split('\n').filter(l => l !== '')
+      const lines = r.stderr
+        .replace(/\n$/, '')
+        .split('\n')
+        .filter(l => l !== '')
       const silentReport = REPORTS.has(c.form) && lines.length === 0
       const shaped = lines.length >= 1 && lines.length <= 2 && /^r5ctl: \S/.test(lines[0]) && (lines.length === 1 || lines[1].startsWith('hint: '))
       if (!silentReport && !shaped) add('error format', `stderr is not one "r5ctl: ..." line (+ hint): ${JSON.stringify(r.stderr.slice(0, 300))}`)
     }
   }
-  if (changed.length && r.status !== 0 && !documentedPartialWrite(c, r)) add('changed on failure', `exit ${r.status ?? r.signal} but changed: ${changed.join(', ')}`)
+  if (changed.length && r.status !== 0 && !documentedPartialWrite(c, r))
+    add('changed on failure', `exit ${r.status ?? r.signal} but changed: ${changed.join(', ')}`)
   return v
 }
 
@@ -355,11 +520,18 @@ function flagGiven(argv: string[], flag: string): boolean {
 function documentedPartialWrite(c: Case, r: Spawned): boolean {
   if (commandOf(c.argv) !== 'write') return false
   const out = r.stderr + r.stdout
-  return r.status === 75 || r.status === 76 || (r.status === 1 && /input ended after/.test(out)) || (r.status === 2 && /input is longer than/.test(out))
+  return (
+    r.status === 75 || r.status === 76 || (r.status === 1 && /input ended after/.test(out)) || (r.status === 2 && /input is longer than/.test(out))
+  )
 }
 
 function normalized(s: string): string {
-  return s.replace(/'[^']*'|"[^"]*"|`[^`]*`/g, 'Q').replace(/\([^()]*\)$/, '(DEV)').replace(/-?\d[\d.,]*/g, 'N').replace(/\s+/g, ' ').slice(0, 160)
+  return s
+    .replace(/'[^']*'|"[^"]*"|`[^`]*`/g, 'Q')
+    .replace(/\([^()]*\)$/, '(DEV)')
+    .replace(/-?\d[\d.,]*/g, 'N')
+    .replace(/\s+/g, ' ')
+    .slice(0, 160)
 }
 
 function signature(v: Violation): string {
@@ -383,8 +555,10 @@ function repro(c: Case): string {
 }
 
 function describeViolation(v: Violation): string {
-  return `#${v.c.id} [${v.c.tag}] \`${repro(v.c)}\`\n      exit ${v.r.timedOut ? 'none (killed)' : v.r.status ?? v.r.signal}; ${v.detail}` +
+  return (
+    `#${v.c.id} [${v.c.tag}] \`${repro(v.c)}\`\n      exit ${v.r.timedOut ? 'none (killed)' : (v.r.status ?? v.r.signal)}; ${v.detail}` +
     (v.kind !== 'error format' && v.r.stderr ? `\n      stderr: ${JSON.stringify(firstLines(v.r.stderr))}` : '')
+  )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -418,7 +592,12 @@ describe('e2e: argument fuzzer (every command × hostile values and paths)', fun
     await pool(cases, JOBS, async (c, slot) => {
       const dir = workerDirs[slot]
       const argv = c.argv.map(a => a.replaceAll('{W}', dir))
-      const r = await spawnR5ctl(argv, {cwd: dir, env: {R5CTL_LOCK_DIR: path.join(root, `locks${slot}`)}, input: c.stdin ? stdinData : undefined, timeoutMs: TIMEOUT_MS})
+      const r = await spawnR5ctl(argv, {
+        cwd: dir,
+        env: {R5CTL_LOCK_DIR: path.join(root, `locks${slot}`)},
+        input: c.stdin ? stdinData : undefined,
+        timeoutMs: TIMEOUT_MS,
+      })
       const changed = watches[slot].changed()
       if (changed.length) watches[slot].restore(changed.filter(n => n !== FIFO))
       if (changed.includes(FIFO)) restoreFifo(dir)
@@ -436,8 +615,13 @@ describe('e2e: argument fuzzer (every command × hostile values and paths)', fun
       const k = r.timedOut ? 'timeout' : String(r.status ?? r.signal)
       codes.set(k, (codes.get(k) ?? 0) + 1)
     }
-    console.log(`    ${results.length} cases (${systematic().length} fixed, the rest random; seed ${SEED}, ${JOBS} at a time, ${secs.toFixed(1)} s; read-only images ${immutable ? 'immutable' : 'mode 0444 only'}); exit codes: ` +
-      [...codes].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k}×${n}`).join(' '))
+    console.log(
+      `    ${results.length} cases (${systematic().length} fixed, the rest random; seed ${SEED}, ${JOBS} at a time, ${secs.toFixed(1)} s; read-only images ${immutable ? 'immutable' : 'mode 0444 only'}); exit codes: ` +
+        [...codes]
+          .sort((a, b) => b[1] - a[1])
+          .map(([k, n]) => `${k}×${n}`)
+          .join(' '),
+    )
     if (env.R5CTL_FUZZ_REPORT) fs.writeFileSync(env.R5CTL_FUZZ_REPORT, reportMarkdown(results.length))
   })
 
@@ -456,8 +640,11 @@ describe('e2e: argument fuzzer (every command × hostile values and paths)', fun
   function expectNone(kind: Violation['kind']) {
     const all = violations.filter(v => v.kind === kind)
     const first = distinct(kind)
-    assert.ok(all.length === 0, `${all.length} case(s) violate "${kind}", ${first.length} distinct; one command line each (run in the fixture folder):\n    ` +
-      first.map(describeViolation).join('\n    '))
+    assert.ok(
+      all.length === 0,
+      `${all.length} case(s) violate "${kind}", ${first.length} distinct; one command line each (run in the fixture folder):\n    ` +
+        first.map(describeViolation).join('\n    '),
+    )
   }
 
   function reportMarkdown(total: number): string {
@@ -505,8 +692,26 @@ describe('e2e: argument fuzzer (every command × hostile values and paths)', fun
 function buildTemplate(dir: string): void {
   fs.mkdirSync(dir, {recursive: true})
   const at = (...names: string[]) => names.map(n => path.join(dir, n))
-  const create = (level: number, names: readonly string[]) => ok(r5ctl(['create', '--level', String(level), '--raid-devices', String(names.length - 1),
-    '--chunk', '64K', '--size', '2M', '--journal-size', '2M', '--name', `r5ctl:fuzz${level}`, '--write-journal', ...at(...names)]))
+  const create = (level: number, names: readonly string[]) =>
+    ok(
+      r5ctl([
+        'create',
+        '--level',
+        String(level),
+        '--raid-devices',
+        String(names.length - 1),
+        '--chunk',
+        '64K',
+        '--size',
+        '2M',
+        '--journal-size',
+        '2M',
+        '--name',
+        `r5ctl:fuzz${level}`,
+        '--write-journal',
+        ...at(...names),
+      ]),
+    )
   create(5, ARRAYS.A)
   create(6, ARRAYS.B)
   create(4, ARRAYS.C)
@@ -546,7 +751,7 @@ function copyFixture(template: string, dir: string): void {
 function restoreFifo(dir: string): void {
   fs.rmSync(path.join(dir, FIFO), {recursive: true, force: true})
   const r = spawnSync('mkfifo', [path.join(dir, FIFO)])
-  assert.equal(r.status, 0, `mkfifo: ${r.stderr}`)
+  assert.equal(r.status, 0, `mkfifo: ${r.stderr.toString()}`)
 }
 
 /** mode 0444, and immutable when chattr can (root writes through a mode); true when immutable */

@@ -78,16 +78,68 @@ describe('e2e: bad input is refused, named, and changes nothing', function () {
   })
 
   const cases: BadCase[] = [
-    {title: 'a truncated member', devices: () => swap(a.members[1], bad.truncated), culprit: () => bad.truncated, exit: 4, examine: true, message: /truncated/},
-    {title: 'a member whose superblock is zeroed', devices: () => swap(a.members[1], bad.zeroed), culprit: () => bad.zeroed, exit: 4, examine: true},
-    {title: 'a journal whose superblock is zeroed', devices: () => swap(a.journal, bad.journalZeroed), culprit: () => bad.journalZeroed, exit: 4, examine: true},
-    {title: 'a member superblock with one flipped byte', devices: () => swap(a.members[1], bad.flipped), culprit: () => bad.flipped, exit: 4, examine: true, message: /checksum/},
-    {title: 'a journal superblock with one flipped byte', devices: () => swap(a.journal, bad.journalFlipped), culprit: () => bad.journalFlipped, exit: 4, examine: true, message: /checksum/},
-    {title: 'a member of another array swapped in', devices: () => swap(a.members[1], b.members[1]), culprit: () => b.members[1], exit: 3, examine: false, message: /another array/},
-    {title: 'a member of another array named first', devices: () => [b.members[2], ...a.all.filter(d => d !== a.members[2])], culprit: () => b.members[2], exit: 3, examine: false, message: /another array/},
-    {title: 'the journal of another array', devices: () => swap(a.journal, b.journal), culprit: () => b.journal, exit: 3, examine: false, message: /another array/},
     {
-      title: 'no journal device', devices: () => a.members, exit: 3, examine: false, message: /journal device missing for array [0-9a-f:]{35}/,
+      title: 'a truncated member',
+      devices: () => swap(a.members[1], bad.truncated),
+      culprit: () => bad.truncated,
+      exit: 4,
+      examine: true,
+      message: /truncated/,
+    },
+    {title: 'a member whose superblock is zeroed', devices: () => swap(a.members[1], bad.zeroed), culprit: () => bad.zeroed, exit: 4, examine: true},
+    {
+      title: 'a journal whose superblock is zeroed',
+      devices: () => swap(a.journal, bad.journalZeroed),
+      culprit: () => bad.journalZeroed,
+      exit: 4,
+      examine: true,
+    },
+    {
+      title: 'a member superblock with one flipped byte',
+      devices: () => swap(a.members[1], bad.flipped),
+      culprit: () => bad.flipped,
+      exit: 4,
+      examine: true,
+      message: /checksum/,
+    },
+    {
+      title: 'a journal superblock with one flipped byte',
+      devices: () => swap(a.journal, bad.journalFlipped),
+      culprit: () => bad.journalFlipped,
+      exit: 4,
+      examine: true,
+      message: /checksum/,
+    },
+    {
+      title: 'a member of another array swapped in',
+      devices: () => swap(a.members[1], b.members[1]),
+      culprit: () => b.members[1],
+      exit: 3,
+      examine: false,
+      message: /another array/,
+    },
+    {
+      title: 'a member of another array named first',
+      devices: () => [b.members[2], ...a.all.filter(d => d !== a.members[2])],
+      culprit: () => b.members[2],
+      exit: 3,
+      examine: false,
+      message: /another array/,
+    },
+    {
+      title: 'the journal of another array',
+      devices: () => swap(a.journal, b.journal),
+      culprit: () => b.journal,
+      exit: 3,
+      examine: false,
+      message: /another array/,
+    },
+    {
+      title: 'no journal device',
+      devices: () => a.members,
+      exit: 3,
+      examine: false,
+      message: /journal device missing for array [0-9a-f:]{35}/,
       // the missing device cannot be named, and no member is the problem: the message names the array
       culprit: () => null,
     },
@@ -95,7 +147,11 @@ describe('e2e: bad input is refused, named, and changes nothing', function () {
 
   /** text mode reads to stdout (which must stay empty); --json needs --output for read */
   const commands: {name: string; args: () => string[]; json: (out: string) => string[]}[] = [
-    {name: 'read', args: () => ['read', '--offset', '0', '--length', '64K'], json: out => ['read', '--offset', '0', '--length', '64K', '--output', out, '--json']},
+    {
+      name: 'read',
+      args: () => ['read', '--offset', '0', '--length', '64K'],
+      json: out => ['read', '--offset', '0', '--length', '64K', '--output', out, '--json'],
+    },
     {name: 'write', args: () => ['write', '--offset', '0', '--input', input], json: () => ['write', '--offset', '0', '--input', input, '--json']},
     {name: 'examine-journal', args: () => ['examine-journal'], json: () => ['examine-journal', '--json']},
   ]
@@ -134,8 +190,13 @@ describe('e2e: bad input is refused, named, and changes nothing', function () {
           const r = expectExit(r5ctl(['examine', ...devices]), 4)
           assert.match(r.stdout.toString(), new RegExp(`^${culprit.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:$`, 'm'))
           assert.equal(r.stderr, '', 'the report is on stdout')
-          const j = jsonOf<{devices: {device: string; ok: boolean; problems: {code: string; message: string}[]}[]}>(expectExit(r5ctl(['examine', '--json', ...devices]), 4))
-          assert.deepEqual(j.devices.map(d => d.device), devices)
+          const j = jsonOf<{devices: {device: string; ok: boolean; problems: {code: string; message: string}[]}[]}>(
+            expectExit(r5ctl(['examine', '--json', ...devices]), 4),
+          )
+          assert.deepEqual(
+            j.devices.map(d => d.device),
+            devices,
+          )
           for (const d of j.devices) {
             if (d.device === culprit) {
               assert.equal(d.ok, false, `${d.device} is flagged`)

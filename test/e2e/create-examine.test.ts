@@ -11,9 +11,24 @@ import {mdadmExamine, parseExamine} from '../helpers/array.js'
 
 /** Fields both examine reports print and must agree on (Checksum is compared as a number). */
 const SHARED_FIELDS = [
-  'Magic', 'Version', 'Feature Map', 'Array UUID', 'Name', 'Raid Level', 'Raid Devices', 'Avail Dev Size',
-  'Array Size', 'Data Offset', 'Super Offset', 'State', 'Device UUID', 'Events', 'Layout', 'Chunk Size',
-  'Device Role', 'Array State',
+  'Magic',
+  'Version',
+  'Feature Map',
+  'Array UUID',
+  'Name',
+  'Raid Level',
+  'Raid Devices',
+  'Avail Dev Size',
+  'Array Size',
+  'Data Offset',
+  'Super Offset',
+  'State',
+  'Device UUID',
+  'Events',
+  'Layout',
+  'Chunk Size',
+  'Device Role',
+  'Array State',
 ]
 
 /** `117188ca - correct` → 0x117188ca (mdadm prints %x, without leading zeros) */
@@ -58,9 +73,30 @@ describe('e2e: create + examine (interop with mdadm --examine)', function () {
       before(function () {
         dir = tmp.file(`level-${c.level}-${c.layout ?? 'none'}`)
         fs.mkdirSync(dir)
-        members = 'abcde'.slice(0, c.n).split('').map(x => `${x}.img`)
-        ok(r5ctl(['create', '--level', String(c.level), '--raid-devices', String(c.n), '--chunk', '64K', '--size', '64M',
-          ...c.extra, '--write-journal', journal, ...members], {cwd: dir}))
+        members = 'abcde'
+          .slice(0, c.n)
+          .split('')
+          .map(x => `${x}.img`)
+        ok(
+          r5ctl(
+            [
+              'create',
+              '--level',
+              String(c.level),
+              '--raid-devices',
+              String(c.n),
+              '--chunk',
+              '64K',
+              '--size',
+              '64M',
+              ...c.extra,
+              '--write-journal',
+              journal,
+              ...members,
+            ],
+            {cwd: dir},
+          ),
+        )
       })
 
       it('mdadm --examine reads every member: checksum correct, journal feature, level, devices, chunk, layout, role', function () {
@@ -95,9 +131,12 @@ describe('e2e: create + examine (interop with mdadm --examine)', function () {
       it('r5ctl examine (text) agrees with mdadm --examine on every shared field', function () {
         const all = [...members, journal]
         const mine = parseExamine(ok(r5ctl(['examine', ...all], {cwd: dir})).stdout.toString('utf8'))
-        assert.deepEqual(mine.map(b => b.device), all)
+        assert.deepEqual(
+          mine.map(b => b.device),
+          all,
+        )
         for (const b of mine) {
-          const theirs = mdadmExamine(mdadm, path.join(dir, b.device))
+          const theirs: Record<string, string | undefined> = mdadmExamine(mdadm, path.join(dir, b.device))
           for (const k of SHARED_FIELDS) {
             if (theirs[k] === undefined) {
               assert.equal(b.fields[k], undefined, `${b.device}: r5ctl prints "${k}" which mdadm does not`)
@@ -141,7 +180,23 @@ describe('e2e: create + examine (interop with mdadm --examine)', function () {
   }
 
   describe('refusing to overwrite, --force', function () {
-    const cmd = ['create', '--level', '5', '--raid-devices', '4', '--chunk', '64K', '--size', '64M', '--write-journal', 'j.img', 'a.img', 'b.img', 'c.img', 'd.img']
+    const cmd = [
+      'create',
+      '--level',
+      '5',
+      '--raid-devices',
+      '4',
+      '--chunk',
+      '64K',
+      '--size',
+      '64M',
+      '--write-journal',
+      'j.img',
+      'a.img',
+      'b.img',
+      'c.img',
+      'd.img',
+    ]
     const names = ['j.img', 'a.img', 'b.img', 'c.img', 'd.img']
     let dir: string
 

@@ -7,7 +7,13 @@ import * as fs from 'node:fs'
 import {r5ctl, expectExit, expectErrorLine, suiteTempDir, pseudoRandom, run, requireTool} from '../helpers/cli.js'
 
 function kv(text: string): Record<string, string> {
-  return Object.fromEntries(text.trim().split('\n').filter(l => l.includes('=')).map(l => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]))
+  return Object.fromEntries(
+    text
+      .trim()
+      .split('\n')
+      .filter(l => l.includes('='))
+      .map(l => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  )
 }
 
 describe('e2e: --export/--brief and dump-meta --copy', function () {
@@ -16,8 +22,26 @@ describe('e2e: --export/--brief and dump-meta --copy', function () {
   const devs = () => ['j.img', 'a.img', 'b.img', 'c.img', 'd.img'].map(f => tmp.file(f))
 
   before(() => {
-    expectExit(r5ctl(['create', '--level', '5', '--raid-devices', '4', '--chunk', '64K', '--size', '32M', '--journal-size', '16M',
-      '--name', 'r5ctl:exp', '--write-journal', ...devs()]), 0)
+    expectExit(
+      r5ctl([
+        'create',
+        '--level',
+        '5',
+        '--raid-devices',
+        '4',
+        '--chunk',
+        '64K',
+        '--size',
+        '32M',
+        '--journal-size',
+        '16M',
+        '--name',
+        'r5ctl:exp',
+        '--write-journal',
+        ...devs(),
+      ]),
+      0,
+    )
     fs.writeFileSync(tmp.file('in.bin'), pseudoRandom(3 << 20, 11))
   })
 
@@ -37,7 +61,9 @@ describe('e2e: --export/--brief and dump-meta --copy', function () {
 
   it('examine --brief prints the ARRAY line mdadm prints', function () {
     const mdadm = requireTool(this, 'mdadm')
-    const ours = r5ctl(['examine', '--brief', ...devs().slice(1)]).stdout.toString().trim()
+    const ours = r5ctl(['examine', '--brief', ...devs().slice(1)])
+      .stdout.toString()
+      .trim()
     const theirs = run(mdadm, ['--examine', '--brief', devs()[1]]).stdout.toString().trim().split('\n')[0]
     assert.equal(ours.replace(/\s+/g, ' '), theirs.replace(/\s+/g, ' '))
   })
@@ -50,12 +76,22 @@ describe('e2e: --export/--brief and dump-meta --copy', function () {
     const ej = JSON.parse(r5ctl(['examine-journal', '--json', saved]).stdout.toString())
     assert.equal(ej.state, 'dirty')
     // replay from the copy onto copies of the members, and from the original onto the originals
-    const copies = devs().slice(1).map((d, i) => { const c = tmp.file(`copy${i}.img`); fs.copyFileSync(d, c); return c })
+    const copies = devs()
+      .slice(1)
+      .map((d, i) => {
+        const c = tmp.file(`copy${i}.img`)
+        fs.copyFileSync(d, c)
+        return c
+      })
     expectExit(r5ctl(['recover', saved, ...copies]), 0)
     expectExit(r5ctl(['recover', ...devs()]), 0)
     // the data areas (from the 1 MiB data offset) are identical; superblocks differ only in their update time
     const DATA = 1 << 20
-    devs().slice(1).forEach((d, i) => assert.ok(fs.readFileSync(d).subarray(DATA).equals(fs.readFileSync(copies[i]).subarray(DATA)), `member ${i} replays the same`))
+    devs()
+      .slice(1)
+      .forEach((d, i) =>
+        assert.ok(fs.readFileSync(d).subarray(DATA).equals(fs.readFileSync(copies[i]).subarray(DATA)), `member ${i} replays the same`),
+      )
     // never overwrites
     const again = r5ctl(['dump-meta', '--copy', saved, devs()[0]])
     expectExit(again, 3)
@@ -69,6 +105,9 @@ describe('e2e: --export/--brief and dump-meta --copy', function () {
     assert.equal(as.MD_LEVEL, 'raid5')
     assert.equal(as.MD_DEVICES, '4')
     assert.equal(as.MD_JOURNAL_STATE, 'clean')
-    assert.match(r5ctl(['assemble', '--brief', '--readonly', ...devs()]).stdout.toString(), /^ARRAY \/dev\/md\/exp\s+metadata=1\.2 UUID=[0-9a-f:]{35} name=r5ctl:exp/)
+    assert.match(
+      r5ctl(['assemble', '--brief', '--readonly', ...devs()]).stdout.toString(),
+      /^ARRAY \/dev\/md\/exp\s+metadata=1\.2 UUID=[0-9a-f:]{35} name=r5ctl:exp/,
+    )
   })
 })

@@ -28,7 +28,9 @@ describe('e2e: device identity', function () {
     fs.symlinkSync(a.members[1], tmp.file('m1-symlink.img'))
     fs.linkSync(a.members[2], tmp.file('m2-hardlink.img'))
   })
-  beforeEach(() => { before_ = fingerprint(a.all) })
+  beforeEach(() => {
+    before_ = fingerprint(a.all)
+  })
 
   const unchanged = () => assert.deepEqual(fingerprint(a.all), before_, 'an image changed')
 
@@ -52,7 +54,10 @@ describe('e2e: device identity', function () {
   }
 
   it('a member named again through a hard link is refused as given twice', () => {
-    for (const cmd of [['read', '--offset', '0', '--length', '4096', '--output', tmp.file('x.bin')], ['write', '--offset', '0', '--input', input]]) {
+    for (const cmd of [
+      ['read', '--offset', '0', '--length', '4096', '--output', tmp.file('x.bin')],
+      ['write', '--offset', '0', '--input', input],
+    ]) {
       const r = expectExit(r5ctl([...cmd, ...a.all, tmp.file('m2-hardlink.img')]), 2)
       assert.match(expectErrorLine(r), /given twice/)
       unchanged()
@@ -62,8 +67,28 @@ describe('e2e: device identity', function () {
   it('create naming one new file twice (x.img and ./x.img) is refused as given twice and creates nothing', () => {
     const dir = tmp.file('new')
     fs.mkdirSync(dir)
-    const r = expectExit(r5ctl(['create', '--level', '5', '--raid-devices', '3', '--size', '4M', '--journal-size', '2M',
-      '--write-journal', 'j.img', 'x.img', './x.img', 'y.img'], {cwd: dir}), 2)
+    const r = expectExit(
+      r5ctl(
+        [
+          'create',
+          '--level',
+          '5',
+          '--raid-devices',
+          '3',
+          '--size',
+          '4M',
+          '--journal-size',
+          '2M',
+          '--write-journal',
+          'j.img',
+          'x.img',
+          './x.img',
+          'y.img',
+        ],
+        {cwd: dir},
+      ),
+      2,
+    )
     assert.match(expectErrorLine(r), /given twice/)
     assert.deepEqual(fs.readdirSync(dir), [])
   })
@@ -75,18 +100,24 @@ describe('e2e: device identity', function () {
       ['a character device', () => '/dev/null', /is a character device, not a regular file or block device/],
       ['a socket', () => tmp.file('sock'), /is a socket, not a regular file or block device/],
     ]
-    let server: net.Server
+    let server: net.Server | undefined
     before(async () => {
       expectExit(run('mkfifo', [tmp.file('fifo')]), 0)
-      server = net.createServer()
-      await new Promise<void>(resolve => server.listen(tmp.file('sock'), resolve))
+      const s = net.createServer()
+      server = s
+      await new Promise<void>(resolve => s.listen(tmp.file('sock'), resolve))
     })
-    after(() => { server?.close() })
+    after(() => {
+      server?.close()
+    })
 
     for (const [what, dev, message] of kinds) {
       it(`${what} given as a device is refused at once, by name`, () => {
-        for (const args of [['examine', dev()], ['read', '--offset', '0', '--length', '4096', '--output', tmp.file('y.bin'), ...a.all.slice(0, 2), dev(), ...a.all.slice(3)],
-          ['write', '--offset', '0', '--input', input, ...a.all.slice(0, 2), dev(), ...a.all.slice(3)]]) {
+        for (const args of [
+          ['examine', dev()],
+          ['read', '--offset', '0', '--length', '4096', '--output', tmp.file('y.bin'), ...a.all.slice(0, 2), dev(), ...a.all.slice(3)],
+          ['write', '--offset', '0', '--input', input, ...a.all.slice(0, 2), dev(), ...a.all.slice(3)],
+        ]) {
           const r = r5ctl(args, {timeout: 20000})
           assert.notEqual(r.status, null, `\`${r.cmd}\` hung (killed after 20 s)`)
           assert.equal(r.status, 1, r.stderr)
@@ -123,13 +154,18 @@ describe('e2e: a loop device and its backing file are one device', function () {
       this.skip()
     }
   })
-  after(() => { if (loop) spawnSync('losetup', ['--detach', loop]) })
+  after(() => {
+    if (loop) spawnSync('losetup', ['--detach', loop])
+  })
 
   const viaLoop = () => a.all.map(d => (d === a.members[0] ? loop! : d))
 
   it('names the loop device and its backing file together: refused as given twice', () => {
     const before = fingerprint(a.all)
-    for (const cmd of [['read', '--offset', '0', '--length', '4096', '--output', tmp.file('x.bin')], ['write', '--offset', '0', '--input', input]]) {
+    for (const cmd of [
+      ['read', '--offset', '0', '--length', '4096', '--output', tmp.file('x.bin')],
+      ['write', '--offset', '0', '--input', input],
+    ]) {
       const r = expectExit(r5ctl([...cmd, ...a.all, loop!]), 2)
       assert.match(expectErrorLine(r), /given twice/)
     }

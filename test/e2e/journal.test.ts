@@ -12,10 +12,32 @@ import {createImageArray, type ImageArray} from '../helpers/array.js'
 
 const PAGE_SECTORS = 8
 
-interface DumpPage {positionSector: number; checksum: string; actual: string; verdict: string}
-interface DumpPayload {type: 'data' | 'parity' | 'flush'; locationSector?: string; sizeSectors?: number; pages?: DumpPage[]}
-interface DumpBlock {positionSector: number; seq: string; metaSize: number; pages: number; payloads: DumpPayload[]}
-interface Dump {journalTailSector: number; fromSector: number; blocks: DumpBlock[]; mismatches: number; stop: {sector: number; reason: string}}
+interface DumpPage {
+  positionSector: number
+  checksum: string
+  actual: string
+  verdict: string
+}
+interface DumpPayload {
+  type: 'data' | 'parity' | 'flush'
+  locationSector?: string
+  sizeSectors?: number
+  pages?: DumpPage[]
+}
+interface DumpBlock {
+  positionSector: number
+  seq: string
+  metaSize: number
+  pages: number
+  payloads: DumpPayload[]
+}
+interface Dump {
+  journalTailSector: number
+  fromSector: number
+  blocks: DumpBlock[]
+  mismatches: number
+  stop: {sector: number; reason: string}
+}
 
 function allPages(d: Dump): {block: number; payload: DumpPayload; page: DumpPage}[] {
   return d.blocks.flatMap((b, block) => b.payloads.flatMap(payload => (payload.pages ?? []).map(page => ({block, payload, page}))))
@@ -111,11 +133,17 @@ describe('e2e: journal (examine-journal, examine --journal, dump-meta)', functio
       for (const b of dump.blocks) {
         const positions = b.payloads.flatMap(p => (p.pages ?? []).map(x => x.positionSector))
         assert.equal(positions.length, b.pages)
-        assert.deepEqual(positions, positions.map((_, k) => (b.positionSector + PAGE_SECTORS * (k + 1)) % ringSectors))
+        assert.deepEqual(
+          positions,
+          positions.map((_, k) => (b.positionSector + PAGE_SECTORS * (k + 1)) % ringSectors),
+        )
       }
       const pages = allPages(dump)
       assert.ok(pages.length > 0)
-      assert.deepEqual(pages.filter(p => p.page.verdict !== 'match'), [])
+      assert.deepEqual(
+        pages.filter(p => p.page.verdict !== 'match'),
+        [],
+      )
       assert.ok(pages.every(p => p.page.actual === p.page.checksum))
       assert.equal(dump.mismatches, 0)
     })
@@ -161,13 +189,23 @@ describe('e2e: journal (examine-journal, examine --journal, dump-meta)', functio
         assert.notEqual(bad[0].page.actual, target.checksum)
         assert.equal(d.mismatches, 1)
         assert.equal(allPages(d).length, allPages(dump).length, 'the walk still covers every block')
-        assert.deepEqual(d.blocks.map(b => b.seq), dump.blocks.map(b => b.seq))
+        assert.deepEqual(
+          d.blocks.map(b => b.seq),
+          dump.blocks.map(b => b.seq),
+        )
       })
 
       it('dump-meta (text) shows one [MISMATCH] and exits 4', function () {
         const r = expectExit(r5ctl(['dump-meta', '--from', String(oldHead), ...a.all]), 4)
         const text = r.stdout.toString()
-        assert.equal(text.match(/\[MISMATCH\]/g)?.length, 1, text.split('\n').filter(l => l.includes('MISMATCH')).join('\n'))
+        assert.equal(
+          text.match(/\[MISMATCH\]/g)?.length,
+          1,
+          text
+            .split('\n')
+            .filter(l => l.includes('MISMATCH'))
+            .join('\n'),
+        )
       })
 
       it('restoring the byte makes every page match again (exit 0)', function () {

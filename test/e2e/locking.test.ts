@@ -17,18 +17,40 @@ describe('e2e: exclusive access for writers', function () {
   this.timeout(120000)
   const tmp = suiteTempDir('r5ctl-lock-')
   /** how many flock write locks a process holds (/proc/locks) */
-  const locksOf = (pid: number) => fs.readFileSync('/proc/locks', 'utf8').split('\n').filter(l => new RegExp(`FLOCK\\s+\\S+\\s+WRITE\\s+${pid}\\s`).test(l)).length
+  const locksOf = (pid: number) =>
+    fs
+      .readFileSync('/proc/locks', 'utf8')
+      .split('\n')
+      .filter(l => new RegExp(`FLOCK\\s+\\S+\\s+WRITE\\s+${pid}\\s`).test(l)).length
   const devs = () => ['j.img', 'a.img', 'b.img', 'c.img', 'd.img'].map(f => tmp.file(f))
 
   before(() => {
-    expectExit(r5ctl(['create', '--level', '5', '--raid-devices', '4', '--chunk', '64K', '--size', '160M', '--journal-size', '48M',
-      '--write-journal', ...devs()]), 0)
+    expectExit(
+      r5ctl([
+        'create',
+        '--level',
+        '5',
+        '--raid-devices',
+        '4',
+        '--chunk',
+        '64K',
+        '--size',
+        '160M',
+        '--journal-size',
+        '48M',
+        '--write-journal',
+        ...devs(),
+      ]),
+      0,
+    )
     fs.writeFileSync(tmp.file('big.bin'), pseudoRandom(120 << 20, 7))
   })
 
   it('refuses a second writer with exit 3 while the first completes intact', async () => {
-    const first = spawn(process.execPath, [BIN, 'write', '--offset', '0', '--input', tmp.file('big.bin'), ...devs()],
-      {env: {...process.env, NO_COLOR: '1'}, stdio: ['ignore', 'pipe', 'pipe']})
+    const first = spawn(process.execPath, [BIN, 'write', '--offset', '0', '--input', tmp.file('big.bin'), ...devs()], {
+      env: {...process.env, NO_COLOR: '1'},
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
     const done = new Promise<number>(resolve => first.on('exit', code => resolve(code ?? -1)))
     // wait until the first writer holds its locks
     const t0 = Date.now()
@@ -90,7 +112,9 @@ describe('e2e: writers of different users', function () {
     fs.writeFileSync(path.join(dir, 'in.bin'), pseudoRandom(8192, 3))
     for (const f of [...devs, path.join(dir, 'in.bin')]) fs.chownSync(f, NOBODY, NOBODY)
   })
-  after(() => { if (dir) fs.rmSync(dir, {recursive: true, force: true}) })
+  after(() => {
+    if (dir) fs.rmSync(dir, {recursive: true, force: true})
+  })
 
   it('lets another user write after root wrote with a strict umask, and each excludes the other', async () => {
     const args = ['write', '--offset', '0', '--input', path.join(dir, 'in.bin'), ...devs]
@@ -98,7 +122,10 @@ describe('e2e: writers of different users', function () {
     expectExit(run('sh', ['-c', 'umask 077 && exec "$0" "$@"', process.execPath, BIN, ...args]), 0)
     expectExit(r5ctl(args, {uid: NOBODY, gid: NOBODY}), 0)
     // two users still exclude each other, both ways
-    for (const [holderUid, otherUid] of [[0, NOBODY], [NOBODY, 0]]) {
+    for (const [holderUid, otherUid] of [
+      [0, NOBODY],
+      [NOBODY, 0],
+    ]) {
       const h = startHolder(devs, {uid: holderUid, gid: holderUid})
       assert.deepEqual(await race([h]), ['won'])
       const second = r5ctl(args, {uid: otherUid, gid: otherUid})

@@ -46,8 +46,26 @@ describe('e2e: nothing is written before everything is validated', function () {
     }
     // 32 bytes exactly is what the field holds
     fs.mkdirSync(tmp.file('n32'))
-    ok(r5ctl(['create', '--level', '5', '--raid-devices', '3', '--chunk', '64K', '--size', '4M', '--journal-size', '2M', '--name', 'y'.repeat(32),
-      '--write-journal', tmp.file('n32', 'j.img'), ...['m0', 'm1', 'm2'].map(m => tmp.file('n32', `${m}.img`))]))
+    ok(
+      r5ctl([
+        'create',
+        '--level',
+        '5',
+        '--raid-devices',
+        '3',
+        '--chunk',
+        '64K',
+        '--size',
+        '4M',
+        '--journal-size',
+        '2M',
+        '--name',
+        'y'.repeat(32),
+        '--write-journal',
+        tmp.file('n32', 'j.img'),
+        ...['m0', 'm1', 'm2'].map(m => tmp.file('n32', `${m}.img`)),
+      ]),
+    )
   })
 
   it('create --chunk 3T or 4T (chunk sectors beyond the 32-bit field) is refused (exit 2, naming --chunk) and creates no file', () => {
@@ -55,8 +73,21 @@ describe('e2e: nothing is written before everything is validated', function () {
     fs.mkdirSync(dir)
     const files = ['j.img', 'm0.img', 'm1.img', 'm2.img'].map(f => `${dir}/${f}`)
     for (const chunk of ['3T', '4T', '6T']) {
-      const r = r5ctl(['create', '--level', '5', '--raid-devices', '3', '--chunk', chunk, '--size', '8T', '--journal-size', '2M',
-        '--write-journal', ...files])
+      const r = r5ctl([
+        'create',
+        '--level',
+        '5',
+        '--raid-devices',
+        '3',
+        '--chunk',
+        chunk,
+        '--size',
+        '8T',
+        '--journal-size',
+        '2M',
+        '--write-journal',
+        ...files,
+      ])
       expectExit(r, 2)
       assert.match(expectErrorLine(r), /--chunk/)
       const left = fs.readdirSync(dir)
@@ -65,7 +96,7 @@ describe('e2e: nothing is written before everything is validated', function () {
     }
   })
 
-  it('write on a set whose events counter cannot take the write\'s superblock updates is refused before any write (exit 4)', () => {
+  it("write on a set whose events counter cannot take the write's superblock updates is refused before any write (exit 4)", () => {
     const set = tmp.file('ev')
     const e = createImageArray(set, {level: 5, raidDevices: 3, chunk: '64K', size: '4M', journalSize: '2M'})
     for (const f of e.all) setEvents(f, 0xfffffffffffffffen) // 2^64 - 2: room for one update, a write makes at least two

@@ -88,8 +88,21 @@ describe('e2e: crash, examine-journal, recover, reclaim (CLI on image files)', f
   })
 
   it('write --crash-after N --crash-seed S: exit 75 with one error line saying how much was acknowledged', function () {
-    const r = expectExit(r5ctl(['write', '--offset', String(offset), '--input', tmp.file('new.bin'),
-      '--crash-after', String(crashAfter), '--crash-seed', String(crashSeed), ...a.all]), 75)
+    const r = expectExit(
+      r5ctl([
+        'write',
+        '--offset',
+        String(offset),
+        '--input',
+        tmp.file('new.bin'),
+        '--crash-after',
+        String(crashAfter),
+        '--crash-seed',
+        String(crashSeed),
+        ...a.all,
+      ]),
+      75,
+    )
     const line = expectErrorLine(r)
     assert.match(line, new RegExp(`simulated power cut after ${crashAfter} device writes`))
     const m = /(\d+) bytes of the write were acknowledged/.exec(line)

@@ -24,7 +24,11 @@ function ringBase(a: ImageArray): number {
 /** Overwrite one 4 KiB block of the ring with `bytes` (zeros by default). */
 function clobberRing(a: ImageArray, sector: number, bytes = Buffer.alloc(PAGE)): void {
   const fd = fs.openSync(a.journal, 'r+')
-  try { fs.writeSync(fd, bytes, 0, PAGE, (ringBase(a) + sector) * 512) } finally { fs.closeSync(fd) }
+  try {
+    fs.writeSync(fd, bytes, 0, PAGE, (ringBase(a) + sector) * 512)
+  } finally {
+    fs.closeSync(fd)
+  }
 }
 
 describe('e2e: what r5ctl reports', function () {
@@ -51,8 +55,12 @@ describe('e2e: what r5ctl reports', function () {
     })
 
     it('--json carries crash {injected: false, deviceWrites}; the count is where a power cut starts to fire', function () {
-      const j = jsonOf(expectExit(r5ctl(['write', '--json', '--offset', '0', '--input', tmp.file('in-64k.bin'),
-        '--crash-after', String(deviceWrites), ...a.all]), 76))
+      const j = jsonOf(
+        expectExit(
+          r5ctl(['write', '--json', '--offset', '0', '--input', tmp.file('in-64k.bin'), '--crash-after', String(deviceWrites), ...a.all]),
+          76,
+        ),
+      )
       assert.deepEqual(j.crash, {injected: false, deviceWrites})
       assert.equal(j.bytes, 64 << 10)
       // one write fewer than the write needs: the power cut happens
@@ -186,8 +194,10 @@ describe('e2e: what r5ctl reports', function () {
         sb.chunkSize *= 2
         sb.events += 1n
       })
-      const line = expectErrorLine(expectExit(r5ctl(['read', '--length', '4K', '--output', tmp.file('out2.bin'), odd, b.journal, ...b.members.filter(m => m !== odd)]), 4),
-        {device: odd})
+      const line = expectErrorLine(
+        expectExit(r5ctl(['read', '--length', '4K', '--output', tmp.file('out2.bin'), odd, b.journal, ...b.members.filter(m => m !== odd)]), 4),
+        {device: odd},
+      )
       assert.match(line, /geometry/)
     })
   })

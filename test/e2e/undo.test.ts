@@ -14,8 +14,24 @@ describe('e2e: undo files', function () {
   const devs = () => ['j.img', 'a.img', 'b.img', 'c.img', 'd.img'].map(f => tmp.file(f))
 
   before(() => {
-    expectExit(r5ctl(['create', '--level', '5', '--raid-devices', '4', '--chunk', '64K', '--size', '24M', '--journal-size', '12M',
-      '--write-journal', ...devs()]), 0)
+    expectExit(
+      r5ctl([
+        'create',
+        '--level',
+        '5',
+        '--raid-devices',
+        '4',
+        '--chunk',
+        '64K',
+        '--size',
+        '24M',
+        '--journal-size',
+        '12M',
+        '--write-journal',
+        ...devs(),
+      ]),
+      0,
+    )
     fs.writeFileSync(tmp.file('in.bin'), pseudoRandom(3 << 20, 5))
     expectExit(r5ctl(['write', '--offset', '0', '--input', tmp.file('in.bin'), '--crash-after', '9', ...devs()]), 75)
   })
@@ -42,8 +58,23 @@ describe('e2e: undo files', function () {
 
   it('create --force --undo over an existing array, then undo: bit-identical', () => {
     const before = fingerprint(devs())
-    expectExit(r5ctl(['create', '--force', '--undo', tmp.file('create.undo'), '--level', '6', '--raid-devices', '4', '--chunk', '64K',
-      '--write-journal', ...devs()]), 0)
+    expectExit(
+      r5ctl([
+        'create',
+        '--force',
+        '--undo',
+        tmp.file('create.undo'),
+        '--level',
+        '6',
+        '--raid-devices',
+        '4',
+        '--chunk',
+        '64K',
+        '--write-journal',
+        ...devs(),
+      ]),
+      0,
+    )
     assert.notDeepEqual(fingerprint(devs()), before)
     expectExit(r5ctl(['undo', tmp.file('create.undo'), ...devs()]), 0)
     assert.deepEqual(fingerprint(devs()), before)
@@ -86,8 +117,10 @@ describe('e2e: undo files cannot make things worse', function () {
     const dir = tmp.file(`set${n++}`)
     fs.mkdirSync(dir)
     const devs = ['j.img', 'a.img', 'b.img', 'c.img', 'd.img'].map(f => `${dir}/${f}`)
-    expectExit(r5ctl(['create', '--level', '5', '--raid-devices', '4', '--chunk', '64K', '--size', '4M', '--journal-size', '2M',
-      '--write-journal', ...devs]), 0)
+    expectExit(
+      r5ctl(['create', '--level', '5', '--raid-devices', '4', '--chunk', '64K', '--size', '4M', '--journal-size', '2M', '--write-journal', ...devs]),
+      0,
+    )
     fs.writeFileSync(`${dir}/in.bin`, pseudoRandom(3 << 20, 7))
     expectExit(r5ctl(['write', '--offset', '0', '--input', `${dir}/in.bin`, '--crash-after', '9', ...devs]), 75)
     return devs
@@ -151,8 +184,21 @@ describe('e2e: undo files cannot make things worse', function () {
     const undo = `${devs[0]}.undo`
     // a 4.5 MiB file-size limit: every device write fits (the images end at 4 MiB), the 5 MiB undo file does not;
     // node ignores SIGXFSZ, so the write that crosses the limit fails with EFBIG
-    const r = run('bash', ['-c', 'ulimit -f 4608; exec "$@"', 'bash', process.execPath, BIN,
-      'write', '--offset', '0', '--input', `${devs[0].replace(/j\.img$/, '')}in.bin`, '--undo', undo, ...devs])
+    const r = run('bash', [
+      '-c',
+      'ulimit -f 4608; exec "$@"',
+      'bash',
+      process.execPath,
+      BIN,
+      'write',
+      '--offset',
+      '0',
+      '--input',
+      `${devs[0].replace(/j\.img$/, '')}in.bin`,
+      '--undo',
+      undo,
+      ...devs,
+    ])
     expectExit(r, 1)
     expectErrorLine(r, {device: undo})
     expectExit(r5ctl(['undo', '--force', undo, ...devs]), 0)
@@ -181,8 +227,21 @@ describe('e2e: undo files cannot make things worse', function () {
     const dir = tmp.file(`set${n++}`)
     fs.mkdirSync(dir)
     const devs = ['j.img', 'a.img', 'b.img', 'c.img'].map(f => `${dir}/${f}`)
-    const r = r5ctl(['create', '--level', '5', '--raid-devices', '3', '--size', '4M', '--journal-size', '2M',
-      '--undo', devs[1], '--write-journal', ...devs])
+    const r = r5ctl([
+      'create',
+      '--level',
+      '5',
+      '--raid-devices',
+      '3',
+      '--size',
+      '4M',
+      '--journal-size',
+      '2M',
+      '--undo',
+      devs[1],
+      '--write-journal',
+      ...devs,
+    ])
     expectExit(r, 3)
     expectErrorLine(r)
     assert.deepEqual(fs.readdirSync(dir), [])
@@ -198,8 +257,18 @@ describe('e2e: undo files cannot make things worse', function () {
     fs.truncateSync(dev, count * MAX_RECORD)
     const undo = `${dir}/big.undo`
     const fd = fs.openSync(undo, 'w')
-    fs.writeSync(fd, encodeHeader({version: VERSION, created: new Date(), arrayUuid: new Uint8Array(16),
-      devices: [{name: dev, size: count * MAX_RECORD, deviceUuid: new Uint8Array(16)}]}), 0, HEADER_BYTES, 0)
+    fs.writeSync(
+      fd,
+      encodeHeader({
+        version: VERSION,
+        created: new Date(),
+        arrayUuid: new Uint8Array(16),
+        devices: [{name: dev, size: count * MAX_RECORD, deviceUuid: new Uint8Array(16)}],
+      }),
+      0,
+      HEADER_BYTES,
+      0,
+    )
     const zeros = Buffer.alloc(MAX_RECORD)
     const after = Buffer.alloc(4)
     after.writeUInt32LE(crc32c(zeros) >>> 0, 0)
@@ -209,7 +278,16 @@ describe('e2e: undo files cannot make things worse', function () {
       pos += 32 + MAX_RECORD // the saved zeros stay a hole
     }
     for (let i = 0; i < count; i++) {
-      fs.writeSync(fd, Buffer.concat([encodeHead({kind: KIND_AFTER, device: 0, reserved: 0, offset: i * MAX_RECORD, length: MAX_RECORD, seq: count + i}, [after]), after]), 0, 36, pos)
+      fs.writeSync(
+        fd,
+        Buffer.concat([
+          encodeHead({kind: KIND_AFTER, device: 0, reserved: 0, offset: i * MAX_RECORD, length: MAX_RECORD, seq: count + i}, [after]),
+          after,
+        ]),
+        0,
+        36,
+        pos,
+      )
       pos += 36
     }
     fs.writeSync(fd, encodeHead({kind: KIND_END, device: 0, reserved: 0, offset: count, length: 0, seq: 2 * count}, []), 0, 32, pos)

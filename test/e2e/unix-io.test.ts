@@ -5,8 +5,20 @@
  */
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
-import {BIN, r5ctl, run, ok, expectExit, expectErrorLine, fingerprint, pseudoRandom, suiteTempDir, assertSameBytes, type RunResult,
-  type RunOptions} from '../helpers/cli.js'
+import {
+  BIN,
+  r5ctl,
+  run,
+  ok,
+  expectExit,
+  expectErrorLine,
+  fingerprint,
+  pseudoRandom,
+  suiteTempDir,
+  assertSameBytes,
+  type RunResult,
+  type RunOptions,
+} from '../helpers/cli.js'
 import {createImageArray, type ImageArray} from '../helpers/array.js'
 
 const PAGE = 4096
@@ -16,7 +28,10 @@ const cli = (args: string[]) => [q(process.execPath), q(BIN), ...args.map(q)].jo
 /** run a bash script (pipes, FIFOs and redirections as a user types them) */
 const bash = (script: string, opts: RunOptions = {}): RunResult => run('bash', ['-c', script], opts)
 /** both ways a command line runs: without oclif (bin/run.js's fast path) and through oclif */
-const PATHS: [string, Record<string, string>][] = [['fast path', {}], ['oclif path', {R5CTL_NO_FAST_START: '1'}]]
+const PATHS: [string, Record<string, string>][] = [
+  ['fast path', {}],
+  ['oclif path', {R5CTL_NO_FAST_START: '1'}],
+]
 
 describe('e2e: inputs and outputs behave like a Unix tool', function () {
   const tmp = suiteTempDir()
@@ -43,7 +58,7 @@ describe('e2e: inputs and outputs behave like a Unix tool', function () {
       ok(bash(`cat ${q(file)} | ${cli(['write', '--offset', String(8 * PAGE), ...a.all])}`))
       const after = readBack(8 * PAGE, 5 * PAGE)
       assertSameBytes(after.subarray(0, data.length), data, 'the written range')
-      assertSameBytes(after.subarray(data.length), before.subarray(data.length), 'the bytes after the input\'s end')
+      assertSameBytes(after.subarray(data.length), before.subarray(data.length), "the bytes after the input's end")
     })
 
     it('stdin without --length writes everything that arrived', function () {
@@ -70,7 +85,7 @@ describe('e2e: inputs and outputs behave like a Unix tool', function () {
       assertSameBytes(readBack(256 * PAGE, data.length), data, 'the written range')
     })
 
-    it('a pipe longer than write\'s read-ahead, ending inside a page, is written to its end', function () {
+    it("a pipe longer than write's read-ahead, ending inside a page, is written to its end", function () {
       const data = pseudoRandom(12 * 1024 * 1024 + 123, 5)
       const file = tmp.file('long.bin')
       fs.writeFileSync(file, data)
@@ -79,7 +94,7 @@ describe('e2e: inputs and outputs behave like a Unix tool', function () {
       ok(bash(`cat ${q(file)} | ${cli(['write', '--offset', String(off), ...a.all])}`))
       const after = readBack(off, data.length + PAGE)
       assertSameBytes(after.subarray(0, data.length), data, 'the written range')
-      assertSameBytes(after.subarray(data.length), before.subarray(data.length), 'the bytes after the input\'s end')
+      assertSameBytes(after.subarray(data.length), before.subarray(data.length), "the bytes after the input's end")
       const j = ok(r5ctl(['examine-journal', ...a.all]))
       assert.match(j.stdout.toString(), /State : clean/)
     })

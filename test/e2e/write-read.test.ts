@@ -7,7 +7,18 @@
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import {r5ctl, ok, expectExit, jsonOf, pseudoRandom, assertSameBytes, expectErrorLine, fingerprint, requireTool, suiteTempDir} from '../helpers/cli.js'
+import {
+  r5ctl,
+  ok,
+  expectExit,
+  jsonOf,
+  pseudoRandom,
+  assertSameBytes,
+  expectErrorLine,
+  fingerprint,
+  requireTool,
+  suiteTempDir,
+} from '../helpers/cli.js'
 import {createImageArray, grubDisks, grubRead, combinations, mdadmExamine, type ArraySpec, type ImageArray} from '../helpers/array.js'
 
 const PAGE = 4096
@@ -33,9 +44,22 @@ function plan(a: ImageArray): Write[] {
     {what: 'the first two pages', offset: 0, length: 2 * PAGE, via: 'file'},
     {what: 'three full stripe rows', offset: 2 * row, length: 3 * row, via: 'file'},
     {what: 'a partial stripe (3 pages inside one chunk)', offset: 6 * row + 2 * PAGE, length: 3 * PAGE, via: 'file'},
-    {what: 'a run not aligned to chunks, over two row boundaries', offset: 8 * row + chunk / 2 + PAGE, length: 2 * row + chunk + 3 * PAGE, via: 'stdin', spot: true},
+    {
+      what: 'a run not aligned to chunks, over two row boundaries',
+      offset: 8 * row + chunk / 2 + PAGE,
+      length: 2 * row + chunk + 3 * PAGE,
+      via: 'stdin',
+      spot: true,
+    },
     {what: 'a single page', offset: 12 * row + chunk + 3 * PAGE, length: PAGE, via: 'stdin', spot: true},
-    {what: '10000 bytes (not a page multiple) over written data, input longer than --length', offset: 2 * row + 5 * PAGE, length: 10000, inputBytes: 20000, via: 'file', spot: true},
+    {
+      what: '10000 bytes (not a page multiple) over written data, input longer than --length',
+      offset: 2 * row + 5 * PAGE,
+      length: 10000,
+      inputBytes: 20000,
+      via: 'file',
+      spot: true,
+    },
     {what: 'several MiB from an unaligned page', offset: 4 * MiB + 3 * PAGE, length: 3 * MiB + 5 * PAGE, via: 'file'},
     {what: '50000 bytes from stdin overlapping the start of the MiB run', offset: 4 * MiB - 2 * PAGE, length: 50000, via: 'stdin'},
     {what: 'a run across a chunk boundary inside one row', offset: 20 * row + chunk - 2 * PAGE, length: 4 * PAGE, via: 'stdin'},
@@ -52,7 +76,11 @@ interface Case {
 
 const CASES: Case[] = [
   {title: 'RAID5 left-symmetric, 4 members, 64K chunk', spec: {level: 5, raidDevices: 4, chunk: '64K', name: 'r5ctl:r5ls'}, tolerates: 1},
-  {title: 'RAID5 right-asymmetric, 4 members, 32K chunk', spec: {level: 5, raidDevices: 4, chunk: '32K', layout: 'right-asymmetric', name: 'r5ctl:r5ra'}, tolerates: 1},
+  {
+    title: 'RAID5 right-asymmetric, 4 members, 32K chunk',
+    spec: {level: 5, raidDevices: 4, chunk: '32K', layout: 'right-asymmetric', name: 'r5ctl:r5ra'},
+    tolerates: 1,
+  },
   {title: 'RAID6 left-symmetric, 5 members, 64K chunk', spec: {level: 6, raidDevices: 5, chunk: '64K', name: 'r5ctl:r6'}, tolerates: 2},
   {title: 'RAID4, 4 members, 16K chunk', spec: {level: 4, raidDevices: 4, chunk: '16K', name: 'r5ctl:r4'}, tolerates: 1},
 ]
@@ -115,7 +143,11 @@ describe('e2e: write then read back (model, degraded reads, grub-fstest)', funct
         const sets = [...combinations(a.members, 1), ...(c.tolerates === 2 ? combinations(a.members, 2) : [])]
         for (const left of sets) {
           const res = jsonOf(ok(r5ctl(['read', '--json', '--output', out, ...without(left)])))
-          assert.deepEqual(res.missingMembers, left.map(d => a.members.indexOf(d)), `without ${label(left)}: missingMembers`)
+          assert.deepEqual(
+            res.missingMembers,
+            left.map(d => a.members.indexOf(d)),
+            `without ${label(left)}: missingMembers`,
+          )
           assertSameBytes(fs.readFileSync(out), model, `read without ${label(left)}`)
         }
         fs.rmSync(out)
@@ -147,7 +179,7 @@ describe('e2e: write then read back (model, degraded reads, grub-fstest)', funct
         assert.notEqual([...events][0], '0', 'writes moved the journal tail, so the superblocks were rewritten')
       })
 
-      describe('grub-fstest reads the member images with GRUB\'s md driver', function () {
+      describe("grub-fstest reads the member images with GRUB's md driver", function () {
         let grub: string
         let disk: string
         before(function () {

@@ -13,7 +13,19 @@ import {spawn, spawnSync} from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {decodeSuperblock, encodeSuperblock, type Superblock} from '../../src/engine/format/superblock.js'
-import {BIN, r5ctl, ok, expectExit, expectErrorLine, filesUnder, fingerprint, pseudoRandom, suiteTempDir, describeRun, type RunResult} from '../helpers/cli.js'
+import {
+  BIN,
+  r5ctl,
+  ok,
+  expectExit,
+  expectErrorLine,
+  filesUnder,
+  fingerprint,
+  pseudoRandom,
+  suiteTempDir,
+  describeRun,
+  type RunResult,
+} from '../helpers/cli.js'
 
 const SB_OFFSET = 4096
 const DATA_OFFSET = 2048 * 512
@@ -75,14 +87,35 @@ describe('e2e: a failing writing command writes nothing (zero-writes table)', fu
   let roOk = false
 
   const set = (dir: string) => ['j.img', 'm0.img', 'm1.img', 'm2.img'].map(f => path.join(w, dir, f))
-  const create = (dir: string) => ok(r5ctl(['create', '--level', '5', '--raid-devices', '3', '--chunk', '64K', '--size', '2M',
-    '--journal-size', '1536K', '--name', `r5ctl:${dir}`, '--write-journal', ...set(dir)]))
+  const create = (dir: string) =>
+    ok(
+      r5ctl([
+        'create',
+        '--level',
+        '5',
+        '--raid-devices',
+        '3',
+        '--chunk',
+        '64K',
+        '--size',
+        '2M',
+        '--journal-size',
+        '1536K',
+        '--name',
+        `r5ctl:${dir}`,
+        '--write-journal',
+        ...set(dir),
+      ]),
+    )
 
   before(function () {
     w = tmp.file('w')
     pristine = tmp.file('pristine')
     fs.mkdirSync(w)
-    for (const d of ['a', 'b', 'd', 'u']) { fs.mkdirSync(path.join(w, d)); create(d) }
+    for (const d of ['a', 'b', 'd', 'u']) {
+      fs.mkdirSync(path.join(w, d))
+      create(d)
+    }
     const input = path.join(w, 'in.bin')
     fs.writeFileSync(input, pseudoRandom(128 * 1024, 11))
     const A = set('a')
@@ -116,12 +149,21 @@ describe('e2e: a failing writing command writes nothing (zero-writes table)', fu
     variant(am1, 'm1-chunk.img', f => editSb(f, {chunkSize: 256}))
     variant(am1, 'm1-level.img', f => editSb(f, {level: 1}))
     variant(am1, 'm1-spare.img', f => editSb(f, {devNumber: 9})) // dev_roles[9] does not exist: a spare
-    for (const [dir, events] of [['max', 0xffffffffffffffffn], ['max1', 0xfffffffffffffffen]] as const) {
+    for (const [dir, events] of [
+      ['max', 0xffffffffffffffffn],
+      ['max1', 0xfffffffffffffffen],
+    ] as const) {
       fs.mkdirSync(path.join(w, dir))
-      A.forEach((f, i) => { fs.copyFileSync(f, set(dir)[i]); editSb(set(dir)[i], {events}) })
+      A.forEach((f, i) => {
+        fs.copyFileSync(f, set(dir)[i])
+        editSb(set(dir)[i], {events})
+      })
     }
     fs.mkdirSync(path.join(w, 'nojf'))
-    A.forEach((f, i) => { fs.copyFileSync(f, set('nojf')[i]); editSb(set('nojf')[i], {featureMap: 0}) })
+    A.forEach((f, i) => {
+      fs.copyFileSync(f, set('nojf')[i])
+      editSb(set('nojf')[i], {featureMap: 0})
+    })
     fs.linkSync(am1, v('m1-link.img'))
     fs.mkdirSync(path.join(w, 'dir.img'))
     fs.writeFileSync(path.join(w, 'plain.txt'), 'not a device\n')
@@ -158,7 +200,7 @@ describe('e2e: a failing writing command writes nothing (zero-writes table)', fu
       ['reclaim', ['reclaim']],
       ['assemble', ['assemble']],
     ]
-    const sets: [string, string[], Record<string, number>][] = [
+    const sets: [string, string[], Record<string, number | undefined>][] = [
       ['a member with a bad superblock checksum', swap(A, am1, v('m1-csum.img')), {all: 4}],
       ['a member without md magic', swap(A, am1, v('m1-magic.img')), {all: 4}],
       ['a truncated member', swap(A, am1, v('m1-trunc.img')), {all: 4}],
@@ -198,40 +240,118 @@ describe('e2e: a failing writing command writes nothing (zero-writes table)', fu
 
     // ---- create
     const fresh = (n: number) => Array.from({length: n}, (_, i) => path.join(w, 'new', `n${i}.img`))
-    const mk = (extra: string[], devs = [path.join(w, 'new', 'j.img'), ...fresh(3)]) =>
-      ['create', '--level', '5', '--raid-devices', '3', '--size', '2M', '--journal-size', '1536K', ...extra, '--write-journal', ...devs]
+    const mk = (extra: string[], devs = [path.join(w, 'new', 'j.img'), ...fresh(3)]) => [
+      'create',
+      '--level',
+      '5',
+      '--raid-devices',
+      '3',
+      '--size',
+      '2M',
+      '--journal-size',
+      '1536K',
+      ...extra,
+      '--write-journal',
+      ...devs,
+    ]
     const createBad: [string, string[], number][] = [
-      ['--level 7', ['--level', '7'], 2], ['--level 5.5', ['--level', '5.5'], 2], ['--level raid1', ['--level', 'raid1'], 2], ['--level 0x5', ['--level', '0x5'], 2],
-      ['--raid-devices 3.0', ['--raid-devices', '3.0'], 2], ['--raid-devices 1e1', ['--raid-devices', '1e1'], 2], ['--raid-devices 300', ['--raid-devices', '300'], 2],
+      ['--level 7', ['--level', '7'], 2],
+      ['--level 5.5', ['--level', '5.5'], 2],
+      ['--level raid1', ['--level', 'raid1'], 2],
+      ['--level 0x5', ['--level', '0x5'], 2],
+      ['--raid-devices 3.0', ['--raid-devices', '3.0'], 2],
+      ['--raid-devices 1e1', ['--raid-devices', '1e1'], 2],
+      ['--raid-devices 300', ['--raid-devices', '300'], 2],
       ['--raid-devices 4 with three members', ['--raid-devices', '4'], 2],
-      ['--chunk 3T', ['--chunk', '3T'], 2], ['--chunk 4T', ['--chunk', '4T'], 2], ['--chunk 8T', ['--chunk', '8T'], 2], ['--chunk 6K', ['--chunk', '6K'], 2],
-      ['--chunk 2K', ['--chunk', '2K'], 2], ['--chunk 64.5K', ['--chunk', '64.5K'], 2], ['--chunk 0', ['--chunk', '0'], 2], ['--chunk 64X', ['--chunk', '64X'], 2],
+      ['--chunk 3T', ['--chunk', '3T'], 2],
+      ['--chunk 4T', ['--chunk', '4T'], 2],
+      ['--chunk 8T', ['--chunk', '8T'], 2],
+      ['--chunk 6K', ['--chunk', '6K'], 2],
+      ['--chunk 2K', ['--chunk', '2K'], 2],
+      ['--chunk 64.5K', ['--chunk', '64.5K'], 2],
+      ['--chunk 0', ['--chunk', '0'], 2],
+      ['--chunk 64X', ['--chunk', '64X'], 2],
       ['--chunk 4294967296K', ['--chunk', '4294967296K'], 2],
-      ['--size 1.5M', ['--size', '1.5M'], 2], ['--size 1e6', ['--size', '1e6'], 2], ['--size 0x100000', ['--size', '0x100000'], 2],
-      ['--size 99999999999999999999', ['--size', '99999999999999999999'], 2], ['--size 16384T', ['--size', '16384T'], 2], ['--size 1M (too small)', ['--size', '1M'], 2],
-      ['--journal-size 1M (too small)', ['--journal-size', '1M'], 2], ['--journal-size 1.5M', ['--journal-size', '1.5M'], 2],
-      ['--name of 33 bytes', ['--name', 'n'.repeat(33)], 2], ['--name of 17 two-byte characters', ['--name', 'ü'.repeat(17)], 2],
-      ['--uuid not a uuid', ['--uuid', 'nope'], 2], ['--layout bogus', ['--layout', 'bogus'], 2], ['--journal-mode bogus', ['--journal-mode', 'bogus'], 2],
+      ['--size 1.5M', ['--size', '1.5M'], 2],
+      ['--size 1e6', ['--size', '1e6'], 2],
+      ['--size 0x100000', ['--size', '0x100000'], 2],
+      ['--size 99999999999999999999', ['--size', '99999999999999999999'], 2],
+      ['--size 16384T', ['--size', '16384T'], 2],
+      ['--size 1M (too small)', ['--size', '1M'], 2],
+      ['--journal-size 1M (too small)', ['--journal-size', '1M'], 2],
+      ['--journal-size 1.5M', ['--journal-size', '1.5M'], 2],
+      ['--name of 33 bytes', ['--name', 'n'.repeat(33)], 2],
+      ['--name of 17 two-byte characters', ['--name', 'ü'.repeat(17)], 2],
+      ['--uuid not a uuid', ['--uuid', 'nope'], 2],
+      ['--layout bogus', ['--layout', 'bogus'], 2],
+      ['--journal-mode bogus', ['--journal-mode', 'bogus'], 2],
       ['an unknown flag', ['--bogus'], 2],
     ]
     for (const [what, extra, exit] of createBad) add(`create ${what}`, mk(extra), exit)
-    add('create: a member in a folder that does not exist', mk([], [path.join(w, 'new', 'j.img'), fresh(1)[0], fresh(2)[1], path.join(w, 'nofolder', 'x.img')]), 2)
+    add(
+      'create: a member in a folder that does not exist',
+      mk([], [path.join(w, 'new', 'j.img'), fresh(1)[0], fresh(2)[1], path.join(w, 'nofolder', 'x.img')]),
+      2,
+    )
     add('create: a file that does not exist without --size', ['create', '--level', '5', '--raid-devices', '3', '--write-journal', ...fresh(4)], 2)
     add('create: an existing array without --force', ['create', '--level', '5', '--raid-devices', '3', '--write-journal', ...A], 3)
-    add('create --force: a member too small (truncated image)', ['create', '--force', '--level', '5', '--raid-devices', '3', '--chunk', '1M',
-      '--write-journal', aj, am0, v('m1-trunc.img'), am2], 2)
-    add('create --force: the same member twice', ['create', '--force', '--level', '5', '--raid-devices', '3', '--write-journal', aj, am0, am1, am1], 2)
-    add('create --force: a member named twice by two paths', ['create', '--force', '--level', '5', '--raid-devices', '3', '--write-journal', aj, am0, am1,
-      path.join(w, 'a', '..', 'a', 'm1.img')], 2)
-    add('create --force: a member named twice through a hard link', ['create', '--force', '--level', '5', '--raid-devices', '3', '--write-journal', aj, am0, am1,
-      path.join(w, 'v', 'm1-link.img')], 2)
-    add('create --force: a folder as a member', ['create', '--force', '--level', '5', '--raid-devices', '3', '--write-journal', aj, am0, am1, path.join(w, 'dir.img')], 1)
-    add('create --force: --name of 33 bytes over an existing array', ['create', '--force', '--level', '5', '--raid-devices', '3', '--name', 'x'.repeat(33),
-      '--write-journal', ...A], 2)
-    add('create --force: --chunk 3T over an existing array', ['create', '--force', '--level', '5', '--raid-devices', '3', '--chunk', '3T', '--write-journal', ...A], 2)
+    add(
+      'create --force: a member too small (truncated image)',
+      ['create', '--force', '--level', '5', '--raid-devices', '3', '--chunk', '1M', '--write-journal', aj, am0, v('m1-trunc.img'), am2],
+      2,
+    )
+    add(
+      'create --force: the same member twice',
+      ['create', '--force', '--level', '5', '--raid-devices', '3', '--write-journal', aj, am0, am1, am1],
+      2,
+    )
+    add(
+      'create --force: a member named twice by two paths',
+      ['create', '--force', '--level', '5', '--raid-devices', '3', '--write-journal', aj, am0, am1, path.join(w, 'a', '..', 'a', 'm1.img')],
+      2,
+    )
+    add(
+      'create --force: a member named twice through a hard link',
+      ['create', '--force', '--level', '5', '--raid-devices', '3', '--write-journal', aj, am0, am1, path.join(w, 'v', 'm1-link.img')],
+      2,
+    )
+    add(
+      'create --force: a folder as a member',
+      ['create', '--force', '--level', '5', '--raid-devices', '3', '--write-journal', aj, am0, am1, path.join(w, 'dir.img')],
+      1,
+    )
+    add(
+      'create --force: --name of 33 bytes over an existing array',
+      ['create', '--force', '--level', '5', '--raid-devices', '3', '--name', 'x'.repeat(33), '--write-journal', ...A],
+      2,
+    )
+    add(
+      'create --force: --chunk 3T over an existing array',
+      ['create', '--force', '--level', '5', '--raid-devices', '3', '--chunk', '3T', '--write-journal', ...A],
+      2,
+    )
     if (roOk) {
-      add('create --force: a read-only existing member among new files', ['create', '--force', '--level', '5', '--raid-devices', '3', '--size', '2M',
-        '--journal-size', '1536K', '--write-journal', path.join(w, 'new', 'j.img'), fresh(1)[0], v('m0-readonly.img'), fresh(3)[2]], 1)
+      add(
+        'create --force: a read-only existing member among new files',
+        [
+          'create',
+          '--force',
+          '--level',
+          '5',
+          '--raid-devices',
+          '3',
+          '--size',
+          '2M',
+          '--journal-size',
+          '1536K',
+          '--write-journal',
+          path.join(w, 'new', 'j.img'),
+          fresh(1)[0],
+          v('m0-readonly.img'),
+          fresh(3)[2],
+        ],
+        1,
+      )
     }
 
     // ---- write: arguments
@@ -267,7 +387,8 @@ describe('e2e: a failing writing command writes nothing (zero-writes table)', fu
     for (const [what, extra, exit] of writeBad) add(`write ${what}`, wr(extra), exit)
 
     // ---- recover / reclaim / assemble: arguments
-    for (const seq of ['-1', '1.5', 'abc', '18446744073709551616', '0x10']) add(`recover --until-seq ${seq}`, ['recover', `--until-seq=${seq}`, ...D], 2)
+    for (const seq of ['-1', '1.5', 'abc', '18446744073709551616', '0x10'])
+      add(`recover --until-seq ${seq}`, ['recover', `--until-seq=${seq}`, ...D], 2)
     add('recover --bogus', ['recover', '--bogus', ...D], 2)
     add('reclaim --bogus', ['reclaim', '--bogus', ...A], 2)
     add('assemble --bogus', ['assemble', '--bogus', ...D], 2)
@@ -298,8 +419,9 @@ describe('e2e: a failing writing command writes nothing (zero-writes table)', fu
       child.stdout.on('data', (b: Buffer) => out.push(b))
       child.stderr.on('data', (b: Buffer) => err.push(b))
       child.on('error', reject)
-      child.on('close', (status, signal) => resolve({status, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8'),
-        cmd: ['r5ctl', ...args].join(' ')}))
+      child.on('close', (status, signal) =>
+        resolve({status, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8'), cmd: ['r5ctl', ...args].join(' ')}),
+      )
     })
   }
 
@@ -309,11 +431,15 @@ describe('e2e: a failing writing command writes nothing (zero-writes table)', fu
     const failures: string[] = []
     const all = () => filesUnder(w)
     // every file: size and times (a write changes mtime); the files the cases name: also sha256
-    const stamp = (files: string[], named: Set<string>) => Object.fromEntries(files.map(f => {
-      const st = fs.statSync(f, {bigint: true})
-      return [f, `${st.size}:${st.mtimeNs}:${st.ctimeNs}${named.has(f) ? `:${fingerprint([f])[f]}` : ''}`]
-    }))
-    const namedBy = (cs: Case[]) => new Set(cs.flatMap(c => c.args.map(a => path.resolve(w, a))).filter(f => fs.existsSync(f) && fs.statSync(f).isFile()))
+    const stamp = (files: string[], named: Set<string>) =>
+      Object.fromEntries(
+        files.map(f => {
+          const st = fs.statSync(f, {bigint: true})
+          return [f, `${st.size}:${st.mtimeNs}:${st.ctimeNs}${named.has(f) ? `:${fingerprint([f])[f]}` : ''}`]
+        }),
+      )
+    const namedBy = (cs: Case[]) =>
+      new Set(cs.flatMap(c => c.args.map(a => path.resolve(w, a))).filter(f => fs.existsSync(f) && fs.statSync(f).isFile()))
     // a few cases at once, each with its own lock folder; a case refused because a neighbour held a
     // device's lock runs again alone, and a batch that changed a file is run again one case at a time
     const locks = [0, 1, 2, 3].map(i => tmp.file(`locks${i}`))
@@ -324,18 +450,26 @@ describe('e2e: a failing writing command writes nothing (zero-writes table)', fu
       const results = await Promise.all(batch.map((c, i) => r5ctlAsync(c.args, locks[i])))
       const lines: string[] = []
       // a neighbour held a device's lock: that case runs again on its own
-      const busy = batch.length > 1 ? batch.filter((c, i) => results[i].status === 3 && c.exit !== 3 && /in use by another writer/.test(results[i].stderr)) : []
+      const busy =
+        batch.length > 1 ? batch.filter((c, i) => results[i].status === 3 && c.exit !== 3 && /in use by another writer/.test(results[i].stderr)) : []
       const problemsOf: string[][] = results.map(() => [])
       results.forEach((r, i) => {
         const c = batch[i]
         const problems = problemsOf[i]
         if (r.status !== c.exit) problems.push(`exit ${r.status}, expected ${c.exit}`)
         if (!DOCUMENTED.has(r.status ?? -1)) problems.push(`exit ${r.status} is not a documented code`)
-        try { expectErrorLine(r) } catch (error) { problems.push((error as Error).message.split('\n')[0]) }
+        try {
+          expectErrorLine(r)
+        } catch (error) {
+          problems.push((error as Error).message.split('\n')[0])
+        }
       })
       const now = all()
       const created = now.filter(f => !files.includes(f))
-      const after = stamp(files.filter(f => now.includes(f)), named)
+      const after = stamp(
+        files.filter(f => now.includes(f)),
+        named,
+      )
       const changed = files.filter(f => before[f] !== after[f])
       if (created.length || changed.length) {
         const what = [...created.map(f => `created ${path.relative(w, f)}`), ...changed.map(f => `changed ${path.relative(w, f)}`)].join(', ')
@@ -346,7 +480,8 @@ describe('e2e: a failing writing command writes nothing (zero-writes table)', fu
         else return {changed: true, lines, busy: []}
       }
       results.forEach((r, i) => {
-        if (problemsOf[i].length && !busy.includes(batch[i])) lines.push(`${batch[i].title}: ${problemsOf[i].join('; ')}\n    ${describeRun(r).split('\n').slice(0, 2).join('\n    ')}`)
+        if (problemsOf[i].length && !busy.includes(batch[i]))
+          lines.push(`${batch[i].title}: ${problemsOf[i].join('; ')}\n    ${describeRun(r).split('\n').slice(0, 2).join('\n    ')}`)
       })
       return {changed: false, lines, busy}
     }
@@ -361,7 +496,9 @@ describe('e2e: a failing writing command writes nothing (zero-writes table)', fu
       }
       for (const c of batch) failures.push(...(await runBatch([c])).lines)
     }
-    console.log(`    ${cases.length} cases in ${((Date.now() - t0) / 1000).toFixed(1)} s${roOk ? '' : ' (no read-only image: chattr +i unavailable)'}`)
+    console.log(
+      `    ${cases.length} cases in ${((Date.now() - t0) / 1000).toFixed(1)} s${roOk ? '' : ' (no read-only image: chattr +i unavailable)'}`,
+    )
     assert.deepEqual(failures, [], `${failures.length} of ${cases.length} cases failed:\n${failures.join('\n')}`)
   })
 })

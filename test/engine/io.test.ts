@@ -24,14 +24,21 @@ describe('engine io: writeArray with a member missing', function () {
     const arr = openArray(given, {writable: true, allowMissingMembers: true})
     const data = pseudoRandom(4096, 3)
     try {
-      assert.throws(() => writeArray(arr, 0, 4096, buf => { buf.set(data.subarray(0, buf.length)); return buf.length }), (e: unknown) => {
-        assert.ok(e instanceof R5Error)
-        assert.equal(e.exitCode, EXIT.REFUSED)
-        assert.equal(e.device, undefined, `names ${e.device}`)
-        assert.match(e.message, /slot 3/)
-        assert.ok(e.message.includes(a.uuid), e.message)
-        return true
-      })
+      assert.throws(
+        () =>
+          writeArray(arr, 0, 4096, buf => {
+            buf.set(data.subarray(0, buf.length))
+            return buf.length
+          }),
+        (e: unknown) => {
+          assert.ok(e instanceof R5Error)
+          assert.equal(e.exitCode, EXIT.REFUSED)
+          assert.equal(e.device, undefined, `names ${e.device}`)
+          assert.match(e.message, /slot 3/)
+          assert.ok(e.message.includes(a.uuid), e.message)
+          return true
+        },
+      )
     } finally {
       arr.close()
     }

@@ -12,7 +12,9 @@ import {BIN, childEnv, sha256File} from './cli.js'
 /** mulberry32: a tiny seeded generator, so a failing case list can be regenerated from its seed */
 export class Rng {
   private s: number
-  constructor(seed: number) { this.s = seed >>> 0 }
+  constructor(seed: number) {
+    this.s = seed >>> 0
+  }
   next(): number {
     this.s = (this.s + 0x6d2b79f5) >>> 0
     let t = this.s
@@ -20,9 +22,15 @@ export class Rng {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296
   }
-  int(n: number): number { return Math.floor(this.next() * n) }
-  chance(p: number): boolean { return this.next() < p }
-  pick<T>(xs: readonly T[]): T { return xs[this.int(xs.length)] }
+  int(n: number): number {
+    return Math.floor(this.next() * n)
+  }
+  chance(p: number): boolean {
+    return this.next() < p
+  }
+  pick<T>(xs: readonly T[]): T {
+    return xs[this.int(xs.length)]
+  }
   shuffle<T>(xs: T[]): T[] {
     for (let i = xs.length - 1; i > 0; i--) {
       const j = this.int(i + 1)
@@ -50,7 +58,10 @@ const KEEP = 64 * 1024
  * `node bin/run.js ARGS` in `cwd`, stdin fed with `input` and closed, killed (SIGKILL) when still
  * running after `timeoutMs` and asleep without using CPU (or after four times `timeoutMs` in any case). Never rejects for the child's sake: a hang is a result, not a suite failure.
  */
-export function spawnR5ctl(args: string[], opts: {cwd: string; env?: Record<string, string | undefined>; input?: Buffer; timeoutMs: number}): Promise<Spawned> {
+export function spawnR5ctl(
+  args: string[],
+  opts: {cwd: string; env?: Record<string, string | undefined>; input?: Buffer; timeoutMs: number},
+): Promise<Spawned> {
   return new Promise((resolve, reject) => {
     const t0 = Date.now()
     const child = spawn(process.execPath, [BIN, ...args], {cwd: opts.cwd, env: childEnv(opts.env), stdio: ['pipe', 'pipe', 'pipe']})
@@ -74,15 +85,30 @@ export function spawnR5ctl(args: string[], opts: {cwd: string; env?: Record<stri
       child.kill('SIGKILL')
     }
     timer = setTimeout(() => expire(undefined), opts.timeoutMs)
-    child.stdout.on('data', (b: Buffer) => { if (outBytes < KEEP) out.push(b); outBytes += b.length })
-    child.stderr.on('data', (b: Buffer) => { if (errBytes < KEEP) err.push(b); errBytes += b.length })
-    child.stdin.on('error', () => { /* the child may exit without reading its stdin */ })
+    child.stdout.on('data', (b: Buffer) => {
+      if (outBytes < KEEP) out.push(b)
+      outBytes += b.length
+    })
+    child.stderr.on('data', (b: Buffer) => {
+      if (errBytes < KEEP) err.push(b)
+      errBytes += b.length
+    })
+    child.stdin.on('error', () => {
+      /* the child may exit without reading its stdin */
+    })
     child.stdin.end(opts.input ?? Buffer.alloc(0))
-    child.on('error', error => { clearTimeout(timer); reject(error) })
+    child.on('error', error => {
+      clearTimeout(timer)
+      reject(error)
+    })
     child.on('close', (status, signal) => {
       clearTimeout(timer)
       resolve({
-        status, signal, timedOut, stdoutBytes: outBytes, ms: Date.now() - t0,
+        status,
+        signal,
+        timedOut,
+        stdoutBytes: outBytes,
+        ms: Date.now() - t0,
         stdout: Buffer.concat(out).subarray(0, KEEP).toString('utf8'),
         stderr: Buffer.concat(err).subarray(0, KEEP).toString('utf8'),
       })
@@ -105,9 +131,11 @@ function cpuState(pid: number | undefined): {state: string; ticks: number} | und
 /** Run `fn` over `items` with at most `workers` at a time; worker i always gets slot i (its own files). */
 export async function pool<T>(items: readonly T[], workers: number, fn: (item: T, slot: number) => Promise<void>): Promise<void> {
   let next = 0
-  await Promise.all(Array.from({length: Math.min(workers, items.length)}, async (_, slot) => {
-    while (next < items.length) await fn(items[next++], slot)
-  }))
+  await Promise.all(
+    Array.from({length: Math.min(workers, items.length)}, async (_, slot) => {
+      while (next < items.length) await fn(items[next++], slot)
+    }),
+  )
 }
 
 /** A command line a shell reads back as the same argv. */
@@ -143,7 +171,12 @@ export class FixtureWatch {
   private readonly hashes = new Map<string, string>()
 
   /** `names`: the fixture entries relative to `dir`; `pristine`: the template folder they came from */
-  constructor(readonly dir: string, readonly names: readonly string[], readonly pristine: string, hashes: ReadonlyMap<string, string>) {
+  constructor(
+    readonly dir: string,
+    readonly names: readonly string[],
+    readonly pristine: string,
+    hashes: ReadonlyMap<string, string>,
+  ) {
     for (const n of names) {
       this.seen.set(n, look(path.join(dir, n)))
       const h = hashes.get(n)
@@ -158,7 +191,10 @@ export class FixtureWatch {
       const before = this.seen.get(n)!
       const now = look(path.join(this.dir, n))
       if (now.kind === before.kind && now.stamp === before.stamp) continue
-      if (now.kind !== before.kind || now.kind !== 'file') { out.push(n); continue }
+      if (now.kind !== before.kind || now.kind !== 'file') {
+        out.push(n)
+        continue
+      }
       const h = this.hashes.get(n)
       if (h !== undefined && sha256File(path.join(this.dir, n)) !== h) out.push(n)
       else this.seen.set(n, now) // rewritten with the same bytes

@@ -42,15 +42,42 @@ export function createImageArray(dir: string, spec: ArraySpec): ImageArray {
   const members = Array.from({length: spec.raidDevices}, (_, i) => path.join(dir, `m${i}.img`))
   const journal = path.join(dir, 'j.img')
   const name = spec.name ?? `r5ctl:${path.basename(dir)}`
-  const args = ['create', '--json', '--level', String(spec.level), '--raid-devices', String(spec.raidDevices),
-    '--chunk', spec.chunk ?? '64K', '--size', spec.size ?? '16M', '--journal-size', spec.journalSize ?? '8M',
-    '--name', name, '--write-journal', journal, ...(spec.layout ? ['--layout', spec.layout] : []), ...members]
+  const args = [
+    'create',
+    '--json',
+    '--level',
+    String(spec.level),
+    '--raid-devices',
+    String(spec.raidDevices),
+    '--chunk',
+    spec.chunk ?? '64K',
+    '--size',
+    spec.size ?? '16M',
+    '--journal-size',
+    spec.journalSize ?? '8M',
+    '--name',
+    name,
+    '--write-journal',
+    journal,
+    ...(spec.layout ? ['--layout', spec.layout] : []),
+    ...members,
+  ]
   const res = jsonOf(ok(r5ctl(args)))
   const dataDisks = spec.level === 6 ? spec.raidDevices - 2 : spec.raidDevices - 1
   assert.equal(res.raidDevices, spec.raidDevices)
   return {
-    dir, members, journal, all: [journal, ...members], uuid: res.arrayUuid, level: res.level, layout: res.layout,
-    chunkBytes: res.chunkBytes, dataDisks, rowBytes: res.chunkBytes * dataDisks, sizeBytes: res.arraySizeBytes, name,
+    dir,
+    members,
+    journal,
+    all: [journal, ...members],
+    uuid: res.arrayUuid,
+    level: res.level,
+    layout: res.layout,
+    chunkBytes: res.chunkBytes,
+    dataDisks,
+    rowBytes: res.chunkBytes * dataDisks,
+    sizeBytes: res.arraySizeBytes,
+    name,
   }
 }
 
@@ -84,7 +111,7 @@ export function mdadmExamine(mdadm: string, device: string): Record<string, stri
   const r = run(mdadm, ['--examine', device])
   assert.equal(r.status, 0, `mdadm --examine failed: ${describeRun(r)}`)
   const blocks = parseExamine(r.stdout.toString('utf8'))
-  assert.equal(blocks.length, 1, `mdadm --examine ${device} printed ${blocks.length} blocks:\n${r.stdout}`)
+  assert.equal(blocks.length, 1, `mdadm --examine ${device} printed ${blocks.length} blocks:\n${r.stdout.toString()}`)
   return blocks[0].fields
 }
 

@@ -44,6 +44,7 @@ export function childEnv(extra?: Record<string, string | undefined>): NodeJS.Pro
   delete env.FORCE_COLOR
   delete env.R5CTL_DEBUG
   for (const [k, v] of Object.entries(extra ?? {})) {
+    // eslint-disable-next-line @typescript-eslint/no-dynamic-delete -- an environment variable is unset by deleting it
     if (v === undefined) delete env[k]
     else env[k] = v
   }
@@ -111,8 +112,10 @@ export function stackLines(text: string): string[] {
 export function expectErrorLine(r: RunResult, opts: {device?: string | RegExp} = {}): string {
   assert.deepEqual(stackLines(r.stderr), [], `stack trace on stderr: ${describeRun(r)}`)
   const lines = r.stderr.replace(/\n$/, '').split('\n')
-  assert.ok(lines.length === 1 || (lines.length === 2 && lines[1].startsWith('hint: ')),
-    `expected one "r5ctl: ..." line (and at most one "hint:" line) on stderr: ${describeRun(r)}`)
+  assert.ok(
+    lines.length === 1 || (lines.length === 2 && lines[1].startsWith('hint: ')),
+    `expected one "r5ctl: ..." line (and at most one "hint:" line) on stderr: ${describeRun(r)}`,
+  )
   const line = lines[0]
   assert.match(line, /^r5ctl: \S/, `error line must start with "r5ctl: ": ${describeRun(r)}`)
   if (opts.device !== undefined) {
@@ -132,7 +135,7 @@ export interface JsonError {
 export function expectJsonError(r: RunResult, status: number, opts: {device?: string | RegExp} = {}): JsonError['error'] {
   expectExit(r, status)
   assert.deepEqual(stackLines(r.stderr), [], `stack trace on stderr: ${describeRun(r)}`)
-  const j = jsonOf<JsonError>(r)
+  const j = jsonOf<Partial<JsonError> | null>(r)
   assert.ok(j && typeof j.error === 'object', `no "error" object in the JSON: ${describeRun(r)}`)
   assert.equal(j.error.exitCode, status, `error.exitCode: ${describeRun(r)}`)
   assert.equal(typeof j.error.message, 'string')
@@ -151,7 +154,9 @@ export function expectJsonError(r: RunResult, status: number, opts: {device?: st
  */
 export function suiteTempDir(prefix = 'r5ctl-e2e-'): {readonly path: string; file(...parts: string[]): string} {
   let dir = ''
-  before(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix)) })
+  before(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
+  })
   after(() => {
     if (!dir) return
     if (process.env.R5CTL_KEEP_TMP === '1') console.log(`    (kept ${dir})`)
@@ -191,16 +196,20 @@ export function fingerprint(files: string[]): Record<string, string> {
 
 /** Every regular file under a folder (recursively), sorted. */
 export function filesUnder(dir: string): string[] {
-  return fs.readdirSync(dir, {recursive: true, withFileTypes: true})
-    .filter(e => e.isFile())
-    .map(e => path.join(e.parentPath ?? (e as any).path, e.name))
-    .sort()
+  return (
+    fs
+      .readdirSync(dir, {recursive: true, withFileTypes: true})
+      .filter(e => e.isFile())
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- parentPath is new in Node 20.12; older 20.x have only path
+      .map(e => path.join(e.parentPath ?? (e as any).path, e.name))
+      .sort()
+  )
 }
 
 /** Deterministic pseudo-random bytes (xorshift32), so a failing run can be reproduced. */
 export function pseudoRandom(length: number, seed: number): Buffer {
   const words = new Uint32Array(Math.ceil(length / 4))
-  let x = (seed >>> 0) || 0x9e3779b9
+  let x = seed >>> 0 || 0x9e3779b9
   for (let i = 0; i < words.length; i++) {
     x ^= x << 13
     x >>>= 0
@@ -223,8 +232,12 @@ export function assertSameBytes(got: Buffer, want: Buffer, what: string): void {
     for (let k = i; k < n; k++) if (got[k] !== want[k]) c++
     return c
   })()
-  assert.fail(`${what}: got ${got.length} bytes, want ${want.length}; first difference at byte ${i}` +
-    (i < n ? ` (page ${Math.floor(i / 4096)}, got 0x${got[i].toString(16)} want 0x${want[i].toString(16)}), ${diffs} differing bytes in the common length` : ''))
+  assert.fail(
+    `${what}: got ${got.length} bytes, want ${want.length}; first difference at byte ${i}` +
+      (i < n
+        ? ` (page ${Math.floor(i / 4096)}, got 0x${got[i].toString(16)} want 0x${want[i].toString(16)}), ${diffs} differing bytes in the common length`
+        : ''),
+  )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -256,7 +269,9 @@ export function requireTool(ctx: Mocha.Context, name: string): string {
   const p = which(name)
   if (p) return p
   if (process.env.R5CTL_REQUIRE_INTEROP === '1')
-    throw new Error(`${name} is not installed, and R5CTL_REQUIRE_INTEROP=1 says interop tests must run (install it: apt-get install ${name === 'grub-fstest' ? 'grub-common' : name})`)
+    throw new Error(
+      `${name} is not installed, and R5CTL_REQUIRE_INTEROP=1 says interop tests must run (install it: apt-get install ${name === 'grub-fstest' ? 'grub-common' : name})`,
+    )
   ctx.skip()
   throw new Error('unreachable')
 }

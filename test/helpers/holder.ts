@@ -13,7 +13,7 @@ let input = ''
 let held: FileDevice[] | null = null
 process.stdin.setEncoding('utf8')
 process.stdin.on('data', chunk => {
-  input += chunk
+  input += String(chunk)
   if (held || !input.includes('go\n')) return
   held = []
   try {
@@ -21,7 +21,7 @@ process.stdin.on('data', chunk => {
     process.stdout.write('won\n')
   } catch (error) {
     for (const d of held) d.close()
-    const e = error as R5Error
+    const e = error as Partial<R5Error>
     process.stdout.write(`refused ${e.exitCode ?? '?'} ${e.message}\n`)
     process.exit(0)
   }

@@ -17,13 +17,16 @@ export interface Holder {
 
 export function startHolder(devices: string[], opts: {env?: Record<string, string>; uid?: number; gid?: number} = {}): Holder {
   const proc = spawn(process.execPath, [HOLDER, ...devices], {
-    env: {...process.env, ...opts.env}, uid: opts.uid, gid: opts.gid, stdio: ['pipe', 'pipe', 'inherit'],
+    env: {...process.env, ...opts.env},
+    uid: opts.uid,
+    gid: opts.gid,
+    stdio: ['pipe', 'pipe', 'inherit'],
   })
   const lines: string[] = []
   const waiting: ((l: string) => void)[] = []
   let buf = ''
-  proc.stdout!.setEncoding('utf8')
-  proc.stdout!.on('data', (chunk: string) => {
+  proc.stdout.setEncoding('utf8')
+  proc.stdout.on('data', (chunk: string) => {
     buf += chunk
     for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
       const l = buf.slice(0, i)
@@ -33,10 +36,12 @@ export function startHolder(devices: string[], opts: {env?: Record<string, strin
       else lines.push(l)
     }
   })
-  const exited = new Promise<number | null>(resolve => proc.on('exit', code => {
-    for (const w of waiting.splice(0)) w('exited')
-    resolve(code)
-  }))
+  const exited = new Promise<number | null>(resolve =>
+    proc.on('exit', code => {
+      for (const w of waiting.splice(0)) w('exited')
+      resolve(code)
+    }),
+  )
   return {
     proc,
     exited,

@@ -85,7 +85,12 @@ export function lsStripe(level: 5 | 6, n: number, chunkSectors: number, memberSe
 }
 
 /** raid5_compute_sector for left-symmetric: where array sector `a` lives. */
-export function lsMap(level: 5 | 6, n: number, chunkSectors: number, a: number): StripeRef & {member: number; memberSector: number; dataIndex: number} {
+export function lsMap(
+  level: 5 | 6,
+  n: number,
+  chunkSectors: number,
+  a: number,
+): StripeRef & {member: number; memberSector: number; dataIndex: number} {
   const D = level === 6 ? n - 2 : n - 1
   const chunk = Math.floor(a / chunkSectors)
   const dataIndex = chunk % D
@@ -130,7 +135,15 @@ export function createMemArray(spec: MemSpec): MemArray {
   const members = Array.from({length: spec.raidDevices}, (_, i) => new MemDevice(`m${i}`, DATA_OFFSET_BYTES + spec.memberDataBytes))
   const journal = new MemDevice('j', DATA_OFFSET_BYTES + spec.journalRingBytes)
   const r = createArray({level: spec.level, raidDevices: spec.raidDevices, chunkBytes: spec.chunkBytes, members, journal})
-  return {spec, devs: [journal, ...members], journal, members, sizeBytes: r.arraySizeBytes, ringBytes: r.journalSizeBytes, firstSeq: BigInt(r.firstSeq)}
+  return {
+    spec,
+    devs: [journal, ...members],
+    journal,
+    members,
+    sizeBytes: r.arraySizeBytes,
+    ringBytes: r.journalSizeBytes,
+    firstSeq: BigInt(r.firstSeq),
+  }
 }
 
 /** Fresh copies of the devices (same names, same bytes, zeroed stats). */
@@ -149,7 +162,15 @@ export function cloneArray(a: MemArray): MemArray {
 /** The array's logical bytes through the engine's read path (refuses a dirty journal). */
 export function readAll(devs: MemDevice[], offset = 0, length?: number): Buffer {
   const parts: Buffer[] = []
-  readData(devs, offset, length, views => { for (const v of views) parts.push(Buffer.from(v)) }, {})
+  readData(
+    devs,
+    offset,
+    length,
+    views => {
+      for (const v of views) parts.push(Buffer.from(v))
+    },
+    {},
+  )
   return Buffer.concat(parts)
 }
 
@@ -164,7 +185,15 @@ export function snapshot(devs: MemDevice[]): Uint8Array[] {
 
 /** Names of the devices whose bytes differ from the snapshot. */
 export function changedSince(devs: MemDevice[], snap: Uint8Array[]): string[] {
-  return devs.filter((d, i) => Buffer.compare(Buffer.from(d.data.buffer, d.data.byteOffset, d.data.length), Buffer.from(snap[i].buffer, snap[i].byteOffset, snap[i].length)) !== 0).map(d => d.name)
+  return devs
+    .filter(
+      (d, i) =>
+        Buffer.compare(
+          Buffer.from(d.data.buffer, d.data.byteOffset, d.data.length),
+          Buffer.from(snap[i].buffer, snap[i].byteOffset, snap[i].length),
+        ) !== 0,
+    )
+    .map(d => d.name)
 }
 
 export function totalWrites(devs: MemDevice[]): number {
@@ -175,7 +204,8 @@ export function totalWrites(devs: MemDevice[]): number {
 export function changedPages(before: Uint8Array, after: Uint8Array, from = 0): number[] {
   const out: number[] = []
   for (let p = from; p < after.length; p += PAGE) {
-    if (Buffer.compare(Buffer.from(before.buffer, before.byteOffset + p, PAGE), Buffer.from(after.buffer, after.byteOffset + p, PAGE)) !== 0) out.push(p / PAGE)
+    if (Buffer.compare(Buffer.from(before.buffer, before.byteOffset + p, PAGE), Buffer.from(after.buffer, after.byteOffset + p, PAGE)) !== 0)
+      out.push(p / PAGE)
   }
   return out
 }
@@ -216,7 +246,11 @@ export function runWorkload(devs: MemDevice[], ops: WriteOp[], opts: {crashAfter
     const used = totalWrites(devs) - start
     const crashAfter = opts.crashAfter === undefined ? undefined : opts.crashAfter - used
     try {
-      const r = writeData(devs, op.offset, op.data.length, bufferSource(op.data), {mode: op.mode, crashAfter, crashSeed: crashAfter === undefined ? undefined : opts.crashSeed})
+      const r = writeData(devs, op.offset, op.data.length, bufferSource(op.data), {
+        mode: op.mode,
+        crashAfter,
+        crashSeed: crashAfter === undefined ? undefined : opts.crashSeed,
+      })
       out.completed++
       out.journalBytes += r.journalBytes
       out.checkpoints += r.checkpoints
@@ -286,7 +320,18 @@ export function combinations<T>(items: T[], k: number): T[][] {
  */
 export function checkParity(devs: MemDevice[], level: number, full: Buffer, offset = 0): string | null {
   const members = devs.slice(1)
-  const sets = [...combinations(members.map((_, i) => i), 1), ...(level === 6 ? combinations(members.map((_, i) => i), 2) : [])]
+  const sets = [
+    ...combinations(
+      members.map((_, i) => i),
+      1,
+    ),
+    ...(level === 6
+      ? combinations(
+          members.map((_, i) => i),
+          2,
+        )
+      : []),
+  ]
   for (const out of sets) {
     const left = [devs[0], ...members.filter((_, i) => !out.includes(i))]
     const got = readAll(left, offset, full.length)

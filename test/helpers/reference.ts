@@ -5,12 +5,12 @@
 
 /** Bit-at-a-time crc32c_le (reflected, polynomial 0x82F63B78, no inversion): independent of the module. */
 export function refRaw(seed: number, buf: Uint8Array): number {
-  let c = seed >>> 0;
+  let c = seed >>> 0
   for (const b of buf) {
-    c ^= b;
-    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
+    c ^= b
+    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1
   }
-  return c >>> 0;
+  return c >>> 0
 }
 
 /**
@@ -33,31 +33,31 @@ export function goldenKernelSuperblock(): Buffer {
     0x0b0: '97b772897554b62f0000080010000000',
     0x0c0: '8ef3b866000000001100000000000000',
     0x0d0: 'ffffffffffffffff6f63646080000000',
-  };
-  const b = Buffer.alloc(4096);
-  for (const [off, hex] of Object.entries(rows)) Buffer.from(hex, 'hex').copy(b, Number(off));
-  b.writeUInt16LE(0, 0x100);
-  b.writeUInt16LE(1, 0x102);
-  b.fill(0xff, 0x104, 0x200);
-  return b;
+  }
+  const b = Buffer.alloc(4096)
+  for (const [off, hex] of Object.entries(rows)) Buffer.from(hex, 'hex').copy(b, Number(off))
+  b.writeUInt16LE(0, 0x100)
+  b.writeUInt16LE(1, 0x102)
+  b.fill(0xff, 0x104, 0x200)
+  return b
 }
 
 /** Deterministic PRNG (mulberry32) so failures reproduce. */
 export function rng(seed: number): () => number {
-  let a = seed >>> 0;
+  let a = seed >>> 0
   return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
 }
 
 export function randomBytes(r: () => number, n: number): Uint8Array {
-  const b = new Uint8Array(n);
-  for (let i = 0; i < n; i++) b[i] = (r() * 256) | 0;
-  return b;
+  const b = new Uint8Array(n)
+  for (let i = 0; i < n; i++) b[i] = (r() * 256) | 0
+  return b
 }
 
-export const u32 = (r: () => number): number => (r() * 4294967296) >>> 0;
+export const u32 = (r: () => number): number => (r() * 4294967296) >>> 0

@@ -102,8 +102,10 @@ export function recoverChecks(get: () => {label: string; replayMd5: string; repl
     assert.equal(rec.dryRun.code, 0, JSON.stringify(rec.dryRun.json))
     assert.equal(rec.dryRun.journalMd5After, rec.dryRun.journalMd5Before, 'the dry run changed the journal')
     const model = kernelReplayModel(r5ctlJson(['dump-meta', c.journal]).json)
-    assert.deepEqual({dataParity: rec.dryRun.json.dataParityStripes, dataOnly: rec.dryRun.json.dataOnlyStripes},
-      {dataParity: model.distinctDataParity, dataOnly: model.distinctDataOnly})
+    assert.deepEqual(
+      {dataParity: rec.dryRun.json.dataParityStripes, dataOnly: rec.dryRun.json.dataOnlyStripes},
+      {dataParity: model.distinctDataParity, dataOnly: model.distinctDataOnly},
+    )
   })
 
   it("r5ctl recover: exit 0, the journal is clean afterwards and read (without --force) equals the kernel's replay md5", function () {
@@ -180,7 +182,9 @@ export function crashImageChecks(get: () => CrashImages): void {
     assert.equal(ej.code, 5, JSON.stringify(ej.json))
     assert.equal(ej.json.state, 'dirty')
     const model = kernelReplayModel(r5ctlJson(['dump-meta', get().journal]).json)
-    process.stderr.write(`      [kernel] ${get().label}: r5ctl pending ${JSON.stringify(ej.json.stripesPending)}; kernel: ${get().replayLog.replace(/^\[[^\]]*\]\s*/, '')}\n`)
+    process.stderr.write(
+      `      [kernel] ${get().label}: r5ctl pending ${JSON.stringify(ej.json.stripesPending)}; kernel: ${get().replayLog.replace(/^\[[^\]]*\]\s*/, '')}\n`,
+    )
     assert.deepEqual(ej.json.stripesPending, {dataParity: model.distinctDataParity, dataOnly: model.distinctDataOnly})
   })
 
@@ -216,7 +220,9 @@ export function crashImageChecks(get: () => CrashImages): void {
         assert.ok(logged.has(pg), `array page ${pg} differs between the members and the kernel's replay but is not in the live log`)
       }
     }
-    process.stderr.write(`      [kernel] ${c.label}: ${differing} page(s) differ between the members and the kernel's replay; ${logged.size} data page(s) in the live log\n`)
+    process.stderr.write(
+      `      [kernel] ${c.label}: ${differing} page(s) differ between the members and the kernel's replay; ${logged.size} data page(s) in the live log\n`,
+    )
   })
 
   it("the kernel's replay holds, page by page, either the old zeros or the new pattern", function () {
@@ -231,11 +237,14 @@ export function crashImageChecks(get: () => CrashImages): void {
       if (off >= c.written.offset && off < c.written.offset + c.written.length) {
         const want = data.subarray(off - c.written.offset, off - c.written.offset + 4096)
         if (got.equals(want)) newPages++
-        else assert.ok(got.equals(zero), `page ${pg} is neither zero nor the written pattern: ${JSON.stringify(got.subarray(0, 40).toString('latin1'))}`)
+        else
+          assert.ok(got.equals(zero), `page ${pg} is neither zero nor the written pattern: ${JSON.stringify(got.subarray(0, 40).toString('latin1'))}`)
       } else assert.ok(got.equals(zero), `page ${pg} outside the written range is not zero`)
     }
     assert.ok(newPages > 0)
-    process.stderr.write(`      [kernel] ${c.label}: ${newPages} of ${c.written.length / 4096} written pages present after the kernel's replay (md5 ${c.replayMd5})${c.replayForced ? '; mdadm needed --force' : ''}\n`)
+    process.stderr.write(
+      `      [kernel] ${c.label}: ${newPages} of ${c.written.length / 4096} written pages present after the kernel's replay (md5 ${c.replayMd5})${c.replayForced ? '; mdadm needed --force' : ''}\n`,
+    )
   })
 
   recoverChecks(get)

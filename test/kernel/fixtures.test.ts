@@ -24,7 +24,9 @@ interface FixtureEntry {
 }
 
 const manifestPath = path.join(FIXTURES, 'manifest.json')
-const manifest: {fixtures: Record<string, FixtureEntry>} = fs.existsSync(manifestPath) ? JSON.parse(fs.readFileSync(manifestPath, 'utf8')) : {fixtures: {}}
+const manifest: {fixtures: Record<string, FixtureEntry>} = fs.existsSync(manifestPath)
+  ? JSON.parse(fs.readFileSync(manifestPath, 'utf8'))
+  : {fixtures: {}}
 const SLOT_MIB = 128
 
 describe('kernel interop: committed power-cut fixtures (test/kernel/fixtures)', function () {
@@ -46,8 +48,13 @@ describe('kernel interop: committed power-cut fixtures (test/kernel/fixtures)', 
         return dst
       }
       images.set(name, {
-        label: `fixture ${name}`, journal: unpack(f.files.journal), members: f.files.members.map(unpack), sizeBytes: f.arrayBytes,
-        replayLog: f.kernelReplay.dmesg, replayForced: f.kernelReplay.mdadmAssemble !== 'plain', replayMd5: f.kernelReplay.md5,
+        label: `fixture ${name}`,
+        journal: unpack(f.files.journal),
+        members: f.files.members.map(unpack),
+        sizeBytes: f.arrayBytes,
+        replayLog: f.kernelReplay.dmesg,
+        replayForced: f.kernelReplay.mdadmAssemble !== 'plain',
+        replayMd5: f.kernelReplay.md5,
         written: {offset: f.written.offsetBytes, length: f.written.lengthBytes, tag: f.written.tag},
       })
     }
@@ -76,8 +83,10 @@ describe('kernel interop: committed power-cut fixtures (test/kernel/fixtures)', 
       disks.push({file: rec.journal, name: `v${i}j`, snapshot: true}, ...rec.members.map((m, k) => ({file: m, name: `v${i}m${k}`, snapshot: true})))
       script += `echo "=== ${name}: after r5ctl recover"\n` + assembleAndCopy(`v${i}`, c.members.length, (list.length + i) * SLOT_MIB)
     })
-    const r = recordBoot(`fixtures: kernel replay of ${images.size} fixtures + r5ctl-recovered copies (snapshot=on)`,
-      await boot(env, {disks, script, label: 'fixtures replay + recovered (snapshot=on)', timeoutMs: 600_000}))
+    const r = recordBoot(
+      `fixtures: kernel replay of ${images.size} fixtures + r5ctl-recovered copies (snapshot=on)`,
+      await boot(env, {disks, script, label: 'fixtures replay + recovered (snapshot=on)', timeoutMs: 600_000}),
+    )
     assert.equal(r.rc, 0, tail(r))
     list.forEach(([name, c], i) => {
       const bytes = readOut(out, i * SLOT_MIB, c.sizeBytes)

@@ -64,16 +64,24 @@ export interface KernelEnv {
   preparedSeconds: number
 }
 
-const log = (s: string) => { if (process.env.R5CTL_KERNEL_QUIET !== '1') process.stderr.write(`      [kernel] ${s}\n`) }
+const log = (s: string) => {
+  if (process.env.R5CTL_KERNEL_QUIET !== '1') process.stderr.write(`      [kernel] ${s}\n`)
+}
 
-function run(cmd: string, args: string[], opts: {cwd?: string; allowFail?: boolean; env?: NodeJS.ProcessEnv} = {}): {code: number; stdout: string; stderr: string} {
+function run(
+  cmd: string,
+  args: string[],
+  opts: {cwd?: string; allowFail?: boolean; env?: NodeJS.ProcessEnv} = {},
+): {code: number; stdout: string; stderr: string} {
   const r = spawnSync(cmd, args, {cwd: opts.cwd, encoding: 'utf8', env: opts.env ?? process.env, maxBuffer: 64 << 20})
   if (r.error) {
     if (opts.allowFail) return {code: -1, stdout: '', stderr: String(r.error)}
     throw new PrereqError(`${cmd}: ${r.error.message}`)
   }
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- spawnSync's stdout/stderr are null when the child could not be started
   const res = {code: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? ''}
-  if (res.code !== 0 && !opts.allowFail) throw new PrereqError(`${cmd} ${args.join(' ')} failed (${res.code}): ${res.stderr.trim().split('\n').slice(-3).join(' / ')}`)
+  if (res.code !== 0 && !opts.allowFail)
+    throw new PrereqError(`${cmd} ${args.join(' ')} failed (${res.code}): ${res.stderr.trim().split('\n').slice(-3).join(' / ')}`)
   return res
 }
 
@@ -83,7 +91,9 @@ function which(cmd: string): string | null {
     try {
       fs.accessSync(p, fs.constants.X_OK)
       return p
-    } catch { /* next */ }
+    } catch {
+      /* next */
+    }
   }
   return null
 }
@@ -97,7 +107,9 @@ export function cacheRoot(): string {
       fs.mkdirSync(c, {recursive: true})
       fs.accessSync(c, fs.constants.W_OK)
       return c
-    } catch { /* next */ }
+    } catch {
+      /* next */
+    }
   }
   throw new PrereqError('no writable cache folder for the kernel (set R5CTL_KERNEL_CACHE)')
 }
@@ -106,8 +118,11 @@ export function cacheRoot(): string {
 export function ensureHostPackages(): void {
   const script = path.join(REPO_ROOT, 'scripts', 'kernel', 'prereqs.sh')
   const r = spawnSync('sh', [script], {encoding: 'utf8', stdio: ['ignore', 'inherit', 'pipe']})
-  if (r.status !== 0) throw new PrereqError(`host packages missing: ${(r.stderr ?? '').trim().split('\n').slice(-2).join(' / ') || 'prereqs.sh failed'}`)
-  for (const t of ['qemu-system-x86_64', 'mdadm', 'depmod', 'dpkg-deb']) if (!which(t)) throw new PrereqError(`${t} not found after installing host packages`)
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- spawnSync's stdout/stderr are null when the child could not be started
+  const stderr = r.stderr ?? ''
+  if (r.status !== 0) throw new PrereqError(`host packages missing: ${stderr.trim().split('\n').slice(-2).join(' / ') || 'prereqs.sh failed'}`)
+  for (const t of ['qemu-system-x86_64', 'mdadm', 'depmod', 'dpkg-deb'])
+    if (!which(t)) throw new PrereqError(`${t} not found after installing host packages`)
   if (!fs.existsSync('/bin/busybox')) throw new PrereqError('/bin/busybox (busybox-static) not found')
 }
 
@@ -136,10 +151,12 @@ const OPTIONAL_MODULES = new Set(['crc32c-intel'])
 function ensureKernel(root: string): {dir: string; pkg: string; version: string; release: string} {
   const pkg = resolveKernelPackage()
   const cached = fs.readdirSync(root).filter(d => fs.existsSync(path.join(root, d, 'kernel.json')))
-  const pick = (want: string | null) => cached
-    .map(d => ({d, meta: JSON.parse(fs.readFileSync(path.join(root, d, 'kernel.json'), 'utf8'))}))
-    .filter(x => !want || x.meta.package === want)
-    .sort((a, b) => fs.statSync(path.join(root, b.d)).mtimeMs - fs.statSync(path.join(root, a.d)).mtimeMs)[0]
+  const pick = (want: string | null) =>
+    cached
+      .map(d => ({d, meta: JSON.parse(fs.readFileSync(path.join(root, d, 'kernel.json'), 'utf8'))}))
+      .filter(x => !want || x.meta.package === want)
+      .sort((a, b) => fs.statSync(path.join(root, b.d)).mtimeMs - fs.statSync(path.join(root, a.d)).mtimeMs)
+      .at(0)
   const hit = pick(pkg)
   if (hit) return {dir: path.join(root, hit.d), pkg: hit.meta.package, version: hit.meta.version, release: hit.meta.release}
   if (!pkg) {
@@ -171,7 +188,10 @@ function ensureKernel(root: string): {dir: string; pkg: string; version: string;
     fs.copyFileSync(path.join(x, 'boot', `config-${release}`), path.join(out, 'config'))
     for (const rel of order) fs.copyFileSync(path.join(modRoot, rel), path.join(out, 'modules', path.basename(rel)))
     fs.writeFileSync(path.join(out, 'modules.list'), order.map(r => path.basename(r)).join('\n') + '\n')
-    fs.writeFileSync(path.join(out, 'kernel.json'), JSON.stringify({package: pkg, version, release, modules: order.map(r => path.basename(r))}, null, 2) + '\n')
+    fs.writeFileSync(
+      path.join(out, 'kernel.json'),
+      JSON.stringify({package: pkg, version, release, modules: order.map(r => path.basename(r))}, null, 2) + '\n',
+    )
     const dest = path.join(root, `${pkg}_${version}`)
     fs.rmSync(dest, {recursive: true, force: true})
     fs.renameSync(out, dest)
@@ -186,7 +206,14 @@ export function parseModulesDep(text: string): Map<string, string[]> {
   for (const line of text.split('\n')) {
     const i = line.indexOf(':')
     if (i < 0) continue
-    m.set(line.slice(0, i), line.slice(i + 1).trim().split(/\s+/).filter(Boolean))
+    m.set(
+      line.slice(0, i),
+      line
+        .slice(i + 1)
+        .trim()
+        .split(/\s+/)
+        .filter(Boolean),
+    )
   }
   return m
 }
@@ -194,7 +221,14 @@ export function parseModulesDep(text: string): Map<string, string[]> {
 /** Module files (paths relative to lib/modules/RELEASE) of the targets and their dependencies, dependencies first. */
 export function moduleOrder(dep: Map<string, string[]>, targets: string[]): string[] {
   const byName = new Map<string, string>()
-  for (const rel of dep.keys()) byName.set(path.basename(rel).replace(/\.ko(\.(xz|zst|gz))?$/, '').replace(/-/g, '_'), rel)
+  for (const rel of dep.keys())
+    byName.set(
+      path
+        .basename(rel)
+        .replace(/\.ko(\.(xz|zst|gz))?$/, '')
+        .replace(/-/g, '_'),
+      rel,
+    )
   const out: string[] = []
   const visit = (rel: string) => {
     if (out.includes(rel)) return
@@ -315,15 +349,20 @@ function lddPaths(bin: string): string[] {
   return out
 }
 
-function ensureInitramfs(root: string, kdir: string, release: string): {file: string; modules: string[]} {
+function ensureInitramfs(kdir: string, release: string): {file: string; modules: string[]} {
   const mdadm = which('mdadm')!
   const busybox = '/bin/busybox'
   const libs = lddPaths(mdadm)
   const modules = fs.readFileSync(path.join(kdir, 'modules.list'), 'utf8').split('\n').filter(Boolean)
   const key = createHash('sha256')
-    .update(INIT).update(release).update(modules.join(',')).update(sha256File(mdadm)).update(sha256File(busybox))
+    .update(INIT)
+    .update(release)
+    .update(modules.join(','))
+    .update(sha256File(mdadm))
+    .update(sha256File(busybox))
     .update(libs.map(l => `${l}:${sha256File(l)}`).join(','))
-    .digest('hex').slice(0, 16)
+    .digest('hex')
+    .slice(0, 16)
   const file = path.join(kdir, `initramfs-${key}.cpio`)
   if (fs.existsSync(file)) return {file, modules}
   log(`building initramfs (${modules.length} modules, mdadm + ${libs.length} libraries)`)
@@ -351,11 +390,12 @@ let prepared: KernelEnv | null = null
 export function prepareKernel(): KernelEnv {
   if (prepared) return prepared
   const t0 = Date.now()
-  if (process.platform !== 'linux' || process.arch !== 'x64') throw new PrereqError(`the kernel suite needs an x86-64 Linux host (this is ${process.platform}/${process.arch})`)
+  if (process.platform !== 'linux' || process.arch !== 'x64')
+    throw new PrereqError(`the kernel suite needs an x86-64 Linux host (this is ${process.platform}/${process.arch})`)
   ensureHostPackages()
   const root = cacheRoot()
   const k = ensureKernel(root)
-  const ir = ensureInitramfs(root, k.dir, k.release)
+  const ir = ensureInitramfs(k.dir, k.release)
   const firstLine = (s: string) => s.split('\n')[0].trim()
   prepared = {
     package: k.pkg,
@@ -409,7 +449,7 @@ export interface BootResult {
   /** the whole serial console */
   console: string
   /** `kv NAME VALUE` lines of the scenario (last value wins) */
-  kv: Record<string, string>
+  kv: Record<string, string | undefined>
   /** the scenario script's exit status; null after a power cut */
   rc: number | null
   powerCut: boolean
@@ -420,7 +460,10 @@ export interface BootResult {
 }
 
 export class BootError extends Error {
-  constructor(message: string, readonly console: string) {
+  constructor(
+    message: string,
+    readonly console: string,
+  ) {
     super(`${message}\n----- guest console (last 60 lines) -----\n${console.split('\n').slice(-60).join('\n')}`)
     this.name = 'BootError'
   }
@@ -448,7 +491,8 @@ function diskArgs(d: Disk, i: number): string[] {
   if (d.readonly) a += ',readonly=on'
   if (d.writeBps) a += `,throttling.bps-write=${d.writeBps}`
   // the root bus has ~29 free slots: from the 25th disk on, disks go behind PCI-PCI bridges (31 each)
-  const bus = i < DISKS_ON_ROOT_BUS ? '' : `,bus=br${Math.floor((i - DISKS_ON_ROOT_BUS) / 31)},addr=0x${(((i - DISKS_ON_ROOT_BUS) % 31) + 1).toString(16)}`
+  const bus =
+    i < DISKS_ON_ROOT_BUS ? '' : `,bus=br${Math.floor((i - DISKS_ON_ROOT_BUS) / 31)},addr=0x${(((i - DISKS_ON_ROOT_BUS) % 31) + 1).toString(16)}`
   return ['-drive', a, '-device', `virtio-blk-pci,drive=d${i},serial=${d.name}${bus}`]
 }
 
@@ -478,22 +522,42 @@ export async function boot(env: KernelEnv, o: BootOptions): Promise<BootResult> 
   fs.copyFileSync(env.initramfs, initrd)
   fs.appendFileSync(initrd, c.finish())
   const args = [
-    '-accel', 'tcg', '-cpu', 'max', '-smp', '2', '-m', String(o.memoryMiB ?? 1024),
-    '-nographic', '-no-reboot', '-nic', 'none', '-vga', 'none',
-    '-kernel', env.vmlinuz, '-initrd', initrd,
-    '-append', 'console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init',
+    '-accel',
+    'tcg',
+    '-cpu',
+    'max',
+    '-smp',
+    '2',
+    '-m',
+    String(o.memoryMiB ?? 1024),
+    '-nographic',
+    '-no-reboot',
+    '-nic',
+    'none',
+    '-vga',
+    'none',
+    '-kernel',
+    env.vmlinuz,
+    '-initrd',
+    initrd,
+    '-append',
+    'console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init',
   ]
   args.push(...bridgeArgs(o.disks.length))
   o.disks.forEach((d, i) => args.push(...diskArgs(d, i)))
   const t0 = Date.now()
-  let tBegin = 0
-  let powerCut = false
+  // set by the guest's output handlers, which control-flow analysis does not follow
+  let tBegin = 0 as number
+  let powerCut = false as boolean
   let text = ''
-  let timedOut = false
+  let timedOut = false as boolean
   try {
     await new Promise<void>((resolve, reject) => {
       const q = spawn('qemu-system-x86_64', args, {stdio: ['pipe', 'pipe', 'pipe']})
-      const timer = setTimeout(() => { timedOut = true; q.kill('SIGKILL') }, o.timeoutMs ?? 240_000)
+      const timer = setTimeout(() => {
+        timedOut = true
+        q.kill('SIGKILL')
+      }, o.timeoutMs ?? 240_000)
       let scanFrom = 0
       const onData = (chunk: Buffer) => {
         text += chunk.toString('latin1')
@@ -508,8 +572,13 @@ export async function boot(env: KernelEnv, o: BootOptions): Promise<BootResult> 
       }
       q.stdout.on('data', onData)
       let stderr = ''
-      q.stderr.on('data', (b: Buffer) => { stderr += b.toString() })
-      q.on('error', e => { clearTimeout(timer); reject(e) })
+      q.stderr.on('data', (b: Buffer) => {
+        stderr += b.toString()
+      })
+      q.on('error', e => {
+        clearTimeout(timer)
+        reject(e)
+      })
       q.on('close', code => {
         clearTimeout(timer)
         if (stderr.trim() && !powerCut) text += `\n[qemu stderr] ${stderr.trim()}\n`
@@ -537,13 +606,14 @@ export async function boot(env: KernelEnv, o: BootOptions): Promise<BootResult> 
   } else {
     throw new BootError('the guest stopped before the scenario ended (no END marker)', consoleText)
   }
-  const kv: Record<string, string> = {}
+  const kv: Record<string, string | undefined> = {}
   for (const line of output.split('\n')) {
     const m = /^R5 ([A-Za-z0-9_.-]+)=(.*)$/.exec(line)
     if (m) kv[m[1]] = m[2].trim()
   }
   const bootSeconds = ((tBegin || Date.now()) - t0) / 1000
   const logFile = saveConsole(o.label ?? 'boot', consoleText, args)
-  if (o.label) log(`${o.label}: boot ${bootSeconds.toFixed(1)} s, total ${wallSeconds.toFixed(1)} s${powerCut ? ' (power cut)' : ''}; console in ${logFile}`)
+  if (o.label)
+    log(`${o.label}: boot ${bootSeconds.toFixed(1)} s, total ${wallSeconds.toFixed(1)} s${powerCut ? ' (power cut)' : ''}; console in ${logFile}`)
   return {output, console: consoleText, kv, rc, powerCut, bootSeconds, wallSeconds}
 }

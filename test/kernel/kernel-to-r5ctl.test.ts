@@ -12,10 +12,36 @@ import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {boot, type BootResult, type Disk, type KernelEnv} from './harness.js'
-import {assembleAndCopy, crashImageChecks, describeEvents, readAsIs, readOut, recoverChecks, recoverCopy, stripTime, type CrashImages, type Recovered} from './checks.js'
 import {
-  FIXTURES, KiB, MiB, cleanup, gzipFile, kernelOrSkip, kernelReplayModel, md5, md5File, pagePattern, parseRecovering, r5ctl, r5ctlJson,
-  r5ctlReadMd5, randomPattern, recordBoot, sparseFile, tail, tmpDir,
+  assembleAndCopy,
+  crashImageChecks,
+  describeEvents,
+  readAsIs,
+  readOut,
+  recoverChecks,
+  recoverCopy,
+  stripTime,
+  type CrashImages,
+  type Recovered,
+} from './checks.js'
+import {
+  FIXTURES,
+  KiB,
+  MiB,
+  cleanup,
+  gzipFile,
+  kernelOrSkip,
+  kernelReplayModel,
+  md5,
+  pagePattern,
+  parseRecovering,
+  r5ctlJson,
+  r5ctlReadMd5,
+  randomPattern,
+  recordBoot,
+  sparseFile,
+  tail,
+  tmpDir,
 } from './util.js'
 
 const MEMBER_BYTES = 32 * MiB
@@ -45,7 +71,9 @@ interface ArrayRun {
   recovered?: Recovered
 }
 
-interface CleanRun extends ArrayRun {model?: Buffer}
+interface CleanRun extends ArrayRun {
+  model?: Buffer
+}
 
 interface CrashRun extends ArrayRun {
   mode: 'write-through' | 'write-back'
@@ -67,15 +95,20 @@ function newRun<T extends ArrayRun>(root: string, base: Omit<T, 'dir' | 'journal
 }
 
 function disksOf(r: ArrayRun, prefix: string, extra: Partial<Disk> = {}, memberExtra: Partial<Disk> = {}): Disk[] {
-  return [{file: r.journal, name: `${prefix}j`, ...extra}, ...r.memberFiles.map((f, i) => ({file: f, name: `${prefix}m${i}`, ...extra, ...memberExtra}))]
+  return [
+    {file: r.journal, name: `${prefix}j`, ...extra},
+    ...r.memberFiles.map((f, i) => ({file: f, name: `${prefix}m${i}`, ...extra, ...memberExtra})),
+  ]
 }
 
 const devList = (prefix: string, n: number) => [`$(disk ${prefix}j)`, ...Array.from({length: n}, (_, i) => `$(disk ${prefix}m${i})`)]
 
 function createCmd(r: ArrayRun, prefix: string, assumeClean: boolean): string {
   const [j, ...m] = devList(prefix, r.members)
-  return `mdadm --create /dev/md0 --run ${assumeClean ? '--assume-clean ' : ''}--level ${r.level} --raid-devices ${r.members} --chunk ${CHUNK_KIB} ` +
+  return (
+    `mdadm --create /dev/md0 --run ${assumeClean ? '--assume-clean ' : ''}--level ${r.level} --raid-devices ${r.members} --chunk ${CHUNK_KIB} ` +
     `--name ${r.id} --write-journal ${j} ${m.join(' ')}`
+  )
 }
 
 const CLEAN_WRITES: [number, number][] = [
@@ -105,9 +138,39 @@ describe('kernel interop: Linux → r5ctl (the kernel creates and writes, r5ctl 
       newRun<CleanRun>(root, {id: 'raid6-clean', level: 6, members: 5}, slot++),
     ]
     crashes = [
-      newRun<CrashRun>(root, {id: 'raid5-wt-powercut', level: 5, members: 4, mode: 'write-through', offset: 1 * MiB, length: 4 * MiB, tag: 'r5ctl-fixture raid5-wt', fixture: 'raid5-wt-powercut'}, slot++),
-      newRun<CrashRun>(root, {id: 'raid5-wb-powercut', level: 5, members: 4, mode: 'write-back', offset: 1 * MiB, length: 4 * MiB, tag: 'r5ctl-fixture raid5-wb', fixture: 'raid5-wb-powercut'}, slot++),
-      newRun<CrashRun>(root, {id: 'raid6-wb-powercut', level: 6, members: 5, mode: 'write-back', offset: 2 * MiB, length: 4 * MiB, tag: 'r5ctl raid6-wb'}, slot++),
+      newRun<CrashRun>(
+        root,
+        {
+          id: 'raid5-wt-powercut',
+          level: 5,
+          members: 4,
+          mode: 'write-through',
+          offset: 1 * MiB,
+          length: 4 * MiB,
+          tag: 'r5ctl-fixture raid5-wt',
+          fixture: 'raid5-wt-powercut',
+        },
+        slot++,
+      ),
+      newRun<CrashRun>(
+        root,
+        {
+          id: 'raid5-wb-powercut',
+          level: 5,
+          members: 4,
+          mode: 'write-back',
+          offset: 1 * MiB,
+          length: 4 * MiB,
+          tag: 'r5ctl-fixture raid5-wb',
+          fixture: 'raid5-wb-powercut',
+        },
+        slot++,
+      ),
+      newRun<CrashRun>(
+        root,
+        {id: 'raid6-wb-powercut', level: 6, members: 5, mode: 'write-back', offset: 2 * MiB, length: 4 * MiB, tag: 'r5ctl raid6-wb'},
+        slot++,
+      ),
     ]
 
     // 1. clean: create (with the initial resync/recovery), write, copy the array out, stop
@@ -136,7 +199,10 @@ dmesg | grep -E 'md0|md/raid' | tail -n 6 | sed 's/^/  dmesg: /'
 dmesg -c > /dev/null
 `
     })
-    cleanBoot = recordBoot('kernel → r5ctl: create raid5 + raid6, write, stop', await boot(env, {disks, files, script, label: 'kernel → r5ctl clean (2 arrays)', timeoutMs: 600_000}))
+    cleanBoot = recordBoot(
+      'kernel → r5ctl: create raid5 + raid6, write, stop',
+      await boot(env, {disks, files, script, label: 'kernel → r5ctl clean (2 arrays)', timeoutMs: 600_000}),
+    )
     assert.equal(cleanBoot.rc, 0, tail(cleanBoot))
     clean.forEach((r, i) => {
       r.sizeBytes = Number(cleanBoot.kv[`c${i}.size`])
@@ -164,9 +230,16 @@ sleep 2
 kv stripe_cache_active "$(cat /sys/block/md0/md/stripe_cache_active)"
 powercut
 `
-      r.crash = recordBoot(`kernel → r5ctl: ${r.id} (power cut)`, await boot(env, {
-        disks: disksOf(r, 'x', {}, {writeBps: THROTTLE}), files: {'data.bin': data}, script, label: `${r.id}`, timeoutMs: 300_000,
-      }))
+      r.crash = recordBoot(
+        `kernel → r5ctl: ${r.id} (power cut)`,
+        await boot(env, {
+          disks: disksOf(r, 'x', {}, {writeBps: THROTTLE}),
+          files: {'data.bin': data},
+          script,
+          label: r.id,
+          timeoutMs: 300_000,
+        }),
+      )
       assert.ok(r.crash.powerCut, `${r.id}: no power cut:\n${tail(r.crash)}`)
     }
 
@@ -185,8 +258,10 @@ powercut
       rdisks.push({file: rec.journal, name: `v${i}j`, snapshot: true}, ...rec.members.map((f, k) => ({file: f, name: `v${i}m${k}`, snapshot: true})))
       rscript += `echo "=== ${r.id}: after r5ctl recover"\n` + assembleAndCopy(`v${i}`, r.members, (runs.length + r.slot) * SLOT_MIB)
     })
-    replayBoot = recordBoot(`kernel → r5ctl: replay ${runs.length} arrays + ${runs.length} r5ctl-recovered (snapshot=on)`,
-      await boot(env, {disks: rdisks, script: rscript, label: 'kernel replay + recovered (snapshot=on)', timeoutMs: 600_000}))
+    replayBoot = recordBoot(
+      `kernel → r5ctl: replay ${runs.length} arrays + ${runs.length} r5ctl-recovered (snapshot=on)`,
+      await boot(env, {disks: rdisks, script: rscript, label: 'kernel replay + recovered (snapshot=on)', timeoutMs: 600_000}),
+    )
     assert.equal(replayBoot.rc, 0, tail(replayBoot))
     runs.forEach((r, i) => {
       const size = Number(replayBoot.kv[`r${i}.size`])
@@ -202,7 +277,11 @@ powercut
       rec.kernelMd5 = md5(readOut(out, (runs.length + r.slot) * SLOT_MIB, size))
     })
 
-    if (process.env.R5CTL_WRITE_FIXTURES === '1') writeFixtures(env, crashes.filter(c => c.fixture))
+    if (process.env.R5CTL_WRITE_FIXTURES === '1')
+      writeFixtures(
+        env,
+        crashes.filter(c => c.fixture),
+      )
   })
 
   after(function () {
@@ -235,17 +314,23 @@ powercut
         assert.equal(dm.json.mismatches, 0)
       })
 
-      it("r5ctl examine-journal: exit 0 or 5, and its pending stripes are the ones the kernel replays on the next assembly", function () {
+      it('r5ctl examine-journal: exit 0 or 5, and its pending stripes are the ones the kernel replays on the next assembly', function () {
         const ej = r5ctlJson(['examine-journal', ...run().devs])
         assert.ok(ej.code === 0 || ej.code === 5, `exit ${ej.code}: ${JSON.stringify(ej.json)}`)
         // a cleanly stopped kernel leaves its last io unit in the live log (the checkpoint is the
         // start of the last io unit whose stripes reached the members), so 5 is expected
-        process.stderr.write(`      [kernel] ${id}: examine-journal exit ${ej.code} (${ej.json.state}, ${JSON.stringify(ej.json.stripesPending)}); kernel on re-assembly: ${clean[i].replayLog}\n`)
+        process.stderr.write(
+          `      [kernel] ${id}: examine-journal exit ${ej.code} (${ej.json.state}, ${JSON.stringify(ej.json.stripesPending)}); kernel on re-assembly: ${clean[i].replayLog}\n`,
+        )
         const kernel = parseRecovering(clean[i].replayLog)
         assert.ok(kernel, `no recovery line from the kernel: ${clean[i].replayLog}`)
         const dm = r5ctlJson(['dump-meta', ...run().devs])
         const model = kernelReplayModel(dm.json)
-        assert.deepEqual({dataOnly: model.dmesgDataOnly, dataParity: model.dmesgDataParity}, kernel, 'the kernel recovery rule over dump-meta does not give the kernel\'s numbers')
+        assert.deepEqual(
+          {dataOnly: model.dmesgDataOnly, dataParity: model.dmesgDataParity},
+          kernel,
+          "the kernel recovery rule over dump-meta does not give the kernel's numbers",
+        )
         assert.deepEqual(ej.json.stripesPending, {dataParity: model.distinctDataParity, dataOnly: model.distinctDataOnly})
         assert.equal(ej.code === 5, kernel.dataOnly + kernel.dataParity > 0)
       })
@@ -272,7 +357,13 @@ powercut
       })
 
       describe('r5ctl recover on the cleanly stopped set (its last io unit is still in the log)', function () {
-        recoverChecks(() => ({label: id, replayMd5: run().replayMd5!, replayLog: run().replayLog ?? '', journal: run().journal, recovered: run().recovered}))
+        recoverChecks(() => ({
+          label: id,
+          replayMd5: run().replayMd5!,
+          replayLog: run().replayLog ?? '',
+          journal: run().journal,
+          recovered: run().recovered,
+        }))
       })
     })
   }
@@ -289,7 +380,9 @@ powercut
         assert.ok(k, `the kernel's replay said: "${r.replayLog}"`)
         assert.ok(k.dataOnly + k.dataParity > 0, `nothing to replay: ${r.replayLog}`)
         const ev = describeEvents(images(r))
-        process.stderr.write(`      [kernel] ${id}: superblock events journal ${ev.journal}, members ${ev.members.join(',')}; mdadm --assemble ${r.replayForced ? 'refused the set, --force used' : 'accepted the set'}\n`)
+        process.stderr.write(
+          `      [kernel] ${id}: superblock events journal ${ev.journal}, members ${ev.members.join(',')}; mdadm --assemble ${r.replayForced ? 'refused the set, --force used' : 'accepted the set'}\n`,
+        )
       })
 
       crashImageChecks(() => images(run()))
@@ -299,8 +392,15 @@ powercut
 
 function images(r: CrashRun): CrashImages {
   return {
-    label: r.id, journal: r.journal, members: r.memberFiles, sizeBytes: r.sizeBytes!, replayLog: r.replayLog ?? '',
-    replayForced: !!r.replayForced, replayMd5: r.replayMd5!, replayBytes: r.replayBytes, written: {offset: r.offset, length: r.length, tag: r.tag},
+    label: r.id,
+    journal: r.journal,
+    members: r.memberFiles,
+    sizeBytes: r.sizeBytes!,
+    replayLog: r.replayLog ?? '',
+    replayForced: !!r.replayForced,
+    replayMd5: r.replayMd5!,
+    replayBytes: r.replayBytes,
+    written: {offset: r.offset, length: r.length, tag: r.tag},
     recovered: r.recovered,
   }
 }
@@ -331,8 +431,13 @@ function writeFixtures(env: KernelEnv, runs: CrashRun[]): void {
       written: {offsetBytes: r.offset, lengthBytes: r.length, pattern: 'pagePattern', tag: r.tag},
       superblockEvents: describeEvents(images(r)),
       kernelReplay: {
-        md5: r.replayMd5, dmesg: r.replayLog, dataOnlyStripes: k.dataOnly, dataParityStripes: k.dataParity,
-        mdadmAssemble: r.replayForced ? 'refused without --force ("Not safe to assemble with missing or stale journal device"); --force used' : 'plain',
+        md5: r.replayMd5,
+        dmesg: r.replayLog,
+        dataOnlyStripes: k.dataOnly,
+        dataParityStripes: k.dataParity,
+        mdadmAssemble: r.replayForced
+          ? 'refused without --force ("Not safe to assemble with missing or stale journal device"); --force used'
+          : 'plain',
       },
       membersAsIsMd5: readAsIs(images(r)).md5,
       generated: new Date().toISOString(),

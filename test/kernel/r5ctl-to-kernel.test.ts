@@ -11,10 +11,31 @@ import * as path from 'node:path'
 import {boot, type BootResult, type Disk, type KernelEnv} from './harness.js'
 import {assembleAndCopy, readOut, recoverChecks, recoverCopy, stripTime, type Recovered} from './checks.js'
 import {
-  KiB, MiB, cleanup, kernelOrSkip, kernelReplayModel, md5, md5File, parseRecovering, r5ctl, r5ctlJson, r5ctlReadMd5, randomPattern, recordBoot, sparseFile, tail, tmpDir,
+  KiB,
+  MiB,
+  cleanup,
+  kernelOrSkip,
+  kernelReplayModel,
+  md5,
+  md5File,
+  parseRecovering,
+  r5ctl,
+  r5ctlJson,
+  r5ctlReadMd5,
+  randomPattern,
+  recordBoot,
+  sparseFile,
+  tail,
+  tmpDir,
 } from './util.js'
 
-interface Config {id: string; level: number; layout?: string; members: number; chunk: string}
+interface Config {
+  id: string
+  level: number
+  layout?: string
+  members: number
+  chunk: string
+}
 
 const CONFIGS: Config[] = [
   {id: 'raid4', level: 4, members: 4, chunk: '64K'},
@@ -58,9 +79,25 @@ function prepare(cfg: Config, root: string): Prepared {
   const journal = path.join(dir, 'journal.img')
   const members = Array.from({length: cfg.members}, (_, i) => path.join(dir, `m${i}.img`))
   const p: Prepared = {cfg, dir, journal, members, sizeBytes: 0, model: Buffer.alloc(0), modelMd5: '', hostMd5: null, ctime: '', outOffsetMiB: 0}
-  const c = r5ctlJson(['create', '--level', String(cfg.level), '--raid-devices', String(cfg.members), '--chunk', cfg.chunk,
-    ...(cfg.layout ? ['--layout', cfg.layout] : []), '--size', MEMBER, '--journal-size', JOURNAL, '--name', `r5ctl:${cfg.id}`,
-    '--write-journal', journal, ...members])
+  const c = r5ctlJson([
+    'create',
+    '--level',
+    String(cfg.level),
+    '--raid-devices',
+    String(cfg.members),
+    '--chunk',
+    cfg.chunk,
+    ...(cfg.layout ? ['--layout', cfg.layout] : []),
+    '--size',
+    MEMBER,
+    '--journal-size',
+    JOURNAL,
+    '--name',
+    `r5ctl:${cfg.id}`,
+    '--write-journal',
+    journal,
+    ...members,
+  ])
   if (c.code !== 0) throw new Error(`r5ctl create failed (${c.code}): ${JSON.stringify(c.json)} ${c.stderr}`)
   p.sizeBytes = c.json.arraySizeBytes
   p.model = Buffer.alloc(p.sizeBytes)
@@ -143,7 +180,10 @@ describe('kernel interop: r5ctl → Linux (r5ctl creates and writes, the kernel 
       disks.push({file: a.journal, name: `a${i}j`})
       a.members.forEach((m, k) => disks.push({file: m, name: `a${i}m${k}`}))
     })
-    result = recordBoot(`r5ctl → kernel: assemble ${arrays.length} arrays`, await boot(env, {disks, script: guestScript(arrays), label: `r5ctl → kernel (${arrays.length} arrays, 1 boot)`, timeoutMs: 600_000}))
+    result = recordBoot(
+      `r5ctl → kernel: assemble ${arrays.length} arrays`,
+      await boot(env, {disks, script: guestScript(arrays), label: `r5ctl → kernel (${arrays.length} arrays, 1 boot)`, timeoutMs: 600_000}),
+    )
     assert.equal(result.rc, 0, `guest script failed:\n${tail(result)}`)
   })
 
@@ -240,7 +280,13 @@ describe('kernel interop: r5ctl → Linux (r5ctl creates and writes, the kernel 
  * where stripes stay cached in the log); the kernel replays r5ctl's log at assembly, and r5ctl
  * recover on a copy must end with the same bytes. All in one boot, on snapshot=on overlays.
  */
-interface DirtyConfig {id: string; level: number; members: number; mode: 'write-through' | 'write-back'; crashAfter?: number}
+interface DirtyConfig {
+  id: string
+  level: number
+  members: number
+  mode: 'write-through' | 'write-back'
+  crashAfter?: number
+}
 
 const DIRTY: DirtyConfig[] = [
   {id: 'raid5-wt-crash', level: 5, members: 4, mode: 'write-through', crashAfter: 10},
@@ -254,8 +300,19 @@ describe('kernel interop: r5ctl leaves a dirty journal → Linux replays it', fu
   let root = ''
   let result: BootResult
   let out = ''
-  const runs: {cfg: DirtyConfig; journal: string; members: string[]; sizeBytes: number; model: Buffer; writeCode: number; writeErr: string
-    recovered?: Recovered; replayMd5?: string; replayLog?: string; error?: string}[] = []
+  const runs: {
+    cfg: DirtyConfig
+    journal: string
+    members: string[]
+    sizeBytes: number
+    model: Buffer
+    writeCode: number
+    writeErr: string
+    recovered?: Recovered
+    replayMd5?: string
+    replayLog?: string
+    error?: string
+  }[] = []
   const SLOT = 128
 
   before(async function () {
@@ -270,8 +327,22 @@ describe('kernel interop: r5ctl leaves a dirty journal → Linux replays it', fu
       const run = {cfg, journal, members, sizeBytes: 0, model: Buffer.alloc(0), writeCode: -1, writeErr: '', error: undefined as string | undefined}
       runs.push(run)
       try {
-        const c = r5ctlJson(['create', '--level', String(cfg.level), '--raid-devices', String(cfg.members), '--chunk', '64K', '--size', MEMBER,
-          '--journal-size', JOURNAL, '--write-journal', journal, ...members])
+        const c = r5ctlJson([
+          'create',
+          '--level',
+          String(cfg.level),
+          '--raid-devices',
+          String(cfg.members),
+          '--chunk',
+          '64K',
+          '--size',
+          MEMBER,
+          '--journal-size',
+          JOURNAL,
+          '--write-journal',
+          journal,
+          ...members,
+        ])
         if (c.code !== 0) throw new Error(`create: ${JSON.stringify(c.json)}`)
         run.sizeBytes = c.json.arraySizeBytes
         const first = randomPattern(`r5ctl-dirty/${cfg.id}/first`, 1 * MiB)
@@ -280,8 +351,17 @@ describe('kernel interop: r5ctl leaves a dirty journal → Linux replays it', fu
         if (w1.code !== 0) throw new Error(`write: ${w1.stderr}`)
         const second = randomPattern(`r5ctl-dirty/${cfg.id}/second`, 2 * MiB)
         fs.writeFileSync(path.join(dir, 'second.bin'), second)
-        const w2 = r5ctl(['write', '--offset', String(4 * MiB), '--input', path.join(dir, 'second.bin'), '--journal-mode', cfg.mode,
-          ...(cfg.crashAfter ? ['--crash-after', String(cfg.crashAfter)] : []), ...devs])
+        const w2 = r5ctl([
+          'write',
+          '--offset',
+          String(4 * MiB),
+          '--input',
+          path.join(dir, 'second.bin'),
+          '--journal-mode',
+          cfg.mode,
+          ...(cfg.crashAfter ? ['--crash-after', String(cfg.crashAfter)] : []),
+          ...devs,
+        ])
         run.writeCode = w2.code
         run.writeErr = w2.stderr
         run.model = Buffer.alloc(run.sizeBytes)
@@ -303,8 +383,10 @@ describe('kernel interop: r5ctl leaves a dirty journal → Linux replays it', fu
       disks.push({file: rec.journal, name: `v${i}j`, snapshot: true}, ...rec.members.map((m, k) => ({file: m, name: `v${i}m${k}`, snapshot: true})))
       script += `echo "=== ${r.cfg.id}: after r5ctl recover"\n` + assembleAndCopy(`v${i}`, r.members.length, (2 * i + 1) * SLOT)
     })
-    result = recordBoot(`r5ctl → kernel: replay ${runs.length} dirty r5ctl logs + recovered copies`,
-      await boot(env, {disks, script, label: 'r5ctl dirty logs → kernel replay (snapshot=on)', timeoutMs: 600_000}))
+    result = recordBoot(
+      `r5ctl → kernel: replay ${runs.length} dirty r5ctl logs + recovered copies`,
+      await boot(env, {disks, script, label: 'r5ctl dirty logs → kernel replay (snapshot=on)', timeoutMs: 600_000}),
+    )
     assert.equal(result.rc, 0, tail(result))
     runs.forEach((r, i) => {
       if (r.error) return
@@ -352,7 +434,13 @@ describe('kernel interop: r5ctl leaves a dirty journal → Linux replays it', fu
         })
       }
 
-      recoverChecks(() => ({label: cfg.id, replayMd5: run().replayMd5!, replayLog: run().replayLog ?? '', journal: run().journal, recovered: run().recovered}))
+      recoverChecks(() => ({
+        label: cfg.id,
+        replayMd5: run().replayMd5!,
+        replayLog: run().replayLog ?? '',
+        journal: run().journal,
+        recovered: run().recovered,
+      }))
     })
   }
 })

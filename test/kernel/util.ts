@@ -45,14 +45,20 @@ export function fixturesOrSkip(ctx: Mocha.Context): void {
 // ---------------------------------------------------------------------------------------------
 // r5ctl
 
-export interface CliResult {code: number; stdout: string; stderr: string}
+export interface CliResult {
+  code: number
+  stdout: string
+  stderr: string
+}
 
 /** The CLI under test: this checkout's bin/run.js, or R5CTL_KERNEL_BIN (another build's bin/run.js). */
 export const R5CTL_BIN = process.env.R5CTL_KERNEL_BIN || path.join(REPO_ROOT, 'bin', 'run.js')
 
 export function r5ctl(args: string[], opts: {input?: Buffer} = {}): CliResult {
   const r = spawnSync(process.execPath, [R5CTL_BIN, ...args], {
-    input: opts.input, maxBuffer: 1 << 30, env: {...process.env, NO_COLOR: '1', FORCE_COLOR: '0'},
+    input: opts.input,
+    maxBuffer: 1 << 30,
+    env: {...process.env, NO_COLOR: '1', FORCE_COLOR: '0'},
   })
   if (r.error) throw r.error
   return {code: r.status ?? -1, stdout: r.stdout.toString('utf8'), stderr: r.stderr.toString('utf8')}
@@ -71,9 +77,19 @@ export function r5ctlJson<T = any>(args: string[]): {code: number; json: T; stde
 }
 
 /** md5 of the array's bytes as `r5ctl read` returns them (via a file: --output). */
-export function r5ctlReadMd5(devs: string[], opts: {force?: boolean; length?: number; keep?: string} = {}): {code: number; md5: string | null; bytes: number; stderr: string} {
+export function r5ctlReadMd5(
+  devs: string[],
+  opts: {force?: boolean; length?: number; keep?: string} = {},
+): {code: number; md5: string | null; bytes: number; stderr: string} {
   const out = opts.keep ?? path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'r5ctl-read-')), 'array.bin')
-  const args = ['read', '--output', out, ...(opts.force ? ['--force'] : []), ...(opts.length !== undefined ? ['--length', String(opts.length)] : []), ...devs]
+  const args = [
+    'read',
+    '--output',
+    out,
+    ...(opts.force ? ['--force'] : []),
+    ...(opts.length !== undefined ? ['--length', String(opts.length)] : []),
+    ...devs,
+  ]
   const r = r5ctl(args)
   try {
     if (r.code !== 0) return {code: r.code, md5: null, bytes: 0, stderr: r.stderr}
@@ -195,7 +211,9 @@ if (typeof after === 'function') {
     if (timings.length === 0) return
     process.stderr.write('\n  kernel boots (TCG):\n')
     for (const t of timings)
-      process.stderr.write(`    ${t.scenario.padEnd(52)} boot ${t.bootSeconds.toFixed(1).padStart(5)} s   total ${t.wallSeconds.toFixed(1).padStart(6)} s${t.powerCut ? '   (power cut)' : ''}\n`)
+      process.stderr.write(
+        `    ${t.scenario.padEnd(52)} boot ${t.bootSeconds.toFixed(1).padStart(5)} s   total ${t.wallSeconds.toFixed(1).padStart(6)} s${t.powerCut ? '   (power cut)' : ''}\n`,
+      )
     const sum = timings.reduce((a, t) => a + t.wallSeconds, 0)
     process.stderr.write(`    ${'all boots'.padEnd(52)} ${' '.repeat(14)}total ${sum.toFixed(1).padStart(6)} s\n\n`)
   })
@@ -264,7 +282,11 @@ export function kernelReplayModel(dump: {blocks: {payloads: any[]}[]}, stripeCac
         let st = list.get(s)
         if (!st) {
           if (limit && perHash[hash(s)] >= size / HASH_LOCKS) {
-            for (const [t, tst] of [...list]) if (!tst.caching) { replayOne(t, tst); release(t) }
+            for (const [t, tst] of [...list])
+              if (!tst.caching) {
+                replayOne(t, tst)
+                release(t)
+              }
             if (perHash[hash(s)] >= size / HASH_LOCKS) size *= 2
           }
           st = {caching: false, parity: false, data: 0}

@@ -15,7 +15,11 @@ import type {CommandImpl} from '../../src/cli/spec.js'
 
 const here = path.dirname(new URL(import.meta.url).pathname)
 const implDir = path.join(here, '..', '..', 'src', 'impl')
-const ids = fs.readdirSync(implDir).filter(f => f.endsWith('.js')).map(f => f.slice(0, -3)).sort()
+const ids = fs
+  .readdirSync(implDir)
+  .filter(f => f.endsWith('.js'))
+  .map(f => f.slice(0, -3))
+  .sort()
 
 async function load(id: string): Promise<{impl: CommandImpl; cmd: typeof R5Command}> {
   const impl = (await import(`../../src/impl/${id}.js`)) as CommandImpl
@@ -38,16 +42,42 @@ async function oclifParse(cmd: typeof R5Command, argv: string[]) {
 function rng(seed: number) {
   let s = seed >>> 0 || 1
   return () => {
-    s ^= s << 13; s >>>= 0
+    s ^= s << 13
+    s >>>= 0
     s ^= s >>> 17
-    s ^= s << 5; s >>>= 0
+    s ^= s << 5
+    s >>>= 0
     return s / 2 ** 32
   }
 }
 
 function tokenPool(impl: CommandImpl): string[] {
-  const pool = ['a.img', 'b.img', 'j.img', 'a.img', '-', '--', '-5', '', 'x', '0', '7', '-1', '4K', '1.5', 'write-back', 'write-through',
-    '--json', '--progress', '--no-flush', '--help', '--nope', '-Z', '--json=1', '--no-json']
+  const pool = [
+    'a.img',
+    'b.img',
+    'j.img',
+    'a.img',
+    '-',
+    '--',
+    '-5',
+    '',
+    'x',
+    '0',
+    '7',
+    '-1',
+    '4K',
+    '1.5',
+    'write-back',
+    'write-through',
+    '--json',
+    '--progress',
+    '--no-flush',
+    '--help',
+    '--nope',
+    '-Z',
+    '--json=1',
+    '--no-json',
+  ]
   for (const [name, f] of Object.entries(impl.spec.flags)) {
     pool.push(`--${name}`, `--${name}`, `--${name}=3`, `--${name}=`, `--no-${name}`)
     if (f.char) pool.push(`-${f.char}`, `-${f.char}`, `-${f.char}4`, `-${f.char}=4`, `-${f.char}Y`, `-${f.char}-`)
@@ -59,7 +89,14 @@ function tokenPool(impl: CommandImpl): string[] {
 
 describe('start-up fast path', () => {
   it('knows every command', () => {
-    assert.deepEqual(ids, fs.readdirSync(path.join(here, '..', '..', 'src', 'commands')).filter(f => f.endsWith('.js')).map(f => f.slice(0, -3)).sort())
+    assert.deepEqual(
+      ids,
+      fs
+        .readdirSync(path.join(here, '..', '..', 'src', 'commands'))
+        .filter(f => f.endsWith('.js'))
+        .map(f => f.slice(0, -3))
+        .sort(),
+    )
   })
 
   for (const id of ids) {
@@ -70,14 +107,19 @@ describe('start-up fast path', () => {
       const lines: string[][] = [[], ['a.img'], ['a.img', 'b.img', 'a.img'], ['--json', 'a.img']]
       for (const [name, f] of Object.entries(impl.spec.flags)) {
         const v = f.type === 'integer' ? '3' : f.type === 'string' && f.options ? f.options[0] : 'v'
-        lines.push(f.type === 'boolean' ? [`--${name}`, 'a.img'] : [`--${name}`, v, 'a.img'], f.type === 'boolean' ? ['a.img', `--${name}`] : [`--${name}=${v}`, 'a.img'])
+        lines.push(
+          f.type === 'boolean' ? [`--${name}`, 'a.img'] : [`--${name}`, v, 'a.img'],
+          f.type === 'boolean' ? ['a.img', `--${name}`] : [`--${name}=${v}`, 'a.img'],
+        )
       }
       for (let i = 0; i < 400; i++) {
         const n = Math.floor(next() * 7)
         lines.push(Array.from({length: n}, () => pool[Math.floor(next() * pool.length)]))
       }
       // every required flag present, so that some random lines are accepted
-      const required = Object.entries(impl.spec.flags).filter(([, f]) => f.type !== 'boolean' && f.required).flatMap(([name, f]) => [`--${name}`, f.type === 'integer' ? '4' : '5'])
+      const required = Object.entries(impl.spec.flags)
+        .filter(([, f]) => f.type !== 'boolean' && f.required)
+        .flatMap(([name, f]) => [`--${name}`, f.type === 'integer' ? '4' : '5'])
       for (let i = 0; i < 200; i++) {
         const n = Math.floor(next() * 6)
         lines.push([...required, 'a.img', ...Array.from({length: n}, () => pool[Math.floor(next() * pool.length)])])
@@ -91,14 +133,28 @@ describe('start-up fast path', () => {
         assert.ok(ref, `fast path accepted what oclif rejects: ${id} ${JSON.stringify(line)}`)
         assert.deepEqual(fast.flags, ref.flags, `flags of ${id} ${JSON.stringify(line)}`)
         assert.deepEqual(fast.argv, ref.argv, `argv of ${id} ${JSON.stringify(line)}`)
-        assert.deepEqual(fast.args, Object.fromEntries(Object.entries(ref.args).filter(([, v]) => v !== undefined)), `args of ${id} ${JSON.stringify(line)}`)
+        assert.deepEqual(
+          fast.args,
+          Object.fromEntries(Object.entries(ref.args).filter(([, v]) => v !== undefined)),
+          `args of ${id} ${JSON.stringify(line)}`,
+        )
       }
       assert.ok(accepted >= 30, `only ${accepted} command lines of ${id} took the fast path`)
     })
   }
 
   it('colours: plain text at level 0, chalk itself at level 1', async () => {
-    const samples = ['', 'x', 'two words', 'a\nb', 'a\r\nb\nc\n', '\n', 'in \u001b[31mred\u001b[39m and \u001b[1mbold\u001b[22m', '\u001b[2mdim\u001b[22m\nnext', 42]
+    const samples = [
+      '',
+      'x',
+      'two words',
+      'a\nb',
+      'a\r\nb\nc\n',
+      '\n',
+      'in \u001b[31mred\u001b[39m and \u001b[1mbold\u001b[22m',
+      '\u001b[2mdim\u001b[22m\nnext',
+      42,
+    ]
     for (const lvl of [0, 1] as const) {
       const mine = await coloursAsync(lvl)
       const ref = new Chalk({level: lvl})

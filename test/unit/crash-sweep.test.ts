@@ -24,8 +24,20 @@ import {CrashController} from '../../src/engine/crash.js'
 import {SimulatedCrash} from '../../src/engine/errors.js'
 import type {BlockDevice, MemDevice} from '../../src/engine/device.js'
 import {
-  type MemArray, type WriteOp, applyOps, bufferSource, changedSince, checkCrashImage, checkParity, cloneDevs, createMemArray,
-  pseudoRandom, readAll, runWorkload, snapshot, totalWrites,
+  type MemArray,
+  type WriteOp,
+  applyOps,
+  bufferSource,
+  changedSince,
+  checkCrashImage,
+  checkParity,
+  cloneDevs,
+  createMemArray,
+  pseudoRandom,
+  readAll,
+  runWorkload,
+  snapshot,
+  totalWrites,
 } from '../helpers/model.js'
 
 const KiB = 1024
@@ -33,7 +45,10 @@ const LONG = process.env.R5CTL_LONG === '1'
 
 type Mode = WriteOp['mode']
 
-interface Config {level: 5 | 6; mode: Mode}
+interface Config {
+  level: 5 | 6
+  mode: Mode
+}
 const CONFIGS: Config[] = [
   {level: 5, mode: 'write-through'},
   {level: 5, mode: 'write-back'},
@@ -104,8 +119,11 @@ function causes(failures: string[]): string {
 /** Base array: created, then filled completely with pseudo-random bytes, journal clean. */
 function baseArray(cfg: Config, size: SweepSize): {base: MemArray; initial: Buffer} {
   const base = createMemArray({
-    level: cfg.level, raidDevices: cfg.level === 6 ? 5 : 4, chunkBytes: 16 * KiB,
-    memberDataBytes: size.memberData, journalRingBytes: 256 * KiB,
+    level: cfg.level,
+    raidDevices: cfg.level === 6 ? 5 : 4,
+    chunkBytes: 16 * KiB,
+    memberDataBytes: size.memberData,
+    journalRingBytes: 256 * KiB,
   })
   const fill = pseudoRandom(base.sizeBytes, 77 + cfg.level)
   writeData(base.devs, 0, fill.length, bufferSource(fill), {mode: 'write-through'})
@@ -153,8 +171,7 @@ function sweep(cfg: Config, size: SweepSize, salt: number): Stats {
         const img = readAll(devs)
         const before = applyOps(initial, ops, out.completed)
         const op = out.interrupted === null ? null : ops[out.interrupted]
-        const bad = checkCrashImage(img, before, op, out.acknowledged)
-          ?? checkParity(devs, cfg.level, img)
+        const bad = checkCrashImage(img, before, op, out.acknowledged) ?? checkParity(devs, cfg.level, img)
         if (bad) throw new Error(`${bad} (op ${out.interrupted ?? '-'}, ${out.acknowledged} bytes acknowledged)`)
         const snap = snapshot(devs)
         const w0 = totalWrites(devs)
@@ -168,8 +185,18 @@ function sweep(cfg: Config, size: SweepSize, salt: number): Stats {
       }
     }
   }
-  const s: Stats = {config: name, deviceWrites: W, crashPoints: W + 1, seeds: seeded, cases, journalBytes: ref.journalBytes,
-    ringBytes: base.ringBytes, checkpoints: ref.checkpoints, reclaimedStripes: ref.reclaimedStripes, ms: Date.now() - t0}
+  const s: Stats = {
+    config: name,
+    deviceWrites: W,
+    crashPoints: W + 1,
+    seeds: seeded,
+    cases,
+    journalBytes: ref.journalBytes,
+    ringBytes: base.ringBytes,
+    checkpoints: ref.checkpoints,
+    reclaimedStripes: ref.reclaimedStripes,
+    ms: Date.now() - t0,
+  }
   stats.push(s)
   assert.ok(seeded >= size.seeds, `only ${seeded} seeded cases`)
   assert.deepEqual(failures.slice(0, 20), [], `${failures.length} of ${cases} cases failed; causes: ${causes(failures)}`)
@@ -188,7 +215,13 @@ function interrupted(devs: MemDevice[], after: number, seed: number | undefined,
   }
 }
 
-interface RestartStats {config: string; workloadWrites: number; crashPoints: number; interruptedRuns: number; ms: number}
+interface RestartStats {
+  config: string
+  workloadWrites: number
+  crashPoints: number
+  interruptedRuns: number
+  ms: number
+}
 const restartStats: RestartStats[] = []
 
 function restartSweep(level: 5 | 6, salt: number): void {
@@ -226,8 +259,10 @@ function restartSweep(level: 5 | 6, salt: number): void {
           if (bad) throw new Error(bad)
           if (recoverArray(devs, {}).state !== 'clean') throw new Error('third recover not clean')
         } catch (error) {
-          failures.push(`raid${level}: workload crash after ${N} of ${W} writes${seed === undefined ? '' : ` (seed ${seed})`}, ` +
-            `${what} interrupted after ${r} of ${R} writes${rseed === undefined ? '' : ` (seed ${rseed})`}  ::  ${(error as Error).message}`)
+          failures.push(
+            `raid${level}: workload crash after ${N} of ${W} writes${seed === undefined ? '' : ` (seed ${seed})`}, ` +
+              `${what} interrupted after ${r} of ${R} writes${rseed === undefined ? '' : ` (seed ${rseed})`}  ::  ${(error as Error).message}`,
+          )
         }
       }
     }
@@ -241,13 +276,18 @@ describe('crash sweep: power cut after every device write, then recover', functi
 
   after(function () {
     if (stats.length === 0 && restartStats.length === 0) return
-    const t = (s: Stats) => `${s.config.padEnd(20)} W=${s.deviceWrites} crash points=${s.crashPoints} seeds=${s.seeds} cases=${s.cases}` +
+    const t = (s: Stats) =>
+      `${s.config.padEnd(20)} W=${s.deviceWrites} crash points=${s.crashPoints} seeds=${s.seeds} cases=${s.cases}` +
       ` (journal ${s.journalBytes} B logged in a ${s.ringBytes} B ring, ${s.checkpoints} checkpoints, ${s.reclaimedStripes} reclaimed stripes, ${s.ms} ms)`
-    console.log(`      crash sweep: ${stats.length} configs, ${stats.reduce((a, s) => a + s.crashPoints, 0)} crash points, ` +
-      `${stats.reduce((a, s) => a + s.seeds, 0)} seeded cases, ${stats.reduce((a, s) => a + s.cases, 0)} cases`)
+    console.log(
+      `      crash sweep: ${stats.length} configs, ${stats.reduce((a, s) => a + s.crashPoints, 0)} crash points, ` +
+        `${stats.reduce((a, s) => a + s.seeds, 0)} seeded cases, ${stats.reduce((a, s) => a + s.cases, 0)} cases`,
+    )
     for (const s of stats) console.log(`        ${t(s)}`)
     for (const s of restartStats) {
-      console.log(`        restart ${s.config}: W=${s.workloadWrites} crash points=${s.crashPoints}, ${s.interruptedRuns} interrupted recover/reclaim runs (${s.ms} ms)`)
+      console.log(
+        `        restart ${s.config}: W=${s.workloadWrites} crash points=${s.crashPoints}, ${s.interruptedRuns} interrupted recover/reclaim runs (${s.ms} ms)`,
+      )
     }
   })
 

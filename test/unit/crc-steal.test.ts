@@ -86,15 +86,17 @@ describe('checksum addon: a waiting thread steals what the helper has not starte
   })
 
   for (const pinned of [true, false]) {
-    it(pinned ? 'pinned to one CPU: stolen prefixes, re-posted rests and failed reads give the reference results'
-      : 'on every CPU: the same checks', function () {
-      const taskset = which('taskset')
-      if (pinned && !taskset) this.skip()
-      const argv = pinned ? [taskset!, '-c', '0', process.execPath, '-e', CHILD] : [process.execPath, '-e', CHILD]
-      const r = spawnSync(argv[0], argv.slice(1), {encoding: 'utf8', env: {...process.env, R5CTL_CRC: ''}})
-      assert.equal(r.status, 0, `child failed:\n${r.stderr}`)
-      const m = /^ok (\d+)$/m.exec(r.stdout)
-      assert.ok(m && Number(m[1]) > 10000, `child said: ${r.stdout}`)
-    })
+    it(
+      pinned ? 'pinned to one CPU: stolen prefixes, re-posted rests and failed reads give the reference results' : 'on every CPU: the same checks',
+      function () {
+        const taskset = which('taskset')
+        if (pinned && !taskset) this.skip()
+        const argv = pinned ? [taskset!, '-c', '0', process.execPath, '-e', CHILD] : [process.execPath, '-e', CHILD]
+        const r = spawnSync(argv[0], argv.slice(1), {encoding: 'utf8', env: {...process.env, R5CTL_CRC: ''}})
+        assert.equal(r.status, 0, `child failed:\n${r.stderr}`)
+        const m = /^ok (\d+)$/m.exec(r.stdout)
+        assert.ok(m && Number(m[1]) > 10000, `child said: ${r.stdout}`)
+      },
+    )
   }
 })

@@ -8,9 +8,7 @@ import {crc32cRaw, sbCsum, uuidSeed} from '../../src/engine/checksum.js'
 import {MemDevice} from '../../src/engine/device.js'
 import {CorruptError, EXIT, R5Error} from '../../src/engine/errors.js'
 import {encodeMetaBlock, type Payload} from '../../src/engine/format/meta.js'
-import {
-  assembleArray, dumpMeta, examineDevices, examineJournal, reclaimArray, recoverArray, readData, writeData,
-} from '../../src/engine/index.js'
+import {assembleArray, dumpMeta, examineDevices, examineJournal, reclaimArray, recoverArray, readData, writeData} from '../../src/engine/index.js'
 import {DATA_OFFSET_BYTES, PAGE, bufferSource, changedSince, createMemArray, pseudoRandom, snapshot, type MemArray} from '../helpers/model.js'
 
 const KiB = 1024
@@ -41,7 +39,11 @@ function seedOf(a: MemArray): number {
 /** a well-formed io unit (meta block + pages, all checksums right) at ring sector `pos` */
 function putUnit(a: MemArray, pos: number, seq: bigint, payloads: Payload[], pages: Uint8Array[]): void {
   const seed = seedOf(a)
-  encodeMetaBlock({seq, position: BigInt(pos), payloads}, seed, a.journal.data.subarray(DATA_OFFSET_BYTES + pos * 512, DATA_OFFSET_BYTES + pos * 512 + PAGE))
+  encodeMetaBlock(
+    {seq, position: BigInt(pos), payloads},
+    seed,
+    a.journal.data.subarray(DATA_OFFSET_BYTES + pos * 512, DATA_OFFSET_BYTES + pos * 512 + PAGE),
+  )
   pages.forEach((p, i) => a.journal.data.set(p, DATA_OFFSET_BYTES + (pos + 8 * (i + 1)) * 512))
 }
 
@@ -63,14 +65,17 @@ const WRITERS: Run[] = [
 function expectCorrupt(a: MemArray, runs: Run[], code: string, device: string): void {
   for (const [name, run] of runs) {
     const before = snapshot(a.devs)
-    assert.throws(() => run(a.devs), (e: unknown) => {
-      assert.ok(e instanceof R5Error, `${name}: ${String(e)}`)
-      assert.ok(e instanceof CorruptError, `${name}: ${e.constructor.name} ${e.message}`)
-      assert.equal(e.exitCode, EXIT.CORRUPT, name)
-      assert.equal(e.code, code, `${name}: ${e.message}`)
-      assert.equal(e.device, device, name)
-      return true
-    })
+    assert.throws(
+      () => run(a.devs),
+      (e: unknown) => {
+        assert.ok(e instanceof R5Error, `${name}: ${String(e)}`)
+        assert.ok(e instanceof CorruptError, `${name}: ${e.constructor.name} ${e.message}`)
+        assert.equal(e.exitCode, EXIT.CORRUPT, name)
+        assert.equal(e.code, code, `${name}: ${e.message}`)
+        assert.equal(e.device, device, name)
+        return true
+      },
+    )
     assert.deepEqual(changedSince(a.devs, before), [], `${name} changed bytes`)
   }
 }
@@ -92,14 +97,20 @@ describe('fuzz regressions', () => {
   it('chunksize 0 on every device (valid checksums): refused (was: RangeError from new Geometry)', () => {
     // fuzz case 0xd856917 (raid5-clean): all.sb.chunksize=0; checksums recomputed
     const a = small(5)
-    for (const d of a.devs) { setSbField(d, 88, 4, 0n); fixSbCsum(d) }
+    for (const d of a.devs) {
+      setSbField(d, 88, 4, 0n)
+      fixSbCsum(d)
+    }
     expectCorrupt(a, [...READERS, ...WRITERS], 'bad-geometry', 'j')
   })
 
   it('raid_disks 1 on every device (valid checksums): refused before the geometry is built', () => {
     // same rule as chunksize (raid5.c setup_conf bounds), the RangeError of new Geometry for raid_disks
     const a = small(6)
-    for (const d of a.devs) { setSbField(d, 92, 4, 1n); fixSbCsum(d) }
+    for (const d of a.devs) {
+      setSbField(d, 92, 4, 1n)
+      fixSbCsum(d)
+    }
     expectCorrupt(a, [...READERS, ...WRITERS], 'bad-geometry', 'j')
   })
 
@@ -111,7 +122,7 @@ describe('fuzz regressions', () => {
     expectCorrupt(a, [...READERS, ...WRITERS], 'bad-payload-location', 'j')
   })
 
-  it('parity payload for a stripe past the members\' data area (was: RangeError from Geometry.stripeInfo)', () => {
+  it("parity payload for a stripe past the members' data area (was: RangeError from Geometry.stripeInfo)", () => {
     // fuzz case 0x3245e929 (raid5-dirty): j.meta@176.payload@32.type=1 (a data payload retyped as parity); checksums recomputed
     const a = small(5)
     const page = pseudoRandom(PAGE, 8)
@@ -134,7 +145,10 @@ describe('fuzz regressions', () => {
   it('events 2^64-1 on every device (valid checksums): writers refuse (was: RangeError from encodeSuperblock on events + 1)', () => {
     // fuzz case 0x3ccab562 (master seed 0xb, raid5-dirty): all.sb.events=18446744073709551615; checksums recomputed
     const a = small(5)
-    for (const d of a.devs) { setSbField(d, 200, 8, 0xffffffffffffffffn); fixSbCsum(d) }
+    for (const d of a.devs) {
+      setSbField(d, 200, 8, 0xffffffffffffffffn)
+      fixSbCsum(d)
+    }
     assert.equal(examineJournal(a.devs).state, 'clean')
     expectCorrupt(a, WRITERS, 'bad-events', 'j')
   })

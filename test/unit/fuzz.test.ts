@@ -30,9 +30,7 @@ import {MemDevice} from '../../src/engine/device.js'
 import {R5Error, EXIT} from '../../src/engine/errors.js'
 import {META_MAGIC, decodeMetaBlock, encodeMetaBlock} from '../../src/engine/format/meta.js'
 import {SB_MAX_DEV} from '../../src/engine/format/superblock.js'
-import {
-  assembleArray, dumpMeta, examineDevices, examineJournal, reclaimArray, recoverArray, readData, writeData,
-} from '../../src/engine/index.js'
+import {assembleArray, dumpMeta, examineDevices, examineJournal, reclaimArray, recoverArray, readData, writeData} from '../../src/engine/index.js'
 import {DATA_OFFSET_BYTES, PAGE, bufferSource, createMemArray, pseudoRandom} from '../helpers/model.js'
 
 const KiB = 1024
@@ -53,19 +51,31 @@ const VALIDATION: number[] = [EXIT.USAGE, EXIT.REFUSED, EXIT.CORRUPT, EXIT.DIRTY
 /** xorshift32 */
 class Rng {
   private x: number
-  constructor(seed: number) { this.x = (seed >>> 0) || 0x9e3779b9 }
+  constructor(seed: number) {
+    this.x = seed >>> 0 || 0x9e3779b9
+  }
   next(): number {
     let x = this.x
-    x ^= x << 13; x >>>= 0
+    x ^= x << 13
+    x >>>= 0
     x ^= x >>> 17
-    x ^= x << 5; x >>>= 0
+    x ^= x << 5
+    x >>>= 0
     this.x = x
     return x
   }
-  int(n: number): number { return n <= 0 ? 0 : this.next() % n }
-  bool(p = 0.5): boolean { return this.next() / 0x100000000 < p }
-  pick<T>(a: readonly T[]): T { return a[this.int(a.length)] }
-  u64(): bigint { return (BigInt(this.next()) << 32n) | BigInt(this.next()) }
+  int(n: number): number {
+    return n <= 0 ? 0 : this.next() % n
+  }
+  bool(p = 0.5): boolean {
+    return this.next() / 0x100000000 < p
+  }
+  pick<T>(a: readonly T[]): T {
+    return a[this.int(a.length)]
+  }
+  u64(): bigint {
+    return (BigInt(this.next()) << 32n) | BigInt(this.next())
+  }
 }
 
 /** per-case seed from the master seed and the case index (splitmix-like finaliser) */
@@ -135,8 +145,13 @@ function makeBase(level: 5 | 6, dirty: boolean): Base {
   const seed = uuidSeed(a.journal.data.subarray(SB_OFF + 16, SB_OFF + 32))
   const ringSectors = a.ringBytes / 512
   return {
-    name: `raid${level}-${dirty ? 'dirty' : 'clean'}`, level, devs: a.devs, seed, ringSectors,
-    arraySectors: a.sizeBytes / 512, memberSectors: memberDataBytes / 512,
+    name: `raid${level}-${dirty ? 'dirty' : 'clean'}`,
+    level,
+    devs: a.devs,
+    seed,
+    ringSectors,
+    arraySectors: a.sizeBytes / 512,
+    memberSectors: memberDataBytes / 512,
     metaBlocks: findMetaBlocks(a.journal, ringSectors, seed),
   }
 }
@@ -155,7 +170,10 @@ interface Subject {
 
 function le(buf: Uint8Array, off: number, width: number, v: bigint): void {
   let x = BigInt.asUintN(width * 8, v)
-  for (let i = 0; i < width; i++) { buf[off + i] = Number(x & 0xffn); x >>= 8n }
+  for (let i = 0; i < width; i++) {
+    buf[off + i] = Number(x & 0xffn)
+    x >>= 8n
+  }
 }
 
 function rdle(buf: Uint8Array, off: number, width: number): bigint {
@@ -184,21 +202,107 @@ function fixMetaCsum(s: Subject, pos: number): void {
 
 const U64_MAX = (1n << 64n) - 1n
 
-interface SbField {name: string; off: number; width: number; values: (s: Subject, d: MemDevice) => bigint[]}
+interface SbField {
+  name: string
+  off: number
+  width: number
+  values: (s: Subject, d: MemDevice) => bigint[]
+}
 
 const SB_FIELDS: SbField[] = [
   {name: 'max_dev', off: 220, width: 4, values: () => [0n, 1n, 3n, 4n, 5n, 6n, 1919n, 1920n, 1921n, 4096n, 0x7fffffffn, 0xffffffffn]},
-  {name: 'data_offset', off: 128, width: 8, values: (_s, d) => [0n, 1n, 7n, 8n, 9n, 2047n, 2049n, BigInt(d.size / 512), BigInt(d.size / 512) - 8n, 1n << 53n, (1n << 53n) + 1n, 1n << 63n, U64_MAX]},
-  {name: 'data_size', off: 136, width: 8, values: (s, d) => [0n, 1n, 7n, 8n, 15n, 16n, 17n, BigInt(d.size / 512), BigInt(d.size / 512) - 2048n + 8n, BigInt(s.base.ringSectors) + 1n, 1n << 53n, 1n << 62n, U64_MAX]},
-  {name: 'size', off: 80, width: 8, values: s => [0n, 1n, 8n, 31n, 32n, 33n, BigInt(s.base.memberSectors) + 32n, BigInt(s.base.memberSectors) * 2n, 1n << 40n, 1n << 53n, (1n << 53n) + 1n, 1n << 63n, U64_MAX]},
+  {
+    name: 'data_offset',
+    off: 128,
+    width: 8,
+    values: (_s, d) => [
+      0n,
+      1n,
+      7n,
+      8n,
+      9n,
+      2047n,
+      2049n,
+      BigInt(d.size / 512),
+      BigInt(d.size / 512) - 8n,
+      1n << 53n,
+      (1n << 53n) + 1n,
+      1n << 63n,
+      U64_MAX,
+    ],
+  },
+  {
+    name: 'data_size',
+    off: 136,
+    width: 8,
+    values: (s, d) => [
+      0n,
+      1n,
+      7n,
+      8n,
+      15n,
+      16n,
+      17n,
+      BigInt(d.size / 512),
+      BigInt(d.size / 512) - 2048n + 8n,
+      BigInt(s.base.ringSectors) + 1n,
+      1n << 53n,
+      1n << 62n,
+      U64_MAX,
+    ],
+  },
+  {
+    name: 'size',
+    off: 80,
+    width: 8,
+    values: s => [
+      0n,
+      1n,
+      8n,
+      31n,
+      32n,
+      33n,
+      BigInt(s.base.memberSectors) + 32n,
+      BigInt(s.base.memberSectors) * 2n,
+      1n << 40n,
+      1n << 53n,
+      (1n << 53n) + 1n,
+      1n << 63n,
+      U64_MAX,
+    ],
+  },
   {name: 'chunksize', off: 88, width: 4, values: () => [0n, 1n, 7n, 8n, 9n, 12n, 16n, 64n, 128n, 1n << 20n, 1n << 30n, 1n << 31n, 0xffffffffn]},
   {name: 'raid_disks', off: 92, width: 4, values: () => [0n, 1n, 2n, 3n, 4n, 5n, 6n, 7n, 200n, 1920n, 1921n, 0x7fffffffn, 0xffffffffn]},
   {name: 'level', off: 72, width: 4, values: () => [0n, 1n, 4n, 5n, 6n, 7n, 10n, 0xffffffffn, 0xfffffffcn, 0x7fffffffn, 0x80000000n]},
   {name: 'layout', off: 76, width: 4, values: () => [0n, 1n, 2n, 3n, 4n, 5n, 6n, 7n, 8n, 10n, 11n, 16n, 20n, 21n, 0x7fffffffn, 0xffffffffn]},
-  {name: 'journal_tail', off: 152, width: 8, values: s => {
-    const r = BigInt(s.base.ringSectors)
-    return [0n, 1n, 3n, 4n, 7n, 9n, r - 8n, r - 4n, r - 1n, r, r + 8n, r * 2n, 1n << 32n, 1n << 53n, (1n << 53n) + 8n, 1n << 63n, U64_MAX, U64_MAX - 7n]
-  }},
+  {
+    name: 'journal_tail',
+    off: 152,
+    width: 8,
+    values: s => {
+      const r = BigInt(s.base.ringSectors)
+      return [
+        0n,
+        1n,
+        3n,
+        4n,
+        7n,
+        9n,
+        r - 8n,
+        r - 4n,
+        r - 1n,
+        r,
+        r + 8n,
+        r * 2n,
+        1n << 32n,
+        1n << 53n,
+        (1n << 53n) + 8n,
+        1n << 63n,
+        U64_MAX,
+        U64_MAX - 7n,
+      ]
+    },
+  },
   {name: 'dev_number', off: 160, width: 4, values: () => [0n, 1n, 2n, 3n, 4n, 5n, 6n, 7n, 1919n, 1920n, 0x7fffffffn, 0xffffffffn]},
   {name: 'events', off: 200, width: 8, values: () => [0n, 1n, 2n, 3n, 100n, 1n << 53n, U64_MAX - 1n, U64_MAX]},
   {name: 'super_offset', off: 144, width: 8, values: () => [0n, 7n, 9n, U64_MAX]},
@@ -237,7 +341,18 @@ function mutateSuperblock(s: Subject): void {
     const maxDev = Math.min(Number(rdle(sb, 220, 4)), SB_MAX_DEV)
     const i = rng.int(Math.max(maxDev, 1) + 1)
     const other = rng.int(Math.max(maxDev, 1))
-    const choices = [Number(rdle(sb, 256 + 2 * other, 2)), 0xfffd, 0xffff, 0xfffe, 0, 1, s.base.devs.length - 1, s.base.devs.length, 1919, rng.int(0x10000)]
+    const choices = [
+      Number(rdle(sb, 256 + 2 * other, 2)),
+      0xfffd,
+      0xffff,
+      0xfffe,
+      0,
+      1,
+      s.base.devs.length - 1,
+      s.base.devs.length,
+      1919,
+      rng.int(0x10000),
+    ]
     const v = rng.pick(choices)
     le(sb, 256 + 2 * i, 2, BigInt(v))
     s.log.push(`${d.name}.sb.dev_roles[${i}]=0x${v.toString(16)}`)
@@ -279,12 +394,15 @@ function mutateAllSuperblocks(s: Subject): void {
   for (const d of s.devs) {
     if (d.data.length < SB_OFF + 4096) continue
     const sb = d.data.subarray(SB_OFF, SB_OFF + 4096)
-    if (kind === 0) le(sb, 256 + 2 * a, 2, rdle(sb, 256 + 2 * b, 2)) // duplicate a role
+    if (kind === 0)
+      le(sb, 256 + 2 * a, 2, rdle(sb, 256 + 2 * b, 2)) // duplicate a role
     else if (kind === 1) le(sb, 256 + 2 * a, 2, BigInt(role))
     else le(sb, f.off, f.width, v)
     if (s.fix || rng.bool(0.8)) fixSbCsum(d)
   }
-  s.log.push(kind === 0 ? `all.sb.dev_roles[${a}]=dev_roles[${b}]` : kind === 1 ? `all.sb.dev_roles[${a}]=0x${role.toString(16)}` : `all.sb.${f.name}=${v}`)
+  s.log.push(
+    kind === 0 ? `all.sb.dev_roles[${a}]=dev_roles[${b}]` : kind === 1 ? `all.sb.dev_roles[${a}]=0x${role.toString(16)}` : `all.sb.${f.name}=${v}`,
+  )
 }
 
 /** byte offsets of the payloads in a meta block (by walking the raw sizes) */
@@ -322,53 +440,85 @@ function mutateMeta(s: Subject): void {
   const tag = `j.meta@${pos}`
   if (kind === 0) {
     const v = rng.pick([0n, 1n, 31n, 32n, 33n, 40n, 4095n, 4096n, 4097n, 8192n, 0xffffffffn, BigInt(rng.int(4200))])
-    le(blk, 12, 4, v); s.log.push(`${tag}.meta_size=${v}`)
+    le(blk, 12, 4, v)
+    s.log.push(`${tag}.meta_size=${v}`)
   } else if (kind === 1) {
     const v = rng.pick([0n, 1n, seq + 1n, seq - 1n, U64_MAX, U64_MAX - 1n, 1n << 63n, rng.u64()])
-    le(blk, 16, 8, v); s.log.push(`${tag}.seq=${BigInt.asUintN(64, v)}`)
+    le(blk, 16, 8, v)
+    s.log.push(`${tag}.seq=${BigInt.asUintN(64, v)}`)
   } else if (kind === 2) {
     const v = rng.pick([r, r + 8n, r - 8n, r - 1n, BigInt(pos) + 1n, BigInt(pos) + 4n, BigInt(pos) + 8n, 1n << 53n, U64_MAX, U64_MAX - 7n, rng.u64()])
-    le(blk, 24, 8, v); s.log.push(`${tag}.position=${BigInt.asUintN(64, v)}`)
+    le(blk, 24, 8, v)
+    s.log.push(`${tag}.position=${BigInt.asUintN(64, v)}`)
   } else if (kind === 3) {
     const v = rng.pick([0, 2, 255])
-    blk[8] = v; s.log.push(`${tag}.version=${v}`)
+    blk[8] = v
+    s.log.push(`${tag}.version=${v}`)
   } else if (kind <= 7) {
     // a payload field
     const pls = payloadOffsets(blk)
-    if (pls.length === 0) { s.log.push(`${tag}: no payloads`); return mutateMetaAppend(s, blk, tag) }
+    if (pls.length === 0) {
+      s.log.push(`${tag}: no payloads`)
+      mutateMetaAppend(s, blk, tag)
+      return
+    }
     const p = rng.pick(pls)
     const which = rng.int(4)
     if (which === 0) {
       const v = rng.pick([0n, 1n, 2n, 3n, 0xffffn])
-      le(blk, p.off, 2, v); s.log.push(`${tag}.payload@${p.off}.type=${v}`)
+      le(blk, p.off, 2, v)
+      s.log.push(`${tag}.payload@${p.off}.type=${v}`)
     } else if (which === 1) {
       const v = rng.pick([0n, 4n, 8n, 16n, 24n, 1016n, 1024n, r, r * 8n, 0x7ffffff8n, 0xfffffff8n, 0xffffffffn, BigInt(rng.int(64)) * 8n])
-      le(blk, p.off + 4, 4, v); s.log.push(`${tag}.payload@${p.off}.size=${v}`)
+      le(blk, p.off + 4, 4, v)
+      s.log.push(`${tag}.payload@${p.off}.size=${v}`)
     } else if (which === 2) {
       const A = BigInt(base.arraySectors)
       const M = BigInt(base.memberSectors)
       const target = p.type === 2 ? p.off + 8 : p.off + 8
-      const v = rng.pick([A, A - 8n, A + 8n, A - 1n, M, M - 8n, M + 8n, 1n, 3n, 1n << 53n, (1n << 53n) + 8n, 1n << 63n, U64_MAX, U64_MAX - 7n, rng.u64()])
+      const v = rng.pick([
+        A,
+        A - 8n,
+        A + 8n,
+        A - 1n,
+        M,
+        M - 8n,
+        M + 8n,
+        1n,
+        3n,
+        1n << 53n,
+        (1n << 53n) + 8n,
+        1n << 63n,
+        U64_MAX,
+        U64_MAX - 7n,
+        rng.u64(),
+      ])
       if (target + 8 <= PAGE) le(blk, target, 8, v)
       s.log.push(`${tag}.payload@${p.off}.location=${BigInt.asUintN(64, v)}`)
     } else {
       const v = rng.pick([0n, 1n, 2n, 3n, 0xffffn])
-      le(blk, p.off + 2, 2, v); s.log.push(`${tag}.payload@${p.off}.flags=${v}`)
+      le(blk, p.off + 2, 2, v)
+      s.log.push(`${tag}.payload@${p.off}.flags=${v}`)
     }
   } else if (kind === 8) {
     mutateMetaAppend(s, blk, tag)
   } else if (kind === 9) {
     // drop or duplicate a payload
     const pls = payloadOffsets(blk)
-    if (pls.length === 0) return mutateMetaAppend(s, blk, tag)
+    if (pls.length === 0) {
+      mutateMetaAppend(s, blk, tag)
+      return
+    }
     const p = rng.pick(pls)
     const metaSize = Number(rdle(blk, 12, 4))
     if (rng.bool() || p.off + 2 * p.len > PAGE) {
       blk.copyWithin(p.off, p.off + p.len, PAGE)
-      le(blk, 12, 4, BigInt(metaSize - p.len)); s.log.push(`${tag}: dropped payload@${p.off}`)
+      le(blk, 12, 4, BigInt(metaSize - p.len))
+      s.log.push(`${tag}: dropped payload@${p.off}`)
     } else {
       blk.copyWithin(p.off + p.len, p.off, PAGE - p.len)
-      le(blk, 12, 4, BigInt(metaSize + p.len)); s.log.push(`${tag}: duplicated payload@${p.off}`)
+      le(blk, 12, 4, BigInt(metaSize + p.len))
+      s.log.push(`${tag}: duplicated payload@${p.off}`)
     }
   } else if (kind === 10) {
     const bits = 1 + rng.int(4)
@@ -376,7 +526,8 @@ function mutateMeta(s: Subject): void {
     for (let k = 0; k < bits; k++) {
       const o = rng.bool(0.9) ? rng.int(metaSize) : rng.int(PAGE)
       const bit = rng.int(8)
-      blk[o] ^= 1 << bit; s.log.push(`${tag}[${o}]^=bit${bit}`)
+      blk[o] ^= 1 << bit
+      s.log.push(`${tag}[${o}]^=bit${bit}`)
     }
   } else {
     const o = rng.int(256)
@@ -425,7 +576,10 @@ function mutatePage(s: Subject): void {
   if (moff + PAGE > j.data.length) return
   const blk = j.data.subarray(moff, moff + PAGE)
   const pls = payloadOffsets(blk).filter(p => p.type < 2)
-  if (pls.length === 0) return mutateMeta(s)
+  if (pls.length === 0) {
+    mutateMeta(s)
+    return
+  }
   let pageIndex = 0
   const counts = pls.map(p => Math.floor(Number(rdle(blk, p.off + 4, 4)) / 8))
   const pi = rng.int(pls.length)
@@ -475,7 +629,13 @@ function mutateForge(s: Subject): void {
     if (t === 2) payloads.push({type: 2, flags: 0, stripes: [rng.pick([0n, 8n, U64_MAX, BigInt(base.memberSectors)])]})
     else {
       const pages = rng.pick([0, 1, 2, 3, 32])
-      payloads.push({type: t as 0 | 1, flags: 0, sizeSectors: pages * 8, location: rng.pick([0n, 8n, 16n, A - 8n, A, U64_MAX - 7n, BigInt(rng.int(base.arraySectors / 8) * 8)]), checksums: Array.from({length: pages}, () => rng.next())})
+      payloads.push({
+        type: t as 0 | 1,
+        flags: 0,
+        sizeSectors: pages * 8,
+        location: rng.pick([0n, 8n, 16n, A - 8n, A, U64_MAX - 7n, BigInt(rng.int(base.arraySectors / 8) * 8)]),
+        checksums: Array.from({length: pages}, () => rng.next()),
+      })
     }
   }
   const off = DATA_OFFSET_BYTES + pos * 512
@@ -484,14 +644,32 @@ function mutateForge(s: Subject): void {
   try {
     encodeMetaBlock({seq, position: BigInt(pos), payloads}, base.seed, j.data.subarray(off, off + PAGE))
     s.log.push(`forged meta@${pos} seq=${seq} ${payloads.length} payloads`)
-  } catch { /* payloads do not fit a page: skip */ }
+  } catch {
+    /* payloads do not fit a page: skip */
+  }
 }
 
 function truncate(s: Subject): void {
   const {rng} = s
   const di = pickDevIndex(s)
   const d = s.devs[di]
-  const sizes = [0, 1, 512, 4096, 4097, 8191, 8192, 8704, DATA_OFFSET_BYTES - 512, DATA_OFFSET_BYTES, DATA_OFFSET_BYTES + 4096, d.size - 4096, d.size - 512, d.size - 1, rng.int(d.size)]
+  const sizes = [
+    0,
+    1,
+    512,
+    4096,
+    4097,
+    8191,
+    8192,
+    8704,
+    DATA_OFFSET_BYTES - 512,
+    DATA_OFFSET_BYTES,
+    DATA_OFFSET_BYTES + 4096,
+    d.size - 4096,
+    d.size - 512,
+    d.size - 1,
+    rng.int(d.size),
+  ]
   const size = rng.pick(sizes)
   s.devs[di] = new MemDevice(d.name, size, d.data.slice(0, size))
   s.log.push(`${d.name} truncated to ${size}`)
@@ -526,18 +704,29 @@ const OPS: Op[] = [
   {name: 'examineDevices', writes: false, run: devs => examineDevices(devs)},
   {name: 'examineJournal', writes: false, run: devs => examineJournal(devs)},
   {name: 'dumpMeta', writes: false, run: (devs, rng) => dumpMeta(devs, {all: rng.bool(), from: rng.bool(0.2) ? rng.int(600) * 8 : undefined})},
-  {name: 'readData', writes: false, run: (devs, rng) => {
-    let n = 0
-    return readData(devs, rng.int(64) * PAGE, rng.bool(0.1) ? undefined : rng.int(17) * PAGE, v => { n += v.length }, {force: rng.bool(0.3)})
-  }},
+  {
+    name: 'readData',
+    writes: false,
+    run: (devs, rng) => {
+      return readData(devs, rng.int(64) * PAGE, rng.bool(0.1) ? undefined : rng.int(17) * PAGE, () => undefined, {force: rng.bool(0.3)})
+    },
+  },
   {name: 'recoverDryRun', writes: false, run: devs => recoverArray(devs, {dryRun: true})},
   {name: 'recoverArray', writes: true, run: devs => recoverArray(devs, {})},
   {name: 'reclaimArray', writes: true, run: devs => reclaimArray(devs)},
-  {name: 'writeData', writes: true, run: (devs, rng) => {
-    const buf = pseudoRandom(PAGE, rng.next())
-    return writeData(devs, rng.int(48) * PAGE, PAGE, bufferSource(buf), {mode: rng.bool() ? 'write-through' : 'write-back'})
-  }},
-  {name: 'assembleArray', writes: true, run: (devs, rng) => assembleArray(devs, {force: rng.bool(0.3), readonly: rng.bool(0.2), noRecover: rng.bool(0.2)})},
+  {
+    name: 'writeData',
+    writes: true,
+    run: (devs, rng) => {
+      const buf = pseudoRandom(PAGE, rng.next())
+      return writeData(devs, rng.int(48) * PAGE, PAGE, bufferSource(buf), {mode: rng.bool() ? 'write-through' : 'write-back'})
+    },
+  },
+  {
+    name: 'assembleArray',
+    writes: true,
+    run: (devs, rng) => assembleArray(devs, {force: rng.bool(0.3), readonly: rng.bool(0.2), noRecover: rng.bool(0.2)}),
+  },
 ]
 
 function clone(devs: MemDevice[]): MemDevice[] {
@@ -549,21 +738,35 @@ function changed(devs: MemDevice[], before: MemDevice[]): string[] {
   devs.forEach((d, i) => {
     const a = d.data
     const b = before[i].data
-    if (a.length !== b.length || Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.length), Buffer.from(b.buffer, b.byteOffset, b.length)) !== 0) out.push(d.name)
+    if (a.length !== b.length || Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.length), Buffer.from(b.buffer, b.byteOffset, b.length)) !== 0)
+      out.push(d.name)
   })
   return out
 }
 
 /** where in the engine an unexpected exception came from */
 function origin(error: unknown): string {
-  const stack = error instanceof Error ? error.stack ?? '' : ''
+  const stack = error instanceof Error ? (error.stack ?? '') : ''
   const m = stack.split('\n').find(l => l.includes('/src/engine/'))
-  return m ? m.trim().replace(/^at /, '').replace(/\(.*\/src\/engine\//, '(').replace(/:\d+\)$/, ')') : '?'
+  return m
+    ? m
+        .trim()
+        .replace(/^at /, '')
+        .replace(/\(.*\/src\/engine\//, '(')
+        .replace(/:\d+\)$/, ')')
+    : '?'
 }
 
 const norm = (m: string) => m.replace(/-?\d+n?/g, 'N').slice(0, 120)
 
-interface Failure {kind: string; seed: number; base: string; op: string; mutations: string[]; detail: string}
+interface Failure {
+  kind: string
+  seed: number
+  base: string
+  op: string
+  mutations: string[]
+  detail: string
+}
 
 const stats = {
   cases: 0,
@@ -588,7 +791,10 @@ function deviceList(devs: MemDevice[], rng: Rng, log: string[]): MemDevice[] {
   const r = rng.int(20)
   if (r === 0) {
     const out = [...devs]
-    for (let i = out.length - 1; i > 0; i--) { const k = rng.int(i + 1); [out[i], out[k]] = [out[k], out[i]] }
+    for (let i = out.length - 1; i > 0; i--) {
+      const k = rng.int(i + 1)
+      ;[out[i], out[k]] = [out[k], out[i]]
+    }
     log.push('shuffled')
     return out
   }
@@ -633,12 +839,13 @@ function runCase(bases: Base[], seed: number, verbose = false): void {
     const report = (kind: string, detail: string) => fail({kind, seed, base: base.name, op: op.name, mutations: s.log, detail})
     if (error !== undefined) {
       if (!(error instanceof R5Error)) {
-        const e = error as Error
+        const e = error as Error | null
         outcome = `crash ${e?.name ?? typeof e}`
         report(`${op.name}: ${e?.name}: ${norm(String(e?.message))} @ ${origin(e)}`, String(e?.stack ?? e))
       } else {
         outcome = `exit ${error.exitCode} ${error.code}`
-        if (!DOCUMENTED.includes(error.exitCode) || error.exitCode === EXIT.OK) report(`${op.name}: undocumented exit ${error.exitCode}`, error.message)
+        if (!DOCUMENTED.includes(error.exitCode) || error.exitCode === EXIT.OK)
+          report(`${op.name}: undocumented exit ${error.exitCode}`, error.message)
         if (error.exitCode === EXIT.CRASH) report(`${op.name}: simulated crash without crash injection`, error.message)
       }
     }
@@ -646,9 +853,16 @@ function runCase(bases: Base[], seed: number, verbose = false): void {
     const exit = error instanceof R5Error ? error.exitCode : error === undefined ? 0 : -1
     if (!op.writes || VALIDATION.includes(exit)) {
       const ch = changed(target, reference)
-      if (ch.length > 0) report(`${op.name}: ${op.writes ? `exit ${exit} (${(error as R5Error).code})` : 'read-only operation'} changed bytes`, `changed: ${ch.join(', ')}; ${error instanceof Error ? error.message : ''}`)
+      if (ch.length > 0)
+        report(
+          `${op.name}: ${op.writes ? `exit ${exit} (${(error as R5Error).code})` : 'read-only operation'} changed bytes`,
+          `changed: ${ch.join(', ')}; ${error instanceof Error ? error.message : ''}`,
+        )
     }
-    bump(stats.byOutcome, outcome.replace(/ \S+$/, m => (outcome.startsWith('exit') ? m : m)))
+    bump(
+      stats.byOutcome,
+      outcome.replace(/ \S+$/, m => (outcome.startsWith('exit') ? m : m)),
+    )
     bump(stats.byOpOutcome, `${op.name} → ${outcome}`)
     if (verbose) console.log(`  ${op.name}: ${outcome} (${ms.toFixed(1)} ms)${error instanceof Error ? ': ' + error.message : ''}`)
   }
@@ -669,12 +883,26 @@ describe(`fuzz: hostile on-disk input (${CASES} cases${LONG ? ', long' : ''})`, 
   after(function () {
     const sorted = (m: Map<string, number>) => [...m.entries()].sort((a, b) => b[1] - a[1])
     const lines: string[] = []
-    lines.push(`fuzz: ${stats.cases} cases in ${(stats.ms / 1000).toFixed(1)} s (master seed 0x${MASTER.toString(16)}); slowest op ${stats.slowest.op} ${stats.slowest.ms.toFixed(0)} ms (case 0x${stats.slowest.seed.toString(16)})`)
-    lines.push(`  mutations: ${sorted(stats.byMutator).map(([k, v]) => `${k} ${v}`).join(', ')}`)
-    lines.push(`  operations: ${sorted(stats.byOp).map(([k, v]) => `${k} ${v}`).join(', ')}`)
+    lines.push(
+      `fuzz: ${stats.cases} cases in ${(stats.ms / 1000).toFixed(1)} s (master seed 0x${MASTER.toString(16)}); slowest op ${stats.slowest.op} ${stats.slowest.ms.toFixed(0)} ms (case 0x${stats.slowest.seed.toString(16)})`,
+    )
+    lines.push(
+      `  mutations: ${sorted(stats.byMutator)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}`,
+    )
+    lines.push(
+      `  operations: ${sorted(stats.byOp)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}`,
+    )
     const byExit = new Map<string, number>()
     for (const [k, v] of stats.byOutcome) bump(byExit, k.replace(/^(exit \d+).*/, '$1'), v)
-    lines.push(`  outcomes: ${sorted(byExit).map(([k, v]) => `${k} ${v}`).join(', ')}`)
+    lines.push(
+      `  outcomes: ${sorted(byExit)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}`,
+    )
     lines.push('  by operation and outcome:')
     for (const [k, v] of [...stats.byOpOutcome.entries()].sort()) lines.push(`    ${k}: ${v}`)
     lines.push(`  distinct failure kinds: ${stats.failures.size}`)
@@ -698,10 +926,12 @@ describe(`fuzz: hostile on-disk input (${CASES} cases${LONG ? ', long' : ''})`, 
     }
     stats.ms = performance.now() - t0
     if (stats.failures.size > 0) {
-      const msg = [...stats.failures.entries()].map(([kind, list]) => {
-        const f = list[0]
-        return `${kind} [${list.length}×]\n    case 0x${f.seed.toString(16)} (${f.base}; R5CTL_FUZZ_CASE=0x${f.seed.toString(16)} replays it): ${f.mutations.join('; ')}\n    ${f.detail.split('\n').slice(0, 4).join('\n    ')}`
-      }).join('\n')
+      const msg = [...stats.failures.entries()]
+        .map(([kind, list]) => {
+          const f = list[0]
+          return `${kind} [${list.length}×]\n    case 0x${f.seed.toString(16)} (${f.base}; R5CTL_FUZZ_CASE=0x${f.seed.toString(16)} replays it): ${f.mutations.join('; ')}\n    ${f.detail.split('\n').slice(0, 4).join('\n    ')}`
+        })
+        .join('\n')
       assert.fail(`${stats.failures.size} distinct failure kind(s):\n${msg}`)
     }
   })

@@ -1,20 +1,12 @@
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
+import {spawnSync} from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 
-import {
-  ALGORITHM,
-  Geometry,
-  MIN_RAID_DISKS,
-  computeRowLayout,
-  layoutPeriod,
-  validLayout,
-  type RaidLevel,
-} from '../../src/engine/geometry.js'
-import { computeP, computePQ } from '../../src/engine/parity.js'
-import { encodeSuperblock, makeSuperblock } from '../../src/engine/format/superblock.js'
+import {ALGORITHM, Geometry, MIN_RAID_DISKS, computeRowLayout, layoutPeriod, validLayout, type RaidLevel} from '../../src/engine/geometry.js'
+import {computeP, computePQ} from '../../src/engine/parity.js'
+import {encodeSuperblock, makeSuperblock} from '../../src/engine/format/superblock.js'
 
 const A = ALGORITHM
 const LAYOUTS: Record<RaidLevel, number[]> = {
@@ -135,8 +127,14 @@ describe('geometry', () => {
       // row 2: walk 4 (dd 2), 0 (dd 0), 1 (dd 1)  → dd0:1, dd1:2, dd2:0
       // row 3: walk 3 (dd 1), 4 (dd 2), 0 (dd 0)  → dd0:2, dd1:0, dd2:1
       assert.deepEqual(
-        [0, 1, 2, 3, 4].map((r) => g.rowInfo(r).qSlot),
-        [[0, 1, 2], [0, 1, 2], [1, 2, 0], [2, 0, 1], [0, 1, 2]],
+        [0, 1, 2, 3, 4].map(r => g.rowInfo(r).qSlot),
+        [
+          [0, 1, 2],
+          [0, 1, 2],
+          [1, 2, 0],
+          [2, 0, 1],
+          [0, 1, 2],
+        ],
       )
     })
 
@@ -319,7 +317,7 @@ function checkSyndromeSlots(g: Geometry, info: ReturnType<Geometry['rowInfo']>, 
 const GRUB_FSTEST = 'grub-fstest'
 
 function haveGrub(): boolean {
-  const r = spawnSync(GRUB_FSTEST, ['--version'], { encoding: 'utf8' })
+  const r = spawnSync(GRUB_FSTEST, ['--version'], {encoding: 'utf8'})
   return !r.error && r.status === 0
 }
 
@@ -344,7 +342,7 @@ function buildArray(dir: string, level: RaidLevel, n: number, layout: number, ch
     expected[i] = x & 255
   }
   const memberBytes = Number(memberSectors) * 512
-  const members = Array.from({ length: n }, () => new Uint8Array(memberBytes))
+  const members = Array.from({length: n}, () => new Uint8Array(memberBytes))
   for (let a = 0n; a < g.arraySectors; a += 8n) {
     const m = g.mapSector(a)
     const off = Number(a) * 512
@@ -353,11 +351,11 @@ function buildArray(dir: string, level: RaidLevel, n: number, layout: number, ch
   const page = (m: number, s: number) => members[m].subarray(s * 512, s * 512 + 4096)
   for (let s = 0; s < Number(memberSectors); s += 8) {
     const info = g.stripeInfo(s)
-    const data = info.dataMembers.map((m) => page(m, s))
+    const data = info.dataMembers.map(m => page(m, s))
     if (level === 6) computePQ(data, info.qSlot, page(info.pd, s), page(info.qd, s))
     else computeP(data, page(info.pd, s))
   }
-  const setUuid = Uint8Array.from({ length: 16 }, (_, i) => (seed * 31 + i * 7) & 255)
+  const setUuid = Uint8Array.from({length: 16}, (_, i) => (seed * 31 + i * 7) & 255)
   const images: string[] = []
   for (let i = 0; i < n; i++) {
     const sb = makeSuperblock({
@@ -371,8 +369,8 @@ function buildArray(dir: string, level: RaidLevel, n: number, layout: number, ch
       dataOffset: BigInt(DATA_OFFSET),
       dataSize: memberSectors,
       devNumber: i,
-      deviceUuid: Uint8Array.from({ length: 16 }, (_, j) => (i * 17 + j) & 255),
-      devRoles: Array.from({ length: n }, (_, j) => j),
+      deviceUuid: Uint8Array.from({length: 16}, (_, j) => (i * 17 + j) & 255),
+      devRoles: Array.from({length: n}, (_, j) => j),
       events: 42n,
       maxDev: n,
     })
@@ -387,18 +385,18 @@ function buildArray(dir: string, level: RaidLevel, n: number, layout: number, ch
     }
     images.push(file)
   }
-  return { dir, images, expected }
+  return {dir, images, expected}
 }
 
 /** Reads the whole assembled array through grub-fstest ("cp -" copies the raw root device). */
 function grubRead(images: string[], dir: string): Buffer {
-  const ls = spawnSync(GRUB_FSTEST, ['-c', String(images.length), ...images, 'ls'], { encoding: 'utf8' })
+  const ls = spawnSync(GRUB_FSTEST, ['-c', String(images.length), ...images, 'ls'], {encoding: 'utf8'})
   assert.equal(ls.status, 0, `grub-fstest ls failed: ${ls.stderr}`)
   const dev = /\((md\/[^)]+)\)/.exec(ls.stdout)
   assert.ok(dev, `grub-fstest found no md array: ${ls.stdout}`)
   const out = path.join(dir, 'out.bin')
-  fs.rmSync(out, { force: true })
-  const cp = spawnSync(GRUB_FSTEST, ['-c', String(images.length), '-r', dev[1], ...images, 'cp', '-', out], { encoding: 'utf8' })
+  fs.rmSync(out, {force: true})
+  const cp = spawnSync(GRUB_FSTEST, ['-c', String(images.length), '-r', dev[1], ...images, 'cp', '-', out], {encoding: 'utf8'})
   assert.equal(cp.status, 0, `grub-fstest cp failed: ${cp.stderr}`)
   return fs.readFileSync(out)
 }
@@ -419,20 +417,20 @@ describe('geometry + parity interop with grub-fstest', function () {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'r5ctl-geom-'))
   })
   after(() => {
-    if (dir) fs.rmSync(dir, { recursive: true, force: true })
+    if (dir) fs.rmSync(dir, {recursive: true, force: true})
   })
 
   // GRUB understands md layouts 0..3 (its RIGHT/SYMMETRIC mask bits) and RAID4; not PARITY_*, DDF or *_6.
-  const cases: { level: RaidLevel; n: number; layout: number; name: string }[] = [
-    { level: 5, n: 4, layout: A.LEFT_SYMMETRIC, name: 'RAID5 left-symmetric' },
-    { level: 5, n: 4, layout: A.RIGHT_ASYMMETRIC, name: 'RAID5 right-asymmetric' },
-    { level: 5, n: 5, layout: A.LEFT_ASYMMETRIC, name: 'RAID5 left-asymmetric' },
-    { level: 5, n: 5, layout: A.RIGHT_SYMMETRIC, name: 'RAID5 right-symmetric' },
-    { level: 4, n: 4, layout: 0, name: 'RAID4' },
-    { level: 6, n: 5, layout: A.LEFT_SYMMETRIC, name: 'RAID6 left-symmetric' },
-    { level: 6, n: 6, layout: A.LEFT_ASYMMETRIC, name: 'RAID6 left-asymmetric' },
-    { level: 6, n: 6, layout: A.RIGHT_ASYMMETRIC, name: 'RAID6 right-asymmetric' },
-    { level: 6, n: 5, layout: A.RIGHT_SYMMETRIC, name: 'RAID6 right-symmetric' },
+  const cases: {level: RaidLevel; n: number; layout: number; name: string}[] = [
+    {level: 5, n: 4, layout: A.LEFT_SYMMETRIC, name: 'RAID5 left-symmetric'},
+    {level: 5, n: 4, layout: A.RIGHT_ASYMMETRIC, name: 'RAID5 right-asymmetric'},
+    {level: 5, n: 5, layout: A.LEFT_ASYMMETRIC, name: 'RAID5 left-asymmetric'},
+    {level: 5, n: 5, layout: A.RIGHT_SYMMETRIC, name: 'RAID5 right-symmetric'},
+    {level: 4, n: 4, layout: 0, name: 'RAID4'},
+    {level: 6, n: 5, layout: A.LEFT_SYMMETRIC, name: 'RAID6 left-symmetric'},
+    {level: 6, n: 6, layout: A.LEFT_ASYMMETRIC, name: 'RAID6 left-asymmetric'},
+    {level: 6, n: 6, layout: A.RIGHT_ASYMMETRIC, name: 'RAID6 right-asymmetric'},
+    {level: 6, n: 5, layout: A.RIGHT_SYMMETRIC, name: 'RAID6 right-symmetric'},
   ]
   for (const c of cases) {
     it(`${c.name}, ${c.n} disks, 64K chunk: full and degraded reads match`, () => {
@@ -442,7 +440,7 @@ describe('geometry + parity interop with grub-fstest', function () {
       assert.equal(full.length, arr.expected.length)
       assert.ok(full.equals(arr.expected), 'healthy array read differs')
       // Leaving members out makes GRUB rebuild their chunks from P (and Q): this checks parity.ts.
-      const losses: number[][] = c.level === 6 ? pairs(c.n) : Array.from({ length: c.n }, (_, i) => [i])
+      const losses: number[][] = c.level === 6 ? pairs(c.n) : Array.from({length: c.n}, (_, i) => [i])
       for (const lost of losses) {
         const imgs = arr.images.filter((_, i) => !lost.includes(i))
         const got = grubRead(imgs, sub)

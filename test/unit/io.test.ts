@@ -10,7 +10,13 @@ import {scanLog} from '../../src/engine/journal/scan.js'
 import {PAYLOAD_DATA, PAYLOAD_PARITY} from '../../src/engine/format/meta.js'
 import {computeP} from '../../src/engine/parity.js'
 
-interface Rig {devs: MemDevice[]; members: MemDevice[]; journal: MemDevice; size: number; model: Buffer}
+interface Rig {
+  devs: MemDevice[]
+  members: MemDevice[]
+  journal: MemDevice
+  size: number
+  model: Buffer
+}
 
 function rig(level: 4 | 5 | 6, n: number, chunk: number, memberBytes: number, journalBytes: number, layout?: number): Rig {
   const members = Array.from({length: n}, (_, i) => new MemDevice(`m${i}`, memberBytes))
@@ -33,7 +39,15 @@ function write(r: Rig, offset: number, data: Buffer, devs: BlockDevice[] = r.dev
 
 function readAll(r: Rig, devs: BlockDevice[] = r.devs, offset = 0, length?: number): Buffer {
   const parts: Buffer[] = []
-  readData(devs, offset, length, views => { for (const v of views) parts.push(Buffer.from(v)) }, {})
+  readData(
+    devs,
+    offset,
+    length,
+    views => {
+      for (const v of views) parts.push(Buffer.from(v))
+    },
+    {},
+  )
   return Buffer.concat(parts)
 }
 
@@ -90,7 +104,12 @@ describe('write-through and read paths (in-memory devices)', () => {
   it('read of a sub-range returns that slice of the model', () => {
     const r = rig(5, 4, 65536, 4 << 20, 2 << 20)
     write(r, 0, randomBytes(3 << 20))
-    for (const [o, l] of [[0, 1], [4096, 100000], [65536 * 3 - 4096, 8192], [1 << 20, 1 << 20]]) {
+    for (const [o, l] of [
+      [0, 1],
+      [4096, 100000],
+      [65536 * 3 - 4096, 8192],
+      [1 << 20, 1 << 20],
+    ]) {
       assert.ok(readAll(r, r.devs, o, l).equals(r.model.subarray(o, o + l)), `${o}+${l}`)
     }
   })
@@ -104,7 +123,14 @@ describe('write-through and read paths (in-memory devices)', () => {
     const six = write(r, 16384 * 7, randomBytes(6 * 16384)) // 6 pages of 7 per stripe: rcw reads 1
     assert.equal(six.rcwStripes, 4)
     assert.equal(six.rmwStripes, 0)
-    for (let m = 0; m < 8; m++) assert.ok(readAll(r, r.devs.filter(d => d !== r.members[m])).equals(r.model), `without ${m}`)
+    for (let m = 0; m < 8; m++)
+      assert.ok(
+        readAll(
+          r,
+          r.devs.filter(d => d !== r.members[m]),
+        ).equals(r.model),
+        `without ${m}`,
+      )
   })
 
   it('every logged page is the data or parity the members received, at the location the payload names', () => {
@@ -137,7 +163,10 @@ describe('write-through and read paths (in-memory devices)', () => {
             const pm = pages.findIndex(pg => Buffer.from(pg).equals(Buffer.from(parity)))
             assert.ok(pm >= 0, 'logged parity is on a member')
             const xor = new Uint8Array(4096)
-            computeP(pages.filter((_, i) => i !== pm), xor)
+            computeP(
+              pages.filter((_, i) => i !== pm),
+              xor,
+            )
             assert.ok(Buffer.from(xor).equals(Buffer.from(parity)), 'logged parity is the xor of the data')
             k++
             dataPages.length = 0
@@ -161,7 +190,13 @@ describe('write-through and read paths (in-memory devices)', () => {
     assert.equal(j.state, 'clean')
     assert.equal(BigInt(j.tailSeq!), res.lastSeq)
     assert.ok(readAll(r).equals(r.model))
-    for (const [a, b] of pairs(5)) assert.ok(readAll(r, r.devs.filter(d => d !== r.members[a] && d !== r.members[b])).equals(r.model))
+    for (const [a, b] of pairs(5))
+      assert.ok(
+        readAll(
+          r,
+          r.devs.filter(d => d !== r.members[a] && d !== r.members[b]),
+        ).equals(r.model),
+      )
     // consecutive writes continue the seq and keep the log valid
     const res2 = write(r, 1 << 20, randomBytes(512 * 1024))
     assert.ok(res2.lastSeq > res.lastSeq)
@@ -191,15 +226,26 @@ describe('write-through and read paths (in-memory devices)', () => {
         const r = rig(c.level, c.n, 16384, 3 << 20, 2 << 20, c.layout)
         const D = c.level === 6 ? c.n - 2 : c.n - 1
         write(r, 0, randomBytes(r.size)) // a background that must survive after the input's end
-        for (const [offset, bytes] of [[4096, D * 16384 * 3 + 5000], [8192, 0], [D * 16384 * 5, 4096 * 3], [12288, 100]]) {
+        for (const [offset, bytes] of [
+          [4096, D * 16384 * 3 + 5000],
+          [8192, 0],
+          [D * 16384 * 5, 4096 * 3],
+          [12288, 100],
+        ]) {
           const data = randomBytes(bytes)
           let p = 0
-          const res = writeData(r.devs, offset, undefined, buf => {
-            const k = Math.min(buf.length, data.length - p)
-            data.copy(buf, 0, p, p + k)
-            p += k
-            return k
-          }, {mode, endAtShortInput: true})
+          const res = writeData(
+            r.devs,
+            offset,
+            undefined,
+            buf => {
+              const k = Math.min(buf.length, data.length - p)
+              data.copy(buf, 0, p, p + k)
+              p += k
+              return k
+            },
+            {mode, endAtShortInput: true},
+          )
           assert.equal(res.bytes, bytes, `${c.name}: bytes written at ${offset}`)
           data.copy(r.model, offset)
           if (mode === 'write-back') reclaimArray(r.devs)

@@ -35,8 +35,15 @@ interface Outcome {
 /** the JavaScript meta-only walk from `pos` (the reference, or the rest after the native walk) */
 function jsWalk(ring: Ring, pos: number, out: Outcome, from?: {seq: bigint | undefined; walked: number}): void {
   try {
-    for (const u of scanLog(ring, SEED, pos, {metaOnly: true, columns: new MetaColumns(), firstSeq: from?.seq, startWalked: from?.walked,
-      onStop: s => { out.stop = `${s.code} at ${s.position}, expected seq ${s.expectedSeq}` }})) {
+    for (const u of scanLog(ring, SEED, pos, {
+      metaOnly: true,
+      columns: new MetaColumns(),
+      firstSeq: from?.seq,
+      startWalked: from?.walked,
+      onStop: s => {
+        out.stop = `${s.code} at ${s.position}, expected seq ${s.expectedSeq}`
+      },
+    })) {
       out.units.push(`${u.position}+${u.pages} seq ${u.seq}${u.cols!.count === 0 ? ' empty' : ''}`)
     }
   } catch (e) {
@@ -48,7 +55,10 @@ function reference(ring: Ring, tail: number): Outcome {
   const out: Outcome = {units: [], stop: null, error: null}
   const old = setNativeMetaWalk(false)
   try {
-    assert.equal(walkMetaNative(ring, SEED, tail, () => assert.fail('native walk while turned off')), null)
+    assert.equal(
+      walkMetaNative(ring, SEED, tail, () => assert.fail('native walk while turned off')),
+      null,
+    )
     jsWalk(ring, tail, out)
   } finally {
     setNativeMetaWalk(old)
@@ -90,8 +100,20 @@ interface Chain {
  * pages are not read by the walk and stay zero); `edit(i, page)` may change unit i's block (return
  * true to re-checksum it).
  */
-function writeChain(dir: string, name: string, r: () => number, opts: {ringSectors: number; tail: number; count: number; firstSeq: bigint;
-  payloads?: (i: number) => Payload[]; edit?: (i: number, page: Uint8Array) => void; fileBytes?: number}): Chain {
+function writeChain(
+  dir: string,
+  name: string,
+  r: () => number,
+  opts: {
+    ringSectors: number
+    tail: number
+    count: number
+    firstSeq: bigint
+    payloads?: (i: number) => Payload[]
+    edit?: (i: number, page: Uint8Array) => void
+    fileBytes?: number
+  },
+): Chain {
   const file = path.join(dir, name)
   const base = 4096
   const fd = fs.openSync(file, 'w+')
@@ -148,13 +170,20 @@ describe('native meta walk (walkMetaNative) against the JavaScript meta-only wal
     skipWithoutNative(this, nativeWalkMeta !== null, 'walkMeta')
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'r5ctl-metawalk-'))
   })
-  after(() => { if (dir) fs.rmSync(dir, {recursive: true, force: true}) })
+  after(() => {
+    if (dir) fs.rmSync(dir, {recursive: true, force: true})
+  })
 
   it('takes a whole valid chain, then stops where the reference does (stale or empty ring after the head)', () => {
     const r = rng(11)
     for (let t = 0; t < 40; t++) {
       const count = 1 + Math.floor(r() * 30)
-      const chain = writeChain(dir, `valid${t}.img`, r, {ringSectors: 1 << 16, tail: Math.floor(r() * 64) * 8, count, firstSeq: BigInt(Math.floor(r() * 2 ** 40))})
+      const chain = writeChain(dir, `valid${t}.img`, r, {
+        ringSectors: 1 << 16,
+        tail: Math.floor(r() * 64) * 8,
+        count,
+        firstSeq: BigInt(Math.floor(r() * 2 ** 40)),
+      })
       const native = compare(chain, `chain ${t}`)
       assert.equal(native, count, `chain ${t}: the native walk took ${native} of ${count} valid units`)
     }
@@ -163,8 +192,13 @@ describe('native meta walk (walkMetaNative) against the JavaScript meta-only wal
   it('takes a chain longer than one batch of the addon (1024 units) whole, across the batch boundaries', () => {
     const r = rng(13)
     const count = 2600
-    const chain = writeChain(dir, 'long.img', r, {ringSectors: 16 * count + 64, tail: 32, count, firstSeq: 2n ** 32n - 1000n,
-      payloads: i => (i % 7 === 0 ? [] : [{type: 0, flags: 0, sizeSectors: 8, location: BigInt(8 * (i % 500)), checksums: [i]}])})
+    const chain = writeChain(dir, 'long.img', r, {
+      ringSectors: 16 * count + 64,
+      tail: 32,
+      count,
+      firstSeq: 2n ** 32n - 1000n,
+      payloads: i => (i % 7 === 0 ? [] : [{type: 0, flags: 0, sizeSectors: 8, location: BigInt(8 * (i % 500)), checksums: [i]}]),
+    })
     assert.equal(compare(chain, 'long chain'), count)
   })
 
@@ -175,12 +209,17 @@ describe('native meta walk (walkMetaNative) against the JavaScript meta-only wal
       const count = 2 + Math.floor(r() * 12)
       const at = Math.floor(r() * count)
       let what = ''
-      const chain = writeChain(dir, 'broken.img', r, {ringSectors: 1 << 15, tail: 8 * Math.floor(r() * 100), count, firstSeq: BigInt(Math.floor(r() * 2 ** 33)),
+      const chain = writeChain(dir, 'broken.img', r, {
+        ringSectors: 1 << 15,
+        tail: 8 * Math.floor(r() * 100),
+        count,
+        firstSeq: BigInt(Math.floor(r() * 2 ** 33)),
         edit: (i, page) => {
           if (i !== at) return
           what = mutate(page, r)
           if (r() < 0.5) rechecksum(page)
-        }})
+        },
+      })
       const native = compare(chain, `chain ${t}, unit ${at} (${what})`)
       assert.ok(native >= at, `chain ${t}: the native walk stopped at ${native}, before the broken unit ${at}`)
       if (native === at) brokenEarly++
@@ -203,8 +242,16 @@ describe('native meta walk (walkMetaNative) against the JavaScript meta-only wal
     ]
     const r = rng(5)
     for (const [what, p] of [...bad, ...good]) {
-      const chain = writeChain(dir, 'loc.img', r, {ringSectors: 1 << 14, tail: 0, count: 4, firstSeq: 100n,
-        payloads: i => (i === 2 ? [{type: 0, flags: 0, sizeSectors: 8, location: 8n, checksums: [3]}, p] : randomPayloads(r, {maxPayloads: 10, location: () => 64n}))})
+      const chain = writeChain(dir, 'loc.img', r, {
+        ringSectors: 1 << 14,
+        tail: 0,
+        count: 4,
+        firstSeq: 100n,
+        payloads: i =>
+          i === 2
+            ? [{type: 0, flags: 0, sizeSectors: 8, location: 8n, checksums: [3]}, p]
+            : randomPayloads(r, {maxPayloads: 10, location: () => 64n}),
+      })
       const native = compare(chain, what)
       const refused = bad.some(([w]) => w === what)
       assert.equal(native, refused ? 2 : 4, `${what}: native units`)
@@ -220,8 +267,13 @@ describe('native meta walk (walkMetaNative) against the JavaScript meta-only wal
 
   it('checks no location when the ring has no payload limits', () => {
     const r = rng(6)
-    const chain = writeChain(dir, 'nolimits.img', r, {ringSectors: 1 << 14, tail: 0, count: 3, firstSeq: 1n,
-      payloads: () => [{type: 0, flags: 0, sizeSectors: 8, location: 2n ** 60n + 4n, checksums: [1]}]})
+    const chain = writeChain(dir, 'nolimits.img', r, {
+      ringSectors: 1 << 14,
+      tail: 0,
+      count: 3,
+      firstSeq: 1n,
+      payloads: () => [{type: 0, flags: 0, sizeSectors: 8, location: 2n ** 60n + 4n, checksums: [1]}],
+    })
     assert.equal(compare(chain, 'no limits', null), 3)
   })
 
@@ -231,8 +283,13 @@ describe('native meta walk (walkMetaNative) against the JavaScript meta-only wal
       // ring sizes that are whole pages, and some that are not (a meta block can then straddle the end)
       const ringSectors = 8 * (40 + Math.floor(r() * 60)) + (t % 3 === 0 ? Math.floor(r() * 8) : 0)
       const count = 1 + Math.floor(r() * 25)
-      const chain = writeChain(dir, 'wrap.img', r, {ringSectors, tail: 8 * Math.floor(r() * (ringSectors / 8 - 1)), count, firstSeq: 7n,
-        payloads: () => randomPayloads(r, {maxPayloads: 6, location: rr => BigInt(Math.floor(rr() * 1000)) * 8n})})
+      const chain = writeChain(dir, 'wrap.img', r, {
+        ringSectors,
+        tail: 8 * Math.floor(r() * (ringSectors / 8 - 1)),
+        count,
+        firstSeq: 7n,
+        payloads: () => randomPayloads(r, {maxPayloads: 6, location: rr => BigInt(Math.floor(rr() * 1000)) * 8n}),
+      })
       compare(chain, `ring ${ringSectors}, ${count} units from ${chain.tail}`)
     }
   })
@@ -242,26 +299,40 @@ describe('native meta walk (walkMetaNative) against the JavaScript meta-only wal
       ['data size 12 sectors', pg => new DataView(pg.buffer, pg.byteOffset).setUint32(32 + 4, 12, true)],
       ['data size 0', pg => new DataView(pg.buffer, pg.byteOffset).setUint32(32 + 4, 0, true)],
       ['type 3', pg => new DataView(pg.buffer, pg.byteOffset).setUint16(32, 3, true)],
-      ['flush size 12 bytes', pg => {
-        const dv = new DataView(pg.buffer, pg.byteOffset)
-        dv.setUint16(32, 2, true)
-        dv.setUint32(36, 12, true)
-      }],
-      ['meta_size cuts the last payload', pg => {
-        const dv = new DataView(pg.buffer, pg.byteOffset)
-        dv.setUint32(12, dv.getUint32(12, true) - 4, true)
-      }],
+      [
+        'flush size 12 bytes',
+        pg => {
+          const dv = new DataView(pg.buffer, pg.byteOffset)
+          dv.setUint16(32, 2, true)
+          dv.setUint32(36, 12, true)
+        },
+      ],
+      [
+        'meta_size cuts the last payload',
+        pg => {
+          const dv = new DataView(pg.buffer, pg.byteOffset)
+          dv.setUint32(12, dv.getUint32(12, true) - 4, true)
+        },
+      ],
       ['meta_size past the block', pg => new DataView(pg.buffer, pg.byteOffset).setUint32(12, 4100, true)],
     ]
     const r = rng(10)
     for (const [what, edit] of cases) {
-      const chain = writeChain(dir, 'malformed.img', r, {ringSectors: 1 << 14, tail: 0, count: 4, firstSeq: 9n,
-        payloads: () => [{type: 0, flags: 0, sizeSectors: 8, location: 8n, checksums: [3]}, {type: 1, flags: 0, sizeSectors: 8, location: 16n, checksums: [4]}],
+      const chain = writeChain(dir, 'malformed.img', r, {
+        ringSectors: 1 << 14,
+        tail: 0,
+        count: 4,
+        firstSeq: 9n,
+        payloads: () => [
+          {type: 0, flags: 0, sizeSectors: 8, location: 8n, checksums: [3]},
+          {type: 1, flags: 0, sizeSectors: 8, location: 16n, checksums: [4]},
+        ],
         edit: (i, page) => {
           if (i !== 1) return
           edit(page)
           rechecksum(page)
-        }})
+        },
+      })
       assert.equal(compare(chain, what), 1, `${what}: native units`)
     }
   })
@@ -269,8 +340,13 @@ describe('native meta walk (walkMetaNative) against the JavaScript meta-only wal
   it('agrees on a log that fills the ring exactly (the walk comes back to the tail)', () => {
     const r = rng(12)
     for (const tail of [0, 16, 16 * 9]) {
-      const chain = writeChain(dir, 'full.img', r, {ringSectors: 16 * 10, tail, count: 10, firstSeq: 3n,
-        payloads: i => [{type: 0, flags: 0, sizeSectors: 8, location: BigInt(8 * i), checksums: [i]}]})
+      const chain = writeChain(dir, 'full.img', r, {
+        ringSectors: 16 * 10,
+        tail,
+        count: 10,
+        firstSeq: 3n,
+        payloads: i => [{type: 0, flags: 0, sizeSectors: 8, location: BigInt(8 * i), checksums: [i]}],
+      })
       compare(chain, `full ring from ${tail}`)
       const dev = FileDevice.open(chain.file, {writable: false})
       try {
@@ -283,12 +359,24 @@ describe('native meta walk (walkMetaNative) against the JavaScript meta-only wal
 
   it('agrees on a unit that does not fit in the ring, and on a file cut short', () => {
     const r = rng(8)
-    const many = Array.from({length: 30}, (_, k) => ({type: 0, flags: 0, sizeSectors: 8, location: BigInt(8 * k), checksums: [k]}) as Payload)
-    const tooLarge = writeChain(dir, 'large.img', r, {ringSectors: 8 * 20, tail: 0, count: 2, firstSeq: 1n, payloads: i => (i === 0 ? many.slice(0, 2) : many)})
+    const many = Array.from({length: 30}, (_, k) => ({type: 0 as const, flags: 0, sizeSectors: 8, location: BigInt(8 * k), checksums: [k]}))
+    const tooLarge = writeChain(dir, 'large.img', r, {
+      ringSectors: 8 * 20,
+      tail: 0,
+      count: 2,
+      firstSeq: 1n,
+      payloads: i => (i === 0 ? many.slice(0, 2) : many),
+    })
     assert.equal(compare(tooLarge, 'too large'), 1)
     // the file ends inside the third unit's meta block: the JavaScript walk reports the read error
-    const short = writeChain(dir, 'short.img', r, {ringSectors: 1 << 12, tail: 0, count: 3, firstSeq: 1n, payloads: () => many.slice(0, 1),
-      fileBytes: 4096 + 2 * 16 * 512 + 2048})
+    const short = writeChain(dir, 'short.img', r, {
+      ringSectors: 1 << 12,
+      tail: 0,
+      count: 3,
+      firstSeq: 1n,
+      payloads: () => many.slice(0, 1),
+      fileBytes: 4096 + 2 * 16 * 512 + 2048,
+    })
     assert.equal(compare(short, 'file cut short'), 2)
   })
 
@@ -298,9 +386,14 @@ describe('native meta walk (walkMetaNative) against the JavaScript meta-only wal
     const file = FileDevice.open(chain.file, {writable: false})
     try {
       const none = () => assert.fail('no native walk expected')
-      assert.ok(walkMetaNative(ringOf(new DeviceWrapper(file), chain.ringSectors), SEED, 0, () => {}), 'a plain wrapper forwards the fd')
+      assert.ok(
+        walkMetaNative(ringOf(new DeviceWrapper(file), chain.ringSectors), SEED, 0, () => {}),
+        'a plain wrapper forwards the fd',
+      )
       class Tracer extends DeviceWrapper {
-        read(buf: Uint8Array, offset: number): void { super.read(buf, offset) }
+        read(buf: Uint8Array, offset: number): void {
+          super.read(buf, offset)
+        }
       }
       assert.equal(walkMetaNative(ringOf(new Tracer(file), chain.ringSectors), SEED, 0, none), null, 'a wrapper that sees reads')
       const mem = new MemDevice('mem', 4096 + chain.ringSectors * 512, new Uint8Array(fs.readFileSync(chain.file)))

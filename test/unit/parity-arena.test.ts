@@ -77,7 +77,10 @@ describe('parity arena (in-place P/Q)', () => {
             const pOff = n * len
             fill(a.bytes.subarray(pOff, pOff + len)) // stale output must be overwritten
             const want = new Uint8Array(len)
-            computeP(src.map(o => copyOf(a, o, len)), want)
+            computeP(
+              src.map(o => copyOf(a, o, len)),
+              want,
+            )
             a.p(src, pOff, len)
             assert.deepEqual(copyOf(a, pOff, len), want, `len ${len} n ${n}`)
           }
@@ -90,7 +93,10 @@ describe('parity arena (in-place P/Q)', () => {
         const a = new ParityArena(301 * len)
         const src = place(a, 300, len, fill)
         const want = new Uint8Array(len)
-        computeP(src.map(o => copyOf(a, o, len)), want)
+        computeP(
+          src.map(o => copyOf(a, o, len)),
+          want,
+        )
         a.p(src, 300 * len, len)
         assert.deepEqual(copyOf(a, 300 * len, len), want)
       })

@@ -29,10 +29,8 @@ describe('parseNumber: strict numeric flags', () => {
     for (const v of ['-1', '+1', '1.5', '1e3', '0x10', '', ' ', '1 2', 'abc', '4K.5', '64X', '1iB', 'Infinity', 'NaN'])
       refused(() => parseSize('--offset', v), '--offset')
     // surrounding white space too: a value copied with a newline or a space is refused, not guessed at
-    for (const v of [' 4096', '4096\n', '4096 '])
-      refused(() => parseSize('--offset', v), '--offset')
-    for (const v of ['4K', '1.0', '-0'])
-      refused(() => parseInteger('--crash-after', v), '--crash-after')
+    for (const v of [' 4096', '4096\n', '4096 ']) refused(() => parseSize('--offset', v), '--offset')
+    for (const v of ['4K', '1.0', '-0']) refused(() => parseInteger('--crash-after', v), '--crash-after')
   })
 
   it('refuses values beyond 2^53 - 1, or beyond the field they end in', () => {

@@ -32,7 +32,10 @@ describe('reclaim / recover: long runs of cached write-back stripes', function (
           assert.ok(r.parityLogged > 500, `parity of ${r.parityLogged} stripes logged before the write-out`)
         } else if (how === 'recover') {
           const r = recoverArray(a.devs, {})
-          assert.ok(r.dataOnlyStripes >= stripes && r.pagesWritten >= stripes * raidDevices, `${r.dataOnlyStripes} stripes, ${r.pagesWritten} pages written`)
+          assert.ok(
+            r.dataOnlyStripes >= stripes && r.pagesWritten >= stripes * raidDevices,
+            `${r.dataOnlyStripes} stripes, ${r.pagesWritten} pages written`,
+          )
         } else {
           const more = pseudoRandom(8192, 99)
           writeData(a.devs, 4096, more.length, bufferSource(more), {mode: 'write-through'})

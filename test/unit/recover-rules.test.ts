@@ -29,8 +29,21 @@ import {MemDevice} from '../../src/engine/device.js'
 import {examineJournal, recoverArray, writeData} from '../../src/engine/index.js'
 import {CorruptError, EXIT, R5Error} from '../../src/engine/errors.js'
 import {
-  DATA_OFFSET_BYTES, PAGE, bufferSource, checkParity, createMemArray, lsArraySector, lsStripe, pseudoRandom,
-  raid6Q, readAll, snapshot, changedSince, totalWrites, xorPages, type StripeRef,
+  DATA_OFFSET_BYTES,
+  PAGE,
+  bufferSource,
+  checkParity,
+  createMemArray,
+  lsArraySector,
+  lsStripe,
+  pseudoRandom,
+  raid6Q,
+  readAll,
+  snapshot,
+  changedSince,
+  totalWrites,
+  xorPages,
+  type StripeRef,
 } from '../helpers/model.js'
 
 const KiB = 1024
@@ -111,9 +124,18 @@ function fixture(level: 5 | 6, opts: {tail?: number; s0?: bigint} = {}): Fix {
   const ringSectors = Math.floor(Number(u64(sb, 136)) / 8) * 8
   assert.equal(ringSectors * 512, 256 * KiB)
   const f: Fix = {
-    level, n, devs: a.devs, journal: a.journal, members: a.members, seed: crc32cRaw(0xffffffff, sb.subarray(16, 32)),
-    ringBase, ringSectors, memberBase: Number(u64(a.members[0].data, SB_OFF + 128)) * 512, model: readAll(a.devs),
-    tail: opts.tail ?? 64, s0: opts.s0 ?? 0x5eed_0000_1000n,
+    level,
+    n,
+    devs: a.devs,
+    journal: a.journal,
+    members: a.members,
+    seed: crc32cRaw(0xffffffff, sb.subarray(16, 32)),
+    ringBase,
+    ringSectors,
+    memberBase: Number(u64(a.members[0].data, SB_OFF + 128)) * 512,
+    model: readAll(a.devs),
+    tail: opts.tail ?? 64,
+    s0: opts.s0 ?? 0x5eed_0000_1000n,
   }
   assert.ok(f.model.equals(fill))
   // our own tail: an empty meta block with seq s0 (what mdadm or a clean shutdown leaves)
@@ -125,10 +147,7 @@ function fixture(level: 5 | 6, opts: {tail?: number; s0?: bigint} = {}): Fix {
 // ---------------------------------------------------------------------------------------------
 // io units
 
-type Rec =
-  | {t: 'data'; arraySector: number; page: Buffer}
-  | {t: 'parity'; stripeSector: number; pages: Buffer[]}
-  | {t: 'flush'; stripes: number[]}
+type Rec = {t: 'data'; arraySector: number; page: Buffer} | {t: 'parity'; stripeSector: number; pages: Buffer[]} | {t: 'flush'; stripes: number[]}
 
 interface UnitOpts {
   /** flip a bit of the stored meta block checksum */
@@ -152,7 +171,13 @@ function unit(f: Fix, pos: number, seq: bigint, recs: Rec[], o: UnitOpts = {}): 
       payloads.push({type: 0, flags: 0, sizeSectors: 8, location: BigInt(r.arraySector), checksums: [crc32cRaw(f.seed, r.page)]})
       pages.push(r.page)
     } else if (r.t === 'parity') {
-      payloads.push({type: 1, flags: 0, sizeSectors: 8 * r.pages.length, location: BigInt(r.stripeSector), checksums: r.pages.map(p => crc32cRaw(f.seed, p))})
+      payloads.push({
+        type: 1,
+        flags: 0,
+        sizeSectors: 8 * r.pages.length,
+        location: BigInt(r.stripeSector),
+        checksums: r.pages.map(p => crc32cRaw(f.seed, p)),
+      })
       pages.push(...r.pages)
     } else {
       payloads.push({type: 2, flags: 0, stripes: r.stripes.map(BigInt)})
@@ -223,7 +248,8 @@ function applyToModel(f: Fix, w: StripeWrite): void {
 }
 
 function assertOnMembers(f: Fix, w: StripeWrite, what: string): void {
-  for (const [slot, page] of w.expect) assert.ok(memberPage(f, slot, w.S).equals(page), `${what}: slot ${slot} of stripe ${w.S} does not hold the expected page`)
+  for (const [slot, page] of w.expect)
+    assert.ok(memberPage(f, slot, w.S).equals(page), `${what}: slot ${slot} of stripe ${w.S} does not hold the expected page`)
 }
 
 function assertUntouched(f: Fix, w: StripeWrite, what: string): void {
@@ -299,7 +325,10 @@ describe('recover: kernel 6.1 replay rules on hand-made logs', function () {
         assert.equal(r.dataParityStripes, 3)
         assert.equal(r.dataOnlyStripes, 0)
         assert.equal(r.stopSector, head)
-        for (const w of [A, B, C]) { assertOnMembers(f, w, 'replayed'); applyToModel(f, w) }
+        for (const w of [A, B, C]) {
+          assertOnMembers(f, w, 'replayed')
+          applyToModel(f, w)
+        }
         // the head expected seq s0+4; r5l_recovery_log adds 10000
         assert.equal(r.newSeq, String(f.s0 + 4n + 10000n))
         assertClosedAt(f, head, f.s0 + 4n + 10000n)
@@ -313,7 +342,8 @@ describe('recover: kernel 6.1 replay rules on hand-made logs', function () {
       const r = recoverArray(f.devs, {})
       assert.equal(r.stopSector, pB)
       assert.equal(r.stopReason, 'bad-checksum')
-      assertOnMembers(f, A, 'A before the bad block'); applyToModel(f, A)
+      assertOnMembers(f, A, 'A before the bad block')
+      applyToModel(f, A)
       assertUntouched(f, B, 'B (bad checksum)')
       assertUntouched(f, C, 'C after the bad block')
       assertClosedAt(f, pB, f.s0 + 2n + 10000n)
@@ -326,7 +356,8 @@ describe('recover: kernel 6.1 replay rules on hand-made logs', function () {
       const r = recoverArray(f.devs, {})
       assert.equal(r.stopSector, pB)
       assert.equal(r.stopReason, 'seq-mismatch')
-      assertOnMembers(f, A, 'A'); applyToModel(f, A)
+      assertOnMembers(f, A, 'A')
+      applyToModel(f, A)
       assertUntouched(f, B, 'B (seq gap)')
       assertUntouched(f, C, 'C (continues the wrong seq)')
       assertClosedAt(f, pB, f.s0 + 2n + 10000n)
@@ -339,7 +370,8 @@ describe('recover: kernel 6.1 replay rules on hand-made logs', function () {
       const r = recoverArray(f.devs, {})
       assert.equal(r.stopSector, pB)
       assert.equal(r.stopReason, 'position-mismatch')
-      assertOnMembers(f, A, 'A'); applyToModel(f, A)
+      assertOnMembers(f, A, 'A')
+      applyToModel(f, A)
       assertUntouched(f, B, 'B (wrong position)')
       assertUntouched(f, C, 'C')
       assertClosedAt(f, pB, f.s0 + 2n + 10000n)
@@ -352,7 +384,8 @@ describe('recover: kernel 6.1 replay rules on hand-made logs', function () {
         const {A, B, C, pB} = threeUnits(f, {B: bad})
         const r = recoverArray(f.devs, {})
         assert.equal(r.stopSector, pB, JSON.stringify(bad))
-        assertOnMembers(f, A, 'A'); applyToModel(f, A)
+        assertOnMembers(f, A, 'A')
+        applyToModel(f, A)
         assertUntouched(f, B, `B ${JSON.stringify(bad)}`)
         assertUntouched(f, C, 'C')
         assertClosedAt(f, pB, f.s0 + 2n + 10000n)
@@ -374,8 +407,10 @@ describe('recover: kernel 6.1 replay rules on hand-made logs', function () {
       const head = unit(f, pC, f.s0 + 3n, C.records)
       const r = recoverArray(f.devs, {})
       assert.equal(r.metaBlocks, 4)
-      assertOnMembers(f, A, 'A'); applyToModel(f, A)
-      assertOnMembers(f, C, 'C (after the short block)'); applyToModel(f, C)
+      assertOnMembers(f, A, 'A')
+      applyToModel(f, A)
+      assertOnMembers(f, C, 'C (after the short block)')
+      applyToModel(f, C)
       assertClosedAt(f, head, f.s0 + 4n + 10000n)
       assertRecovered(f)
     })
@@ -390,8 +425,9 @@ describe('recover: kernel 6.1 replay rules on hand-made logs', function () {
       assert.equal(r.skippedUnits.length, 1)
       assert.equal(r.skippedUnits[0].positionSector, pB)
       assert.equal(r.skippedUnits[0].seq, String(f.s0 + 2n))
-      assert.equal(r.stopSector, ringAdd(f, pB, 8), 'the scan stops at the dropped unit\'s first page')
-      assertOnMembers(f, A, 'A'); applyToModel(f, A)
+      assert.equal(r.stopSector, ringAdd(f, pB, 8), "the scan stops at the dropped unit's first page")
+      assertOnMembers(f, A, 'A')
+      applyToModel(f, A)
       assertUntouched(f, B, 'B (a page mismatches: none of its records are replayed)')
       assertUntouched(f, C, 'C (beyond the new head)')
       // ctx->seq was incremented for the dropped unit
@@ -416,9 +452,11 @@ describe('recover: kernel 6.1 replay rules on hand-made logs', function () {
       const r = recoverArray(f.devs, {})
       assert.equal(r.skippedUnits.length, 1)
       assert.equal(r.skippedUnits[0].positionSector, pB)
-      assertOnMembers(f, A, 'A'); applyToModel(f, A)
+      assertOnMembers(f, A, 'A')
+      applyToModel(f, A)
       assertUntouched(f, B, 'B (dropped)')
-      assertOnMembers(f, C, 'C (found at B + 8)'); applyToModel(f, C)
+      assertOnMembers(f, C, 'C (found at B + 8)')
+      applyToModel(f, C)
       assert.equal(r.stopSector, head)
       assertClosedAt(f, head, f.s0 + 4n + 10000n)
       assertRecovered(f)
@@ -448,15 +486,18 @@ describe('recover: kernel 6.1 replay rules on hand-made logs', function () {
 
         const r = recoverArray(f.devs, {})
         assert.equal(r.dataParityStripes, 2)
-        assertOnMembers(f, A, 'A (straddles the ring end)'); applyToModel(f, A)
-        assertOnMembers(f, B, 'B (after the wrap)'); applyToModel(f, B)
+        assertOnMembers(f, A, 'A (straddles the ring end)')
+        applyToModel(f, A)
+        assertOnMembers(f, B, 'B (after the wrap)')
+        applyToModel(f, B)
         assert.equal(r.stopSector, pC)
         assertClosedAt(f, pC, f.s0 + 3n + 10000n)
         assertRecovered(f)
 
         const rg = recoverArray(g.devs, {})
         assert.equal(rg.dataParityStripes, 1)
-        assertOnMembers(g, E, 'E (meta block in the last ring block)'); applyToModel(g, E)
+        assertOnMembers(g, E, 'E (meta block in the last ring block)')
+        applyToModel(g, E)
         assert.equal(rg.stopSector, gHead)
         assertClosedAt(g, gHead, g.s0 + 2n + 10000n)
         assertRecovered(g)
@@ -468,15 +509,22 @@ describe('recover: kernel 6.1 replay rules on hand-made logs', function () {
       // records are part of the live log and replaying them again is harmless
       const f = fixture(5)
       const D = f.n - 1
-      const T = stripeWrite(f, S_A, Array.from({length: D}, (_, i) => i), 91)
+      const T = stripeWrite(
+        f,
+        S_A,
+        Array.from({length: D}, (_, i) => i),
+        91,
+      )
       const B = stripeWrite(f, S_B, [1], 92)
       const pB = unit(f, f.tail, f.s0, T.records)
       const head = unit(f, pB, f.s0 + 1n, B.records)
       const r = recoverArray(f.devs, {})
       assert.equal(r.tailSeq, String(f.s0))
       assert.equal(r.dataParityStripes, 2)
-      assertOnMembers(f, T, 'the tail unit'); applyToModel(f, T)
-      assertOnMembers(f, B, 'B'); applyToModel(f, B)
+      assertOnMembers(f, T, 'the tail unit')
+      applyToModel(f, T)
+      assertOnMembers(f, B, 'B')
+      applyToModel(f, B)
       assertClosedAt(f, head, f.s0 + 2n + 10000n)
       assertRecovered(f)
     })
@@ -488,10 +536,17 @@ describe('recover: kernel 6.1 replay rules on hand-made logs', function () {
       // unit's first page does not parse, so the log is closed there with seq s0+1+10000.
       const f = fixture(5)
       const D = f.n - 1
-      const T = stripeWrite(f, S_A, Array.from({length: D}, (_, i) => i), 93)
+      const T = stripeWrite(
+        f,
+        S_A,
+        Array.from({length: D}, (_, i) => i),
+        93,
+      )
       unit(f, f.tail, f.s0, T.records, {badPage: 0})
       let r: ReturnType<typeof recoverArray> | undefined
-      assert.doesNotThrow(() => { r = recoverArray(f.devs, {}) }, 'the kernel recovers from this log; r5ctl must not refuse it')
+      assert.doesNotThrow(() => {
+        r = recoverArray(f.devs, {})
+      }, 'the kernel recovers from this log; r5ctl must not refuse it')
       assert.equal(r!.skippedUnits.length, 1)
       assert.equal(r!.stopSector, ringAdd(f, f.tail, 8))
       assertUntouched(f, T, 'the dropped tail unit')
@@ -512,8 +567,10 @@ describe('recover: kernel 6.1 replay rules on hand-made logs', function () {
       const r = recoverArray(f.devs, {})
       assert.equal(r.stopSector, head)
       assert.equal(r.dataParityStripes, 2)
-      assertOnMembers(f, A, 'A'); applyToModel(f, A)
-      assertOnMembers(f, B, 'B'); applyToModel(f, B)
+      assertOnMembers(f, A, 'A')
+      applyToModel(f, A)
+      assertOnMembers(f, B, 'B')
+      applyToModel(f, B)
       assertClosedAt(f, head, f.s0 + 3n + 10000n)
       assertRecovered(f)
     })
@@ -536,10 +593,14 @@ describe('recover: kernel 6.1 replay rules on hand-made logs', function () {
 
       const r = recoverArray(f.devs, {})
       assert.equal(r.stopSector, H)
-      assertOnMembers(f, A, 'A'); applyToModel(f, A)
+      assertOnMembers(f, A, 'A')
+      applyToModel(f, A)
       assertUntouched(f, Z, 'Z (beyond the head)')
       assertClosedAt(f, H, f.s0 + 2n + 10000n)
-      assert.ok(Buffer.from(f.journal.data.subarray(f.ringBase + zAt * 512, f.ringBase + (zAt + 40) * 512)).equals(stale), 'the stale unit is still in the ring')
+      assert.ok(
+        Buffer.from(f.journal.data.subarray(f.ringBase + zAt * 512, f.ringBase + (zAt + 40) * 512)).equals(stale),
+        'the stale unit is still in the ring',
+      )
       // second recover: H's seq is s0+10002, so H+8 would need s0+10003; Z (s0+3) stays stale
       const snap = snapshot(f.devs)
       const again = recoverArray(f.devs, {})
@@ -567,7 +628,8 @@ describe('recover: kernel 6.1 replay rules on hand-made logs', function () {
         const r = recoverArray(f.devs, {})
         assert.equal(r.dataOnlyStripes, 1)
         assert.equal(r.dataParityStripes, 0)
-        assertOnMembers(f, W, 'data-only stripe with computed parity'); applyToModel(f, W)
+        assertOnMembers(f, W, 'data-only stripe with computed parity')
+        applyToModel(f, W)
         assert.equal(r.stopSector, next)
         assertRecovered(f)
       })
@@ -580,13 +642,17 @@ describe('recover: kernel 6.1 replay rules on hand-made logs', function () {
       let p = ringAdd(f, f.tail, 8)
       p = unit(f, p, f.s0 + 1n, W.dataRecords)
       const parity = W.records[W.records.length - 1]
-      p = unit(f, p, f.s0 + 2n, [parity])
+      unit(f, p, f.s0 + 2n, [parity])
       const dry = recoverArray(f.devs, {dryRun: true})
       assert.equal(dry.dataParityStripes, 1)
       assert.equal(dry.dataOnlyStripes, 0)
-      assert.ok(dry.writes.every(w => w.source === 'log'), 'nothing computed: the parity comes from the log')
+      assert.ok(
+        dry.writes.every(w => w.source === 'log'),
+        'nothing computed: the parity comes from the log',
+      )
       recoverArray(f.devs, {})
-      assertOnMembers(f, W, 'written-out stripe'); applyToModel(f, W)
+      assertOnMembers(f, W, 'written-out stripe')
+      applyToModel(f, W)
       assertRecovered(f)
     })
 
@@ -605,7 +671,8 @@ describe('recover: kernel 6.1 replay rules on hand-made logs', function () {
       assert.equal(r.dataOnlyStripes, 0)
       assertUntouched(f, S1, 'S1 (flushed)')
       assertUntouched(f, S2, 'S2 (flushed)')
-      assertOnMembers(f, S3, 'S3'); applyToModel(f, S3)
+      assertOnMembers(f, S3, 'S3')
+      applyToModel(f, S3)
       assert.equal(r.stopSector, p)
       assert.ok(!r.writes.some(w => w.offsetSector <= S_B && w.offsetSector + 8 * w.pages > S_A), 'no write planned for the flushed stripes')
       assertRecovered(f)
@@ -643,13 +710,15 @@ describe('recover: kernel 6.1 replay rules on hand-made logs', function () {
         const second = stripeWrite(f, S_C, [1], 72, after)
         let p = ringAdd(f, f.tail, 8)
         p = unit(f, p, f.s0 + 1n, first.records)
-        p = unit(f, p, f.s0 + 2n, second.dataRecords)
+        unit(f, p, f.s0 + 2n, second.dataRecords)
         const r = recoverArray(f.devs, {})
         assert.equal(r.dataParityStripes, 1, 'the complete stripe is replayed (r5l_recovery_replay_one_stripe on new data)')
         assert.equal(r.dataOnlyStripes, 1, 'the new data is a data-only stripe')
         const dd0 = first.ref.dataMembers[0]
-        assert.ok(memberPage(f, dd0, S_C).equals(first.data.get(0)!), 'the first write\'s data reached the members')
-        assertOnMembers(f, second, 'second write with parity over first + second'); applyToModel(f, first); applyToModel(f, second)
+        assert.ok(memberPage(f, dd0, S_C).equals(first.data.get(0)!), "the first write's data reached the members")
+        assertOnMembers(f, second, 'second write with parity over first + second')
+        applyToModel(f, first)
+        applyToModel(f, second)
         assertRecovered(f)
       })
     }
@@ -662,8 +731,10 @@ describe('recover: kernel 6.1 replay rules on hand-made logs', function () {
       const r = recoverArray(f.devs, {untilSeq: f.s0 + 2n})
       assert.equal(r.stopReason, 'until-seq')
       assert.equal(r.stopSector, pC)
-      assertOnMembers(f, A, 'A'); applyToModel(f, A)
-      assertOnMembers(f, B, 'B'); applyToModel(f, B)
+      assertOnMembers(f, A, 'A')
+      applyToModel(f, A)
+      assertOnMembers(f, B, 'B')
+      applyToModel(f, B)
       assertUntouched(f, C, 'C (after --until-seq)')
       assertClosedAt(f, pC, f.s0 + 3n + 10000n)
       assertRecovered(f)
@@ -681,7 +752,7 @@ describe('recover: kernel 6.1 replay rules on hand-made logs', function () {
         const W = stripeWrite(f, S_D, [D - 1], 84) // data-only: parity computed
         let p = ringAdd(f, f.tail, 8)
         p = unit(f, p, f.s0 + 1n, [...A.records, ...A2.records])
-        p = unit(f, p, f.s0 + 2n, [...B.records, ...W.dataRecords])
+        unit(f, p, f.s0 + 2n, [...B.records, ...W.dataRecords])
         const hashes = hashAll(f.devs)
         const w0 = totalWrites(f.devs)
         const dry = recoverArray(f.devs, {dryRun: true})
@@ -697,18 +768,28 @@ describe('recover: kernel 6.1 replay rules on hand-made logs', function () {
         // pages named by the runs, as "slot:memberSector"
         const listed = new Set<string>()
         for (const w of dry.writes) for (let k = 0; k < w.pages; k++) listed.add(`${w.slot}:${w.offsetSector + 8 * k}`)
-        assert.equal(listed.size, dry.writes.reduce((a, w) => a + w.pages, 0), 'runs do not overlap')
+        assert.equal(
+          listed.size,
+          dry.writes.reduce((a, w) => a + w.pages, 0),
+          'runs do not overlap',
+        )
         const changed = new Set<string>()
         f.members.forEach((m, slot) => {
           for (let o = f.memberBase; o < m.size; o += PAGE) {
-            if (!Buffer.from(m.data.subarray(o, o + PAGE)).equals(Buffer.from(before[slot].subarray(o, o + PAGE)))) changed.add(`${slot}:${(o - f.memberBase) / 512}`)
+            if (!Buffer.from(m.data.subarray(o, o + PAGE)).equals(Buffer.from(before[slot].subarray(o, o + PAGE))))
+              changed.add(`${slot}:${(o - f.memberBase) / 512}`)
           }
         })
         assert.deepEqual([...changed].sort(), [...listed].sort())
         // sources: parity of the data-only stripe is computed, everything else comes from the log
-        const computed = dry.writes.filter(w => w.source === 'computed').flatMap(w => Array.from({length: w.pages}, (_, k) => `${w.slot}:${w.offsetSector + 8 * k}`))
+        const computed = dry.writes
+          .filter(w => w.source === 'computed')
+          .flatMap(w => Array.from({length: w.pages}, (_, k) => `${w.slot}:${w.offsetSector + 8 * k}`))
         assert.deepEqual(computed.sort(), [W.ref.pd, ...(level === 6 ? [W.ref.qd] : [])].map(s => `${s}:${S_D}`).sort())
-        for (const w of [A, A2, B, W]) { assertOnMembers(f, w, 'after the real run'); applyToModel(f, w) }
+        for (const w of [A, A2, B, W]) {
+          assertOnMembers(f, w, 'after the real run')
+          applyToModel(f, w)
+        }
         assertRecovered(f)
       })
     }
@@ -722,8 +803,10 @@ describe('recover: kernel 6.1 replay rules on hand-made logs', function () {
       const r = recoverArray(f.devs, {})
       assert.equal(r.skippedUnits.length, 1)
       assert.equal(r.skippedUnits[0].positionSector, pC)
-      assertOnMembers(f, A, 'A'); applyToModel(f, A)
-      assertOnMembers(f, B, 'B'); applyToModel(f, B)
+      assertOnMembers(f, A, 'A')
+      applyToModel(f, A)
+      assertOnMembers(f, B, 'B')
+      applyToModel(f, B)
       assertUntouched(f, C, 'C (corrupt page: dropped as a whole)')
       // exactly the pages of A and B changed on the members
       const expected = new Set<string>()
@@ -731,7 +814,8 @@ describe('recover: kernel 6.1 replay rules on hand-made logs', function () {
       const changed = new Set<string>()
       f.members.forEach((m, slot) => {
         for (let o = f.memberBase; o < m.size; o += PAGE) {
-          if (!Buffer.from(m.data.subarray(o, o + PAGE)).equals(Buffer.from(before[slot].subarray(o, o + PAGE)))) changed.add(`${slot}:${(o - f.memberBase) / 512}`)
+          if (!Buffer.from(m.data.subarray(o, o + PAGE)).equals(Buffer.from(before[slot].subarray(o, o + PAGE))))
+            changed.add(`${slot}:${(o - f.memberBase) / 512}`)
         }
       })
       assert.deepEqual([...changed].sort(), [...expected].sort())
@@ -747,13 +831,16 @@ describe('recover: kernel 6.1 replay rules on hand-made logs', function () {
         f.journal.data[f.ringBase + f.tail * 512 + 4] ^= 0x10
         const hashes = hashAll(f.devs)
         const w0 = totalWrites(f.devs)
-        assert.throws(() => recoverArray(f.devs, {dryRun}), (e: unknown) => {
-          assert.ok(e instanceof R5Error, String(e))
-          assert.ok(e instanceof CorruptError, `${(e as Error).constructor.name}: ${(e as Error).message}`)
-          assert.equal(e.exitCode, EXIT.CORRUPT)
-          assert.equal(e.exitCode, 4)
-          return true
-        })
+        assert.throws(
+          () => recoverArray(f.devs, {dryRun}),
+          (e: unknown) => {
+            assert.ok(e instanceof R5Error, String(e))
+            assert.ok(e instanceof CorruptError, `${(e as Error).constructor.name}: ${(e as Error).message}`)
+            assert.equal(e.exitCode, EXIT.CORRUPT)
+            assert.equal(e.exitCode, 4)
+            return true
+          },
+        )
         assert.equal(totalWrites(f.devs), w0, 'no write request')
         assert.deepEqual(hashAll(f.devs), hashes, 'no byte changed')
         assert.equal(examineJournal(f.devs).state, 'corrupt')

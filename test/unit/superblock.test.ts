@@ -1,9 +1,9 @@
-import assert from 'node:assert/strict';
-import { goldenKernelSuperblock } from '../helpers/reference.js';
-import { spawnSync } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import assert from 'node:assert/strict'
+import {goldenKernelSuperblock} from '../helpers/reference.js'
+import {spawnSync} from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import {
   FEATURE_JOURNAL,
   ROLE_FAULTY,
@@ -21,19 +21,19 @@ import {
   mdTimeToDate,
   parseLayout,
   parseUuid,
-} from '../../src/engine/format/superblock.js';
+} from '../../src/engine/format/superblock.js'
 
 function mdadmAvailable(): boolean {
-  const r = spawnSync('mdadm', ['--version'], { encoding: 'utf8' });
-  return !r.error && r.status === 0;
+  const r = spawnSync('mdadm', ['--version'], {encoding: 'utf8'})
+  return !r.error && r.status === 0
 }
 function requireOrSkip(ctx: Mocha.Context): void {
-  if (mdadmAvailable()) return;
-  if (process.env.R5CTL_REQUIRE_INTEROP === '1') assert.fail('mdadm is not installed but R5CTL_REQUIRE_INTEROP=1');
-  ctx.skip();
+  if (mdadmAvailable()) return
+  if (process.env.R5CTL_REQUIRE_INTEROP === '1') assert.fail('mdadm is not installed but R5CTL_REQUIRE_INTEROP=1')
+  ctx.skip()
 }
 
-const seq16 = (start: number): Uint8Array => Uint8Array.from({ length: 16 }, (_, i) => (start + i) & 0xff);
+const seq16 = (start: number): Uint8Array => Uint8Array.from({length: 16}, (_, i) => (start + i) & 0xff)
 
 /** Every field gets a value that is distinct and recognisable at its offset. */
 function distinctive(): Superblock {
@@ -69,7 +69,7 @@ function distinctive(): Superblock {
     events: 0xf1f2f3f4f5f6f7f8n,
     resyncOffset: 0x0a0b0c0d0e0f1011n,
     devRoles: [0, 1, ROLE_JOURNAL, ROLE_FAULTY, ROLE_SPARE],
-  });
+  })
 }
 
 /** The journal-feature RAID5 set used for the mdadm interop test. */
@@ -92,19 +92,24 @@ function raid5Member(devNumber: number): Superblock {
     journalTail: devNumber === 4 ? 8n : 0n,
     events: 42n,
     devRoles: [0, 1, 2, 3, ROLE_JOURNAL],
-  });
+  })
 }
-
 
 describe('superblock', () => {
   describe('encode: pinned offsets', () => {
-    const b = encodeSuperblock(distinctive());
+    const b = encodeSuperblock(distinctive())
     it('is one zero-padded 4 KiB block', () => {
-      assert.equal(b.length, 4096);
-      assert.ok(b.subarray(256 + 2 * 5).every((x) => x === 0), 'bytes after the roles are zero');
-      assert.ok(b.subarray(224, 256).every((x) => x === 0), 'pad3 is zero');
-      assert.equal(b.readUInt32LE(12), 0, 'pad0 is zero');
-    });
+      assert.equal(b.length, 4096)
+      assert.ok(
+        b.subarray(256 + 2 * 5).every(x => x === 0),
+        'bytes after the roles are zero',
+      )
+      assert.ok(
+        b.subarray(224, 256).every(x => x === 0),
+        'pad3 is zero',
+      )
+      assert.equal(b.readUInt32LE(12), 0, 'pad0 is zero')
+    })
     const u32: Array<[number, number, string]> = [
       [0, SB_MAGIC, 'magic'],
       [4, 1, 'major_version'],
@@ -123,9 +128,9 @@ describe('superblock', () => {
       [164, 0xb1b2b3b4, 'cnt_corrected_read'],
       [188, 0xfffffff0, 'bblog_offset (-16)'],
       [220, 5, 'max_dev'],
-    ];
+    ]
     for (const [off, want, name] of u32) {
-      it(`${name} at ${off}`, () => assert.equal(b.readUInt32LE(off), want));
+      it(`${name} at ${off}`, () => assert.equal(b.readUInt32LE(off), want))
     }
     const u64: Array<[number, bigint, string]> = [
       [64, 0x0102030405060708n, 'ctime'],
@@ -138,205 +143,230 @@ describe('superblock', () => {
       [192, 0xe1e2e3e4e5e6e7e8n, 'utime'],
       [200, 0xf1f2f3f4f5f6f7f8n, 'events'],
       [208, 0x0a0b0c0d0e0f1011n, 'resync_offset'],
-    ];
+    ]
     for (const [off, want, name] of u64) {
-      it(`${name} at ${off}`, () => assert.equal(b.readBigUInt64LE(off), want));
+      it(`${name} at ${off}`, () => assert.equal(b.readBigUInt64LE(off), want))
     }
     it('set_uuid at 16, set_name at 32, device_uuid at 168', () => {
-      assert.deepEqual([...b.subarray(16, 32)], [...seq16(0x10)]);
-      assert.equal(b.subarray(32, 64).toString('latin1'), 'host:distinct'.padEnd(32, '\0'));
-      assert.deepEqual([...b.subarray(168, 184)], [...seq16(0xc0)]);
-    });
+      assert.deepEqual([...b.subarray(16, 32)], [...seq16(0x10)])
+      assert.equal(b.subarray(32, 64).toString('latin1'), 'host:distinct'.padEnd(32, '\0'))
+      assert.deepEqual([...b.subarray(168, 184)], [...seq16(0xc0)])
+    })
     it('devflags 184, bblog_shift 185, bblog_size 186', () => {
-      assert.equal(b[184], 0xd1);
-      assert.equal(b[185], 0xd2);
-      assert.equal(b.readUInt16LE(186), 0xd3d4);
-    });
+      assert.equal(b[184], 0xd1)
+      assert.equal(b[185], 0xd2)
+      assert.equal(b.readUInt16LE(186), 0xd3d4)
+    })
     it('dev_roles at 256', () => {
-      assert.deepEqual([0, 1, 2, 3, 4].map((i) => b.readUInt16LE(256 + 2 * i)), [0, 1, 0xfffd, 0xfffe, 0xffff]);
-    });
+      assert.deepEqual(
+        [0, 1, 2, 3, 4].map(i => b.readUInt16LE(256 + 2 * i)),
+        [0, 1, 0xfffd, 0xfffe, 0xffff],
+      )
+    })
     it('sb_csum at 216 is the computed checksum', () => {
-      assert.equal(b.readUInt32LE(216), decodeSuperblock(b).computedCsum);
-    });
-  });
+      assert.equal(b.readUInt32LE(216), decodeSuperblock(b).computedCsum)
+    })
+  })
 
   describe('round trip', () => {
     it('decode(encode(sb)) gives sb back, with the checksum filled in', () => {
       for (const sb of [distinctive(), raid5Member(1), raid5Member(4)]) {
-        const enc = encodeSuperblock(sb);
-        const { sb: back, problems, computedCsum } = decodeSuperblock(enc);
-        assert.deepEqual(problems, []);
-        assert.equal(back.sbCsum, computedCsum);
-        assert.deepEqual(back, { ...sb, sbCsum: computedCsum });
-        assert.deepEqual(encodeSuperblock(back), enc);
+        const enc = encodeSuperblock(sb)
+        const {sb: back, problems, computedCsum} = decodeSuperblock(enc)
+        assert.deepEqual(problems, [])
+        assert.equal(back.sbCsum, computedCsum)
+        assert.deepEqual(back, {...sb, sbCsum: computedCsum})
+        assert.deepEqual(encodeSuperblock(back), enc)
       }
-    });
+    })
     it('ignores the input sbCsum', () => {
-      const a = encodeSuperblock({ ...raid5Member(0), sbCsum: 1 });
-      const b = encodeSuperblock({ ...raid5Member(0), sbCsum: 0xffffffff });
-      assert.deepEqual(a, b);
-    });
+      const a = encodeSuperblock({...raid5Member(0), sbCsum: 1})
+      const b = encodeSuperblock({...raid5Member(0), sbCsum: 0xffffffff})
+      assert.deepEqual(a, b)
+    })
     it('fills roles beyond devRoles with 0xffff when maxDev is larger', () => {
-      const sb = makeSuperblock({ setUuid: seq16(0), level: 5, raidDisks: 3, devNumber: 0, devRoles: [0, 1, 2], maxDev: 6 });
-      const { sb: back, problems } = decodeSuperblock(encodeSuperblock(sb));
-      assert.deepEqual(problems, []);
-      assert.deepEqual(back.devRoles, [0, 1, 2, 0xffff, 0xffff, 0xffff]);
-    });
+      const sb = makeSuperblock({setUuid: seq16(0), level: 5, raidDisks: 3, devNumber: 0, devRoles: [0, 1, 2], maxDev: 6})
+      const {sb: back, problems} = decodeSuperblock(encodeSuperblock(sb))
+      assert.deepEqual(problems, [])
+      assert.deepEqual(back.devRoles, [0, 1, 2, 0xffff, 0xffff, 0xffff])
+    })
     it('decodes a superblock written by mdadm + the kernel', () => {
-      const { sb, problems } = decodeSuperblock(goldenKernelSuperblock());
-      assert.deepEqual(problems, []);
-      assert.equal(formatUuid(sb.setUuid), '6865ede1:f1a76b48:45071d66:a55755bd');
-      assert.equal(sb.setName, 'framework:arrayname');
-      assert.equal(sb.level, 1);
-      assert.equal(sb.raidDisks, 2);
-      assert.equal(sb.dataOffset, 2048n);
-      assert.equal(sb.superOffset, 8n);
-      assert.equal(sb.events, 17n);
-      assert.equal(sb.resyncOffset, 0xffffffffffffffffn);
-      assert.equal(sb.bblogSize, 8);
-      assert.equal(sb.bblogOffset, 16);
-      assert.equal(sb.maxDev, 128);
-      assert.deepEqual(sb.devRoles.slice(0, 3), [0, 1, 0xffff]);
-      assert.equal(mdTimeToDate(sb.ctime).toISOString(), '2024-08-11T17:23:26.000Z');
-    });
-  });
+      const {sb, problems} = decodeSuperblock(goldenKernelSuperblock())
+      assert.deepEqual(problems, [])
+      assert.equal(formatUuid(sb.setUuid), '6865ede1:f1a76b48:45071d66:a55755bd')
+      assert.equal(sb.setName, 'framework:arrayname')
+      assert.equal(sb.level, 1)
+      assert.equal(sb.raidDisks, 2)
+      assert.equal(sb.dataOffset, 2048n)
+      assert.equal(sb.superOffset, 8n)
+      assert.equal(sb.events, 17n)
+      assert.equal(sb.resyncOffset, 0xffffffffffffffffn)
+      assert.equal(sb.bblogSize, 8)
+      assert.equal(sb.bblogOffset, 16)
+      assert.equal(sb.maxDev, 128)
+      assert.deepEqual(sb.devRoles.slice(0, 3), [0, 1, 0xffff])
+      assert.equal(mdTimeToDate(sb.ctime).toISOString(), '2024-08-11T17:23:26.000Z')
+    })
+  })
 
   describe('makeSuperblock', () => {
     it('defaults to a clean v1.2 superblock with maxDev = devRoles.length', () => {
-      const roles = [0, 1, 2];
-      const uuid = seq16(1);
-      const sb = makeSuperblock({ setUuid: uuid, level: 5, raidDisks: 3, devNumber: 1, devRoles: roles });
-      assert.equal(sb.magic, SB_MAGIC);
-      assert.equal(sb.majorVersion, 1);
-      assert.equal(sb.superOffset, 8n);
-      assert.equal(sb.resyncOffset, 0xffffffffffffffffn);
-      assert.equal(sb.maxDev, 3);
-      assert.equal(sb.featureMap, 0);
-      assert.equal(sb.events, 0n);
-      assert.deepEqual(sb.deviceUuid, new Uint8Array(16));
-      roles.push(9);
-      uuid[0] = 0xee;
-      assert.deepEqual(sb.devRoles, [0, 1, 2], 'roles are copied');
-      assert.equal(sb.setUuid[0], 1, 'uuid is copied');
-    });
-  });
+      const roles = [0, 1, 2]
+      const uuid = seq16(1)
+      const sb = makeSuperblock({setUuid: uuid, level: 5, raidDisks: 3, devNumber: 1, devRoles: roles})
+      assert.equal(sb.magic, SB_MAGIC)
+      assert.equal(sb.majorVersion, 1)
+      assert.equal(sb.superOffset, 8n)
+      assert.equal(sb.resyncOffset, 0xffffffffffffffffn)
+      assert.equal(sb.maxDev, 3)
+      assert.equal(sb.featureMap, 0)
+      assert.equal(sb.events, 0n)
+      assert.deepEqual(sb.deviceUuid, new Uint8Array(16))
+      roles.push(9)
+      uuid[0] = 0xee
+      assert.deepEqual(sb.devRoles, [0, 1, 2], 'roles are copied')
+      assert.equal(sb.setUuid[0], 1, 'uuid is copied')
+    })
+  })
 
   describe('encode rejects what cannot be stored', () => {
-    const base = (): Superblock => raid5Member(0);
+    const base = (): Superblock => raid5Member(0)
     it('uuid lengths', () => {
-      assert.throws(() => encodeSuperblock({ ...base(), setUuid: new Uint8Array(15) }), RangeError);
-      assert.throws(() => encodeSuperblock({ ...base(), deviceUuid: new Uint8Array(17) }), RangeError);
-    });
+      assert.throws(() => encodeSuperblock({...base(), setUuid: new Uint8Array(15)}), RangeError)
+      assert.throws(() => encodeSuperblock({...base(), deviceUuid: new Uint8Array(17)}), RangeError)
+    })
     it('a name over 32 bytes', () => {
-      assert.doesNotThrow(() => encodeSuperblock({ ...base(), setName: 'x'.repeat(32) }));
-      assert.throws(() => encodeSuperblock({ ...base(), setName: 'x'.repeat(33) }), RangeError);
-    });
+      assert.doesNotThrow(() => encodeSuperblock({...base(), setName: 'x'.repeat(32)}))
+      assert.throws(() => encodeSuperblock({...base(), setName: 'x'.repeat(33)}), RangeError)
+    })
     it('maxDev out of range or smaller than the roles list', () => {
-      assert.throws(() => encodeSuperblock({ ...base(), maxDev: 1921, devRoles: [] }), RangeError);
-      assert.throws(() => encodeSuperblock({ ...base(), maxDev: 2 }), RangeError);
-    });
+      assert.throws(() => encodeSuperblock({...base(), maxDev: 1921, devRoles: []}), RangeError)
+      assert.throws(() => encodeSuperblock({...base(), maxDev: 2}), RangeError)
+    })
     it('out-of-range integers', () => {
-      assert.throws(() => encodeSuperblock({ ...base(), raidDisks: 2 ** 32 }), RangeError);
-      assert.throws(() => encodeSuperblock({ ...base(), events: -1n }), RangeError);
-    });
-  });
+      assert.throws(() => encodeSuperblock({...base(), raidDisks: 2 ** 32}), RangeError)
+      assert.throws(() => encodeSuperblock({...base(), events: -1n}), RangeError)
+    })
+  })
 
   describe('problems', () => {
-    const hex8 = /0x[0-9a-f]{8}/;
+    const hex8 = /0x[0-9a-f]{8}/
     it('zeroed block: bad magic only', () => {
-      const { problems } = decodeSuperblock(new Uint8Array(4096));
-      assert.deepEqual(problems, [{ code: 'bad-magic', message: 'bad magic 0x00000000 (expected 0xa92b4efc)' }]);
-    });
+      const {problems} = decodeSuperblock(new Uint8Array(4096))
+      assert.deepEqual(problems, [{code: 'bad-magic', message: 'bad magic 0x00000000 (expected 0xa92b4efc)'}])
+    })
     it('flipped byte: bad checksum with expected and stored values', () => {
-      const b = encodeSuperblock(raid5Member(1));
-      const stored = b.readUInt32LE(216);
-      b[100] ^= 0x01;
-      const { problems, computedCsum } = decodeSuperblock(b);
-      assert.deepEqual(problems.map((p) => p.code), ['bad-checksum']);
-      assert.match(problems[0].message, hex8);
-      assert.equal(problems[0].message, `checksum expected 0x${computedCsum.toString(16).padStart(8, '0')} got 0x${stored.toString(16).padStart(8, '0')}`);
-    });
+      const b = encodeSuperblock(raid5Member(1))
+      const stored = b.readUInt32LE(216)
+      b[100] ^= 0x01
+      const {problems, computedCsum} = decodeSuperblock(b)
+      assert.deepEqual(
+        problems.map(p => p.code),
+        ['bad-checksum'],
+      )
+      assert.match(problems[0].message, hex8)
+      assert.equal(
+        problems[0].message,
+        `checksum expected 0x${computedCsum.toString(16).padStart(8, '0')} got 0x${stored.toString(16).padStart(8, '0')}`,
+      )
+    })
     it('flipped byte in a role and in pad3 are caught (both are summed)', () => {
       for (const off of [256 + 2 * 3, 230]) {
-        const b = encodeSuperblock(raid5Member(1));
-        b[off] ^= 0x80;
-        assert.deepEqual(decodeSuperblock(b).problems.map((p) => p.code), ['bad-checksum'], `offset ${off}`);
+        const b = encodeSuperblock(raid5Member(1))
+        b[off] ^= 0x80
+        assert.deepEqual(
+          decodeSuperblock(b).problems.map(p => p.code),
+          ['bad-checksum'],
+          `offset ${off}`,
+        )
       }
-    });
+    })
     it('bytes after dev_roles[max_dev] are not summed', () => {
-      const b = encodeSuperblock(raid5Member(1));
-      b[256 + 2 * 5] = 0x77;
-      b[4095] = 0x77;
-      assert.deepEqual(decodeSuperblock(b).problems, []);
-    });
+      const b = encodeSuperblock(raid5Member(1))
+      b[256 + 2 * 5] = 0x77
+      b[4095] = 0x77
+      assert.deepEqual(decodeSuperblock(b).problems, [])
+    })
     it('short buffers never throw', () => {
-      const full = encodeSuperblock(raid5Member(1));
+      const full = encodeSuperblock(raid5Member(1))
       for (const n of [0, 1, 100, 255]) {
-        const { problems } = decodeSuperblock(full.subarray(0, n));
-        assert.equal(problems[0].code, 'short', `length ${n}`);
+        const {problems} = decodeSuperblock(full.subarray(0, n))
+        assert.equal(problems[0].code, 'short', `length ${n}`)
       }
       // Header complete, roles cut off.
-      const { problems } = decodeSuperblock(full.subarray(0, 260));
-      assert.ok(problems.some((p) => p.code === 'short'));
+      const {problems} = decodeSuperblock(full.subarray(0, 260))
+      assert.ok(problems.some(p => p.code === 'short'))
       // Header and roles complete: nothing missing.
-      assert.deepEqual(decodeSuperblock(full.subarray(0, 266)).problems, []);
-    });
+      assert.deepEqual(decodeSuperblock(full.subarray(0, 266)).problems, [])
+    })
     it('bad version, super_offset, max_dev and unknown features', () => {
-      const sb = raid5Member(1);
-      const codes = (s: Superblock): string[] => decodeSuperblock(encodeSuperblock(s)).problems.map((p) => p.code);
-      assert.deepEqual(codes({ ...sb, majorVersion: 2 }), ['bad-version']);
-      assert.deepEqual(codes({ ...sb, superOffset: 0n }), ['bad-super-offset']);
-      assert.deepEqual(codes({ ...sb, featureMap: 0x200 | 0x8000 }), ['bad-features']);
+      const sb = raid5Member(1)
+      const codes = (s: Superblock): string[] => decodeSuperblock(encodeSuperblock(s)).problems.map(p => p.code)
+      assert.deepEqual(codes({...sb, majorVersion: 2}), ['bad-version'])
+      assert.deepEqual(codes({...sb, superOffset: 0n}), ['bad-super-offset'])
+      assert.deepEqual(codes({...sb, featureMap: 0x200 | 0x8000}), ['bad-features'])
       // max_dev can only be made too large by hand: encode refuses it.
-      const b = encodeSuperblock(sb);
-      b.writeUInt32LE(5000, 220);
-      const d = decodeSuperblock(b);
-      assert.ok(d.problems.some((p) => p.code === 'bad-max-dev'));
-      assert.equal(d.sb.maxDev, 5000);
-      assert.equal(d.sb.devRoles.length, 1920);
-    });
+      const b = encodeSuperblock(sb)
+      b.writeUInt32LE(5000, 220)
+      const d = decodeSuperblock(b)
+      assert.ok(d.problems.some(p => p.code === 'bad-max-dev'))
+      assert.equal(d.sb.maxDev, 5000)
+      assert.equal(d.sb.devRoles.length, 1920)
+    })
     it('random garbage never throws', () => {
-      let x = 12345;
+      let x = 12345
       for (let i = 0; i < 200; i++) {
-        const b = new Uint8Array((i * 37) % 4200);
-        for (let j = 0; j < b.length; j++) b[j] = (x = (x * 1103515245 + 12345) >>> 0) >>> 24;
-        if (i % 2 && b.length >= 8) new DataView(b.buffer).setUint32(0, SB_MAGIC, true);
-        assert.doesNotThrow(() => decodeSuperblock(b));
+        const b = new Uint8Array((i * 37) % 4200)
+        for (let j = 0; j < b.length; j++) b[j] = (x = (x * 1103515245 + 12345) >>> 0) >>> 24
+        if (i % 2 && b.length >= 8) new DataView(b.buffer).setUint32(0, SB_MAGIC, true)
+        assert.doesNotThrow(() => decodeSuperblock(b))
       }
-    });
-  });
+    })
+  })
 
   describe('time words', () => {
     it('writes whole seconds with the top 24 bits zero, as mdadm does (Linux 6.1 reads the u64 as seconds)', () => {
-      const v = mdTime(new Date('2024-05-06T07:08:09.250Z'));
-      assert.equal(v, 1714979289n);
-      assert.equal(v >> 40n, 0n);
-      assert.equal(mdTimeToDate(v).toISOString(), '2024-05-06T07:08:09.000Z');
-    });
+      const v = mdTime(new Date('2024-05-06T07:08:09.250Z'))
+      assert.equal(v, 1714979289n)
+      assert.equal(v >> 40n, 0n)
+      assert.equal(mdTimeToDate(v).toISOString(), '2024-05-06T07:08:09.000Z')
+    })
     it('still reads microseconds in the top 24 bits when another writer put them there', () => {
-      const v = (250000n << 40n) | 1714979289n;
-      assert.equal(mdTimeToDate(v).toISOString(), '2024-05-06T07:08:09.250Z');
-    });
-  });
+      const v = (250000n << 40n) | 1714979289n
+      assert.equal(mdTimeToDate(v).toISOString(), '2024-05-06T07:08:09.250Z')
+    })
+  })
 
   describe('uuid', () => {
-    const bytes = Uint8Array.from([0x3a, 0x1f, 0x0c, 0x44, 0x9b, 0x2e, 0x7d, 0x10, 0x55, 0xaa, 0x66, 0xbb, 0x0f, 0x1e, 0x2d, 0x3c]);
+    const bytes = Uint8Array.from([0x3a, 0x1f, 0x0c, 0x44, 0x9b, 0x2e, 0x7d, 0x10, 0x55, 0xaa, 0x66, 0xbb, 0x0f, 0x1e, 0x2d, 0x3c])
     it('formats like mdadm', () => {
-      assert.equal(formatUuid(bytes), '3a1f0c44:9b2e7d10:55aa66bb:0f1e2d3c');
-      assert.throws(() => formatUuid(new Uint8Array(4)), RangeError);
-    });
+      assert.equal(formatUuid(bytes), '3a1f0c44:9b2e7d10:55aa66bb:0f1e2d3c')
+      assert.throws(() => formatUuid(new Uint8Array(4)), RangeError)
+    })
     it('parses mdadm, plain hex and RFC forms (any case) in written byte order', () => {
-      for (const s of ['3a1f0c44:9b2e7d10:55aa66bb:0f1e2d3c', '3A1F0C449B2E7D1055AA66BB0F1E2D3C', '3a1f0c44-9b2e-7d10-55aa-66bb0f1e2d3c', ' 3a1f0c44:9b2e7d10:55aa66bb:0f1e2d3c\n']) {
-        assert.deepEqual(parseUuid(s), bytes, s);
+      for (const s of [
+        '3a1f0c44:9b2e7d10:55aa66bb:0f1e2d3c',
+        '3A1F0C449B2E7D1055AA66BB0F1E2D3C',
+        '3a1f0c44-9b2e-7d10-55aa-66bb0f1e2d3c',
+        ' 3a1f0c44:9b2e7d10:55aa66bb:0f1e2d3c\n',
+      ]) {
+        assert.deepEqual(parseUuid(s), bytes, s)
       }
-      assert.equal(formatUuid(parseUuid(formatUuid(bytes))), formatUuid(bytes));
-    });
+      assert.equal(formatUuid(parseUuid(formatUuid(bytes))), formatUuid(bytes))
+    })
     it('rejects anything else', () => {
-      for (const s of ['', '3a1f0c44:9b2e7d10:55aa66bb', '3a1f0c44:9b2e7d10:55aa66bb:0f1e2d3g', '3a1f0c449b2e7d1055aa66bb0f1e2d3c00', '3a1f-0c44-9b2e-7d10-55aa66bb0f1e2d3c', '3a1f0c44:9b2e7d10-55aa66bb:0f1e2d3c']) {
-        assert.throws(() => parseUuid(s), Error, s);
+      for (const s of [
+        '',
+        '3a1f0c44:9b2e7d10:55aa66bb',
+        '3a1f0c44:9b2e7d10:55aa66bb:0f1e2d3g',
+        '3a1f0c449b2e7d1055aa66bb0f1e2d3c00',
+        '3a1f-0c44-9b2e-7d10-55aa66bb0f1e2d3c',
+        '3a1f0c44:9b2e7d10-55aa66bb:0f1e2d3c',
+      ]) {
+        assert.throws(() => parseUuid(s), Error, s)
       }
-    });
-  });
+    })
+  })
 
   describe('layout names (mdadm maps.c)', () => {
     const r5: Array<[number, string]> = [
@@ -346,7 +376,7 @@ describe('superblock', () => {
       [3, 'right-symmetric'],
       [4, 'parity-first'],
       [5, 'parity-last'],
-    ];
+    ]
     const r6: Array<[number, string]> = [
       ...r5,
       [8, 'ddf-zero-restart'],
@@ -357,141 +387,144 @@ describe('superblock', () => {
       [18, 'left-symmetric-6'],
       [19, 'right-symmetric-6'],
       [20, 'parity-first-6'],
-    ];
+    ]
     it('RAID5 names round trip', () => {
       for (const [n, name] of r5) {
-        assert.equal(layoutName(5, n), name);
-        assert.equal(parseLayout(5, name), n);
+        assert.equal(layoutName(5, n), name)
+        assert.equal(parseLayout(5, name), n)
       }
-    });
+    })
     it('RAID6 names round trip', () => {
       for (const [n, name] of r6) {
-        assert.equal(layoutName(6, n), name);
-        assert.equal(parseLayout(6, name), n);
+        assert.equal(layoutName(6, n), name)
+        assert.equal(parseLayout(6, name), n)
       }
-    });
+    })
     it('accepts mdadm aliases', () => {
-      assert.equal(parseLayout(5, 'la'), 0);
-      assert.equal(parseLayout(5, 'ra'), 1);
-      assert.equal(parseLayout(5, 'ls'), 2);
-      assert.equal(parseLayout(5, 'rs'), 3);
-      assert.equal(parseLayout(5, 'default'), 2);
-      assert.equal(parseLayout(6, 'default'), 2);
-      assert.equal(parseLayout(6, 'rs'), 3);
+      assert.equal(parseLayout(5, 'la'), 0)
+      assert.equal(parseLayout(5, 'ra'), 1)
+      assert.equal(parseLayout(5, 'ls'), 2)
+      assert.equal(parseLayout(5, 'rs'), 3)
+      assert.equal(parseLayout(5, 'default'), 2)
+      assert.equal(parseLayout(6, 'default'), 2)
+      assert.equal(parseLayout(6, 'rs'), 3)
       // For RAID5 mdadm maps the DDF names onto the classic layouts.
-      assert.equal(parseLayout(5, 'ddf-zero-restart'), 1);
-      assert.equal(parseLayout(5, 'ddf-N-restart'), 0);
-      assert.equal(parseLayout(5, 'ddf-N-continue'), 2);
-    });
+      assert.equal(parseLayout(5, 'ddf-zero-restart'), 1)
+      assert.equal(parseLayout(5, 'ddf-N-restart'), 0)
+      assert.equal(parseLayout(5, 'ddf-N-continue'), 2)
+    })
     it('unknown numbers and names', () => {
-      assert.equal(layoutName(5, 8), '-unknown-');
-      assert.equal(layoutName(5, 18), '-unknown-');
-      assert.equal(layoutName(6, 6), '-unknown-');
-      assert.throws(() => parseLayout(5, 'left-symmetric-6'), /not understood/);
-      assert.throws(() => parseLayout(6, 'LS'), /not understood/);
-      assert.throws(() => parseLayout(1, 'ls'), /not meaningful/);
-    });
+      assert.equal(layoutName(5, 8), '-unknown-')
+      assert.equal(layoutName(5, 18), '-unknown-')
+      assert.equal(layoutName(6, 6), '-unknown-')
+      assert.throws(() => parseLayout(5, 'left-symmetric-6'), /not understood/)
+      assert.throws(() => parseLayout(6, 'LS'), /not understood/)
+      assert.throws(() => parseLayout(1, 'ls'), /not meaningful/)
+    })
     it('RAID4 is parity-last', () => {
-      assert.equal(layoutName(4, 0), 'parity-last');
-      assert.equal(layoutName(4, 5), 'parity-last');
-      assert.equal(parseLayout(4, 'parity-last'), 5);
-      assert.equal(parseLayout(4, 'default'), 0);
-    });
-  });
+      assert.equal(layoutName(4, 0), 'parity-last')
+      assert.equal(layoutName(4, 5), 'parity-last')
+      assert.equal(parseLayout(4, 'parity-last'), 5)
+      assert.equal(parseLayout(4, 'default'), 0)
+    })
+  })
 
   // mdadm 4.2 prints nothing for journal_tail (the field shares recovery_offset's slot and is shown
   // only as "Recovery Offset" when MD_FEATURE_RECOVERY_OFFSET is set, which a journal never has),
   // and its "Array State" counts only roles 0..raid_disks-1, so the journal shows as "AAAA" on
   // every device, the journal included.
   describe('interop: mdadm --examine', function () {
-    let dir = '';
+    let dir = ''
     before(function () {
-      requireOrSkip(this);
-      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'r5ctl-sb-'));
-    });
+      requireOrSkip(this)
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'r5ctl-sb-'))
+    })
     after(() => {
-      if (dir) fs.rmSync(dir, { recursive: true, force: true });
-    });
+      if (dir) fs.rmSync(dir, {recursive: true, force: true})
+    })
 
     function examine(sb: Superblock): string {
-      const img = path.join(dir, `dev${sb.devNumber}.img`);
-      fs.writeFileSync(img, '');
-      fs.truncateSync(img, 64 * 1024 * 1024); // sparse
-      const fd = fs.openSync(img, 'r+');
-      fs.writeSync(fd, encodeSuperblock(sb), 0, 4096, SB_OFFSET_BYTES);
-      fs.closeSync(fd);
-      const res = spawnSync('mdadm', ['--examine', img], { encoding: 'utf8', env: { ...process.env, TZ: 'UTC' } });
-      assert.equal(res.status, 0, res.stderr);
-      return res.stdout;
+      const img = path.join(dir, `dev${sb.devNumber}.img`)
+      fs.writeFileSync(img, '')
+      fs.truncateSync(img, 64 * 1024 * 1024) // sparse
+      const fd = fs.openSync(img, 'r+')
+      fs.writeSync(fd, encodeSuperblock(sb), 0, 4096, SB_OFFSET_BYTES)
+      fs.closeSync(fd)
+      const res = spawnSync('mdadm', ['--examine', img], {encoding: 'utf8', env: {...process.env, TZ: 'UTC'}})
+      assert.equal(res.status, 0, res.stderr)
+      return res.stdout
     }
     const line = (out: string, key: string): string => {
-      const m = new RegExp(`^\\s*${key} : (.*)$`, 'm').exec(out);
-      assert.ok(m, `no '${key}' line in:\n${out}`);
-      return m[1].trim();
-    };
+      const m = new RegExp(`^\\s*${key} : (.*)$`, 'm').exec(out)
+      assert.ok(m, `no '${key}' line in:\n${out}`)
+      return m[1].trim()
+    }
 
     it('accepts a RAID5 member with the journal feature', () => {
-      const sb = raid5Member(1);
-      const out = examine(sb);
-      const csum = encodeSuperblock(sb).readUInt32LE(216);
-      assert.equal(line(out, 'Checksum'), `${csum.toString(16)} - correct`);
-      assert.equal(line(out, 'Magic'), 'a92b4efc');
-      assert.equal(line(out, 'Version'), '1.2');
-      assert.equal(line(out, 'Feature Map'), '0x200');
-      assert.equal(line(out, 'Array UUID'), '3a1f0c44:9b2e7d10:55aa66bb:0f1e2d3c');
-      assert.equal(line(out, 'Name'), 'r5ctl:test');
-      assert.equal(line(out, 'Creation Time'), 'Mon May  6 07:08:09 2024');
-      assert.equal(line(out, 'Raid Level'), 'raid5');
-      assert.equal(line(out, 'Raid Devices'), '4');
-      assert.equal(line(out, 'Data Offset'), '2048 sectors');
-      assert.equal(line(out, 'Super Offset'), '8 sectors');
-      assert.equal(line(out, 'State'), 'clean');
-      assert.equal(line(out, 'Device UUID'), formatUuid(seq16(0x41)));
-      assert.equal(line(out, 'Events'), '42');
-      assert.equal(line(out, 'Layout'), 'left-symmetric');
-      assert.equal(line(out, 'Chunk Size'), '64K');
-      assert.equal(line(out, 'Device Role'), 'Active device 1');
-      assert.match(line(out, 'Array State'), /^AAAA /);
-      assert.doesNotMatch(out, /Journal Tail|Recovery Offset/);
-    });
+      const sb = raid5Member(1)
+      const out = examine(sb)
+      const csum = encodeSuperblock(sb).readUInt32LE(216)
+      assert.equal(line(out, 'Checksum'), `${csum.toString(16)} - correct`)
+      assert.equal(line(out, 'Magic'), 'a92b4efc')
+      assert.equal(line(out, 'Version'), '1.2')
+      assert.equal(line(out, 'Feature Map'), '0x200')
+      assert.equal(line(out, 'Array UUID'), '3a1f0c44:9b2e7d10:55aa66bb:0f1e2d3c')
+      assert.equal(line(out, 'Name'), 'r5ctl:test')
+      assert.equal(line(out, 'Creation Time'), 'Mon May  6 07:08:09 2024')
+      assert.equal(line(out, 'Raid Level'), 'raid5')
+      assert.equal(line(out, 'Raid Devices'), '4')
+      assert.equal(line(out, 'Data Offset'), '2048 sectors')
+      assert.equal(line(out, 'Super Offset'), '8 sectors')
+      assert.equal(line(out, 'State'), 'clean')
+      assert.equal(line(out, 'Device UUID'), formatUuid(seq16(0x41)))
+      assert.equal(line(out, 'Events'), '42')
+      assert.equal(line(out, 'Layout'), 'left-symmetric')
+      assert.equal(line(out, 'Chunk Size'), '64K')
+      assert.equal(line(out, 'Device Role'), 'Active device 1')
+      assert.match(line(out, 'Array State'), /^AAAA /)
+      assert.doesNotMatch(out, /Journal Tail|Recovery Offset/)
+    })
 
     it('shows the journal device as "Journal"', () => {
-      const out = examine(raid5Member(4));
-      assert.match(line(out, 'Checksum'), / - correct$/);
-      assert.equal(line(out, 'Feature Map'), '0x200');
-      assert.equal(line(out, 'Device Role'), 'Journal');
-      assert.match(line(out, 'Array State'), /^AAAA /);
-    });
+      const out = examine(raid5Member(4))
+      assert.match(line(out, 'Checksum'), / - correct$/)
+      assert.equal(line(out, 'Feature Map'), '0x200')
+      assert.equal(line(out, 'Device Role'), 'Journal')
+      assert.match(line(out, 'Array State'), /^AAAA /)
+    })
 
-    it('reports our computed checksum as mdadm\'s expected one after a corruption', () => {
-      const sb = raid5Member(2);
-      const enc = encodeSuperblock(sb);
-      const good = enc.readUInt32LE(216);
-      const bad = { ...sb, events: 43n };
-      const want = decodeSuperblock(encodeSuperblock(bad)).computedCsum;
+    it("reports our computed checksum as mdadm's expected one after a corruption", () => {
+      const sb = raid5Member(2)
+      const enc = encodeSuperblock(sb)
+      const good = enc.readUInt32LE(216)
+      const bad = {...sb, events: 43n}
+      const want = decodeSuperblock(encodeSuperblock(bad)).computedCsum
       // Same bytes as `bad` but with the old checksum left in place.
-      const img = path.join(dir, 'stale.img');
-      fs.writeFileSync(img, '');
-      fs.truncateSync(img, 64 * 1024 * 1024);
-      const b = encodeSuperblock(bad);
-      b.writeUInt32LE(good, 216);
-      const fd = fs.openSync(img, 'r+');
-      fs.writeSync(fd, b, 0, 4096, SB_OFFSET_BYTES);
-      fs.closeSync(fd);
-      const out = spawnSync('mdadm', ['--examine', img], { encoding: 'utf8' }).stdout;
-      assert.equal(line(out, 'Checksum'), `${good.toString(16)} - expected ${want.toString(16)}`);
-      const d = decodeSuperblock(b);
-      assert.deepEqual(d.problems.map((p) => p.code), ['bad-checksum']);
-    });
+      const img = path.join(dir, 'stale.img')
+      fs.writeFileSync(img, '')
+      fs.truncateSync(img, 64 * 1024 * 1024)
+      const b = encodeSuperblock(bad)
+      b.writeUInt32LE(good, 216)
+      const fd = fs.openSync(img, 'r+')
+      fs.writeSync(fd, b, 0, 4096, SB_OFFSET_BYTES)
+      fs.closeSync(fd)
+      const out = spawnSync('mdadm', ['--examine', img], {encoding: 'utf8'}).stdout
+      assert.equal(line(out, 'Checksum'), `${good.toString(16)} - expected ${want.toString(16)}`)
+      const d = decodeSuperblock(b)
+      assert.deepEqual(
+        d.problems.map(p => p.code),
+        ['bad-checksum'],
+      )
+    })
 
     it('RAID6 layout names match mdadm for every layout', () => {
       for (const layout of [0, 1, 2, 3, 4, 5, 8, 9, 10, 16, 17, 18, 19, 20]) {
-        const sb = { ...raid5Member(0), level: 6, layout };
-        assert.equal(line(examine(sb), 'Layout'), layoutName(6, layout), `layout ${layout}`);
+        const sb = {...raid5Member(0), level: 6, layout}
+        assert.equal(line(examine(sb), 'Layout'), layoutName(6, layout), `layout ${layout}`)
       }
       for (const layout of [0, 1, 2, 3, 4, 5]) {
-        assert.equal(line(examine({ ...raid5Member(0), layout }), 'Layout'), layoutName(5, layout), `raid5 layout ${layout}`);
+        assert.equal(line(examine({...raid5Member(0), layout}), 'Layout'), layoutName(5, layout), `raid5 layout ${layout}`)
       }
-    });
-  });
-});
+    })
+  })
+})

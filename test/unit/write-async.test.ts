@@ -12,7 +12,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import {writeAsyncAvailable, writeRunsAsync} from '../../src/engine/checksum.js'
-import {FileDevice, MemDevice, alignedBuffer, type BlockDevice} from '../../src/engine/device.js'
+import {FileDevice, MemDevice, alignedBuffer} from '../../src/engine/device.js'
 import {IoError} from '../../src/engine/errors.js'
 import {createArray, writeData} from '../../src/engine/index.js'
 import {rng} from '../helpers/reference.js'
@@ -100,7 +100,10 @@ describe('member writes on the helper thread (writeRunsAsync, writeArray on file
     const buf = filled(2, 3)
     try {
       const job = writeRunsAsync(buf, Int32Array.from([0, 1]), Float64Array.from([rw, 0, 0, 1, ro, 3 * PAGE, 1, 1, rw, PAGE, 0, 1]), 3)!
-      assert.throws(() => job.wait(3), (e: any) => e.code === 'EBADF' && e.pages === 1 && e.offset === 3 * PAGE && /^write failed at offset 12288/.test(e.message))
+      assert.throws(
+        () => job.wait(3),
+        (e: any) => e.code === 'EBADF' && e.pages === 1 && e.offset === 3 * PAGE && /^write failed at offset 12288/.test(e.message),
+      )
     } finally {
       fs.closeSync(rw)
       fs.closeSync(ro)
@@ -125,7 +128,11 @@ describe('member writes on the helper thread (writeRunsAsync, writeArray on file
   }
 
   const configs: {level: 4 | 5 | 6; n: number; layout?: number}[] = [
-    {level: 4, n: 4}, {level: 5, n: 4}, {level: 5, n: 6, layout: 0}, {level: 6, n: 5}, {level: 6, n: 6, layout: 1},
+    {level: 4, n: 4},
+    {level: 5, n: 4},
+    {level: 5, n: 6, layout: 0},
+    {level: 6, n: 5},
+    {level: 6, n: 6, layout: 1},
   ]
   for (const c of configs) {
     const name = `raid${c.level}-${c.n}${c.layout === undefined ? '' : `-l${c.layout}`}`
@@ -133,21 +140,33 @@ describe('member writes on the helper thread (writeRunsAsync, writeArray on file
       const {mem, files} = twins(name, c.level, c.n, c.layout)
       let writevs = 0
       // writeData closes what it opened, devices given to it too: open the files for each write
-      const open = () => files.map((f, i) => {
-        const d = FileDevice.open(f, {writable: true})
-        if (i > 0) {
-          const orig = d.writev.bind(d)
-          d.writev = (bufs, off) => { writevs++; orig(bufs, off) }
-        }
-        return d
-      })
+      const open = () =>
+        files.map((f, i) => {
+          const d = FileDevice.open(f, {writable: true})
+          if (i > 0) {
+            const orig = d.writev.bind(d)
+            d.writev = (bufs, off) => {
+              writevs++
+              orig(bufs, off)
+            }
+          }
+          return d
+        })
       const r = rng(c.level * 100 + c.n)
       for (let w = 0; w < 12; w++) {
         const offset = Math.floor(r() * 600) * PAGE
         const length = w % 4 === 0 ? 1 + Math.floor(r() * 3 * 1024 * 1024) : 1 + Math.floor(r() * 200 * 1024)
         const data = Buffer.from(filled(Math.ceil(length / PAGE), w + 7).subarray(0, length))
-        const src = () => { let p = 0; return (buf: Uint8Array) => { const k = Math.min(buf.length, data.length - p); buf.set(data.subarray(p, p + k)); p += k; return k } }
-        const a = writeData(mem as BlockDevice[], offset, length, src(), {batchBytes: 64 * 1024})
+        const src = () => {
+          let p = 0
+          return (buf: Uint8Array) => {
+            const k = Math.min(buf.length, data.length - p)
+            buf.set(data.subarray(p, p + k))
+            p += k
+            return k
+          }
+        }
+        const a = writeData(mem, offset, length, src(), {batchBytes: 64 * 1024})
         const b = writeData(open(), offset, length, src(), {batchBytes: 64 * 1024})
         assert.equal(b.stripes, a.stripes)
         assert.equal(b.journalBytes, a.journalBytes)
@@ -169,8 +188,20 @@ describe('member writes on the helper thread (writeRunsAsync, writeArray on file
     const ro = fs.openSync(files[3], 'r')
     fdevs[3].writeFd = () => ro // a descriptor the write is refused on (EBADF)
     try {
-      assert.throws(() => writeData(fdevs, 0, 1 << 20, buf => { buf.fill(9); return buf.length }, {batchBytes: 64 * 1024}),
-        (e: unknown) => e instanceof IoError && e.device === files[3] && /write failed/.test(e.message))
+      assert.throws(
+        () =>
+          writeData(
+            fdevs,
+            0,
+            1 << 20,
+            buf => {
+              buf.fill(9)
+              return buf.length
+            },
+            {batchBytes: 64 * 1024},
+          ),
+        (e: unknown) => e instanceof IoError && e.device === files[3] && /write failed/.test(e.message),
+      )
     } finally {
       for (const d of fdevs) d.close()
       fs.closeSync(ro)

@@ -7,7 +7,14 @@
 import assert from 'node:assert/strict'
 import {uuidSeed} from '../../src/engine/checksum.js'
 import {
-  type DataParityRecords, type Payload, BLOCK_SIZE, PAYLOAD_DATA, PAYLOAD_PARITY, decodeMetaBlock, encodeDataParityMeta, encodeMetaBlock,
+  type DataParityRecords,
+  type Payload,
+  BLOCK_SIZE,
+  PAYLOAD_DATA,
+  PAYLOAD_PARITY,
+  decodeMetaBlock,
+  encodeDataParityMeta,
+  encodeMetaBlock,
 } from '../../src/engine/format/meta.js'
 
 function rng(seed: number) {
@@ -22,7 +29,15 @@ function rng(seed: number) {
 
 const SEED = uuidSeed(Uint8Array.from({length: 16}, (_, i) => i * 17 + 3))
 
-interface Case {seq: bigint; position: number; payloads: Payload[]; recs: DataParityRecords; from: number; to: number; sums: Uint32Array}
+interface Case {
+  seq: bigint
+  position: number
+  payloads: Payload[]
+  recs: DataParityRecords
+  from: number
+  to: number
+  sums: Uint32Array
+}
 
 /**
  * A random io unit as the write path builds it: `stripes` stripes of 1..D data pages, each followed
@@ -31,7 +46,12 @@ interface Case {seq: bigint; position: number; payloads: Payload[]; recs: DataPa
  */
 function randomCase(r: () => number, opts: {nParity: 0 | 1 | 2; stripes: number; maxData: number; bigLocations: boolean}): Case {
   const cap = 2048
-  const recs: DataParityRecords = {type: new Uint8Array(cap), location: new Float64Array(cap), firstSum: new Int32Array(cap), pages: new Uint8Array(cap)}
+  const recs: DataParityRecords = {
+    type: new Uint8Array(cap),
+    location: new Float64Array(cap),
+    firstSum: new Int32Array(cap),
+    pages: new Uint8Array(cap),
+  }
   const sums = new Uint32Array(cap)
   for (let i = 0; i < cap; i++) sums[i] = Math.floor(r() * 0x100000000)
   // garbage around the range the encoder must read
@@ -65,7 +85,13 @@ function randomCase(r: () => number, opts: {nParity: 0 | 1 | 2; stripes: number;
       recs.location[i] = stripe
       recs.firstSum[i] = page
       recs.pages[i] = opts.nParity
-      payloads.push({type: PAYLOAD_PARITY, flags: 0, sizeSectors: 8 * opts.nParity, location: BigInt(stripe), checksums: [...sums.subarray(page, page + opts.nParity)]})
+      payloads.push({
+        type: PAYLOAD_PARITY,
+        flags: 0,
+        sizeSectors: 8 * opts.nParity,
+        location: BigInt(stripe),
+        checksums: [...sums.subarray(page, page + opts.nParity)],
+      })
       i++
       page += opts.nParity
     }

@@ -22,11 +22,19 @@ const KiB = 1024
 const MiB = 1 << 20
 const DATA_OFFSET = MiB
 
-interface Req {dev: string; kind: 'W' | 'F'; offset: number; bytes: Uint8Array | null}
+interface Req {
+  dev: string
+  kind: 'W' | 'F'
+  offset: number
+  bytes: Uint8Array | null
+}
 
 /** Records every write request (with a copy of its bytes) and flush, in order. */
 class Tracer extends DeviceWrapper {
-  constructor(override readonly inner: MemDevice, readonly log: Req[]) {
+  constructor(
+    override readonly inner: MemDevice,
+    readonly log: Req[],
+  ) {
     super(inner)
   }
   override writev(bufs: Uint8Array[], offset: number): void {
@@ -40,7 +48,13 @@ class Tracer extends DeviceWrapper {
   override close(): void {}
 }
 
-interface Config {name: string; level: 4 | 5 | 6; n: number; chunk: number; layout?: number}
+interface Config {
+  name: string
+  level: 4 | 5 | 6
+  n: number
+  chunk: number
+  layout?: number
+}
 const CONFIGS: Config[] = [
   {name: 'raid4 3 disks', level: 4, n: 3, chunk: 16 * KiB},
   {name: 'raid5 4 disks', level: 5, n: 4, chunk: 16 * KiB},
@@ -81,7 +95,10 @@ function checkJournalWrites(log: Req[], seed: number): number {
       }
       const {meta, problems} = decodeMetaBlock(page, seed)
       assert.ok(!problems.length, `meta block at journal byte ${r.offset + at}: ${problems.map(p => p.message).join('; ')}`)
-      assert.ok(Buffer.from(encodeMetaBlock(meta!, seed)).equals(page), `meta block at journal byte ${r.offset + at} differs from the reference encoding of its contents`)
+      assert.ok(
+        Buffer.from(encodeMetaBlock(meta!, seed)).equals(page),
+        `meta block at journal byte ${r.offset + at} differs from the reference encoding of its contents`,
+      )
       metas++
       at += BLOCK_SIZE
       for (const p of meta!.payloads) {
@@ -125,8 +142,13 @@ function checkCoalescing(log: Req[]): number {
   return batches
 }
 
-function run(mode: 'write-through' | 'write-back', base: MemArray, list: {offset: number; data: Buffer}[], backend: 'wasm' | 'js',
-  between?: () => void): {devs: MemDevice[]; log: Req[]; totals: {rmwStripes: number; rcwStripes: number; checkpoints: number}} {
+function run(
+  mode: 'write-through' | 'write-back',
+  base: MemArray,
+  list: {offset: number; data: Buffer}[],
+  backend: 'wasm' | 'js',
+  between?: () => void,
+): {devs: MemDevice[]; log: Req[]; totals: {rmwStripes: number; rcwStripes: number; checkpoints: number}} {
   const initial = parityBackend()
   setParityBackend(backend)
   try {
@@ -165,7 +187,8 @@ describe('write path: batched records and in-place parity', () => {
           assert.equal(`${x.kind} ${x.dev} ${x.offset} ${x.bytes?.length}`, `${y.kind} ${y.dev} ${y.offset} ${y.bytes?.length}`, `request ${i}`)
         }
         // data areas (superblocks carry the time of the update)
-        for (let d = 0; d < a.devs.length; d++) assert.ok(dataArea(a.devs[d]).equals(dataArea(b.devs[d])), `device ${a.devs[d].name} differs between backends`)
+        for (let d = 0; d < a.devs.length; d++)
+          assert.ok(dataArea(a.devs[d]).equals(dataArea(b.devs[d])), `device ${a.devs[d].name} differs between backends`)
         assert.deepEqual(a.totals, b.totals)
         // the paths meant to be covered were taken
         assert.ok(a.totals.checkpoints > 0, 'a checkpoint (write-through) or a reclaim of a full log (write-back)')
@@ -215,7 +238,12 @@ function realBase(c: Config): {base: MemArray; initial: Buffer} {
   const r = createArray({level: c.level, raidDevices: c.n, chunkBytes: c.chunk, layout: c.layout, members, journal})
   const base: MemArray = {
     spec: {level: c.level, raidDevices: c.n, chunkBytes: c.chunk, memberDataBytes: 256 * KiB, journalRingBytes: 512 * KiB},
-    devs: [journal, ...members], journal, members, sizeBytes: r.arraySizeBytes, ringBytes: r.journalSizeBytes, firstSeq: BigInt(r.firstSeq),
+    devs: [journal, ...members],
+    journal,
+    members,
+    sizeBytes: r.arraySizeBytes,
+    ringBytes: r.journalSizeBytes,
+    firstSeq: BigInt(r.firstSeq),
   }
   const initial = pseudoRandom(base.sizeBytes, 31 + c.n)
   writeData(base.devs, 0, initial.length, bufferSource(initial), {mode: 'write-through'})

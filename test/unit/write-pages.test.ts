@@ -57,7 +57,9 @@ function randomRuns(seed: number, bufPages: number, filePages: number): {pages: 
 
 describe('FileDevice.writePages', () => {
   let dir: string
-  before(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'r5ctl-writepages-')) })
+  before(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'r5ctl-writepages-'))
+  })
   after(() => fs.rmSync(dir, {recursive: true, force: true}))
 
   it('writes what page-by-page copies give (runs across the 1024-iovec split, pages out of order and repeated)', () => {

@@ -16,7 +16,10 @@ const KiB = 1024
 type Mode = 'write-through' | 'write-back'
 
 /** an array and the bytes it must hold (zeros where never written) */
-function rig(level: 4 | 5 | 6, ringBytes = 1024 * KiB): {a: MemArray; model: Buffer; write: (offset: number, data: Buffer, mode: Mode, batchBytes?: number) => WriteResult} {
+function rig(
+  level: 4 | 5 | 6,
+  ringBytes = 1024 * KiB,
+): {a: MemArray; model: Buffer; write: (offset: number, data: Buffer, mode: Mode, batchBytes?: number) => WriteResult} {
   const raidDevices = level === 6 ? 5 : 4
   const a = createMemArray({level, raidDevices, chunkBytes: 16 * KiB, memberDataBytes: 512 * KiB, journalRingBytes: ringBytes})
   const model = Buffer.alloc(a.sizeBytes)
@@ -39,9 +42,16 @@ function assertHolds(a: MemArray, model: Buffer, level: number): void {
 }
 
 const finish = {
-  reclaim: (a: MemArray) => { reclaimArray(a.devs) },
-  recover: (a: MemArray) => { recoverArray(a.devs, {}) },
-  'reclaim then recover': (a: MemArray) => { reclaimArray(a.devs); recoverArray(a.devs, {}) },
+  reclaim: (a: MemArray) => {
+    reclaimArray(a.devs)
+  },
+  recover: (a: MemArray) => {
+    recoverArray(a.devs, {})
+  },
+  'reclaim then recover': (a: MemArray) => {
+    reclaimArray(a.devs)
+    recoverArray(a.devs, {})
+  },
 }
 
 describe('write-back: partial pages merge with the newest cached data', function () {

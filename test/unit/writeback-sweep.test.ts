@@ -17,7 +17,16 @@ import {CrashController} from '../../src/engine/crash.js'
 import {SimulatedCrash} from '../../src/engine/errors.js'
 import type {BlockDevice, MemDevice} from '../../src/engine/device.js'
 import {
-  type WriteOp, applyOps, bufferSource, checkCrashImage, checkParity, cloneDevs, createMemArray, pseudoRandom, readAll, runWorkload,
+  type WriteOp,
+  applyOps,
+  bufferSource,
+  checkCrashImage,
+  checkParity,
+  cloneDevs,
+  createMemArray,
+  pseudoRandom,
+  readAll,
+  runWorkload,
   totalWrites,
 } from '../helpers/model.js'
 
@@ -81,7 +90,16 @@ function lostWrites(img: Buffer, ops: WriteOp[], completed: number, interrupted:
   return [...lost]
 }
 
-interface Counts {level: number; workloadWrites: number; crashPoints: number; trials: number; writesChecked: number; lost: number; reclaimCuts: number; ms: number}
+interface Counts {
+  level: number
+  workloadWrites: number
+  crashPoints: number
+  trials: number
+  writesChecked: number
+  lost: number
+  reclaimCuts: number
+  ms: number
+}
 const counts: Counts[] = []
 
 /** Run `op` on crash-wrapped devices cut after `after` write requests; true when the cut happened. */
@@ -98,7 +116,13 @@ function cut(devs: MemDevice[], after: number, seed: number | undefined, op: (d:
 
 function sweep(level: 4 | 5 | 6, salt: number): Counts {
   const t0 = Date.now()
-  const base = createMemArray({level, raidDevices: level === 6 ? 5 : 4, chunkBytes: 16 * KiB, memberDataBytes: 128 * KiB, journalRingBytes: 256 * KiB})
+  const base = createMemArray({
+    level,
+    raidDevices: level === 6 ? 5 : 4,
+    chunkBytes: 16 * KiB,
+    memberDataBytes: 128 * KiB,
+    journalRingBytes: 256 * KiB,
+  })
   const fill = pseudoRandom(base.sizeBytes, 500 + level)
   writeData(base.devs, 0, fill.length, bufferSource(fill), {mode: 'write-through'})
   const initial = readAll(base.devs)
@@ -166,11 +190,15 @@ describe('write-back crash sweep: unaligned overlapping writes, every acknowledg
   after(function () {
     if (counts.length === 0) return
     const sum = (f: (c: Counts) => number) => counts.reduce((a, c) => a + f(c), 0)
-    console.log(`      write-back sweep: ${counts.length} levels, ${sum(c => c.crashPoints)} crash points, ${sum(c => c.trials)} trials, ` +
-      `${sum(c => c.reclaimCuts)} reclaims cut, ${sum(c => c.writesChecked)} acknowledged writes checked, ${sum(c => c.lost)} acknowledged writes lost`)
+    console.log(
+      `      write-back sweep: ${counts.length} levels, ${sum(c => c.crashPoints)} crash points, ${sum(c => c.trials)} trials, ` +
+        `${sum(c => c.reclaimCuts)} reclaims cut, ${sum(c => c.writesChecked)} acknowledged writes checked, ${sum(c => c.lost)} acknowledged writes lost`,
+    )
     for (const c of counts) {
-      console.log(`        raid${c.level}: W=${c.workloadWrites} crash points=${c.crashPoints} trials=${c.trials} reclaim cuts=${c.reclaimCuts} ` +
-        `writes checked=${c.writesChecked} lost=${c.lost} (${c.ms} ms)`)
+      console.log(
+        `        raid${c.level}: W=${c.workloadWrites} crash points=${c.crashPoints} trials=${c.trials} reclaim cuts=${c.reclaimCuts} ` +
+          `writes checked=${c.writesChecked} lost=${c.lost} (${c.ms} ms)`,
+      )
     }
   })
 

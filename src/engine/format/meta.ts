@@ -37,45 +37,44 @@
  * crc32c_le(uuid_checksum, mb, PAGE_SIZE) with mb->checksum = 0. Bytes past meta_size therefore
  * count; the kernel zeroes the page (clear_page) before filling it, and so do we.
  */
-import { crc32cRaw } from '../checksum.js';
+import {crc32cRaw} from '../checksum.js'
 
-export const META_MAGIC = 0x6433c509;
-export const META_VERSION = 1;
-export const BLOCK_SIZE = 4096;
-export const BLOCK_SECTORS = 8;
-export const META_HEADER_SIZE = 32;
-export const PAYLOAD_DATA = 0;
-export const PAYLOAD_PARITY = 1;
-export const PAYLOAD_FLUSH = 2;
+export const META_MAGIC = 0x6433c509
+export const META_VERSION = 1
+export const BLOCK_SIZE = 4096
+export const BLOCK_SECTORS = 8
+export const META_HEADER_SIZE = 32
+export const PAYLOAD_DATA = 0
+export const PAYLOAD_PARITY = 1
+export const PAYLOAD_FLUSH = 2
 /** Fixed part of r5l_payload_data_parity; 4 bytes of checksum per page follow. */
-export const DATA_PARITY_HEADER_SIZE = 16;
+export const DATA_PARITY_HEADER_SIZE = 16
 /** Fixed part of r5l_payload_flush; 8 bytes per stripe follow. */
-export const FLUSH_HEADER_SIZE = 8;
+export const FLUSH_HEADER_SIZE = 8
 
 export type Payload =
-  | { type: 0 | 1; flags: number; sizeSectors: number; location: bigint; checksums: number[] }
-  | { type: 2; flags: number; stripes: bigint[] };
+  {type: 0 | 1; flags: number; sizeSectors: number; location: bigint; checksums: number[]} | {type: 2; flags: number; stripes: bigint[]}
 
 export interface MetaBlock {
-  magic: number;
-  checksum: number;
-  version: number;
-  metaSize: number;
-  seq: bigint;
-  position: bigint;
-  payloads: Payload[];
+  magic: number
+  checksum: number
+  version: number
+  metaSize: number
+  seq: bigint
+  position: bigint
+  payloads: Payload[]
 }
 
 export interface MetaProblem {
-  code: 'short' | 'bad-magic' | 'bad-version' | 'bad-meta-size' | 'bad-checksum' | 'seq-mismatch' | 'position-mismatch' | 'bad-payload';
-  message: string;
+  code: 'short' | 'bad-magic' | 'bad-version' | 'bad-meta-size' | 'bad-checksum' | 'seq-mismatch' | 'position-mismatch' | 'bad-payload'
+  message: string
 }
 
-const hex8 = (v: number): string => '0x' + (v >>> 0).toString(16).padStart(8, '0');
+const hex8 = (v: number): string => '0x' + (v >>> 0).toString(16).padStart(8, '0')
 
 /** Bytes a payload takes in the meta block. */
 export function payloadBytes(p: Payload): number {
-  return p.type === PAYLOAD_FLUSH ? FLUSH_HEADER_SIZE + 8 * p.stripes.length : DATA_PARITY_HEADER_SIZE + 4 * p.checksums.length;
+  return p.type === PAYLOAD_FLUSH ? FLUSH_HEADER_SIZE + 8 * p.stripes.length : DATA_PARITY_HEADER_SIZE + 4 * p.checksums.length
 }
 
 /**
@@ -85,56 +84,57 @@ export function payloadBytes(p: Payload): number {
  * the payloads do not fit in a page or a data/parity payload's checksum count disagrees with its
  * size (the kernel derives the count from the size).
  */
-export function encodeMetaBlock(m: { seq: bigint; position: bigint; payloads: Payload[] }, seed: number, out?: Uint8Array): Uint8Array {
-  let metaSize = META_HEADER_SIZE;
+export function encodeMetaBlock(m: {seq: bigint; position: bigint; payloads: Payload[]}, seed: number, out?: Uint8Array): Uint8Array {
+  let metaSize = META_HEADER_SIZE
   for (const p of m.payloads) {
     if (p.type === PAYLOAD_DATA || p.type === PAYLOAD_PARITY) {
       if (!Number.isInteger(p.sizeSectors) || p.sizeSectors < 0 || p.sizeSectors % BLOCK_SECTORS !== 0) {
-        throw new RangeError(`payload size ${p.sizeSectors} sectors is not a whole number of ${BLOCK_SECTORS}-sector pages`);
+        throw new RangeError(`payload size ${p.sizeSectors} sectors is not a whole number of ${BLOCK_SECTORS}-sector pages`)
       }
       if (p.checksums.length !== p.sizeSectors / BLOCK_SECTORS) {
-        throw new RangeError(`payload of ${p.sizeSectors} sectors needs ${p.sizeSectors / BLOCK_SECTORS} checksums, got ${p.checksums.length}`);
+        throw new RangeError(`payload of ${p.sizeSectors} sectors needs ${p.sizeSectors / BLOCK_SECTORS} checksums, got ${p.checksums.length}`)
       }
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- callers outside TypeScript can pass any type
     } else if (p.type !== PAYLOAD_FLUSH) {
-      throw new RangeError(`unknown payload type ${(p as { type: number }).type}`);
+      throw new RangeError(`unknown payload type ${(p as {type: number}).type}`)
     }
-    metaSize += payloadBytes(p);
+    metaSize += payloadBytes(p)
   }
-  if (metaSize > BLOCK_SIZE) throw new RangeError(`payloads need ${metaSize} bytes, a meta block holds ${BLOCK_SIZE}`);
+  if (metaSize > BLOCK_SIZE) throw new RangeError(`payloads need ${metaSize} bytes, a meta block holds ${BLOCK_SIZE}`)
 
-  if (out && out.length < BLOCK_SIZE) throw new RangeError(`output buffer is ${out.length} bytes, need ${BLOCK_SIZE}`);
-  const page = out ? out.subarray(0, BLOCK_SIZE) : new Uint8Array(BLOCK_SIZE);
-  page.fill(0);
-  const dv = new DataView(page.buffer, page.byteOffset, BLOCK_SIZE);
-  dv.setUint32(0, META_MAGIC, true);
-  dv.setUint8(8, META_VERSION);
-  dv.setUint32(12, metaSize, true);
-  dv.setBigUint64(16, BigInt.asUintN(64, m.seq), true);
-  dv.setBigUint64(24, BigInt.asUintN(64, m.position), true);
+  if (out && out.length < BLOCK_SIZE) throw new RangeError(`output buffer is ${out.length} bytes, need ${BLOCK_SIZE}`)
+  const page = out ? out.subarray(0, BLOCK_SIZE) : new Uint8Array(BLOCK_SIZE)
+  page.fill(0)
+  const dv = new DataView(page.buffer, page.byteOffset, BLOCK_SIZE)
+  dv.setUint32(0, META_MAGIC, true)
+  dv.setUint8(8, META_VERSION)
+  dv.setUint32(12, metaSize, true)
+  dv.setBigUint64(16, BigInt.asUintN(64, m.seq), true)
+  dv.setBigUint64(24, BigInt.asUintN(64, m.position), true)
 
-  let off = META_HEADER_SIZE;
+  let off = META_HEADER_SIZE
   for (const p of m.payloads) {
-    dv.setUint16(off, p.type, true);
-    dv.setUint16(off + 2, p.flags, true);
+    dv.setUint16(off, p.type, true)
+    dv.setUint16(off + 2, p.flags, true)
     if (p.type === PAYLOAD_FLUSH) {
-      dv.setUint32(off + 4, 8 * p.stripes.length, true);
-      off += FLUSH_HEADER_SIZE;
+      dv.setUint32(off + 4, 8 * p.stripes.length, true)
+      off += FLUSH_HEADER_SIZE
       for (const s of p.stripes) {
-        dv.setBigUint64(off, BigInt.asUintN(64, s), true);
-        off += 8;
+        dv.setBigUint64(off, BigInt.asUintN(64, s), true)
+        off += 8
       }
     } else {
-      dv.setUint32(off + 4, p.sizeSectors, true);
-      dv.setBigUint64(off + 8, BigInt.asUintN(64, p.location), true);
-      off += DATA_PARITY_HEADER_SIZE;
+      dv.setUint32(off + 4, p.sizeSectors, true)
+      dv.setBigUint64(off + 8, BigInt.asUintN(64, p.location), true)
+      off += DATA_PARITY_HEADER_SIZE
       for (const c of p.checksums) {
-        dv.setUint32(off, c >>> 0, true);
-        off += 4;
+        dv.setUint32(off, c >>> 0, true)
+        off += 4
       }
     }
   }
-  dv.setUint32(4, crc32cRaw(seed, page), true);
-  return page;
+  dv.setUint32(4, crc32cRaw(seed, page), true)
+  return page
 }
 
 /**
@@ -144,13 +144,13 @@ export function encodeMetaBlock(m: { seq: bigint; position: bigint; payloads: Pa
  */
 export interface DataParityRecords {
   /** PAYLOAD_DATA or PAYLOAD_PARITY */
-  type: Uint8Array;
+  type: Uint8Array
   /** DATA: array sector; PARITY: stripe sector on the members. Plain numbers: exact below 2^53. */
-  location: Float64Array;
+  location: Float64Array
   /** index in `sums` of the payload's first page checksum */
-  firstSum: Int32Array;
+  firstSum: Int32Array
   /** pages the payload describes (size = 8 sectors per page) */
-  pages: Uint8Array;
+  pages: Uint8Array
 }
 
 /**
@@ -169,39 +169,39 @@ export function encodeDataParityMeta(
   to: number,
   sums: Uint32Array,
 ): Uint8Array {
-  const { type, location, firstSum, pages } = records;
-  let metaSize = META_HEADER_SIZE;
-  for (let i = from; i < to; i++) metaSize += DATA_PARITY_HEADER_SIZE + 4 * pages[i];
-  if (metaSize > BLOCK_SIZE) throw new RangeError(`payloads need ${metaSize} bytes, a meta block holds ${BLOCK_SIZE}`);
-  if (out.length < BLOCK_SIZE) throw new RangeError(`output buffer is ${out.length} bytes, need ${BLOCK_SIZE}`);
-  const page = out.subarray(0, BLOCK_SIZE);
-  page.fill(0);
-  const dv = new DataView(page.buffer, page.byteOffset, BLOCK_SIZE);
-  dv.setUint32(0, META_MAGIC, true);
-  dv.setUint8(8, META_VERSION);
-  dv.setUint32(12, metaSize, true);
-  dv.setBigUint64(16, BigInt.asUintN(64, seq), true);
+  const {type, location, firstSum, pages} = records
+  let metaSize = META_HEADER_SIZE
+  for (let i = from; i < to; i++) metaSize += DATA_PARITY_HEADER_SIZE + 4 * pages[i]
+  if (metaSize > BLOCK_SIZE) throw new RangeError(`payloads need ${metaSize} bytes, a meta block holds ${BLOCK_SIZE}`)
+  if (out.length < BLOCK_SIZE) throw new RangeError(`output buffer is ${out.length} bytes, need ${BLOCK_SIZE}`)
+  const page = out.subarray(0, BLOCK_SIZE)
+  page.fill(0)
+  const dv = new DataView(page.buffer, page.byteOffset, BLOCK_SIZE)
+  dv.setUint32(0, META_MAGIC, true)
+  dv.setUint8(8, META_VERSION)
+  dv.setUint32(12, metaSize, true)
+  dv.setBigUint64(16, BigInt.asUintN(64, seq), true)
   // u64 fields from plain numbers as two u32 halves (no BigInt per payload)
-  dv.setUint32(24, position % 0x100000000, true);
-  dv.setUint32(28, Math.floor(position / 0x100000000), true);
-  let off = META_HEADER_SIZE;
+  dv.setUint32(24, position % 0x100000000, true)
+  dv.setUint32(28, Math.floor(position / 0x100000000), true)
+  let off = META_HEADER_SIZE
   for (let i = from; i < to; i++) {
-    const n = pages[i];
-    const loc = location[i];
-    dv.setUint16(off, type[i], true);
+    const n = pages[i]
+    const loc = location[i]
+    dv.setUint16(off, type[i], true)
     // flags (off + 2) stay 0
-    dv.setUint32(off + 4, n * BLOCK_SECTORS, true);
-    dv.setUint32(off + 8, loc % 0x100000000, true);
-    dv.setUint32(off + 12, Math.floor(loc / 0x100000000), true);
-    off += DATA_PARITY_HEADER_SIZE;
-    const s = firstSum[i];
+    dv.setUint32(off + 4, n * BLOCK_SECTORS, true)
+    dv.setUint32(off + 8, loc % 0x100000000, true)
+    dv.setUint32(off + 12, Math.floor(loc / 0x100000000), true)
+    off += DATA_PARITY_HEADER_SIZE
+    const s = firstSum[i]
     for (let k = 0; k < n; k++) {
-      dv.setUint32(off, sums[s + k], true);
-      off += 4;
+      dv.setUint32(off, sums[s + k], true)
+      off += 4
     }
   }
-  dv.setUint32(4, crc32cRaw(seed, page), true);
-  return page;
+  dv.setUint32(4, crc32cRaw(seed, page), true)
+  return page
 }
 
 /**
@@ -221,21 +221,21 @@ export function encodeDataParityMeta(
 export function decodeMetaBlock(
   block: Uint8Array,
   seed: number,
-  expect?: { seq?: bigint; position?: bigint },
-): { meta: MetaBlock | null; problems: MetaProblem[]; computedChecksum: number } {
-  const problems: MetaProblem[] = [];
+  expect?: {seq?: bigint; position?: bigint},
+): {meta: MetaBlock | null; problems: MetaProblem[]; computedChecksum: number} {
+  const problems: MetaProblem[] = []
   if (block.length < META_HEADER_SIZE) {
-    problems.push({ code: 'short', message: `short meta block: ${block.length} bytes, header needs ${META_HEADER_SIZE}` });
-    return { meta: null, problems, computedChecksum: 0 };
+    problems.push({code: 'short', message: `short meta block: ${block.length} bytes, header needs ${META_HEADER_SIZE}`})
+    return {meta: null, problems, computedChecksum: 0}
   }
   // Work on a private zero-padded copy: the checksum needs the field zeroed, and a short read
   // must not be indexed past its end.
-  const page = new Uint8Array(BLOCK_SIZE);
-  page.set(block.subarray(0, BLOCK_SIZE));
+  const page = new Uint8Array(BLOCK_SIZE)
+  page.set(block.subarray(0, BLOCK_SIZE))
   if (block.length < BLOCK_SIZE) {
-    problems.push({ code: 'short', message: `short meta block: ${block.length} bytes, a block is ${BLOCK_SIZE} (checked as zero-padded)` });
+    problems.push({code: 'short', message: `short meta block: ${block.length} bytes, a block is ${BLOCK_SIZE} (checked as zero-padded)`})
   }
-  const dv = new DataView(page.buffer);
+  const dv = new DataView(page.buffer)
   const meta: MetaBlock = {
     magic: dv.getUint32(0, true),
     checksum: dv.getUint32(4, true),
@@ -244,87 +244,87 @@ export function decodeMetaBlock(
     seq: dv.getBigUint64(16, true),
     position: dv.getBigUint64(24, true),
     payloads: [],
-  };
-  dv.setUint32(4, 0, true);
-  const computedChecksum = crc32cRaw(seed, page);
+  }
+  dv.setUint32(4, 0, true)
+  const computedChecksum = crc32cRaw(seed, page)
 
-  const headerOk = meta.magic === META_MAGIC && meta.version === META_VERSION;
+  const headerOk = meta.magic === META_MAGIC && meta.version === META_VERSION
   if (meta.magic !== META_MAGIC) {
-    problems.push({ code: 'bad-magic', message: `bad magic ${hex8(meta.magic)} (expected ${hex8(META_MAGIC)})` });
+    problems.push({code: 'bad-magic', message: `bad magic ${hex8(meta.magic)} (expected ${hex8(META_MAGIC)})`})
   }
   if (meta.version !== META_VERSION) {
-    problems.push({ code: 'bad-version', message: `version ${meta.version} (expected ${META_VERSION})` });
+    problems.push({code: 'bad-version', message: `version ${meta.version} (expected ${META_VERSION})`})
   }
   if (meta.metaSize > BLOCK_SIZE) {
-    problems.push({ code: 'bad-meta-size', message: `meta_size ${meta.metaSize} exceeds ${BLOCK_SIZE}` });
+    problems.push({code: 'bad-meta-size', message: `meta_size ${meta.metaSize} exceeds ${BLOCK_SIZE}`})
   }
   if (computedChecksum !== meta.checksum) {
-    problems.push({ code: 'bad-checksum', message: `checksum expected ${hex8(computedChecksum)} got ${hex8(meta.checksum)}` });
+    problems.push({code: 'bad-checksum', message: `checksum expected ${hex8(computedChecksum)} got ${hex8(meta.checksum)}`})
   }
   if (expect?.seq !== undefined && meta.seq !== expect.seq) {
-    problems.push({ code: 'seq-mismatch', message: `seq ${meta.seq} (expected ${expect.seq})` });
+    problems.push({code: 'seq-mismatch', message: `seq ${meta.seq} (expected ${expect.seq})`})
   }
   if (expect?.position !== undefined && meta.position !== expect.position) {
-    problems.push({ code: 'position-mismatch', message: `position ${meta.position} (expected ${expect.position})` });
+    problems.push({code: 'position-mismatch', message: `position ${meta.position} (expected ${expect.position})`})
   }
 
   if (headerOk) {
-    const limit = Math.min(meta.metaSize, BLOCK_SIZE);
+    const limit = Math.min(meta.metaSize, BLOCK_SIZE)
     const bad = (message: string): void => {
-      problems.push({ code: 'bad-payload', message });
-    };
-    let off = META_HEADER_SIZE;
+      problems.push({code: 'bad-payload', message})
+    }
+    let off = META_HEADER_SIZE
     while (off < limit) {
       if (off + 8 > limit) {
-        bad(`payload at offset ${off} truncated: header runs past ${limit}`);
-        break;
+        bad(`payload at offset ${off} truncated: header runs past ${limit}`)
+        break
       }
-      const type = dv.getUint16(off, true);
-      const flags = dv.getUint16(off + 2, true);
-      const size = dv.getUint32(off + 4, true);
+      const type = dv.getUint16(off, true)
+      const flags = dv.getUint16(off + 2, true)
+      const size = dv.getUint32(off + 4, true)
       if (type === PAYLOAD_FLUSH) {
-        const end = off + FLUSH_HEADER_SIZE + size;
+        const end = off + FLUSH_HEADER_SIZE + size
         if (size % 8 !== 0) {
-          bad(`flush payload at offset ${off}: list size ${size} bytes is not a multiple of 8`);
-          break;
+          bad(`flush payload at offset ${off}: list size ${size} bytes is not a multiple of 8`)
+          break
         }
         if (end > limit) {
-          bad(`flush payload at offset ${off} (${FLUSH_HEADER_SIZE + size} bytes) runs past ${limit}`);
-          break;
+          bad(`flush payload at offset ${off} (${FLUSH_HEADER_SIZE + size} bytes) runs past ${limit}`)
+          break
         }
-        const stripes: bigint[] = [];
-        for (let p = off + FLUSH_HEADER_SIZE; p < end; p += 8) stripes.push(dv.getBigUint64(p, true));
-        meta.payloads.push({ type: PAYLOAD_FLUSH, flags, stripes });
-        off = end;
+        const stripes: bigint[] = []
+        for (let p = off + FLUSH_HEADER_SIZE; p < end; p += 8) stripes.push(dv.getBigUint64(p, true))
+        meta.payloads.push({type: PAYLOAD_FLUSH, flags, stripes})
+        off = end
       } else if (type === PAYLOAD_DATA || type === PAYLOAD_PARITY) {
         if (size % BLOCK_SECTORS !== 0) {
-          bad(`${type === PAYLOAD_DATA ? 'data' : 'parity'} payload at offset ${off}: size ${size} sectors is not a multiple of ${BLOCK_SECTORS}`);
-          break;
+          bad(`${type === PAYLOAD_DATA ? 'data' : 'parity'} payload at offset ${off}: size ${size} sectors is not a multiple of ${BLOCK_SECTORS}`)
+          break
         }
-        const n = size / BLOCK_SECTORS;
-        const end = off + DATA_PARITY_HEADER_SIZE + 4 * n;
+        const n = size / BLOCK_SECTORS
+        const end = off + DATA_PARITY_HEADER_SIZE + 4 * n
         if (end > limit) {
-          bad(`${type === PAYLOAD_DATA ? 'data' : 'parity'} payload at offset ${off} (${DATA_PARITY_HEADER_SIZE + 4 * n} bytes) runs past ${limit}`);
-          break;
+          bad(`${type === PAYLOAD_DATA ? 'data' : 'parity'} payload at offset ${off} (${DATA_PARITY_HEADER_SIZE + 4 * n} bytes) runs past ${limit}`)
+          break
         }
-        const checksums: number[] = new Array(n);
-        for (let i = 0; i < n; i++) checksums[i] = dv.getUint32(off + DATA_PARITY_HEADER_SIZE + 4 * i, true);
-        meta.payloads.push({ type, flags, sizeSectors: size, location: dv.getBigUint64(off + 8, true), checksums });
-        off = end;
+        const checksums: number[] = new Array<number>(n)
+        for (let i = 0; i < n; i++) checksums[i] = dv.getUint32(off + DATA_PARITY_HEADER_SIZE + 4 * i, true)
+        meta.payloads.push({type, flags, sizeSectors: size, location: dv.getBigUint64(off + 8, true), checksums})
+        off = end
       } else {
-        bad(`unknown payload type ${type} at offset ${off}`);
-        break;
+        bad(`unknown payload type ${type} at offset ${off}`)
+        break
       }
     }
   }
-  return { meta, problems, computedChecksum };
+  return {meta, problems, computedChecksum}
 }
 
 /** Number of 4 KiB pages that follow the meta block in the ring (its data and parity pages). */
 export function pagesOf(m: MetaBlock): number {
-  let sectors = 0;
-  for (const p of m.payloads) if (p.type !== PAYLOAD_FLUSH) sectors += p.sizeSectors;
-  return Math.floor(sectors / BLOCK_SECTORS);
+  let sectors = 0
+  for (const p of m.payloads) if (p.type !== PAYLOAD_FLUSH) sectors += p.sizeSectors
+  return Math.floor(sectors / BLOCK_SECTORS)
 }
 
 /**
@@ -339,40 +339,40 @@ export function pagesOf(m: MetaBlock): number {
  */
 export class MetaColumns {
   /** a private copy of the block, with the checksum field as read */
-  readonly page = new Uint8Array(BLOCK_SIZE);
-  readonly dv = new DataView(this.page.buffer);
+  readonly page = new Uint8Array(BLOCK_SIZE)
+  readonly dv = new DataView(this.page.buffer)
   /**
    * The same page as little-endian u32 words (on a little-endian host; null otherwise). Every
    * payload starts 4-aligned (header 32 bytes, payloads 16 + 4n or 8 + 8n), so checksum k of
    * payload i is words[at[i] / 4 + k].
    */
-  readonly words: Uint32Array | null = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1 ? new Uint32Array(this.page.buffer) : null;
-  count = 0;
+  readonly words: Uint32Array | null = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1 ? new Uint32Array(this.page.buffer) : null
+  count = 0
   /** data and parity pages that follow the block */
-  pages = 0;
+  pages = 0
   /** some DATA/PARITY location is 2^53 or more (location[] is then inexact for it) */
-  hugeLocation = false;
-  seq = 0n;
+  hugeLocation = false
+  seq = 0n
   // at most (4096 - 32) / 8 payloads fit in a block
-  readonly type = new Uint8Array(508);
-  readonly size = new Uint32Array(508);
-  readonly location = new Float64Array(508);
-  readonly at = new Uint16Array(508);
+  readonly type = new Uint8Array(508)
+  readonly size = new Uint32Array(508)
+  readonly location = new Float64Array(508)
+  readonly at = new Uint16Array(508)
 
   /** checksum k of DATA/PARITY payload i */
   sum(i: number, k: number): number {
-    return this.dv.getUint32(this.at[i] + 4 * k, true);
+    return this.dv.getUint32(this.at[i] + 4 * k, true)
   }
 
   /** stripe k of FLUSH payload i, as a Number (exact below 2^53, as every stripe sector of an array is) */
   stripe(i: number, k: number): number {
-    const o = this.at[i] + 8 * k;
-    return this.dv.getUint32(o, true) + this.dv.getUint32(o + 4, true) * 0x100000000;
+    const o = this.at[i] + 8 * k
+    return this.dv.getUint32(o, true) + this.dv.getUint32(o + 4, true) * 0x100000000
   }
 
   /** The same block as decodeMetaBlock returns it (objects, BigInts): for cold paths and errors. */
   toMetaBlock(seed: number): MetaBlock {
-    return decodeMetaBlock(this.page, seed).meta!;
+    return decodeMetaBlock(this.page, seed).meta!
   }
 }
 
@@ -384,55 +384,55 @@ export class MetaColumns {
  * faster road to the same yes). test/unit/meta-columns.test.ts holds the two to the same answers.
  */
 export function decodeMetaColumns(block: Uint8Array, seed: number, expectSeq: bigint | undefined, expectPosition: number, out: MetaColumns): boolean {
-  if (block.length < BLOCK_SIZE) return false;
-  const page = out.page;
-  page.set(block.subarray(0, BLOCK_SIZE));
-  const dv = out.dv;
-  if (dv.getUint32(0, true) !== META_MAGIC || dv.getUint8(8) !== META_VERSION) return false;
-  const metaSize = dv.getUint32(12, true);
-  if (metaSize > BLOCK_SIZE) return false;
+  if (block.length < BLOCK_SIZE) return false
+  const page = out.page
+  page.set(block.subarray(0, BLOCK_SIZE))
+  const dv = out.dv
+  if (dv.getUint32(0, true) !== META_MAGIC || dv.getUint8(8) !== META_VERSION) return false
+  const metaSize = dv.getUint32(12, true)
+  if (metaSize > BLOCK_SIZE) return false
   // position: a u64 compared as two halves (no BigInt)
-  if (dv.getUint32(24, true) !== expectPosition % 0x100000000 || dv.getUint32(28, true) !== Math.floor(expectPosition / 0x100000000)) return false;
-  const seq = dv.getBigUint64(16, true);
-  if (expectSeq !== undefined && seq !== expectSeq) return false;
-  const stored = dv.getUint32(4, true);
-  dv.setUint32(4, 0, true);
-  const computed = crc32cRaw(seed, page);
-  dv.setUint32(4, stored, true);
-  if (computed !== stored) return false;
-  out.seq = seq;
-  let n = 0;
-  let pages = 0;
-  let huge = false;
-  let off = META_HEADER_SIZE;
+  if (dv.getUint32(24, true) !== expectPosition % 0x100000000 || dv.getUint32(28, true) !== Math.floor(expectPosition / 0x100000000)) return false
+  const seq = dv.getBigUint64(16, true)
+  if (expectSeq !== undefined && seq !== expectSeq) return false
+  const stored = dv.getUint32(4, true)
+  dv.setUint32(4, 0, true)
+  const computed = crc32cRaw(seed, page)
+  dv.setUint32(4, stored, true)
+  if (computed !== stored) return false
+  out.seq = seq
+  let n = 0
+  let pages = 0
+  let huge = false
+  let off = META_HEADER_SIZE
   while (off < metaSize) {
-    if (off + 8 > metaSize) return false;
-    const type = dv.getUint16(off, true);
-    const size = dv.getUint32(off + 4, true);
-    let end: number;
+    if (off + 8 > metaSize) return false
+    const type = dv.getUint16(off, true)
+    const size = dv.getUint32(off + 4, true)
+    let end: number
     if (type === PAYLOAD_FLUSH) {
-      if (size % 8 !== 0) return false;
-      end = off + FLUSH_HEADER_SIZE + size;
-      out.at[n] = off + FLUSH_HEADER_SIZE;
-      out.location[n] = 0;
+      if (size % 8 !== 0) return false
+      end = off + FLUSH_HEADER_SIZE + size
+      out.at[n] = off + FLUSH_HEADER_SIZE
+      out.location[n] = 0
     } else if (type === PAYLOAD_DATA || type === PAYLOAD_PARITY) {
-      if (size % BLOCK_SECTORS !== 0) return false;
-      end = off + DATA_PARITY_HEADER_SIZE + 4 * (size / BLOCK_SECTORS);
-      if (end > metaSize) return false; // before the location is read: it may lie past the block
-      const hi = dv.getUint32(off + 12, true);
-      if (hi >= 0x200000) huge = true;
-      out.location[n] = dv.getUint32(off + 8, true) + hi * 0x100000000;
-      out.at[n] = off + DATA_PARITY_HEADER_SIZE;
-      pages += size / BLOCK_SECTORS;
-    } else return false;
-    if (end > metaSize) return false;
-    out.type[n] = type;
-    out.size[n] = size;
-    n++;
-    off = end;
+      if (size % BLOCK_SECTORS !== 0) return false
+      end = off + DATA_PARITY_HEADER_SIZE + 4 * (size / BLOCK_SECTORS)
+      if (end > metaSize) return false // before the location is read: it may lie past the block
+      const hi = dv.getUint32(off + 12, true)
+      if (hi >= 0x200000) huge = true
+      out.location[n] = dv.getUint32(off + 8, true) + hi * 0x100000000
+      out.at[n] = off + DATA_PARITY_HEADER_SIZE
+      pages += size / BLOCK_SECTORS
+    } else return false
+    if (end > metaSize) return false
+    out.type[n] = type
+    out.size[n] = size
+    n++
+    off = end
   }
-  out.count = n;
-  out.pages = pages;
-  out.hugeLocation = huge;
-  return true;
+  out.count = n
+  out.pages = pages
+  out.hugeLocation = huge
+  return true
 }

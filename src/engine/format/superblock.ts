@@ -51,78 +51,78 @@
  * (super_1_load); mdadm's MAX_DEVS is the same number. ("1K allows 384 devices" in md_p.h is the
  * historical 1 KiB size, not a limit.)
  */
-import { sbCsum } from '../checksum.js';
+import {sbCsum} from '../checksum.js'
 
-export const SB_MAGIC = 0xa92b4efc;
-export const SB_OFFSET_BYTES = 4096;
+export const SB_MAGIC = 0xa92b4efc
+export const SB_OFFSET_BYTES = 4096
 /** super_offset of a v1.2 superblock, in sectors. */
-export const SB_OFFSET_SECTORS = 8n;
-export const SB_BLOCK_SIZE = 4096;
-export const SB_HEADER_SIZE = 256;
+export const SB_OFFSET_SECTORS = 8n
+export const SB_BLOCK_SIZE = 4096
+export const SB_HEADER_SIZE = 256
 /** Largest max_dev whose roles still fit in the 4 KiB superblock block. */
-export const SB_MAX_DEV = (SB_BLOCK_SIZE - SB_HEADER_SIZE) / 2;
+export const SB_MAX_DEV = (SB_BLOCK_SIZE - SB_HEADER_SIZE) / 2
 
-export const FEATURE_BITMAP_OFFSET = 0x1;
-export const FEATURE_RECOVERY_OFFSET = 0x2;
-export const FEATURE_RESHAPE_ACTIVE = 0x4;
-export const FEATURE_BAD_BLOCKS = 0x8;
-export const FEATURE_JOURNAL = 0x200;
+export const FEATURE_BITMAP_OFFSET = 0x1
+export const FEATURE_RECOVERY_OFFSET = 0x2
+export const FEATURE_RESHAPE_ACTIVE = 0x4
+export const FEATURE_BAD_BLOCKS = 0x8
+export const FEATURE_JOURNAL = 0x200
 /** MD_FEATURE_ALL of Linux 6.1 (bits 0..12); super_1_load refuses any other bit. */
-export const FEATURE_ALL_6_1 = 0x1fff;
+export const FEATURE_ALL_6_1 = 0x1fff
 
-export const ROLE_SPARE = 0xffff;
-export const ROLE_FAULTY = 0xfffe;
-export const ROLE_JOURNAL = 0xfffd;
+export const ROLE_SPARE = 0xffff
+export const ROLE_FAULTY = 0xfffe
+export const ROLE_JOURNAL = 0xfffd
 
 export interface Superblock {
-  magic: number;
-  majorVersion: number;
-  featureMap: number;
-  setUuid: Uint8Array; // 16 bytes
-  setName: string;
-  ctime: bigint; // raw u64: low 40 bits seconds, high 24 bits microseconds
-  level: number;
-  layout: number;
-  size: bigint; // sectors
-  chunkSize: number; // sectors
-  raidDisks: number;
-  bitmapOffset: number; // signed
-  newLevel: number;
-  reshapePosition: bigint;
-  deltaDisks: number; // signed
-  newLayout: number;
-  newChunk: number;
-  newOffset: number; // signed
-  dataOffset: bigint;
-  dataSize: bigint;
-  superOffset: bigint;
-  journalTail: bigint; // = recovery_offset (union)
-  devNumber: number;
-  cntCorrectedRead: number;
-  deviceUuid: Uint8Array; // 16 bytes
-  devflags: number;
-  bblogShift: number;
-  bblogSize: number;
-  bblogOffset: number; // signed
-  utime: bigint;
-  events: bigint;
-  resyncOffset: bigint;
-  sbCsum: number;
-  maxDev: number;
-  devRoles: number[];
+  magic: number
+  majorVersion: number
+  featureMap: number
+  setUuid: Uint8Array // 16 bytes
+  setName: string
+  ctime: bigint // raw u64: low 40 bits seconds, high 24 bits microseconds
+  level: number
+  layout: number
+  size: bigint // sectors
+  chunkSize: number // sectors
+  raidDisks: number
+  bitmapOffset: number // signed
+  newLevel: number
+  reshapePosition: bigint
+  deltaDisks: number // signed
+  newLayout: number
+  newChunk: number
+  newOffset: number // signed
+  dataOffset: bigint
+  dataSize: bigint
+  superOffset: bigint
+  journalTail: bigint // = recovery_offset (union)
+  devNumber: number
+  cntCorrectedRead: number
+  deviceUuid: Uint8Array // 16 bytes
+  devflags: number
+  bblogShift: number
+  bblogSize: number
+  bblogOffset: number // signed
+  utime: bigint
+  events: bigint
+  resyncOffset: bigint
+  sbCsum: number
+  maxDev: number
+  devRoles: number[]
 }
 
 export interface Problem {
-  code: string;
-  message: string;
+  code: string
+  message: string
 }
 
-const hex8 = (v: number): string => '0x' + (v >>> 0).toString(16).padStart(8, '0');
+const hex8 = (v: number): string => '0x' + (v >>> 0).toString(16).padStart(8, '0')
 
 // ---------------------------------------------------------------------------------------------
 // Time
 
-const SEC_MASK = (1n << 40n) - 1n;
+const SEC_MASK = (1n << 40n) - 1n
 
 /** Date -> md time word (low 40 bits seconds, high 24 bits microseconds). */
 /**
@@ -132,16 +132,16 @@ const SEC_MASK = (1n << 40n) - 1n;
  * creation time in 2106. Found by the kernel interop suite.
  */
 export function mdTime(date: Date): bigint {
-  const ms = date.getTime();
-  if (!Number.isFinite(ms) || ms < 0) throw new RangeError(`mdTime: unrepresentable date ${String(date)}`);
-  return BigInt(Math.floor(ms / 1000)) & SEC_MASK;
+  const ms = date.getTime()
+  if (!Number.isFinite(ms) || ms < 0) throw new RangeError(`mdTime: unrepresentable date ${String(date)}`)
+  return BigInt(Math.floor(ms / 1000)) & SEC_MASK
 }
 
 /** md time word -> Date (millisecond precision; mdadm shows only the seconds). */
 export function mdTimeToDate(v: bigint): Date {
-  const sec = Number(v & SEC_MASK);
-  const usec = Number((v >> 40n) & 0xffffffn);
-  return new Date(sec * 1000 + Math.floor(usec / 1000));
+  const sec = Number(v & SEC_MASK)
+  const usec = Number((v >> 40n) & 0xffffffn)
+  return new Date(sec * 1000 + Math.floor(usec / 1000))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -153,24 +153,24 @@ export function mdTimeToDate(v: bigint): Date {
  * superblock, so only 'bad-magic' is reported (the other checks would be noise), though the fields
  * are still decoded for inspection.
  */
-export function decodeSuperblock(block: Uint8Array): { sb: Superblock; problems: Problem[]; computedCsum: number } {
-  const problems: Problem[] = [];
-  let buf: Buffer;
+export function decodeSuperblock(block: Uint8Array): {sb: Superblock; problems: Problem[]; computedCsum: number} {
+  const problems: Problem[] = []
+  let buf: Buffer
   if (block.length >= SB_BLOCK_SIZE) {
-    buf = Buffer.from(block.buffer, block.byteOffset, SB_BLOCK_SIZE);
+    buf = Buffer.from(block.buffer, block.byteOffset, SB_BLOCK_SIZE)
   } else {
-    buf = Buffer.alloc(SB_BLOCK_SIZE);
-    buf.set(block);
+    buf = Buffer.alloc(SB_BLOCK_SIZE)
+    buf.set(block)
     if (block.length < SB_HEADER_SIZE) {
-      problems.push({ code: 'short', message: `short superblock: ${block.length} bytes, header needs ${SB_HEADER_SIZE}` });
+      problems.push({code: 'short', message: `short superblock: ${block.length} bytes, header needs ${SB_HEADER_SIZE}`})
     }
   }
 
-  const maxDevRaw = buf.readUInt32LE(220);
+  const maxDevRaw = buf.readUInt32LE(220)
   // Roles beyond the 4 KiB block cannot exist; decode only what fits so garbage cannot blow up.
-  const maxDev = Math.min(maxDevRaw, SB_MAX_DEV);
-  const devRoles: number[] = new Array(maxDev);
-  for (let i = 0; i < maxDev; i++) devRoles[i] = buf.readUInt16LE(SB_HEADER_SIZE + 2 * i);
+  const maxDev = Math.min(maxDevRaw, SB_MAX_DEV)
+  const devRoles: number[] = new Array<number>(maxDev)
+  for (let i = 0; i < maxDev; i++) devRoles[i] = buf.readUInt16LE(SB_HEADER_SIZE + 2 * i)
 
   const sb: Superblock = {
     magic: buf.readUInt32LE(0),
@@ -208,45 +208,48 @@ export function decodeSuperblock(block: Uint8Array): { sb: Superblock; problems:
     sbCsum: buf.readUInt32LE(216),
     maxDev: maxDevRaw,
     devRoles,
-  };
+  }
 
-  const computedCsum = sbCsum(buf, maxDev);
+  const computedCsum = sbCsum(buf, maxDev)
 
   if (sb.magic !== SB_MAGIC) {
-    problems.push({ code: 'bad-magic', message: `bad magic ${hex8(sb.magic)} (expected ${hex8(SB_MAGIC)})` });
-    return { sb, problems, computedCsum };
+    problems.push({code: 'bad-magic', message: `bad magic ${hex8(sb.magic)} (expected ${hex8(SB_MAGIC)})`})
+    return {sb, problems, computedCsum}
   }
   if (block.length >= SB_HEADER_SIZE && block.length < SB_HEADER_SIZE + 2 * maxDev) {
-    problems.push({ code: 'short', message: `short superblock: ${block.length} bytes, ${maxDev} roles need ${SB_HEADER_SIZE + 2 * maxDev}` });
+    problems.push({code: 'short', message: `short superblock: ${block.length} bytes, ${maxDev} roles need ${SB_HEADER_SIZE + 2 * maxDev}`})
   }
   if (sb.majorVersion !== 1) {
-    problems.push({ code: 'bad-version', message: `major version ${sb.majorVersion} (expected 1)` });
+    problems.push({code: 'bad-version', message: `major version ${sb.majorVersion} (expected 1)`})
   }
   if (maxDevRaw > SB_MAX_DEV) {
-    problems.push({ code: 'bad-max-dev', message: `max_dev ${maxDevRaw} exceeds ${SB_MAX_DEV} (roles would overflow the 4096-byte superblock)` });
+    problems.push({code: 'bad-max-dev', message: `max_dev ${maxDevRaw} exceeds ${SB_MAX_DEV} (roles would overflow the 4096-byte superblock)`})
   }
   if (sb.raidDisks > SB_MAX_DEV) {
     // dev_roles has room for SB_MAX_DEV devices, so no real array has more raid disks; the value
     // also sizes per-slot tables and strings, so a garbage one must not get further than here.
-    problems.push({ code: 'bad-raid-disks', message: `raid_disks ${sb.raidDisks} exceeds ${SB_MAX_DEV} (more slots than a superblock has roles for)` });
+    problems.push({code: 'bad-raid-disks', message: `raid_disks ${sb.raidDisks} exceeds ${SB_MAX_DEV} (more slots than a superblock has roles for)`})
   }
   if (sb.superOffset !== SB_OFFSET_SECTORS) {
-    problems.push({ code: 'bad-super-offset', message: `super_offset ${sb.superOffset} (expected ${SB_OFFSET_SECTORS} for v1.2)` });
+    problems.push({code: 'bad-super-offset', message: `super_offset ${sb.superOffset} (expected ${SB_OFFSET_SECTORS} for v1.2)`})
   }
   if ((sb.featureMap & ~FEATURE_ALL_6_1) !== 0) {
-    problems.push({ code: 'bad-features', message: `feature_map ${hex8(sb.featureMap)} has bits Linux 6.1 does not know (${hex8(sb.featureMap & ~FEATURE_ALL_6_1)})` });
+    problems.push({
+      code: 'bad-features',
+      message: `feature_map ${hex8(sb.featureMap)} has bits Linux 6.1 does not know (${hex8(sb.featureMap & ~FEATURE_ALL_6_1)})`,
+    })
   }
   // With an oversized max_dev the checksum above covers the clamped range; the kernel would have
   // rejected the block before summing, so a mismatch there is secondary to 'bad-max-dev'.
   if (computedCsum !== sb.sbCsum) {
-    problems.push({ code: 'bad-checksum', message: `checksum expected ${hex8(computedCsum)} got ${hex8(sb.sbCsum)}` });
+    problems.push({code: 'bad-checksum', message: `checksum expected ${hex8(computedCsum)} got ${hex8(sb.sbCsum)}`})
   }
-  return { sb, problems, computedCsum };
+  return {sb, problems, computedCsum}
 }
 
 function decodeName(b: Uint8Array): string {
-  const end = b.indexOf(0);
-  return Buffer.from(b.subarray(0, end < 0 ? b.length : end)).toString('utf8');
+  const end = b.indexOf(0)
+  return Buffer.from(b.subarray(0, end < 0 ? b.length : end)).toString('utf8')
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -254,8 +257,8 @@ function decodeName(b: Uint8Array): string {
 
 function writeU32or32(buf: Buffer, v: number, off: number): void {
   // Fields that C declares __le32 but md treats as signed accept either range.
-  if (v < 0) buf.writeInt32LE(v, off);
-  else buf.writeUInt32LE(v, off);
+  if (v < 0) buf.writeInt32LE(v, off)
+  else buf.writeUInt32LE(v, off)
 }
 
 /**
@@ -264,55 +267,56 @@ function writeU32or32(buf: Buffer, v: number, off: number): void {
  * written as 0xffff, as mdadm leaves unused slots. Throws RangeError on values that do not fit.
  */
 export function encodeSuperblock(sb: Superblock): Buffer {
-  if (sb.setUuid.length !== 16) throw new RangeError(`setUuid must be 16 bytes, got ${sb.setUuid.length}`);
-  if (sb.deviceUuid.length !== 16) throw new RangeError(`deviceUuid must be 16 bytes, got ${sb.deviceUuid.length}`);
-  if (!Number.isInteger(sb.maxDev) || sb.maxDev < 0 || sb.maxDev > SB_MAX_DEV) throw new RangeError(`maxDev ${sb.maxDev} out of range 0..${SB_MAX_DEV}`);
-  if (sb.devRoles.length > sb.maxDev) throw new RangeError(`devRoles has ${sb.devRoles.length} entries but maxDev is ${sb.maxDev}`);
-  const name = Buffer.from(sb.setName, 'utf8');
-  if (name.length > 32) throw new RangeError(`setName is ${name.length} bytes (max 32)`);
+  if (sb.setUuid.length !== 16) throw new RangeError(`setUuid must be 16 bytes, got ${sb.setUuid.length}`)
+  if (sb.deviceUuid.length !== 16) throw new RangeError(`deviceUuid must be 16 bytes, got ${sb.deviceUuid.length}`)
+  if (!Number.isInteger(sb.maxDev) || sb.maxDev < 0 || sb.maxDev > SB_MAX_DEV)
+    throw new RangeError(`maxDev ${sb.maxDev} out of range 0..${SB_MAX_DEV}`)
+  if (sb.devRoles.length > sb.maxDev) throw new RangeError(`devRoles has ${sb.devRoles.length} entries but maxDev is ${sb.maxDev}`)
+  const name = Buffer.from(sb.setName, 'utf8')
+  if (name.length > 32) throw new RangeError(`setName is ${name.length} bytes (max 32)`)
 
-  const buf = Buffer.alloc(SB_BLOCK_SIZE);
-  buf.writeUInt32LE(sb.magic, 0);
-  buf.writeUInt32LE(sb.majorVersion, 4);
-  buf.writeUInt32LE(sb.featureMap, 8);
-  buf.set(sb.setUuid, 16);
-  buf.set(name, 32);
-  buf.writeBigUInt64LE(sb.ctime, 64);
-  writeU32or32(buf, sb.level, 72);
-  buf.writeUInt32LE(sb.layout, 76);
-  buf.writeBigUInt64LE(sb.size, 80);
-  buf.writeUInt32LE(sb.chunkSize, 88);
-  buf.writeUInt32LE(sb.raidDisks, 92);
-  writeU32or32(buf, sb.bitmapOffset, 96);
-  writeU32or32(buf, sb.newLevel, 100);
-  buf.writeBigUInt64LE(sb.reshapePosition, 104);
-  writeU32or32(buf, sb.deltaDisks, 112);
-  buf.writeUInt32LE(sb.newLayout, 116);
-  buf.writeUInt32LE(sb.newChunk, 120);
-  writeU32or32(buf, sb.newOffset, 124);
-  buf.writeBigUInt64LE(sb.dataOffset, 128);
-  buf.writeBigUInt64LE(sb.dataSize, 136);
-  buf.writeBigUInt64LE(sb.superOffset, 144);
-  buf.writeBigUInt64LE(sb.journalTail, 152);
-  buf.writeUInt32LE(sb.devNumber, 160);
-  buf.writeUInt32LE(sb.cntCorrectedRead, 164);
-  buf.set(sb.deviceUuid, 168);
-  buf.writeUInt8(sb.devflags, 184);
-  buf.writeUInt8(sb.bblogShift, 185);
-  buf.writeUInt16LE(sb.bblogSize, 186);
-  writeU32or32(buf, sb.bblogOffset, 188);
-  buf.writeBigUInt64LE(sb.utime, 192);
-  buf.writeBigUInt64LE(sb.events, 200);
-  buf.writeBigUInt64LE(sb.resyncOffset, 208);
-  buf.writeUInt32LE(sb.maxDev, 220);
+  const buf = Buffer.alloc(SB_BLOCK_SIZE)
+  buf.writeUInt32LE(sb.magic, 0)
+  buf.writeUInt32LE(sb.majorVersion, 4)
+  buf.writeUInt32LE(sb.featureMap, 8)
+  buf.set(sb.setUuid, 16)
+  buf.set(name, 32)
+  buf.writeBigUInt64LE(sb.ctime, 64)
+  writeU32or32(buf, sb.level, 72)
+  buf.writeUInt32LE(sb.layout, 76)
+  buf.writeBigUInt64LE(sb.size, 80)
+  buf.writeUInt32LE(sb.chunkSize, 88)
+  buf.writeUInt32LE(sb.raidDisks, 92)
+  writeU32or32(buf, sb.bitmapOffset, 96)
+  writeU32or32(buf, sb.newLevel, 100)
+  buf.writeBigUInt64LE(sb.reshapePosition, 104)
+  writeU32or32(buf, sb.deltaDisks, 112)
+  buf.writeUInt32LE(sb.newLayout, 116)
+  buf.writeUInt32LE(sb.newChunk, 120)
+  writeU32or32(buf, sb.newOffset, 124)
+  buf.writeBigUInt64LE(sb.dataOffset, 128)
+  buf.writeBigUInt64LE(sb.dataSize, 136)
+  buf.writeBigUInt64LE(sb.superOffset, 144)
+  buf.writeBigUInt64LE(sb.journalTail, 152)
+  buf.writeUInt32LE(sb.devNumber, 160)
+  buf.writeUInt32LE(sb.cntCorrectedRead, 164)
+  buf.set(sb.deviceUuid, 168)
+  buf.writeUInt8(sb.devflags, 184)
+  buf.writeUInt8(sb.bblogShift, 185)
+  buf.writeUInt16LE(sb.bblogSize, 186)
+  writeU32or32(buf, sb.bblogOffset, 188)
+  buf.writeBigUInt64LE(sb.utime, 192)
+  buf.writeBigUInt64LE(sb.events, 200)
+  buf.writeBigUInt64LE(sb.resyncOffset, 208)
+  buf.writeUInt32LE(sb.maxDev, 220)
   for (let i = 0; i < sb.maxDev; i++) {
-    buf.writeUInt16LE(i < sb.devRoles.length ? sb.devRoles[i] : ROLE_SPARE, SB_HEADER_SIZE + 2 * i);
+    buf.writeUInt16LE(i < sb.devRoles.length ? sb.devRoles[i] : ROLE_SPARE, SB_HEADER_SIZE + 2 * i)
   }
-  buf.writeUInt32LE(sbCsum(buf, sb.maxDev), 216);
-  return buf;
+  buf.writeUInt32LE(sbCsum(buf, sb.maxDev), 216)
+  return buf
 }
 
-type Required = Pick<Superblock, 'setUuid' | 'level' | 'raidDisks' | 'devNumber' | 'devRoles'>;
+type Required = Pick<Superblock, 'setUuid' | 'level' | 'raidDisks' | 'devNumber' | 'devRoles'>
 
 /**
  * A Superblock with defaults for everything not given: magic, major version 1, super_offset 8
@@ -351,12 +355,12 @@ export function makeSuperblock(fields: Partial<Superblock> & Required): Superblo
     resyncOffset: 0xffffffffffffffffn,
     sbCsum: 0,
     maxDev: fields.devRoles.length,
-  };
-  const sb: Superblock = { ...defaults, ...fields };
-  sb.setUuid = Uint8Array.from(sb.setUuid);
-  sb.deviceUuid = Uint8Array.from(sb.deviceUuid);
-  sb.devRoles = [...sb.devRoles];
-  return sb;
+  }
+  const sb: Superblock = {...defaults, ...fields}
+  sb.setUuid = Uint8Array.from(sb.setUuid)
+  sb.deviceUuid = Uint8Array.from(sb.deviceUuid)
+  sb.devRoles = [...sb.devRoles]
+  return sb
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -364,22 +368,23 @@ export function makeSuperblock(fields: Partial<Superblock> & Required): Superblo
 
 /** mdadm's form: 'xxxxxxxx:xxxxxxxx:xxxxxxxx:xxxxxxxx' (bytes in on-disk order). */
 export function formatUuid(u: Uint8Array): string {
-  if (u.length !== 16) throw new RangeError(`uuid must be 16 bytes, got ${u.length}`);
-  const h = Buffer.from(u).toString('hex');
-  return `${h.slice(0, 8)}:${h.slice(8, 16)}:${h.slice(16, 24)}:${h.slice(24, 32)}`;
+  if (u.length !== 16) throw new RangeError(`uuid must be 16 bytes, got ${u.length}`)
+  const h = Buffer.from(u).toString('hex')
+  return `${h.slice(0, 8)}:${h.slice(8, 16)}:${h.slice(16, 24)}:${h.slice(24, 32)}`
 }
 
 const UUID_FORMS = [
   /^[0-9a-f]{8}:[0-9a-f]{8}:[0-9a-f]{8}:[0-9a-f]{8}$/i, // mdadm
   /^[0-9a-f]{32}$/i, // plain hex
   /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, // RFC 4122 text
-];
+]
 
 /** Parse mdadm form, 32 plain hex digits, or RFC 8-4-4-4-12; bytes are taken in written order. */
 export function parseUuid(s: string): Uint8Array {
-  const t = s.trim();
-  if (!UUID_FORMS.some((re) => re.test(t))) throw new Error(`invalid UUID '${s}' (expected xxxxxxxx:xxxxxxxx:xxxxxxxx:xxxxxxxx, 32 hex digits, or 8-4-4-4-12)`);
-  return Uint8Array.from(Buffer.from(t.replace(/[:-]/g, ''), 'hex'));
+  const t = s.trim()
+  if (!UUID_FORMS.some(re => re.test(t)))
+    throw new Error(`invalid UUID '${s}' (expected xxxxxxxx:xxxxxxxx:xxxxxxxx:xxxxxxxx, 32 hex digits, or 8-4-4-4-12)`)
+  return Uint8Array.from(Buffer.from(t.replace(/[:-]/g, ''), 'hex'))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -401,14 +406,9 @@ const R56_COMMON: ReadonlyArray<readonly [string, number]> = [
   ['rs', 3],
   ['parity-first', 4],
   ['parity-last', 5],
-];
+]
 
-const R5_LAYOUTS: ReadonlyArray<readonly [string, number]> = [
-  ...R56_COMMON,
-  ['ddf-zero-restart', 1],
-  ['ddf-N-restart', 0],
-  ['ddf-N-continue', 2],
-];
+const R5_LAYOUTS: ReadonlyArray<readonly [string, number]> = [...R56_COMMON, ['ddf-zero-restart', 1], ['ddf-N-restart', 0], ['ddf-N-continue', 2]]
 
 const R6_LAYOUTS: ReadonlyArray<readonly [string, number]> = [
   ...R56_COMMON,
@@ -420,7 +420,7 @@ const R6_LAYOUTS: ReadonlyArray<readonly [string, number]> = [
   ['left-symmetric-6', 18],
   ['right-symmetric-6', 19],
   ['parity-first-6', 20],
-];
+]
 
 // RAID4 has no layout in mdadm ("layout not meaningful"); mdadm creates it with layout 0 and the
 // kernel always puts parity on the last device. 5 (ALGORITHM_PARITY_N) is what a raid5->raid4
@@ -428,28 +428,28 @@ const R6_LAYOUTS: ReadonlyArray<readonly [string, number]> = [
 const R4_LAYOUTS: ReadonlyArray<readonly [string, number]> = [
   ['parity-last', 5],
   ['default', 0],
-];
+]
 
 function tableFor(level: number): ReadonlyArray<readonly [string, number]> | null {
-  if (level === 5) return R5_LAYOUTS;
-  if (level === 6) return R6_LAYOUTS;
-  if (level === 4) return R4_LAYOUTS;
-  return null;
+  if (level === 5) return R5_LAYOUTS
+  if (level === 6) return R6_LAYOUTS
+  if (level === 4) return R4_LAYOUTS
+  return null
 }
 
 /** The name mdadm prints for a layout ('-unknown-' like mdadm when there is none). */
 export function layoutName(level: number, layout: number): string {
-  if (level === 4 && (layout === 0 || layout === 5)) return 'parity-last';
-  const t = tableFor(level);
-  const hit = t?.find(([, n]) => n === layout);
-  return hit ? hit[0] : '-unknown-';
+  if (level === 4 && (layout === 0 || layout === 5)) return 'parity-last'
+  const t = tableFor(level)
+  const hit = t?.find(([, n]) => n === layout)
+  return hit ? hit[0] : '-unknown-'
 }
 
 /** Inverse of layoutName; accepts every name and alias mdadm accepts for the level (case-sensitive, as mdadm). */
 export function parseLayout(level: number, name: string): number {
-  const t = tableFor(level);
-  if (!t) throw new Error(`layout not meaningful for level ${level}`);
-  const hit = t.find(([n]) => n === name);
-  if (!hit) throw new Error(`layout '${name}' not understood for raid${level} (known: ${[...new Set(t.map(([n]) => n))].join(', ')})`);
-  return hit[1];
+  const t = tableFor(level)
+  if (!t) throw new Error(`layout not meaningful for level ${level}`)
+  const hit = t.find(([n]) => n === name)
+  if (!hit) throw new Error(`layout '${name}' not understood for raid${level} (known: ${[...new Set(t.map(([n]) => n))].join(', ')})`)
+  return hit[1]
 }

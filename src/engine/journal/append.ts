@@ -15,7 +15,10 @@ export interface LogRecord {
   pages: Uint8Array[]
 }
 
-export interface LogCursor {head: number; seq: bigint}
+export interface LogCursor {
+  head: number
+  seq: bigint
+}
 
 const META_LIMIT = 4096
 
@@ -37,7 +40,10 @@ export function unitsSize(records: LogRecord[]): number {
   let meta = META_LIMIT
   for (const r of records) {
     const mb = recordMetaBytes(r)
-    if (meta + mb > META_LIMIT) { bytes += PAGE; meta = 32 }
+    if (meta + mb > META_LIMIT) {
+      bytes += PAGE
+      meta = 32
+    }
     meta += mb
     bytes += r.pages.length * PAGE
   }
@@ -74,11 +80,17 @@ export function appendRecords(arr: MdArray, cur: LogCursor, records: LogRecord[]
     }
     meta += mb
     const base = off
-    for (const p of r.pages) { buf.set(p, off); off += PAGE }
+    for (const p of r.pages) {
+      buf.set(p, off)
+      off += PAGE
+    }
     if (r.pages.length > 0) crc32cPages(arr.seed, buf.subarray(base, off), sums, 0)
     let k = 0
     for (const p of r.payloads) {
-      if (p.type === PAYLOAD_FLUSH) { payloads.push(p); continue }
+      if (p.type === PAYLOAD_FLUSH) {
+        payloads.push(p)
+        continue
+      }
       const n = p.sizeSectors / BLOCK_SECTORS
       payloads.push({...p, checksums: Array.from(sums.subarray(k, k + n))})
       k += n

@@ -34,11 +34,25 @@ export function reclaimLog(arr: MdArray, progress?: (done: number, total: number
   const ring = arr.ring!
   const plan = planRecovery(arr)
   const usedBefore = ring.distance(plan.tailSector, plan.stopSector) * 512
-  const base = {sizeBytes: ring.sizeBytes, usedBytesBefore: usedBefore, freeBytesBefore: ring.sizeBytes - usedBefore,
-    dataOnlyStripes: plan.dataOnlyStripes, dataParityStripes: plan.dataParityStripes}
+  const base = {
+    sizeBytes: ring.sizeBytes,
+    usedBytesBefore: usedBefore,
+    freeBytesBefore: ring.sizeBytes - usedBefore,
+    dataOnlyStripes: plan.dataOnlyStripes,
+    dataParityStripes: plan.dataParityStripes,
+  }
   if (plan.clean) {
-    return {...base, wasClean: true, usedBytesAfter: usedBefore, freeBytesAfter: ring.sizeBytes - usedBefore, parityLogged: 0,
-      flushPayloadStripes: 0, pagesWritten: 0, journalTailSector: plan.tailSector, nextSeq: plan.stopSeq}
+    return {
+      ...base,
+      wasClean: true,
+      usedBytesAfter: usedBefore,
+      freeBytesAfter: ring.sizeBytes - usedBefore,
+      parityLogged: 0,
+      flushPayloadStripes: 0,
+      pagesWritten: 0,
+      journalTailSector: plan.tailSector,
+      nextSeq: plan.stopSeq,
+    }
   }
   const res: ApplyResult = {pagesWritten: 0, memberWrites: 0, journalBytesRead: 0}
   // Appending right after the stop position continues the live log; a scan after a crash in
@@ -50,7 +64,7 @@ export function reclaimLog(arr: MdArray, progress?: (done: number, total: number
   // progress counts stripes written out: the logged complete ones first, then the cached ones
   const stripes = plan.dataParityStripes + plan.dataOnlyStripes
   let cachedDone = 0
-  applyFromLog(arr, plan, res, progress && ((done, total) => progress(Math.floor(plan.dataParityStripes * done / total), stripes)))
+  applyFromLog(arr, plan, res, progress && ((done, total) => progress(Math.floor((plan.dataParityStripes * done) / total), stripes)))
   progress?.(plan.dataParityStripes, stripes)
   applyDataOnly(arr, plan.dataOnly, res, run => {
     progress?.(plan.dataParityStripes + cachedDone, stripes)
@@ -91,6 +105,15 @@ export function reclaimLog(arr: MdArray, progress?: (done: number, total: number
   ring.write(encodeMetaBlock({seq: cur.seq, position: BigInt(closing), payloads: []}, arr.seed), closing)
   arr.journal!.dev.flush()
   arr.writeSuperblocks(closing)
-  return {...base, wasClean: false, usedBytesAfter: PAGE, freeBytesAfter: ring.sizeBytes - PAGE, parityLogged,
-    flushPayloadStripes: flushed.length, pagesWritten: res.pagesWritten, journalTailSector: closing, nextSeq: cur.seq + 1n}
+  return {
+    ...base,
+    wasClean: false,
+    usedBytesAfter: PAGE,
+    freeBytesAfter: ring.sizeBytes - PAGE,
+    parityLogged,
+    flushPayloadStripes: flushed.length,
+    pagesWritten: res.pagesWritten,
+    journalTailSector: closing,
+    nextSeq: cur.seq + 1n,
+  }
 }

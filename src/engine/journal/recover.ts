@@ -16,7 +16,7 @@
  *           empty meta block at the stop position with seq + 10000, then journal_tail and
  *           events in every superblock, last.
  */
-import {MetaColumns, PAYLOAD_DATA, PAYLOAD_FLUSH, PAYLOAD_PARITY, encodeMetaBlock, type Payload} from '../format/meta.js'
+import {MetaColumns, PAYLOAD_DATA, PAYLOAD_FLUSH, PAYLOAD_PARITY, encodeMetaBlock} from '../format/meta.js'
 import type {MdArray} from '../array.js'
 import {alignedBuffer, writePages} from '../device.js'
 import type {PageSumsJob} from '../checksum.js'
@@ -41,7 +41,9 @@ export class StripePages {
     this.pos = new Int32Array(1024 * slots).fill(-1)
   }
 
-  get size(): number { return this.rows.size }
+  get size(): number {
+    return this.rows.size
+  }
 
   private row(sector: number): number {
     let r = this.rows.get(sector)
@@ -83,7 +85,9 @@ export class StripePages {
     return out
   }
 
-  keys(): IterableIterator<number> { return this.rows.keys() }
+  keys(): IterableIterator<number> {
+    return this.rows.keys()
+  }
 
   /** every (sector, slot, log position) */
   forEachPage(fn: (sector: number, slot: number, logPos: number) => void): void {
@@ -121,7 +125,9 @@ export class SectorIndex {
     this.mask = cap - 1
   }
 
-  get size(): number { return this.used }
+  get size(): number {
+    return this.used
+  }
 
   private slot(sector: number): number {
     // sectors are multiples of 8; the page number, scrambled (low 32 bits; larger sectors just collide more)
@@ -211,11 +217,21 @@ class StripeStates {
     return r
   }
 
-  caching(r: number): boolean { return (this.flags[r] & 1) !== 0 }
-  setCaching(r: number, on: boolean): void { this.flags[r] = (this.flags[r] & ~1) | (on ? 1 : 0) }
-  has(r: number, slot: number): boolean { return this.cur[r * this.slots + slot] >= 0 }
-  set(r: number, slot: number, pos: number): void { this.cur[r * this.slots + slot] = pos }
-  at(r: number, slot: number): number { return this.cur[r * this.slots + slot] }
+  caching(r: number): boolean {
+    return (this.flags[r] & 1) !== 0
+  }
+  setCaching(r: number, on: boolean): void {
+    this.flags[r] = (this.flags[r] & ~1) | (on ? 1 : 0)
+  }
+  has(r: number, slot: number): boolean {
+    return this.cur[r * this.slots + slot] >= 0
+  }
+  set(r: number, slot: number, pos: number): void {
+    this.cur[r * this.slots + slot] = pos
+  }
+  at(r: number, slot: number): number {
+    return this.cur[r * this.slots + slot]
+  }
   reset(r: number): void {
     this.cur.fill(-1, r * this.slots, (r + 1) * this.slots)
     this.flags[r] &= ~1
@@ -234,9 +250,15 @@ class StripeStates {
     return data
   }
   /** rows ever created (alive or dropped) */
-  get rowCount(): number { return this.count }
-  isAlive(r: number): boolean { return (this.flags[r] & 2) !== 0 }
-  sectorAt(r: number): number { return this.sectorOf[r] }
+  get rowCount(): number {
+    return this.count
+  }
+  isAlive(r: number): boolean {
+    return (this.flags[r] & 2) !== 0
+  }
+  sectorAt(r: number): number {
+    return this.sectorOf[r]
+  }
   /** forget every row, keeping the tables (the replay reuses two instances instead of allocating) */
   clear(): void {
     this.cur.fill(-1, 0, this.count * this.slots)
@@ -257,7 +279,10 @@ class StripeStates {
  * it, FLUSH forgets it. `replay` is called for a complete stripe that new data arrives for.
  */
 function feedUnit(arr: MdArray, states: StripeStates, u: ScannedUnit, replay: (sector: number, row: number) => void): void {
-  if (u.cols) return feedColumns(arr, states, u.position, u.cols, replay)
+  if (u.cols) {
+    feedColumns(arr, states, u.position, u.cols, replay)
+    return
+  }
   const ring = arr.ring!
   const loc = {member: 0, memberSector: 0, dataIndex: 0, row: 0, pd: 0}
   let pos = ring.add(u.position, BLOCK_SECTORS)
@@ -267,6 +292,7 @@ function feedUnit(arr: MdArray, states: StripeStates, u: ScannedUnit, replay: (s
       continue
     }
     if (p.type === PAYLOAD_DATA) dataPayload(arr, states, Number(p.location), pos, replay, loc)
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a type the decoder let through must not be taken for parity
     else if (p.type === PAYLOAD_PARITY) parityPayload(arr, states, Number(p.location), pos)
     pos = ring.add(pos, p.sizeSectors)
   }
@@ -291,8 +317,14 @@ function feedColumns(arr: MdArray, states: StripeStates, position: number, cols:
 }
 
 /** a DATA payload: the stripe caches (a complete one is replayed first) */
-function dataPayload(arr: MdArray, states: StripeStates, location: number, pos: number, replay: (sector: number, row: number) => void,
-  loc: {member: number; memberSector: number; pd?: number}): void {
+function dataPayload(
+  arr: MdArray,
+  states: StripeStates,
+  location: number,
+  pos: number,
+  replay: (sector: number, row: number) => void,
+  loc: {member: number; memberSector: number; pd?: number},
+): void {
   arr.geometry.locate(location, loc)
   const sector = loc.memberSector
   const r = states.row(sector)
@@ -312,7 +344,11 @@ function parityPayload(arr: MdArray, states: StripeStates, sector: number, pos: 
 
 type PageMap = StripePages
 
-export interface SkippedUnit {positionSector: number; seq: string; reason: string}
+export interface SkippedUnit {
+  positionSector: number
+  seq: string
+  reason: string
+}
 
 export interface RecoveryPlan {
   tailSector: number
@@ -371,14 +407,32 @@ export function planRecovery(arr: MdArray, opts: {untilSeq?: bigint; progress?: 
   }
   const pagesFromLog = fromLog.pages()
   return {
-    tailSector: tail, tailSeq: v.tailSeq, stopSector: v.stop.position, stopSeq: v.stopSeq, stop: v.stop, newSeq: v.newSeq,
-    units: v.units, emptyUnits: v.emptyUnits, skipped: v.skipped, dataParityStripes: dataParity, dataOnlyStripes: dataOnly.size,
-    fromLog, dataOnly, pagesFromLog, logBytesScanned: v.logBytesScanned,
+    tailSector: tail,
+    tailSeq: v.tailSeq,
+    stopSector: v.stop.position,
+    stopSeq: v.stopSeq,
+    stop: v.stop,
+    newSeq: v.newSeq,
+    units: v.units,
+    emptyUnits: v.emptyUnits,
+    skipped: v.skipped,
+    dataParityStripes: dataParity,
+    dataOnlyStripes: dataOnly.size,
+    fromLog,
+    dataOnly,
+    pagesFromLog,
+    logBytesScanned: v.logBytesScanned,
     clean: fromLog.size === 0 && dataOnly.size === 0 && v.clean,
   }
 }
 
-export interface WriteRun {device: string; slot: number; offsetSector: number; pages: number; source: 'log' | 'computed'}
+export interface WriteRun {
+  device: string
+  slot: number
+  offsetSector: number
+  pages: number
+  source: 'log' | 'computed'
+}
 
 /** Every member write the plan implies, coalesced into runs (what --dry-run prints). */
 export function planWrites(arr: MdArray, plan: RecoveryPlan): WriteRun[] {
@@ -397,7 +451,7 @@ export function planWrites(arr: MdArray, plan: RecoveryPlan): WriteRun[] {
     let run: WriteRun | null = null
     for (const v of sorted) {
       const sector = Math.floor(v / 2)
-      const source = v % 2 === 1 ? 'computed' as const : 'log' as const
+      const source = v % 2 === 1 ? ('computed' as const) : ('log' as const)
       if (run && run.source === source && run.offsetSector + run.pages * BLOCK_SECTORS === sector) run.pages++
       else {
         run = {device: arr.members[slot]?.path ?? `(slot ${slot} missing)`, slot, offsetSector: sector, pages: 1, source}
@@ -410,7 +464,11 @@ export function planWrites(arr: MdArray, plan: RecoveryPlan): WriteRun[] {
 
 const WINDOW = 8 << 20
 
-export interface ApplyResult {pagesWritten: number; memberWrites: number; journalBytesRead: number}
+export interface ApplyResult {
+  pagesWritten: number
+  memberWrites: number
+  journalBytesRead: number
+}
 
 /** Carry out a verified plan. Members first, then the closing meta block, superblocks last. */
 export function applyRecovery(arr: MdArray, plan: RecoveryPlan, progress?: (done: number, total: number) => void): ApplyResult {
@@ -562,7 +620,10 @@ export function writeCoalesced(arr: MdArray, writes: {slot: number; off: number;
       j++
     }
     const slot = writes[i].slot
-    arr.members[slot]!.dev.writev(writes.slice(i, j).map(w => w.view), arr.memberBase(slot) + writes[i].off)
+    arr.members[slot]!.dev.writev(
+      writes.slice(i, j).map(w => w.view),
+      arr.memberBase(slot) + writes[i].off,
+    )
     requests++
     i = j
   }
@@ -599,12 +660,17 @@ class LogTally {
   scanned = 0
   private untilSeq: bigint | undefined
 
-  constructor(private readonly arr: MdArray, readonly tail: number) {}
+  constructor(
+    private readonly arr: MdArray,
+    readonly tail: number,
+  ) {}
 
   scanOptions(untilSeq?: bigint) {
     this.untilSeq = untilSeq
     return {
-      onStop: (s: ScanStop) => { this.stop = s },
+      onStop: (s: ScanStop) => {
+        this.stop = s
+      },
       untilSeq,
       kernelSkipOnDataMismatch: (x: {position: number; seq: bigint; message: string}) => {
         // a dropped unit still counts: the tail block may be one (its meta block is valid)
@@ -632,18 +698,35 @@ class LogTally {
   finish(): VerifiedLog {
     const stop = this.stop!
     if (this.tailSeq === null) {
-      throw new CorruptError(`no valid meta block at the journal tail (sector ${this.tail}): ${stop.message}; the kernel would discard the whole log`,
-        this.arr.journal!.path, 'inspect it with `r5ctl dump-meta --from SECTOR`; nothing was written', 'bad-tail')
+      throw new CorruptError(
+        `no valid meta block at the journal tail (sector ${this.tail}): ${stop.message}; the kernel would discard the whole log`,
+        this.arr.journal!.path,
+        'inspect it with `r5ctl dump-meta --from SECTOR`; nothing was written',
+        'bad-tail',
+      )
     }
     // a seq below the tail's names a block that is no longer in the live log: stopping "after" it
     // would replay the tail's unit anyway, and stopping before the tail would drop the whole log
     if (this.untilSeq !== undefined && this.untilSeq < this.tailSeq) {
-      throw new UsageError(`--until-seq ${this.untilSeq} is below the seq of the journal tail (sector ${this.tail}, seq ${this.tailSeq}): no such meta block in the live log`,
-        `give a seq from ${this.tailSeq} on (\`r5ctl dump-meta\` lists them); nothing was written`, this.arr.journal!.path)
+      throw new UsageError(
+        `--until-seq ${this.untilSeq} is below the seq of the journal tail (sector ${this.tail}, seq ${this.tailSeq}): no such meta block in the live log`,
+        `give a seq from ${this.tailSeq} on (\`r5ctl dump-meta\` lists them); nothing was written`,
+        this.arr.journal!.path,
+      )
     }
     const stopSeq = stop.expectedSeq ?? this.tailSeq + BigInt(this.units + this.skipped.length)
-    return {tailSector: this.tail, tailSeq: this.tailSeq, stop, stopSeq, newSeq: stopSeq + 10000n, units: this.units, emptyUnits: this.emptyUnits,
-      skipped: this.skipped, logBytesScanned: this.scanned, clean: this.units === 1 && this.emptyUnits === 1 && this.skipped.length === 0}
+    return {
+      tailSector: this.tail,
+      tailSeq: this.tailSeq,
+      stop,
+      stopSeq,
+      newSeq: stopSeq + 10000n,
+      units: this.units,
+      emptyUnits: this.emptyUnits,
+      skipped: this.skipped,
+      logBytesScanned: this.scanned,
+      clean: this.units === 1 && this.emptyUnits === 1 && this.skipped.length === 0,
+    }
   }
 }
 
@@ -660,16 +743,24 @@ class LogTally {
 export function logExtent(arr: MdArray, untilSeq?: bigint, units?: UnitList): VerifiedLog {
   const tally = new LogTally(arr, arr.journalTail)
   // the addon walks what it can (not with --until-seq); the JavaScript walk takes over where it stops
-  const fast = untilSeq !== undefined ? null : walkMetaNative(arr.ring!, arr.seed, tally.tail, (pos, pages, n, firstSeq, empty) => {
-    let sectors = 0
-    for (let i = 0; i < n; i++) {
-      sectors += (1 + pages[i]) * BLOCK_SECTORS
-      units?.push(pos[i], pages[i])
-    }
-    tally.countMany(n, sectors, empty, firstSeq)
-  })
-  for (const u of scanLog(arr.ring!, arr.seed, fast ? fast.position : tally.tail, {...tally.scanOptions(untilSeq), metaOnly: true,
-    columns: new MetaColumns(), firstSeq: fast?.seq, startWalked: fast?.walked})) {
+  const fast =
+    untilSeq !== undefined
+      ? null
+      : walkMetaNative(arr.ring!, arr.seed, tally.tail, (pos, pages, n, firstSeq, empty) => {
+          let sectors = 0
+          for (let i = 0; i < n; i++) {
+            sectors += (1 + pages[i]) * BLOCK_SECTORS
+            units?.push(pos[i], pages[i])
+          }
+          tally.countMany(n, sectors, empty, firstSeq)
+        })
+  for (const u of scanLog(arr.ring!, arr.seed, fast ? fast.position : tally.tail, {
+    ...tally.scanOptions(untilSeq),
+    metaOnly: true,
+    columns: new MetaColumns(),
+    firstSeq: fast?.seq,
+    startWalked: fast?.walked,
+  })) {
     tally.count(u)
     units?.push(u.position, u.pages)
   }
@@ -708,7 +799,11 @@ function windowLength(ring: Ring, tail: number, extentSectors: number, pos: numb
 }
 
 /** The windows the replay will open, in order (planWindows): ring position and length in bytes of each. */
-export interface WindowPlan {start: Float64Array; len: Float64Array; n: number}
+export interface WindowPlan {
+  start: Float64Array
+  len: Float64Array
+  n: number
+}
 
 function planWindows(ring: Ring, tail: number, extentSectors: number, units: UnitList): WindowPlan {
   const starts: number[] = [] // about 250 windows a GiB of log
@@ -754,7 +849,11 @@ function planWindows(ring: Ring, tail: number, extentSectors: number, units: Uni
   return {start: Float64Array.from(starts), len: Float64Array.from(lens), n: starts.length}
 }
 
-export interface StreamResult extends VerifiedLog {dataParityStripes: number; dataOnlyStripes: number; pagesWritten: number}
+export interface StreamResult extends VerifiedLog {
+  dataParityStripes: number
+  dataOnlyStripes: number
+  pagesWritten: number
+}
 
 /** bytes of log read per window by the replay (tests shrink it to run every path on small logs) */
 let WINDOW_PAGES = Number(process.env.R5CTL_REPLAY_WINDOW_PAGES) || (4 << 20) / PAGE
@@ -794,8 +893,14 @@ class LogWindow implements LogReader {
   private wi = -1
 
   /** sectors from the tail up to which reading is useful (the extent pre-walk's stop) */
-  constructor(private readonly ring: Ring, private readonly seed: number, private readonly tail: number, private readonly extentSectors: number,
-    private readonly beforeMove: () => void, private readonly plan: WindowPlan | null = null) {
+  constructor(
+    private readonly ring: Ring,
+    private readonly seed: number,
+    private readonly tail: number,
+    private readonly extentSectors: number,
+    private readonly beforeMove: () => void,
+    private readonly plan: WindowPlan | null = null,
+  ) {
     const size = Math.min(WINDOW_PAGES * PAGE, Math.max(PAGE, extentSectors * 512 + PAGE))
     this.buf = alignedBuffer(size)
     this.spare = alignedBuffer(size)
@@ -804,10 +909,14 @@ class LogWindow implements LogReader {
   }
 
   /** pages the window can hold */
-  get pages(): number { return this.buf.length / PAGE }
+  get pages(): number {
+    return this.buf.length / PAGE
+  }
 
   /** the current window's buffer (page i of the window is its page i) */
-  get buffer(): Uint8Array { return this.buf }
+  get buffer(): Uint8Array {
+    return this.buf
+  }
 
   /** index of the page at ring position `pos` in the window, or -1 when it is not there */
   pageIndex(pos: number): number {
@@ -935,7 +1044,11 @@ export function recoverStreaming(arr: MdArray, untilSeq?: bigint, progress?: (do
   let pendN = 0
   const pend = (pos: number, slot: number, sector: number) => {
     if (pendN === pendPos.length) {
-      const grow = <T extends Float64Array | Uint16Array>(a: T): T => { const b = new (a.constructor as new (n: number) => T)(a.length * 2); b.set(a); return b }
+      const grow = <T extends Float64Array | Uint16Array>(a: T): T => {
+        const b = new (a.constructor as new (n: number) => T)(a.length * 2)
+        b.set(a)
+        return b
+      }
       pendPos = grow(pendPos)
       pendSlot = grow(pendSlot)
       pendSector = grow(pendSector)
@@ -957,7 +1070,14 @@ export function recoverStreaming(arr: MdArray, untilSeq?: bigint, progress?: (do
     }
     states.reset(r)
   }
-  const window = new LogWindow(ring, arr.seed, extent.tailSector, extentSectors, () => drain(), planWindows(ring, extent.tailSector, extentSectors, units))
+  const window = new LogWindow(
+    ring,
+    arr.seed,
+    extent.tailSector,
+    extentSectors,
+    () => drain(),
+    planWindows(ring, extent.tailSector, extentSectors, units),
+  )
   /** every complete stripe to the members; keep only the cached (data-only) ones */
   let spare = new StripeStates(n)
   const drain = () => {
@@ -968,7 +1088,10 @@ export function recoverStreaming(arr: MdArray, untilSeq?: bigint, progress?: (do
     for (let r = 0; r < states.rowCount; r++) {
       if (!states.isAlive(r)) continue
       const sector = states.sectorAt(r)
-      if (!states.caching(r)) { replay(sector, r); continue }
+      if (!states.caching(r)) {
+        replay(sector, r)
+        continue
+      }
       const kr = keep.row(sector)
       keep.setCaching(kr, true)
       for (let k = 0; k < n; k++) if (states.has(r, k)) keep.set(kr, k, states.at(r, k))
@@ -986,7 +1109,10 @@ export function recoverStreaming(arr: MdArray, untilSeq?: bigint, progress?: (do
     if (slotKeys[0].length < pendN) slotKeys = Array.from({length: n}, () => new Float64Array(pendPos.length))
     for (let e = 0; e < pendN; e++) {
       const w = window.pageIndex(pendPos[e])
-      if (w < 0) { old.push(e); continue }
+      if (w < 0) {
+        old.push(e)
+        continue
+      }
       const slot = pendSlot[e]
       const key = (pendSector[e] / BLOCK_SECTORS) * winPages + w
       const c = slotCount[slot]++
@@ -1003,7 +1129,8 @@ export function recoverStreaming(arr: MdArray, untilSeq?: bigint, progress?: (do
         const buf = reread.subarray(0, (j - i) * PAGE)
         ring.read(buf, pendPos[old[i]])
         const writes = []
-        for (let k = i; k < j; k++) writes.push({slot: pendSlot[old[k]], off: pendSector[old[k]] * 512, view: buf.subarray((k - i) * PAGE, (k - i + 1) * PAGE)})
+        for (let k = i; k < j; k++)
+          writes.push({slot: pendSlot[old[k]], off: pendSector[old[k]] * 512, view: buf.subarray((k - i) * PAGE, (k - i + 1) * PAGE)})
         writeCoalesced(arr, writes)
         out.pagesWritten += writes.length
         i = j
@@ -1029,8 +1156,13 @@ export function recoverStreaming(arr: MdArray, untilSeq?: bigint, progress?: (do
     pendN = 0
   }
   const tally = new LogTally(arr, extent.tailSector)
-  for (const u of scanLog(ring, arr.seed, tally.tail, {...tally.scanOptions(untilSeq), reader: window, verdicts: false, columns: new MetaColumns(),
-    locationsChecked: true})) {
+  for (const u of scanLog(ring, arr.seed, tally.tail, {
+    ...tally.scanOptions(untilSeq),
+    reader: window,
+    verdicts: false,
+    columns: new MetaColumns(),
+    locationsChecked: true,
+  })) {
     tally.count(u)
     feedUnit(arr, states, u, replay)
     progress?.(Math.min(tally.scanned, total), total)

@@ -21,7 +21,9 @@ export class Ring {
     readonly sizeSectors: number,
   ) {}
 
-  get sizeBytes(): number { return this.sizeSectors * 512 }
+  get sizeBytes(): number {
+    return this.sizeSectors * 512
+  }
 
   add(pos: number, sectors: number): number {
     let p = pos + sectors
@@ -49,8 +51,7 @@ export class Ring {
    */
   readPagesAsync(buf: Uint8Array, pos: number, seed: number, sums: Uint32Array): PageSumsJob {
     const dev = this.dev
-    if (dev.readPagesAsync && buf.length <= (this.sizeSectors - pos) * 512)
-      return dev.readPagesAsync(buf, this.baseBytes + pos * 512, seed, sums)
+    if (dev.readPagesAsync && buf.length <= (this.sizeSectors - pos) * 512) return dev.readPagesAsync(buf, this.baseBytes + pos * 512, seed, sums)
     this.read(buf, pos)
     return crc32cPagesAsync(seed, buf, sums)
   }

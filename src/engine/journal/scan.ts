@@ -10,7 +10,17 @@
  * Memory is bounded: one io unit (meta block + at most ~200 pages) is held at a time.
  */
 import {crc32cPages, nativeWalkMeta} from '../checksum.js'
-import {MetaColumns, decodeMetaBlock, decodeMetaColumns, pagesOf, type MetaBlock, type MetaProblem, PAYLOAD_DATA, PAYLOAD_FLUSH, PAYLOAD_PARITY} from '../format/meta.js'
+import {
+  MetaColumns,
+  decodeMetaBlock,
+  decodeMetaColumns,
+  pagesOf,
+  type MetaBlock,
+  type MetaProblem,
+  PAYLOAD_DATA,
+  PAYLOAD_FLUSH,
+  PAYLOAD_PARITY,
+} from '../format/meta.js'
 import {CorruptError} from '../errors.js'
 import {alignedBuffer} from '../device.js'
 import {BLOCK_SECTORS, PAGE, type Ring} from './ring.js'
@@ -68,13 +78,31 @@ export interface PayloadLimits {
 }
 
 /** The last meta block a walk accepted (for describing where the log ends). */
-export interface LastUnit {position: number; seq: bigint; empty: boolean; dropped?: boolean}
+export interface LastUnit {
+  position: number
+  seq: bigint
+  empty: boolean
+  dropped?: boolean
+}
 
 /** Where a report says the walk stopped: `reason` is a StopCode, or `end-of-log` with the StopCode as `cause`. */
-export interface LogEnd {sector: number; reason: StopCode | 'end-of-log'; message: string; cause?: StopCode}
+export interface LogEnd {
+  sector: number
+  reason: StopCode | 'end-of-log'
+  message: string
+  cause?: StopCode
+}
 
 /** Meta block problems that only say "this block is not the next one of this log". */
-const NOT_NEXT_BLOCK: ReadonlySet<StopCode> = new Set<StopCode>(['short', 'bad-magic', 'bad-version', 'bad-meta-size', 'bad-checksum', 'seq-mismatch', 'position-mismatch'])
+const NOT_NEXT_BLOCK: ReadonlySet<StopCode> = new Set<StopCode>([
+  'short',
+  'bad-magic',
+  'bad-version',
+  'bad-meta-size',
+  'bad-checksum',
+  'seq-mismatch',
+  'position-mismatch',
+])
 
 /**
  * The kernel ends every log at the first block that is not its next meta block: after at least one
@@ -86,8 +114,12 @@ const NOT_NEXT_BLOCK: ReadonlySet<StopCode> = new Set<StopCode>(['short', 'bad-m
 export function describeStop(stop: ScanStop, last: LastUnit | null): LogEnd {
   if (!last || !NOT_NEXT_BLOCK.has(stop.code)) return {sector: stop.position, reason: stop.code, message: stop.message}
   const what = `${last.empty ? 'empty ' : ''}meta block at sector ${last.position} (seq ${last.seq}${last.dropped ? ', its unit dropped for a bad page checksum' : ''})`
-  return {sector: stop.position, reason: 'end-of-log', cause: stop.code,
-    message: `the log ends after the ${what}; sector ${stop.position} holds no meta block of this log: ${stop.message}`}
+  return {
+    sector: stop.position,
+    reason: 'end-of-log',
+    cause: stop.code,
+    message: `the log ends after the ${what}; sector ${stop.position} holds no meta block of this log: ${stop.message}`,
+  }
 }
 
 /**
@@ -104,8 +136,12 @@ function checkPayloadLocations(meta: MetaBlock, ring: Ring, position: number): v
   // a location of 2^53 or more is outside any array, and Number() keeps it large
   const payloads = meta.payloads
   const fail = (i: number, what: string): never => {
-    throw new CorruptError(`io unit at journal sector ${position} (seq ${meta.seq}), payload ${i}: ${what}`, lim.device,
-      'the log was not written for this array; inspect it with `r5ctl dump-meta`; nothing was written', 'bad-payload-location')
+    throw new CorruptError(
+      `io unit at journal sector ${position} (seq ${meta.seq}), payload ${i}: ${what}`,
+      lim.device,
+      'the log was not written for this array; inspect it with `r5ctl dump-meta`; nothing was written',
+      'bad-payload-location',
+    )
   }
   for (let i = 0; i < payloads.length; i++) {
     const p = payloads[i]
@@ -113,7 +149,8 @@ function checkPayloadLocations(meta: MetaBlock, ring: Ring, position: number): v
     const loc = Number(p.location)
     if (Number.isSafeInteger(loc) && !locationOutside(p.type, loc, p.sizeSectors, lim)) continue
     // outside: say which rule
-    if (Number.isSafeInteger(loc) ? loc % BLOCK_SECTORS !== 0 : p.location % BigInt(BLOCK_SECTORS) !== 0n) fail(i, `location ${p.location} is not 4 KiB-aligned`)
+    if (Number.isSafeInteger(loc) ? loc % BLOCK_SECTORS !== 0 : p.location % BigInt(BLOCK_SECTORS) !== 0n)
+      fail(i, `location ${p.location} is not 4 KiB-aligned`)
     if (p.type === PAYLOAD_DATA && loc + Math.max(p.sizeSectors, BLOCK_SECTORS) > lim.arraySectors)
       fail(i, `data for array sectors ${p.location}+${p.sizeSectors} lies outside the array (${lim.arraySectors} sectors)`)
     if (p.type === PAYLOAD_PARITY && loc + BLOCK_SECTORS > lim.memberSectors)
@@ -123,19 +160,27 @@ function checkPayloadLocations(meta: MetaBlock, ring: Ring, position: number): v
 
 /** The rule, on a safe-integer location: a DATA or PARITY payload that is misaligned or outside `lim`. */
 function locationOutside(type: number, loc: number, sizeSectors: number, lim: PayloadLimits): boolean {
-  return loc % BLOCK_SECTORS !== 0 ||
+  return (
+    loc % BLOCK_SECTORS !== 0 ||
     (type === PAYLOAD_DATA && loc + Math.max(sizeSectors, BLOCK_SECTORS) > lim.arraySectors) ||
     (type === PAYLOAD_PARITY && loc + BLOCK_SECTORS > lim.memberSectors)
+  )
 }
 
 /** checkPayloadLocations over columns: the same rule on plain numbers; on any failure the object form says why */
 function checkColumnLocations(cols: MetaColumns, ring: Ring, position: number, seed: number): void {
   const lim = ring.payloadLimits
   if (!lim) return
-  if (cols.hugeLocation) return checkPayloadLocations(cols.toMetaBlock(seed), ring, position)
+  if (cols.hugeLocation) {
+    checkPayloadLocations(cols.toMetaBlock(seed), ring, position)
+    return
+  }
   const {type, location, size} = cols
   for (let i = 0; i < cols.count; i++) {
-    if (type[i] !== PAYLOAD_FLUSH && locationOutside(type[i], location[i], size[i], lim)) return checkPayloadLocations(cols.toMetaBlock(seed), ring, position)
+    if (type[i] !== PAYLOAD_FLUSH && locationOutside(type[i], location[i], size[i], lim)) {
+      checkPayloadLocations(cols.toMetaBlock(seed), ring, position)
+      return
+    }
   }
 }
 
@@ -185,7 +230,10 @@ function comparePages(meta: MetaBlock, sums: Uint32Array, ring: Ring, position: 
 export function verifyUnitPages(meta: MetaBlock, data: Uint8Array, seed: number, ring: Ring, position: number): PageVerdict[] {
   const sums = unitPageSums(meta, data, seed, ring, position)
   const verdicts: PageVerdict[] = []
-  comparePages(meta, sums, ring, position, v => { verdicts.push(v); return false })
+  comparePages(meta, sums, ring, position, v => {
+    verdicts.push(v)
+    return false
+  })
   return verdicts
 }
 
@@ -196,7 +244,7 @@ function firstBadPage(meta: MetaBlock, data: Uint8Array, seed: number, ring: Rin
   let k = 0
   for (const p of meta.payloads) {
     if (p.type === PAYLOAD_FLUSH) continue
-    for (const c of p.checksums) if ((c >>> 0) !== sums[k++]) return comparePages(meta, sums, ring, position, v => !v.ok)
+    for (const c of p.checksums) if (c >>> 0 !== sums[k++]) return comparePages(meta, sums, ring, position, v => !v.ok)
   }
   return null
 }
@@ -205,8 +253,15 @@ function firstBadPage(meta: MetaBlock, data: Uint8Array, seed: number, ring: Rin
  * firstBadPage over columns. `sums` holds the unit's page checksums (computed here when null).
  * The verdict for a mismatch comes from the object form, so it reads exactly as the slow path's.
  */
-function firstBadPageColumns(cols: MetaColumns, data: Uint8Array, sums: Uint32Array | null, seed: number, ring: Ring, position: number,
-  locationsChecked: boolean): PageVerdict | null {
+function firstBadPageColumns(
+  cols: MetaColumns,
+  data: Uint8Array,
+  sums: Uint32Array | null,
+  seed: number,
+  ring: Ring,
+  position: number,
+  locationsChecked: boolean,
+): PageVerdict | null {
   if (!locationsChecked) checkColumnLocations(cols, ring, position, seed)
   sums ??= pageSumsOf(seed, data)
   const {type, size, at} = cols
@@ -346,8 +401,16 @@ export function* scanLog(
       else checkColumnLocations(cols!, ring, pos, seed)
     } else {
       if (pages > 0) data = reader.view(ring.add(pos, BLOCK_SECTORS), pages * PAGE)
-      if (!meta) bad = firstBadPageColumns(cols!, data, pages > 0 ? reader.pageSums?.(ring.add(pos, BLOCK_SECTORS), pages) ?? null : null, seed, ring, pos,
-        locationsChecked)
+      if (!meta)
+        bad = firstBadPageColumns(
+          cols!,
+          data,
+          pages > 0 ? (reader.pageSums?.(ring.add(pos, BLOCK_SECTORS), pages) ?? null) : null,
+          seed,
+          ring,
+          pos,
+          locationsChecked,
+        )
       else if (wantVerdicts) {
         verdicts = verifyUnitPages(meta, data, seed, ring, pos)
         bad = verdicts.find(v => !v.ok) ?? null
@@ -357,19 +420,27 @@ export function* scanLog(
     const nextPosition = ring.add(pos, BLOCK_SECTORS * (1 + pages))
     if (bad && opts.kernelSkipOnDataMismatch) {
       locationsChecked = false // off the checked path from here on
-      opts.kernelSkipOnDataMismatch({position: pos, seq,
-        message: `page at sector ${bad.position} has checksum ${hex(bad.actual)}, logged ${hex(bad.expected)}`})
+      opts.kernelSkipOnDataMismatch({
+        position: pos,
+        seq,
+        message: `page at sector ${bad.position} has checksum ${hex(bad.actual)}, logged ${hex(bad.expected)}`,
+      })
       walked += BLOCK_SECTORS
       pos = ring.add(pos, BLOCK_SECTORS)
       expectSeq = seq + 1n
       continue
     }
     if (bad && !opts.continueOnDataMismatch) {
-      opts.onStop({position: pos, expectedSeq: seq, code: 'data-checksum',
-        message: `page at sector ${bad.position} of the io unit with seq ${seq} has checksum ${hex(bad.actual)}, logged ${hex(bad.expected)}`})
+      opts.onStop({
+        position: pos,
+        expectedSeq: seq,
+        code: 'data-checksum',
+        message: `page at sector ${bad.position} of the io unit with seq ${seq} has checksum ${hex(bad.actual)}, logged ${hex(bad.expected)}`,
+      })
       return
     }
-    yield meta ? {position: pos, seq, meta, cols: null, pages, verdicts, data, nextPosition, allPagesOk}
+    yield meta
+      ? {position: pos, seq, meta, cols: null, pages, verdicts, data, nextPosition, allPagesOk}
       : new ColumnUnit(pos, seq, cols!, seed, pages, data, nextPosition, allPagesOk)
     units++
     walked += BLOCK_SECTORS * (1 + pages)
@@ -383,7 +454,11 @@ export function* scanLog(
 }
 
 /** Where a walk stands: the next meta block's position and seq (undefined: any), sectors walked from the tail. */
-export interface WalkPoint {position: number; seq: bigint | undefined; walked: number}
+export interface WalkPoint {
+  position: number
+  seq: bigint | undefined
+  walked: number
+}
 
 let nativeWalkOn = true
 
@@ -405,8 +480,12 @@ export function setNativeMetaWalk(on: boolean): boolean {
  * plain file or changes reads. Same answers as the JavaScript walk (test/unit/meta-walk.test.ts); it
  * exists because that walk runs before V8 has optimized it, at the start of every replay.
  */
-export function walkMetaNative(ring: Ring, seed: number, tail: number,
-  onUnits: (pos: Float64Array, pages: Float64Array, n: number, firstSeq: bigint, emptyUnits: number) => void): WalkPoint | null {
+export function walkMetaNative(
+  ring: Ring,
+  seed: number,
+  tail: number,
+  onUnits: (pos: Float64Array, pages: Float64Array, n: number, firstSeq: bigint, emptyUnits: number) => void,
+): WalkPoint | null {
   const fd = ring.dev.readFd?.() ?? -1
   if (!nativeWalkOn || !nativeWalkMeta || fd < 0) return null
   const lim = ring.payloadLimits
@@ -434,15 +513,37 @@ export function walkMetaNative(ring: Ring, seed: number, tail: number,
 }
 
 /** walkMeta's parameter block, by index (native/crc32c_pages.c, the P_ enum: what each is in and out) */
-const W = {base: 0, ring: 1, pos: 2, walked: 3, seed: 4, seqLo: 5, seqHi: 6, hasSeq: 7, array: 8, member: 9, limits: 10, firstLo: 11, firstHi: 12,
-  empty: 13} as const
+const W = {
+  base: 0,
+  ring: 1,
+  pos: 2,
+  walked: 3,
+  seed: 4,
+  seqLo: 5,
+  seqHi: 6,
+  hasSeq: 7,
+  array: 8,
+  member: 9,
+  limits: 10,
+  firstLo: 11,
+  firstHi: 12,
+  empty: 13,
+} as const
 
 /** A unit decoded into columns; its object form is made only if asked for (before the next unit). */
 class ColumnUnit implements ScannedUnit {
   readonly verdicts: PageVerdict[] = []
   private objects: MetaBlock | null = null
-  constructor(readonly position: number, readonly seq: bigint, readonly cols: MetaColumns, private readonly seed: number, readonly pages: number,
-    readonly data: Uint8Array, readonly nextPosition: number, readonly allPagesOk: boolean) {}
+  constructor(
+    readonly position: number,
+    readonly seq: bigint,
+    readonly cols: MetaColumns,
+    private readonly seed: number,
+    readonly pages: number,
+    readonly data: Uint8Array,
+    readonly nextPosition: number,
+    readonly allPagesOk: boolean,
+  ) {}
 
   get meta(): MetaBlock {
     return (this.objects ??= this.cols.toMetaBlock(this.seed))

@@ -38,9 +38,24 @@ export function journalState(arr: MdArray): JournalState {
   const tail = arr.journalTail
   let stop: ScanStop | undefined
   const st: JournalState = {
-    sizeBytes: ring.sizeBytes, tailSector: tail, tailSeq: null, headSector: tail, nextSeq: null, usedBytes: 0,
-    metaBlocks: 0, dataPages: 0, parityPages: 0, flushPayloads: 0, stripesDataParity: 0, stripesDataOnly: 0,
-    state: 'clean', stop: undefined as unknown as ScanStop, end: undefined as unknown as LogEnd, lastSeq: null, lastUnitSector: null, droppedUnits: 0,
+    sizeBytes: ring.sizeBytes,
+    tailSector: tail,
+    tailSeq: null,
+    headSector: tail,
+    nextSeq: null,
+    usedBytes: 0,
+    metaBlocks: 0,
+    dataPages: 0,
+    parityPages: 0,
+    flushPayloads: 0,
+    stripesDataParity: 0,
+    stripesDataOnly: 0,
+    state: 'clean',
+    stop: undefined as unknown as ScanStop,
+    end: undefined as unknown as LogEnd,
+    lastSeq: null,
+    lastUnitSector: null,
+    droppedUnits: 0,
   }
   // stripe member sector -> has parity
   const stripes = new Map<number, boolean>()
@@ -70,6 +85,7 @@ export function journalState(arr: MdArray): JournalState {
       } else if (p.type === PAYLOAD_PARITY) {
         st.parityPages += p.sizeSectors / BLOCK_SECTORS
         stripes.set(Number(p.location), true)
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a type the decoder let through must not be counted as a flush
       } else if (p.type === PAYLOAD_FLUSH) {
         st.flushPayloads++
         for (const s of p.stripes) stripes.delete(Number(s))
@@ -80,7 +96,10 @@ export function journalState(arr: MdArray): JournalState {
   st.end = describeStop(stop!, last)
   st.droppedUnits = dropped
   st.headSector = stop!.position
-  for (const hasParity of stripes.values()) hasParity ? st.stripesDataParity++ : st.stripesDataOnly++
+  for (const hasParity of stripes.values()) {
+    if (hasParity) st.stripesDataParity++
+    else st.stripesDataOnly++
+  }
   if (st.metaBlocks === 0 && dropped === 0) st.state = 'corrupt'
   else if (st.dataPages > 0 || st.parityPages > 0 || dropped > 0) st.state = 'dirty'
   return st

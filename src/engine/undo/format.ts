@@ -37,7 +37,11 @@ export const KIND_OLD = 0x4f444e55 // "UNDO"
 export const KIND_AFTER = 0x41444e55 // "UNDA"
 export const KIND_END = 0x45444e55 // "UNDE"
 
-export interface UndoDeviceInfo {name: string; size: number; deviceUuid: Uint8Array}
+export interface UndoDeviceInfo {
+  name: string
+  size: number
+  deviceUuid: Uint8Array
+}
 
 export interface UndoHeader {
   version: number
@@ -61,8 +65,12 @@ export interface RecordHead {
 
 /** crc32c state helpers: start, update with more bytes, finish */
 export const crcStart = 0xffffffff
-export function crcMore(state: number, buf: Uint8Array): number { return crc32cRaw(state, buf) }
-export function crcEnd(state: number): number { return ~state >>> 0 }
+export function crcMore(state: number, buf: Uint8Array): number {
+  return crc32cRaw(state, buf)
+}
+export function crcEnd(state: number): number {
+  return ~state >>> 0
+}
 
 export function encodeHeader(h: UndoHeader): Buffer {
   const b = Buffer.alloc(HEADER_BYTES)
@@ -75,10 +83,14 @@ export function encodeHeader(h: UndoHeader): Buffer {
   for (const d of h.devices) {
     const name = Buffer.from(d.name, 'utf8')
     if (o + 2 + name.length + 8 + 16 > HEADER_BYTES) return tooMany()
-    b.writeUInt16LE(name.length, o); o += 2
-    name.copy(b, o); o += name.length
-    b.writeBigUInt64LE(BigInt(d.size), o); o += 8
-    Buffer.from(d.deviceUuid).copy(b, o, 0, 16); o += 16
+    b.writeUInt16LE(name.length, o)
+    o += 2
+    name.copy(b, o)
+    o += name.length
+    b.writeBigUInt64LE(BigInt(d.size), o)
+    o += 8
+    Buffer.from(d.deviceUuid).copy(b, o, 0, 16)
+    o += 16
   }
   b.writeUInt32LE(crcEnd(crcMore(crcStart, b)), 44)
   return b
@@ -103,11 +115,15 @@ export function decodeHeader(b: Uint8Array): UndoHeader | {problem: string; vers
   let o = 48
   for (let i = 0; i < n; i++) {
     if (o + 2 > HEADER_BYTES) return {problem: 'device table overruns the header'}
-    const l = copy.readUInt16LE(o); o += 2
+    const l = copy.readUInt16LE(o)
+    o += 2
     if (o + l + 24 > HEADER_BYTES) return {problem: 'device table overruns the header'}
-    const name = copy.toString('utf8', o, o + l); o += l
-    const size = Number(copy.readBigUInt64LE(o)); o += 8
-    const deviceUuid = new Uint8Array(copy.subarray(o, o + 16)); o += 16
+    const name = copy.toString('utf8', o, o + l)
+    o += l
+    const size = Number(copy.readBigUInt64LE(o))
+    o += 8
+    const deviceUuid = new Uint8Array(copy.subarray(o, o + 16))
+    o += 16
     devices.push({name, size, deviceUuid})
   }
   return {version, created: new Date(Number(copy.readBigUInt64LE(16))), arrayUuid: new Uint8Array(copy.subarray(24, 40)), devices}

@@ -14,12 +14,28 @@ import {probeDevice, refuseDuplicateSources, type DeviceSource} from '../array.j
 import {DeviceWrapper, FileDevice, type BlockDevice} from '../device.js'
 import {IoError, RefusedError} from '../errors.js'
 import {identify} from '../identity.js'
-import {HEADER_BYTES, KIND_AFTER, KIND_END, KIND_OLD, MAX_RECORD, VERSION, crcEnd, crcMore, crcStart, encodeHead, encodeHeader,
-  type UndoHeader} from './format.js'
+import {
+  HEADER_BYTES,
+  KIND_AFTER,
+  KIND_END,
+  KIND_OLD,
+  MAX_RECORD,
+  VERSION,
+  crcEnd,
+  crcMore,
+  crcStart,
+  encodeHead,
+  encodeHeader,
+  type UndoHeader,
+} from './format.js'
 
 const BLOCK = 4096
 
-export interface SavedRange {device: number; offset: number; length: number}
+export interface SavedRange {
+  device: number
+  offset: number
+  length: number
+}
 
 export class UndoLog {
   private fd: number
@@ -32,11 +48,17 @@ export class UndoLog {
   readonly ranges: SavedRange[] = []
 
   /** Creates `file` (never an existing one) and makes its header durable. */
-  constructor(readonly file: string, header: UndoHeader) {
+  constructor(
+    readonly file: string,
+    header: UndoHeader,
+  ) {
     try {
       this.fd = fs.openSync(file, 'wx')
-    } catch (error: any) {
-      if (error.code === 'EEXIST') throw new RefusedError('undo file already exists; r5ctl never overwrites it', file, 'choose a new file name', 'would-overwrite')
+    } catch (caught) {
+      // fs calls throw Node system errors
+      const error = caught as NodeJS.ErrnoException
+      if (error.code === 'EEXIST')
+        throw new RefusedError('undo file already exists; r5ctl never overwrites it', file, 'choose a new file name', 'would-overwrite')
       throw new IoError(`cannot create the undo file: ${error.message}`, file, 'choose a writable place for it')
     }
     try {
@@ -61,7 +83,11 @@ export class UndoLog {
   sync(): void {
     if (this.failure) throw this.failure
     if (!this.unsynced) return
-    try { fs.fdatasyncSync(this.fd) } catch (error) { throw this.fail(error) }
+    try {
+      fs.fdatasyncSync(this.fd)
+    } catch (error) {
+      throw this.fail(error)
+    }
     this.unsynced = false
   }
 
@@ -89,7 +115,10 @@ export class UndoLog {
       }
       const payload = Buffer.alloc(4)
       payload.writeUInt32LE(crcEnd(s), 0)
-      batch.push(encodeHead({kind: KIND_AFTER, device: r.device, reserved: 0, offset: r.offset, length: r.length, seq: this.seq++}, [payload]), payload)
+      batch.push(
+        encodeHead({kind: KIND_AFTER, device: r.device, reserved: 0, offset: r.offset, length: r.length, seq: this.seq++}, [payload]),
+        payload,
+      )
       batchBytes += 36
       if (batchBytes >= MAX_RECORD) flushBatch()
     }
@@ -103,12 +132,21 @@ export class UndoLog {
   /** The run failed: keep what was saved (it undoes what happened); a file with nothing saved is removed. */
   abandon(): void {
     this.close()
-    if (this.ranges.length === 0) try { fs.unlinkSync(this.file) } catch { /* already gone */ }
+    if (this.ranges.length === 0)
+      try {
+        fs.unlinkSync(this.file)
+      } catch {
+        /* already gone */
+      }
   }
 
   private close(): void {
     if (this.fd < 0) return
-    try { fs.closeSync(this.fd) } catch { /* closed */ }
+    try {
+      fs.closeSync(this.fd)
+    } catch {
+      /* closed */
+    }
     this.fd = -1
   }
 
@@ -137,10 +175,16 @@ export class UndoLog {
   private fail(error: unknown): IoError {
     const e = error as NodeJS.ErrnoException
     this.failure ??= this.sealing
-      ? new IoError(`cannot write the undo file (${e.code ?? e.message}): the run finished, but its undo file is incomplete`, this.file,
-        'make room for the undo file; `r5ctl undo --force FILE DEV...` still restores what the run changed')
-      : new IoError(`cannot write the undo file (${e.code ?? e.message}): the run stopped before its next device write`, this.file,
-        'make room for the undo file; `r5ctl undo --force FILE DEV...` restores what the run changed before it stopped')
+      ? new IoError(
+          `cannot write the undo file (${e.code ?? e.message}): the run finished, but its undo file is incomplete`,
+          this.file,
+          'make room for the undo file; `r5ctl undo --force FILE DEV...` still restores what the run changed',
+        )
+      : new IoError(
+          `cannot write the undo file (${e.code ?? e.message}): the run stopped before its next device write`,
+          this.file,
+          'make room for the undo file; `r5ctl undo --force FILE DEV...` restores what the run changed before it stopped',
+        )
     return this.failure
   }
 }
@@ -159,7 +203,9 @@ function syncDirectory(file: string): void {
   try {
     fd = fs.openSync(path.dirname(path.resolve(file)), 'r')
     fs.fsyncSync(fd)
-  } catch { /* a directory that cannot be opened or synced: the file's own fdatasync still holds */ } finally {
+  } catch {
+    /* a directory that cannot be opened or synced: the file's own fdatasync still holds */
+  } finally {
     if (fd >= 0) fs.closeSync(fd)
   }
 }
@@ -168,7 +214,11 @@ function syncDirectory(file: string): void {
 export class UndoDevice extends DeviceWrapper {
   private saved = new Set<number>()
 
-  constructor(inner: BlockDevice, private log: UndoLog, private index: number) {
+  constructor(
+    inner: BlockDevice,
+    private log: UndoLog,
+    private index: number,
+  ) {
     super(inner)
   }
 
@@ -181,7 +231,10 @@ export class UndoDevice extends DeviceWrapper {
       for (let b = Math.floor(offset / BLOCK); b <= last + 1; b++) {
         const fresh = b <= last && !this.saved.has(b)
         if (fresh && runStart < 0) runStart = b
-        if (!fresh && runStart >= 0) { this.saveRun(runStart * BLOCK, Math.min(b * BLOCK, this.inner.size)); runStart = -1 }
+        if (!fresh && runStart >= 0) {
+          this.saveRun(runStart * BLOCK, Math.min(b * BLOCK, this.inner.size))
+          runStart = -1
+        }
       }
     }
     this.log.sync()
@@ -189,7 +242,9 @@ export class UndoDevice extends DeviceWrapper {
   }
 
   /** the inner device belongs to withUndo, which reads it back to seal the log */
-  override close(): void { /* kept open */ }
+  override close(): void {
+    /* kept open */
+  }
 
   private saveRun(from: number, to: number): void {
     for (let at = from; at < to; at += MAX_RECORD) {
@@ -230,7 +285,7 @@ export function withUndo<T>(paths: DeviceSource[], file: string | undefined, fn:
   try {
     for (const [i, p] of paths.entries()) opened.push(existing[i] && typeof p === 'string' ? FileDevice.open(p, {writable: true}) : null)
     const inner = paths.map((p, i) => opened[i] ?? (typeof p === 'string' ? null : p))
-    const sources = paths.map((p, i) => (inner[i] ? new UndoDevice(inner[i]!, log, i) : p))
+    const sources = paths.map((p, i) => (inner[i] ? new UndoDevice(inner[i], log, i) : p))
     const r = fn(sources)
     log.seal((i, buf, offset) => inner[i]!.read(buf, offset))
     return r

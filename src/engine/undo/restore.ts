@@ -9,8 +9,21 @@ import * as fs from 'node:fs'
 import {probeDevice} from '../array.js'
 import {FileDevice} from '../device.js'
 import {CorruptError, RefusedError, UsageError} from '../errors.js'
-import {HEADER_BYTES, HEAD_BYTES, KIND_AFTER, KIND_END, KIND_OLD, MAX_RECORD, crcEnd, crcMore, crcStart, decodeHead, decodeHeader,
-  payloadBytes, type UndoHeader} from './format.js'
+import {
+  HEADER_BYTES,
+  HEAD_BYTES,
+  KIND_AFTER,
+  KIND_END,
+  KIND_OLD,
+  MAX_RECORD,
+  crcEnd,
+  crcMore,
+  crcStart,
+  decodeHead,
+  decodeHeader,
+  payloadBytes,
+  type UndoHeader,
+} from './format.js'
 
 export interface UndoRange {
   device: number
@@ -35,7 +48,9 @@ export interface UndoScan {
 class Reader {
   readonly size: number
   readonly win = Buffer.alloc(MAX_RECORD)
-  constructor(readonly fd: number) { this.size = fs.fstatSync(fd).size }
+  constructor(readonly fd: number) {
+    this.size = fs.fstatSync(fd).size
+  }
   read(buf: Uint8Array, pos: number): void {
     let done = 0
     while (done < buf.length) {
@@ -66,8 +81,16 @@ class Reader {
 
 function openUndo<T>(file: string, fn: (r: Reader) => T): T {
   let fd: number
-  try { fd = fs.openSync(file, 'r') } catch (error) { throw new UsageError(`cannot read undo file: ${(error as Error).message}`, undefined, file) }
-  try { return fn(new Reader(fd)) } finally { fs.closeSync(fd) }
+  try {
+    fd = fs.openSync(file, 'r')
+  } catch (error) {
+    throw new UsageError(`cannot read undo file: ${(error as Error).message}`, undefined, file)
+  }
+  try {
+    return fn(new Reader(fd))
+  } finally {
+    fs.closeSync(fd)
+  }
 }
 
 /**
@@ -83,7 +106,8 @@ export function scanUndoFile(file: string): UndoScan {
     rd.read(hb, 0)
     const header = decodeHeader(hb)
     if ('problem' in header) {
-      if (header.version !== undefined) throw new RefusedError(header.problem, file, 'restore it with the r5ctl version that wrote it', 'undo-version')
+      if (header.version !== undefined)
+        throw new RefusedError(header.problem, file, 'restore it with the r5ctl version that wrote it', 'undo-version')
       throw bad(header.problem)
     }
     const ranges: UndoRange[] = []
@@ -101,10 +125,12 @@ export function scanUndoFile(file: string): UndoScan {
       const plen = payloadBytes(h.kind, h.length)
       const end = pos + HEAD_BYTES + plen
       if (end > rd.size) break // torn payload
-      const problem = h.seq !== seq ? `sequence ${h.seq} where ${seq} belongs`
-        : h.reserved !== 0 ? 'reserved field set'
-        : recordProblem(h, header, ranges, afters)
-        ?? (crcEnd(rd.crc(crcStart, pos + HEAD_BYTES, plen)) === h.crc ? null : 'checksum mismatch')
+      const problem =
+        h.seq !== seq
+          ? `sequence ${h.seq} where ${seq} belongs`
+          : h.reserved !== 0
+            ? 'reserved field set'
+            : (recordProblem(h, header, ranges, afters) ?? (crcEnd(rd.crc(crcStart, pos + HEAD_BYTES, plen)) === h.crc ? null : 'checksum mismatch'))
       if (problem) {
         // a host crash may leave the last record's payload unwritten: torn, in an unsealed file only
         if (end === rd.size && problem === 'checksum mismatch' && h.kind === KIND_OLD) break
@@ -131,16 +157,19 @@ function recordProblem(h: ReturnType<typeof decodeHead>, header: UndoHeader, ran
   if (h.kind === KIND_OLD) {
     if (afters > 0) return 'old bytes after the after-checksums'
     const dev = header.devices[h.device]
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the record's device index is read from disk
     if (!dev) return `device ${h.device} of ${header.devices.length}`
     if (h.length === 0 || h.offset + h.length > dev.size) return `range ${h.offset}+${h.length} outside ${dev.name} (${dev.size} bytes)`
     return null
   }
   if (h.kind === KIND_AFTER) {
     const r = ranges[afters]
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the file may hold more after-checksums than ranges
     if (!r || r.device !== h.device || r.offset !== h.offset || r.length !== h.length) return 'after-checksum for a range that was not saved'
     return null
   }
-  if (h.kind === KIND_END) return h.offset === ranges.length && afters === ranges.length && h.length === 0 ? null : 'end record does not match the records'
+  if (h.kind === KIND_END)
+    return h.offset === ranges.length && afters === ranges.length && h.length === 0 ? null : 'end record does not match the records'
   return `unknown kind 0x${h.kind.toString(16)}`
 }
 
@@ -192,14 +221,22 @@ function changedRanges(u: UndoScan, devs: (FileDevice | null)[], stopAtFirst: bo
 export function undoRestore(file: string, paths: string[], opts: {dryRun?: boolean; force?: boolean}): UndoResult {
   const u = scanUndoFile(file)
   if (!u.complete && !opts.force)
-    throw new RefusedError('undo file is incomplete: the run that wrote it did not finish', file,
-      'it may still undo what that run did; --force restores what it holds', 'incomplete-undo')
+    throw new RefusedError(
+      'undo file is incomplete: the run that wrote it did not finish',
+      file,
+      'it may still undo what that run did; --force restores what it holds',
+      'incomplete-undo',
+    )
   const matched = matchDevices(u, paths)
   const used = new Set(u.ranges.map(r => r.device))
   for (const [i, d] of u.header.devices.entries()) {
     if (used.has(i) && matched[i] === null && !opts.force)
-      throw new RefusedError(`device ${d.name} (${d.size} bytes) recorded in the undo file is not among the devices given`, file,
-        'name every device of the run (by path, or any path to the same device); --force restores only the ones found', 'undo-device-mismatch')
+      throw new RefusedError(
+        `device ${d.name} (${d.size} bytes) recorded in the undo file is not among the devices given`,
+        file,
+        'name every device of the run (by path, or any path to the same device); --force restores only the ones found',
+        'undo-device-mismatch',
+      )
   }
   // writable (and so locked against other writers) from the check to the last restored byte
   const given = matched.map((p, i) => (p && used.has(i) ? p : null))
@@ -211,8 +248,12 @@ export function undoRestore(file: string, paths: string[], opts: {dryRun?: boole
     changed = changedRanges(u, devs, !opts.force)
     if (changed.length > 0 && !opts.force) {
       const r = changed[0]
-      throw new RefusedError(`${r.length} bytes at byte ${r.offset} changed since the run that wrote ${file}; restoring would undo a later write`,
-        matched[r.device]!, 'leave it, or --force to restore anyway and lose what was written since', 'undo-changed')
+      throw new RefusedError(
+        `${r.length} bytes at byte ${r.offset} changed since the run that wrote ${file}; restoring would undo a later write`,
+        matched[r.device]!,
+        'leave it, or --force to restore anyway and lose what was written since',
+        'undo-changed',
+      )
     }
     if (!opts.dryRun) restored = restore(file, u, devs)
   } finally {
@@ -245,14 +286,19 @@ function restore(file: string, u: UndoScan, devs: (FileDevice | null)[]): number
         const part = rd.win.subarray(0, r.length)
         rd.read(part, r.dataPos)
         if (crcEnd(crcMore(crcStart, part)) !== r.crc)
-          throw new CorruptError(`undo file changed while restoring: the record at byte ${r.dataPos} no longer matches its checksum`, file,
-            `${restored} bytes were restored before it; keep the file unchanged and run undo again`, 'bad-undo-file')
+          throw new CorruptError(
+            `undo file changed while restoring: the record at byte ${r.dataPos} no longer matches its checksum`,
+            file,
+            `${restored} bytes were restored before it; keep the file unchanged and run undo again`,
+            'bad-undo-file',
+          )
         dev.write(part, r.offset)
-      } else for (let done = 0; done < r.length; done += rd.win.length) {
-        const part = rd.win.subarray(0, Math.min(rd.win.length, r.length - done))
-        rd.read(part, r.dataPos + done)
-        dev.write(part, r.offset + done)
-      }
+      } else
+        for (let done = 0; done < r.length; done += rd.win.length) {
+          const part = rd.win.subarray(0, Math.min(rd.win.length, r.length - done))
+          rd.read(part, r.dataPos + done)
+          dev.write(part, r.offset + done)
+        }
       restored += r.length
     }
     for (const d of devs) d?.flush()

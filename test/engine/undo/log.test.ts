@@ -19,7 +19,12 @@ function patched<K extends 'fdatasyncSync' | 'writevSync', T>(name: K, impl: (ty
   const orig = fsDefault[name]
   fsDefault[name] = impl
   syncBuiltinESMExports()
-  try { return fn() } finally { fsDefault[name] = orig; syncBuiltinESMExports() }
+  try {
+    return fn()
+  } finally {
+    fsDefault[name] = orig
+    syncBuiltinESMExports()
+  }
 }
 
 function filled(name: string, size: number, seed: number): MemDevice {
@@ -30,7 +35,9 @@ function filled(name: string, size: number, seed: number): MemDevice {
 
 describe('engine: undo log', () => {
   let dir: string
-  beforeEach(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'r5ctl-undo-log-')) })
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'r5ctl-undo-log-'))
+  })
   afterEach(() => fs.rmSync(dir, {recursive: true, force: true}))
 
   it('saves the old bytes, synced once per write request, before the device write', () => {
@@ -40,19 +47,41 @@ describe('engine: undo log', () => {
     let syncs = 0
     const seen: {syncs: number; ranges: number}[] = []
     const spy = Object.create(dev) as BlockDevice
-    spy.writev = (bufs, offset) => { seen.push({syncs, ranges: scanUndoFile(file).ranges.length}); dev.writev(bufs, offset) }
+    spy.writev = (bufs, offset) => {
+      seen.push({syncs, ranges: scanUndoFile(file).ranges.length})
+      dev.writev(bufs, offset)
+    }
     const orig = fsDefault.fdatasyncSync
-    patched('fdatasyncSync', fd => { syncs++; orig(fd) }, () => withUndo([spy], file, ([s]) => {
-      const d = s as BlockDevice
-      d.write(new Uint8Array(4096).fill(7), 8192) // block 2
-      const at = syncs
-      d.write(new Uint8Array(5 * 4096).fill(8), 0) // blocks 0-4: two runs around the saved block 2
-      assert.equal(syncs - at, 1, 'one fdatasync for the two records of one write')
-    }))
-    assert.deepEqual(seen.map(s => s.ranges), [1, 3], 'the records were on disk before each device write')
+    patched(
+      'fdatasyncSync',
+      fd => {
+        syncs++
+        orig(fd)
+      },
+      () =>
+        withUndo([spy], file, ([s]) => {
+          const d = s as BlockDevice
+          d.write(new Uint8Array(4096).fill(7), 8192) // block 2
+          const at = syncs
+          d.write(new Uint8Array(5 * 4096).fill(8), 0) // blocks 0-4: two runs around the saved block 2
+          assert.equal(syncs - at, 1, 'one fdatasync for the two records of one write')
+        }),
+    )
+    assert.deepEqual(
+      seen.map(s => s.ranges),
+      [1, 3],
+      'the records were on disk before each device write',
+    )
     const u = scanUndoFile(file)
     assert.equal(u.complete, true)
-    assert.deepEqual(u.ranges.map(r => [r.offset, r.length]), [[8192, 4096], [0, 8192], [12288, 8192]])
+    assert.deepEqual(
+      u.ranges.map(r => [r.offset, r.length]),
+      [
+        [8192, 4096],
+        [0, 8192],
+        [12288, 8192],
+      ],
+    )
     const saved = fs.readFileSync(file)
     for (const r of u.ranges) {
       assert.deepEqual(saved.subarray(r.dataPos, r.dataPos + r.length), Buffer.from(before.subarray(r.offset, r.offset + r.length)))
@@ -66,19 +95,35 @@ describe('engine: undo log', () => {
     const before = Uint8Array.from(dev.data)
     let writes = 0
     const orig = fsDefault.writevSync
-    patched('writevSync', ((fd: number, bufs: any, pos?: number) => {
-      if (++writes > 2) throw Object.assign(new Error('ENOSPC: no space left on device'), {code: 'ENOSPC'})
-      return orig(fd, bufs, pos)
-    }) as typeof orig, () => assert.throws(() => withUndo([dev], file, ([s]) => {
-      const d = s as BlockDevice
-      d.write(new Uint8Array(4096).fill(1), 0) // header was write 1, this record write 2
-      try { d.write(new Uint8Array(4096).fill(2), 4096) } catch { /* an operation that swallows the error */ }
-      d.write(new Uint8Array(4096).fill(3), 4096 * 3)
-    }), IoError))
+    patched(
+      'writevSync',
+      ((fd: number, bufs: any, pos?: number) => {
+        if (++writes > 2) throw Object.assign(new Error('ENOSPC: no space left on device'), {code: 'ENOSPC'})
+        return orig(fd, bufs, pos)
+      }) as typeof orig,
+      () =>
+        assert.throws(
+          () =>
+            withUndo([dev], file, ([s]) => {
+              const d = s as BlockDevice
+              d.write(new Uint8Array(4096).fill(1), 0) // header was write 1, this record write 2
+              try {
+                d.write(new Uint8Array(4096).fill(2), 4096)
+              } catch {
+                /* an operation that swallows the error */
+              }
+              d.write(new Uint8Array(4096).fill(3), 4096 * 3)
+            }),
+          IoError,
+        ),
+    )
     assert.deepEqual(dev.data.subarray(4096), before.subarray(4096), 'a device write went ahead without its old bytes saved')
     const u = scanUndoFile(file)
     assert.equal(u.complete, false)
-    assert.deepEqual(u.ranges.map(r => r.offset), [0])
+    assert.deepEqual(
+      u.ranges.map(r => r.offset),
+      [0],
+    )
   })
 
   it('names the undo file in the error', () => {
@@ -86,10 +131,14 @@ describe('engine: undo log', () => {
     const orig = fsDefault.writevSync
     let writes = 0
     try {
-      patched('writevSync', ((fd: number, bufs: any, pos?: number) => {
-        if (++writes > 1) throw Object.assign(new Error('EFBIG: file too large'), {code: 'EFBIG'})
-        return orig(fd, bufs, pos)
-      }) as typeof orig, () => withUndo([filled('a', 8192, 3)], file, ([s]) => (s as BlockDevice).write(new Uint8Array(4096), 0)))
+      patched(
+        'writevSync',
+        ((fd: number, bufs: any, pos?: number) => {
+          if (++writes > 1) throw Object.assign(new Error('EFBIG: file too large'), {code: 'EFBIG'})
+          return orig(fd, bufs, pos)
+        }) as typeof orig,
+        () => withUndo([filled('a', 8192, 3)], file, ([s]) => (s as BlockDevice).write(new Uint8Array(4096), 0)),
+      )
       assert.fail('no error')
     } catch (error) {
       assert.ok(error instanceof IoError)
@@ -103,34 +152,62 @@ describe('engine: undo log', () => {
     const dev = filled('a', 64 << 10, 5)
     const orig = fsDefault.writevSync
     let writes = 0
-    assert.throws(() => patched('writevSync', ((fd: number, bufs: any, pos?: number) => {
-      if (++writes > 3) throw Object.assign(new Error('ENOSPC: no space left on device'), {code: 'ENOSPC'})
-      return orig(fd, bufs, pos)
-    }) as typeof orig, () => withUndo([dev], file, ([s]) => {
-      (s as BlockDevice).write(new Uint8Array(4096).fill(1), 0);
-      (s as BlockDevice).write(new Uint8Array(4096).fill(1), 8192)
-    })), (e: IoError) => e instanceof IoError && e.device === file && /finished/.test(e.message))
+    assert.throws(
+      () =>
+        patched(
+          'writevSync',
+          ((fd: number, bufs: any, pos?: number) => {
+            if (++writes > 3) throw Object.assign(new Error('ENOSPC: no space left on device'), {code: 'ENOSPC'})
+            return orig(fd, bufs, pos)
+          }) as typeof orig,
+          () =>
+            withUndo([dev], file, ([s]) => {
+              ;(s as BlockDevice).write(new Uint8Array(4096).fill(1), 0)
+              ;(s as BlockDevice).write(new Uint8Array(4096).fill(1), 8192)
+            }),
+        ),
+      (e: IoError) => e instanceof IoError && e.device === file && /finished/.test(e.message),
+    )
     const u = scanUndoFile(file)
     assert.equal(u.complete, false)
-    assert.deepEqual(u.ranges.map(r => r.offset), [0, 8192])
+    assert.deepEqual(
+      u.ranges.map(r => r.offset),
+      [0, 8192],
+    )
   })
 
   it('a run that fails before any device write leaves no undo file; one that wrote keeps its records', () => {
     const file = path.join(dir, 'u')
-    assert.throws(() => withUndo([filled('a', 8192, 4)], file, () => { throw new RefusedError('no') }), RefusedError)
+    assert.throws(
+      () =>
+        withUndo([filled('a', 8192, 4)], file, () => {
+          throw new RefusedError('no')
+        }),
+      RefusedError,
+    )
     assert.equal(fs.existsSync(file), false)
-    assert.throws(() => withUndo([filled('a', 8192, 4)], file, ([s]) => {
-      (s as BlockDevice).write(new Uint8Array(4096), 0)
-      throw new RefusedError('no')
-    }), RefusedError)
+    assert.throws(
+      () =>
+        withUndo([filled('a', 8192, 4)], file, ([s]) => {
+          ;(s as BlockDevice).write(new Uint8Array(4096), 0)
+          throw new RefusedError('no')
+        }),
+      RefusedError,
+    )
     assert.equal(scanUndoFile(file).ranges.length, 1)
   })
 
   it('refuses an undo file that is one of the devices, and an existing file', () => {
     const img = path.join(dir, 'a.img')
     fs.writeFileSync(img, Buffer.alloc(8192))
-    assert.throws(() => withUndo([img], path.join(dir, '.', 'a.img'), () => 0), (e: RefusedError) => e.code === 'undo-is-device')
-    assert.throws(() => withUndo([path.join(dir, 'b.img')], path.join(dir, 'b.img'), () => 0), (e: RefusedError) => e.code === 'undo-is-device')
+    assert.throws(
+      () => withUndo([img], path.join(dir, '.', 'a.img'), () => 0),
+      (e: RefusedError) => e.code === 'undo-is-device',
+    )
+    assert.throws(
+      () => withUndo([path.join(dir, 'b.img')], path.join(dir, 'b.img'), () => 0),
+      (e: RefusedError) => e.code === 'undo-is-device',
+    )
     assert.deepEqual(fs.readdirSync(dir), ['a.img'])
   })
 })

@@ -20,8 +20,8 @@ describe('engine: undo file reader', () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'r5ctl-undo-read-'))
     const file = path.join(dir, 'good')
     withUndo([new MemDevice('a', 1 << 20), new MemDevice('b', 1 << 20)], file, devs => {
-      (devs[0] as BlockDevice).write(new Uint8Array(8192).fill(1), 4096);
-      (devs[1] as BlockDevice).write(new Uint8Array(4096).fill(2), 65536)
+      ;(devs[0] as BlockDevice).write(new Uint8Array(8192).fill(1), 4096)
+      ;(devs[1] as BlockDevice).write(new Uint8Array(4096).fill(2), 65536)
     })
     good = fs.readFileSync(file)
   })
@@ -36,8 +36,20 @@ describe('engine: undo file reader', () => {
   it('reads the sealed file: two ranges, both with after-checksums', () => {
     const u = scanOf(good)
     assert.equal(u.complete, true)
-    assert.deepEqual(u.ranges.map(r => [r.device, r.offset, r.length, r.after !== null]), [[0, 4096, 8192, true], [1, 65536, 4096, true]])
-    assert.deepEqual(u.header.devices.map(d => [d.name, d.size]), [['a', 1 << 20], ['b', 1 << 20]])
+    assert.deepEqual(
+      u.ranges.map(r => [r.device, r.offset, r.length, r.after !== null]),
+      [
+        [0, 4096, 8192, true],
+        [1, 65536, 4096, true],
+      ],
+    )
+    assert.deepEqual(
+      u.header.devices.map(d => [d.name, d.size]),
+      [
+        ['a', 1 << 20],
+        ['b', 1 << 20],
+      ],
+    )
   })
 
   it('refuses every single-bit flip in the header and in every record head', () => {
@@ -49,15 +61,20 @@ describe('engine: undo file reader', () => {
     }
     assert.equal(heads.length, 5) // two old, two after, one end
     const spots = [...Array.from({length: 64}, (_, i) => i), ...heads.flatMap(h => Array.from({length: HEAD_BYTES}, (_, i) => h + i))]
-    for (const at of spots) for (let bit = 0; bit < 8; bit++) {
-      const b = Buffer.from(good)
-      b[at] ^= 1 << bit
-      assert.throws(() => {
-        const u = scanOf(b)
-        // only the end record may go missing, which leaves the file incomplete: refused without --force
-        if (!u.complete && u.ranges.length === 2) throw new RefusedError('incomplete')
-      }, (e: unknown) => e instanceof CorruptError || e instanceof RefusedError, `bit ${bit} of byte ${at} was accepted`)
-    }
+    for (const at of spots)
+      for (let bit = 0; bit < 8; bit++) {
+        const b = Buffer.from(good)
+        b[at] ^= 1 << bit
+        assert.throws(
+          () => {
+            const u = scanOf(b)
+            // only the end record may go missing, which leaves the file incomplete: refused without --force
+            if (!u.complete && u.ranges.length === 2) throw new RefusedError('incomplete')
+          },
+          (e: unknown) => e instanceof CorruptError || e instanceof RefusedError,
+          `bit ${bit} of byte ${at} was accepted`,
+        )
+      }
   })
 
   it('leaves out the torn last record of an unsealed file, but refuses damage before it', () => {
@@ -65,7 +82,10 @@ describe('engine: undo file reader', () => {
     const torn = good.subarray(0, oldEnd - 100)
     const u = scanOf(torn)
     assert.equal(u.complete, false)
-    assert.deepEqual(u.ranges.map(r => r.offset), [4096])
+    assert.deepEqual(
+      u.ranges.map(r => r.offset),
+      [4096],
+    )
     const zeroTail = scanOf(Buffer.concat([good.subarray(0, oldEnd - 4096 - HEAD_BYTES), Buffer.alloc(8192)]))
     assert.deepEqual([zeroTail.complete, zeroTail.ranges.map(r => r.offset)], [false, [4096]], 'a zero tail is what a host crash leaves')
     const damaged = Buffer.from(good.subarray(0, oldEnd))
@@ -76,6 +96,9 @@ describe('engine: undo file reader', () => {
   it('refuses a version 1 file by its version', () => {
     const b = Buffer.from(good)
     b.writeUInt32LE(1, 8)
-    assert.throws(() => scanOf(b), (e: R5Error) => e instanceof RefusedError && /version 1/.test(e.message))
+    assert.throws(
+      () => scanOf(b),
+      (e: R5Error) => e instanceof RefusedError && /version 1/.test(e.message),
+    )
   })
 })

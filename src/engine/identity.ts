@@ -89,6 +89,11 @@ export function refuseKind(kind: string, path: string): void {
     throw new IoError(`is a ${kind}, not a regular file or block device`, path, 'name an image file or a block device')
 }
 
+/** The identity key of a path; a path that does not exist yet (create makes it) by its resolved name. */
+export function pathKey(path: string): string {
+  return identify(path)?.key ?? `path ${nodePath.resolve(path)}`
+}
+
 /**
  * The same device named twice, whatever the spelling (symlink, hard link, loop device over it),
  * is a usage error naming both. Paths that do not exist yet (create makes them) are compared resolved.
@@ -96,7 +101,7 @@ export function refuseKind(kind: string, path: string): void {
 export function refuseDuplicates(paths: string[]): void {
   const seen = new Map<string, string>()
   for (const p of paths) {
-    const key = identify(p)?.key ?? `path ${nodePath.resolve(p)}`
+    const key = pathKey(p)
     const first = seen.get(key)
     if (first !== undefined)
       throw new UsageError(`device given twice: ${p}${first === p ? '' : ` is the same device as ${first}`}`, 'name each device once')

@@ -465,13 +465,15 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
   }
 
   try {
-    // Current content of the last page when the length is not a page multiple (the rest of it is kept).
-    const totalPages = Math.ceil(length / PAGE)
-    let tailPage: Uint8Array | null = null
-    if (length % PAGE !== 0) {
-      tailPage = alignedBuffer(PAGE)
-      oldPageContent(arr, cached, offset / PAGE + totalPages - 1, tailPage)
+    // Current content of the last page when the write ends inside it (the rest of it is kept).
+    const tailOf = (end: number): Uint8Array | null => {
+      if (end % PAGE === 0) return null
+      const page = alignedBuffer(PAGE)
+      oldPageContent(arr, cached, Math.floor((offset + end) / PAGE), page)
+      return page
     }
+    const totalPages = Math.ceil(length / PAGE)
+    let tailPage = tailOf(length)
 
     const rowIn = bytes.subarray(rowInBase, rowInBase + rowBytes)
     const ppc = pagesPerChunk
@@ -513,12 +515,7 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
         inBytes = got
         to = from + Math.ceil(got / PAGE)
         lastRow = r
-        tailPage = null
-        if (got % PAGE !== 0) {
-          const t = alignedBuffer(PAGE)
-          oldPageContent(arr, cached, Math.floor((offset + length) / PAGE), t)
-          tailPage = t
-        }
+        tailPage = tailOf(length)
       }
       if (tailPage && consumed + inBytes === length) rowIn.set(tailPage.subarray(length % PAGE), inBytes)
       consumed += inBytes

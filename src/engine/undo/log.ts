@@ -13,7 +13,7 @@ import * as path from 'node:path'
 import {probeDevice, refuseDuplicateSources, type DeviceSource} from '../array.js'
 import {DeviceWrapper, FileDevice, type BlockDevice} from '../device.js'
 import {IoError, RefusedError} from '../errors.js'
-import {identify} from '../identity.js'
+import {pathKey} from '../identity.js'
 import {
   HEADER_BYTES,
   KIND_AFTER,
@@ -258,10 +258,9 @@ export class UndoDevice extends DeviceWrapper {
 
 /** The undo file must not be one of the devices it protects (by any path: identity.ts). */
 function refuseUndoOnDevice(file: string, paths: DeviceSource[]): void {
-  const key = (p: string) => identify(p)?.key ?? `path ${path.resolve(p)}`
-  const target = key(file)
+  const target = pathKey(file)
   for (const p of paths)
-    if (typeof p === 'string' && key(p) === target)
+    if (typeof p === 'string' && pathKey(p) === target)
       throw new RefusedError('the undo file is one of the devices', p, 'put the undo file somewhere else', 'undo-is-device')
 }
 

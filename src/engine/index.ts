@@ -14,7 +14,8 @@ import {
   type ProbeResult,
 } from './array.js'
 import {readArray, writeArray, syncParity, arraySizeBytes, type Progress, type Source, type WriteResult, type WriteOptions} from './io.js'
-import {planRecovery, planWrites, recoverStreaming, type SkippedUnit, type WriteRun, type VerifiedLog} from './journal/recover.js'
+import {planRecovery, planWrites, type SkippedUnit, type WriteRun} from './journal/plan.js'
+import {applyRecovery} from './journal/apply.js'
 import {reclaimLog, type ReclaimResult} from './journal/reclaim.js'
 import {CrashController} from './crash.js'
 import {FileDevice, alignedBuffer} from './device.js'
@@ -186,57 +187,31 @@ export interface RecoverResult {
 export function recoverArray(paths: DeviceSource[], opts: {dryRun?: boolean; untilSeq?: bigint; progress?: Progress}): RecoverResult {
   const arr = openArray(paths, {writable: !opts.dryRun})
   try {
-    const base = (v: VerifiedLog) => ({
+    // the whole log is walked and verified, and every write planned, before anything is written;
+    // --dry-run lists the writes of this very plan
+    const plan = planRecovery(arr, {untilSeq: opts.untilSeq, progress: opts.progress})
+    const writes = planWrites(arr, plan)
+    let pages = 0
+    for (const w of writes) pages += w.pages
+    if (!opts.dryRun) pages = applyRecovery(arr, plan, opts.progress).pagesWritten
+    return {
       arrayUuid: arr.uuid,
       dryRun: Boolean(opts.dryRun),
-      journalTailSector: v.tailSector,
-      tailSeq: v.tailSeq.toString(),
-      stopSector: v.stop.position,
-      stopReason: v.stop.code,
-      stopMessage: v.stop.message,
-      newTailSector: v.clean ? v.tailSector : v.stop.position,
-      newSeq: (v.clean ? v.tailSeq : v.newSeq).toString(),
-      metaBlocks: v.units,
-      skippedUnits: v.skipped,
-      logBytesScanned: v.logBytesScanned,
-    })
-    if (opts.dryRun) {
-      // the whole plan, so that every write can be listed
-      const plan = planRecovery(arr, {untilSeq: opts.untilSeq, progress: opts.progress})
-      const writes = planWrites(arr, plan)
-      let pages = 0
-      for (const w of writes) pages += w.pages
-      const v: VerifiedLog = {
-        tailSector: plan.tailSector,
-        tailSeq: plan.tailSeq,
-        stop: plan.stop,
-        stopSeq: plan.stopSeq,
-        newSeq: plan.newSeq,
-        units: plan.units,
-        emptyUnits: plan.emptyUnits,
-        skipped: plan.skipped,
-        logBytesScanned: plan.logBytesScanned,
-        clean: plan.clean,
-      }
-      return {
-        ...base(v),
-        state: plan.clean ? 'clean' : 'would-replay',
-        dataParityStripes: plan.dataParityStripes,
-        dataOnlyStripes: plan.dataOnlyStripes,
-        pagesWritten: plan.clean ? 0 : pages,
-        writes,
-      }
-    }
-    // one pass in bounded memory: refusals that need no page contents come first, every io
-    // unit is verified before any of it is used (see recoverStreaming)
-    const r = recoverStreaming(arr, opts.untilSeq, opts.progress)
-    return {
-      ...base(r),
-      state: r.clean ? 'clean' : 'replayed',
-      dataParityStripes: r.dataParityStripes,
-      dataOnlyStripes: r.dataOnlyStripes,
-      pagesWritten: r.pagesWritten,
-      writes: [],
+      state: plan.clean ? 'clean' : opts.dryRun ? 'would-replay' : 'replayed',
+      journalTailSector: plan.tailSector,
+      tailSeq: plan.tailSeq.toString(),
+      stopSector: plan.stopSector,
+      stopReason: plan.stop.code,
+      stopMessage: plan.stop.message,
+      newTailSector: plan.clean ? plan.tailSector : plan.stopSector,
+      newSeq: (plan.clean ? plan.tailSeq : plan.newSeq).toString(),
+      metaBlocks: plan.units,
+      skippedUnits: plan.skipped,
+      logBytesScanned: plan.logBytesScanned,
+      dataParityStripes: plan.dataParityStripes,
+      dataOnlyStripes: plan.dataOnlyStripes,
+      pagesWritten: plan.clean ? 0 : pages,
+      writes: opts.dryRun ? writes : [],
     }
   } finally {
     arr.close()

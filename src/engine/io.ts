@@ -10,7 +10,8 @@ import {encodeMetaBlock, encodeDataParityMeta, type DataParityRecords, PAYLOAD_D
 import {missingMembersError, type MdArray} from './array.js'
 import {computeP, computeQ, reconstruct} from './parity.js'
 import {acquireArena, releaseArena} from './parity-arena.js'
-import {planRecovery, StripePages} from './journal/recover.js'
+import {planRecovery} from './journal/plan.js'
+import {StripePages} from './journal/stripes.js'
 import {reclaimLog} from './journal/reclaim.js'
 import {BLOCK_SECTORS, PAGE} from './journal/ring.js'
 

@@ -5,9 +5,10 @@
  * stripes are on the members, and finally an empty meta block closes the log and journal_tail
  * moves to it (superblocks last).
  */
-import {PAYLOAD_FLUSH, PAYLOAD_PARITY, encodeMetaBlock, type Payload} from '../format/meta.js'
+import {PAYLOAD_FLUSH, PAYLOAD_PARITY, type Payload} from '../format/meta.js'
 import type {MdArray} from '../array.js'
-import {planRecovery, applyFromLog, applyDataOnly, type ApplyResult} from './recover.js'
+import {planRecovery} from './plan.js'
+import {applyFromLog, applyDataOnly, closeLog, type ApplyResult} from './apply.js'
 import {appendRecords, unitsSize, type LogRecord} from './append.js'
 import {BLOCK_SECTORS, PAGE} from './ring.js'
 
@@ -91,7 +92,7 @@ export function reclaimLog(arr: MdArray, progress?: (done: number, total: number
   for (const m of arr.members) m!.dev.flush()
   progress?.(stripes, stripes)
   // FLUSH payloads for the data-only stripes now on the members (as r5c_finish_stripe_write_out)
-  const flushed = [...plan.dataOnly.keys()].sort((a, b) => a - b)
+  const flushed = plan.dataOnly.keys().sort((a, b) => a - b)
   const flushRecords: LogRecord[] = []
   for (let i = 0; i < flushed.length; i += FLUSH_PER_PAYLOAD) {
     flushRecords.push({payloads: [{type: PAYLOAD_FLUSH, flags: 0, stripes: flushed.slice(i, i + FLUSH_PER_PAYLOAD).map(BigInt)}], pages: []})
@@ -102,9 +103,7 @@ export function reclaimLog(arr: MdArray, progress?: (done: number, total: number
   }
   // close the log: empty meta block, tail moves to it
   const closing = cur.head
-  ring.write(encodeMetaBlock({seq: cur.seq, position: BigInt(closing), payloads: []}, arr.seed), closing)
-  arr.journal!.dev.flush()
-  arr.writeSuperblocks(closing)
+  closeLog(arr, closing, cur.seq)
   return {
     ...base,
     wasClean: false,

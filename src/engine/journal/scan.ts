@@ -7,9 +7,9 @@
  * pages do not match their logged checksums also ends the log (the kernel stops there and does not
  * replay that unit).
  *
- * Memory is bounded: one io unit (meta block + at most ~200 pages) is held at a time.
+ * Memory is bounded: one read-ahead window (readAhead) and one io unit's checksums at a time.
  */
-import {crc32cPages, nativeWalkMeta} from '../checksum.js'
+import {crc32cPages} from '../checksum.js'
 import {
   MetaColumns,
   decodeMetaBlock,
@@ -250,20 +250,11 @@ function firstBadPage(meta: MetaBlock, data: Uint8Array, seed: number, ring: Rin
 }
 
 /**
- * firstBadPage over columns. `sums` holds the unit's page checksums (computed here when null).
- * The verdict for a mismatch comes from the object form, so it reads exactly as the slow path's.
+ * firstBadPage over columns (payload locations checked first). The verdict for a mismatch comes from the object form, so it reads exactly as the slow path's.
  */
-function firstBadPageColumns(
-  cols: MetaColumns,
-  data: Uint8Array,
-  sums: Uint32Array | null,
-  seed: number,
-  ring: Ring,
-  position: number,
-  locationsChecked: boolean,
-): PageVerdict | null {
-  if (!locationsChecked) checkColumnLocations(cols, ring, position, seed)
-  sums ??= pageSumsOf(seed, data)
+function firstBadPageColumns(cols: MetaColumns, data: Uint8Array, seed: number, ring: Ring, position: number): PageVerdict | null {
+  checkColumnLocations(cols, ring, position, seed)
+  const sums = pageSumsOf(seed, data)
   const {type, size, at} = cols
   const words = cols.words
   let k = 0
@@ -278,30 +269,43 @@ function firstBadPageColumns(
   return null
 }
 
-/**
- * Where scanLog gets ring bytes from. The default reads each meta block and each unit's pages
- * into buffers of its own; the replay passes a windowed reader that serves views of one large
- * read, so the log is read once in big requests and complete stripes go to the members straight
- * from that window.
- */
+/** Where scanLog gets ring bytes from (tests give readers that fail or count). */
 export interface LogReader {
   /** `bytes` of the ring from position `pos` (sectors); valid until the next call */
   view(pos: number, bytes: number): Uint8Array
-  /**
-   * The checksums of the `pages` pages from `pos` (the last view's), when the reader has them
-   * already (computed ahead, e.g. on another core); null when not. Valid until the next call.
-   */
-  pageSums?(pos: number, pages: number): Uint32Array | null
 }
 
-function plainReader(ring: Ring): LogReader {
-  let buf = alignedBuffer(PAGE * 256)
+/** bytes a walk reads per request by default: io units are small, and one request per unit would be most of the cost */
+const READ_BYTES = 4 << 20
+
+/**
+ * The walk's reader: one request of up to `readBytes` at a time, served as views (a walk asks for
+ * a meta block, then its pages, then the next meta block, all in order). A request never wraps
+ * around the ring's end; a view that would is read into a copy of its own.
+ */
+export function readAhead(ring: Ring, readBytes = READ_BYTES): LogReader {
+  let buf = alignedBuffer(Math.max(PAGE, Math.min(readBytes, ring.sizeBytes)))
+  let start = -1
+  let len = 0
+  let copy: Uint8Array = new Uint8Array(0)
   return {
     view(pos, bytes) {
+      if (start >= 0 && pos >= start && (pos - start) * 512 + bytes <= len) {
+        const off = (pos - start) * 512
+        return buf.subarray(off, off + bytes)
+      }
+      const toEnd = (ring.sizeSectors - pos) * 512
+      if (bytes > toEnd) {
+        if (copy.length < bytes) copy = alignedBuffer(bytes)
+        const v = copy.subarray(0, bytes)
+        ring.read(v, pos)
+        return v
+      }
       if (buf.length < bytes) buf = alignedBuffer(bytes)
-      const v = buf.subarray(0, bytes)
-      ring.read(v, pos)
-      return v
+      start = pos
+      len = Math.min(toEnd, Math.max(bytes, buf.length))
+      ring.read(buf.subarray(0, len), pos)
+      return buf.subarray(0, bytes)
     },
   }
 }
@@ -328,41 +332,26 @@ export function* scanLog(
     maxUnits?: number
     /** stop after the meta block with this seq (recover --until-seq) */
     untilSeq?: bigint
-    /** where the bytes come from (default: direct ring reads) */
+    /** where the bytes come from (default: readAhead) */
     reader?: LogReader
+    /** with the default reader, bytes per request */
+    readBytes?: number
     /** false: no per-page verdicts (units carry an empty list; allPagesOk still tells) */
     verdicts?: boolean
-    /**
-     * Walk the meta blocks only: pages are neither read nor checksummed (every unit counts as
-     * intact). Payload locations are still checked. For a quick look at the extent of the log.
-     */
-    metaOnly?: boolean
     /**
      * Decode meta blocks into these reusable columns (units carry `cols`; `meta` is decoded only
      * when read). The replay's hot path: no object or BigInt per payload.
      */
     columns?: MetaColumns
-    /**
-     * A meta-only walk from the same tail already checked every unit's payload locations (the
-     * replay's extent walk): they are not checked again until a unit is dropped, after which the
-     * walk is on ground the other one never saw. Only with `columns`.
-     */
-    locationsChecked?: boolean
-    /**
-     * Sectors already walked from the real tail when `tail` is a later position (a walk taken over
-     * from walkMetaNative): the wrap and size rules count from the real tail.
-     */
-    startWalked?: number
   },
 ): Generator<ScannedUnit> {
-  const reader = opts.reader ?? plainReader(ring)
+  const reader = opts.reader ?? readAhead(ring, opts.readBytes)
   const cols = opts.columns ?? null
-  let locationsChecked = opts.locationsChecked === true
   const wantVerdicts = opts.verdicts !== false
   const empty: Uint8Array = new Uint8Array(0)
   let pos = tail
   let expectSeq: bigint | undefined = opts.firstSeq
-  let walked = opts.startWalked ?? 0
+  let walked = 0
   let units = 0
   for (;;) {
     if (walked >= ring.sizeSectors) {
@@ -396,30 +385,15 @@ export function* scanLog(
     let data = empty
     let verdicts: PageVerdict[] = []
     let bad: PageVerdict | null = null
-    if (opts.metaOnly) {
-      if (meta) checkPayloadLocations(meta, ring, pos)
-      else checkColumnLocations(cols!, ring, pos, seed)
-    } else {
-      if (pages > 0) data = reader.view(ring.add(pos, BLOCK_SECTORS), pages * PAGE)
-      if (!meta)
-        bad = firstBadPageColumns(
-          cols!,
-          data,
-          pages > 0 ? (reader.pageSums?.(ring.add(pos, BLOCK_SECTORS), pages) ?? null) : null,
-          seed,
-          ring,
-          pos,
-          locationsChecked,
-        )
-      else if (wantVerdicts) {
-        verdicts = verifyUnitPages(meta, data, seed, ring, pos)
-        bad = verdicts.find(v => !v.ok) ?? null
-      } else bad = firstBadPage(meta, data, seed, ring, pos)
-    }
+    if (pages > 0) data = reader.view(ring.add(pos, BLOCK_SECTORS), pages * PAGE)
+    if (!meta) bad = firstBadPageColumns(cols!, data, seed, ring, pos)
+    else if (wantVerdicts) {
+      verdicts = verifyUnitPages(meta, data, seed, ring, pos)
+      bad = verdicts.find(v => !v.ok) ?? null
+    } else bad = firstBadPage(meta, data, seed, ring, pos)
     const allPagesOk = bad === null
     const nextPosition = ring.add(pos, BLOCK_SECTORS * (1 + pages))
     if (bad && opts.kernelSkipOnDataMismatch) {
-      locationsChecked = false // off the checked path from here on
       opts.kernelSkipOnDataMismatch({
         position: pos,
         seq,
@@ -452,83 +426,6 @@ export function* scanLog(
     }
   }
 }
-
-/** Where a walk stands: the next meta block's position and seq (undefined: any), sectors walked from the tail. */
-export interface WalkPoint {
-  position: number
-  seq: bigint | undefined
-  walked: number
-}
-
-let nativeWalkOn = true
-
-/** For tests: turn walkMetaNative off (it returns null), so the JavaScript walk does it all. Returns the old setting. */
-export function setNativeMetaWalk(on: boolean): boolean {
-  const old = nativeWalkOn
-  nativeWalkOn = on
-  return old
-}
-
-/**
- * The meta-only walk's first stretch through the addon (checksum.ts nativeWalkMeta), when the ring
- * lies on a file read as is: from `tail`, every io unit whose meta block scanLog's meta-only walk
- * would accept (format, seq, position, checksum, size, payload locations), one pread each, handed to
- * `onUnits` in batches (positions and page counts, the batch's first seq, its units without
- * payloads). It stops, silently, at the first block it does not accept; the JavaScript walk goes on
- * from the returned point, reaches the same block and says why the log ends there (or, should the
- * two ever disagree, walks on). Null when there is no native road: no addon, a device that is not a
- * plain file or changes reads. Same answers as the JavaScript walk (test/unit/meta-walk.test.ts); it
- * exists because that walk runs before V8 has optimized it, at the start of every replay.
- */
-export function walkMetaNative(
-  ring: Ring,
-  seed: number,
-  tail: number,
-  onUnits: (pos: Float64Array, pages: Float64Array, n: number, firstSeq: bigint, emptyUnits: number) => void,
-): WalkPoint | null {
-  const fd = ring.dev.readFd?.() ?? -1
-  if (!nativeWalkOn || !nativeWalkMeta || fd < 0) return null
-  const lim = ring.payloadLimits
-  const p = new Float64Array(16)
-  p[W.base] = ring.baseBytes
-  p[W.ring] = ring.sizeSectors
-  p[W.pos] = tail
-  p[W.seed] = seed >>> 0
-  p[W.array] = lim?.arraySectors ?? 0
-  p[W.member] = lim?.memberSectors ?? 0
-  p[W.limits] = lim ? 1 : 0
-  const pos = new Float64Array(1024)
-  const pages = new Float64Array(1024)
-  const u64 = (lo: number, hi: number) => (BigInt(hi) << 32n) | BigInt(lo)
-  for (;;) {
-    const n = nativeWalkMeta(fd, p, pos, pages) // goes on from where the last call stopped (p is in and out)
-    if (n > 0) {
-      ring.dev.stats.reads += n
-      ring.dev.stats.bytesRead += n * PAGE
-      onUnits(pos, pages, n, u64(p[W.firstLo], p[W.firstHi]), p[W.empty])
-    }
-    if (n < pos.length) break
-  }
-  return {position: p[W.pos], seq: p[W.hasSeq] ? u64(p[W.seqLo], p[W.seqHi]) : undefined, walked: p[W.walked]}
-}
-
-/** walkMeta's parameter block, by index (native/crc32c_pages.c, the P_ enum: what each is in and out) */
-const W = {
-  base: 0,
-  ring: 1,
-  pos: 2,
-  walked: 3,
-  seed: 4,
-  seqLo: 5,
-  seqHi: 6,
-  hasSeq: 7,
-  array: 8,
-  member: 9,
-  limits: 10,
-  firstLo: 11,
-  firstHi: 12,
-  empty: 13,
-} as const
 
 /** A unit decoded into columns; its object form is made only if asked for (before the next unit). */
 class ColumnUnit implements ScannedUnit {

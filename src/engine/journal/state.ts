@@ -2,7 +2,8 @@
  * A summary of the live log (what `examine --journal` prints and what `write` checks before it
  * appends): tail, head, seqs, pages, stripes pending replay, and why the scan stopped.
  */
-import {PAYLOAD_DATA, PAYLOAD_FLUSH, PAYLOAD_PARITY} from '../format/meta.js'
+import {PAYLOAD_DATA, PAYLOAD_PARITY} from '../format/meta.js'
+import {StripeMachine} from './stripes.js'
 import type {MdArray} from '../array.js'
 import {scanLog, describeStop, type ScanStop, type LogEnd, type LastUnit} from './scan.js'
 import {BLOCK_SECTORS, PAGE} from './ring.js'
@@ -57,8 +58,8 @@ export function journalState(arr: MdArray): JournalState {
     lastUnitSector: null,
     droppedUnits: 0,
   }
-  // stripe member sector -> has parity
-  const stripes = new Map<number, boolean>()
+  // the stripe state machine recovery runs: its counts are what a replay would do
+  const machine = new StripeMachine(arr)
   // the kernel's rule: a unit with a bad page is dropped and the scan moves on by its meta block
   let dropped = 0
   let last: LastUnit | null = null
@@ -78,28 +79,18 @@ export function journalState(arr: MdArray): JournalState {
     st.headSector = u.nextPosition
     st.usedBytes += (1 + u.pages) * PAGE
     for (const p of u.meta.payloads) {
-      if (p.type === PAYLOAD_DATA) {
-        st.dataPages += p.sizeSectors / BLOCK_SECTORS
-        const sector = Number(arr.geometry.mapSector(p.location).memberSector)
-        if (!stripes.has(sector)) stripes.set(sector, false)
-      } else if (p.type === PAYLOAD_PARITY) {
-        st.parityPages += p.sizeSectors / BLOCK_SECTORS
-        stripes.set(Number(p.location), true)
-        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a type the decoder let through must not be counted as a flush
-      } else if (p.type === PAYLOAD_FLUSH) {
-        st.flushPayloads++
-        for (const s of p.stripes) stripes.delete(Number(s))
-      }
+      if (p.type === PAYLOAD_DATA) st.dataPages += p.sizeSectors / BLOCK_SECTORS
+      else if (p.type === PAYLOAD_PARITY) st.parityPages += p.sizeSectors / BLOCK_SECTORS
+      else st.flushPayloads++
     }
+    machine.feed(u)
   }
   st.stop = stop!
   st.end = describeStop(stop!, last)
   st.droppedUnits = dropped
   st.headSector = stop!.position
-  for (const hasParity of stripes.values()) {
-    if (hasParity) st.stripesDataParity++
-    else st.stripesDataOnly++
-  }
+  st.stripesDataOnly = machine.finish().size
+  st.stripesDataParity = machine.dataParityStripes
   if (st.metaBlocks === 0 && dropped === 0) st.state = 'corrupt'
   else if (st.dataPages > 0 || st.parityPages > 0 || dropped > 0) st.state = 'dirty'
   return st

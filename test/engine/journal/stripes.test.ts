@@ -1,11 +1,11 @@
 /**
- * SectorIndex (the replay's stripe sector -> row table) against a Map, on random operation
+ * SectorIndex (the state machine's stripe sector -> row table) against a Map, on random operation
  * sequences: stripes in runs and scattered, sectors beyond 2^35 (page numbers past 32 bits, which
- * the hash folds), growth from a tiny table, and clear between rounds as the replay does per window.
+ * the hash folds), and growth from a tiny table.
  */
 import assert from 'node:assert/strict'
-import {SectorIndex} from '../../src/engine/journal/recover.js'
-import {rng} from '../helpers/reference.js'
+import {SectorIndex} from '../../../src/engine/journal/stripes.js'
+import {rng} from '../../helpers/reference.js'
 
 describe('SectorIndex', () => {
   for (const [name, sectorOf] of [
@@ -15,10 +15,9 @@ describe('SectorIndex', () => {
   ] as const) {
     it(`agrees with a Map: ${name}`, () => {
       const r = rng(name.length * 7919)
-      const idx = new SectorIndex(4)
       for (let round = 0; round < 20; round++) {
+        const idx = new SectorIndex(4)
         const ref = new Map<number, number>()
-        idx.clear()
         const ops = 1 + Math.floor(r() * 3000)
         for (let i = 0; i < ops; i++) {
           const sector = sectorOf(r, i)

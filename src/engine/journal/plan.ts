@@ -1,0 +1,204 @@
+/**
+ * The recovery plan: one walk of the live log (scan.ts: every meta block and every page verified,
+ * a unit with a bad page dropped as the kernel drops it) through the stripe state machine
+ * (stripes.ts) gives a RecoveryPlan, a value that holds every page that will be written and where
+ * it comes from: a log position for replayed complete stripes and for the logged data of data-only
+ * stripes, computed parity for the latter. `recover --dry-run` prints it (planWrites); `recover`
+ * and `reclaim` apply it (apply.ts); nothing is written while it is made.
+ */
+import {MetaColumns} from '../format/meta.js'
+import type {MdArray} from '../array.js'
+import {CorruptError, UsageError} from '../errors.js'
+import {scanLog, type ScanStop, type ScannedUnit} from './scan.js'
+import {StripeMachine, StripePages} from './stripes.js'
+import {BLOCK_SECTORS, PAGE} from './ring.js'
+
+export interface SkippedUnit {
+  positionSector: number
+  seq: string
+  reason: string
+}
+
+/** What a walk of the live log learns: enough to place the closing block, no per-stripe state. */
+export interface VerifiedLog {
+  tailSector: number
+  tailSeq: bigint
+  stop: ScanStop
+  stopSeq: bigint
+  newSeq: bigint
+  units: number
+  emptyUnits: number
+  skipped: SkippedUnit[]
+  logBytesScanned: number
+  clean: boolean
+}
+
+export interface RecoveryPlan extends VerifiedLog {
+  /** replays of complete stripes (the kernel's data_parity_stripes) */
+  dataParityStripes: number
+  /** stripes left with data and no parity (the kernel's data_only_stripes) */
+  dataOnlyStripes: number
+  /** the last replay's page of every (stripe, slot) that complete stripes write: copied from the log */
+  fromLog: StripePages
+  /** data-only stripes: their logged data pages; parity is computed when the plan is applied */
+  dataOnly: StripePages
+  pagesFromLog: number
+  /** where the scan stopped: the closing empty meta block goes here */
+  stopSector: number
+}
+
+export interface PlanOptions {
+  /** stop after the meta block with this seq (recover --until-seq) */
+  untilSeq?: bigint
+  /** (bytes of log walked, ring bytes) */
+  progress?: (done: number, total: number) => void
+  /** bytes of log read per request while walking (default 4 MiB) */
+  readBytes?: number
+}
+
+/**
+ * Walk the live log once and plan the replay. Per (stripe, slot), a later replay's page replaces an
+ * earlier one's: writing both in log order would leave the later one, so only it is planned.
+ */
+export function planRecovery(arr: MdArray, opts: PlanOptions = {}): RecoveryPlan {
+  const ring = arr.ring!
+  const n = arr.sb.raidDisks
+  const fromLog = new StripePages(n)
+  const machine = new StripeMachine(arr, (sector, slot, pos) => fromLog.set(sector, slot, pos))
+  const tally = new LogTally(arr, arr.journalTail)
+  const walk = scanLog(ring, arr.seed, tally.tail, {
+    ...tally.scanOptions(opts.untilSeq),
+    verdicts: false,
+    columns: new MetaColumns(),
+    readBytes: opts.readBytes,
+  })
+  for (const u of walk) {
+    tally.count(u)
+    machine.feed(u)
+    opts.progress?.(tally.scanned, ring.sizeBytes)
+  }
+  const v = tally.finish()
+  const dataOnly = machine.finish()
+  return {
+    ...v,
+    dataParityStripes: machine.dataParityStripes,
+    dataOnlyStripes: dataOnly.size,
+    fromLog,
+    dataOnly,
+    pagesFromLog: fromLog.pages(),
+    stopSector: v.stop.position,
+    clean: fromLog.size === 0 && dataOnly.size === 0 && v.clean,
+  }
+}
+
+export interface WriteRun {
+  device: string
+  slot: number
+  offsetSector: number
+  pages: number
+  source: 'log' | 'computed'
+}
+
+/** Every member write the plan implies, coalesced into runs (what --dry-run prints). */
+export function planWrites(arr: MdArray, plan: RecoveryPlan): WriteRun[] {
+  // per slot, one number per page: sector * 2 + (1 when the page is computed parity)
+  const bySlot: number[][] = Array.from({length: arr.sb.raidDisks}, () => [])
+  plan.fromLog.forEachPage((sector, slot) => bySlot[slot].push(sector * 2))
+  plan.dataOnly.forEachPage((sector, slot) => bySlot[slot].push(sector * 2))
+  for (const sector of plan.dataOnly.keys()) {
+    const info = arr.geometry.stripeInfo(sector)
+    bySlot[info.pd].push(sector * 2 + 1)
+    if (info.qd >= 0) bySlot[info.qd].push(sector * 2 + 1)
+  }
+  const runs: WriteRun[] = []
+  bySlot.forEach((list, slot) => {
+    const sorted = Float64Array.from(list).sort()
+    let run: WriteRun | null = null
+    for (const v of sorted) {
+      const sector = Math.floor(v / 2)
+      const source = v % 2 === 1 ? ('computed' as const) : ('log' as const)
+      if (run && run.source === source && run.offsetSector + run.pages * BLOCK_SECTORS === sector) run.pages++
+      else {
+        run = {device: arr.members[slot]?.path ?? `(slot ${slot} missing)`, slot, offsetSector: sector, pages: 1, source}
+        runs.push(run)
+      }
+    }
+  })
+  return runs
+}
+
+/**
+ * The bookkeeping of a walk of the live log: the tail's seq, units, empty units, dropped units and
+ * where and why the walk stopped; finish() refuses a log without a valid tail block and an
+ * --until-seq below the tail.
+ */
+class LogTally {
+  readonly skipped: SkippedUnit[] = []
+  stop: ScanStop | undefined
+  units = 0
+  emptyUnits = 0
+  tailSeq: bigint | null = null
+  scanned = 0
+  private untilSeq: bigint | undefined
+
+  constructor(
+    private readonly arr: MdArray,
+    readonly tail: number,
+  ) {}
+
+  scanOptions(untilSeq?: bigint) {
+    this.untilSeq = untilSeq
+    return {
+      onStop: (s: ScanStop) => {
+        this.stop = s
+      },
+      untilSeq,
+      kernelSkipOnDataMismatch: (x: {position: number; seq: bigint; message: string}) => {
+        // a dropped unit still counts: the tail block may be one (its meta block is valid)
+        if (this.tailSeq === null) this.tailSeq = x.seq
+        this.skipped.push({positionSector: x.position, seq: x.seq.toString(), reason: x.message})
+      },
+    }
+  }
+
+  count(u: ScannedUnit): void {
+    if (this.tailSeq === null) this.tailSeq = u.seq
+    this.units++
+    this.scanned += (1 + u.pages) * PAGE
+    if ((u.cols ? u.cols.count : u.meta.payloads.length) === 0) this.emptyUnits++
+  }
+
+  finish(): VerifiedLog {
+    const stop = this.stop!
+    if (this.tailSeq === null) {
+      throw new CorruptError(
+        `no valid meta block at the journal tail (sector ${this.tail}): ${stop.message}; the kernel would discard the whole log`,
+        this.arr.journal!.path,
+        'inspect it with `r5ctl dump-meta --from SECTOR`; nothing was written',
+        'bad-tail',
+      )
+    }
+    // a seq below the tail's names a block that is no longer in the live log: stopping "after" it
+    // would replay the tail's unit anyway, and stopping before the tail would drop the whole log
+    if (this.untilSeq !== undefined && this.untilSeq < this.tailSeq) {
+      throw new UsageError(
+        `--until-seq ${this.untilSeq} is below the seq of the journal tail (sector ${this.tail}, seq ${this.tailSeq}): no such meta block in the live log`,
+        `give a seq from ${this.tailSeq} on (\`r5ctl dump-meta\` lists them); nothing was written`,
+        this.arr.journal!.path,
+      )
+    }
+    const stopSeq = stop.expectedSeq ?? this.tailSeq + BigInt(this.units + this.skipped.length)
+    return {
+      tailSector: this.tail,
+      tailSeq: this.tailSeq,
+      stop,
+      stopSeq,
+      newSeq: stopSeq + 10000n,
+      units: this.units,
+      emptyUnits: this.emptyUnits,
+      skipped: this.skipped,
+      logBytesScanned: this.scanned,
+      clean: this.units === 1 && this.emptyUnits === 1 && this.skipped.length === 0,
+    }
+  }
+}

@@ -205,119 +205,19 @@ export function encodeDataParityMeta(
 }
 
 /**
- * Decode and validate one meta block. Never throws.
- *
- * Validity follows r5l_recovery_read_meta_block: magic, version, seq = expected, position = where
- * it was read, checksum over the whole page, meta_size <= 4096. A meta_size below 32 is not an
- * error there (the payload loop simply runs zero times), so it is not one here either.
- *
- * `meta` is non-null whenever the 32-byte header could be read. Payloads are parsed only when
- * magic and version are right (otherwise the bytes are not a meta block), up to
- * min(meta_size, 4096). A payload that would run past that limit, has an unknown type, or has a
- * size the kernel never writes (data/parity not a multiple of 8 sectors, flush list not a multiple
- * of 8 bytes) yields 'bad-payload' and ends parsing. (Linux 6.1 does not bounds-check payloads at
- * all, and an unknown type makes its recovery stop scanning at that block.)
+ * Decode and validate one meta block, as objects (dump-meta, tests, error messages): decodeMeta into
+ * fresh columns, then their object form. Never throws. `meta` is non-null whenever the 32-byte
+ * header could be read.
  */
 export function decodeMetaBlock(
   block: Uint8Array,
   seed: number,
   expect?: {seq?: bigint; position?: bigint},
 ): {meta: MetaBlock | null; problems: MetaProblem[]; computedChecksum: number} {
-  const problems: MetaProblem[] = []
-  if (block.length < META_HEADER_SIZE) {
-    problems.push({code: 'short', message: `short meta block: ${block.length} bytes, header needs ${META_HEADER_SIZE}`})
-    return {meta: null, problems, computedChecksum: 0}
-  }
-  // Work on a private zero-padded copy: the checksum needs the field zeroed, and a short read
-  // must not be indexed past its end.
-  const page = new Uint8Array(BLOCK_SIZE)
-  page.set(block.subarray(0, BLOCK_SIZE))
-  if (block.length < BLOCK_SIZE) {
-    problems.push({code: 'short', message: `short meta block: ${block.length} bytes, a block is ${BLOCK_SIZE} (checked as zero-padded)`})
-  }
-  const dv = new DataView(page.buffer)
-  const meta: MetaBlock = {
-    magic: dv.getUint32(0, true),
-    checksum: dv.getUint32(4, true),
-    version: dv.getUint8(8),
-    metaSize: dv.getUint32(12, true),
-    seq: dv.getBigUint64(16, true),
-    position: dv.getBigUint64(24, true),
-    payloads: [],
-  }
-  dv.setUint32(4, 0, true)
-  const computedChecksum = crc32cRaw(seed, page)
-
-  const headerOk = meta.magic === META_MAGIC && meta.version === META_VERSION
-  if (meta.magic !== META_MAGIC) {
-    problems.push({code: 'bad-magic', message: `bad magic ${hex8(meta.magic)} (expected ${hex8(META_MAGIC)})`})
-  }
-  if (meta.version !== META_VERSION) {
-    problems.push({code: 'bad-version', message: `version ${meta.version} (expected ${META_VERSION})`})
-  }
-  if (meta.metaSize > BLOCK_SIZE) {
-    problems.push({code: 'bad-meta-size', message: `meta_size ${meta.metaSize} exceeds ${BLOCK_SIZE}`})
-  }
-  if (computedChecksum !== meta.checksum) {
-    problems.push({code: 'bad-checksum', message: `checksum expected ${hex8(computedChecksum)} got ${hex8(meta.checksum)}`})
-  }
-  if (expect?.seq !== undefined && meta.seq !== expect.seq) {
-    problems.push({code: 'seq-mismatch', message: `seq ${meta.seq} (expected ${expect.seq})`})
-  }
-  if (expect?.position !== undefined && meta.position !== expect.position) {
-    problems.push({code: 'position-mismatch', message: `position ${meta.position} (expected ${expect.position})`})
-  }
-
-  if (headerOk) {
-    const limit = Math.min(meta.metaSize, BLOCK_SIZE)
-    const bad = (message: string): void => {
-      problems.push({code: 'bad-payload', message})
-    }
-    let off = META_HEADER_SIZE
-    while (off < limit) {
-      if (off + 8 > limit) {
-        bad(`payload at offset ${off} truncated: header runs past ${limit}`)
-        break
-      }
-      const type = dv.getUint16(off, true)
-      const flags = dv.getUint16(off + 2, true)
-      const size = dv.getUint32(off + 4, true)
-      if (type === PAYLOAD_FLUSH) {
-        const end = off + FLUSH_HEADER_SIZE + size
-        if (size % 8 !== 0) {
-          bad(`flush payload at offset ${off}: list size ${size} bytes is not a multiple of 8`)
-          break
-        }
-        if (end > limit) {
-          bad(`flush payload at offset ${off} (${FLUSH_HEADER_SIZE + size} bytes) runs past ${limit}`)
-          break
-        }
-        const stripes: bigint[] = []
-        for (let p = off + FLUSH_HEADER_SIZE; p < end; p += 8) stripes.push(dv.getBigUint64(p, true))
-        meta.payloads.push({type: PAYLOAD_FLUSH, flags, stripes})
-        off = end
-      } else if (type === PAYLOAD_DATA || type === PAYLOAD_PARITY) {
-        if (size % BLOCK_SECTORS !== 0) {
-          bad(`${type === PAYLOAD_DATA ? 'data' : 'parity'} payload at offset ${off}: size ${size} sectors is not a multiple of ${BLOCK_SECTORS}`)
-          break
-        }
-        const n = size / BLOCK_SECTORS
-        const end = off + DATA_PARITY_HEADER_SIZE + 4 * n
-        if (end > limit) {
-          bad(`${type === PAYLOAD_DATA ? 'data' : 'parity'} payload at offset ${off} (${DATA_PARITY_HEADER_SIZE + 4 * n} bytes) runs past ${limit}`)
-          break
-        }
-        const checksums: number[] = new Array<number>(n)
-        for (let i = 0; i < n; i++) checksums[i] = dv.getUint32(off + DATA_PARITY_HEADER_SIZE + 4 * i, true)
-        meta.payloads.push({type, flags, sizeSectors: size, location: dv.getBigUint64(off + 8, true), checksums})
-        off = end
-      } else {
-        bad(`unknown payload type ${type} at offset ${off}`)
-        break
-      }
-    }
-  }
-  return {meta, problems, computedChecksum}
+  const cols = new MetaColumns()
+  const position = expect?.position
+  const problems = decodeMeta(block, seed, {seq: expect?.seq, position: position === undefined ? undefined : Number(position)}, cols)
+  return {meta: cols.headerRead ? cols.toMetaBlock() : null, problems, computedChecksum: cols.computedChecksum}
 }
 
 /** Number of 4 KiB pages that follow the meta block in the ring (its data and parity pages). */
@@ -328,10 +228,10 @@ export function pagesOf(m: MetaBlock): number {
 }
 
 /**
- * One meta block's payloads as parallel typed arrays, for the replay's hot path: decoding into
- * objects costs a BigInt and an array per payload (about 185 payloads per io unit in a full log),
- * and the walk over a 1 GiB log decodes some 1400 blocks twice. Filled by decodeMetaColumns; one
- * instance is reused for every block, so its contents are valid until the next decode.
+ * One meta block as decodeMeta leaves it: the header fields and the payloads as parallel typed
+ * arrays (objects would cost a BigInt and an array per payload, some 185 payloads per io unit of a
+ * full log). A walk reuses one instance for every block, so its contents are valid until the next
+ * decode; toMetaBlock gives the object form.
  *
  * Payload i: type[i], size[i] (the raw field: sectors for DATA/PARITY, bytes for FLUSH), location[i]
  * (DATA/PARITY: lo + hi·2^32 as a Number, exact below 2^53; `hugeLocation` says whether any was not),
@@ -347,6 +247,16 @@ export class MetaColumns {
    * payload i is words[at[i] / 4 + k].
    */
   readonly words: Uint32Array | null = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1 ? new Uint32Array(this.page.buffer) : null
+  /** the 32-byte header could be read (the header fields below are set) */
+  headerRead = false
+  magic = 0
+  /** the checksum field as stored */
+  checksum = 0
+  /** the checksum computed over the page with the field zeroed */
+  computedChecksum = 0
+  version = 0
+  metaSize = 0
+  position = 0n
   count = 0
   /** data and parity pages that follow the block */
   pages = 0
@@ -370,69 +280,124 @@ export class MetaColumns {
     return this.dv.getUint32(o, true) + this.dv.getUint32(o + 4, true) * 0x100000000
   }
 
-  /** The same block as decodeMetaBlock returns it (objects, BigInts): for cold paths and errors. */
-  toMetaBlock(seed: number): MetaBlock {
-    return decodeMetaBlock(this.page, seed).meta!
+  /** The object form (BigInts, arrays): for cold paths, reports and errors. */
+  toMetaBlock(): MetaBlock {
+    const dv = this.dv
+    const payloads: Payload[] = []
+    for (let i = 0; i < this.count; i++) {
+      const at = this.at[i]
+      const size = this.size[i]
+      if (this.type[i] === PAYLOAD_FLUSH) {
+        const stripes: bigint[] = []
+        for (let k = 0; k < size / 8; k++) stripes.push(dv.getBigUint64(at + 8 * k, true))
+        payloads.push({type: PAYLOAD_FLUSH, flags: dv.getUint16(at - FLUSH_HEADER_SIZE + 2, true), stripes})
+        continue
+      }
+      const header = at - DATA_PARITY_HEADER_SIZE
+      const checksums: number[] = []
+      for (let k = 0; k < size / BLOCK_SECTORS; k++) checksums.push(this.sum(i, k))
+      const type = this.type[i] as 0 | 1
+      payloads.push({type, flags: dv.getUint16(header + 2, true), sizeSectors: size, location: dv.getBigUint64(header + 8, true), checksums})
+    }
+    const {magic, checksum, version, metaSize, seq, position} = this
+    return {magic, checksum, version, metaSize, seq, position, payloads}
   }
 }
 
 /**
- * decodeMetaBlock's checks for the common case, into reusable columns, without allocating:
- * returns true when the block is valid (magic, version, meta_size ≤ 4096, checksum, seq and
- * position as expected, every payload well-formed). On false, nothing is said about why: call
- * decodeMetaBlock for the problems and their messages (the rules live there; this is only a
- * faster road to the same yes). test/unit/meta-columns.test.ts holds the two to the same answers.
+ * The one meta block decoder: fills `out` and returns what is wrong (an empty list: a valid block).
+ *
+ * Validity follows r5l_recovery_read_meta_block: magic, version, seq = expected, position = where
+ * it was read, checksum over the whole page, meta_size <= 4096. A meta_size below 32 is not an
+ * error there (the payload loop simply runs zero times), so it is not one here either. A block
+ * shorter than 4096 bytes is checked as zero-padded and reported 'short'.
+ *
+ * Payloads are parsed only when magic and version are right (otherwise the bytes are not a meta
+ * block), up to min(meta_size, 4096). A payload that would run past that limit, has an unknown
+ * type, or has a size the kernel never writes (data/parity not a multiple of 8 sectors, flush list
+ * not a multiple of 8 bytes) yields 'bad-payload' and ends parsing. (Linux 6.1 does not
+ * bounds-check payloads at all, and an unknown type makes its recovery stop scanning at that block.)
+ * A valid block allocates nothing but its seq and position.
  */
-export function decodeMetaColumns(block: Uint8Array, seed: number, expectSeq: bigint | undefined, expectPosition: number, out: MetaColumns): boolean {
-  if (block.length < BLOCK_SIZE) return false
+export function decodeMeta(block: Uint8Array, seed: number, expect: {seq?: bigint; position?: number}, out: MetaColumns): MetaProblem[] {
+  out.count = 0
+  out.pages = 0
+  out.hugeLocation = false
+  out.headerRead = block.length >= META_HEADER_SIZE
+  if (!out.headerRead) return [{code: 'short', message: `short meta block: ${block.length} bytes, header needs ${META_HEADER_SIZE}`}]
+  const problems = decodeHeader(block, seed, expect, out)
+  const bad = out.magic === META_MAGIC && out.version === META_VERSION ? decodePayloads(out) : null
+  // the header's list may be the shared empty one: a new list, never a push
+  return bad ? [...problems, {code: 'bad-payload', message: bad}] : problems
+}
+
+const NO_PROBLEMS: readonly MetaProblem[] = Object.freeze([])
+
+/** The header fields into `out`, and the header's problems in the kernel's order of checks. */
+function decodeHeader(block: Uint8Array, seed: number, expect: {seq?: bigint; position?: number}, out: MetaColumns): MetaProblem[] {
   const page = out.page
+  page.fill(0)
   page.set(block.subarray(0, BLOCK_SIZE))
   const dv = out.dv
-  if (dv.getUint32(0, true) !== META_MAGIC || dv.getUint8(8) !== META_VERSION) return false
-  const metaSize = dv.getUint32(12, true)
-  if (metaSize > BLOCK_SIZE) return false
-  // position: a u64 compared as two halves (no BigInt)
-  if (dv.getUint32(24, true) !== expectPosition % 0x100000000 || dv.getUint32(28, true) !== Math.floor(expectPosition / 0x100000000)) return false
-  const seq = dv.getBigUint64(16, true)
-  if (expectSeq !== undefined && seq !== expectSeq) return false
-  const stored = dv.getUint32(4, true)
+  out.magic = dv.getUint32(0, true)
+  out.checksum = dv.getUint32(4, true)
+  out.version = dv.getUint8(8)
+  out.metaSize = dv.getUint32(12, true)
+  out.seq = dv.getBigUint64(16, true)
+  out.position = dv.getBigUint64(24, true)
   dv.setUint32(4, 0, true)
-  const computed = crc32cRaw(seed, page)
-  dv.setUint32(4, stored, true)
-  if (computed !== stored) return false
-  out.seq = seq
-  let n = 0
-  let pages = 0
-  let huge = false
+  out.computedChecksum = crc32cRaw(seed, page)
+  dv.setUint32(4, out.checksum, true)
+  let problems = NO_PROBLEMS as MetaProblem[]
+  const add = (code: MetaProblem['code'], message: string) => {
+    if (problems === NO_PROBLEMS) problems = []
+    problems.push({code, message})
+  }
+  if (block.length < BLOCK_SIZE) add('short', `short meta block: ${block.length} bytes, a block is ${BLOCK_SIZE} (checked as zero-padded)`)
+  if (out.magic !== META_MAGIC) add('bad-magic', `bad magic ${hex8(out.magic)} (expected ${hex8(META_MAGIC)})`)
+  if (out.version !== META_VERSION) add('bad-version', `version ${out.version} (expected ${META_VERSION})`)
+  if (out.metaSize > BLOCK_SIZE) add('bad-meta-size', `meta_size ${out.metaSize} exceeds ${BLOCK_SIZE}`)
+  if (out.computedChecksum !== out.checksum) add('bad-checksum', `checksum expected ${hex8(out.computedChecksum)} got ${hex8(out.checksum)}`)
+  if (expect.seq !== undefined && out.seq !== expect.seq) add('seq-mismatch', `seq ${out.seq} (expected ${expect.seq})`)
+  // position: a u64 compared as two halves (no BigInt on the hot path)
+  const p = expect.position
+  if (p !== undefined && (dv.getUint32(24, true) !== p % 0x100000000 || dv.getUint32(28, true) !== Math.floor(p / 0x100000000)))
+    add('position-mismatch', `position ${out.position} (expected ${p})`)
+  return problems
+}
+
+/** The payloads into `out`'s columns, up to min(meta_size, 4096); the first malformed one ends the parse with its message. */
+function decodePayloads(out: MetaColumns): string | null {
+  const dv = out.dv
+  const limit = Math.min(out.metaSize, BLOCK_SIZE)
   let off = META_HEADER_SIZE
-  while (off < metaSize) {
-    if (off + 8 > metaSize) return false
+  while (off < limit) {
+    if (off + 8 > limit) return `payload at offset ${off} truncated: header runs past ${limit}`
     const type = dv.getUint16(off, true)
     const size = dv.getUint32(off + 4, true)
+    const n = out.count
     let end: number
     if (type === PAYLOAD_FLUSH) {
-      if (size % 8 !== 0) return false
+      if (size % 8 !== 0) return `flush payload at offset ${off}: list size ${size} bytes is not a multiple of 8`
       end = off + FLUSH_HEADER_SIZE + size
+      if (end > limit) return `flush payload at offset ${off} (${FLUSH_HEADER_SIZE + size} bytes) runs past ${limit}`
       out.at[n] = off + FLUSH_HEADER_SIZE
       out.location[n] = 0
     } else if (type === PAYLOAD_DATA || type === PAYLOAD_PARITY) {
-      if (size % BLOCK_SECTORS !== 0) return false
+      const what = type === PAYLOAD_DATA ? 'data' : 'parity'
+      if (size % BLOCK_SECTORS !== 0) return `${what} payload at offset ${off}: size ${size} sectors is not a multiple of ${BLOCK_SECTORS}`
       end = off + DATA_PARITY_HEADER_SIZE + 4 * (size / BLOCK_SECTORS)
-      if (end > metaSize) return false // before the location is read: it may lie past the block
+      if (end > limit) return `${what} payload at offset ${off} (${end - off} bytes) runs past ${limit}`
       const hi = dv.getUint32(off + 12, true)
-      if (hi >= 0x200000) huge = true
+      if (hi >= 0x200000) out.hugeLocation = true
       out.location[n] = dv.getUint32(off + 8, true) + hi * 0x100000000
       out.at[n] = off + DATA_PARITY_HEADER_SIZE
-      pages += size / BLOCK_SECTORS
-    } else return false
-    if (end > metaSize) return false
+      out.pages += size / BLOCK_SECTORS
+    } else return `unknown payload type ${type} at offset ${off}`
     out.type[n] = type
     out.size[n] = size
-    n++
+    out.count = n + 1
     off = end
   }
-  out.count = n
-  out.pages = pages
-  out.hugeLocation = huge
-  return true
+  return null
 }

@@ -165,7 +165,7 @@ class LogTally {
     if (this.tailSeq === null) this.tailSeq = u.seq
     this.units++
     this.scanned += (1 + u.pages) * PAGE
-    if ((u.cols ? u.cols.count : u.meta.payloads.length) === 0) this.emptyUnits++
+    if (u.cols.count === 0) this.emptyUnits++
   }
 
   finish(): VerifiedLog {

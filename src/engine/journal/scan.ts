@@ -10,17 +10,7 @@
  * Memory is bounded: one read-ahead window (readAhead) and one io unit's checksums at a time.
  */
 import {crc32cPages} from '../checksum.js'
-import {
-  MetaColumns,
-  decodeMetaBlock,
-  decodeMetaColumns,
-  pagesOf,
-  type MetaBlock,
-  type MetaProblem,
-  PAYLOAD_DATA,
-  PAYLOAD_FLUSH,
-  PAYLOAD_PARITY,
-} from '../format/meta.js'
+import {MetaColumns, decodeMeta, type MetaBlock, type MetaProblem, PAYLOAD_DATA, PAYLOAD_FLUSH, PAYLOAD_PARITY} from '../format/meta.js'
 import {CorruptError} from '../errors.js'
 import {alignedBuffer} from '../device.js'
 import {BLOCK_SECTORS, PAGE, type Ring} from './ring.js'
@@ -39,10 +29,10 @@ export interface PageVerdict {
 export interface ScannedUnit {
   position: number
   seq: bigint
-  /** the meta block as objects (with `columns`, decoded on first use: read it before the next unit) */
+  /** the meta block as objects, made on first use: read it before the next unit */
   readonly meta: MetaBlock
-  /** with the `columns` option: the meta block's payloads as typed arrays, valid until the next unit */
-  cols: MetaColumns | null
+  /** the meta block as decoded (typed arrays), valid until the next unit */
+  readonly cols: MetaColumns
   /** number of 4 KiB pages after the meta block */
   pages: number
   verdicts: PageVerdict[]
@@ -168,17 +158,17 @@ function locationOutside(type: number, loc: number, sizeSectors: number, lim: Pa
 }
 
 /** checkPayloadLocations over columns: the same rule on plain numbers; on any failure the object form says why */
-function checkColumnLocations(cols: MetaColumns, ring: Ring, position: number, seed: number): void {
+function checkColumnLocations(cols: MetaColumns, ring: Ring, position: number): void {
   const lim = ring.payloadLimits
   if (!lim) return
   if (cols.hugeLocation) {
-    checkPayloadLocations(cols.toMetaBlock(seed), ring, position)
+    checkPayloadLocations(cols.toMetaBlock(), ring, position)
     return
   }
   const {type, location, size} = cols
   for (let i = 0; i < cols.count; i++) {
     if (type[i] !== PAYLOAD_FLUSH && locationOutside(type[i], location[i], size[i], lim)) {
-      checkPayloadLocations(cols.toMetaBlock(seed), ring, position)
+      checkPayloadLocations(cols.toMetaBlock(), ring, position)
       return
     }
   }
@@ -237,23 +227,12 @@ export function verifyUnitPages(meta: MetaBlock, data: Uint8Array, seed: number,
   return verdicts
 }
 
-/** The same check without a verdict per page (the replay's hot path): the first mismatch, or null. */
-function firstBadPage(meta: MetaBlock, data: Uint8Array, seed: number, ring: Ring, position: number): PageVerdict | null {
-  const sums = unitPageSums(meta, data, seed, ring, position)
-  // fast path: compare plain numbers; build the verdict only for a mismatch
-  let k = 0
-  for (const p of meta.payloads) {
-    if (p.type === PAYLOAD_FLUSH) continue
-    for (const c of p.checksums) if (c >>> 0 !== sums[k++]) return comparePages(meta, sums, ring, position, v => !v.ok)
-  }
-  return null
-}
-
 /**
- * firstBadPage over columns (payload locations checked first). The verdict for a mismatch comes from the object form, so it reads exactly as the slow path's.
+ * The page check without a verdict per page (the replay's hot path): payload locations first, then
+ * the first page whose checksum mismatches, or null. The verdict for a mismatch comes from the object form, so it reads exactly as the slow path's.
  */
 function firstBadPageColumns(cols: MetaColumns, data: Uint8Array, seed: number, ring: Ring, position: number): PageVerdict | null {
-  checkColumnLocations(cols, ring, position, seed)
+  checkColumnLocations(cols, ring, position)
   const sums = pageSumsOf(seed, data)
   const {type, size, at} = cols
   const words = cols.words
@@ -264,7 +243,7 @@ function firstBadPageColumns(cols: MetaColumns, data: Uint8Array, seed: number, 
     let bad = false
     if (words) for (let j = 0, w = at[i] >>> 2; j < n; j++, k++, w++) bad ||= words[w] !== sums[k]
     else for (let j = 0; j < n; j++, k++) bad ||= cols.sum(i, j) !== sums[k]
-    if (bad) return comparePages(cols.toMetaBlock(seed), sums.slice(0, data.length / PAGE), ring, position, v => !v.ok)
+    if (bad) return comparePages(cols.toMetaBlock(), sums.slice(0, data.length / PAGE), ring, position, v => !v.ok)
   }
   return null
 }
@@ -346,7 +325,7 @@ export function* scanLog(
   },
 ): Generator<ScannedUnit> {
   const reader = opts.reader ?? readAhead(ring, opts.readBytes)
-  const cols = opts.columns ?? null
+  const cols = opts.columns ?? new MetaColumns()
   const wantVerdicts = opts.verdicts !== false
   const empty: Uint8Array = new Uint8Array(0)
   let pos = tail
@@ -359,38 +338,24 @@ export function* scanLog(
       return
     }
     if (opts.maxUnits !== undefined && units >= opts.maxUnits) return
-    const block = reader.view(pos, PAGE)
-    let meta: MetaBlock | null = null
-    let seq: bigint
-    let pages: number
-    if (cols && decodeMetaColumns(block, seed, expectSeq, pos, cols)) {
-      seq = cols.seq
-      pages = cols.pages
-    } else {
-      const d = decodeMetaBlock(block, seed, {seq: expectSeq, position: BigInt(pos)})
-      if (!d.meta || d.problems.length > 0) {
-        const pr = d.problems[0] ?? {code: 'short' as const, message: 'unreadable meta block'}
-        opts.onStop({position: pos, expectedSeq: expectSeq ?? null, code: pr.code, message: pr.message})
-        return
-      }
-      if (cols) throw new Error(`internal: the meta block at journal sector ${pos} is valid, but the columns decoder refused it`)
-      meta = d.meta
-      seq = meta.seq
-      pages = pagesOf(meta)
+    const problems = decodeMeta(reader.view(pos, PAGE), seed, {seq: expectSeq, position: pos}, cols)
+    if (problems.length > 0) {
+      opts.onStop({position: pos, expectedSeq: expectSeq ?? null, code: problems[0].code, message: problems[0].message})
+      return
     }
+    const seq = cols.seq
+    const pages = cols.pages
     if ((pages + 1) * BLOCK_SECTORS + walked > ring.sizeSectors) {
       opts.onStop({position: pos, expectedSeq: seq, code: 'too-large', message: `io unit of ${pages} pages does not fit in the log`})
       return
     }
-    let data = empty
+    const data = pages > 0 ? reader.view(ring.add(pos, BLOCK_SECTORS), pages * PAGE) : empty
     let verdicts: PageVerdict[] = []
-    let bad: PageVerdict | null = null
-    if (pages > 0) data = reader.view(ring.add(pos, BLOCK_SECTORS), pages * PAGE)
-    if (!meta) bad = firstBadPageColumns(cols!, data, seed, ring, pos)
-    else if (wantVerdicts) {
-      verdicts = verifyUnitPages(meta, data, seed, ring, pos)
+    let bad: PageVerdict | null
+    if (wantVerdicts) {
+      verdicts = verifyUnitPages(cols.toMetaBlock(), data, seed, ring, pos)
       bad = verdicts.find(v => !v.ok) ?? null
-    } else bad = firstBadPage(meta, data, seed, ring, pos)
+    } else bad = firstBadPageColumns(cols, data, seed, ring, pos)
     const allPagesOk = bad === null
     const nextPosition = ring.add(pos, BLOCK_SECTORS * (1 + pages))
     if (bad && opts.kernelSkipOnDataMismatch) {
@@ -413,9 +378,7 @@ export function* scanLog(
       })
       return
     }
-    yield meta
-      ? {position: pos, seq, meta, cols: null, pages, verdicts, data, nextPosition, allPagesOk}
-      : new ColumnUnit(pos, seq, cols!, seed, pages, data, nextPosition, allPagesOk)
+    yield new ColumnUnit(pos, seq, cols, pages, verdicts, data, nextPosition, allPagesOk)
     units++
     walked += BLOCK_SECTORS * (1 + pages)
     pos = nextPosition
@@ -429,21 +392,20 @@ export function* scanLog(
 
 /** A unit decoded into columns; its object form is made only if asked for (before the next unit). */
 class ColumnUnit implements ScannedUnit {
-  readonly verdicts: PageVerdict[] = []
   private objects: MetaBlock | null = null
   constructor(
     readonly position: number,
     readonly seq: bigint,
     readonly cols: MetaColumns,
-    private readonly seed: number,
     readonly pages: number,
+    readonly verdicts: PageVerdict[],
     readonly data: Uint8Array,
     readonly nextPosition: number,
     readonly allPagesOk: boolean,
   ) {}
 
   get meta(): MetaBlock {
-    return (this.objects ??= this.cols.toMetaBlock(this.seed))
+    return (this.objects ??= this.cols.toMetaBlock())
   }
 }
 

@@ -9,7 +9,7 @@
  * Also the compact tables it keeps: stripe sector -> row in typed arrays, so a log of any size
  * costs tens of bytes per stripe rather than objects per page.
  */
-import {MetaColumns, PAYLOAD_DATA, PAYLOAD_FLUSH, PAYLOAD_PARITY} from '../format/meta.js'
+import {PAYLOAD_DATA, PAYLOAD_FLUSH} from '../format/meta.js'
 import type {MdArray} from '../array.js'
 import type {ScannedUnit} from './scan.js'
 import {BLOCK_SECTORS} from './ring.js'
@@ -286,35 +286,14 @@ export class StripeMachine {
  * it, FLUSH forgets it. `replay` is called for a complete stripe that new data arrives for.
  */
 function feedUnit(arr: MdArray, states: StripeStates, u: ScannedUnit, replay: (sector: number, row: number) => void): void {
-  if (u.cols) {
-    feedColumns(arr, states, u.position, u.cols, replay)
-    return
-  }
   const ring = arr.ring!
   const loc = {member: 0, memberSector: 0, dataIndex: 0, row: 0, pd: 0}
+  const {type, location, size} = u.cols
   let pos = ring.add(u.position, BLOCK_SECTORS)
-  for (const p of u.meta.payloads) {
-    if (p.type === PAYLOAD_FLUSH) {
-      for (const s of p.stripes) states.drop(Number(s))
-      continue
-    }
-    if (p.type === PAYLOAD_DATA) dataPayload(arr, states, Number(p.location), pos, replay, loc)
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a type the decoder let through must not be taken for parity
-    else if (p.type === PAYLOAD_PARITY) parityPayload(arr, states, Number(p.location), pos)
-    pos = ring.add(pos, p.sizeSectors)
-  }
-}
-
-/** feedUnit over a meta block decoded into columns (the replay's hot path) */
-function feedColumns(arr: MdArray, states: StripeStates, position: number, cols: MetaColumns, replay: (sector: number, row: number) => void): void {
-  const ring = arr.ring!
-  const loc = {member: 0, memberSector: 0, dataIndex: 0, row: 0, pd: 0}
-  const {type, location, size} = cols
-  let pos = ring.add(position, BLOCK_SECTORS)
-  for (let i = 0; i < cols.count; i++) {
+  for (let i = 0; i < u.cols.count; i++) {
     const t = type[i]
     if (t === PAYLOAD_FLUSH) {
-      for (let k = 0; k < size[i] / 8; k++) states.drop(cols.stripe(i, k))
+      for (let k = 0; k < size[i] / 8; k++) states.drop(u.cols.stripe(i, k))
       continue
     }
     if (t === PAYLOAD_DATA) dataPayload(arr, states, location[i], pos, replay, loc)

@@ -1,21 +1,24 @@
 /**
- * decodeMetaColumns (the replay's allocation-free meta block decoder) against the reference
- * decodeMetaBlock: the same yes/no on valid blocks and on blocks broken in every field the kernel
- * checks (magic, version, meta_size, checksum, seq, position, payload sizes and types, payloads
- * running past meta_size), and on a yes, the same payloads (type, size, location, checksums,
- * flush stripes). Mutated blocks are re-checksummed half of the time, so the payload checks are
- * reached too and not only the checksum.
+ * decodeMeta into one reused MetaColumns (as a walk of the log decodes every block) against a
+ * decode into fresh columns (decodeMetaBlock): the same problems and, on a valid block, the same
+ * payloads through the column accessors (type, size, location, checksums, flush stripes), on valid
+ * blocks (whose payloads must also be exactly what the encoder was given) and on blocks broken in
+ * every field the kernel checks (magic, version, meta_size, checksum, seq, position, payload sizes
+ * and types, payloads running past meta_size). Mutated blocks are re-checksummed half of the time,
+ * so the payload checks are reached too and not only the checksum.
  */
 import assert from 'node:assert/strict'
-import {MetaColumns, PAYLOAD_FLUSH, decodeMetaBlock, decodeMetaColumns, encodeMetaBlock, pagesOf} from '../../src/engine/format/meta.js'
-import {SEED, mutate, randomPayloads, rechecksum} from '../helpers/meta-blocks.js'
-import {rng} from '../helpers/reference.js'
+import {MetaColumns, PAYLOAD_FLUSH, decodeMeta, decodeMetaBlock, encodeMetaBlock, pagesOf} from '../../../src/engine/format/meta.js'
+import {SEED, mutate, randomPayloads, rechecksum} from '../../helpers/meta-blocks.js'
+import {rng} from '../../helpers/reference.js'
 
 function assertSame(page: Uint8Array, seq: bigint | undefined, position: number, cols: MetaColumns, why: string): void {
   const ref = decodeMetaBlock(page, SEED, {seq, position: BigInt(position)})
   const refOk = ref.meta !== null && ref.problems.length === 0
-  const ok = decodeMetaColumns(page, SEED, seq, position, cols)
-  assert.equal(ok, refOk, `${why}: columns say ${ok}, reference says ${refOk} (${ref.problems.map(p => p.code).join(', ')})`)
+  const problems = decodeMeta(page, SEED, {seq, position}, cols)
+  assert.deepEqual(problems, ref.problems, `${why}: problems`)
+  const ok = problems.length === 0
+  assert.equal(ok, refOk, why)
   if (!ok) return
   const m = ref.meta!
   assert.equal(cols.seq, m.seq, why)
@@ -35,19 +38,21 @@ function assertSame(page: Uint8Array, seq: bigint | undefined, position: number,
     }
   })
   assert.equal(cols.hugeLocation, huge, `${why}: hugeLocation`)
-  assert.deepEqual(cols.toMetaBlock(SEED), m, `${why}: toMetaBlock`)
+  assert.deepEqual(cols.toMetaBlock(), m, `${why}: toMetaBlock`)
 }
 
-describe('decodeMetaColumns against decodeMetaBlock', () => {
+describe('decodeMeta into reused columns', () => {
   it('agrees on 3000 valid random blocks (payloads, locations beyond 2^32 and 2^53, positions beyond 2^32)', () => {
     const r = rng(101)
     const cols = new MetaColumns()
     for (let t = 0; t < 3000; t++) {
       const seq = BigInt(Math.floor(r() * 2 ** 48))
       const position = r() < 0.2 ? Math.floor(r() * 2 ** 40) * 8 : Math.floor(r() * 2 ** 20) * 8
-      const page = encodeMetaBlock({seq, position: BigInt(position), payloads: randomPayloads(r)}, SEED)
+      const payloads = randomPayloads(r)
+      const page = encodeMetaBlock({seq, position: BigInt(position), payloads}, SEED)
       assertSame(page, seq, position, cols, `case ${t}`)
-      assert.ok(decodeMetaColumns(page, SEED, seq, position, cols), `case ${t}: valid block refused`)
+      assert.deepEqual(decodeMeta(page, SEED, {seq, position}, cols), [], `case ${t}: valid block refused`)
+      assert.deepEqual(cols.toMetaBlock().payloads, payloads, `case ${t}: the payloads the encoder was given`)
       // no seq expectation (the tail block) is also a yes
       assertSame(page, undefined, position, cols, `case ${t}, no seq`)
     }
@@ -77,7 +82,7 @@ describe('decodeMetaColumns against decodeMetaBlock', () => {
       const what = mutate(page, r)
       if (r() < 0.5) rechecksum(page)
       assertSame(page, seq, position, cols, `case ${t} (${what})`)
-      if (!decodeMetaColumns(page, SEED, seq, position, cols)) refused++
+      if (decodeMeta(page, SEED, {seq, position}, cols).length > 0) refused++
     }
     // the mutations must mostly break something, or this test proves little
     assert.ok(refused > 12000, `only ${refused} of 20000 broken blocks were refused`)

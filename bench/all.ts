@@ -53,6 +53,8 @@ interface Row {
   ratios: number[]
   syncs: Record<string, number>
   maxRssKiB: number
+  /** the floor's shell script */
+  floor?: string
 }
 const rows: Row[] = []
 
@@ -69,7 +71,8 @@ function measure(op: Op, size: string, dir: string): void {
   say(`${size} ${op.name}: ${RUNS} paired rounds`)
   const p = paired(steps, op.name.includes('start-up') ? Math.max(RUNS, 10) : RUNS, false)
   op.check(report)
-  rows.push({op: op.name, size, alt: op.altName, seconds: p.seconds, ratios: p.ratios, syncs: probe.syncs, maxRssKiB: probe.maxRssKiB})
+  const floor = steps[2]?.argv[2]
+  rows.push({op: op.name, size, alt: op.altName, seconds: p.seconds, ratios: p.ratios, syncs: probe.syncs, maxRssKiB: probe.maxRssKiB, floor})
 }
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'r5ctl-bench-'))

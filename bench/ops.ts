@@ -120,7 +120,11 @@ export function operations(dir: string, B: number): Op[] {
     fs.closeSync(fd)
   }
   const f = (name: string) => path.join(dir, name)
-  const ready = (name: string, size: number) => (fs.existsSync(f(name)) ? f(name) : (preallocate(f(name), size), f(name)))
+  /** a preallocated file of at least `size` bytes */
+  const ready = (name: string, size: number) => {
+    if (!fs.existsSync(f(name)) || fs.statSync(f(name)).size < size) preallocate(f(name), size)
+    return f(name)
+  }
   // the whole write-through or write-back log fits: data + parity (+ meta) is about 1.27 x the data
   const s5 = makeArray(f('raid5'), 5, 5, B, Math.ceil((1.5 * B) / MiB) * MiB)
   const s6 = makeArray(f('raid6'), 6, 6, B, 64 * MiB)
@@ -149,13 +153,11 @@ export function operations(dir: string, B: number): Op[] {
     const out = run(r5('write', '-o', '0', '-i', input, '--no-flush', ...flags, ...set.devs), undefined, [0, 75, 76]).stdout
     return out ? JSON.parse(out) : null
   }
-  const readBack = (set: ArraySet, devs = set.devs, out = f('check.bin')) => {
-    r5json(['read', '-o', '0', '--length', `${B}`, '--output', out, ...devs])
-    run(['cmp', input, out])
-  }
+  /** after recover, reclaim or a write-through write: a clean journal and the input read back */
   const checkClean = () => {
     if (journalState() !== 0) throw new Error('the journal is not clean')
-    readBack(s5)
+    r5json(['read', '-o', '0', '--length', `${B}`, '--output', f('check.bin'), ...s5.devs])
+    run(['cmp', input, f('check.bin')])
   }
 
   const write = (mode: 'write-through' | 'write-back'): Op => ({
@@ -210,12 +212,14 @@ export function operations(dir: string, B: number): Op[] {
   const r6read = readOp('raid6 read, 0 missing', s6, s6.devs, 'r6.out')
 
   // recover and reclaim: read the log, write the replayed bytes
-  const replay = (used: number) => (r: any) => {
+  const replay = (used: number, r: any) => {
     const replayed = r.pagesWritten * PAGE
     const log = `if=${s5.journal} skip=${s5.ringBase} iflag=skip_bytes,count_bytes`
     return {
       alt: {
-        argv: sh(`${dd(`${log} count=${used} of=/dev/null`)}; ${dd(`${log} count=${replayed} of=${ready('alt.bin', B)} conv=notrunc,fdatasync`)}`),
+        argv: sh(
+          `${dd(`${log} count=${used} of=/dev/null`)}; ${dd(`${log} count=${replayed} of=${ready('alt-replay.bin', replayed)} conv=notrunc,fdatasync`)}`,
+        ),
         before: settled(),
       },
       moves: {
@@ -246,7 +250,7 @@ export function operations(dir: string, B: number): Op[] {
         restoreCrash = snapshot('crash')
       },
       a: {argv: r5('recover', ...s5.devs), before: settled(() => restoreCrash())},
-      baselines: r => replay(crashUsed)(r),
+      baselines: r => replay(crashUsed, r),
       check: checkClean,
     },
     write('write-back'),
@@ -260,7 +264,7 @@ export function operations(dir: string, B: number): Op[] {
         restoreCached = snapshot('cached')
       },
       a: {argv: r5('reclaim', ...s5.devs), before: settled(() => restoreCached())},
-      baselines: r => replay(cachedUsed)(r),
+      baselines: r => replay(cachedUsed, r),
       check: checkClean,
     },
     r6read,

@@ -134,8 +134,9 @@ export function operations(dir: string, B: number): Op[] {
   }
 
   // pre-states: a snapshot of the journal and every member's superblock area, restored before each run
-  const snapshot = (name: string) => {
-    const saved = s5.devs.map(d => ({d, copy: f(`${name}.${path.basename(d)}`), len: d === s5.journal ? fs.statSync(d).size : s5.dataOffset}))
+  // (one op's at a time: the next snapshot overwrites it)
+  const snapshot = () => {
+    const saved = s5.devs.map(d => ({d, copy: f(`pre.${path.basename(d)}`), len: d === s5.journal ? fs.statSync(d).size : s5.dataOffset}))
     for (const s of saved) copyOver(s.d, s.copy, s.len)
     return () => {
       for (const s of saved) copyOver(s.copy, s.d, s.len)
@@ -156,8 +157,7 @@ export function operations(dir: string, B: number): Op[] {
   /** after recover, reclaim or a write-through write: a clean journal and the input read back */
   const checkClean = () => {
     if (journalState() !== 0) throw new Error('the journal is not clean')
-    r5json(['read', '-o', '0', '--length', `${B}`, '--output', f('check.bin'), ...s5.devs])
-    run(['cmp', input, f('check.bin')])
+    run(sh(`${process.execPath} ${RUN_JS} read -o 0 --length ${B} ${s5.devs.join(' ')} | cmp ${input} -`))
   }
 
   const write = (mode: 'write-through' | 'write-back'): Op => ({
@@ -165,7 +165,7 @@ export function operations(dir: string, B: number): Op[] {
     altName: 'dd input → 1 file, fdatasync',
     setup: () => {
       clean()
-      if (mode === 'write-back') restoreClean = snapshot('clean')
+      if (mode === 'write-back') restoreClean = snapshot()
     },
     a: {
       argv: r5('write', '-o', '0', '-i', input, '--journal-mode', mode, ...s5.devs),
@@ -206,7 +206,10 @@ export function operations(dir: string, B: number): Op[] {
           writes: [{like: f(out), bytes: B}],
         },
       }),
-      check: () => run(['cmp', input, f(out)]),
+      check: () => {
+        run(['cmp', input, f(out)])
+        fs.rmSync(f(out))
+      },
     }
   }
   const r6read = readOp('raid6 read, 0 missing', s6, s6.devs, 'r6.out')
@@ -218,7 +221,7 @@ export function operations(dir: string, B: number): Op[] {
     return {
       alt: {
         argv: sh(
-          `${dd(`${log} count=${used} of=/dev/null`)}; ${dd(`${log} count=${replayed} of=${ready('alt-replay.bin', replayed)} conv=notrunc,fdatasync`)}`,
+          `${dd(`${log} count=${used} of=/dev/null`)}; ${dd(`${log} count=${replayed} of=${ready('alt.bin', replayed)} conv=notrunc,fdatasync`)}`,
         ),
         before: settled(),
       },
@@ -247,7 +250,7 @@ export function operations(dir: string, B: number): Op[] {
         if (j.stripesPending.dataParity !== B / 4 / PAGE)
           throw new Error(`crash log: ${j.stripesPending.dataParity} stripes pending, wanted ${B / 4 / PAGE}`)
         crashUsed = j.usedBytes
-        restoreCrash = snapshot('crash')
+        restoreCrash = snapshot()
       },
       a: {argv: r5('recover', ...s5.devs), before: settled(() => restoreCrash())},
       baselines: r => replay(crashUsed, r),
@@ -261,7 +264,7 @@ export function operations(dir: string, B: number): Op[] {
         clean()
         writeInput(s5, '--journal-mode', 'write-back')
         cachedUsed = r5json(['examine-journal', ...s5.devs], [5]).usedBytes
-        restoreCached = snapshot('cached')
+        restoreCached = snapshot()
       },
       a: {argv: r5('reclaim', ...s5.devs), before: settled(() => restoreCached())},
       baselines: r => replay(cachedUsed, r),

@@ -29,6 +29,7 @@
  * writes synchronously.
  */
 import {createRequire} from 'node:module'
+import {getSystemErrorName} from 'node:util'
 import CRC32C from 'crc-32/crc32c.js'
 
 type StdCrc = (buf: Uint8Array, prevStd: number) => number
@@ -43,10 +44,10 @@ interface CrcAddon {
   raw(seed: number, buf: Uint8Array): number
   /**
    * Block until min(upTo, runs) runs of the current write job are written; runs done, 0 when there is no
-   * job. Throws (code, offset, pages = runs written) when a run failed before upTo.
+   * job. Throws (errno, offset, pages = runs written) when a run failed before upTo.
    */
-  pagesWait?(upTo: number): number
-  /** pwritev runs of pages (fd, offset, from, count in runs) on the helper thread, in the same job slot. Absent in old builds. */
+  writeWait?(upTo: number): number
+  /** pwritev runs of pages (fd, offset, from, count in runs) on the helper thread, one job at a time. Absent in old builds. */
   writeStart?(buf: Uint8Array, pages: Int32Array, runs: Float64Array, nRuns: number): void
 }
 
@@ -100,7 +101,7 @@ const nodeRs = addon ? null : loadNodeRs()
 const std: StdCrc = nodeRs ?? jsStd
 // Writes on the helper: the thread runs no CRC code, so the load-time check above does not cover it;
 // only its presence is checked (old builds lack it).
-const writeAddon = addon && typeof addon.writeStart === 'function' && typeof addon.pagesWait === 'function' ? (addon as Required<CrcAddon>) : null
+const writeAddon = addon && typeof addon.writeStart === 'function' && typeof addon.writeWait === 'function' ? (addon as Required<CrcAddon>) : null
 
 /** Which implementation is in use: 'native addon (sse4.2, batched)', '@node-rs/crc32' or 'crc-32 (js)'. */
 export const crcBackend: string = addon ? 'native addon (sse4.2, batched)' : nodeRs ? '@node-rs/crc32' : 'crc-32 (js)'
@@ -167,12 +168,14 @@ class HelperWrite implements WriteJob {
     if (this.done >= this.pages) return
     let d: number
     try {
-      d = (writeAddon as Required<CrcAddon>).pagesWait(upTo)
+      d = (writeAddon as Required<CrcAddon>).writeWait(upTo)
     } catch (e) {
-      const pages = (e as Error & {pages?: unknown}).pages
-      if (typeof pages === 'number') {
-        this.error = e as Error
-        this.done = pages
+      const f = e as Error & {pages?: unknown; errno?: unknown; code?: unknown}
+      if (typeof f.pages === 'number') {
+        // the addon gives the errno; its name is Node's to know (C has no portable table of them)
+        if (typeof f.errno === 'number' && f.code === undefined) f.code = getSystemErrorName(f.errno)
+        this.error = f
+        this.done = f.pages
       }
       throw e
     }

@@ -23,17 +23,13 @@
  * R5CTL_CRC=js forces 3, R5CTL_CRC=node-rs skips 1. Every native backend must reproduce the
  * pure-JS reference at load time or it is not used; the tests compare them on random input.
  *
- * crc32cPagesAsync runs crc32cPages on the addon's helper thread (pagesStart/pagesWait: one
- * persistent pthread, results published a few pages at a time) so the checksums of a large buffer
- * are computed on a second core while this thread does other work. Without the addon, or with an
- * old build that lacks the pair, the same pages are computed lazily inside wait() on this thread.
- *
- * readPagesAsync goes one step further: the helper also does the read (readStart: pread in 256 KiB
- * chunks, each chunk's pages checksummed while still in cache), so this thread can write the
- * previous window meanwhile. Only with the addon (null otherwise: the caller reads synchronously);
- * a read error or end of file is thrown by wait() for the pages it prevented, not for those before.
+ * writeRunsAsync hands the write path's member writes to the addon's helper thread (writeStart:
+ * one pwritev per run, one job at a time), so this thread lays out the next batch meanwhile; node has
+ * no synchronous write that runs on another core. Without the addon it returns null and the caller
+ * writes synchronously.
  */
 import {createRequire} from 'node:module'
+import {getSystemErrorName} from 'node:util'
 import CRC32C from 'crc-32/crc32c.js'
 
 type StdCrc = (buf: Uint8Array, prevStd: number) => number
@@ -46,33 +42,13 @@ interface CrcAddon {
   sse42: boolean
   pages(seed: number, buf: Uint8Array, out: Uint32Array, outOff: number): void
   raw(seed: number, buf: Uint8Array): number
-  /** Same as pages() on the helper thread; an unfinished previous job is completed first. Absent in old builds. */
-  pagesStart?(seed: number, buf: Uint8Array, out: Uint32Array, outOff: number): void
   /**
-   * Block until min(upTo, pages) pages of the current job are final; pages done, 0 when there is no job.
-   * Throws a ReadFailure when the current job is a read that failed before upTo pages.
+   * Block until min(upTo, runs) runs of the current write job are written; runs done, 0 when there is no
+   * job. Throws (errno, offset, pages = runs written) when a run failed before upTo.
    */
-  pagesWait?(upTo: number): number
-  /** pread(fd, buf, buf.length, position) and pages() of it, on the helper thread, in the same job slot. Absent in old builds. */
-  readStart?(fd: number, position: number, buf: Uint8Array, seed: number, out: Uint32Array, outOff: number): void
-  /** pwritev of the pages buf[pages[from + j]] at position, on this thread; bytes written. Absent in old builds. */
-  writePages?(fd: number, position: number, buf: Uint8Array, pages: Int32Array, from: number, count: number): number
-  /** The extent pre-walk's accepted prefix, on this thread (see nativeWalkMeta). Absent in old builds and without SSE4.2. */
-  walkMeta?(fd: number, p: Float64Array, outPos: Float64Array, outPages: Float64Array): number
-  /** pwritev runs of pages (fd, offset, from, count in runs) on the helper thread, in the same job slot. Absent in old builds. */
+  writeWait?(upTo: number): number
+  /** pwritev runs of pages (fd, offset, from, count in runs) on the helper thread, one job at a time. Absent in old builds. */
   writeStart?(buf: Uint8Array, pages: Int32Array, runs: Float64Array, nRuns: number): void
-}
-
-/** What the addon's pagesWait throws for a failed read (native/crc32c_pages.c, throw_read_error). */
-export interface ReadFailure extends Error {
-  /** errno name (EIO, EBADF, ...) or ESHORT for end of file */
-  code: string
-  /** absolute byte offset in the file where the read stopped */
-  offset: number
-  /** strerror text, or "short read (end of file)" */
-  reason: string
-  /** pages of the job that are final (read completely and checksummed) */
-  pages: number
 }
 
 const PAGE = 4096
@@ -120,37 +96,15 @@ function loadNodeRs(): StdCrc | null {
 }
 
 const addon = loadAddon()
-// The helper-thread pair is checked for existence only: it runs the same crc_pages code that the
-// pages() check above covered. The helper thread itself starts on the first crc32cPagesAsync.
-const asyncAddon = addon && typeof addon.pagesStart === 'function' && typeof addon.pagesWait === 'function' ? (addon as Required<CrcAddon>) : null
-// Reads on the helper: the same thread and job slot, so it needs the pair as well.
-const readAddon = asyncAddon && typeof asyncAddon.readStart === 'function' ? asyncAddon : null
 // The addon is faster than @node-rs at every length (16 B to 1 MiB), so with it @node-rs is not loaded.
 const nodeRs = addon ? null : loadNodeRs()
 const std: StdCrc = nodeRs ?? jsStd
-
-/**
- * The addon's synchronous scattered-page write (native/crc32c_pages.c writePages), or null: pwritev of
- * the 4 KiB pages buf[pages[from + j]] (j < count) at byte `position` of fd. Node's writevSync takes
- * the same pages as an array of views, at a cost per view; this takes page numbers. Throws an Error
- * whose code is the errno name. Used by FileDevice.writePages.
- */
-export const nativeWritePages: ((fd: number, position: number, buf: Uint8Array, pages: Int32Array, from: number, count: number) => number) | null =
-  addon && typeof addon.writePages === 'function' ? addon.writePages.bind(addon) : null
-
-/**
- * The addon's meta-block walk (native/crc32c_pages.c walkMeta), or null: from a ring position, the io
- * units whose meta blocks the JavaScript meta-only walk would accept, read with one pread each, until
- * the first it would not (or a read error, or the output is full). Used by scan.ts walkMetaNative.
- */
-export const nativeWalkMeta: ((fd: number, p: Float64Array, outPos: Float64Array, outPages: Float64Array) => number) | null =
-  addon && typeof addon.walkMeta === 'function' ? addon.walkMeta.bind(addon) : null
+// Writes on the helper: the thread runs no CRC code, so the load-time check above does not cover it;
+// only its presence is checked (old builds lack it).
+const writeAddon = addon && typeof addon.writeStart === 'function' && typeof addon.writeWait === 'function' ? (addon as Required<CrcAddon>) : null
 
 /** Which implementation is in use: 'native addon (sse4.2, batched)', '@node-rs/crc32' or 'crc-32 (js)'. */
 export const crcBackend: string = addon ? 'native addon (sse4.2, batched)' : nodeRs ? '@node-rs/crc32' : 'crc-32 (js)'
-
-/** Where crc32cPagesAsync computes: on the addon's helper thread, or inline inside wait() on this thread. */
-export const crcAsyncBackend: 'helper thread' | 'inline' = asyncAddon ? 'helper thread' : 'inline'
 
 /** Kernel crc32c_le(seed, buf): raw register update, no inversion in or out. Returns u32. */
 export function crc32cRaw(seed: number, buf: Uint8Array): number {
@@ -191,70 +145,22 @@ export function crc32cPages(seed: number, buf: Uint8Array, out: Uint32Array, out
   }
 }
 
-/** Page checksums being computed, possibly on another core. */
-export interface PageSumsJob {
-  /** pages in the job */
+/** Member writes running on the helper thread (writeRunsAsync). */
+export interface WriteJob {
+  /** runs in the job */
   readonly pages: number
-  /** block until out[outOff .. outOff + min(upTo, pages)) are final */
+  /** block until the first min(upTo, pages) runs are written; throws for a run that failed before upTo */
   wait(upTo: number): void
-  /**
-   * Without blocking: how many pages are final, or can be made final on this thread (an inline job
-   * says all of them: its wait computes them here). A read that failed says how far it got.
-   */
-  poll(): number
 }
 
-/** A job on the addon's helper thread. Only the newest job is the addon's current one. */
-class HelperJob implements PageSumsJob {
-  /** pages known to be final in out (all of them once the job is complete or superseded) */
-  done = 0
-  constructor(readonly pages: number) {}
-  wait(upTo: number): void {
-    // Also returns for NaN, and for superseded jobs (their done was set to pages).
-    if (!(upTo > this.done) || this.done >= this.pages) return
-    // This is the current job, so the addon's job is this one, or none if it is already complete
-    // (then pagesWait says 0: e.g. pagesStart computed it in place because no thread could start).
-    const d = (asyncAddon as Required<CrcAddon>).pagesWait(upTo)
-    this.done = d > 0 ? d : this.pages
-  }
-  poll(): number {
-    // a superseded job was completed by its successor (done = pages); only the current one asks
-    if (this.done < this.pages && lastJob === this) {
-      const d = (asyncAddon as Required<CrcAddon>).pagesWait(0)
-      if (d > this.done) this.done = d
-    }
-    return this.done
-  }
-}
+/** io.ts's name for a WriteJob. */
+export type PageSumsJob = WriteJob
 
-/** Without the helper: the pages are computed here, on demand, with crc32cPages. */
-class InlineJob implements PageSumsJob {
+/** A write job on the helper. Its failure is kept and thrown again by every later wait past it. */
+class HelperWrite implements WriteJob {
+  /** runs known to be written */
   done = 0
-  constructor(
-    readonly pages: number,
-    private readonly seed: number,
-    private readonly buf: Uint8Array,
-    private readonly out: Uint32Array,
-    private readonly outOff: number,
-  ) {}
-  wait(upTo: number): void {
-    const to = upTo >= this.pages ? this.pages : Math.ceil(upTo)
-    if (!(to > this.done)) return
-    crc32cPages(this.seed, this.buf.subarray(this.done * PAGE, to * PAGE), this.out, this.outOff + this.done)
-    this.done = to
-  }
-  poll(): number {
-    return this.pages
-  }
-}
-
-/**
- * A read job on the addon's helper thread (readStart). Like HelperJob, except that it can fail: the
- * failure is kept and thrown again by every later wait for pages past it; pages before it stay valid.
- */
-class ReadJob implements PageSumsJob {
-  done = 0
-  error: ReadFailure | null = null
+  error: Error | null = null
   constructor(readonly pages: number) {}
   wait(upTo: number): void {
     if (!(upTo > this.done)) return
@@ -262,25 +168,21 @@ class ReadJob implements PageSumsJob {
     if (this.done >= this.pages) return
     let d: number
     try {
-      d = (readAddon as Required<CrcAddon>).pagesWait(upTo)
+      d = (writeAddon as Required<CrcAddon>).writeWait(upTo)
     } catch (e) {
-      const f = e as ReadFailure
+      const f = e as Error & {pages?: unknown; errno?: unknown; code?: unknown}
       if (typeof f.pages === 'number') {
+        // the addon gives the errno; its name is Node's to know (C has no portable table of them)
+        if (typeof f.errno === 'number' && f.code === undefined) f.code = getSystemErrorName(f.errno)
         this.error = f
         this.done = f.pages
       }
       throw e
     }
+    // 0: the addon has no job, i.e. this one was complete when it was started (no runs)
     this.done = d > 0 ? d : this.pages
   }
-  poll(): number {
-    if (!this.error && this.done < this.pages && lastJob === this) {
-      const d = (readAddon as Required<CrcAddon>).pagesWait(0) // never throws for 0: a failure stops short of it
-      if (d > this.done) this.done = d
-    }
-    return this.done
-  }
-  /** Before another job takes the slot: complete this one, keeping a failure for a later wait. */
+  /** Before another job takes the addon's one slot: complete this one, keeping a failure for its wait. */
   settle(): void {
     if (this.error || this.done >= this.pages) return
     try {
@@ -291,49 +193,8 @@ class ReadJob implements PageSumsJob {
   }
 }
 
-/** The most recently started job; starting another one completes it first. */
-let lastJob: HelperJob | ReadJob | InlineJob | null = null
-
-/**
- * The addon's one job slot: `post` starts a job there, which first completes (waits for and releases)
- * the addon's previous job. A read or write may fail: its outcome is collected before the addon drops
- * it with the slot; any other previous job is complete once `post` returns. `job` becomes the current one.
- */
-function takeSlot<T extends HelperJob | ReadJob>(post: () => void, job: T): T {
-  const prev = lastJob
-  if (prev instanceof ReadJob) prev.settle()
-  post()
-  if (prev && !(prev instanceof ReadJob)) prev.done = prev.pages
-  lastJob = job
-  return job
-}
-
-/**
- * Start crc32cPages(seed, buf, out, outOff) on the addon's helper thread; without the addon, the
- * work is done lazily inside wait() on this thread. buf and out must not be changed until
- * wait(pages) returns. Starting a new job first finishes the previous one.
- *
- * Same arguments, RangeErrors and results as crc32cPages. wait() allocates nothing on the helper
- * path (the inline path makes one subarray per call that computes something).
- */
-export function crc32cPagesAsync(seed: number, buf: Uint8Array, out: Uint32Array, outOff = 0): PageSumsJob {
-  if (buf.length % PAGE !== 0) throw new RangeError(`crc32cPagesAsync: length ${buf.length} is not a multiple of ${PAGE}`)
-  const n = buf.length / PAGE
-  if (!Number.isInteger(outOff) || outOff < 0 || outOff + n > out.length)
-    throw new RangeError(`crc32cPagesAsync: out has no room for ${n} checksums at ${outOff}`)
-  if (asyncAddon) return takeSlot(() => asyncAddon.pagesStart(seed >>> 0, buf, out, outOff), new HelperJob(n))
-  const prev = lastJob
-  if (prev) prev.wait(prev.pages)
-  const job = new InlineJob(n, seed >>> 0, buf, out, outOff)
-  lastJob = job
-  return job
-}
-
-/** Whether readPagesAsync can read on the helper thread (else it returns null). */
-export const readAsyncAvailable: boolean = readAddon !== null
-
-// Writes on the helper: the same thread and job slot.
-const writeAddon = readAddon && typeof readAddon.writeStart === 'function' ? readAddon : null
+/** The most recent job: the addon drops an unawaited job's outcome when the next one starts. */
+let lastJob: HelperWrite | null = null
 
 /** Whether writeRunsAsync can write on the helper thread (else it returns null). */
 export const writeAsyncAvailable: boolean = writeAddon !== null
@@ -341,40 +202,18 @@ export const writeAsyncAvailable: boolean = writeAddon !== null
 /**
  * Start writing `nRuns` runs on the addon's helper thread, in order: run i is runs[4i..4i+3] = (fd, byte
  * offset, from, count), the pages buf[pages[from + j]] (j < count) written at that offset of fd as one
- * pwritev. The job counts runs: wait(k) returns once the first k runs are written, and throws a
- * ReadFailure-shaped error (code, offset, `pages` = runs written; message "write failed at ...") for a
+ * pwritev. The job counts runs: wait(k) returns once the first k runs are written, and throws an Error
+ * (code = errno name, offset, `pages` = runs written; message "write failed at offset N: reason") for a
  * run that failed. Arguments are checked first (RangeError, nothing started). buf, pages and runs must
- * not change, nor the fds close, until wait(nRuns) returns. Null without the helper.
+ * not change, nor the fds close, until wait(nRuns) returns. An unawaited previous job is completed
+ * first. Null without the helper.
  */
-export function writeRunsAsync(buf: Uint8Array, pages: Int32Array, runs: Float64Array, nRuns: number): PageSumsJob | null {
+export function writeRunsAsync(buf: Uint8Array, pages: Int32Array, runs: Float64Array, nRuns: number): WriteJob | null {
   if (!writeAddon) return null
-  // a ReadJob's bookkeeping serves: a count of units done (runs), and a failure kept
-  return takeSlot(() => writeAddon.writeStart(buf, pages, runs, nRuns), new ReadJob(nRuns))
-}
-
-/**
- * Read buf.length bytes from fd at byte offset `position` into buf and checksum each 4 KiB page as
- * crc32cPages(seed, buf, out, outOff) does, both on the addon's helper thread; buf and out must not be
- * touched until wait(pages) returns, and fd must stay open until then. Starting a new job (this or
- * crc32cPagesAsync) first finishes the previous one.
- *
- * wait(k) returns once the first k pages' bytes and checksums are final. A read error or end of file
- * before the end makes wait throw a ReadFailure (message "read failed at offset N: reason", code EIO /
- * EBADF / ... or ESHORT) for any k past the failed page; waits for pages before it return normally.
- * wait() allocates nothing on the happy path.
- *
- * Same RangeErrors as crc32cPages, plus for fd (an integer in [0, 2^31)) and position (a safe integer
- * ≥ 0). Returns null when the addon (or its readStart) is missing: the caller then reads synchronously.
- */
-export function readPagesAsync(fd: number, position: number, buf: Uint8Array, seed: number, out: Uint32Array, outOff = 0): PageSumsJob | null {
-  if (buf.length % PAGE !== 0) throw new RangeError(`readPagesAsync: length ${buf.length} is not a multiple of ${PAGE}`)
-  const n = buf.length / PAGE
-  if (!Number.isInteger(outOff) || outOff < 0 || outOff + n > out.length)
-    throw new RangeError(`readPagesAsync: out has no room for ${n} checksums at ${outOff}`)
-  if (!Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) throw new RangeError(`readPagesAsync: bad fd ${fd}`)
-  if (!Number.isSafeInteger(position) || position < 0) throw new RangeError(`readPagesAsync: bad position ${position}`)
-  if (!readAddon) return null
-  return takeSlot(() => readAddon.readStart(fd, position, buf, seed >>> 0, out, outOff), new ReadJob(n))
+  lastJob?.settle()
+  writeAddon.writeStart(buf, pages, runs, nRuns)
+  lastJob = new HelperWrite(nRuns)
+  return lastJob
 }
 
 /** Offset of sb_csum inside struct mdp_superblock_1; it counts as zero while summing. */

@@ -8,7 +8,6 @@
  */
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import {type PageSumsJob, type ReadFailure, crc32cPagesAsync, nativeWritePages, readPagesAsync} from './checksum.js'
 import {IoError, RefusedError} from './errors.js'
 import {DeviceLock} from './lock.js'
 import {deviceIdentity, kindOf, refuseKind} from './identity.js'
@@ -30,25 +29,6 @@ export interface BlockDevice {
   read(buf: Uint8Array, offset: number): void
   /** scatter read: contiguous device bytes into several buffers, one request */
   readv(bufs: Uint8Array[], offset: number): void
-  /**
-   * Read buf.length bytes at offset and checksum its pages (crc32cPages convention) into sums[0..],
-   * possibly on another core; buf and sums must not be touched until wait(pages) returns; errors are
-   * thrown by wait as IoError naming the device (a range beyond the device, or a synchronous fallback's
-   * read error, at once). Optional: without it, callers read() and then crc32cPagesAsync.
-   */
-  readPagesAsync?(buf: Uint8Array, offset: number, seed: number, sums: Uint32Array): PageSumsJob
-  /**
-   * Optional: write the 4 KiB pages buf[pages[from + j]] (j < count), in that order, as one request at
-   * byte `offset` — writev with page numbers instead of views (the replay's drain). A device without
-   * it (the wrappers, whose writev must see every write, and MemDevice) gets writev.
-   */
-  writePages?(buf: Uint8Array, pages: Int32Array, from: number, count: number, offset: number): void
-  /**
-   * Optional: a file descriptor whose pread gives what read() gives (FileDevice; a wrapper that leaves
-   * reads alone forwards it), for native readers such as the journal's meta walk; -1 once closed.
-   * Callers count what they read in `stats`.
-   */
-  readFd?(): number
   /**
    * Optional: a file descriptor that native writers may pwrite directly (FileDevice opened writable),
    * -1 when there is none. Never forwarded by wrappers: their writev must see every write. Callers
@@ -77,19 +57,7 @@ function total(bufs: Uint8Array[]): number {
  * override only what they change. `write` goes through `writev`, so one override sees every write.
  */
 export class DeviceWrapper implements BlockDevice {
-  /**
-   * The inner device's readPagesAsync, when it has one and this wrapper does not change reads (a
-   * subclass overriding read or readv gets none, so callers fall back to its read).
-   */
-  readonly readPagesAsync?: (buf: Uint8Array, offset: number, seed: number, sums: Uint32Array) => PageSumsJob
-  /** the inner device's readFd, on the same condition */
-  readonly readFd?: () => number
-
-  constructor(readonly inner: BlockDevice) {
-    const readsAsIs = this.read === DeviceWrapper.prototype.read && this.readv === DeviceWrapper.prototype.readv
-    if (inner.readPagesAsync && readsAsIs) this.readPagesAsync = (buf, offset, seed, sums) => this.inner.readPagesAsync!(buf, offset, seed, sums)
-    if (inner.readFd && readsAsIs) this.readFd = () => this.inner.readFd!()
-  }
+  constructor(readonly inner: BlockDevice) {}
   get name(): string {
     return this.inner.name
   }
@@ -119,8 +87,6 @@ export class DeviceWrapper implements BlockDevice {
   }
 }
 
-const PAGE_BYTES = 4096
-
 /** writevSync / readvSync accept at most IOV_MAX (1024) buffers per call on Linux. */
 const IOV_MAX = 1024
 
@@ -135,9 +101,6 @@ export class FileDevice implements BlockDevice {
   private fd: number
   readonly size: number
   private lock: DeviceLock | null = null
-  /** the last job readPagesAsync started on the helper thread: close() lets it finish with the fd */
-  private pending: PageSumsJob | null = null
-
   private constructor(
     readonly name: string,
     fd: number,
@@ -220,25 +183,6 @@ export class FileDevice implements BlockDevice {
     this.stats.bytesRead += buf.length
   }
 
-  /**
-   * read() and crc32cPages of the bytes, both on the checksum addon's helper thread (see
-   * BlockDevice.readPagesAsync); without the addon, read() here and crc32cPagesAsync. The range is
-   * checked at once; a read error (or end of file, should the file shrink) is thrown by wait().
-   */
-  readPagesAsync(buf: Uint8Array, offset: number, seed: number, sums: Uint32Array): PageSumsJob {
-    this.check(offset, buf.length, 'read')
-    const job = this.fd >= 0 ? readPagesAsync(this.fd, offset, buf, seed, sums, 0) : null
-    if (!job) {
-      this.read(buf, offset)
-      return crc32cPagesAsync(seed, buf, sums)
-    }
-    this.stats.reads++
-    this.stats.bytesRead += buf.length
-    const wrapped = new FileReadJob(job, this.name)
-    this.pending = wrapped
-    return wrapped
-  }
-
   readv(bufs: Uint8Array[], offset: number): void {
     const len = total(bufs)
     this.check(offset, len, 'read')
@@ -285,28 +229,8 @@ export class FileDevice implements BlockDevice {
     this.stats.bytesWritten += buf.length
   }
 
-  readFd(): number {
-    return this.fd
-  }
-
   writeFd(): number {
     return this.writable ? this.fd : -1
-  }
-
-  writePages(buf: Uint8Array, pages: Int32Array, from: number, count: number, offset: number): void {
-    this.check(offset, count * PAGE_BYTES, 'write')
-    if (nativeWritePages && this.fd >= 0) {
-      try {
-        nativeWritePages(this.fd, offset, buf, pages, from, count)
-      } catch (error) {
-        if (error instanceof RangeError || error instanceof TypeError) throw error
-        throw new IoError((error as Error).message, this.name)
-      }
-      this.stats.writes++
-      this.stats.bytesWritten += count * PAGE_BYTES
-      return
-    }
-    this.writev(pageViews(buf, pages, from, count), offset)
   }
 
   writev(bufs: Uint8Array[], offset: number): void {
@@ -345,46 +269,10 @@ export class FileDevice implements BlockDevice {
   }
 
   close(): void {
-    if (this.pending) {
-      // the helper may still be reading from this fd: never let the number be reused under it
-      try {
-        this.pending.wait(Infinity)
-      } catch {
-        /* reported to whoever waits for it */
-      }
-      this.pending = null
-    }
     this.lock?.release()
     this.lock = null
     if (this.fd >= 0) fs.closeSync(this.fd)
     this.fd = -1
-  }
-}
-
-/** A helper-thread read of a FileDevice: its failures become IoErrors naming the device. */
-class FileReadJob implements PageSumsJob {
-  readonly pages: number
-  constructor(
-    private readonly job: PageSumsJob,
-    private readonly device: string,
-  ) {
-    this.pages = job.pages
-  }
-
-  wait(upTo: number): void {
-    try {
-      this.job.wait(upTo)
-    } catch (error) {
-      const f = error as Partial<ReadFailure>
-      if (typeof f.offset !== 'number' || typeof f.reason !== 'string') throw error
-      const io = new IoError(`read failed at offset ${f.offset}: ${f.reason}`, this.device)
-      io.cause = error
-      throw io
-    }
-  }
-
-  poll(): number {
-    return this.job.poll()
   }
 }
 
@@ -483,23 +371,6 @@ export class MemDevice implements BlockDevice {
 export function checkDeviceRange(dev: BlockDevice, offset: number, len: number, what: 'read' | 'write'): void {
   if (offset < 0 || offset + len > dev.size)
     throw new IoError(`${what} beyond end of device (offset ${offset} + ${len} > size ${dev.size}); the image may be truncated`, dev.name)
-}
-
-/** views of the 4 KiB pages buf[pages[from + j]], j < count */
-function pageViews(buf: Uint8Array, pages: Int32Array, from: number, count: number): Uint8Array[] {
-  const views: Uint8Array[] = new Array<Uint8Array>(count)
-  for (let j = 0; j < count; j++) views[j] = buf.subarray(pages[from + j] * PAGE_BYTES, (pages[from + j] + 1) * PAGE_BYTES)
-  return views
-}
-
-/**
- * Write the 4 KiB pages buf[pages[from + j]] (j < count), in that order, as one request at byte
- * `offset` of any device: its writePages when it has one (FileDevice: a native pwritev by page number),
- * else writev of views (the wrappers, which must see every write, and MemDevice).
- */
-export function writePages(dev: BlockDevice, buf: Uint8Array, pages: Int32Array, from: number, count: number, offset: number): void {
-  if (dev.writePages) dev.writePages(buf, pages, from, count, offset)
-  else dev.writev(pageViews(buf, pages, from, count), offset)
 }
 
 /** WebAssembly pages are 64 KiB; below this size a buffer is not worth a memory of its own */

@@ -86,6 +86,10 @@ describe(`CRC32C native addon (backend in use: ${crcBackend})`, () => {
       assert.equal(childBackend('js'), 'crc-32 (js)')
     })
 
+    it('exports the CRC functions and the helper-thread writer, nothing else', () => {
+      assert.deepEqual(Object.keys(A()).sort(), ['pages', 'raw', 'sse42', 'writeStart', 'writeWait'])
+    })
+
     it('raw() is the bare register update: check value, empty input, chaining, seed taken mod 2^32', () => {
       const a = A()
       assert.equal(~a.raw(0xffffffff, new TextEncoder().encode('123456789')) >>> 0, 0xe3069283)

@@ -11,12 +11,14 @@ import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
+import {spawnSync} from 'node:child_process'
+import {createRequire} from 'node:module'
 import {writeAsyncAvailable, writeRunsAsync} from '../../src/engine/checksum.js'
 import {FileDevice, MemDevice, alignedBuffer} from '../../src/engine/device.js'
 import {IoError} from '../../src/engine/errors.js'
 import {createArray, writeData} from '../../src/engine/index.js'
 import {rng} from '../helpers/reference.js'
-import {skipWithoutNative} from '../helpers/addon.js'
+import {ADDON_PATH, CHECKSUM_MODULE, type LooseAddon, skipWithoutNative} from '../helpers/addon.js'
 
 const PAGE = 4096
 
@@ -111,6 +113,118 @@ describe('member writes on the helper thread (writeRunsAsync, writeArray on file
     const got = fs.readFileSync(f)
     assert.ok(got.subarray(0, PAGE).equals(Buffer.from(buf.subarray(0, PAGE))), 'the run before the failure is written')
     assert.ok(got.subarray(PAGE).equals(Buffer.alloc(7 * PAGE)), 'nothing from the failed run or after it')
+  })
+
+  it('keeps a failure: later waits past it throw the same error, waits before it return; the next job is unaffected', () => {
+    const f = path.join(dir, 'keep.img')
+    fs.writeFileSync(f, Buffer.alloc(8 * PAGE))
+    const rw = fs.openSync(f, 'r+')
+    const ro = fs.openSync(f, 'r')
+    const buf = filled(3, 4)
+    try {
+      const job = writeRunsAsync(buf, Int32Array.from([0, 1, 2]), Float64Array.from([rw, 0, 0, 1, rw, PAGE, 1, 1, ro, 2 * PAGE, 2, 1]), 3)!
+      job.wait(2) // the first two runs: no error yet
+      let first: unknown
+      assert.throws(
+        () => job.wait(3),
+        (e: unknown) => {
+          first = e
+          return true
+        },
+      )
+      assert.throws(
+        () => job.wait(3),
+        (e: unknown) => e === first,
+        'the same error again',
+      )
+      job.wait(1) // before the failure: fine
+      // a job started without waiting for a failed one: the failure stays with the first job
+      const bad = writeRunsAsync(buf, Int32Array.from([0]), Float64Array.from([ro, 0, 0, 1]), 1)!
+      const good = writeRunsAsync(buf, Int32Array.from([2, 1]), Float64Array.from([rw, 4 * PAGE, 0, 2]), 1)!
+      good.wait(1)
+      assert.throws(
+        () => bad.wait(1),
+        (e: any) => e.code === 'EBADF' && e.pages === 0,
+      )
+      // no runs: a job that is complete at once
+      writeRunsAsync(buf, new Int32Array(0), new Float64Array(0), 0)!.wait(0)
+    } finally {
+      fs.closeSync(rw)
+      fs.closeSync(ro)
+    }
+    const got = fs.readFileSync(f)
+    assert.ok(got.subarray(0, 2 * PAGE).equals(Buffer.from(buf.subarray(0, 2 * PAGE))))
+    assert.ok(got.subarray(2 * PAGE, 4 * PAGE).equals(Buffer.alloc(2 * PAGE)))
+    assert.ok(got.subarray(4 * PAGE, 5 * PAGE).equals(Buffer.from(buf.subarray(2 * PAGE, 3 * PAGE))))
+    assert.ok(got.subarray(5 * PAGE, 6 * PAGE).equals(Buffer.from(buf.subarray(PAGE, 2 * PAGE))))
+  })
+
+  it('the addon directly: argument types, a wait with no job, the errno of a failed run', () => {
+    const a = createRequire(import.meta.url)(ADDON_PATH) as LooseAddon
+    const buf = filled(1, 5)
+    assert.throws(() => a.writeStart(buf, Int32Array.from([0]), Float64Array.from([0, 0, 0, 1])), TypeError, 'nRuns missing')
+    assert.throws(() => a.writeStart([0], Int32Array.from([0]), Float64Array.from([0, 0, 0, 1]), 1), TypeError)
+    assert.throws(() => a.writeStart(buf, Uint32Array.from([0]), Float64Array.from([0, 0, 0, 1]), 1), TypeError)
+    assert.throws(() => a.writeStart(buf, Int32Array.from([0]), [0, 0, 0, 1], 1), TypeError)
+    assert.throws(
+      () => a.writeStart(filled(1, 5).subarray(1), Int32Array.from([0]), Float64Array.from([0, 0, 0, 1]), 1),
+      RangeError,
+      'not whole pages',
+    )
+    assert.throws(() => a.writeWait(), TypeError)
+    assert.throws(() => a.writeWait('1'), TypeError)
+    assert.equal(a.writeWait(1), 0, 'no job')
+    const f = path.join(dir, 'direct.img')
+    fs.writeFileSync(f, Buffer.alloc(PAGE))
+    const ro = fs.openSync(f, 'r')
+    try {
+      a.writeStart(buf, Int32Array.from([0]), Float64Array.from([ro, 0, 0, 1]), 1)
+      assert.throws(
+        () => a.writeWait(1),
+        (e: any) => e.errno === -9 && e.code === undefined && e.offset === 0 && e.pages === 0 && /^write failed at offset 0: /.test(e.message),
+      )
+      assert.equal(a.writeWait(1), 0, 'a failed job is over once thrown')
+    } finally {
+      fs.closeSync(ro)
+    }
+  })
+
+  it('a process with write jobs still running in the main thread and in a worker_thread exits cleanly', () => {
+    // Each thread starts 64 MiB of writes to its own file and ends without waiting: the env cleanup
+    // hooks must stop and join both helpers (a hang hits the timeout, a crash shows as a signal).
+    const job = (file: string) => `
+      const fs = require('node:fs');
+      const a = require(${JSON.stringify(ADDON_PATH)});
+      const fd = fs.openSync(${JSON.stringify(file)}, 'w');
+      const n = 16384, buf = new Uint8Array(4096 * 16), pages = new Int32Array(n).map((_, i) => i % 16);
+      const runs = new Float64Array(4 * 64);
+      for (let r = 0; r < 64; r++) runs.set([fd, r * 256 * 4096, r * 256, 256], 4 * r);
+      a.writeStart(buf, pages, runs, 64);
+    `
+    const script = `
+      const { Worker } = require('node:worker_threads');
+      const w = new Worker(${JSON.stringify(job(path.join(dir, 'exit-worker.img')) + "require('node:worker_threads').parentPort.postMessage('started');")}, { eval: true });
+      w.on('message', (m) => {
+        ${job(path.join(dir, 'exit-main.img'))}
+        process.stdout.write(m + ' main');
+      });
+    `
+    const res = spawnSync(process.execPath, ['-e', script], {encoding: 'utf8', timeout: 60_000})
+    assert.equal(res.signal, null, res.stderr)
+    assert.equal(res.status, 0, res.stderr)
+    assert.equal(res.stdout, 'started main')
+    // and checksum.ts loads in a worker, where it has a helper of its own
+    const viaModule = spawnSync(
+      process.execPath,
+      [
+        '-e',
+        `const { Worker } = require('node:worker_threads');
+         new Worker(${JSON.stringify(`import(${JSON.stringify(CHECKSUM_MODULE)}).then(m => require('node:worker_threads').parentPort.postMessage(String(m.writeAsyncAvailable)))`)}, { eval: true })
+           .on('message', (m) => process.stdout.write(m));`,
+      ],
+      {encoding: 'utf8', timeout: 60_000},
+    )
+    assert.equal(viaModule.stdout, 'true', viaModule.stderr)
   })
 
   /** the same array twice: in memory (synchronous member writes) and as files (on the helper) */

@@ -3,7 +3,6 @@
  * always multiples of BLOCK_SECTORS (8), wrapping at `sizeSectors` (the journal's data_size rounded
  * down to 4 KiB, as the kernel's r5l_init_log does).
  */
-import {type PageSumsJob, crc32cPagesAsync} from '../checksum.js'
 import type {BlockDevice} from '../device.js'
 import type {PayloadLimits} from './scan.js'
 
@@ -41,19 +40,6 @@ export class Ring {
     const first = Math.min(buf.length, (this.sizeSectors - pos) * 512)
     this.dev.read(buf.subarray(0, first), this.baseBytes + pos * 512)
     if (first < buf.length) this.dev.read(buf.subarray(first), this.baseBytes)
-  }
-
-  /**
-   * Read `buf.length` bytes at ring position `pos` and checksum its 4 KiB pages with `seed` into
-   * sums[0..], on the device's helper thread when it has one (BlockDevice.readPagesAsync) and the range
-   * does not wrap; otherwise read() here, then crc32cPagesAsync. buf and sums must not be touched until
-   * wait(pages) returns; read errors may be thrown by read() here or by wait().
-   */
-  readPagesAsync(buf: Uint8Array, pos: number, seed: number, sums: Uint32Array): PageSumsJob {
-    const dev = this.dev
-    if (dev.readPagesAsync && buf.length <= (this.sizeSectors - pos) * 512) return dev.readPagesAsync(buf, this.baseBytes + pos * 512, seed, sums)
-    this.read(buf, pos)
-    return crc32cPagesAsync(seed, buf, sums)
   }
 
   /** Write bytes at ring position `pos`, wrapping at the end (one request per contiguous run). */

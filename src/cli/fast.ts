@@ -1,8 +1,8 @@
 /**
  * Start-up fast path (bin/run.js): runs a plain r5ctl command line without loading oclif.
  *
- * Loading @oclif/core (about 160 CommonJS modules: config, plugins, semver, help, …) and its Config.load took
- * ~85 ms of every run, more than node itself. For a command line that names one of our commands with flags
+ * Loading @oclif/core (about 160 CommonJS modules: config, plugins, semver, help, …) and its Config.load costs
+ * more start-up than node itself. For a command line that names one of our commands with flags
  * that parse unambiguously, this module does what oclif would do with the same definitions
  * (src/impl/<id>.ts, src/cli/spec.ts): the same parse result, the same `--json` output, the same error
  * reporting (src/cli/report.ts), the same exit codes; also `r5ctl --version`. Everything else returns false

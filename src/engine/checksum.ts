@@ -17,7 +17,7 @@
  * Backends, first that loads wins:
  *   1. our N-API addon (native/crc32c_pages.c, built by `npm install` into build/Release): SSE4.2
  *      crc32q, raw convention directly, and crc32cPages checksums a whole batch of pages in one call
- *      with three pages interleaved (≈ 3–5× @node-rs on 4 KiB pages; docs/performance.md);
+ *      with three pages interleaved (one call a batch: at 4 KiB the per-call cost is what limits the others);
  *   2. `@node-rs/crc32` (prebuilt native, hardware CRC, one call per page);
  *   3. the pure-JS `crc-32/crc32c` module.
  * R5CTL_CRC=js forces 3, R5CTL_CRC=node-rs skips 1. Every native backend must reproduce the
@@ -152,9 +152,6 @@ export interface WriteJob {
   /** block until the first min(upTo, pages) runs are written; throws for a run that failed before upTo */
   wait(upTo: number): void
 }
-
-/** io.ts's name for a WriteJob. */
-export type PageSumsJob = WriteJob
 
 /** A write job on the helper. Its failure is kept and thrown again by every later wait past it. */
 class HelperWrite implements WriteJob {

@@ -379,10 +379,8 @@ const WASM_PAGE = 64 * 1024
 /**
  * An I/O buffer whose first byte is page-aligned in the process's address space.
  *
- * The kernel copies to and from user memory fastest when the user address is cache-line aligned:
- * writing 1 GiB into the page cache from a source 80 bytes past a page boundary takes 107 ms, from a
- * page-aligned one 69 ms, and scattered 4 KiB iovecs 156 against 90 ms (docs/performance.md, third
- * pass). An ArrayBuffer's store comes from malloc, whose alignment JavaScript cannot see (16 bytes past
+ * The kernel copies to and from user memory fastest when the user address is page aligned (whole
+ * pages, no split cache lines), for single buffers and for iovecs of 4 KiB pages alike. An ArrayBuffer's store comes from malloc, whose alignment JavaScript cannot see (16 bytes past
  * a page for large blocks, anything 16-aligned for small ones), so no fixed offset into it is safe.
  * A WebAssembly.Memory is always page-aligned: buffers of 64 KiB and more live in one of their own
  * (its address-space reservation is released by GC like any buffer). Smaller ones, used for single

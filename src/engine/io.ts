@@ -3,7 +3,7 @@
  * (write-through: parity, log, flush, members, as raid5-cache.c does). Both stream through a
  * fixed window and batch device I/O: a run of contiguous pages is one request.
  */
-import {type PageSumsJob, crc32cPages, writeAsyncAvailable, writeRunsAsync} from './checksum.js'
+import {type WriteJob, crc32cPages, writeAsyncAvailable, writeRunsAsync} from './checksum.js'
 import {alignedBuffer, checkDeviceRange} from './device.js'
 import {IoError, R5Error, UsageError, EXIT} from './errors.js'
 import {encodeMetaBlock, encodeDataParityMeta, type DataParityRecords, PAYLOAD_DATA, PAYLOAD_PARITY} from './format/meta.js'
@@ -369,7 +369,7 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
     })
   // The helper's write job for the last batch: its runs (fd, offset, from, count), pages and member
   // slots, one set per region (a job reads its region's pages until it is awaited).
-  let memberJob: PageSumsJob | null = null
+  let memberJob: WriteJob | null = null
   let jobRegion = 0
   const jobRuns = Array.from({length: regions}, () => new Float64Array(4 * maxPages))
   const jobPages = Array.from({length: regions}, () => new Int32Array(maxPages))

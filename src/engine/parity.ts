@@ -6,7 +6,7 @@
  *      kernel's gen_syndrome (lib/raid6). The slot of a data page comes from Geometry (set_syndrome_sources):
  *      slots need not be 0..k-1 (DDF layouts leave holes where P and Q sit).
  *
- * Speed (see /work/shared/research/anchors-performance.md §3-4): computeP/Q/PQ run a small WebAssembly
+ * Implementations: computeP/Q/PQ run a small WebAssembly
  * SIMD kernel when the page length is a multiple of 64 (pages are copied into its memory and the results
  * out). Otherwise, or without WebAssembly SIMD, the JS paths run: XOR on BigUint64Array views (V8 compiles
  * 64-bit `^` on typed-array elements to plain machine ops), Q on Int32Array views with the SWAR "multiply
@@ -83,8 +83,8 @@ function checkLengths(len: number, pages: readonly Uint8Array[], what: string): 
 // ---------------------------------------------------------------------------------------------------
 // WASM SIMD kernels
 //
-// Plain JS tops out around 8 GB/s for XOR and 1.6 GB/s for P+Q on 4 KiB pages; this 128-bit SIMD loop,
-// copies in and out included, gives ~20 and ~12 GB/s. The module is tiny, so it is assembled here
+// Plain JS works on at most 64-bit words and has no carry-less GF(2^8) multiply; a 128-bit SIMD loop
+// does the XOR and the Q doubling on 16 bytes at a time. The module is tiny, so it is assembled here
 // from opcodes instead of shipping a binary. If WebAssembly SIMD is unavailable (or R5CTL_PARITY=js),
 // everything runs on the JS paths below, which compute the same bytes.
 //

@@ -1,8 +1,8 @@
 /**
  * Colour that respects NO_COLOR, FORCE_COLOR and non-TTY output (https://no-color.org), through
- * chalk. chalk is imported only when stdout or stderr will actually be coloured: the import costs
- * 8-13 ms of start-up, and most runs (scripts, pipes, CI, --json) print no colour at all; those get
- * plain pass-through styles.
+ * chalk. chalk is imported only when stdout or stderr will actually be coloured: most runs (scripts,
+ * pipes, CI, --json) print no colour at all, and need not pay for loading it; those get plain
+ * pass-through styles.
  */
 import type {ChalkInstance} from 'chalk'
 

@@ -88,6 +88,14 @@ describe('e2e: what r5ctl reports', function () {
       assert.deepEqual(fingerprint(a.all), before)
     })
 
+    it('with --progress, the refusal is still the only thing on stderr (no progress line drawn before it)', function () {
+      const before = fingerprint(a.all)
+      const r = expectExit(r5ctl(['recover', '--progress', '--until-seq', String(tailSeq - 1n), ...a.all]), 2)
+      expectErrorLine(r, {device: a.journal})
+      assert.doesNotMatch(r.stderr, /%/)
+      assert.deepEqual(fingerprint(a.all), before)
+    })
+
     it('--until-seq equal to the tail seq is accepted', function () {
       const j = jsonOf(ok(r5ctl(['recover', '--json', '--dry-run', '--until-seq', String(tailSeq), ...a.all])))
       assert.equal(j.stopReason, 'until-seq')

@@ -157,7 +157,7 @@ export interface DataParityRecords {
  * encodeMetaBlock for a meta block holding only data/parity payloads with flags 0, taken from
  * records[from..to); produces exactly the same 4096 bytes into `out` (returned). Used by the write
  * path, where it runs once per io unit without allocating; encodeMetaBlock stays the reference
- * (test/unit/write-fast-meta.test.ts compares the two).
+ * (test/engine/io-write-meta.test.ts compares the two).
  */
 export function encodeDataParityMeta(
   out: Uint8Array,

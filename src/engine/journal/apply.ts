@@ -16,6 +16,8 @@ import {BLOCK_SECTORS, PAGE} from './ring.js'
 
 /** bytes of log read per request while copying pages to the members */
 const WINDOW = 8 << 20
+/** bytes of member pages held for one run of data-only stripes */
+const RUN_BYTES = 16 << 20
 
 export interface ApplyResult {
   pagesWritten: number
@@ -113,16 +115,20 @@ export function applyDataOnly(arr: MdArray, dataOnly: StripePages, res: ApplyRes
   const n = arr.sb.raidDisks
   const scratch = alignedBuffer(256 * PAGE)
   const sectors = dataOnly.keys().sort((a, b) => a - b)
-  const RUN = 256
+  // stripes per run: every member's pages of a run are held at once, in one buffer per member
+  // reused by every run (at most RUN_BYTES in all); reclaim logs a run's parity as one record set,
+  // which must fit in the room the ring has left
+  const run = Math.max(16, Math.min(256, Math.floor(RUN_BYTES / n / PAGE)))
+  const runBufs = Array.from({length: n}, () => alignedBuffer(run * PAGE))
   for (let i = 0; i < sectors.length;) {
     let j = i + 1
-    while (j < sectors.length && j - i < RUN && sectors[j] === sectors[j - 1] + BLOCK_SECTORS) j++
+    while (j < sectors.length && j - i < run && sectors[j] === sectors[j - 1] + BLOCK_SECTORS) j++
     const first = sectors[i]
     const count = (sectors[j - 1] - first) / BLOCK_SECTORS + 1
-    const bufs = Array.from({length: n}, (_, m) => {
-      const b = alignedBuffer(count * PAGE)
-      arr.members[m]!.dev.read(b, arr.memberBase(m) + first * 512)
-      return b
+    const bufs = runBufs.map((b, m) => {
+      const v = b.subarray(0, count * PAGE)
+      arr.members[m]!.dev.read(v, arr.memberBase(m) + first * 512)
+      return v
     })
     // the logged pages of the run, read in runs of consecutive log pages (not one request per page)
     const logPos: number[] = []

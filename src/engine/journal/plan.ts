@@ -155,14 +155,29 @@ class LogTally {
       untilSeq,
       kernelSkipOnDataMismatch: (x: {position: number; seq: bigint; message: string}) => {
         // a dropped unit still counts: the tail block may be one (its meta block is valid)
-        if (this.tailSeq === null) this.tailSeq = x.seq
+        this.atTail(x.seq)
         this.skipped.push({positionSector: x.position, seq: x.seq.toString(), reason: x.message})
       },
     }
   }
 
+  /** the first unit of the walk: --until-seq is checked against it before anything else happens (progress included) */
+  private atTail(seq: bigint): void {
+    if (this.tailSeq !== null) return
+    this.tailSeq = seq
+    // a seq below the tail's names a block that is no longer in the live log: stopping "after" it
+    // would replay the tail's unit anyway, and stopping before the tail would drop the whole log
+    if (this.untilSeq !== undefined && this.untilSeq < seq) {
+      throw new UsageError(
+        `--until-seq ${this.untilSeq} is below the seq of the journal tail (sector ${this.tail}, seq ${seq}): no such meta block in the live log`,
+        `give a seq from ${seq} on (\`r5ctl dump-meta\` lists them); nothing was written`,
+        this.arr.journal!.path,
+      )
+    }
+  }
+
   count(u: ScannedUnit): void {
-    if (this.tailSeq === null) this.tailSeq = u.seq
+    this.atTail(u.seq)
     this.units++
     this.scanned += (1 + u.pages) * PAGE
     if (u.cols.count === 0) this.emptyUnits++
@@ -176,15 +191,6 @@ class LogTally {
         this.arr.journal!.path,
         'inspect it with `r5ctl dump-meta --from SECTOR`; nothing was written',
         'bad-tail',
-      )
-    }
-    // a seq below the tail's names a block that is no longer in the live log: stopping "after" it
-    // would replay the tail's unit anyway, and stopping before the tail would drop the whole log
-    if (this.untilSeq !== undefined && this.untilSeq < this.tailSeq) {
-      throw new UsageError(
-        `--until-seq ${this.untilSeq} is below the seq of the journal tail (sector ${this.tail}, seq ${this.tailSeq}): no such meta block in the live log`,
-        `give a seq from ${this.tailSeq} on (\`r5ctl dump-meta\` lists them); nothing was written`,
-        this.arr.journal!.path,
       )
     }
     const stopSeq = stop.expectedSeq ?? this.tailSeq + BigInt(this.units + this.skipped.length)

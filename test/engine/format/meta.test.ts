@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
-import {refRaw} from '../helpers/reference.js'
-import {uuidSeed} from '../../src/engine/checksum.js'
+import {refRaw} from '../../helpers/reference.js'
+import {uuidSeed} from '../../../src/engine/checksum.js'
 import {
   BLOCK_SIZE,
   META_HEADER_SIZE,
@@ -11,7 +11,7 @@ import {
   encodeMetaBlock,
   pagesOf,
   payloadBytes,
-} from '../../src/engine/format/meta.js'
+} from '../../../src/engine/format/meta.js'
 
 const UUID = Uint8Array.from([0x3a, 0x1f, 0x0c, 0x44, 0x9b, 0x2e, 0x7d, 0x10, 0x55, 0xaa, 0x66, 0xbb, 0x0f, 0x1e, 0x2d, 0x3c])
 const SEED = refRaw(0xffffffff, UUID)

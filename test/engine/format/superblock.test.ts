@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import {goldenKernelSuperblock} from '../helpers/reference.js'
+import {goldenKernelSuperblock} from '../../helpers/reference.js'
 import {spawnSync} from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -21,7 +21,7 @@ import {
   mdTimeToDate,
   parseLayout,
   parseUuid,
-} from '../../src/engine/format/superblock.js'
+} from '../../../src/engine/format/superblock.js'
 
 function mdadmAvailable(): boolean {
   const r = spawnSync('mdadm', ['--version'], {encoding: 'utf8'})

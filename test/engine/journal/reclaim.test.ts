@@ -7,8 +7,8 @@
  * its table grow (recover and reclaim then left one stale data page per 1024 cached stripes).
  */
 import assert from 'node:assert/strict'
-import {examineJournal, reclaimArray, recoverArray, writeData, dumpMeta} from '../../src/engine/index.js'
-import {bufferSource, checkParity, createMemArray, MiB, pseudoRandom, readAll} from '../helpers/model.js'
+import {examineJournal, reclaimArray, recoverArray, writeData, dumpMeta} from '../../../src/engine/index.js'
+import {bufferSource, checkParity, createMemArray, MiB, pseudoRandom, readAll} from '../../helpers/model.js'
 
 describe('reclaim / recover: long runs of cached write-back stripes', function () {
   this.timeout(120000)

@@ -23,11 +23,11 @@
  */
 import assert from 'node:assert/strict'
 import {createHash} from 'node:crypto'
-import {crc32cRaw} from '../../src/engine/checksum.js'
-import {encodeMetaBlock, type Payload} from '../../src/engine/format/meta.js'
-import {MemDevice} from '../../src/engine/device.js'
-import {examineJournal, recoverArray, writeData} from '../../src/engine/index.js'
-import {CorruptError, EXIT, R5Error} from '../../src/engine/errors.js'
+import {crc32cRaw} from '../../../src/engine/checksum.js'
+import {encodeMetaBlock, type Payload} from '../../../src/engine/format/meta.js'
+import {MemDevice} from '../../../src/engine/device.js'
+import {examineJournal, recoverArray, writeData} from '../../../src/engine/index.js'
+import {CorruptError, EXIT, R5Error} from '../../../src/engine/errors.js'
 import {
   DATA_OFFSET_BYTES,
   PAGE,
@@ -44,7 +44,7 @@ import {
   totalWrites,
   xorPages,
   type StripeRef,
-} from '../helpers/model.js'
+} from '../../helpers/model.js'
 
 const KiB = 1024
 const SB_OFF = 4096

@@ -1,0 +1,156 @@
+/**
+ * dump-meta: every meta block of the live log (or the whole ring) with its payloads and page
+ * checksums.
+ */
+import {openForJournal} from './examine.js'
+import {type DeviceSource} from '../array.js'
+import {alignedBuffer} from '../device.js'
+import {scanLog, hex, verifyUnitPages, describeStop, type ScanStop, type PageVerdict, type LastUnit, type LogEnd} from '../journal/scan.js'
+import {BLOCK_SECTORS, PAGE} from '../journal/ring.js'
+import {PAYLOAD_DATA, PAYLOAD_FLUSH, PAYLOAD_PARITY, decodeMetaBlock, pagesOf, type MetaBlock} from '../format/meta.js'
+import {R5Error, UsageError} from '../errors.js'
+
+export interface DumpPage {
+  positionSector: number
+  checksum: string
+  actual: string
+  verdict: 'match' | 'MISMATCH'
+}
+export type DumpPayload =
+  | {type: 'data' | 'parity'; flags: number; locationSector: string; stripeSector: number; sizeSectors: number; pages: DumpPage[]}
+  | {type: 'flush'; flags: number; stripeSectors: string[]}
+export interface DumpBlock {
+  positionSector: number
+  seq: string
+  metaSize: number
+  checksum: string
+  pages: number
+  payloads: DumpPayload[]
+  stale?: boolean
+}
+export interface DumpReport {
+  journal: string
+  arrayUuid: string
+  journalTailSector: number
+  fromSector: number
+  blocks: DumpBlock[]
+  /** meta blocks the walk passed (before the `stripe` filter; stale ones not counted) */
+  walkedBlocks: number
+  mismatches: number
+  /** the walk started at journal_tail and found no valid meta block there: the kernel would discard the whole log */
+  badTail: boolean
+  stop: LogEnd
+}
+
+export function dumpMeta(paths: DeviceSource[], opts: {from?: number; stripe?: number; all?: boolean}): DumpReport {
+  const arr = openForJournal(paths)
+  try {
+    const ring = arr.ring!
+    const from = opts.from ?? arr.journalTail
+    if (from % BLOCK_SECTORS !== 0 || from >= ring.sizeSectors)
+      throw new UsageError(`--from ${from} is not a 4 KiB-aligned sector inside the journal (size ${ring.sizeSectors} sectors)`)
+    let stop: ScanStop | undefined
+    const blocks: DumpBlock[] = []
+    let mismatches = 0
+    let walked = 0
+    const describeUnit = (position: number, meta: MetaBlock, pages: number, verdicts: PageVerdict[], stale: boolean) => {
+      const payloads: DumpPayload[] = []
+      meta.payloads.forEach((p, pi) => {
+        if (p.type === PAYLOAD_FLUSH) {
+          payloads.push({type: 'flush', flags: p.flags, stripeSectors: p.stripes.map(String)})
+          return
+        }
+        const stripeSector = p.type === PAYLOAD_DATA ? Number(arr.geometry.mapSector(p.location).memberSector) : Number(p.location)
+        const pgs: DumpPage[] = verdicts
+          .filter(v => v.payload === pi)
+          .map(v => {
+            if (!v.ok && !stale) mismatches++
+            return {positionSector: v.position, checksum: hex(v.expected), actual: hex(v.actual), verdict: v.ok ? 'match' : 'MISMATCH'}
+          })
+        payloads.push({
+          type: p.type === PAYLOAD_PARITY ? 'parity' : 'data',
+          flags: p.flags,
+          locationSector: p.location.toString(),
+          stripeSector,
+          sizeSectors: p.sizeSectors,
+          pages: pgs,
+        })
+      })
+      const shown =
+        opts.stripe === undefined
+          ? payloads
+          : payloads.filter(p => (p.type === 'flush' ? p.stripeSectors.includes(String(opts.stripe)) : p.stripeSector === opts.stripe))
+      if (opts.stripe !== undefined && shown.length === 0) return
+      const b: DumpBlock = {
+        positionSector: position,
+        seq: meta.seq.toString(),
+        metaSize: meta.metaSize,
+        checksum: hex(meta.checksum),
+        pages,
+        payloads: shown,
+      }
+      if (stale) b.stale = true
+      blocks.push(b)
+    }
+    let last: LastUnit | null = null
+    for (const u of scanLog(ring, arr.seed, from, {continueOnDataMismatch: true, onStop: s => (stop = s)})) {
+      last = {position: u.position, seq: u.seq, empty: u.meta.payloads.length === 0}
+      walked++
+      describeUnit(u.position, u.meta, u.pages, u.verdicts, false)
+    }
+    if (opts.all) {
+      // Stale blocks: beyond the head, every 4 KiB block that is a well-formed meta block for its
+      // own position (magic, version, checksum, position) whatever its seq; the scan from
+      // journal_tail can never reach them.
+      const head = stop!.position
+      let left = ring.sizeSectors - ring.distance(from, head)
+      let pos = head
+      let skipUntil = 0 // sectors from the head to skip (pages of a stale unit just listed)
+      const win = alignedBuffer(Math.min(8 << 20, ring.sizeBytes))
+      while (left > 0) {
+        const len = Math.min(win.length / 512, left, ring.sizeSectors - pos)
+        const w = win.subarray(0, len * 512)
+        ring.read(w, pos)
+        for (let k = 0; k < len; k += BLOCK_SECTORS) {
+          const p = pos + k
+          const fromHead = ring.distance(head, p)
+          if (fromHead < skipUntil) continue
+          const blk = w.subarray(k * 512, k * 512 + PAGE)
+          if (blk.readUInt32LE(0) !== 0x6433c509) continue
+          const {meta, problems} = decodeMetaBlock(blk, arr.seed, {position: BigInt(p)})
+          if (!meta || problems.length > 0) continue
+          const pages = pagesOf(meta)
+          if ((pages + 1) * BLOCK_SECTORS > ring.sizeSectors) continue
+          const data = alignedBuffer(Math.max(pages, 1) * PAGE).subarray(0, pages * PAGE)
+          if (pages > 0) ring.read(data, ring.add(p, BLOCK_SECTORS))
+          let verdicts: PageVerdict[]
+          try {
+            verdicts = verifyUnitPages(meta, data, arr.seed, ring, p)
+          } catch (error) {
+            // a stale block whose payloads point outside the array is junk, not part of any log
+            if (error instanceof R5Error && error.code === 'bad-payload-location') continue
+            throw error
+          }
+          describeUnit(p, meta, pages, verdicts, true)
+          skipUntil = fromHead + (pages + 1) * BLOCK_SECTORS
+        }
+        left -= len
+        pos = ring.add(pos, len)
+      }
+    }
+    const end = describeStop(stop!, last)
+    return {
+      journal: arr.journal!.path,
+      arrayUuid: arr.uuid,
+      journalTailSector: arr.journalTail,
+      fromSector: from,
+      blocks,
+      walkedBlocks: walked,
+      mismatches,
+      badTail: walked === 0 && from === arr.journalTail,
+      stop: end,
+    }
+  } finally {
+    arr.close()
+  }
+}

@@ -1,0 +1,35 @@
+/** read: the array's bytes (io.ts readArray), refusing a dirty journal unless forced. */
+import {type DeviceSource, openArray} from '../array.js'
+import {readArray, arraySizeBytes, type Progress} from '../io.js'
+import {journalState} from '../journal/state.js'
+import {R5Error, EXIT} from '../errors.js'
+
+export function readData(
+  paths: DeviceSource[],
+  offset: number,
+  length: number | undefined,
+  sink: (v: Uint8Array[]) => void,
+  opts: {force?: boolean},
+  progress?: Progress,
+): {bytes: number; missingMembers: number[]; arrayUuid: string} {
+  const arr = openArray(paths, {writable: false, allowMissingMembers: true, allowMissingJournal: opts.force})
+  try {
+    if (arr.journal && !opts.force) {
+      const js = journalState(arr)
+      if (js.state === 'dirty') {
+        throw new R5Error(
+          `journal is dirty: ${js.stripesDataParity + js.stripesDataOnly} stripe(s) pending replay; the members may be stale`,
+          EXIT.DIRTY,
+          arr.journal.path,
+          'replay it with `r5ctl recover`, or pass --force to read the members as they are',
+          'dirty',
+        )
+      }
+    }
+    const len = length ?? arraySizeBytes(arr) - offset
+    readArray(arr, offset, len, sink, progress)
+    return {bytes: len, missingMembers: arr.missingMembers, arrayUuid: arr.uuid}
+  } finally {
+    arr.close()
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * recover and reclaim: one plan of the live log (journal/plan.ts), listed by --dry-run, applied by
+ * recover (journal/apply.ts); reclaim writes the cache out (journal/reclaim.ts).
+ */
+import {type DeviceSource, openArray} from '../array.js'
+import {type Progress} from '../io.js'
+import {planRecovery, planWrites, type SkippedUnit, type WriteRun} from '../journal/plan.js'
+import {applyRecovery} from '../journal/apply.js'
+import {reclaimLog, type ReclaimResult} from '../journal/reclaim.js'
+
+export interface RecoverResult {
+  arrayUuid: string
+  dryRun: boolean
+  state: 'clean' | 'replayed' | 'would-replay'
+  journalTailSector: number
+  tailSeq: string
+  stopSector: number
+  stopReason: string
+  stopMessage: string
+  newTailSector: number
+  newSeq: string
+  metaBlocks: number
+  skippedUnits: SkippedUnit[]
+  dataParityStripes: number
+  dataOnlyStripes: number
+  pagesWritten: number
+  logBytesScanned: number
+  writes: WriteRun[]
+}
+
+export function recoverArray(paths: DeviceSource[], opts: {dryRun?: boolean; untilSeq?: bigint; progress?: Progress}): RecoverResult {
+  const arr = openArray(paths, {writable: !opts.dryRun})
+  try {
+    // the whole log is walked and verified, and every write planned, before anything is written;
+    // --dry-run lists the writes of this very plan
+    const plan = planRecovery(arr, {untilSeq: opts.untilSeq, progress: opts.progress})
+    const writes = planWrites(arr, plan)
+    let pages = 0
+    for (const w of writes) pages += w.pages
+    if (!opts.dryRun) pages = applyRecovery(arr, plan, opts.progress).pagesWritten
+    return {
+      arrayUuid: arr.uuid,
+      dryRun: Boolean(opts.dryRun),
+      state: plan.clean ? 'clean' : opts.dryRun ? 'would-replay' : 'replayed',
+      journalTailSector: plan.tailSector,
+      tailSeq: plan.tailSeq.toString(),
+      stopSector: plan.stopSector,
+      stopReason: plan.stop.code,
+      stopMessage: plan.stop.message,
+      newTailSector: plan.clean ? plan.tailSector : plan.stopSector,
+      newSeq: (plan.clean ? plan.tailSeq : plan.newSeq).toString(),
+      metaBlocks: plan.units,
+      skippedUnits: plan.skipped,
+      logBytesScanned: plan.logBytesScanned,
+      dataParityStripes: plan.dataParityStripes,
+      dataOnlyStripes: plan.dataOnlyStripes,
+      pagesWritten: plan.clean ? 0 : pages,
+      writes: opts.dryRun ? writes : [],
+    }
+  } finally {
+    arr.close()
+  }
+}
+
+export function reclaimArray(paths: DeviceSource[], progress?: Progress): ReclaimResult & {arrayUuid: string} {
+  const arr = openArray(paths, {writable: true})
+  try {
+    return {...reclaimLog(arr, progress), arrayUuid: arr.uuid}
+  } finally {
+    arr.close()
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * The engine's shape, checked on its sources: each job in one place. One meta block decoder, one
+ * stripe state machine, one replay (plan, then apply); the engine imports nothing from the CLI,
+ * the commands or the renderers; the addon computes and writes, and holds no format rules, no
+ * work stealing and no polling. Environment variables the engine still reads are listed here by
+ * name, so that a new one fails this test.
+ */
+import assert from 'node:assert/strict'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import {ROOT} from '../helpers/cli.js'
+
+function sources(dir: string, ext: string): Map<string, string> {
+  const out = new Map<string, string>()
+  for (const entry of fs.readdirSync(dir, {withFileTypes: true, recursive: true})) {
+    if (!entry.isFile() || !entry.name.endsWith(ext)) continue
+    const file = path.join(entry.parentPath, entry.name)
+    out.set(path.relative(ROOT, file), fs.readFileSync(file, 'utf8'))
+  }
+  return out
+}
+
+/** files (relative to the root) whose text matches `re`, with the number of matches */
+function where(files: Map<string, string>, re: RegExp): string[] {
+  const hits: string[] = []
+  for (const [file, text] of files) {
+    const n = [...text.matchAll(new RegExp(re.source, re.flags.includes('g') ? re.flags : re.flags + 'g'))].length
+    if (n > 0) hits.push(`${file} (${n})`)
+  }
+  return hits
+}
+
+describe('engine structure', () => {
+  const engine = sources(path.join(ROOT, 'src', 'engine'), '.ts')
+  const native = sources(path.join(ROOT, 'native'), '.c')
+
+  it('has one meta block decoder (format/meta.ts decodeMeta)', () => {
+    assert.deepEqual(where(engine, /export function decode\w*Meta\w*\(/), ['src/engine/format/meta.ts (2)'])
+    // decodeMetaBlock is the object view over decodeMeta, not a second parser
+    const meta = engine.get('src/engine/format/meta.ts')!
+    const from = meta.indexOf('export function decodeMetaBlock(')
+    const body = meta.slice(from, meta.indexOf('\n}\n', from))
+    assert.match(body, /decodeMeta\(block/)
+    assert.doesNotMatch(body, /getUint16|getUint32/, 'decodeMetaBlock reads no fields itself')
+  })
+
+  it('has one stripe state machine and one replay: scan -> stripes -> plan -> apply', () => {
+    assert.deepEqual(where(engine, /class StripeMachine\b/), ['src/engine/journal/stripes.ts (1)'])
+    // the FLUSH rule (a stripe forgotten) is applied in one place
+    assert.deepEqual(where(engine, /\bstates\.drop\(/), ['src/engine/journal/stripes.ts (1)'])
+    assert.deepEqual(where(engine, /export function planRecovery\(/), ['src/engine/journal/plan.ts (1)'])
+    assert.deepEqual(where(engine, /export function applyRecovery\(/), ['src/engine/journal/apply.ts (1)'])
+    for (const gone of ['recoverStreaming', 'LogWindow', 'walkMetaNative', 'setReplayWindow', 'decodeMetaColumns'])
+      assert.deepEqual(where(engine, new RegExp(`\\b${gone}\\b`)), [], gone)
+  })
+
+  it('imports nothing from src/cli, src/commands, src/impl or src/render', () => {
+    assert.deepEqual(where(engine, /from '(?:\.\.\/)+(?:cli|commands|impl|render)\//), [])
+  })
+
+  it('reads no environment variable but the two backend switches still to move to the CLI', () => {
+    const names = new Set<string>()
+    for (const text of engine.values()) for (const m of text.matchAll(/process\.env\.(\w+)/g)) names.add(m[1])
+    assert.deepEqual([...names].sort(), ['R5CTL_CRC', 'R5CTL_PARITY'])
+  })
+
+  it('the addon has no meta walk, no work stealing and no polling', () => {
+    for (const re of [/walkMeta|walk_meta|walk_block/, /steal/i, /sched_yield|_mm_pause|cpu_relax/, /META_MAGIC|0x6433c509/])
+      assert.deepEqual(where(native, re), [], String(re))
+  })
+})

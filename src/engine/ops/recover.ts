@@ -34,7 +34,7 @@ export function recoverArray(paths: DeviceSource[], opts: {dryRun?: boolean; unt
     // the whole log is walked and verified, and every write planned, before anything is written;
     // --dry-run lists the writes of this very plan
     const plan = planRecovery(arr, {untilSeq: opts.untilSeq, progress: opts.progress})
-    const writes = planWrites(arr, plan)
+    const writes = opts.dryRun ? planWrites(arr, plan) : []
     let pages = 0
     for (const w of writes) pages += w.pages
     if (!opts.dryRun) pages = applyRecovery(arr, plan, opts.progress).pagesWritten
@@ -55,7 +55,7 @@ export function recoverArray(paths: DeviceSource[], opts: {dryRun?: boolean; unt
       dataParityStripes: plan.dataParityStripes,
       dataOnlyStripes: plan.dataOnlyStripes,
       pagesWritten: plan.clean ? 0 : pages,
-      writes: opts.dryRun ? writes : [],
+      writes,
     }
   } finally {
     arr.close()

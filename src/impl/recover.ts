@@ -1,9 +1,8 @@
 import {flag, type CommandSpec, type Ctx, type FlagValues} from '../cli/spec.js'
 import {recoverArray, withUndo, type RecoverResult} from '../engine/index.js'
 import {ProgressBar} from '../render/progress.js'
-import {keyValues, table} from '../render/table.js'
-import {humanBytes, parseNumber, U64_MAX} from '../render/format.js'
-import {out} from '../render/colour.js'
+import {parseNumber, U64_MAX} from '../render/format.js'
+import {renderRecover} from '../render/recover.js'
 
 export const spec = {
   summary: 'Replay the journal offline, as the kernel does at array start',
@@ -35,45 +34,6 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, device
     recoverArray(devs, {dryRun: flags['dry-run'], untilSeq, progress: bar.update}),
   )
   bar.done()
-  if (!ctx.jsonEnabled()) ctx.log(render(r))
+  if (!ctx.jsonEnabled()) ctx.log(renderRecover(r))
   return r
-}
-
-function render(r: RecoverResult): string {
-  const state =
-    r.state === 'clean'
-      ? out.green('clean: nothing to replay, nothing written')
-      : r.state === 'replayed'
-        ? out.green('replayed')
-        : out.yellow('dry run: nothing written')
-  const lines = [
-    keyValues(
-      [
-        ['Array UUID', r.arrayUuid],
-        ['Result', state],
-        ['Journal Tail', `sector ${r.journalTailSector}, seq ${r.tailSeq}`],
-        ['Scan Stopped', `sector ${r.stopSector}: ${r.stopReason} (${r.stopMessage})`],
-        ['Meta Blocks', `${r.metaBlocks} (${humanBytes(r.logBytesScanned)} of log)`],
-        ['Stripes', `${r.dataParityStripes} data+parity, ${r.dataOnlyStripes} data-only`],
-        ['Pages', `${r.pagesWritten} to write`],
-        ...(r.skippedUnits.length
-          ? [['Dropped Units', r.skippedUnits.map(u => `seq ${u.seq} @ ${u.positionSector}: ${u.reason}`).join('; ')] as [string, string]]
-          : []),
-        ['New Tail', r.state === 'clean' ? 'unchanged' : `sector ${r.newTailSector}, seq ${r.newSeq}`],
-      ],
-      14,
-    ),
-  ]
-  if (r.writes.length > 0) {
-    const shown = r.writes.slice(0, 50)
-    lines.push(
-      '',
-      table(
-        ['device', 'slot', 'sector', 'pages', 'source'],
-        shown.map(w => [w.device, w.slot, w.offsetSector, w.pages, w.source]),
-      ),
-    )
-    if (r.writes.length > shown.length) lines.push(`… ${r.writes.length - shown.length} more runs (--json lists all)`)
-  }
-  return lines.join('\n')
 }

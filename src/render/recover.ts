@@ -1,0 +1,44 @@
+/** What `r5ctl recover` prints in text mode (the --json output is the engine's result as is). */
+import {type RecoverResult} from '../engine/index.js'
+import {keyValues, table} from './table.js'
+import {humanBytes} from './format.js'
+import {out} from './colour.js'
+
+export function renderRecover(r: RecoverResult): string {
+  const state =
+    r.state === 'clean'
+      ? out.green('clean: nothing to replay, nothing written')
+      : r.state === 'replayed'
+        ? out.green('replayed')
+        : out.yellow('dry run: nothing written')
+  const lines = [
+    keyValues(
+      [
+        ['Array UUID', r.arrayUuid],
+        ['Result', state],
+        ['Journal Tail', `sector ${r.journalTailSector}, seq ${r.tailSeq}`],
+        ['Scan Stopped', `sector ${r.stopSector}: ${r.stopReason} (${r.stopMessage})`],
+        ['Meta Blocks', `${r.metaBlocks} (${humanBytes(r.logBytesScanned)} of log)`],
+        ['Stripes', `${r.dataParityStripes} data+parity, ${r.dataOnlyStripes} data-only`],
+        ['Pages', `${r.pagesWritten} to write`],
+        ...(r.skippedUnits.length
+          ? [['Dropped Units', r.skippedUnits.map(u => `seq ${u.seq} @ ${u.positionSector}: ${u.reason}`).join('; ')] as [string, string]]
+          : []),
+        ['New Tail', r.state === 'clean' ? 'unchanged' : `sector ${r.newTailSector}, seq ${r.newSeq}`],
+      ],
+      14,
+    ),
+  ]
+  if (r.writes.length > 0) {
+    const shown = r.writes.slice(0, 50)
+    lines.push(
+      '',
+      table(
+        ['device', 'slot', 'sector', 'pages', 'source'],
+        shown.map(w => [w.device, w.slot, w.offsetSector, w.pages, w.source]),
+      ),
+    )
+    if (r.writes.length > shown.length) lines.push(`… ${r.writes.length - shown.length} more runs (--json lists all)`)
+  }
+  return lines.join('\n')
+}

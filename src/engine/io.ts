@@ -221,14 +221,14 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
   let lastUnitOnMembers: number
   if (plan.dataOnly.size > 0) {
     // write-back with cached stripes: the live log continues
-    head = plan.stopSector
+    head = plan.stop.position
     tail = plan.tailSector
     seq = plan.stopSeq
     lastUnitOnMembers = -1
   } else {
     // Open the log as the kernel does at array start: an empty meta block at the head with
     // seq + 10000 becomes the tail, so nothing stale beyond the head can ever continue our log.
-    tail = plan.stopSector
+    tail = plan.stop.position
     ring.write(encodeMetaBlock({seq: plan.newSeq, position: BigInt(tail), payloads: []}, arr.seed), tail)
     arr.journal!.dev.flush()
     arr.writeSuperblocks(tail)

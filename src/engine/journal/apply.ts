@@ -33,7 +33,7 @@ export function applyRecovery(arr: MdArray, plan: RecoveryPlan, progress?: (done
   applyFromLog(arr, plan, res, progress)
   applyDataOnly(arr, plan.dataOnly, res)
   for (const m of arr.members) m!.dev.flush()
-  closeLog(arr, plan.stopSector, plan.newSeq)
+  closeLog(arr, plan.stop.position, plan.newSeq)
   return res
 }
 
@@ -47,7 +47,7 @@ export function closeLog(arr: MdArray, position: number, seq: bigint): void {
 /** The plan's log pages in log order: key = page index from the tail * 2^24 + entry, with the entry's sector and slot. */
 function logOrder(arr: MdArray, plan: RecoveryPlan): {keys: Float64Array; sectors: Float64Array; slots: Uint16Array} {
   const ring = arr.ring!
-  const count = plan.pagesFromLog
+  const count = plan.fromLog.pages()
   const keys = new Float64Array(count)
   const sectors = new Float64Array(count)
   const slots = new Uint16Array(count)
@@ -71,7 +71,7 @@ export function applyFromLog(arr: MdArray, plan: RecoveryPlan, res: ApplyResult,
   const ring = arr.ring!
   const {keys, sectors, slots} = logOrder(arr, plan)
   const count = keys.length
-  const totalPages = ring.distance(plan.tailSector, plan.stopSector) / BLOCK_SECTORS
+  const totalPages = ring.distance(plan.tailSector, plan.stop.position) / BLOCK_SECTORS
   if (count === 0 || totalPages === 0) return
   const buf = alignedBuffer(Math.min(WINDOW, totalPages * PAGE))
   let next = 0

@@ -42,9 +42,6 @@ export interface RecoveryPlan extends VerifiedLog {
   fromLog: StripePages
   /** data-only stripes: their logged data pages; parity is computed when the plan is applied */
   dataOnly: StripePages
-  pagesFromLog: number
-  /** where the scan stopped: the closing empty meta block goes here */
-  stopSector: number
 }
 
 export interface PlanOptions {
@@ -85,8 +82,6 @@ export function planRecovery(arr: MdArray, opts: PlanOptions = {}): RecoveryPlan
     dataOnlyStripes: dataOnly.size,
     fromLog,
     dataOnly,
-    pagesFromLog: fromLog.pages(),
-    stopSector: v.stop.position,
     clean: fromLog.size === 0 && dataOnly.size === 0 && v.clean,
   }
 }
@@ -129,8 +124,8 @@ export function planWrites(arr: MdArray, plan: RecoveryPlan): WriteRun[] {
 
 /**
  * The bookkeeping of a walk of the live log: the tail's seq, units, empty units, dropped units and
- * where and why the walk stopped; finish() refuses a log without a valid tail block and an
- * --until-seq below the tail.
+ * where and why the walk stopped. An --until-seq below the tail is refused at the tail's unit,
+ * before anything else happens; finish() refuses a log without a valid tail block.
  */
 class LogTally {
   readonly skipped: SkippedUnit[] = []

@@ -34,7 +34,7 @@ const FLUSH_PER_PAYLOAD = Math.floor((4096 - 32 - 8) / 8)
 export function reclaimLog(arr: MdArray, progress?: (done: number, total: number) => void): ReclaimResult {
   const ring = arr.ring!
   const plan = planRecovery(arr)
-  const usedBefore = ring.distance(plan.tailSector, plan.stopSector) * 512
+  const usedBefore = ring.distance(plan.tailSector, plan.stop.position) * 512
   const base = {
     sizeBytes: ring.sizeBytes,
     usedBytesBefore: usedBefore,
@@ -58,7 +58,7 @@ export function reclaimLog(arr: MdArray, progress?: (done: number, total: number
   const res: ApplyResult = {pagesWritten: 0, memberWrites: 0, journalBytesRead: 0}
   // Appending right after the stop position continues the live log; a scan after a crash in
   // the middle of this will find the parity records and replay complete stripes.
-  let cur = {head: plan.stopSector, seq: plan.stopSeq}
+  let cur = {head: plan.stop.position, seq: plan.stopSeq}
   let used = usedBefore
   let parityLogged = 0
   const level = arr.sb.level

@@ -81,7 +81,7 @@ function dirtyLog(c: LogCase): MemDevice[] | null {
       arr.close()
     }
     const ring = arr.ring!
-    const pages = ring.distance(plan.tailSector, plan.stopSector) / 8
+    const pages = ring.distance(plan.tailSector, plan.stop.position) / 8
     if (pages < 2) return null
     // a page after the tail block: a data page (the unit is dropped) or a later meta block (the log ends there)
     const pos = ring.add(plan.tailSector, 8 * (1 + Math.floor(r() * (pages - 1))))
@@ -150,7 +150,7 @@ describe('recovery plan: recover --dry-run lists exactly what recover writes', f
           const pagesList: string[] = []
           p.fromLog.forEachPage((s, k, pos) => pagesList.push(`${s}/${k}/${pos}`))
           p.dataOnly.forEachPage((s, k, pos) => pagesList.push(`d${s}/${k}/${pos}`))
-          return {stop: p.stopSector, units: p.units, dp: p.dataParityStripes, pages: pagesList.sort()}
+          return {stop: p.stop.position, units: p.units, dp: p.dataParityStripes, pages: pagesList.sort()}
         } finally {
           arr.close()
         }

@@ -50,8 +50,11 @@ export function unitsSize(records: LogRecord[]): number {
   return bytes
 }
 
-/** Append records at cursor.head with consecutive seqs; returns the new cursor and last unit position. */
-export function appendRecords(arr: MdArray, cur: LogCursor, records: LogRecord[]): LogCursor & {lastUnit: number; bytes: number} {
+/**
+ * Append records at cursor.head with consecutive seqs; returns the new cursor, the last unit's
+ * position and the ring position of every page, in record order.
+ */
+export function appendRecords(arr: MdArray, cur: LogCursor, records: LogRecord[]): LogCursor & {lastUnit: number; bytes: number; pagePos: number[]} {
   const ring = arr.ring!
   const total = unitsSize(records)
   const buf = alignedBuffer(Math.max(total, PAGE))
@@ -70,6 +73,7 @@ export function appendRecords(arr: MdArray, cur: LogCursor, records: LogRecord[]
     payloads = []
   }
   const sums = new Uint32Array(64)
+  const pagePos: number[] = []
   for (const r of records) {
     const mb = recordMetaBytes(r)
     if (meta + mb > META_LIMIT) {
@@ -82,6 +86,7 @@ export function appendRecords(arr: MdArray, cur: LogCursor, records: LogRecord[]
     const base = off
     for (const p of r.pages) {
       buf.set(p, off)
+      pagePos.push(ring.add(cur.head, off / 512))
       off += PAGE
     }
     if (r.pages.length > 0) crc32cPages(arr.seed, buf.subarray(base, off), sums, 0)
@@ -98,5 +103,5 @@ export function appendRecords(arr: MdArray, cur: LogCursor, records: LogRecord[]
   }
   close()
   ring.write(buf.subarray(0, total), cur.head)
-  return {head: ring.add(cur.head, total / 512), seq, lastUnit, bytes: total}
+  return {head: ring.add(cur.head, total / 512), seq, lastUnit, bytes: total, pagePos}
 }

@@ -10,7 +10,7 @@ import type {MdArray} from '../array.js'
 import {missingMembersError} from '../array.js'
 import {alignedBuffer} from '../device.js'
 import {computeP, computeQ} from '../parity.js'
-import type {RecoveryPlan} from './plan.js'
+import {dataOnlyWrite, type RecoveryPlan} from './plan.js'
 import type {StripePages} from './stripes.js'
 import {BLOCK_SECTORS, PAGE} from './ring.js'
 
@@ -30,8 +30,8 @@ export function applyRecovery(arr: MdArray, plan: RecoveryPlan, progress?: (done
   const res: ApplyResult = {pagesWritten: 0, memberWrites: 0, journalBytesRead: 0}
   if (plan.clean) return res
   if (arr.missingMembers.length > 0) throw missingMembersError(arr.uuid, arr.missingMembers, 'recovery needs every member')
-  applyFromLog(arr, plan, res, progress)
-  applyDataOnly(arr, plan.dataOnly, res)
+  applyFromLog(arr, plan.fromLog, plan.tailSector, plan.stop.position, res, progress)
+  applyDataOnly(arr, plan.dataOnly, plan.dataOnly.keys(), res)
   for (const m of arr.members) m!.dev.flush()
   closeLog(arr, plan.stop.position, plan.newSeq)
   return res
@@ -44,48 +44,64 @@ export function closeLog(arr: MdArray, position: number, seq: bigint): void {
   arr.writeSuperblocks(position)
 }
 
-/** The plan's log pages in log order: key = page index from the tail * 2^24 + entry, with the entry's sector and slot. */
-function logOrder(arr: MdArray, plan: RecoveryPlan): {keys: Float64Array; sectors: Float64Array; slots: Uint16Array} {
+/**
+ * The pages of `pages` in log order, as indices into parallel arrays of their sector and slot. A log
+ * page holds one page of one stripe, so its distance from `from` sorts them; the entry index rides
+ * in the low bits of the key.
+ */
+function logOrder(arr: MdArray, pages: StripePages, from: number): {keys: Float64Array; sectors: Float64Array; slots: Uint16Array; unit: number} {
   const ring = arr.ring!
-  const count = plan.fromLog.pages()
+  const count = pages.pages()
+  let unit = 1
+  while (unit <= count) unit *= 2
+  if ((ring.sizeSectors / BLOCK_SECTORS) * unit > Number.MAX_SAFE_INTEGER) {
+    throw new RangeError(`${count} log pages in a ring of ${ring.sizeBytes} bytes: too many to order`)
+  }
   const keys = new Float64Array(count)
   const sectors = new Float64Array(count)
   const slots = new Uint16Array(count)
   let e = 0
-  plan.fromLog.forEachPage((sector, slot, pos) => {
-    keys[e] = (ring.distance(plan.tailSector, pos) / BLOCK_SECTORS) * 0x1000000 + e
+  pages.forEachPage((sector, slot, pos) => {
+    keys[e] = (ring.distance(from, pos) / BLOCK_SECTORS) * unit + e
     sectors[e] = sector
     slots[e] = slot
     e++
   })
   keys.sort()
-  return {keys, sectors, slots}
+  return {keys, sectors, slots, unit}
 }
 
 /**
- * The complete stripes: read the log in windows, from the first page the plan needs on, skipping
- * stretches it does not need, and send every planned page to its member (one request per run of
- * consecutive member pages). `progress` gets (log bytes done, log bytes in all).
+ * Copy `pages` from the log to the members: read the log from `from` to `to` in windows, from the
+ * first page needed on, skipping stretches not needed, one member request per run of consecutive
+ * member pages. `progress` gets (log bytes done, log bytes in all).
  */
-export function applyFromLog(arr: MdArray, plan: RecoveryPlan, res: ApplyResult, progress?: (done: number, total: number) => void): void {
+export function applyFromLog(
+  arr: MdArray,
+  pages: StripePages,
+  from: number,
+  to: number,
+  res: ApplyResult,
+  progress?: (done: number, total: number) => void,
+): void {
   const ring = arr.ring!
-  const {keys, sectors, slots} = logOrder(arr, plan)
+  const {keys, sectors, slots, unit} = logOrder(arr, pages, from)
   const count = keys.length
-  const totalPages = ring.distance(plan.tailSector, plan.stop.position) / BLOCK_SECTORS
+  const totalPages = ring.distance(from, to) / BLOCK_SECTORS
   if (count === 0 || totalPages === 0) return
   const buf = alignedBuffer(Math.min(WINDOW, totalPages * PAGE))
   let next = 0
   while (next < count) {
-    const first = Math.floor(keys[next] / 0x1000000)
+    const first = Math.floor(keys[next] / unit)
     const len = Math.min(buf.length / PAGE, totalPages - first)
     const win = buf.subarray(0, len * PAGE)
-    ring.read(win, ring.add(plan.tailSector, first * BLOCK_SECTORS))
+    ring.read(win, ring.add(from, first * BLOCK_SECTORS))
     res.journalBytesRead += win.length
     const writes: {slot: number; off: number; view: Uint8Array}[] = []
     while (next < count) {
-      const page = Math.floor(keys[next] / 0x1000000)
+      const page = Math.floor(keys[next] / unit)
       if (page >= first + len) break
-      const i = keys[next] - page * 0x1000000
+      const i = keys[next] - page * unit
       const k = page - first
       writes.push({slot: slots[i], off: sectors[i] * 512, view: win.subarray(k * PAGE, (k + 1) * PAGE)})
       next++
@@ -96,102 +112,113 @@ export function applyFromLog(arr: MdArray, plan: RecoveryPlan, res: ApplyResult,
   }
 }
 
-export interface DataOnlyRun {
-  /** stripe sectors of the run (consecutive) */
-  sectors: number[]
-  /** per member, the run's pages after the logged data and computed parity were applied */
-  bufs: Uint8Array[]
-  first: number
+/**
+ * Data-only stripes are handled in runs of consecutive stripes, every member's pages of a run held
+ * at once in one buffer per member, reused by every run.
+ */
+export class RunBuffers {
+  /** stripes per run: at most RUN_BYTES of member pages, and few enough that reclaim's parity records of a run fit a ring with little room left */
+  readonly stripes: number
+  readonly members: Uint8Array[]
+  readonly scratch = alignedBuffer(256 * PAGE)
+
+  constructor(arr: MdArray) {
+    const n = arr.sb.raidDisks
+    this.stripes = Math.max(16, Math.min(256, Math.floor(RUN_BYTES / n / PAGE)))
+    this.members = Array.from({length: n}, () => alignedBuffer(this.stripes * PAGE))
+  }
+
+  /** the stripe sectors, sorted, cut into runs of consecutive stripes */
+  *runs(sectors: number[]): Generator<number[]> {
+    const sorted = Float64Array.from(sectors).sort()
+    for (let i = 0; i < sorted.length;) {
+      let j = i + 1
+      while (j < sorted.length && j - i < this.stripes && sorted[j] === sorted[j - 1] + BLOCK_SECTORS) j++
+      yield Array.from(sorted.subarray(i, j))
+      i = j
+    }
+  }
 }
 
 /**
- * The data-only stripes, in runs of consecutive stripes: read the members, put the logged
- * data over them, compute parity. `beforeWrite` (reclaim) may log the parity first.
+ * A run's pages as they will be on the members: the members' pages read, the logged data put over
+ * them (read in runs of consecutive log pages), parity computed. Returns one view per member.
  */
-export function applyDataOnly(arr: MdArray, dataOnly: StripePages, res: ApplyResult, beforeWrite?: (run: DataOnlyRun) => void): void {
+export function fillRun(arr: MdArray, dataOnly: StripePages, run: number[], rb: RunBuffers, res: ApplyResult): Uint8Array[] {
+  const first = run[0]
+  const bytes = (run[run.length - 1] - first + BLOCK_SECTORS) * 512
+  const bufs = rb.members.map((b, m) => {
+    const v = b.subarray(0, bytes)
+    arr.members[m]!.dev.read(v, arr.memberBase(m) + first * 512)
+    return v
+  })
+  const logPos: number[] = []
+  const dest: number[] = [] // slot * 2^32 + byte offset in the run's buffers
+  for (const sector of run) {
+    for (let slot = 0; slot < bufs.length; slot++) {
+      const lp = dataOnly.at(sector, slot)
+      if (lp < 0) continue
+      logPos.push(lp)
+      dest.push(slot * 0x100000000 + (sector - first) * 512)
+    }
+  }
+  overlayLogged(arr, logPos, dest, bufs, rb.scratch, res)
+  for (const sector of run) {
+    const o = (sector - first) * 512
+    const info = arr.geometry.stripeInfo(sector)
+    const data = info.dataMembers.map(m => bufs[m].subarray(o, o + PAGE))
+    computeP(data, bufs[info.pd].subarray(o, o + PAGE))
+    if (arr.sb.level === 6) computeQ(data, info.qSlot, bufs[info.qd].subarray(o, o + PAGE))
+  }
+  return bufs
+}
+
+/** Read the log pages at `logPos` (in runs of consecutive positions) into the places `dest` names. */
+function overlayLogged(arr: MdArray, logPos: number[], dest: number[], bufs: Uint8Array[], scratch: Uint8Array, res: ApplyResult): void {
   const ring = arr.ring!
-  const level = arr.sb.level
-  const D = arr.geometry.dataDisks
-  const n = arr.sb.raidDisks
-  const scratch = alignedBuffer(256 * PAGE)
-  const sectors = dataOnly.keys().sort((a, b) => a - b)
-  // stripes per run: every member's pages of a run are held at once, in one buffer per member
-  // reused by every run (at most RUN_BYTES in all); reclaim logs a run's parity as one record set,
-  // which must fit in the room the ring has left
-  const run = Math.max(16, Math.min(256, Math.floor(RUN_BYTES / n / PAGE)))
-  const runBufs = Array.from({length: n}, () => alignedBuffer(run * PAGE))
-  for (let i = 0; i < sectors.length;) {
-    let j = i + 1
-    while (j < sectors.length && j - i < run && sectors[j] === sectors[j - 1] + BLOCK_SECTORS) j++
-    const first = sectors[i]
-    const count = (sectors[j - 1] - first) / BLOCK_SECTORS + 1
-    const bufs = runBufs.map((b, m) => {
-      const v = b.subarray(0, count * PAGE)
-      arr.members[m]!.dev.read(v, arr.memberBase(m) + first * 512)
-      return v
-    })
-    // the logged pages of the run, read in runs of consecutive log pages (not one request per page)
-    const logPos: number[] = []
-    const dest: number[] = [] // slot * 2^32 + byte offset in the run's buffer
-    for (let k = i; k < j; k++) {
-      for (const [slot, lp] of dataOnly.get(sectors[k])) {
-        logPos.push(lp)
-        dest.push(slot * 0x100000000 + (sectors[k] - first) * 512)
-      }
+  const order = Array.from(logPos.keys()).sort((a, b) => logPos[a] - logPos[b])
+  for (let a = 0; a < order.length;) {
+    let b = a + 1
+    while (b < order.length && b - a < scratch.length / PAGE && logPos[order[b]] === logPos[order[b - 1]] + BLOCK_SECTORS) b++
+    const got = scratch.subarray(0, (b - a) * PAGE)
+    ring.read(got, logPos[order[a]])
+    res.journalBytesRead += got.length
+    for (let c = a; c < b; c++) {
+      const d = dest[order[c]]
+      const slot = Math.floor(d / 0x100000000)
+      bufs[slot].set(got.subarray((c - a) * PAGE, (c - a + 1) * PAGE), d - slot * 0x100000000)
     }
-    const order = Array.from(logPos.keys()).sort((a, b) => logPos[a] - logPos[b])
-    for (let a = 0; a < order.length;) {
-      let b = a + 1
-      while (b < order.length && b - a < scratch.length / PAGE && logPos[order[b]] === logPos[order[b - 1]] + BLOCK_SECTORS) b++
-      const got = scratch.subarray(0, (b - a) * PAGE)
-      ring.read(got, logPos[order[a]])
-      res.journalBytesRead += got.length
-      for (let c = a; c < b; c++) {
-        const d = dest[order[c]]
-        const slot = Math.floor(d / 0x100000000)
-        bufs[slot].set(got.subarray((c - a) * PAGE, (c - a + 1) * PAGE), d - slot * 0x100000000)
-        res.pagesWritten++
-      }
-      a = b
-    }
-    for (let k = i; k < j; k++) {
-      const sector = sectors[k]
-      const o = (sector - first) * 512
-      const info = arr.geometry.stripeInfo(sector)
-      const data: Uint8Array[] = []
-      for (let d = 0; d < D; d++) data.push(bufs[info.dataMembers[d]].subarray(o, o + PAGE))
-      computeP(data, bufs[info.pd].subarray(o, o + PAGE))
-      if (level === 6) computeQ(data, info.qSlot, bufs[info.qd].subarray(o, o + PAGE))
-      res.pagesWritten += level === 6 ? 2 : 1
-    }
-    beforeWrite?.({sectors: sectors.slice(i, j), bufs, first})
-    res.memberWrites += writePlanned(arr, dataOnly, sectors.slice(i, j), bufs, first)
-    i = j
+    a = b
+  }
+}
+
+/** The data-only stripes `sectors`: per run, fill it (fillRun) and write the pages the plan names. */
+export function applyDataOnly(arr: MdArray, dataOnly: StripePages, sectors: number[], res: ApplyResult): void {
+  const rb = new RunBuffers(arr)
+  for (const run of rb.runs(sectors)) {
+    writePlanned(arr, dataOnly, run, fillRun(arr, dataOnly, run, rb, res), res)
   }
 }
 
 /**
- * Write back, per member, only the pages a data-only stripe changes (its logged data and its
- * parity), one request per run of consecutive pages: exactly what planWrites lists.
+ * Write back, per member, only the pages a data-only stripe changes (dataOnlyWrite: its logged data
+ * and its parity), one request per run of consecutive pages: exactly what planWrites lists.
  */
-function writePlanned(arr: MdArray, dataOnly: StripePages, sectors: number[], bufs: Uint8Array[], first: number): number {
-  let requests = 0
+function writePlanned(arr: MdArray, dataOnly: StripePages, run: number[], bufs: Uint8Array[], res: ApplyResult): void {
+  const first = run[0]
   for (let m = 0; m < bufs.length; m++) {
-    const planned = (sector: number) => {
-      const info = arr.geometry.stripeInfo(sector)
-      return m === info.pd || m === info.qd || dataOnly.at(sector, m) >= 0
-    }
-    for (let a = 0; a < sectors.length; a++) {
-      if (!planned(sectors[a])) continue
+    const planned = (sector: number) => dataOnlyWrite(arr, dataOnly, sector, m) !== null
+    for (let a = 0; a < run.length; a++) {
+      if (!planned(run[a])) continue
       let b = a + 1
-      while (b < sectors.length && planned(sectors[b])) b++
-      const from = (sectors[a] - first) * 512
-      arr.members[m]!.dev.write(bufs[m].subarray(from, from + (b - a) * PAGE), arr.memberBase(m) + sectors[a] * 512)
-      requests++
+      while (b < run.length && planned(run[b])) b++
+      const from = (run[a] - first) * 512
+      arr.members[m]!.dev.write(bufs[m].subarray(from, from + (b - a) * PAGE), arr.memberBase(m) + run[a] * 512)
+      res.memberWrites++
+      res.pagesWritten += b - a
       a = b
     }
   }
-  return requests
 }
 
 /** Sort page writes by member and offset and issue one request per contiguous run. */

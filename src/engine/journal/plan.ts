@@ -94,16 +94,26 @@ export interface WriteRun {
   source: 'log' | 'computed'
 }
 
+/**
+ * What a data-only stripe writes to slot `slot`: its logged data page ('log'), its parity
+ * ('computed'), or nothing (null). The one rule that planWrites lists and apply.ts writes.
+ */
+export function dataOnlyWrite(arr: MdArray, dataOnly: StripePages, sector: number, slot: number): 'log' | 'computed' | null {
+  const info = arr.geometry.stripeInfo(sector)
+  if (slot === info.pd || slot === info.qd) return 'computed'
+  return dataOnly.at(sector, slot) >= 0 ? 'log' : null
+}
+
 /** Every member write the plan implies, coalesced into runs (what --dry-run prints). */
 export function planWrites(arr: MdArray, plan: RecoveryPlan): WriteRun[] {
   // per slot, one number per page: sector * 2 + (1 when the page is computed parity)
   const bySlot: number[][] = Array.from({length: arr.sb.raidDisks}, () => [])
   plan.fromLog.forEachPage((sector, slot) => bySlot[slot].push(sector * 2))
-  plan.dataOnly.forEachPage((sector, slot) => bySlot[slot].push(sector * 2))
   for (const sector of plan.dataOnly.keys()) {
-    const info = arr.geometry.stripeInfo(sector)
-    bySlot[info.pd].push(sector * 2 + 1)
-    if (info.qd >= 0) bySlot[info.qd].push(sector * 2 + 1)
+    for (let slot = 0; slot < bySlot.length; slot++) {
+      const how = dataOnlyWrite(arr, plan.dataOnly, sector, slot)
+      if (how !== null) bySlot[slot].push(sector * 2 + (how === 'computed' ? 1 : 0))
+    }
   }
   const runs: WriteRun[] = []
   bySlot.forEach((list, slot) => {

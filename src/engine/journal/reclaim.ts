@@ -1,15 +1,17 @@
 /**
  * reclaim: write out everything the live log still holds for the members, the way the kernel's
- * r5c code flushes cached stripes: parity of data-only (write-back) stripes is computed and
- * logged first, then data and parity go to the members, then FLUSH payloads record that those
- * stripes are on the members, and finally an empty meta block closes the log and journal_tail
- * moves to it (superblocks last).
+ * r5c code flushes cached stripes: complete stripes are replayed from the log; the parity of
+ * data-only (write-back) stripes is computed and logged, made durable with one flush, and those
+ * stripes, complete now, are copied from the log to the members; FLUSH payloads record that they
+ * are on the members, and finally an empty meta block closes the log and journal_tail moves to it
+ * (superblocks last).
  */
 import {PAYLOAD_FLUSH, PAYLOAD_PARITY, type Payload} from '../format/meta.js'
 import type {MdArray} from '../array.js'
-import {planRecovery} from './plan.js'
-import {applyFromLog, applyDataOnly, closeLog, type ApplyResult} from './apply.js'
-import {appendRecords, unitsSize, type LogRecord} from './append.js'
+import {planRecovery, type RecoveryPlan} from './plan.js'
+import {applyFromLog, applyDataOnly, closeLog, fillRun, RunBuffers, type ApplyResult} from './apply.js'
+import {appendRecords, unitsSize, type LogCursor, type LogRecord} from './append.js'
+import {StripePages} from './stripes.js'
 import {BLOCK_SECTORS, PAGE} from './ring.js'
 
 export interface ReclaimResult {
@@ -56,63 +58,116 @@ export function reclaimLog(arr: MdArray, progress?: (done: number, total: number
     }
   }
   const res: ApplyResult = {pagesWritten: 0, memberWrites: 0, journalBytesRead: 0}
-  // Appending right after the stop position continues the live log; a scan after a crash in
-  // the middle of this will find the parity records and replay complete stripes.
-  let cur = {head: plan.stop.position, seq: plan.stopSeq}
-  let used = usedBefore
-  let parityLogged = 0
-  const level = arr.sb.level
-  // progress counts stripes written out: the logged complete ones first, then the cached ones
   const stripes = plan.dataParityStripes + plan.dataOnlyStripes
-  let cachedDone = 0
-  applyFromLog(arr, plan, res, progress && ((done, total) => progress(Math.floor((plan.dataParityStripes * done) / total), stripes)))
-  progress?.(plan.dataParityStripes, stripes)
-  applyDataOnly(arr, plan.dataOnly, res, run => {
-    progress?.(plan.dataParityStripes + cachedDone, stripes)
-    cachedDone += run.sectors.length
-    const records: LogRecord[] = []
-    for (const sector of run.sectors) {
-      const info = arr.geometry.stripeInfo(sector)
-      const o = (sector - run.first) * 512
-      const pages = [run.bufs[info.pd].subarray(o, o + PAGE)]
-      if (level === 6) pages.push(run.bufs[info.qd].subarray(o, o + PAGE))
-      const p: Payload = {type: PAYLOAD_PARITY, flags: 0, sizeSectors: pages.length * BLOCK_SECTORS, location: BigInt(sector), checksums: []}
-      records.push({payloads: [p], pages})
-    }
-    const need = unitsSize(records)
-    // keep room for the flush records and the closing block; without room, the stripes are still
-    // safe offline: their data stays in the log until the tail moves, and a replay recomputes parity
-    if ((used + need) / 512 + 4 * BLOCK_SECTORS >= ring.sizeSectors) return
-    const out = appendRecords(arr, cur, records)
-    arr.journal!.dev.flush()
-    cur = out
-    used += out.bytes
-    parityLogged += run.sectors.length
-  })
+  const step = progress && ((done: number) => progress(done, stripes))
+  applyFromLog(
+    arr,
+    plan.fromLog,
+    plan.tailSector,
+    plan.stop.position,
+    res,
+    progress && ((done, total) => progress(Math.floor((plan.dataParityStripes * done) / total), stripes)),
+  )
+  const logged = logParity(arr, plan, res, done => step?.(plan.dataParityStripes + done))
+  // the parity must be durable before any page of its stripes goes to the members: a write cut
+  // short there is then replayed whole from the log
+  if (logged.stripes > 0) arr.journal!.dev.flush()
+  applyFromLog(arr, logged.pages, plan.tailSector, logged.cursor.head, res)
+  applyDataOnly(arr, plan.dataOnly, logged.unlogged, res)
   for (const m of arr.members) m!.dev.flush()
-  progress?.(stripes, stripes)
-  // FLUSH payloads for the data-only stripes now on the members (as r5c_finish_stripe_write_out)
-  const flushed = plan.dataOnly.keys().sort((a, b) => a - b)
-  const flushRecords: LogRecord[] = []
-  for (let i = 0; i < flushed.length; i += FLUSH_PER_PAYLOAD) {
-    flushRecords.push({payloads: [{type: PAYLOAD_FLUSH, flags: 0, stripes: flushed.slice(i, i + FLUSH_PER_PAYLOAD).map(BigInt)}], pages: []})
-  }
-  const space = ring.sizeSectors - used / 512
-  if (flushRecords.length > 0 && unitsSize(flushRecords) / 512 + BLOCK_SECTORS < space) {
-    cur = appendRecords(arr, cur, flushRecords)
-  }
-  // close the log: empty meta block, tail moves to it
-  const closing = cur.head
-  closeLog(arr, closing, cur.seq)
+  step?.(stripes)
+  const cur = appendFlushRecords(arr, plan.dataOnly.keys(), logged.cursor, logged.used)
+  closeLog(arr, cur.head, cur.seq)
   return {
     ...base,
     wasClean: false,
     usedBytesAfter: PAGE,
     freeBytesAfter: ring.sizeBytes - PAGE,
-    parityLogged,
-    flushPayloadStripes: flushed.length,
+    parityLogged: logged.stripes,
+    flushPayloadStripes: plan.dataOnlyStripes,
     pagesWritten: res.pagesWritten,
-    journalTailSector: closing,
+    journalTailSector: cur.head,
     nextSeq: cur.seq + 1n,
   }
+}
+
+interface LoggedParity {
+  /** every page of the stripes whose parity was logged: their data and parity, now complete stripes in the log */
+  pages: StripePages
+  stripes: number
+  /** the data-only stripes whose parity did not fit the ring */
+  unlogged: number[]
+  cursor: LogCursor
+  /** bytes of the ring in use after the parity */
+  used: number
+}
+
+/**
+ * Compute the parity of the data-only stripes run by run and append it as PARITY records right
+ * after the live log, which makes them complete stripes there, as the kernel's r5c write-out does.
+ * A run that does not fit the ring (room is kept for the FLUSH records and the closing block) is
+ * left out: offline its data stays in the log until the tail moves, and a replay recomputes parity.
+ */
+function logParity(arr: MdArray, plan: RecoveryPlan, res: ApplyResult, progress?: (done: number) => void): LoggedParity {
+  const ring = arr.ring!
+  const out: LoggedParity = {
+    pages: new StripePages(arr.sb.raidDisks),
+    stripes: 0,
+    unlogged: [],
+    cursor: {head: plan.stop.position, seq: plan.stopSeq},
+    used: ring.distance(plan.tailSector, plan.stop.position) * 512,
+  }
+  const rb = new RunBuffers(arr)
+  let done = 0
+  for (const run of rb.runs(plan.dataOnly.keys())) {
+    progress?.(done)
+    done += run.length
+    const records = parityRecords(arr, run, fillRun(arr, plan.dataOnly, run, rb, res))
+    if ((out.used + unitsSize(records)) / 512 + 4 * BLOCK_SECTORS >= ring.sizeSectors) {
+      out.unlogged.push(...run)
+      continue
+    }
+    const put = appendRecords(arr, out.cursor, records)
+    let k = 0
+    for (const sector of run) {
+      const info = arr.geometry.stripeInfo(sector)
+      for (let slot = 0; slot < arr.sb.raidDisks; slot++) {
+        const lp = plan.dataOnly.at(sector, slot)
+        if (lp >= 0) out.pages.set(sector, slot, lp)
+      }
+      out.pages.set(sector, info.pd, put.pagePos[k++])
+      if (info.qd >= 0) out.pages.set(sector, info.qd, put.pagePos[k++])
+    }
+    out.cursor = put
+    out.used += put.bytes
+    out.stripes += run.length
+  }
+  return out
+}
+
+/** One PARITY record per stripe of the run: P (and Q) from the run's computed pages. */
+function parityRecords(arr: MdArray, run: number[], bufs: Uint8Array[]): LogRecord[] {
+  return run.map(sector => {
+    const info = arr.geometry.stripeInfo(sector)
+    const o = (sector - run[0]) * 512
+    const pages = [bufs[info.pd].subarray(o, o + PAGE)]
+    if (info.qd >= 0) pages.push(bufs[info.qd].subarray(o, o + PAGE))
+    const p: Payload = {type: PAYLOAD_PARITY, flags: 0, sizeSectors: pages.length * BLOCK_SECTORS, location: BigInt(sector), checksums: []}
+    return {payloads: [p], pages}
+  })
+}
+
+/**
+ * FLUSH payloads for the data-only stripes now on the members (as r5c_finish_stripe_write_out),
+ * when the ring has room for them; returns where the closing block goes.
+ */
+function appendFlushRecords(arr: MdArray, sectors: number[], cur: LogCursor, used: number): LogCursor {
+  const flushed = Float64Array.from(sectors).sort()
+  const records: LogRecord[] = []
+  for (let i = 0; i < flushed.length; i += FLUSH_PER_PAYLOAD) {
+    records.push({payloads: [{type: PAYLOAD_FLUSH, flags: 0, stripes: Array.from(flushed.subarray(i, i + FLUSH_PER_PAYLOAD), BigInt)}], pages: []})
+  }
+  const space = arr.ring!.sizeSectors - used / 512
+  if (records.length === 0 || unitsSize(records) / 512 + BLOCK_SECTORS >= space) return cur
+  return appendRecords(arr, cur, records)
 }

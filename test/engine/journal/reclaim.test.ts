@@ -50,4 +50,19 @@ describe('reclaim / recover: long runs of cached write-back stripes', function (
       })
     }
   }
+
+  it('reclaim makes all the parity it logs durable with one journal flush, not one per run of stripes', () => {
+    const a = createMemArray({level: 5, raidDevices: 4, chunkBytes: 65536, memberDataBytes: 24 * MiB, journalRingBytes: 64 * MiB})
+    const len = 2000 * 3 * 4096
+    const data = pseudoRandom(len, 5)
+    writeData(a.devs, 0, len, bufferSource(data), {mode: 'write-back'})
+    const before = a.devs.map(d => d.stats.flushes)
+    const r = reclaimArray(a.devs)
+    assert.equal(r.parityLogged, 2000, 'the ring had room for the parity of every cached stripe')
+    const flushes = a.devs.map((d, i) => d.stats.flushes - before[i])
+    // the journal: the logged parity, the closing block, the superblock; each member: its pages, its superblock
+    assert.deepEqual(flushes, [3, 2, 2, 2, 2], `flushes per device (journal first): ${flushes.join(', ')}`)
+    assert.ok(readAll(a.devs, 0, len).equals(data), 'the array holds what was written')
+    assert.equal(checkParity(a.devs, 5, readAll(a.devs, 0, len)), null)
+  })
 })

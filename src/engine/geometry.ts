@@ -84,131 +84,12 @@ export interface StripeInfo {
 export function computeRowLayout(level: RaidLevel, raidDisks: number, layout: number, row: number): StripeInfo {
   const n = raidDisks
   const dataDisks = level === 6 ? n - 2 : n - 1
-  let pd: number
-  let qd = -1
-  let ddf = false
-  // member(dd) for this row; the rules come in a few shapes, picked below.
-  let member: (dd: number) => number
-
-  // "asymmetric": data fills the slots left to right, skipping the parity block(s).
-  const skipP = (dd: number) => (dd >= pd ? dd + 1 : dd)
-  const skipPQ = (dd: number) => (pd === n - 1 ? dd + 1 /* Q D D D P */ : dd >= pd ? dd + 2 /* D D P Q D */ : dd)
-  // "symmetric": data continues round-robin from just after the parity block(s), over `width` slots.
-  const after = (first: number, width: number) => (dd: number) => (first + dd) % width
-
-  if (level === 4) {
-    pd = dataDisks
-    member = dd => dd
-  } else if (level === 5) {
-    switch (layout) {
-      case ALGORITHM.LEFT_ASYMMETRIC:
-        pd = dataDisks - (row % n)
-        member = skipP
-        break
-      case ALGORITHM.RIGHT_ASYMMETRIC:
-        pd = row % n
-        member = skipP
-        break
-      case ALGORITHM.LEFT_SYMMETRIC:
-        pd = dataDisks - (row % n)
-        member = after(pd + 1, n)
-        break
-      case ALGORITHM.RIGHT_SYMMETRIC:
-        pd = row % n
-        member = after(pd + 1, n)
-        break
-      case ALGORITHM.PARITY_0:
-        pd = 0
-        member = dd => dd + 1
-        break
-      case ALGORITHM.PARITY_N:
-        pd = dataDisks
-        member = dd => dd
-        break
-      default:
-        throw new RangeError(`RAID5 layout ${layout} is not supported by md`)
-    }
-  } else {
-    switch (layout) {
-      case ALGORITHM.LEFT_ASYMMETRIC:
-        pd = n - 1 - (row % n)
-        qd = pd === n - 1 ? 0 : pd + 1
-        member = skipPQ
-        break
-      case ALGORITHM.RIGHT_ASYMMETRIC:
-        pd = row % n
-        qd = pd === n - 1 ? 0 : pd + 1
-        member = skipPQ
-        break
-      case ALGORITHM.LEFT_SYMMETRIC:
-        pd = n - 1 - (row % n)
-        qd = (pd + 1) % n
-        member = after(pd + 2, n)
-        break
-      case ALGORITHM.RIGHT_SYMMETRIC:
-        pd = row % n
-        qd = (pd + 1) % n
-        member = after(pd + 2, n)
-        break
-      case ALGORITHM.PARITY_0:
-        pd = 0
-        qd = 1
-        member = dd => dd + 2
-        break
-      case ALGORITHM.PARITY_N:
-        pd = dataDisks
-        qd = dataDisks + 1
-        member = dd => dd
-        break
-      case ALGORITHM.ROTATING_ZERO_RESTART: // placement of RIGHT_ASYMMETRIC, DDF Q order
-        pd = row % n
-        qd = pd === n - 1 ? 0 : pd + 1
-        member = skipPQ
-        ddf = true
-        break
-      case ALGORITHM.ROTATING_N_RESTART: // LEFT_ASYMMETRIC shifted one row: row 0 is D D D P Q
-        pd = n - 1 - ((row + 1) % n)
-        qd = pd === n - 1 ? 0 : pd + 1
-        member = skipPQ
-        ddf = true
-        break
-      case ALGORITHM.ROTATING_N_CONTINUE: // LEFT_SYMMETRIC with Q just before P
-        pd = n - 1 - (row % n)
-        qd = (pd + n - 1) % n
-        member = after(pd + 1, n)
-        ddf = true
-        break
-      // The *_6 layouts are the RAID5 layout over the first n-1 slots, with Q parked on the last one.
-      case ALGORITHM.LEFT_ASYMMETRIC_6:
-        pd = dataDisks - (row % (n - 1))
-        qd = n - 1
-        member = skipP
-        break
-      case ALGORITHM.RIGHT_ASYMMETRIC_6:
-        pd = row % (n - 1)
-        qd = n - 1
-        member = skipP
-        break
-      case ALGORITHM.LEFT_SYMMETRIC_6:
-        pd = dataDisks - (row % (n - 1))
-        qd = n - 1
-        member = after(pd + 1, n - 1)
-        break
-      case ALGORITHM.RIGHT_SYMMETRIC_6:
-        pd = row % (n - 1)
-        qd = n - 1
-        member = after(pd + 1, n - 1)
-        break
-      case ALGORITHM.PARITY_0_6:
-        pd = 0
-        qd = n - 1
-        member = dd => dd + 1
-        break
-      default:
-        throw new RangeError(`RAID6 layout ${layout} is not supported by md`)
-    }
-  }
-
+  const {pd, qd, member, ddf} =
+    level === 4
+      ? {pd: dataDisks, qd: -1, member: (dd: number) => dd, ddf: false}
+      : level === 5
+        ? raid5Placement(layout, n, row)
+        : raid6Placement(layout, n, row)
   const dataMembers: number[] = []
   const dataIndexOf: number[] = new Array<number>(n).fill(-1)
   for (let dd = 0; dd < dataDisks; dd++) {
@@ -217,20 +98,7 @@ export function computeRowLayout(level: RaidLevel, raidDisks: number, layout: nu
     dataIndexOf[m] = dd
   }
 
-  const qSlot: number[] = dataMembers.map((_, dd) => dd)
-  if (level === 6) {
-    // set_syndrome_sources: walk the slots cyclically from raid6_d0 handing out syndrome slots
-    // (raid6_idx_to_slot). md starts just after Q and counts data disks only; DDF starts at slot 0 and
-    // counts P and Q positions too, so there a data disk's syndrome slot is simply its raid slot.
-    const d0 = ddf ? 0 : qd === n - 1 ? 0 : qd + 1
-    let count = 0
-    for (let k = 0, i = d0; k < n; k++, i = i + 1 === n ? 0 : i + 1) {
-      const dd = dataIndexOf[i]
-      if (dd >= 0) qSlot[dd] = count
-      if (ddf || dd >= 0) count++
-    }
-  }
-
+  const qSlot = level === 6 ? syndromeSlots(dataIndexOf, qd, ddf) : dataMembers.map((_, dd) => dd)
   return Object.freeze({
     pd,
     qd,
@@ -238,6 +106,101 @@ export function computeRowLayout(level: RaidLevel, raidDisks: number, layout: nu
     qSlot: Object.freeze(qSlot) as number[],
     dataIndexOf: Object.freeze(dataIndexOf) as number[],
   })
+}
+
+/** Where parity sits in a row and how data fills the rest: member(dd) is the slot of data index dd. */
+interface Placement {
+  pd: number
+  qd: number
+  member: (dd: number) => number
+  /** DDF layouts count P and Q positions in the Q syndrome */
+  ddf: boolean
+}
+
+/** "asymmetric": data fills the slots left to right, skipping P. */
+const skipP = (pd: number) => (dd: number) => (dd >= pd ? dd + 1 : dd)
+/** the same, skipping P and Q (Q D D D P when P is last, else D D P Q D) */
+const skipPQ = (pd: number, n: number) => (dd: number) => (pd === n - 1 ? dd + 1 : dd >= pd ? dd + 2 : dd)
+/** "symmetric": data continues round-robin from just after the parity block(s), over `width` slots. */
+const after = (first: number, width: number) => (dd: number) => (first + dd) % width
+
+function raid5Placement(layout: number, n: number, row: number): Placement {
+  const dataDisks = n - 1
+  const place = (pd: number, member: (dd: number) => number): Placement => ({pd, qd: -1, member, ddf: false})
+  switch (layout) {
+    case ALGORITHM.LEFT_ASYMMETRIC:
+      return place(dataDisks - (row % n), skipP(dataDisks - (row % n)))
+    case ALGORITHM.RIGHT_ASYMMETRIC:
+      return place(row % n, skipP(row % n))
+    case ALGORITHM.LEFT_SYMMETRIC:
+      return place(dataDisks - (row % n), after(dataDisks - (row % n) + 1, n))
+    case ALGORITHM.RIGHT_SYMMETRIC:
+      return place(row % n, after((row % n) + 1, n))
+    case ALGORITHM.PARITY_0:
+      return place(0, dd => dd + 1)
+    case ALGORITHM.PARITY_N:
+      return place(dataDisks, dd => dd)
+    default:
+      throw new RangeError(`RAID5 layout ${layout} is not supported by md`)
+  }
+}
+
+function raid6Placement(layout: number, n: number, row: number): Placement {
+  const dataDisks = n - 2
+  const next = (pd: number) => (pd === n - 1 ? 0 : pd + 1)
+  const asym = (pd: number, ddf = false): Placement => ({pd, qd: next(pd), member: skipPQ(pd, n), ddf})
+  const sym = (pd: number): Placement => ({pd, qd: (pd + 1) % n, member: after(pd + 2, n), ddf: false})
+  // the *_6 layouts are the RAID5 layout over the first n-1 slots, with Q parked on the last one
+  const with6 = (p: Placement): Placement => ({...p, qd: n - 1})
+  switch (layout) {
+    case ALGORITHM.LEFT_ASYMMETRIC:
+      return asym(n - 1 - (row % n))
+    case ALGORITHM.RIGHT_ASYMMETRIC:
+      return asym(row % n)
+    case ALGORITHM.LEFT_SYMMETRIC:
+      return sym(n - 1 - (row % n))
+    case ALGORITHM.RIGHT_SYMMETRIC:
+      return sym(row % n)
+    case ALGORITHM.PARITY_0:
+      return {pd: 0, qd: 1, member: dd => dd + 2, ddf: false}
+    case ALGORITHM.PARITY_N:
+      return {pd: dataDisks, qd: dataDisks + 1, member: dd => dd, ddf: false}
+    case ALGORITHM.ROTATING_ZERO_RESTART: // placement of RIGHT_ASYMMETRIC, DDF Q order
+      return asym(row % n, true)
+    case ALGORITHM.ROTATING_N_RESTART: // LEFT_ASYMMETRIC shifted one row: row 0 is D D D P Q
+      return asym(n - 1 - ((row + 1) % n), true)
+    case ALGORITHM.ROTATING_N_CONTINUE: {
+      // LEFT_SYMMETRIC with Q just before P
+      const pd = n - 1 - (row % n)
+      return {pd, qd: (pd + n - 1) % n, member: after(pd + 1, n), ddf: true}
+    }
+    case ALGORITHM.LEFT_ASYMMETRIC_6:
+    case ALGORITHM.RIGHT_ASYMMETRIC_6:
+    case ALGORITHM.LEFT_SYMMETRIC_6:
+    case ALGORITHM.RIGHT_SYMMETRIC_6:
+    case ALGORITHM.PARITY_0_6:
+      return with6(raid5Placement(layout - ALGORITHM.LEFT_ASYMMETRIC_6 + ALGORITHM.LEFT_ASYMMETRIC, n - 1, row))
+    default:
+      throw new RangeError(`RAID6 layout ${layout} is not supported by md`)
+  }
+}
+
+/**
+ * set_syndrome_sources: walk the slots cyclically from raid6_d0 handing out syndrome slots
+ * (raid6_idx_to_slot). md starts just after Q and counts data disks only; DDF starts at slot 0 and
+ * counts P and Q positions too, so there a data disk's syndrome slot is simply its raid slot.
+ */
+function syndromeSlots(dataIndexOf: number[], qd: number, ddf: boolean): number[] {
+  const n = dataIndexOf.length
+  const qSlot: number[] = []
+  const d0 = ddf ? 0 : qd === n - 1 ? 0 : qd + 1
+  let count = 0
+  for (let k = 0, i = d0; k < n; k++, i = i + 1 === n ? 0 : i + 1) {
+    const dd = dataIndexOf[i]
+    if (dd >= 0) qSlot[dd] = count
+    if (ddf || dd >= 0) count++
+  }
+  return qSlot
 }
 
 /**

@@ -47,6 +47,16 @@ export const META_HEADER_SIZE = 32
 export const PAYLOAD_DATA = 0
 export const PAYLOAD_PARITY = 1
 export const PAYLOAD_FLUSH = 2
+/** The seq `n` blocks after `seq`: a u64 in the kernel, which wraps from 2^64 - 1 to 0. */
+export function seqAfter(seq: bigint, n: bigint | number = 1n): bigint {
+  return BigInt.asUintN(64, seq + BigInt(n))
+}
+
+/** Whether `seq` comes at or after `ref` in the wrapping order of u64 seqs (within 2^63 of it). */
+export function seqAtOrAfter(seq: bigint, ref: bigint): boolean {
+  return BigInt.asIntN(64, seq - ref) >= 0n
+}
+
 /** Fixed part of r5l_payload_data_parity; 4 bytes of checksum per page follow. */
 export const DATA_PARITY_HEADER_SIZE = 16
 /** Fixed part of r5l_payload_flush; 8 bytes per stripe follow. */

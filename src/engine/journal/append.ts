@@ -3,7 +3,7 @@
  * pages its payloads describe, as many records per unit as the 4 KiB meta block holds, all units
  * of one call written with one request per contiguous run of the ring.
  */
-import {DATA_PARITY_HEADER_SIZE, PAYLOAD_FLUSH, encodeMetaBlock, payloadBytes, type Payload} from '../format/meta.js'
+import {DATA_PARITY_HEADER_SIZE, PAYLOAD_FLUSH, encodeMetaBlock, payloadBytes, seqAfter, type Payload} from '../format/meta.js'
 import {crc32cPages} from '../checksum.js'
 import {alignedBuffer} from '../device.js'
 import type {MdArray} from '../array.js'
@@ -52,12 +52,18 @@ export function unitsSize(records: LogRecord[]): number {
 
 /**
  * Append records at cursor.head with consecutive seqs; returns the new cursor, the last unit's
- * position and the ring position of every page, in record order.
+ * position and the ring position of every page, in record order. The units are laid out in `scratch`
+ * when it is large enough (a caller appending many times reuses one buffer).
  */
-export function appendRecords(arr: MdArray, cur: LogCursor, records: LogRecord[]): LogCursor & {lastUnit: number; bytes: number; pagePos: number[]} {
+export function appendRecords(
+  arr: MdArray,
+  cur: LogCursor,
+  records: LogRecord[],
+  scratch?: Uint8Array,
+): LogCursor & {lastUnit: number; bytes: number; pagePos: number[]} {
   const ring = arr.ring!
   const total = unitsSize(records)
-  const buf = alignedBuffer(Math.max(total, PAGE))
+  const buf = scratch && scratch.length >= total ? scratch.fill(0, 0, total) : alignedBuffer(Math.max(total, PAGE))
   let off = 0
   let unitOff = -1
   let payloads: Payload[] = []
@@ -69,7 +75,7 @@ export function appendRecords(arr: MdArray, cur: LogCursor, records: LogRecord[]
     const pos = ring.add(cur.head, unitOff / 512)
     encodeMetaBlock({seq, position: BigInt(pos), payloads}, arr.seed, buf.subarray(unitOff, unitOff + PAGE))
     lastUnit = pos
-    seq++
+    seq = seqAfter(seq)
     payloads = []
   }
   const sums = new Uint32Array(64)

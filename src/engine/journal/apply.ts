@@ -141,17 +141,15 @@ export class RunBuffers {
 }
 
 /**
- * A run's pages as they will be on the members: the members' pages read, the logged data put over
- * them (read in runs of consecutive log pages), parity computed. Returns one view per member.
+ * A run's pages as they will be on the members: the old data pages parity needs (those not
+ * logged) read from the members, the logged data put over them (read in runs of consecutive log
+ * pages), parity computed. Returns one view per member; pages no stripe needs are left as they are.
  */
 export function fillRun(arr: MdArray, dataOnly: StripePages, run: number[], rb: RunBuffers, res: ApplyResult): Uint8Array[] {
   const first = run[0]
   const bytes = (run[run.length - 1] - first + BLOCK_SECTORS) * 512
-  const bufs = rb.members.map((b, m) => {
-    const v = b.subarray(0, bytes)
-    arr.members[m]!.dev.read(v, arr.memberBase(m) + first * 512)
-    return v
-  })
+  const bufs = rb.members.map(b => b.subarray(0, bytes))
+  bufs.forEach((buf, m) => readOldData(arr, dataOnly, run, m, buf))
   const logPos: number[] = []
   const dest: number[] = [] // slot * 2^32 + byte offset in the run's buffers
   for (const sector of run) {
@@ -171,6 +169,19 @@ export function fillRun(arr: MdArray, dataOnly: StripePages, run: number[], rb: 
     if (arr.sb.level === 6) computeQ(data, info.qSlot, bufs[info.qd].subarray(o, o + PAGE))
   }
   return bufs
+}
+
+/** Member `m`'s data pages of the run that have no logged page, one request per span of them. */
+function readOldData(arr: MdArray, dataOnly: StripePages, run: number[], m: number, buf: Uint8Array): void {
+  const needs = (sector: number) => arr.geometry.stripeInfo(sector).dataIndexOf[m] >= 0 && dataOnly.at(sector, m) < 0
+  for (let a = 0; a < run.length; a++) {
+    if (!needs(run[a])) continue
+    let b = a + 1
+    while (b < run.length && needs(run[b])) b++
+    const o = (run[a] - run[0]) * 512
+    arr.members[m]!.dev.read(buf.subarray(o, o + (b - a) * PAGE), arr.memberBase(m) + run[a] * 512)
+    a = b
+  }
 }
 
 /** Read the log pages at `logPos` (in runs of consecutive positions) into the places `dest` names. */
@@ -194,6 +205,7 @@ function overlayLogged(arr: MdArray, logPos: number[], dest: number[], bufs: Uin
 
 /** The data-only stripes `sectors`: per run, fill it (fillRun) and write the pages the plan names. */
 export function applyDataOnly(arr: MdArray, dataOnly: StripePages, sectors: number[], res: ApplyResult): void {
+  if (sectors.length === 0) return
   const rb = new RunBuffers(arr)
   for (const run of rb.runs(sectors)) {
     writePlanned(arr, dataOnly, run, fillRun(arr, dataOnly, run, rb, res), res)

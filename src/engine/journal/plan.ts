@@ -6,7 +6,7 @@
  * stripes, computed parity for the latter. `recover --dry-run` prints it (planWrites); `recover`
  * and `reclaim` apply it (apply.ts); nothing is written while it is made.
  */
-import {MetaColumns} from '../format/meta.js'
+import {MetaColumns, seqAfter, seqAtOrAfter} from '../format/meta.js'
 import type {MdArray} from '../array.js'
 import {CorruptError, UsageError} from '../errors.js'
 import {scanLog, type ScanStop, type ScannedUnit} from './scan.js'
@@ -172,7 +172,7 @@ class LogTally {
     this.tailSeq = seq
     // a seq below the tail's names a block that is no longer in the live log: stopping "after" it
     // would replay the tail's unit anyway, and stopping before the tail would drop the whole log
-    if (this.untilSeq !== undefined && this.untilSeq < seq) {
+    if (this.untilSeq !== undefined && !seqAtOrAfter(this.untilSeq, seq)) {
       throw new UsageError(
         `--until-seq ${this.untilSeq} is below the seq of the journal tail (sector ${this.tail}, seq ${seq}): no such meta block in the live log`,
         `give a seq from ${seq} on (\`r5ctl dump-meta\` lists them); nothing was written`,
@@ -198,13 +198,13 @@ class LogTally {
         'bad-tail',
       )
     }
-    const stopSeq = stop.expectedSeq ?? this.tailSeq + BigInt(this.units + this.skipped.length)
+    const stopSeq = stop.expectedSeq ?? seqAfter(this.tailSeq, this.units + this.skipped.length)
     return {
       tailSector: this.tail,
       tailSeq: this.tailSeq,
       stop,
       stopSeq,
-      newSeq: stopSeq + 10000n,
+      newSeq: seqAfter(stopSeq, 10000n),
       units: this.units,
       emptyUnits: this.emptyUnits,
       skipped: this.skipped,

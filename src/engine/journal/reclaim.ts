@@ -6,12 +6,13 @@
  * are on the members, and finally an empty meta block closes the log and journal_tail moves to it
  * (superblocks last).
  */
-import {PAYLOAD_FLUSH, PAYLOAD_PARITY, type Payload} from '../format/meta.js'
+import {PAYLOAD_FLUSH, PAYLOAD_PARITY, seqAfter, type Payload} from '../format/meta.js'
 import type {MdArray} from '../array.js'
 import {planRecovery, type RecoveryPlan} from './plan.js'
 import {applyFromLog, applyDataOnly, closeLog, fillRun, RunBuffers, type ApplyResult} from './apply.js'
 import {appendRecords, unitsSize, type LogCursor, type LogRecord} from './append.js'
 import {StripePages} from './stripes.js'
+import {alignedBuffer} from '../device.js'
 import {BLOCK_SECTORS, PAGE} from './ring.js'
 
 export interface ReclaimResult {
@@ -87,7 +88,7 @@ export function reclaimLog(arr: MdArray, progress?: (done: number, total: number
     flushPayloadStripes: plan.dataOnlyStripes,
     pagesWritten: res.pagesWritten,
     journalTailSector: cur.head,
-    nextSeq: cur.seq + 1n,
+    nextSeq: seqAfter(cur.seq),
   }
 }
 
@@ -118,6 +119,8 @@ function logParity(arr: MdArray, plan: RecoveryPlan, res: ApplyResult, progress?
     used: ring.distance(plan.tailSector, plan.stop.position) * 512,
   }
   const rb = new RunBuffers(arr)
+  // a run's records: one parity page (two for RAID6) per stripe, and their meta blocks
+  const scratch = alignedBuffer(rb.stripes * 3 * PAGE)
   let done = 0
   for (const run of rb.runs(plan.dataOnly.keys())) {
     progress?.(done)
@@ -127,7 +130,7 @@ function logParity(arr: MdArray, plan: RecoveryPlan, res: ApplyResult, progress?
       out.unlogged.push(...run)
       continue
     }
-    const put = appendRecords(arr, out.cursor, records)
+    const put = appendRecords(arr, out.cursor, records, scratch)
     let k = 0
     for (const sector of run) {
       const info = arr.geometry.stripeInfo(sector)

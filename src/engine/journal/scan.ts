@@ -10,7 +10,17 @@
  * Memory is bounded: one read-ahead window (readAhead) and one io unit's checksums at a time.
  */
 import {crc32cPages} from '../checksum.js'
-import {MetaColumns, decodeMeta, type MetaBlock, type MetaProblem, PAYLOAD_DATA, PAYLOAD_FLUSH, PAYLOAD_PARITY} from '../format/meta.js'
+import {
+  MetaColumns,
+  decodeMeta,
+  seqAfter,
+  seqAtOrAfter,
+  type MetaBlock,
+  type MetaProblem,
+  PAYLOAD_DATA,
+  PAYLOAD_FLUSH,
+  PAYLOAD_PARITY,
+} from '../format/meta.js'
 import {CorruptError} from '../errors.js'
 import {alignedBuffer} from '../device.js'
 import {BLOCK_SECTORS, PAGE, type Ring} from './ring.js'
@@ -366,7 +376,7 @@ export function* scanLog(
       })
       walked += BLOCK_SECTORS
       pos = ring.add(pos, BLOCK_SECTORS)
-      expectSeq = seq + 1n
+      expectSeq = seqAfter(seq)
       continue
     }
     if (bad && !opts.continueOnDataMismatch) {
@@ -382,8 +392,8 @@ export function* scanLog(
     units++
     walked += BLOCK_SECTORS * (1 + pages)
     pos = nextPosition
-    expectSeq = seq + 1n
-    if (opts.untilSeq !== undefined && seq >= opts.untilSeq) {
+    expectSeq = seqAfter(seq)
+    if (opts.untilSeq !== undefined && seqAtOrAfter(seq, opts.untilSeq)) {
       opts.onStop({position: pos, expectedSeq: expectSeq, code: 'until-seq', message: `stopped after seq ${seq} as asked (--until-seq)`})
       return
     }

@@ -2,7 +2,7 @@
  * A summary of the live log (what `examine --journal` prints and what `write` checks before it
  * appends): tail, head, seqs, pages, stripes pending replay, and why the scan stopped.
  */
-import {PAYLOAD_DATA, PAYLOAD_PARITY} from '../format/meta.js'
+import {PAYLOAD_DATA, PAYLOAD_PARITY, seqAfter} from '../format/meta.js'
 import {StripeMachine} from './stripes.js'
 import type {MdArray} from '../array.js'
 import {scanLog, describeStop, type ScanStop, type LogEnd, type LastUnit} from './scan.js'
@@ -67,7 +67,7 @@ export function journalState(arr: MdArray): JournalState {
     if (st.tailSeq === null) st.tailSeq = x.seq
     last = {position: x.position, seq: x.seq, empty: false, dropped: true}
     dropped++
-    st.nextSeq = x.seq + 1n
+    st.nextSeq = seqAfter(x.seq)
   }
   for (const u of scanLog(ring, arr.seed, tail, {onStop: s => (stop = s), kernelSkipOnDataMismatch: skip})) {
     if (st.metaBlocks === 0) st.tailSeq = u.seq
@@ -75,7 +75,7 @@ export function journalState(arr: MdArray): JournalState {
     st.lastSeq = u.seq
     st.lastUnitSector = u.position
     last = {position: u.position, seq: u.seq, empty: u.meta.payloads.length === 0}
-    st.nextSeq = u.seq + 1n
+    st.nextSeq = seqAfter(u.seq)
     st.headSector = u.nextPosition
     st.usedBytes += (1 + u.pages) * PAGE
     for (const p of u.meta.payloads) {

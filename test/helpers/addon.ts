@@ -14,8 +14,6 @@ export interface LooseAddon {
   sse42: boolean
   pages(seed: unknown, buf: unknown, out: unknown, outOff?: unknown): void
   raw(seed: unknown, buf?: unknown): number
-  writeStart(buf?: unknown, pages?: unknown, runs?: unknown, nRuns?: unknown): void
-  writeWait(upTo?: unknown): number
 }
 
 /**

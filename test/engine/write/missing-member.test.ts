@@ -4,11 +4,11 @@
  */
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
-import {r5ctl, expectExit, pseudoRandom, suiteTempDir, fingerprint} from '../helpers/cli.js'
-import {createImageArray, type ImageArray} from '../helpers/array.js'
-import {openArray} from '../../src/engine/array.js'
-import {writeArray} from '../../src/engine/io.js'
-import {R5Error, EXIT} from '../../src/engine/errors.js'
+import {r5ctl, expectExit, pseudoRandom, suiteTempDir, fingerprint} from '../../helpers/cli.js'
+import {createImageArray, type ImageArray} from '../../helpers/array.js'
+import {openArray} from '../../../src/engine/array.js'
+import {writeArray} from '../../../src/engine/io.js'
+import {R5Error, EXIT} from '../../../src/engine/errors.js'
 
 describe('engine io: writeArray with a member missing', function () {
   const tmp = suiteTempDir()

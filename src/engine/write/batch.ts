@@ -43,7 +43,7 @@ export class LogBatch {
   /** ring position of the batch's last unit, once stamped */
   lastUnitPos = -1
 
-  /** `log` is the batch's place in the arena: at most `limit` bytes, members `n` */
+  /** `log`: the batch's place in the arena (its length is the batch limit); `n`: the array's members */
   constructor(
     readonly log: Uint8Array,
     n: number,

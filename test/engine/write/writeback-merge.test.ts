@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict'
 import {examineJournal, reclaimArray, recoverArray, writeData} from '../../../src/engine/index.js'
-import type {WriteResult} from '../../../src/engine/io.js'
+import type {WriteResult} from '../../../src/engine/write/write-array.js'
 import {bufferSource, checkParity, createMemArray, type MemArray, pseudoRandom, readAll} from '../../helpers/model.js'
 
 const PAGE = 4096

@@ -3,8 +3,7 @@
     {
       "target_name": "crc32c_pages",
       "sources": ["native/crc32c_pages.c"],
-      "cflags": ["-O3", "-std=c11", "-pthread"],
-      "ldflags": ["-pthread"],
+      "cflags": ["-O3", "-std=c11"],
       "defines": ["NAPI_VERSION=8"]
     }
   ]

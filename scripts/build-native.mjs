@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const verbose = process.env.R5CTL_NATIVE_VERBOSE === '1';
 const warn = (why) => {
-  console.warn(`r5ctl: native CRC32C addon not built (${why}); using @node-rs/crc32 or pure JS, and synchronous member writes, instead`);
+  console.warn(`r5ctl: native CRC32C addon not built (${why}); using @node-rs/crc32 or pure JS instead`);
   process.exit(0);
 };
 

@@ -22,14 +22,8 @@
  *   3. the pure-JS `crc-32/crc32c` module.
  * R5CTL_CRC=js forces 3, R5CTL_CRC=node-rs skips 1. Every native backend must reproduce the
  * pure-JS reference at load time or it is not used; the tests compare them on random input.
- *
- * writeRunsAsync hands the write path's member writes to the addon's helper thread (writeStart:
- * one pwritev per run, one job at a time), so this thread lays out the next batch meanwhile; node has
- * no synchronous write that runs on another core. Without the addon it returns null and the caller
- * writes synchronously.
  */
 import {createRequire} from 'node:module'
-import {getSystemErrorName} from 'node:util'
 import CRC32C from 'crc-32/crc32c.js'
 
 type StdCrc = (buf: Uint8Array, prevStd: number) => number
@@ -42,13 +36,6 @@ interface CrcAddon {
   sse42: boolean
   pages(seed: number, buf: Uint8Array, out: Uint32Array, outOff: number): void
   raw(seed: number, buf: Uint8Array): number
-  /**
-   * Block until min(upTo, runs) runs of the current write job are written; runs done, 0 when there is no
-   * job. Throws (errno, offset, pages = runs written) when a run failed before upTo.
-   */
-  writeWait?(upTo: number): number
-  /** pwritev runs of pages (fd, offset, from, count in runs) on the helper thread, one job at a time. Absent in old builds. */
-  writeStart?(buf: Uint8Array, pages: Int32Array, runs: Float64Array, nRuns: number): void
 }
 
 const PAGE = 4096
@@ -99,9 +86,6 @@ const addon = loadAddon()
 // The addon is faster than @node-rs at every length (16 B to 1 MiB), so with it @node-rs is not loaded.
 const nodeRs = addon ? null : loadNodeRs()
 const std: StdCrc = nodeRs ?? jsStd
-// Writes on the helper: the thread runs no CRC code, so the load-time check above does not cover it;
-// only its presence is checked (old builds lack it).
-const writeAddon = addon && typeof addon.writeStart === 'function' && typeof addon.writeWait === 'function' ? (addon as Required<CrcAddon>) : null
 
 /** Which implementation is in use: 'native addon (sse4.2, batched)', '@node-rs/crc32' or 'crc-32 (js)'. */
 export const crcBackend: string = addon ? 'native addon (sse4.2, batched)' : nodeRs ? '@node-rs/crc32' : 'crc-32 (js)'
@@ -143,74 +127,6 @@ export function crc32cPages(seed: number, buf: Uint8Array, out: Uint32Array, out
   for (let i = 0; i < n; i++) {
     out[outOff + i] = ~std(buf.subarray(i * PAGE, (i + 1) * PAGE), s) >>> 0
   }
-}
-
-/** Member writes running on the helper thread (writeRunsAsync). */
-export interface WriteJob {
-  /** runs in the job */
-  readonly pages: number
-  /** block until the first min(upTo, pages) runs are written; throws for a run that failed before upTo */
-  wait(upTo: number): void
-}
-
-/** A write job on the helper. Its failure is kept and thrown again by every later wait past it. */
-class HelperWrite implements WriteJob {
-  /** runs known to be written */
-  done = 0
-  error: Error | null = null
-  constructor(readonly pages: number) {}
-  wait(upTo: number): void {
-    if (!(upTo > this.done)) return
-    if (this.error) throw this.error
-    if (this.done >= this.pages) return
-    let d: number
-    try {
-      d = (writeAddon as Required<CrcAddon>).writeWait(upTo)
-    } catch (e) {
-      const f = e as Error & {pages?: unknown; errno?: unknown; code?: unknown}
-      if (typeof f.pages === 'number') {
-        // the addon gives the errno; its name is Node's to know (C has no portable table of them)
-        if (typeof f.errno === 'number' && f.code === undefined) f.code = getSystemErrorName(f.errno)
-        this.error = f
-        this.done = f.pages
-      }
-      throw e
-    }
-    // 0: the addon has no job, i.e. this one was complete when it was started (no runs)
-    this.done = d > 0 ? d : this.pages
-  }
-  /** Before another job takes the addon's one slot: complete this one, keeping a failure for its wait. */
-  settle(): void {
-    if (this.error || this.done >= this.pages) return
-    try {
-      this.wait(this.pages)
-    } catch {
-      // kept in this.error
-    }
-  }
-}
-
-/** The most recent job: the addon drops an unawaited job's outcome when the next one starts. */
-let lastJob: HelperWrite | null = null
-
-/** Whether writeRunsAsync can write on the helper thread (else it returns null). */
-export const writeAsyncAvailable: boolean = writeAddon !== null
-
-/**
- * Start writing `nRuns` runs on the addon's helper thread, in order: run i is runs[4i..4i+3] = (fd, byte
- * offset, from, count), the pages buf[pages[from + j]] (j < count) written at that offset of fd as one
- * pwritev. The job counts runs: wait(k) returns once the first k runs are written, and throws an Error
- * (code = errno name, offset, `pages` = runs written; message "write failed at offset N: reason") for a
- * run that failed. Arguments are checked first (RangeError, nothing started). buf, pages and runs must
- * not change, nor the fds close, until wait(nRuns) returns. An unawaited previous job is completed
- * first. Null without the helper.
- */
-export function writeRunsAsync(buf: Uint8Array, pages: Int32Array, runs: Float64Array, nRuns: number): WriteJob | null {
-  if (!writeAddon) return null
-  lastJob?.settle()
-  writeAddon.writeStart(buf, pages, runs, nRuns)
-  lastJob = new HelperWrite(nRuns)
-  return lastJob
 }
 
 /** Offset of sb_csum inside struct mdp_superblock_1; it counts as zero while summing. */

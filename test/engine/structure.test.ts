@@ -1,8 +1,8 @@
 /**
  * The engine's shape, checked on its sources: each job in one place. One meta block decoder, one
  * stripe state machine, one replay (plan, then apply); the engine imports nothing from the CLI,
- * the commands or the renderers; the addon computes and writes, and holds no format rules, no
- * work stealing and no polling. Environment variables the engine still reads are listed here by
+ * the commands or the renderers; the addon only computes: no threads, no format rules, no work
+ * stealing and no polling. Environment variables the engine still reads are listed here by
  * name, so that a new one fails this test.
  */
 import assert from 'node:assert/strict'
@@ -67,5 +67,11 @@ describe('engine structure', () => {
   it('the addon has no meta walk, no work stealing and no polling', () => {
     for (const re of [/walkMeta|walk_meta|walk_block/, /steal/i, /sched_yield|_mm_pause|cpu_relax/, /META_MAGIC|0x6433c509/])
       assert.deepEqual(where(native, re), [], String(re))
+  })
+
+  it('the addon is pure compute: no threads and no file I/O', () => {
+    for (const re of [/pthread/, /pwrite|writev|\bwrite\(/, /uv_queue_work|napi_create_async_work/])
+      assert.deepEqual(where(native, re), [], String(re))
+    assert.doesNotMatch(fs.readFileSync(path.join(ROOT, 'binding.gyp'), 'utf8'), /pthread/)
   })
 })

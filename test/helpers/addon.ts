@@ -14,16 +14,4 @@ export interface LooseAddon {
   sse42: boolean
   pages(seed: unknown, buf: unknown, out: unknown, outOff?: unknown): void
   raw(seed: unknown, buf?: unknown): number
-  writeStart(buf?: unknown, pages?: unknown, runs?: unknown, nRuns?: unknown): void
-  writeWait(upTo?: unknown): number
-}
-
-/**
- * In a `before` hook: skip the suite when the addon lacks what it tests (`available` false) -- unless
- * R5CTL_REQUIRE_NATIVE=1 (CI), where that is a failure naming `what`.
- */
-export function skipWithoutNative(ctx: Mocha.Context, available: boolean, what: string): void {
-  if (available) return
-  if (process.env.R5CTL_REQUIRE_NATIVE === '1') throw new Error(`R5CTL_REQUIRE_NATIVE=1 but the addon has no ${what}`)
-  ctx.skip()
 }

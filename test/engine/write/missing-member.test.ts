@@ -1,16 +1,16 @@
 /**
- * io.ts errors that are about the set, not about one device: writeArray on an array opened with a
+ * writeArray's errors that are about the set, not about one device: writeArray on an array opened with a
  * member missing names no device (the member is not there to name) and says which slot of which array.
  */
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
-import {r5ctl, expectExit, pseudoRandom, suiteTempDir, fingerprint} from '../helpers/cli.js'
-import {createImageArray, type ImageArray} from '../helpers/array.js'
-import {openArray} from '../../src/engine/array.js'
-import {writeArray} from '../../src/engine/io.js'
-import {R5Error, EXIT} from '../../src/engine/errors.js'
+import {r5ctl, expectExit, pseudoRandom, suiteTempDir, fingerprint} from '../../helpers/cli.js'
+import {createImageArray, type ImageArray} from '../../helpers/array.js'
+import {openArray} from '../../../src/engine/array.js'
+import {writeArray} from '../../../src/engine/write/write-array.js'
+import {R5Error, EXIT} from '../../../src/engine/errors.js'
 
-describe('engine io: writeArray with a member missing', function () {
+describe('engine write: writeArray with a member missing', function () {
   const tmp = suiteTempDir()
   let a: ImageArray
   before(function () {

@@ -6,9 +6,9 @@
  * fills the log (reclaim in the middle of the write). RAID4, 5 and 6, against a byte model.
  */
 import assert from 'node:assert/strict'
-import {examineJournal, reclaimArray, recoverArray, writeData} from '../../src/engine/index.js'
-import type {WriteResult} from '../../src/engine/io.js'
-import {bufferSource, checkParity, createMemArray, type MemArray, pseudoRandom, readAll} from '../helpers/model.js'
+import {examineJournal, reclaimArray, recoverArray, writeData} from '../../../src/engine/index.js'
+import type {WriteResult} from '../../../src/engine/write/write-array.js'
+import {bufferSource, checkParity, createMemArray, type MemArray, pseudoRandom, readAll} from '../../helpers/model.js'
 
 const PAGE = 4096
 const KiB = 1024

@@ -10,13 +10,13 @@
  *   - reusing the parity arena between arrays of other shapes changes nothing.
  */
 import assert from 'node:assert/strict'
-import {crc32cRawReference, uuidSeed} from '../../src/engine/checksum.js'
-import {DeviceWrapper, MemDevice} from '../../src/engine/device.js'
-import {BLOCK_SIZE, META_MAGIC, PAYLOAD_FLUSH, decodeMetaBlock, encodeMetaBlock} from '../../src/engine/format/meta.js'
-import {decodeSuperblock} from '../../src/engine/format/superblock.js'
-import {createArray, reclaimArray, writeData} from '../../src/engine/index.js'
-import {parityBackend, setParityBackend} from '../../src/engine/parity.js'
-import {type MemArray, bufferSource, checkParity, cloneDevs, pseudoRandom, readAll} from '../helpers/model.js'
+import {crc32cRawReference, uuidSeed} from '../../../src/engine/checksum.js'
+import {DeviceWrapper, MemDevice} from '../../../src/engine/device.js'
+import {BLOCK_SIZE, META_MAGIC, PAYLOAD_FLUSH, decodeMetaBlock, encodeMetaBlock} from '../../../src/engine/format/meta.js'
+import {decodeSuperblock} from '../../../src/engine/format/superblock.js'
+import {createArray, reclaimArray, writeData} from '../../../src/engine/index.js'
+import {parityBackend, setParityBackend} from '../../../src/engine/parity.js'
+import {type MemArray, bufferSource, checkParity, cloneDevs, pseudoRandom, readAll} from '../../helpers/model.js'
 
 const KiB = 1024
 const MiB = 1 << 20

@@ -13,7 +13,9 @@
  */
 import {createHash} from 'node:crypto'
 import {MemDevice} from '../../src/engine/device.js'
-import {createArray, readData, writeData} from '../../src/engine/index.js'
+import {createArray, dumpMeta, readData, writeData} from '../../src/engine/index.js'
+import {openArray} from '../../src/engine/array.js'
+import {decodeMetaBlock, encodeMetaBlock} from '../../src/engine/format/meta.js'
 import {SimulatedCrash} from '../../src/engine/errors.js'
 
 export const PAGE = 4096
@@ -342,4 +344,19 @@ export function checkParity(devs: MemDevice[], level: number, full: Buffer, offs
     }
   }
   return null
+}
+
+/** Give the live log's meta blocks consecutive seqs from `first` (mod 2^64), checksums and all; the pages stay. */
+export function renumberLog(devs: MemDevice[], first: bigint): number {
+  const blocks = dumpMeta(devs, {}).blocks
+  const arr = openArray(devs, {writable: true})
+  const page = new Uint8Array(4096)
+  blocks.forEach((b, i) => {
+    arr.ring!.read(page, b.positionSector)
+    const m = decodeMetaBlock(page, arr.seed).meta!
+    const seq = BigInt.asUintN(64, first + BigInt(i))
+    arr.ring!.write(encodeMetaBlock({seq, position: BigInt(b.positionSector), payloads: m.payloads}, arr.seed), b.positionSector)
+  })
+  arr.close()
+  return blocks.length
 }

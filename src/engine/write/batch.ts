@@ -5,7 +5,7 @@
  * a large write would otherwise spend its time on.
  */
 import {crc32cPages} from '../checksum.js'
-import {encodeDataParityMeta, type DataParityRecords} from '../format/meta.js'
+import {encodeDataParityMeta, seqAfter, type DataParityRecords} from '../format/meta.js'
 import type {MdArray} from '../array.js'
 import {IoError, R5Error} from '../errors.js'
 import type {Ring} from '../journal/ring.js'
@@ -111,7 +111,7 @@ export class LogBatch {
       encodeDataParityMeta(this.pageView[this.unitOff[u] / PAGE], seed, seq, pos, this.recs, from, this.unitRecEnd[u], this.sums)
       from = this.unitRecEnd[u]
       this.lastUnitPos = pos
-      seq++
+      seq = seqAfter(seq)
     }
     return seq
   }

@@ -8,7 +8,7 @@
  */
 import {type MdArray} from '../array.js'
 import {R5Error, UsageError, EXIT} from '../errors.js'
-import {encodeMetaBlock} from '../format/meta.js'
+import {encodeMetaBlock, seqAfter} from '../format/meta.js'
 import {planRecovery, type RecoveryPlan} from '../journal/plan.js'
 import {reclaimLog} from '../journal/reclaim.js'
 import {StripePages} from '../journal/stripes.js'
@@ -76,7 +76,7 @@ export class WriteLog {
       arr.journal!.dev.flush()
       arr.writeSuperblocks(this.tail)
       this.head = ring.add(this.tail, BLOCK_SECTORS)
-      this.seq = plan.newSeq + 1n
+      this.seq = seqAfter(plan.newSeq)
       this.lastUnitOnMembers = this.tail
     }
   }

@@ -10,6 +10,7 @@ import {missingMembersError, type MdArray} from '../array.js'
 import {acquireArena, releaseArena} from '../parity-arena.js'
 import type {StripePages} from '../journal/stripes.js'
 import {BLOCK_SECTORS, PAGE} from '../journal/ring.js'
+import {seqAfter} from '../format/meta.js'
 import {WINDOW_BYTES, checkRange, rowLayout, type Progress} from '../io.js'
 import {LogBatch, META_LIMIT} from './batch.js'
 import {StripeLayer, arenaBytes} from './apply.js'
@@ -93,7 +94,7 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
   }
   const log = new WriteLog(arr, plan, wb, res)
   res.headSector = log.head
-  res.lastSeq = log.seq - 1n
+  res.lastSeq = seqAfter(log.seq, -1n)
   if (length === 0) return res
   const w = new RowWriter(arr, offset, length, source, opts, log, res, batchLimit)
   try {
@@ -110,7 +111,7 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
   } else {
     // write-back: acknowledged once in the log; the stripes stay cached until reclaim
     res.headSector = log.head
-    res.lastSeq = log.seq - 1n
+    res.lastSeq = seqAfter(log.seq, -1n)
   }
   if (w.shortInput >= 0) throwShort(w.shortInput, w.consumed, written)
   return res

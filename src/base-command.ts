@@ -10,6 +10,7 @@ import {Args, Command, Flags, ux, type Interfaces} from '@oclif/core'
 import {FileDevice} from './engine/device.js'
 import {BASE_FLAGS, refuseEmptyFlags, type ArgSpec, type CommandImpl, type CommandSpec, type Ctx, type FlagSpec, type FlagValues} from './cli/spec.js'
 import {reportError} from './cli/report.js'
+import {configureEngine, engineChoices} from './cli/engine-options.js'
 import {writeStdout} from './render/stdio.js'
 
 /** oclif flag definitions from our flag specs (only the keys that are set, so the manifest stays minimal). */
@@ -37,6 +38,7 @@ export abstract class R5Command extends Command implements Ctx {
 
   public async init(): Promise<void> {
     await super.init()
+    configureEngine(engineChoices(process.env))
     if (this.argv.includes('--no-flush')) FileDevice.syncOnFlush = false
   }
 

@@ -58,10 +58,12 @@ describe('engine structure', () => {
     assert.deepEqual(where(engine, /from '(?:\.\.\/)+(?:cli|commands|impl|render)\//), [])
   })
 
-  it('reads no environment variable but the two backend switches still to move to the CLI', () => {
-    const names = new Set<string>()
-    for (const text of engine.values()) for (const m of text.matchAll(/process\.env\.(\w+)/g)) names.add(m[1])
-    assert.deepEqual([...names].sort(), ['R5CTL_CRC', 'R5CTL_PARITY'])
+  it('reads no environment: the CLI chooses the implementations (src/cli/engine-options.ts)', () => {
+    assert.deepEqual(where(engine, /\bprocess\.env\b|\bprocess\[['"]env['"]\]/), [])
+  })
+
+  it('has no parity backend switch callers flip', () => {
+    assert.deepEqual(where(engine, /export function set\w*Backend\b|\blet useWasm\b/), [])
   })
 
   it('the addon has no meta walk, no work stealing and no polling', () => {

@@ -7,7 +7,6 @@
  */
 import {format, inspect} from 'node:util'
 import {Args, Command, Flags, ux, type Interfaces} from '@oclif/core'
-import {FileDevice} from './engine/device.js'
 import {BASE_FLAGS, refuseEmptyFlags, type ArgSpec, type CommandImpl, type CommandSpec, type Ctx, type FlagSpec, type FlagValues} from './cli/spec.js'
 import {reportError} from './cli/report.js'
 import {configureEngine, engineChoices} from './cli/engine-options.js'
@@ -39,7 +38,6 @@ export abstract class R5Command extends Command implements Ctx {
   public async init(): Promise<void> {
     await super.init()
     configureEngine(engineChoices(process.env))
-    if (this.argv.includes('--no-flush')) FileDevice.syncOnFlush = false
   }
 
   /** Report a result code without an error (e.g. examine found corruption): output still printed. */

@@ -313,7 +313,6 @@ async function runCommand(
   try {
     const {configureEngine, engineChoices} = await import('./engine-options.js')
     configureEngine(engineChoices(process.env))
-    if (input.includes('--no-flush')) (await import('../engine/device.js')).FileDevice.syncOnFlush = false
     refuseEmptyFlags(parsed.flags)
     result = await impl.run(ctx, parsed.flags as FlagValues<Record<string, FlagSpec>>, parsed.argv, parsed.args)
   } catch (error) {

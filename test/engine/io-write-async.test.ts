@@ -25,16 +25,12 @@ const PAGE = 4096
 describe('member writes on the helper thread (writeRunsAsync, writeArray on files)', function () {
   this.timeout(120000)
   let dir: string
-  let syncOnFlush: boolean
   before(function () {
     skipWithoutNative(this, writeAsyncAvailable, 'writeStart')
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'r5ctl-wasync-'))
-    syncOnFlush = FileDevice.syncOnFlush
-    FileDevice.syncOnFlush = false
   })
   after(() => {
     if (dir) fs.rmSync(dir, {recursive: true, force: true})
-    FileDevice.syncOnFlush = syncOnFlush
   })
 
   function filled(pages: number, seed: number): Uint8Array {
@@ -256,7 +252,7 @@ describe('member writes on the helper thread (writeRunsAsync, writeArray on file
       // writeData closes what it opened, devices given to it too: open the files for each write
       const open = () =>
         files.map((f, i) => {
-          const d = FileDevice.open(f, {writable: true})
+          const d = FileDevice.open(f, {writable: true, flush: false})
           if (i > 0) {
             const orig = d.writev.bind(d)
             d.writev = (bufs, off) => {
@@ -298,7 +294,7 @@ describe('member writes on the helper thread (writeRunsAsync, writeArray on file
 
   it('names the member whose write fails, and leaves nothing running', () => {
     const {files} = twins('fail', 5, 4, undefined)
-    const fdevs = files.map(f => FileDevice.open(f, {writable: true}))
+    const fdevs = files.map(f => FileDevice.open(f, {writable: true, flush: false}))
     const ro = fs.openSync(files[3], 'r')
     fdevs[3].writeFd = () => ro // a descriptor the write is refused on (EBADF)
     try {

@@ -7,9 +7,9 @@
  */
 import {format, inspect} from 'node:util'
 import {Args, Command, Flags, ux, type Interfaces} from '@oclif/core'
-import {FileDevice} from './engine/device.js'
 import {BASE_FLAGS, refuseEmptyFlags, type ArgSpec, type CommandImpl, type CommandSpec, type Ctx, type FlagSpec, type FlagValues} from './cli/spec.js'
 import {reportError} from './cli/report.js'
+import {configureEngine, engineChoices} from './cli/engine-options.js'
 import {writeStdout} from './render/stdio.js'
 
 /** oclif flag definitions from our flag specs (only the keys that are set, so the manifest stays minimal). */
@@ -37,7 +37,7 @@ export abstract class R5Command extends Command implements Ctx {
 
   public async init(): Promise<void> {
     await super.init()
-    if (this.argv.includes('--no-flush')) FileDevice.syncOnFlush = false
+    configureEngine(engineChoices(process.env))
   }
 
   /** Report a result code without an error (e.g. examine found corruption): output still printed. */

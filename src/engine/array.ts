@@ -4,10 +4,8 @@
  * that carry journal_tail. Every check happens here, before any command writes a byte.
  */
 import {randomBytes} from 'node:crypto'
-import * as fs from 'node:fs'
-import * as path from 'node:path'
 import {uuidSeed} from './checksum.js'
-import {type BlockDevice, FileDevice, alignedBuffer} from './device.js'
+import {type BlockDevice, type DeviceRef, type DeviceSource, alignedBuffer, isDeviceRef} from './device.js'
 import {CorruptError, IoError, RefusedError, UsageError, R5Error} from './errors.js'
 import {
   FEATURE_JOURNAL,
@@ -28,7 +26,6 @@ import {
 import {encodeMetaBlock} from './format/meta.js'
 import {Geometry, validLayout, ALGORITHM, MIN_RAID_DISKS} from './geometry.js'
 import {Ring, BLOCK_SECTORS} from './journal/ring.js'
-import {refuseDuplicates} from './identity.js'
 
 export interface DeviceInfo {
   path: string
@@ -47,11 +44,10 @@ export interface ProbeResult {
   error?: R5Error
 }
 
-/** A device named by path (opened as a file or block device) or given as an open BlockDevice. */
-export type DeviceSource = string | BlockDevice
+export type {DeviceSource} from './device.js'
 
 export function sourceName(s: DeviceSource): string {
-  return typeof s === 'string' ? s : s.name
+  return s.name
 }
 
 /** Read and decode the superblock of one device without judging it (for `examine`). */
@@ -59,7 +55,7 @@ export function probeDevice(src: DeviceSource): ProbeResult {
   const path = sourceName(src)
   let dev: BlockDevice
   try {
-    dev = typeof src === 'string' ? FileDevice.open(src, {writable: false}) : src
+    dev = isDeviceRef(src) ? src.open({writable: false}) : src
   } catch (error) {
     return {path, size: 0, sb: null, problems: [], computedCsum: 0, error: error as R5Error}
   }
@@ -90,7 +86,7 @@ export function probeDevice(src: DeviceSource): ProbeResult {
       }
     return {path, size: dev.size, sb, problems, computedCsum}
   } finally {
-    if (typeof src === 'string') dev.close()
+    if (isDeviceRef(src)) dev.close()
   }
 }
 
@@ -240,10 +236,21 @@ export class MdArray {
   }
 }
 
-/** The same device twice, by any spelling of its path or as the same open device, is a UsageError. */
+/**
+ * The same device twice is a UsageError naming both: a named device by any spelling (symlink, hard link, a
+ * loop device over it: DeviceRef.key), an open one as the same object.
+ */
 export function refuseDuplicateSources(sources: DeviceSource[]): void {
-  refuseDuplicates(sources.filter((s): s is string => typeof s === 'string'))
-  const opened = sources.filter(s => typeof s !== 'string')
+  const seen = new Map<string, string>()
+  for (const s of sources) {
+    if (!isDeviceRef(s)) continue
+    const key = s.key()
+    const first = seen.get(key)
+    if (first !== undefined)
+      throw new UsageError(`device given twice: ${s.name}${first === s.name ? '' : ` is the same device as ${first}`}`, 'name each device once')
+    seen.set(key, s.name)
+  }
+  const opened = sources.filter(s => !isDeviceRef(s))
   const twice = opened.find((s, i) => opened.indexOf(s) !== i)
   if (twice) throw new UsageError(`device given twice: ${sourceName(twice)}`, 'name each device once')
 }
@@ -341,7 +348,7 @@ export function openArray(sources: DeviceSource[], opts: OpenOptions): MdArray {
   if (!validLayout(best.level, best.layout)) throw new CorruptError(`unsupported layout ${best.layout} for raid${best.level}`, set[0].path)
   for (const p of set) {
     const src = sourceOf.get(p)!
-    const dev = typeof src === 'string' ? FileDevice.open(src, {writable: opts.writable}) : src
+    const dev = isDeviceRef(src) ? src.open({writable: opts.writable}) : src
     devs.push({path: p.path, dev, sb: p.sb!, role: roleOf(p.sb!)})
   }
   const arr = new MdArray(devs, best)
@@ -446,7 +453,7 @@ export interface CreatePlan {
   firstMeta: Uint8Array
   paths: string[]
   sources: DeviceSource[]
-  /** members that were fresh sparse files (all zero, so parity is already consistent) */
+  /** names of the members made by create, as sparse files (all zero, so parity is already consistent) */
   freshFiles: Set<string>
   geometry: Geometry
   firstSeq: bigint
@@ -514,12 +521,10 @@ export function planCreate(o: CreateOptions): CreatePlan {
   for (const src of sources) {
     const p = sourceName(src)
     const isJournal = src === o.journal
-    if (typeof src === 'string' && !fs.existsSync(p)) {
+    if (isDeviceRef(src) && !src.exists()) {
       const size = isJournal ? o.journalSizeBytes : o.sizeBytes
       if (!size) throw new UsageError(`${p} does not exist; give ${isJournal ? '--journal-size' : '--size'} to create it`)
-      const dir = path.dirname(p)
-      if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory())
-        throw new UsageError(`cannot create ${p}: folder ${dir} does not exist`, 'create the folder first', p)
+      src.checkCreatable()
       sizes.push(size)
       freshFiles.add(p)
       continue
@@ -599,27 +604,27 @@ export function planCreate(o: CreateOptions): CreatePlan {
  */
 function openForCreate(plan: CreatePlan, o: CreateOptions): BlockDevice[] {
   const devs: (BlockDevice | null)[] = plan.sources.map(() => null)
-  const made: string[] = []
+  const made: DeviceRef[] = []
   try {
     plan.sources.forEach((src, i) => {
-      if (typeof src !== 'string') devs[i] = src
-      else if (!plan.freshFiles.has(src)) devs[i] = FileDevice.open(src, {writable: true})
+      if (!isDeviceRef(src)) devs[i] = src
+      else if (!plan.freshFiles.has(src.name)) devs[i] = src.open({writable: true})
     })
     plan.sources.forEach((src, i) => {
-      if (typeof src !== 'string' || !plan.freshFiles.has(src)) return
+      if (!isDeviceRef(src) || !plan.freshFiles.has(src.name)) return
       try {
-        FileDevice.createSparse(src, i === o.raidDevices ? o.journalSizeBytes! : o.sizeBytes!)
+        src.create(i === o.raidDevices ? o.journalSizeBytes! : o.sizeBytes!)
       } catch (error) {
-        throw new IoError(`cannot create: ${(error as Error).message}`, src)
+        throw new IoError(`cannot create: ${(error as Error).message}`, src.name)
       }
       made.push(src)
-      devs[i] = FileDevice.open(src, {writable: true})
+      devs[i] = src.open({writable: true})
     })
   } catch (error) {
     plan.sources.forEach((src, i) => {
-      if (typeof src === 'string') devs[i]?.close()
+      if (isDeviceRef(src)) devs[i]?.close()
     })
-    for (const f of made) fs.rmSync(f, {force: true})
+    for (const f of made) f.remove()
     throw error
   }
   return devs as BlockDevice[]

@@ -20,8 +20,10 @@
  *      with three pages interleaved (one call a batch: at 4 KiB the per-call cost is what limits the others);
  *   2. `@node-rs/crc32` (prebuilt native, hardware CRC, one call per page);
  *   3. the pure-JS `crc-32/crc32c` module.
- * R5CTL_CRC=js forces 3, R5CTL_CRC=node-rs skips 1. Every native backend must reproduce the
- * pure-JS reference at load time or it is not used; the tests compare them on random input.
+ * The caller chooses once (selectCrc: 'js' forces 3, 'node-rs' skips 1; the CLI maps R5CTL_CRC to it),
+ * before the first checksum; without a choice the first checksum picks 'auto'. Every native backend
+ * must reproduce the pure-JS reference when it is loaded or it is not used; the tests compare them on
+ * random input.
  */
 import {createRequire} from 'node:module'
 import CRC32C from 'crc-32/crc32c.js'
@@ -42,8 +44,6 @@ const PAGE = 4096
 const CHECK = new TextEncoder().encode('123456789')
 
 function loadAddon(): CrcAddon | null {
-  const mode = process.env.R5CTL_CRC
-  if (mode === 'js' || mode === 'node-rs') return null
   try {
     // Built by scripts/build-native.mjs at install time; a failed build simply leaves no file. The
     // path is relative to dist/src/engine/checksum.js, i.e. <package root>/build/Release.
@@ -67,7 +67,6 @@ function loadAddon(): CrcAddon | null {
 }
 
 function loadNodeRs(): StdCrc | null {
-  if (process.env.R5CTL_CRC === 'js') return null
   try {
     // createRequire: the native package is CommonJS with a platform-specific optional dependency;
     // a missing or broken binary must not break module loading, so it is loaded lazily here.
@@ -82,18 +81,55 @@ function loadNodeRs(): StdCrc | null {
   }
 }
 
+/**
+ * Which CRC32C implementation checksums: 'auto' the fastest that passes its check (the addon, else
+ * @node-rs/crc32, else pure JS), 'node-rs' never the addon, 'js' only the pure-JS reference.
+ */
+export type CrcChoice = 'auto' | 'node-rs' | 'js'
+
+interface CrcImpl {
+  choice: CrcChoice
+  /** the batched addon, when it computes */
+  pages: CrcAddon | null
+  std: StdCrc
+  name: string
+}
+
 const addon = loadAddon()
-// The addon is faster than @node-rs at every length (16 B to 1 MiB), so with it @node-rs is not loaded.
-const nodeRs = addon ? null : loadNodeRs()
-const std: StdCrc = nodeRs ?? jsStd
+
+function crcImpl(choice: CrcChoice): CrcImpl {
+  const pages = choice === 'auto' ? addon : null
+  // The addon is faster than @node-rs at every length (16 B to 1 MiB), so with it @node-rs is not loaded.
+  const nodeRs = pages || choice === 'js' ? null : loadNodeRs()
+  const name = pages ? 'native addon (sse4.2, batched)' : nodeRs ? '@node-rs/crc32' : 'crc-32 (js)'
+  return {choice, pages, std: nodeRs ?? jsStd, name}
+}
+
+/** The implementation in use: set once, by selectCrc or by the first checksum ('auto'). */
+let inUse: CrcImpl | undefined
+const crc = (): CrcImpl => (inUse ??= crcImpl('auto'))
+
+/**
+ * Choose the implementation, once, before the first checksum (the CLI does, from R5CTL_CRC). Choosing
+ * again the same is harmless; choosing another once one is in use throws: checksums of one run must
+ * not come from two implementations. Returns the name crcBackend() reports.
+ */
+export function selectCrc(choice: CrcChoice): string {
+  if (inUse && inUse.choice !== choice) throw new Error(`CRC32C implementation already chosen (${inUse.choice}), cannot switch to ${choice}`)
+  inUse ??= crcImpl(choice)
+  return inUse.name
+}
 
 /** Which implementation is in use: 'native addon (sse4.2, batched)', '@node-rs/crc32' or 'crc-32 (js)'. */
-export const crcBackend: string = addon ? 'native addon (sse4.2, batched)' : nodeRs ? '@node-rs/crc32' : 'crc-32 (js)'
+export function crcBackend(): string {
+  return crc().name
+}
 
 /** Kernel crc32c_le(seed, buf): raw register update, no inversion in or out. Returns u32. */
 export function crc32cRaw(seed: number, buf: Uint8Array): number {
-  if (addon) return addon.raw(seed >>> 0, buf)
-  return ~std(buf, ~seed >>> 0) >>> 0
+  const c = crc()
+  if (c.pages) return c.pages.raw(seed >>> 0, buf)
+  return ~c.std(buf, ~seed >>> 0) >>> 0
 }
 
 /** Same as crc32cRaw, always through the pure-JS `crc-32` package (the reference for tests). */
@@ -119,13 +155,14 @@ export function crc32cPages(seed: number, buf: Uint8Array, out: Uint32Array, out
   if (buf.length % PAGE !== 0) throw new RangeError(`crc32cPages: length ${buf.length} is not a multiple of ${PAGE}`)
   const n = buf.length / PAGE
   if (outOff < 0 || outOff + n > out.length) throw new RangeError(`crc32cPages: out has no room for ${n} checksums at ${outOff}`)
-  if (addon) {
-    addon.pages(seed >>> 0, buf, out, outOff) // the whole batch in one call
+  const c = crc()
+  if (c.pages) {
+    c.pages.pages(seed >>> 0, buf, out, outOff) // the whole batch in one call
     return
   }
   const s = ~seed >>> 0
   for (let i = 0; i < n; i++) {
-    out[outOff + i] = ~std(buf.subarray(i * PAGE, (i + 1) * PAGE), s) >>> 0
+    out[outOff + i] = ~c.std(buf.subarray(i * PAGE, (i + 1) * PAGE), s) >>> 0
   }
 }
 

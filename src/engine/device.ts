@@ -8,9 +8,9 @@
  */
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import {IoError, RefusedError} from './errors.js'
+import {IoError, RefusedError, UsageError} from './errors.js'
 import {DeviceLock} from './lock.js'
-import {deviceIdentity, kindOf, refuseKind} from './identity.js'
+import {deviceIdentity, kindOf, pathKey, refuseKind} from './identity.js'
 
 export interface DeviceStats {
   reads: number
@@ -87,16 +87,76 @@ export class DeviceWrapper implements BlockDevice {
   }
 }
 
+/**
+ * A device the caller names, which the engine opens when and as it needs it: read-only to look at
+ * its superblock, writable once everything is checked (so nothing is locked or written for a set
+ * that is refused). The CLI makes them (src/cli/open.ts: FileRef, with its flush policy); the engine
+ * sees no path, only `name` for its messages, and never opens anything by name itself.
+ */
+export interface DeviceRef {
+  readonly name: string
+  /** equal for every ref that reaches the same bytes (a symlink, a hard link, a loop device over a file) */
+  key(): string
+  /** whether it exists yet (create makes the ones that do not) */
+  exists(): boolean
+  /** a UsageError naming it when it does not exist and cannot be made */
+  checkCreatable(): void
+  /** make it, `size` bytes (all zero), or extend it to that size */
+  create(size: number): void
+  /** remove what create made (a failed create) */
+  remove(): void
+  open(opts: {writable: boolean}): BlockDevice
+}
+
+/** A device as the engine's operations take it: named (opened by the operation) or already open. */
+export type DeviceSource = DeviceRef | BlockDevice
+
+export function isDeviceRef(s: DeviceSource): s is DeviceRef {
+  return typeof (s as Partial<DeviceRef>).open === 'function'
+}
+
+/** An image file or block device by path, opened with FileDevice.open (the one place a path is opened). */
+export class FileRef implements DeviceRef {
+  constructor(
+    readonly name: string,
+    private readonly opts: {flush: boolean} = {flush: true},
+  ) {}
+  key(): string {
+    return pathKey(this.name)
+  }
+  exists(): boolean {
+    return fs.existsSync(this.name)
+  }
+  checkCreatable(): void {
+    const dir = path.dirname(this.name)
+    if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory())
+      throw new UsageError(`cannot create ${this.name}: folder ${dir} does not exist`, 'create the folder first', this.name)
+  }
+  create(size: number): void {
+    FileDevice.createSparse(this.name, size)
+  }
+  remove(): void {
+    fs.rmSync(this.name, {force: true})
+  }
+  open(opts: {writable: boolean}): FileDevice {
+    return FileDevice.open(this.name, {writable: opts.writable, flush: this.opts.flush})
+  }
+}
+
 /** writevSync / readvSync accept at most IOV_MAX (1024) buffers per call on Linux. */
 const IOV_MAX = 1024
 
-export class FileDevice implements BlockDevice {
+export interface FileOpenOptions {
+  writable: boolean
   /**
-   * Whether flush() reaches the disk (fdatasync). Off only when the operator asks for page-cache
-   * speed on images that can be recreated (--no-flush): ordering is then not guaranteed against a
-   * host crash. Flushes are still counted, so crash injection sees the same barriers.
+   * Whether flush() reaches the disk (fdatasync); default true. Off only when the operator asks for
+   * page-cache speed on images that can be recreated (--no-flush): ordering is then not guaranteed
+   * against a host crash. Flushes are still counted, so crash injection sees the same barriers.
    */
-  static syncOnFlush = true
+  flush?: boolean
+}
+
+export class FileDevice implements BlockDevice {
   readonly stats = newStats()
   private fd: number
   readonly size: number
@@ -106,6 +166,7 @@ export class FileDevice implements BlockDevice {
     fd: number,
     size: number,
     readonly writable: boolean,
+    private readonly syncOnFlush: boolean,
   ) {
     this.fd = fd
     this.size = size
@@ -117,7 +178,7 @@ export class FileDevice implements BlockDevice {
    * devices the size comes from sysfs (/sys/class/block/NAME/size, in 512-byte sectors), else by
    * seeking to the end.
    */
-  static open(file: string, opts: {writable: boolean}): FileDevice {
+  static open(file: string, opts: FileOpenOptions): FileDevice {
     const id = deviceIdentity(file)
     const block = id.kind === 'block device'
     // O_EXCL on a block device is Linux's exclusive claim: EBUSY while md or a mount holds it.
@@ -148,7 +209,7 @@ export class FileDevice implements BlockDevice {
     try {
       const st = fs.fstatSync(fd)
       refuseKind(kindOf(st), file)
-      dev = new FileDevice(file, fd, st.isBlockDevice() ? blockDeviceSize(file, fd) : st.size, opts.writable)
+      dev = new FileDevice(file, fd, st.isBlockDevice() ? blockDeviceSize(file, fd) : st.size, opts.writable, opts.flush ?? true)
       if (opts.writable && (!block || id.backingFile)) dev.lock = DeviceLock.acquire(fd, file, id.backingFile)
     } catch (error) {
       fs.closeSync(fd)
@@ -264,7 +325,7 @@ export class FileDevice implements BlockDevice {
   }
 
   flush(): void {
-    if (FileDevice.syncOnFlush) fs.fdatasyncSync(this.fd)
+    if (this.syncOnFlush) fs.fdatasyncSync(this.fd)
     this.stats.flushes++
   }
 

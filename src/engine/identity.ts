@@ -7,7 +7,7 @@
  */
 import * as fs from 'node:fs'
 import * as nodePath from 'node:path'
-import {IoError, RefusedError, UsageError} from './errors.js'
+import {IoError, RefusedError} from './errors.js'
 
 export interface Identity {
   /** equal for every path that reaches the same bytes */
@@ -92,21 +92,6 @@ export function refuseKind(kind: string, path: string): void {
 /** The identity key of a path; a path that does not exist yet (create makes it) by its resolved name. */
 export function pathKey(path: string): string {
   return identify(path)?.key ?? `path ${nodePath.resolve(path)}`
-}
-
-/**
- * The same device named twice, whatever the spelling (symlink, hard link, loop device over it),
- * is a usage error naming both. Paths that do not exist yet (create makes them) are compared resolved.
- */
-export function refuseDuplicates(paths: string[]): void {
-  const seen = new Map<string, string>()
-  for (const p of paths) {
-    const key = pathKey(p)
-    const first = seen.get(key)
-    if (first !== undefined)
-      throw new UsageError(`device given twice: ${p}${first === p ? '' : ` is the same device as ${first}`}`, 'name each device once')
-    seen.set(key, p)
-  }
 }
 
 /**

@@ -4,6 +4,7 @@
  */
 export {refuseDeviceAsFile} from './identity.js'
 export {openArray, type DeviceSource, type MdArray, type CreateOptions} from './array.js'
+export {type DeviceRef} from './device.js'
 export {arraySizeBytes, type Progress, type Source, type WriteResult} from './io.js'
 export {type JournalState} from './journal/state.js'
 export * from './ops/create.js'

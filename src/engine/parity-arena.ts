@@ -14,15 +14,15 @@
  * and never again: growing would detach `bytes` and every view the caller made of it. Offsets
  * passed to p/pq are byte offsets inside `bytes`; nothing is copied.
  *
- * Without WebAssembly SIMD, when the memory cannot be grown, or while parity.ts runs its JS
- * backend (R5CTL_PARITY=js or setParityBackend('js')), p/pq call computeP/computePQ on subarrays
+ * Without WebAssembly SIMD, when the memory cannot be grown, or when the arena is given parity.ts's JS
+ * implementation (the one in use is the default: see selectParity), p/pq call computeP/computePQ on subarrays
  * of `bytes` instead (and `bytes` is an ordinary buffer). Both paths produce the same bytes.
  *
  * An arena is for synchronous use by one operation at a time: acquireArena/releaseArena keep one
  * spare so that consecutive writes do not each reserve a new WASM memory.
  */
 import {alignedBuffer} from './device.js'
-import {computeP, computePQ, instantiateParity, parityBackend, type ParityWasm} from './parity.js'
+import {instantiateParity, parityInUse, type ParityKernels, type ParityWasm} from './parity.js'
 
 type Kernels = ParityWasm
 
@@ -61,7 +61,11 @@ export class ParityArena {
   private readonly srcViews: Uint8Array[] = []
   private readonly slotList: number[] = []
 
-  constructor(readonly size: number) {
+  constructor(
+    readonly size: number,
+    /** the implementation; the in-place kernels run only when it is the WASM one */
+    private readonly parity: ParityKernels = parityInUse(),
+  ) {
     if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`bad arena size ${size}`)
     this.k = instantiate(size)
     if (this.k) {
@@ -74,9 +78,9 @@ export class ParityArena {
     }
   }
 
-  /** 'wasm-simd' when p/pq run the in-place kernels right now, else 'js'. */
+  /** 'wasm-simd' when p/pq run the in-place kernels, else 'js'. */
   get backend(): 'wasm-simd' | 'js' {
-    return this.k && parityBackend() === 'wasm-simd' ? 'wasm-simd' : 'js'
+    return this.k && this.parity.backend === 'wasm-simd' ? 'wasm-simd' : 'js'
   }
 
   private check(off: number, len: number): void {
@@ -85,7 +89,7 @@ export class ParityArena {
 
   /** Kernels usable for this length: SIMD steps of 64 bytes, and the parity backend is WASM. */
   private kernelsFor(len: number): Kernels | null {
-    return this.k && len > 0 && len % 64 === 0 && parityBackend() === 'wasm-simd' ? this.k : null
+    return this.k && len > 0 && len % 64 === 0 && this.parity.backend === 'wasm-simd' ? this.k : null
   }
 
   /**
@@ -98,7 +102,7 @@ export class ParityArena {
     const k = this.kernelsFor(len)
     if (!k || n > MAX_ENTRIES || n === 0) {
       const data = this.views(src, n, len)
-      computeP(data, this.bytes.subarray(pOffset, pOffset + len))
+      this.parity.computeP(data, this.bytes.subarray(pOffset, pOffset + len))
       return
     }
     const t = this.ptab!
@@ -126,7 +130,7 @@ export class ParityArena {
       const data = this.views(src, n, len)
       this.slotList.length = n
       for (let z = 0; z < n; z++) this.slotList[z] = slots[z]
-      computePQ(data, this.slotList, this.bytes.subarray(pOffset, pOffset + len), this.bytes.subarray(qOffset, qOffset + len))
+      this.parity.computePQ(data, this.slotList, this.bytes.subarray(pOffset, pOffset + len), this.bytes.subarray(qOffset, qOffset + len))
       return
     }
     // Horner over every slot from `top` down to 0, highest first; holes read the zero region.

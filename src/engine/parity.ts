@@ -6,7 +6,7 @@
  *      kernel's gen_syndrome (lib/raid6). The slot of a data page comes from Geometry (set_syndrome_sources):
  *      slots need not be 0..k-1 (DDF layouts leave holes where P and Q sit).
  *
- * Implementations: computeP/Q/PQ run a small WebAssembly
+ * Implementations (ParityKernels; selectParity chooses the one computeP/Q/PQ use): the 'wasm' one runs a small WebAssembly
  * SIMD kernel when the page length is a multiple of 64 (pages are copied into its memory and the results
  * out). Otherwise, or without WebAssembly SIMD, the JS paths run: XOR on BigUint64Array views (V8 compiles
  * 64-bit `^` on typed-array elements to plain machine ops), Q on Int32Array views with the SWAR "multiply
@@ -85,8 +85,8 @@ function checkLengths(len: number, pages: readonly Uint8Array[], what: string): 
 //
 // Plain JS works on at most 64-bit words and has no carry-less GF(2^8) multiply; a 128-bit SIMD loop
 // does the XOR and the Q doubling on 16 bytes at a time. The module is tiny, so it is assembled here
-// from opcodes instead of shipping a binary. If WebAssembly SIMD is unavailable (or R5CTL_PARITY=js),
-// everything runs on the JS paths below, which compute the same bytes.
+// from opcodes instead of shipping a binary. If WebAssembly SIMD is unavailable (or the JS implementation
+// is chosen: selectParity('js'), parityKernels('js')), everything runs on the JS paths below, which compute the same bytes.
 //
 //   xor_p(ptab, n, p, len):      p = XOR of the n pages whose addresses are the i32s at ptab
 //   gen_pq(ptab, n, p, q, len):  p = XOR, q = Horner over the pages, ptab[0] being the highest slot
@@ -331,21 +331,58 @@ export function instantiateParity(): ParityWasm | null {
   }
 }
 
-function loadWasm(): ParityWasm | null {
-  return instantiateParity()
+const wasmKernels = instantiateParity()
+
+/** Which parity implementation: 'wasm' the SIMD kernels where WebAssembly SIMD is available (else JS), 'js' the JS paths. */
+export type ParityChoice = 'wasm' | 'js'
+
+/** One parity implementation. Both compute the same bytes; reconstruct and the arena use the one they are given. */
+export interface ParityKernels {
+  readonly backend: 'wasm-simd' | 'js'
+  /** p = XOR of data (p = 0 when data is empty). p must not alias any data page. */
+  readonly computeP: (data: readonly Uint8Array[], p: Uint8Array) => void
+  /** q = Σ g^slots[i] · data[i]. */
+  readonly computeQ: (data: readonly Uint8Array[], slots: readonly number[], q: Uint8Array) => void
+  /** p = XOR of data and q = Σ g^slots[i] · data[i], in one pass over the data. */
+  readonly computePQ: (data: readonly Uint8Array[], slots: readonly number[], p: Uint8Array, q: Uint8Array) => void
 }
 
-const wasmKernels = loadWasm()
-let useWasm = wasmKernels !== null && process.env.R5CTL_PARITY !== 'js'
+function kernels(w: ParityWasm | null): ParityKernels {
+  return {
+    backend: w ? 'wasm-simd' : 'js',
+    computeP: (data, p) => xorP(w, data, p),
+    computeQ: (data, slots, q) => syndrome(w, data, slots, undefined, q),
+    computePQ: (data, slots, p, q) => syndrome(w, data, slots, p, q),
+  }
+}
+
+const JS_PARITY = kernels(null)
+const WASM_PARITY = wasmKernels ? kernels(wasmKernels) : JS_PARITY
+
+/** The implementation for a choice ('wasm' is the JS one where WebAssembly SIMD is unavailable). */
+export function parityKernels(choice: ParityChoice): ParityKernels {
+  return choice === 'wasm' ? WASM_PARITY : JS_PARITY
+}
+
+/** The implementation computeP/computeQ/computePQ use: set once, by selectParity or by the first use (the fastest). */
+let inUse: ParityKernels | undefined
+/** The parity implementation in use (fixing it, if nothing chose one yet, to the fastest). */
+export const parityInUse = (): ParityKernels => (inUse ??= WASM_PARITY)
+
+/**
+ * Choose the implementation computeP/computeQ/computePQ use, once, before the first parity (the CLI does,
+ * from R5CTL_PARITY). Choosing the same again is harmless; another, once one is in use, throws. Tests and
+ * benchmarks that compare implementations take them from parityKernels instead.
+ */
+export function selectParity(choice: ParityChoice): ParityKernels {
+  const want = parityKernels(choice)
+  if (inUse && inUse !== want) throw new Error(`parity implementation already chosen (${inUse.backend}), cannot switch to ${choice}`)
+  return (inUse = want)
+}
 
 /** Which implementation computeP/computeQ/computePQ use: 'wasm-simd' or 'js'. */
 export function parityBackend(): 'wasm-simd' | 'js' {
-  return useWasm ? 'wasm-simd' : 'js'
-}
-
-/** Switches backend (tests and benchmarks); 'wasm' is ignored where WebAssembly SIMD is unavailable. */
-export function setParityBackend(backend: 'wasm' | 'js'): void {
-  useWasm = backend === 'wasm' && wasmKernels !== null
+  return parityInUse().backend
 }
 
 // WASM memory map: [0, 1024) page pointer table (≤ 256 i32), then a zero page (stands in for the P/Q
@@ -439,6 +476,10 @@ export function xorInto(dst: Uint8Array, src: Uint8Array): void {
 
 /** p = XOR of data (p = 0 when data is empty). p must not alias any data page. */
 export function computeP(data: readonly Uint8Array[], p: Uint8Array): void {
+  parityInUse().computeP(data, p)
+}
+
+function xorP(w: ParityWasm | null, data: readonly Uint8Array[], p: Uint8Array): void {
   const len = p.length
   checkLengths(len, data, 'computeP')
   const n = data.length
@@ -446,7 +487,7 @@ export function computeP(data: readonly Uint8Array[], p: Uint8Array): void {
     p.fill(0)
     return
   }
-  if (useWasm && wasmFits(len, n) && wasmXor(wasmKernels!, data, p)) return
+  if (w && wasmFits(len, n) && wasmXor(w, data, p)) return
   let done = 0
   const ws = wordSize(data, p)
   if (ws === 8) {
@@ -555,15 +596,15 @@ function hornerPlan(slots: readonly number[], n: number): HornerPlan {
 
 /** q = Σ g^slots[i] · data[i]. */
 export function computeQ(data: readonly Uint8Array[], slots: readonly number[], q: Uint8Array): void {
-  syndrome(data, slots, undefined, q)
+  parityInUse().computeQ(data, slots, q)
 }
 
 /** p = XOR of data and q = Σ g^slots[i] · data[i], in one pass over the data. */
 export function computePQ(data: readonly Uint8Array[], slots: readonly number[], p: Uint8Array, q: Uint8Array): void {
-  syndrome(data, slots, p, q)
+  parityInUse().computePQ(data, slots, p, q)
 }
 
-function syndrome(data: readonly Uint8Array[], slots: readonly number[], p: Uint8Array | undefined, q: Uint8Array): void {
+function syndrome(w: ParityWasm | null, data: readonly Uint8Array[], slots: readonly number[], p: Uint8Array | undefined, q: Uint8Array): void {
   const len = q.length
   checkLengths(len, data, 'syndrome')
   if (p && p.length !== len) throw new RangeError('syndrome: P and Q lengths differ')
@@ -574,7 +615,7 @@ function syndrome(data: readonly Uint8Array[], slots: readonly number[], p: Uint
     p?.fill(0)
     return
   }
-  if (useWasm && wasmFits(len, n) && wasmSyndrome(wasmKernels!, data, slots, p, q)) return
+  if (w && wasmFits(len, n) && wasmSyndrome(w, data, slots, p, q)) return
   let done = 0
   if (wordSize(data, q, p) !== 1) {
     const src: Int32Array[] = new Array<Int32Array>(n)
@@ -710,9 +751,16 @@ function scratch(len: number): [Uint8Array, Uint8Array] {
  * Rebuilds the missing pages of one stripe in place.
  * pages: the data pages by data index, then P, then (RAID6) Q. slots: syndrome slot of each data page
  * (RAID6 only; ignored for RAID4/5). missing: indices into pages — at most one for RAID4/5, two for RAID6.
- * The contents of missing pages on entry are ignored.
+ * The contents of missing pages on entry are ignored. `parity`: the implementation (default: the one in use).
  */
-export function reconstruct(level: 4 | 5 | 6, pages: Uint8Array[], slots: readonly number[], missing: readonly number[]): void {
+export function reconstruct(
+  level: 4 | 5 | 6,
+  pages: Uint8Array[],
+  slots: readonly number[],
+  missing: readonly number[],
+  parity: ParityKernels = parityInUse(),
+): void {
+  const {computeP, computeQ, computePQ} = parity
   const k = pages.length - (level === 6 ? 2 : 1)
   if (k < 1) throw new RangeError(`RAID${level} stripe needs at least one data page, got ${pages.length} pages`)
   const len = pages[0].length

@@ -3,6 +3,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import {createHash, randomBytes} from 'node:crypto'
 import {flag, type CommandSpec, type Ctx, type FlagValues} from '../cli/spec.js'
+import {deviceRef, deviceRefs} from '../cli/open.js'
 import {createArray, writeData, readData, examineJournal, dumpMeta, recoverArray} from '../engine/index.js'
 import {CorruptError, SimulatedCrash, UsageError} from '../engine/errors.js'
 import {ProgressBar} from '../render/progress.js'
@@ -37,6 +38,7 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, argv: 
   const journal = path.join(dir, 'journal.img')
   for (const f of [...members, journal]) fs.rmSync(f, {force: true})
   const all = [journal, ...members]
+  const allRefs = deviceRefs(all, flags)
   try {
     say(out.bold(`1. create: raid5, 4 members of 32 MiB, 64K chunk, 16 MiB journal in ${dir}`))
     const created = createArray({
@@ -45,8 +47,8 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, argv: 
       chunkBytes: 65536,
       sizeBytes: 32 << 20,
       journalSizeBytes: 16 << 20,
-      members,
-      journal,
+      members: deviceRefs(members, flags),
+      journal: deviceRef(journal, flags),
       name: 'r5ctl:demo',
     })
     say(`   array ${created.arrayUuid}, ${humanBytes(created.arraySizeBytes)} usable`)
@@ -61,7 +63,7 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, argv: 
     for (const [off, len, what] of writes) {
       const data = randomBytes(len)
       let p = 0
-      const r = writeData(all, off, len, buf => {
+      const r = writeData(allRefs, off, len, buf => {
         const n = Math.min(buf.length, len - p)
         data.copy(buf, 0, p, p + n)
         p += n
@@ -80,7 +82,7 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, argv: 
     try {
       let p = 0
       writeData(
-        all,
+        allRefs,
         bigOff,
         big.length,
         buf => {
@@ -98,29 +100,29 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, argv: 
       say(`   ${out.yellow('power cut')} after ${error.writesDone} device writes; ${humanBytes(acked)} of the write had been acknowledged`)
     }
     say(out.bold('4. the journal after the crash (examine --journal)'))
-    const j = examineJournal(all)
+    const j = examineJournal(allRefs)
     say(
       renderJournal(j)
         .split('\n')
         .map(l => '   ' + l)
         .join('\n'),
     )
-    const d = dumpMeta(all, {})
+    const d = dumpMeta(allRefs, {})
     say(`   dump-meta: ${d.blocks.length} meta block(s) in the live log, ${d.mismatches} checksum mismatches`)
     say(out.bold('5. recover: replay the journal offline'))
     const bar = new ProgressBar('   recover', ctx.progressEnabled(undefined))
-    const rec = recoverArray(all, {progress: bar.update})
+    const rec = recoverArray(allRefs, {progress: bar.update})
     bar.done()
     say(
       `   replayed ${rec.dataParityStripes} data+parity and ${rec.dataOnlyStripes} data-only stripes, ${rec.pagesWritten} pages; new tail sector ${rec.newTailSector}, seq ${rec.newSeq}`,
     )
-    const again = recoverArray(all, {})
+    const again = recoverArray(allRefs, {})
     say(`   a second recover finds the journal ${again.state}`)
     // what the array must hold now: each page of the interrupted write old or new, acknowledged bytes new
     const now = Buffer.alloc(big.length)
     let o = 0
     readData(
-      all,
+      allRefs,
       bigOff,
       big.length,
       views => {
@@ -148,7 +150,7 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, argv: 
     for (const leftOut of [null, ...members]) {
       const h = createHash('sha256')
       readData(
-        all.filter(x => x !== leftOut),
+        allRefs.filter(x => x.name !== leftOut),
         0,
         undefined,
         views => {

@@ -1,4 +1,5 @@
 import {flag, type CommandSpec, type Ctx, type FlagValues} from '../cli/spec.js'
+import {deviceRefs} from '../cli/open.js'
 import {examineDevices, examineJournal} from '../engine/index.js'
 import {EXIT} from '../engine/errors.js'
 import {renderJournal} from '../render/journal.js'
@@ -27,7 +28,7 @@ the summary of the live log instead (see examine-journal).`,
 export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, devices: string[]) {
   if (flags.journal) return runJournal(ctx, devices, {export: flags.export})
   if (devices.length === 0) ctx.error('no devices given', {exit: EXIT.USAGE})
-  const res = examineDevices(devices)
+  const res = examineDevices(deviceRefs(devices, flags))
   // unreadable devices (missing file, I/O) are failures; damaged superblocks are corruption
   if (res.some(d => !d.ok && d.problems.some(p => p.code === 'io'))) ctx.setExit(EXIT.FAILED)
   else if (res.some(d => !d.ok)) ctx.setExit(EXIT.CORRUPT)
@@ -40,7 +41,8 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, device
 
 /** examine --journal and examine-journal. */
 export function runJournal(ctx: Ctx, devices: string[], opts: {export?: boolean} = {}) {
-  const r = examineJournal(devices)
+  // read-only: the flush policy does not matter
+  const r = examineJournal(deviceRefs(devices, {}))
   if (r.state === 'dirty') ctx.setExit(EXIT.DIRTY)
   if (r.state === 'corrupt') ctx.setExit(EXIT.CORRUPT)
   if (ctx.jsonEnabled()) return r

@@ -1,4 +1,5 @@
 import * as fs from 'node:fs'
+import {deviceRefs} from '../cli/open.js'
 import {flag, type CommandSpec, type Ctx, type FlagValues} from '../cli/spec.js'
 import {readData, refuseDeviceAsFile} from '../engine/index.js'
 import {UsageError} from '../engine/errors.js'
@@ -38,7 +39,7 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, device
   const bar = new ProgressBar('read', ctx.progressEnabled(flags.progress))
   try {
     const res = readData(
-      devices,
+      deviceRefs(devices, flags),
       offset,
       length,
       views => {

@@ -1,4 +1,5 @@
 import {flag, type CommandSpec, type Ctx, type FlagValues} from '../cli/spec.js'
+import {deviceRefs} from '../cli/open.js'
 import {writeData, withUndo, refuseDeviceAsFile} from '../engine/index.js'
 import {EXIT} from '../engine/errors.js'
 import {err} from '../render/colour.js'
@@ -53,7 +54,7 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, device
   const bar = new ProgressBar('write', ctx.progressEnabled(flags.progress))
   let res
   try {
-    res = withUndo(devices, flags.undo, devs =>
+    res = withUndo(deviceRefs(devices, flags), flags.undo, devs =>
       writeData(devs, offset, input.length, input.source, {
         progress: bar.update,
         mode: flags['journal-mode'] as 'write-through' | 'write-back',

@@ -35,12 +35,12 @@ function refPages(seed: number, buf: Uint8Array): number[] {
   return want
 }
 
-/** Backend name a fresh process reports under the given R5CTL_CRC. */
-function childBackend(crcEnv: string | undefined): string {
+/** Backend name a fresh process reports after selectCrc(choice) (no call: the default). */
+function childBackend(choice: string | undefined): string {
   const env = {...process.env}
-  if (crcEnv === undefined) delete env.R5CTL_CRC
-  else env.R5CTL_CRC = crcEnv
-  const code = `import(${JSON.stringify(CHECKSUM_MODULE)}).then(m => process.stdout.write(m.crcBackend + ' ' + m.crc32c(Buffer.from('123456789')).toString(16)))`
+  delete env.R5CTL_CRC
+  const select = choice === undefined ? '' : `m.selectCrc(${JSON.stringify(choice)}); `
+  const code = `import(${JSON.stringify(CHECKSUM_MODULE)}).then(m => { ${select}process.stdout.write(m.crcBackend() + ' ' + m.crc32c(Buffer.from('123456789')).toString(16)) })`
   const res = spawnSync(process.execPath, ['-e', code], {env, encoding: 'utf8'})
   assert.equal(res.status, 0, res.stderr)
   const m = / e3069283$/.exec(res.stdout)
@@ -48,7 +48,7 @@ function childBackend(crcEnv: string | undefined): string {
   return res.stdout.slice(0, m.index)
 }
 
-describe(`CRC32C native addon (backend in use: ${crcBackend})`, () => {
+describe(`CRC32C native addon (backend in use: ${crcBackend()})`, () => {
   describe('golden values (any backend)', () => {
     it('standard check value of "123456789" is 0xe3069283', () => {
       assert.equal(crc32c(new TextEncoder().encode('123456789')), 0xe3069283)
@@ -69,18 +69,16 @@ describe(`CRC32C native addon (backend in use: ${crcBackend})`, () => {
     before(function () {
       if (addon) return
       if (requireNative) assert.fail(`R5CTL_REQUIRE_NATIVE=1 but the native CRC addon is unavailable: ${why}`)
-      console.log(`      (skipped: native CRC addon not built: ${why}; the module uses ${crcBackend})`)
+      console.log(`      (skipped: native CRC addon not built: ${why}; the module uses ${crcBackend()})`)
       this.skip()
     })
     const A = (): LooseAddon => addon as LooseAddon
 
-    it('is the backend checksum.ts chose (unless R5CTL_CRC overrides it)', () => {
-      const forced = process.env.R5CTL_CRC
-      if (forced === 'js' || forced === 'node-rs') assert.notEqual(crcBackend, ADDON_NAME)
-      else assert.equal(crcBackend, ADDON_NAME)
+    it('is the backend checksum.ts chose by default', () => {
+      assert.equal(crcBackend(), ADDON_NAME)
     })
 
-    it('R5CTL_CRC=node-rs and R5CTL_CRC=js skip it; by default a fresh process picks it', () => {
+    it("selectCrc('node-rs') and selectCrc('js') skip it; by default a fresh process picks it", () => {
       assert.equal(childBackend(undefined), ADDON_NAME)
       assert.ok(['@node-rs/crc32', 'crc-32 (js)'].includes(childBackend('node-rs')))
       assert.equal(childBackend('js'), 'crc-32 (js)')

@@ -8,7 +8,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import {ParityArena, acquireArena, releaseArena} from '../../src/engine/parity-arena.js'
-import {computeP, computePQ, computeQ, parityBackend, setParityBackend} from '../../src/engine/parity.js'
+import {parityKernels} from '../../src/engine/parity.js'
 import {Geometry} from '../../src/engine/geometry.js'
 
 /** xorshift32 filler: reproducible random bytes */
@@ -51,17 +51,14 @@ function slotSets(): number[][] {
 describe('parity arena (in-place P/Q)', () => {
   for (const backend of ['wasm', 'js'] as const) {
     describe(`${backend} parity backend`, () => {
-      let initial: string
-      before(() => {
-        initial = parityBackend()
-        setParityBackend(backend)
-      })
-      after(() => setParityBackend(initial === 'js' ? 'js' : 'wasm'))
+      const kernels = parityKernels(backend)
+      const {computeP, computeQ, computePQ} = kernels
+      const newArena = (size: number) => new ParityArena(size, kernels)
 
       it(backend === 'wasm' ? 'runs the in-place kernels on a 4 KiB-aligned WASM arena' : 'falls back to computeP/computePQ', () => {
-        const a = new ParityArena(1 << 20)
+        const a = newArena(1 << 20)
         // parity.ts reports 'js' for 'wasm' only where WebAssembly SIMD is missing (never on Node >= 16.4)
-        assert.equal(a.backend, parityBackend())
+        assert.equal(a.backend, kernels.backend)
         assert.equal(a.backend, backend === 'wasm' && typeof WebAssembly !== 'undefined' ? 'wasm-simd' : 'js')
         assert.equal(a.bytes.length, 1 << 20)
         if (a.backend === 'wasm-simd') assert.equal(a.bytes.byteOffset % 4096, 0)
@@ -69,7 +66,7 @@ describe('parity arena (in-place P/Q)', () => {
 
       it('P (RAID4/5) matches computeP for 0..20 pages of several lengths', () => {
         const fill = filler(5)
-        const a = new ParityArena(64 * 4096 + 65536)
+        const a = newArena(64 * 4096 + 65536)
         for (const len of [4096, 64, 128, 8192, 65536, 100, 4095]) {
           for (let n = 0; n <= 20; n++) {
             if ((n + 1) * len > a.size) continue
@@ -90,7 +87,7 @@ describe('parity arena (in-place P/Q)', () => {
       it('P of more sources than the kernel pointer table holds (300)', () => {
         const fill = filler(6)
         const len = 256
-        const a = new ParityArena(301 * len)
+        const a = newArena(301 * len)
         const src = place(a, 300, len, fill)
         const want = new Uint8Array(len)
         computeP(
@@ -103,7 +100,7 @@ describe('parity arena (in-place P/Q)', () => {
 
       it('P+Q (RAID6) matches computePQ for md, rotated, DDF-hole and Geometry slot layouts', () => {
         const fill = filler(7)
-        const a = new ParityArena(32 * 4096)
+        const a = newArena(32 * 4096)
         const len = 4096
         for (const slots of slotSets()) {
           const src = place(a, slots.length, len, fill)
@@ -126,7 +123,7 @@ describe('parity arena (in-place P/Q)', () => {
       it('P+Q over runs longer than the zero region, with holes, and a count below the array length', () => {
         const fill = filler(8)
         const len = 192 * 1024 // > 60 KiB: done in pieces
-        const a = new ParityArena(6 * len)
+        const a = newArena(6 * len)
         const slots = Int32Array.from([4, 0, 2, 99])
         const src = Int32Array.from(place(a, 4, len, fill))
         const data = [...src.subarray(0, 3)].map(o => copyOf(a, o, len))
@@ -140,7 +137,7 @@ describe('parity arena (in-place P/Q)', () => {
 
       it('a long sequence of calls never leaks stale bytes (zero region, pointer table)', () => {
         const fill = filler(9)
-        const a = new ParityArena(16 * 4096)
+        const a = newArena(16 * 4096)
         for (let round = 0; round < 50; round++) {
           const slots = round % 3 === 0 ? [0, 1, 2, 3, 4] : round % 3 === 1 ? [9, 3] : [1, 5, 7]
           const len = [4096, 64, 2048][round % 3]
@@ -158,7 +155,7 @@ describe('parity arena (in-place P/Q)', () => {
       })
 
       it('rejects ranges outside the arena, bad and repeated slots', () => {
-        const a = new ParityArena(8 * 4096)
+        const a = newArena(8 * 4096)
         assert.throws(() => a.p([0, 7 * 4096 + 64], 4096, 4096), RangeError)
         assert.throws(() => a.p([0], 8 * 4096, 4096), RangeError)
         assert.throws(() => a.p([-64], 4096, 64), RangeError)

@@ -2,15 +2,14 @@ import assert from 'node:assert/strict'
 
 import {
   computeP,
-  computePQ,
-  computeQ,
   gfInv,
   gfMul,
   gfPow2,
   mulInto,
   parityBackend,
-  reconstruct,
-  setParityBackend,
+  reconstruct as reconstructWith,
+  parityKernels,
+  selectParity,
   xorInto,
 } from '../../src/engine/parity.js'
 import {ALGORITHM, Geometry} from '../../src/engine/geometry.js'
@@ -92,26 +91,26 @@ describe('parity', () => {
     })
   })
 
-  it('uses WebAssembly SIMD kernels where available', () => {
-    const initial = parityBackend()
-    try {
-      setParityBackend('wasm')
-      assert.equal(parityBackend(), 'wasm-simd') // Node >= 16.4 always has WebAssembly SIMD
-      setParityBackend('js')
-      assert.equal(parityBackend(), 'js')
-    } finally {
-      setParityBackend(initial === 'js' ? 'js' : 'wasm')
-    }
+  it('uses WebAssembly SIMD kernels where available, and by default', () => {
+    assert.equal(parityKernels('wasm').backend, 'wasm-simd') // Node >= 16.4 always has WebAssembly SIMD
+    assert.equal(parityKernels('js').backend, 'js')
+    assert.equal(parityBackend(), 'wasm-simd')
+  })
+
+  it('the implementation in use is chosen once: the same choice again is accepted, another refused', () => {
+    computeP([new Uint8Array(64)], new Uint8Array(64)) // fixes the default if nothing chose yet
+    assert.equal(selectParity('wasm').backend, parityBackend())
+    assert.throws(() => selectParity('js'), /already chosen/)
+    assert.equal(parityBackend(), 'wasm-simd')
   })
 
   for (const backend of ['wasm', 'js'] as const) {
     describe(`${backend} backend`, () => {
-      let initial: string
-      before(() => {
-        initial = parityBackend()
-        setParityBackend(backend)
-      })
-      after(() => setParityBackend(initial === 'js' ? 'js' : 'wasm'))
+      // this implementation's functions, in place of the module's (which use the one in use)
+      const kernels = parityKernels(backend)
+      const {computeP, computeQ, computePQ} = kernels
+      const reconstruct = (level: 4 | 5 | 6, pages: Uint8Array[], slots: readonly number[], missing: readonly number[]) =>
+        reconstructWith(level, pages, slots, missing, kernels)
 
       it('a sequence of calls with different lengths and slot holes stays correct', () => {
         // the WASM path reuses one memory arena: stale bytes from an earlier call must never leak

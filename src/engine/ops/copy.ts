@@ -1,10 +1,9 @@
 /** copy-journal: the journal device's ring copied off to a file, live log or all of it. */
 import {openForJournal} from './examine.js'
 import {type DeviceSource} from '../array.js'
-import {FileDevice, alignedBuffer} from '../device.js'
+import {type DeviceRef, alignedBuffer} from '../device.js'
 import {journalState} from '../journal/state.js'
 import {BLOCK_SECTORS, Ring} from '../journal/ring.js'
-import * as fs from 'node:fs'
 import {RefusedError} from '../errors.js'
 
 export interface CopyJournalResult {
@@ -21,16 +20,16 @@ export interface CopyJournalResult {
  * sparse image of the same size, which every command accepts in place of the journal device.
  * Reads only; the output must not exist yet (nothing is ever overwritten).
  */
-export function copyJournal(paths: DeviceSource[], output: string, opts: {all?: boolean}): CopyJournalResult {
+export function copyJournal(paths: DeviceSource[], output: DeviceRef, opts: {all?: boolean}): CopyJournalResult {
   const arr = openForJournal(paths)
   try {
     const j = arr.journal!
-    if (fs.existsSync(output))
-      throw new RefusedError('output already exists; r5ctl never overwrites it', output, 'choose a new file name', 'would-overwrite')
+    if (output.exists())
+      throw new RefusedError('output already exists; r5ctl never overwrites it', output.name, 'choose a new file name', 'would-overwrite')
     const js = journalState(arr)
     const ring = arr.ring!
-    FileDevice.createSparse(output, j.dev.size)
-    const out = FileDevice.open(output, {writable: true})
+    output.create(j.dev.size)
+    const out = output.open({writable: true})
     let copied = 0
     try {
       const head = alignedBuffer(ring.baseBytes)
@@ -57,7 +56,7 @@ export function copyJournal(paths: DeviceSource[], output: string, opts: {all?: 
     }
     return {
       journal: j.path,
-      output,
+      output: output.name,
       bytesCopied: copied,
       sizeBytes: j.dev.size,
       live: {fromSector: js.tailSector, toSector: js.stop.position},

@@ -147,7 +147,7 @@ export function examineJournal(paths: DeviceSource[]): JournalReport {
       droppedUnits: js.droppedUnits,
       stripesPending: {dataParity: js.stripesDataParity, dataOnly: js.stripesDataOnly},
       stop: js.end,
-      crcBackend,
+      crcBackend: crcBackend(),
     }
   } finally {
     arr.close()

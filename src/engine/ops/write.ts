@@ -5,7 +5,7 @@
 import {type MdArray, type DeviceSource, openArray, refuseDuplicateSources} from '../array.js'
 import {writeArray, arraySizeBytes, type Source, type WriteResult, type WriteOptions} from '../io.js'
 import {CrashController} from '../crash.js'
-import {FileDevice} from '../device.js'
+import {isDeviceRef} from '../device.js'
 import {PAGE} from '../journal/ring.js'
 import {SimulatedCrash} from '../errors.js'
 
@@ -53,13 +53,13 @@ export function writeData(
   if (opts.crashAfter !== undefined) {
     ctl = new CrashController(opts.crashAfter, opts.crashSeed)
     refuseDuplicateSources(paths)
-    sources = paths.map(p => ctl!.wrap(typeof p === 'string' ? FileDevice.open(p, {writable: true}) : p))
+    sources = paths.map(p => ctl!.wrap(isDeviceRef(p) ? p.open({writable: true}) : p))
   }
   let arr: MdArray
   try {
     arr = openArray(sources, {writable: true, superblockUpdates: a => writeSuperblockUpdates(length ?? Math.max(0, arraySizeBytes(a) - offset))})
   } catch (error) {
-    if (ctl) for (const d of sources) if (typeof d !== 'string' && !paths.includes(d)) d.close()
+    if (ctl) for (const d of sources) if (!isDeviceRef(d) && !paths.includes(d)) d.close()
     throw error
   }
   let acked = 0

@@ -11,7 +11,7 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {probeDevice, refuseDuplicateSources, type DeviceSource} from '../array.js'
-import {DeviceWrapper, FileDevice, type BlockDevice} from '../device.js'
+import {DeviceWrapper, isDeviceRef, type BlockDevice} from '../device.js'
 import {IoError, RefusedError} from '../errors.js'
 import {pathKey} from '../identity.js'
 import {
@@ -260,8 +260,8 @@ export class UndoDevice extends DeviceWrapper {
 function refuseUndoOnDevice(file: string, paths: DeviceSource[]): void {
   const target = pathKey(file)
   for (const p of paths)
-    if (typeof p === 'string' && pathKey(p) === target)
-      throw new RefusedError('the undo file is one of the devices', p, 'put the undo file somewhere else', 'undo-is-device')
+    if (isDeviceRef(p) && p.key() === target)
+      throw new RefusedError('the undo file is one of the devices', p.name, 'put the undo file somewhere else', 'undo-is-device')
 }
 
 /**
@@ -273,7 +273,7 @@ export function withUndo<T>(paths: DeviceSource[], file: string | undefined, fn:
   refuseDuplicateSources(paths)
   refuseUndoOnDevice(file, paths)
   const probes = paths.map(p => probeDevice(p))
-  const existing = paths.map(p => typeof p !== 'string' || fs.existsSync(p))
+  const existing = paths.map(p => !isDeviceRef(p) || p.exists())
   const log = new UndoLog(file, {
     version: VERSION,
     created: new Date(),
@@ -282,8 +282,8 @@ export function withUndo<T>(paths: DeviceSource[], file: string | undefined, fn:
   })
   const opened: (BlockDevice | null)[] = []
   try {
-    for (const [i, p] of paths.entries()) opened.push(existing[i] && typeof p === 'string' ? FileDevice.open(p, {writable: true}) : null)
-    const inner = paths.map((p, i) => opened[i] ?? (typeof p === 'string' ? null : p))
+    for (const [i, p] of paths.entries()) opened.push(existing[i] && isDeviceRef(p) ? p.open({writable: true}) : null)
+    const inner = paths.map((p, i) => opened[i] ?? (isDeviceRef(p) ? null : p))
     const sources = paths.map((p, i) => (inner[i] ? new UndoDevice(inner[i], log, i) : p))
     const r = fn(sources)
     log.seal((i, buf, offset) => inner[i]!.read(buf, offset))

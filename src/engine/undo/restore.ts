@@ -7,7 +7,7 @@
  */
 import * as fs from 'node:fs'
 import {probeDevice} from '../array.js'
-import {FileDevice} from '../device.js'
+import {type BlockDevice, type DeviceRef} from '../device.js'
 import {CorruptError, RefusedError, UsageError} from '../errors.js'
 import {
   HEADER_BYTES,
@@ -187,19 +187,20 @@ export interface UndoResult {
 }
 
 /** Match recorded devices to given paths: by device UUID, else by path; the size must agree. */
-function matchDevices(u: UndoScan, paths: string[]): (string | null)[] {
-  const probes = paths.map(p => probeDevice(p))
+function matchDevices(u: UndoScan, refs: DeviceRef[]): (DeviceRef | null)[] {
+  const probes = refs.map(p => probeDevice(p))
   const zero = (b: Uint8Array) => b.every(x => x === 0)
   const eq = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i])
   return u.header.devices.map(d => {
     const byUuid = zero(d.deviceUuid) ? undefined : probes.find(p => p.sb && eq(p.sb.deviceUuid, d.deviceUuid) && p.size === d.size)
     const byPath = probes.find(p => p.path === d.name && p.size === d.size)
-    return (byUuid ?? byPath)?.path ?? null
+    const hit = byUuid ?? byPath
+    return hit ? refs[probes.indexOf(hit)] : null
   })
 }
 
 /** Ranges whose device bytes differ from the after checksum (ranges of devices not given are skipped). */
-function changedRanges(u: UndoScan, devs: (FileDevice | null)[], stopAtFirst: boolean): UndoRange[] {
+function changedRanges(u: UndoScan, devs: (BlockDevice | null)[], stopAtFirst: boolean): UndoRange[] {
   const changed: UndoRange[] = []
   const win = Buffer.alloc(MAX_RECORD)
   for (const r of u.ranges) {
@@ -218,7 +219,7 @@ function changedRanges(u: UndoScan, devs: (FileDevice | null)[], stopAtFirst: bo
   return changed
 }
 
-export function undoRestore(file: string, paths: string[], opts: {dryRun?: boolean; force?: boolean}): UndoResult {
+export function undoRestore(file: string, paths: DeviceRef[], opts: {dryRun?: boolean; force?: boolean}): UndoResult {
   const u = scanUndoFile(file)
   if (!u.complete && !opts.force)
     throw new RefusedError(
@@ -240,17 +241,17 @@ export function undoRestore(file: string, paths: string[], opts: {dryRun?: boole
   }
   // writable (and so locked against other writers) from the check to the last restored byte
   const given = matched.map((p, i) => (p && used.has(i) ? p : null))
-  const devs: (FileDevice | null)[] = []
+  const devs: (BlockDevice | null)[] = []
   let changed: UndoRange[]
   let restored = 0
   try {
-    for (const p of given) devs.push(p ? FileDevice.open(p, {writable: !opts.dryRun}) : null)
+    for (const p of given) devs.push(p ? p.open({writable: !opts.dryRun}) : null)
     changed = changedRanges(u, devs, !opts.force)
     if (changed.length > 0 && !opts.force) {
       const r = changed[0]
       throw new RefusedError(
         `${r.length} bytes at byte ${r.offset} changed since the run that wrote ${file}; restoring would undo a later write`,
-        matched[r.device]!,
+        matched[r.device]!.name,
         'leave it, or --force to restore anyway and lose what was written since',
         'undo-changed',
       )
@@ -266,7 +267,7 @@ export function undoRestore(file: string, paths: string[], opts: {dryRun?: boole
     created: u.header.created.toISOString(),
     devices: u.header.devices.map((d, i) => {
       const recs = u.ranges.filter(r => r.device === i)
-      return {recorded: d.name, device: matched[i], blocks: recs.length, bytes: recs.reduce((a, r) => a + r.length, 0)}
+      return {recorded: d.name, device: matched[i]?.name ?? null, blocks: recs.length, bytes: recs.reduce((a, r) => a + r.length, 0)}
     }),
     ranges: u.ranges.map(r => ({device: u.header.devices[r.device].name, offset: r.offset, length: r.length})),
     changedRanges: changed.length,
@@ -275,7 +276,7 @@ export function undoRestore(file: string, paths: string[], opts: {dryRun?: boole
 }
 
 /** Write the saved bytes back, one record at a time, in file order; returns the bytes written. */
-function restore(file: string, u: UndoScan, devs: (FileDevice | null)[]): number {
+function restore(file: string, u: UndoScan, devs: (BlockDevice | null)[]): number {
   let restored = 0
   openUndo(file, rd => {
     for (const r of u.ranges) {

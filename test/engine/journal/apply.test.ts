@@ -6,6 +6,7 @@ import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
 import {r5ctl, expectExit, pseudoRandom, suiteTempDir, fingerprint} from '../../helpers/cli.js'
 import {createImageArray, type ImageArray} from '../../helpers/array.js'
+import {FileRef} from '../../../src/engine/device.js'
 import {openArray} from '../../../src/engine/array.js'
 import {planRecovery} from '../../../src/engine/journal/plan.js'
 import {applyRecovery} from '../../../src/engine/journal/apply.js'
@@ -34,7 +35,10 @@ describe('engine recover: replay with a member missing', function () {
   it('applyRecovery: recovery needs every member, refused naming no device, with the slot and the array uuid', function () {
     const given = [a.journal, a.members[0], a.members[1], a.members[3]]
     const before = fingerprint(a.all)
-    const arr = openArray(given, {writable: true, allowMissingMembers: true})
+    const arr = openArray(
+      given.map(p => new FileRef(p)),
+      {writable: true, allowMissingMembers: true},
+    )
     try {
       assert.throws(() => applyRecovery(arr, planRecovery(arr)), expectSetError)
     } finally {

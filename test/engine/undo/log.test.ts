@@ -9,7 +9,7 @@ import {syncBuiltinESMExports} from 'node:module'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import {crc32c} from '../../../src/engine/checksum.js'
-import {MemDevice, type BlockDevice} from '../../../src/engine/device.js'
+import {FileRef, MemDevice, type BlockDevice} from '../../../src/engine/device.js'
 import {IoError, RefusedError} from '../../../src/engine/errors.js'
 import {withUndo} from '../../../src/engine/undo/log.js'
 import {scanUndoFile} from '../../../src/engine/undo/restore.js'
@@ -201,11 +201,11 @@ describe('engine: undo log', () => {
     const img = path.join(dir, 'a.img')
     fs.writeFileSync(img, Buffer.alloc(8192))
     assert.throws(
-      () => withUndo([img], path.join(dir, '.', 'a.img'), () => 0),
+      () => withUndo([new FileRef(img)], path.join(dir, '.', 'a.img'), () => 0),
       (e: RefusedError) => e.code === 'undo-is-device',
     )
     assert.throws(
-      () => withUndo([path.join(dir, 'b.img')], path.join(dir, 'b.img'), () => 0),
+      () => withUndo([new FileRef(path.join(dir, 'b.img'))], path.join(dir, 'b.img'), () => 0),
       (e: RefusedError) => e.code === 'undo-is-device',
     )
     assert.deepEqual(fs.readdirSync(dir), ['a.img'])

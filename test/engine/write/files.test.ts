@@ -18,15 +18,11 @@ const PAGE = 4096
 describe('engine write: writeArray on image files', function () {
   this.timeout(120000)
   let dir: string
-  let syncOnFlush: boolean
   before(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'r5ctl-wasync-'))
-    syncOnFlush = FileDevice.syncOnFlush
-    FileDevice.syncOnFlush = false
   })
   after(() => {
     if (dir) fs.rmSync(dir, {recursive: true, force: true})
-    FileDevice.syncOnFlush = syncOnFlush
   })
 
   function filled(pages: number, seed: number): Uint8Array {
@@ -65,7 +61,7 @@ describe('engine write: writeArray on image files', function () {
       // writeData closes what it opened, devices given to it too: open the files for each write
       const open = () =>
         files.map((f, i) => {
-          const d = FileDevice.open(f, {writable: true})
+          const d = FileDevice.open(f, {writable: true, flush: false})
           if (i > 0) {
             const orig = d.writev.bind(d)
             d.writev = (bufs, off) => {
@@ -107,7 +103,7 @@ describe('engine write: writeArray on image files', function () {
 
   it('names the member whose write fails', () => {
     const {files} = twins('fail', 5, 4, undefined)
-    const fdevs = files.map(f => FileDevice.open(f, {writable: true}))
+    const fdevs = files.map(f => FileDevice.open(f, {writable: true, flush: false}))
     const ro = fs.openSync(files[3], 'r')
     fdevs[3].writev = (bufs, off) => void fs.writevSync(ro, bufs, off) // a descriptor the write is refused on (EBADF)
     try {

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
 import {r5ctl, expectExit, pseudoRandom, suiteTempDir, fingerprint} from '../../helpers/cli.js'
 import {createImageArray, type ImageArray} from '../../helpers/array.js'
+import {FileRef} from '../../../src/engine/device.js'
 import {openArray} from '../../../src/engine/array.js'
 import {writeArray} from '../../../src/engine/write/write-array.js'
 import {R5Error, EXIT} from '../../../src/engine/errors.js'
@@ -21,7 +22,10 @@ describe('engine write: writeArray with a member missing', function () {
   it('writing needs every member: refused naming no device, with the missing slot and the array uuid; nothing written', function () {
     const given = [a.journal, ...a.members.slice(0, 3)]
     const before = fingerprint(a.all)
-    const arr = openArray(given, {writable: true, allowMissingMembers: true})
+    const arr = openArray(
+      given.map(p => new FileRef(p)),
+      {writable: true, allowMissingMembers: true},
+    )
     const data = pseudoRandom(4096, 3)
     try {
       assert.throws(

@@ -29,12 +29,6 @@ export interface BlockDevice {
   read(buf: Uint8Array, offset: number): void
   /** scatter read: contiguous device bytes into several buffers, one request */
   readv(bufs: Uint8Array[], offset: number): void
-  /**
-   * Optional: a file descriptor that native writers may pwrite directly (FileDevice opened writable),
-   * -1 when there is none. Never forwarded by wrappers: their writev must see every write. Callers
-   * count what they write in `stats`.
-   */
-  writeFd?(): number
   write(buf: Uint8Array, offset: number): void
   /** gather write: several buffers to contiguous device bytes, one request */
   writev(bufs: Uint8Array[], offset: number): void
@@ -290,10 +284,6 @@ export class FileDevice implements BlockDevice {
     this.stats.bytesWritten += buf.length
   }
 
-  writeFd(): number {
-    return this.writable ? this.fd : -1
-  }
-
   writev(bufs: Uint8Array[], offset: number): void {
     const len = total(bufs)
     this.check(offset, len, 'write')
@@ -426,10 +416,9 @@ export class MemDevice implements BlockDevice {
 }
 
 /**
- * A request of `len` bytes at `offset` must lie inside the device: else an IoError naming it. FileDevice
- * checks every request; so must a native writer handed its fd (writeFd).
+ * A request of `len` bytes at `offset` must lie inside the device: else an IoError naming it.
  */
-export function checkDeviceRange(dev: BlockDevice, offset: number, len: number, what: 'read' | 'write'): void {
+function checkDeviceRange(dev: BlockDevice, offset: number, len: number, what: 'read' | 'write'): void {
   if (offset < 0 || offset + len > dev.size)
     throw new IoError(`${what} beyond end of device (offset ${offset} + ${len} > size ${dev.size}); the image may be truncated`, dev.name)
 }

@@ -1,46 +1,13 @@
 /**
- * The array's data paths, row by row of chunks: `readArray` (with reconstruction of missing
- * members), `syncParity` (every stripe's parity from its data), and the row geometry and range rules
- * they share with the write path (write/, whose `writeArray` is re-exported here). Each streams
- * through a fixed window and batches device I/O: a run of contiguous pages is one request.
+ * The array's read-side data paths, row by row of chunks: `readArray` (with reconstruction of missing
+ * members) and `syncParity` (every stripe's parity from its data). Each streams through a fixed
+ * window and batches device I/O: a run of contiguous pages is one request. The write path is write/.
  */
 import {alignedBuffer} from './device.js'
-import {UsageError} from './errors.js'
 import type {MdArray} from './array.js'
 import {computeP, computeQ, reconstruct} from './parity.js'
 import {PAGE} from './journal/ring.js'
-
-export {writeArray, oldPageContent, type Source, type WriteOptions, type WriteResult} from './write/write-array.js'
-
-/** bytes of member data moved per window */
-export const WINDOW_BYTES = 8 << 20
-
-export type Progress = (done: number, total: number) => void
-
-export interface RowLayout {
-  pd: number
-  qd: number
-  dataMembers: number[]
-  qSlot: number[]
-}
-
-export function rowLayout(arr: MdArray, row: number): RowLayout {
-  const chunkSectors = arr.sb.chunkSize
-  return arr.geometry.stripeInfo(BigInt(row) * BigInt(chunkSectors))
-}
-
-export function arraySizeBytes(arr: MdArray): number {
-  return Number(arr.geometry.arraySectors) * 512
-}
-
-/** A range of the array: `offset` a whole page, the end within the array. */
-export function checkRange(arr: MdArray, offset: number, length: number): void {
-  const size = arraySizeBytes(arr)
-  if (!Number.isSafeInteger(offset) || offset < 0 || offset % PAGE !== 0)
-    throw new UsageError(`offset ${offset} must be a non-negative multiple of 4096`)
-  if (!Number.isSafeInteger(length) || length < 0) throw new UsageError(`bad length ${length}`)
-  if (offset + length > size) throw new UsageError(`range ${offset}+${length} is beyond the end of the array (${size} bytes)`)
-}
+import {WINDOW_BYTES, checkRange, rowLayout, type Progress, type RowLayout} from './rows.js'
 
 /**
  * Read `length` bytes of the array at `offset`, handing out views in order to `sink` (one call

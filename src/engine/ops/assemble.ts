@@ -5,7 +5,7 @@
 import {recoverArray, type RecoverResult} from './recover.js'
 import {examineJournal} from './examine.js'
 import {type MdArray, type DeviceSource, openArray, probeDevice} from '../array.js'
-import {arraySizeBytes, type Progress} from '../io.js'
+import {arraySizeBytes, type Progress} from '../rows.js'
 import {journalState} from '../journal/state.js'
 import {ROLE_JOURNAL, layoutName, mdTimeToDate} from '../format/superblock.js'
 import {R5Error, EXIT, CorruptError, RefusedError} from '../errors.js'

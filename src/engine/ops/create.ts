@@ -3,7 +3,8 @@
  * parity synced or zero-filled.
  */
 import {planCreate, applyCreate, type CreateOptions} from '../array.js'
-import {syncParity, arraySizeBytes, type Progress} from '../io.js'
+import {syncParity} from '../io.js'
+import {arraySizeBytes, type Progress} from '../rows.js'
 import {formatUuid, layoutName} from '../format/superblock.js'
 
 export interface CreateResult {

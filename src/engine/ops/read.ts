@@ -1,6 +1,7 @@
 /** read: the array's bytes (io.ts readArray), refusing a dirty journal unless forced. */
 import {type DeviceSource, openArray} from '../array.js'
-import {readArray, arraySizeBytes, type Progress} from '../io.js'
+import {readArray} from '../io.js'
+import {arraySizeBytes, type Progress} from '../rows.js'
 import {journalState} from '../journal/state.js'
 import {R5Error, EXIT} from '../errors.js'
 

@@ -3,7 +3,7 @@
  * recover (journal/apply.ts); reclaim writes the cache out (journal/reclaim.ts).
  */
 import {type DeviceSource, openArray} from '../array.js'
-import {type Progress} from '../io.js'
+import {type Progress} from '../rows.js'
 import {planRecovery, planWrites, type SkippedUnit, type WriteRun} from '../journal/plan.js'
 import {applyRecovery} from '../journal/apply.js'
 import {reclaimLog, type ReclaimResult} from '../journal/reclaim.js'

@@ -3,7 +3,8 @@
  * update budget checked first.
  */
 import {type MdArray, type DeviceSource, openArray, refuseDuplicateSources} from '../array.js'
-import {writeArray, arraySizeBytes, type Source, type WriteResult, type WriteOptions} from '../io.js'
+import {writeArray, type Source, type WriteResult, type WriteOptions} from '../write/write-array.js'
+import {arraySizeBytes} from '../rows.js'
 import {CrashController} from '../crash.js'
 import {isDeviceRef} from '../device.js'
 import {PAGE} from '../journal/ring.js'

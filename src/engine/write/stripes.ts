@@ -4,7 +4,7 @@
  * old parity and the old and new touched pages (rmw), with the member pages each choice must read.
  * The same choice as the kernel's, by the number of reads. Pure decisions: no I/O, no bytes.
  */
-import type {RowLayout} from '../io.js'
+import type {RowLayout} from '../rows.js'
 
 /** what a write does with one stripe of a row */
 export const HOW_NONE = 0 // not touched

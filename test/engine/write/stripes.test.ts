@@ -4,7 +4,7 @@
  * each choice reads, write-back making no parity, and data indices in member order.
  */
 import assert from 'node:assert/strict'
-import type {RowLayout} from '../../../src/engine/io.js'
+import type {RowLayout} from '../../../src/engine/rows.js'
 import {HOW_FULL, HOW_NONE, HOW_RCW, HOW_RMW, RowPlan} from '../../../src/engine/write/stripes.js'
 
 /** RAID5/6 row with data on members 0..D-1 in order, P (and Q) after them */

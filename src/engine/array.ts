@@ -18,11 +18,11 @@ import {
   type Superblock,
   decodeSuperblock,
   encodeSuperblock,
-  formatUuid,
   makeSuperblock,
   mdTime,
   type Problem,
 } from './format/superblock.js'
+import {formatUuid} from './format/names.js'
 import {encodeMetaBlock} from './format/meta.js'
 import {Geometry, validLayout, ALGORITHM, MIN_RAID_DISKS} from './geometry.js'
 import {Ring, BLOCK_SECTORS} from './journal/ring.js'

@@ -7,7 +7,8 @@ import {examineJournal} from './examine.js'
 import {type MdArray, type DeviceSource, openArray, probeDevice} from '../array.js'
 import {arraySizeBytes, type Progress} from '../rows.js'
 import {journalState} from '../journal/state.js'
-import {ROLE_JOURNAL, layoutName, mdTimeToDate} from '../format/superblock.js'
+import {ROLE_JOURNAL, mdTimeToDate} from '../format/superblock.js'
+import {layoutName} from '../format/names.js'
 import {R5Error, EXIT, CorruptError, RefusedError} from '../errors.js'
 
 export interface AssembleDevice {

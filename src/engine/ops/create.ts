@@ -5,7 +5,7 @@
 import {planCreate, applyCreate, type CreateOptions} from '../array.js'
 import {syncParity} from '../io.js'
 import {arraySizeBytes, type Progress} from '../rows.js'
-import {formatUuid, layoutName} from '../format/superblock.js'
+import {formatUuid, layoutName} from '../format/names.js'
 
 export interface CreateResult {
   arrayUuid: string

@@ -5,7 +5,8 @@
 import {type MdArray, type DeviceSource, openArray, probeDevice, type ProbeResult} from '../array.js'
 import {journalState} from '../journal/state.js'
 import {hex, type LogEnd} from '../journal/scan.js'
-import {ROLE_JOURNAL, ROLE_SPARE, ROLE_FAULTY, formatUuid, layoutName, mdTimeToDate} from '../format/superblock.js'
+import {ROLE_JOURNAL, ROLE_SPARE, ROLE_FAULTY, mdTimeToDate} from '../format/superblock.js'
+import {formatUuid, layoutName} from '../format/names.js'
 import {crcBackend} from '../checksum.js'
 
 export interface ExamineDevice {

@@ -14,14 +14,11 @@ import {
   type Superblock,
   decodeSuperblock,
   encodeSuperblock,
-  formatUuid,
-  layoutName,
   makeSuperblock,
   mdTime,
   mdTimeToDate,
-  parseLayout,
-  parseUuid,
 } from '../../../src/engine/format/superblock.js'
+import {formatUuid, layoutName, parseLayout, parseUuid} from '../../../src/engine/format/names.js'
 
 function mdadmAvailable(): boolean {
   const r = spawnSync('mdadm', ['--version'], {encoding: 'utf8'})

@@ -22,7 +22,8 @@
  * spare so that consecutive writes do not each reserve a new WASM memory.
  */
 import {alignedBuffer} from './device.js'
-import {instantiateParity, parityInUse, type ParityKernels, type ParityWasm} from './parity.js'
+import {parityInUse, type ParityKernels} from './parity.js'
+import {instantiateParity, type ParityWasm} from './parity-wasm.js'
 
 type Kernels = ParityWasm
 

@@ -3,10 +3,9 @@
  * `mdadm --assemble` does), roles, events, the journal ring, and persistence of the superblocks
  * that carry journal_tail. Every check happens here, before any command writes a byte.
  */
-import {randomBytes} from 'node:crypto'
 import {uuidSeed} from './checksum.js'
-import {type BlockDevice, type DeviceRef, type DeviceSource, alignedBuffer, isDeviceRef} from './device.js'
-import {CorruptError, IoError, RefusedError, UsageError, R5Error} from './errors.js'
+import {type BlockDevice, type DeviceSource, alignedBuffer, isDeviceRef} from './device.js'
+import {CorruptError, RefusedError, UsageError, R5Error} from './errors.js'
 import {
   FEATURE_JOURNAL,
   ROLE_JOURNAL,
@@ -18,13 +17,11 @@ import {
   type Superblock,
   decodeSuperblock,
   encodeSuperblock,
-  makeSuperblock,
   mdTime,
   type Problem,
 } from './format/superblock.js'
 import {formatUuid} from './format/names.js'
-import {encodeMetaBlock} from './format/meta.js'
-import {Geometry, validLayout, ALGORITHM, MIN_RAID_DISKS} from './geometry.js'
+import {Geometry, validLayout, MIN_RAID_DISKS} from './geometry.js'
 import {Ring, BLOCK_SECTORS} from './journal/ring.js'
 
 export interface DeviceInfo {
@@ -294,8 +291,36 @@ export function openArray(sources: DeviceSource[], opts: OpenOptions): MdArray {
     const err = sbVerdict(p)
     if (err) throw err
   }
-  // The set is defined by the majority uuid (ties: the first device), as mdadm picks the array
-  // the named devices agree on; a device of another array is named.
+  const {set, best} = pickSet(probes)
+  checkRoles(set, best)
+  const devs: DeviceInfo[] = set.map(p => {
+    const src = sourceOf.get(p)!
+    const dev = isDeviceRef(src) ? src.open({writable: opts.writable}) : src
+    return {path: p.path, dev, sb: p.sb!, role: best.devRoles[p.sb!.devNumber] ?? ROLE_SPARE}
+  })
+  const arr = new MdArray(devs, best)
+  try {
+    checkOpened(arr, opts, set.find(p => p.sb === best)!.path)
+  } catch (e) {
+    arr.close()
+    throw e
+  }
+  if (arr.journal) {
+    arr.ring!.payloadLimits = {
+      arraySectors: Number(arr.geometry.arraySectors),
+      memberSectors: Number(arr.geometry.usedMemberSectors),
+      device: arr.journal.path,
+    }
+  }
+  return arr
+}
+
+/**
+ * The set is defined by the majority uuid (ties: the first device), as mdadm picks the array the
+ * named devices agree on; a device of another array is named. The freshest superblock (highest
+ * events) describes the array; older ones are stale.
+ */
+function pickSet(probes: ProbeResult[]): {set: ProbeResult[]; best: Superblock} {
   const byUuid = new Map<string, ProbeResult[]>()
   for (const p of probes) {
     const u = formatUuid(p.sb!.setUuid)
@@ -313,14 +338,16 @@ export function openArray(sources: DeviceSource[], opts: OpenOptions): MdArray {
         'foreign-device',
       )
   }
-  // The freshest superblock (highest events) describes the array; older ones are stale.
   let best = set[0].sb!
   for (const p of set) if (p.sb!.events > best.events) best = p.sb!
-  const roleOf = (sb: Superblock) => best.devRoles[sb.devNumber] ?? ROLE_SPARE
-  const devs: DeviceInfo[] = []
-  const slots = new Map<number, string>()
+  return {set, best}
+}
+
+/** Every device of the set: same geometry, fresh enough, an active role, no role twice; a layout md knows. */
+function checkRoles(set: ProbeResult[], best: Superblock): void {
   const odd = oddGeometry(set, best)
   if (odd) throw new CorruptError('superblock geometry disagrees with the rest of the set', odd.path, undefined, 'geometry-mismatch')
+  const slots = new Map<number, string>()
   for (const p of set) {
     const sb = p.sb!
     // md accepts a device one event behind the freshest (super_1_validate: ++ev1 < events):
@@ -332,7 +359,7 @@ export function openArray(sources: DeviceSource[], opts: OpenOptions): MdArray {
         'leave it out (a degraded read reconstructs it)',
         'stale-device',
       )
-    const role = roleOf(sb)
+    const role = best.devRoles[sb.devNumber] ?? ROLE_SPARE
     if (role !== ROLE_JOURNAL && role >= best.raidDisks)
       throw new RefusedError(`device is not an active member (role 0x${role.toString(16)})`, p.path, 'leave it out', 'not-active')
     const key = role === ROLE_JOURNAL ? -1 : role
@@ -346,74 +373,34 @@ export function openArray(sources: DeviceSource[], opts: OpenOptions): MdArray {
     slots.set(key, p.path)
   }
   if (!validLayout(best.level, best.layout)) throw new CorruptError(`unsupported layout ${best.layout} for raid${best.level}`, set[0].path)
-  for (const p of set) {
-    const src = sourceOf.get(p)!
-    const dev = isDeviceRef(src) ? src.open({writable: opts.writable}) : src
-    devs.push({path: p.path, dev, sb: p.sb!, role: roleOf(p.sb!)})
-  }
-  const arr = new MdArray(devs, best)
+}
+
+/** What the operation needs of the opened set: its members, its journal, room in its counters, a sane tail. */
+function checkOpened(arr: MdArray, opts: OpenOptions, bestPath: string): void {
+  const best = arr.sb
   const missing = arr.missingMembers
   const tolerable = best.level === 6 ? 2 : 1
   if (!opts.journalOnly && missing.length > 0 && (!opts.allowMissingMembers || missing.length > tolerable)) {
-    arr.close()
     if (opts.allowMissingMembers)
-      throw missingMembersError(setUuid, missing, `raid${best.level} can rebuild at most ${tolerable}`, 'name more members', 'refused')
-    throw missingMembersError(setUuid, missing, 'this command needs every member')
+      throw missingMembersError(arr.uuid, missing, `raid${best.level} can rebuild at most ${tolerable}`, 'name more members', 'refused')
+    throw missingMembersError(arr.uuid, missing, 'this command needs every member')
   }
   // a device that was not given cannot be named: the message names the array instead
   if (!arr.journal && (opts.journalOnly || !opts.allowMissingJournal)) {
-    arr.close()
     throw new RefusedError(
-      `journal device missing for array ${setUuid}: pending journal records would be lost`,
+      `journal device missing for array ${arr.uuid}: pending journal records would be lost`,
       undefined,
       'name the journal device too (mdadm refuses to assemble without it as well)',
       'missing-journal',
     )
   }
-  if (arr.journal && arr.ring!.sizeSectors < 2 * BLOCK_SECTORS) {
-    arr.close()
-    throw new CorruptError('journal data area too small', arr.journal.path)
-  }
-  if (arr.journal) {
-    arr.ring!.payloadLimits = {
-      arraySectors: Number(arr.geometry.arraySectors),
-      memberSectors: Number(arr.geometry.usedMemberSectors),
-      device: arr.journal.path,
-    }
-  }
-  // a superblock is rewritten from its decoded fields: its name must encode back to the same bytes,
-  // and its events counter must have room for every update the operation makes, each + 1 (a u64
-  // cannot go past 2^64-1; the kernel's md_update_sb never lets it wrap either)
-  if (opts.writable) {
-    const updates = BigInt(typeof opts.superblockUpdates === 'function' ? opts.superblockUpdates(arr) : (opts.superblockUpdates ?? 1))
-    if (best.events + updates > U64_MAX) {
-      arr.close()
-      throw new CorruptError(
-        `events counter ${best.events} cannot be advanced ${updates} time(s): it is a 64-bit counter, at most ${U64_MAX}`,
-        set.find(p => p.sb === best)!.path,
-        'inspect it with `r5ctl examine`; nothing was written',
-        'bad-events',
-      )
-    }
-    for (const d of arr.all()) {
-      const name = d.sb.setName
-      if (Buffer.byteLength(name, 'utf8') > 32 || name.includes('\uFFFD')) {
-        arr.close()
-        throw new CorruptError(
-          'set_name is not valid UTF-8: the superblock could not be rewritten as it is',
-          d.path,
-          'inspect it with `r5ctl examine`; nothing was written',
-          'bad-name',
-        )
-      }
-    }
-  }
+  if (arr.journal && arr.ring!.sizeSectors < 2 * BLOCK_SECTORS) throw new CorruptError('journal data area too small', arr.journal.path)
+  if (opts.writable) checkRewritable(arr, opts, bestPath)
   // journal_tail must name a 4 KiB block inside the ring (the kernel's r5l_load_log checks the
   // same and would start a new, empty log; offline we refuse and write nothing)
   if (arr.journal) {
     const tail = arr.journal.sb.journalTail
     if (tail >= BigInt(arr.ring!.sizeSectors) || tail % BigInt(BLOCK_SECTORS) !== 0n) {
-      arr.close()
       throw new CorruptError(
         `journal_tail ${tail} is not a 4 KiB-aligned sector inside the journal (size ${arr.ring!.sizeSectors} sectors)`,
         arr.journal.path,
@@ -422,240 +409,33 @@ export function openArray(sources: DeviceSource[], opts: OpenOptions): MdArray {
       )
     }
   }
-  return arr
-}
-
-// ---------------------------------------------------------------------------------------------
-// create
-
-export interface CreateOptions {
-  level: number
-  raidDevices: number
-  chunkBytes: number
-  layout?: number
-  /** member size for files that do not exist yet */
-  sizeBytes?: number
-  journalSizeBytes?: number
-  name?: string
-  uuid?: Uint8Array
-  force?: boolean
-  members: DeviceSource[]
-  journal: DeviceSource
-}
-
-export const DEFAULT_DATA_OFFSET_SECTORS = 2048
-
-export interface CreatePlan {
-  sbs: Superblock[]
-  /** every superblock as it will be written, encoded while planning (a value that does not fit fails here) */
-  sbBlocks: Uint8Array[]
-  /** the journal's first (empty) meta block */
-  firstMeta: Uint8Array
-  paths: string[]
-  sources: DeviceSource[]
-  /** names of the members made by create, as sparse files (all zero, so parity is already consistent) */
-  freshFiles: Set<string>
-  geometry: Geometry
-  firstSeq: bigint
 }
 
 /**
- * mdadm's defaults (Create.c default_layout): left-symmetric for RAID5/6, and 0 for RAID4, whose
- * layout the kernel ignores (raid5_compute_sector puts RAID4 parity on the last member).
+ * A superblock is rewritten from its decoded fields: its name must encode back to the same bytes,
+ * and its events counter must have room for every update the operation makes, each + 1 (a u64
+ * cannot go past 2^64-1; the kernel's md_update_sb never lets it wrap either).
  */
-export function defaultLayout(level: number): number {
-  return level === 4 ? 0 : ALGORITHM.LEFT_SYMMETRIC
-}
-
-/** an exact power of two (bit operations would see only the low 32 bits) */
-function isPowerOfTwo(n: number): boolean {
-  return Number.isSafeInteger(n) && n > 0 && 2 ** Math.round(Math.log2(n)) === n
-}
-
-/** The values create takes from its caller that end in a superblock field: each must fit it exactly. */
-function checkCreateValues(o: CreateOptions): void {
-  if (!isPowerOfTwo(o.chunkBytes) || o.chunkBytes < 4096)
-    throw new UsageError(`--chunk must be a power of two of at least 4K (got ${o.chunkBytes} bytes)`)
-  if (o.chunkBytes / 512 > 0xffffffff)
-    throw new UsageError(`--chunk ${o.chunkBytes} bytes is ${o.chunkBytes / 512} sectors: more than the superblock's 32-bit chunk size holds`)
-  for (const [flag, v] of [
-    ['--size', o.sizeBytes],
-    ['--journal-size', o.journalSizeBytes],
-  ] as const) {
-    if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) throw new UsageError(`${flag} ${v} is not a whole number of bytes below 2^53`)
+function checkRewritable(arr: MdArray, opts: OpenOptions, bestPath: string): void {
+  const events = arr.sb.events
+  const updates = BigInt(typeof opts.superblockUpdates === 'function' ? opts.superblockUpdates(arr) : (opts.superblockUpdates ?? 1))
+  if (events + updates > U64_MAX) {
+    throw new CorruptError(
+      `events counter ${events} cannot be advanced ${updates} time(s): it is a 64-bit counter, at most ${U64_MAX}`,
+      bestPath,
+      'inspect it with `r5ctl examine`; nothing was written',
+      'bad-events',
+    )
   }
-  const name = o.name ?? ''
-  if (Buffer.byteLength(name, 'utf8') > 32)
-    throw new UsageError(`--name is ${Buffer.byteLength(name, 'utf8')} bytes: the superblock's set_name holds 32`, 'choose a shorter name')
-  if (name.includes('\0')) throw new UsageError('--name contains a NUL byte: set_name ends at the first one', 'choose a name without it')
-}
-
-/**
- * Validate everything and decide every byte create writes (superblocks, the first meta block);
- * writes nothing. Every refusal happens here.
- */
-export function planCreate(o: CreateOptions): CreatePlan {
-  if (![4, 5, 6].includes(o.level)) throw new UsageError(`--level must be 4, 5 or 6 for a journaled array (got ${o.level})`)
-  const minDisks = o.level === 6 ? 4 : 3
-  if (!Number.isInteger(o.raidDevices) || o.raidDevices < minDisks)
-    throw new UsageError(`raid${o.level} needs at least ${minDisks} devices (got --raid-devices ${o.raidDevices})`)
-  // one meta block must hold a full stripe's payloads: 20 bytes per data page plus the parity payload
-  const maxData = Math.floor((4096 - 32 - (16 + 4 * (o.level === 6 ? 2 : 1))) / 20)
-  if (o.raidDevices - (o.level === 6 ? 2 : 1) > maxData)
-    throw new UsageError(
-      `raid${o.level} with a journal supports at most ${maxData + (o.level === 6 ? 2 : 1)} devices (a stripe's journal record must fit one 4 KiB meta block)`,
-    )
-  if (o.members.length !== o.raidDevices)
-    throw new UsageError(
-      `--raid-devices ${o.raidDevices} but ${o.members.length} member device(s) given`,
-      'pass the journal with --write-journal, not as a member',
-    )
-  checkCreateValues(o)
-  const layout = o.layout ?? defaultLayout(o.level)
-  if (!validLayout(o.level, layout)) throw new UsageError(`layout ${layout} is not valid for raid${o.level}`)
-  const sources = [...o.members, o.journal]
-  const all = sources.map(sourceName)
-  refuseDuplicateSources(sources)
-  const freshFiles = new Set<string>()
-  const sizes: number[] = []
-  for (const src of sources) {
-    const p = sourceName(src)
-    const isJournal = src === o.journal
-    if (isDeviceRef(src) && !src.exists()) {
-      const size = isJournal ? o.journalSizeBytes : o.sizeBytes
-      if (!size) throw new UsageError(`${p} does not exist; give ${isJournal ? '--journal-size' : '--size'} to create it`)
-      src.checkCreatable()
-      sizes.push(size)
-      freshFiles.add(p)
-      continue
-    }
-    const pr = probeDevice(src)
-    if (pr.error) throw pr.error
-    if (pr.sb && pr.sb.magic === 0xa92b4efc && !o.force)
-      throw new RefusedError(
-        `already carries an md superblock (array ${formatUuid(pr.sb.setUuid)})`,
-        p,
-        'use --force to overwrite it',
-        'would-overwrite',
+  for (const d of arr.all()) {
+    const name = d.sb.setName
+    if (Buffer.byteLength(name, 'utf8') > 32 || name.includes('\uFFFD')) {
+      throw new CorruptError(
+        'set_name is not valid UTF-8: the superblock could not be rewritten as it is',
+        d.path,
+        'inspect it with `r5ctl examine`; nothing was written',
+        'bad-name',
       )
-    sizes.push(pr.size)
-  }
-  const dataOffset = DEFAULT_DATA_OFFSET_SECTORS
-  const chunkSectors = o.chunkBytes / 512
-  const memberSectors = sizes.slice(0, o.raidDevices).map(s => Math.floor(s / 512) - dataOffset)
-  const minMember = Math.min(...memberSectors)
-  const size = Math.floor(minMember / chunkSectors) * chunkSectors
-  if (size < chunkSectors) {
-    const i = memberSectors.indexOf(minMember)
-    throw new UsageError(`device too small: needs at least ${(dataOffset + chunkSectors) * 512} bytes`, undefined, all[i])
-  }
-  const jSectors = Math.floor(sizes[o.raidDevices] / 512) - dataOffset
-  if (jSectors < 64 * BLOCK_SECTORS)
-    throw new UsageError(`journal too small: needs at least ${(dataOffset + 64 * BLOCK_SECTORS) * 512} bytes`, undefined, all[o.raidDevices])
-  let geometry: Geometry
-  try {
-    geometry = new Geometry(o.level as 4 | 5 | 6, o.raidDevices, chunkSectors, layout, BigInt(size))
-  } catch (error) {
-    throw new UsageError(`cannot lay out this array: ${(error as Error).message}`)
-  }
-  const setUuid = o.uuid ?? new Uint8Array(randomBytes(16))
-  if (setUuid.length !== 16) throw new UsageError(`--uuid must be 16 bytes (got ${setUuid.length})`)
-  const now = mdTime(new Date())
-  const devRoles = [...Array.from({length: o.raidDevices}, (_, i) => i), ROLE_JOURNAL]
-  const sbs = all.map((_p, i) =>
-    makeSuperblock({
-      featureMap: FEATURE_JOURNAL,
-      setUuid,
-      setName: o.name ?? 'r5ctl:0',
-      ctime: now,
-      utime: now,
-      level: o.level,
-      layout,
-      size: BigInt(size),
-      chunkSize: chunkSectors,
-      raidDisks: o.raidDevices,
-      dataOffset: BigInt(dataOffset),
-      dataSize: BigInt(i === o.raidDevices ? jSectors : memberSectors[i]),
-      superOffset: 8n,
-      journalTail: 0n,
-      devNumber: i,
-      deviceUuid: new Uint8Array(randomBytes(16)),
-      events: 0n,
-      resyncOffset: 0xffffffffffffffffn,
-      devRoles,
-    }),
-  )
-  const sbBlocks = sbs.map((sb, i) => {
-    try {
-      return encodeSuperblock(sb)
-    } catch (error) {
-      throw new UsageError(`the superblock cannot be written: ${(error as Error).message}`, undefined, all[i])
     }
-  })
-  const firstSeq = BigInt(randomBytes(4).readUInt32LE(0))
-  const firstMeta = encodeMetaBlock({seq: firstSeq, position: 0n, payloads: []}, uuidSeed(setUuid))
-  return {sbs, sbBlocks, firstMeta, paths: all, sources, freshFiles, geometry, firstSeq}
-}
-
-/**
- * Open every device a create plan names, existing ones first, so that a device that cannot be
- * opened for writing stops the create before any file is made; the files made here are removed
- * again when a later one fails.
- */
-function openForCreate(plan: CreatePlan, o: CreateOptions): BlockDevice[] {
-  const devs: (BlockDevice | null)[] = plan.sources.map(() => null)
-  const made: DeviceRef[] = []
-  try {
-    plan.sources.forEach((src, i) => {
-      if (!isDeviceRef(src)) devs[i] = src
-      else if (!plan.freshFiles.has(src.name)) devs[i] = src.open({writable: true})
-    })
-    plan.sources.forEach((src, i) => {
-      if (!isDeviceRef(src) || !plan.freshFiles.has(src.name)) return
-      try {
-        src.create(i === o.raidDevices ? o.journalSizeBytes! : o.sizeBytes!)
-      } catch (error) {
-        throw new IoError(`cannot create: ${(error as Error).message}`, src.name)
-      }
-      made.push(src)
-      devs[i] = src.open({writable: true})
-    })
-  } catch (error) {
-    plan.sources.forEach((src, i) => {
-      if (isDeviceRef(src)) devs[i]?.close()
-    })
-    for (const f of made) f.remove()
-    throw error
   }
-  return devs as BlockDevice[]
-}
-
-/**
- * Carry out a create plan: open (and create) every device, wipe old superblocks, (caller syncs
- * parity), then the journal's first empty meta block, then superblocks last.
- */
-export function applyCreate(plan: CreatePlan, o: CreateOptions, syncParity: (arr: MdArray) => void): MdArray {
-  const opened = openForCreate(plan, o)
-  const devs: DeviceInfo[] = plan.sources.map((_, i) => ({
-    path: plan.paths[i],
-    dev: opened[i],
-    sb: plan.sbs[i],
-    role: i === o.raidDevices ? ROLE_JOURNAL : i,
-  }))
-  const arr = new MdArray(devs, plan.sbs[0])
-  try {
-    // An old superblock must not survive a failed create: wipe it before anything else is written.
-    const zero = alignedBuffer(4096)
-    for (const d of devs) if (!plan.freshFiles.has(d.path)) d.dev.write(zero, SB_OFFSET_BYTES)
-    syncParity(arr)
-    arr.ring!.write(plan.firstMeta, 0)
-    for (const d of devs) d.dev.flush()
-    devs.forEach((d, i) => d.dev.write(plan.sbBlocks[i], SB_OFFSET_BYTES))
-    for (const d of devs) d.dev.flush()
-  } catch (error) {
-    arr.close()
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-conversion -- anything can be thrown; its message may not be a string
-    throw error instanceof R5Error ? error : new IoError(String((error as Error).message))
-  }
-  return arr
 }

@@ -3,7 +3,8 @@
  * ops/) and renders what it returns. Nothing here prints.
  */
 export {refuseDeviceAsFile} from './identity.js'
-export {openArray, type DeviceSource, type MdArray, type CreateOptions} from './array.js'
+export {openArray, type DeviceSource, type MdArray} from './array.js'
+export {type CreateOptions} from './ops/create.js'
 export {type DeviceRef} from './device.js'
 export {arraySizeBytes, type Progress} from './rows.js'
 export {type Source, type WriteResult} from './write/write-array.js'

@@ -1,8 +1,16 @@
 /**
- * create: the whole array planned and validated, then written (array.ts planCreate/applyCreate),
- * parity synced or zero-filled.
+ * create: the whole array planned and validated (planCreate: every superblock encoded, every device
+ * checked), then written (applyCreate), parity synced or zero-filled.
  */
-import {planCreate, applyCreate, type CreateOptions} from '../array.js'
+import {randomBytes} from 'node:crypto'
+import {uuidSeed} from '../checksum.js'
+import {MdArray, probeDevice, refuseDuplicateSources, sourceName, type DeviceInfo} from '../array.js'
+import {type BlockDevice, type DeviceRef, type DeviceSource, alignedBuffer, isDeviceRef} from '../device.js'
+import {IoError, RefusedError, UsageError, R5Error} from '../errors.js'
+import {FEATURE_JOURNAL, ROLE_JOURNAL, SB_OFFSET_BYTES, type Superblock, encodeSuperblock, makeSuperblock, mdTime} from '../format/superblock.js'
+import {encodeMetaBlock} from '../format/meta.js'
+import {Geometry, validLayout, ALGORITHM} from '../geometry.js'
+import {BLOCK_SECTORS} from '../journal/ring.js'
 import {syncParity} from '../io.js'
 import {arraySizeBytes, type Progress} from '../rows.js'
 import {formatUuid, layoutName} from '../format/names.js'
@@ -53,4 +61,236 @@ export function createArray(o: CreateOptions & {assumeClean?: boolean}, progress
   }
   arr.close()
   return result
+}
+
+export interface CreateOptions {
+  level: number
+  raidDevices: number
+  chunkBytes: number
+  layout?: number
+  /** member size for files that do not exist yet */
+  sizeBytes?: number
+  journalSizeBytes?: number
+  name?: string
+  uuid?: Uint8Array
+  force?: boolean
+  members: DeviceSource[]
+  journal: DeviceSource
+}
+
+export const DEFAULT_DATA_OFFSET_SECTORS = 2048
+
+export interface CreatePlan {
+  sbs: Superblock[]
+  /** every superblock as it will be written, encoded while planning (a value that does not fit fails here) */
+  sbBlocks: Uint8Array[]
+  /** the journal's first (empty) meta block */
+  firstMeta: Uint8Array
+  paths: string[]
+  sources: DeviceSource[]
+  /** names of the members made by create, as sparse files (all zero, so parity is already consistent) */
+  freshFiles: Set<string>
+  geometry: Geometry
+  firstSeq: bigint
+}
+
+/**
+ * mdadm's defaults (Create.c default_layout): left-symmetric for RAID5/6, and 0 for RAID4, whose
+ * layout the kernel ignores (raid5_compute_sector puts RAID4 parity on the last member).
+ */
+export function defaultLayout(level: number): number {
+  return level === 4 ? 0 : ALGORITHM.LEFT_SYMMETRIC
+}
+
+/** an exact power of two (bit operations would see only the low 32 bits) */
+function isPowerOfTwo(n: number): boolean {
+  return Number.isSafeInteger(n) && n > 0 && 2 ** Math.round(Math.log2(n)) === n
+}
+
+/** The values create takes from its caller that end in a superblock field: each must fit it exactly. */
+function checkCreateValues(o: CreateOptions): void {
+  if (!isPowerOfTwo(o.chunkBytes) || o.chunkBytes < 4096)
+    throw new UsageError(`--chunk must be a power of two of at least 4K (got ${o.chunkBytes} bytes)`)
+  if (o.chunkBytes / 512 > 0xffffffff)
+    throw new UsageError(`--chunk ${o.chunkBytes} bytes is ${o.chunkBytes / 512} sectors: more than the superblock's 32-bit chunk size holds`)
+  for (const [flag, v] of [
+    ['--size', o.sizeBytes],
+    ['--journal-size', o.journalSizeBytes],
+  ] as const) {
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) throw new UsageError(`${flag} ${v} is not a whole number of bytes below 2^53`)
+  }
+  const name = o.name ?? ''
+  if (Buffer.byteLength(name, 'utf8') > 32)
+    throw new UsageError(`--name is ${Buffer.byteLength(name, 'utf8')} bytes: the superblock's set_name holds 32`, 'choose a shorter name')
+  if (name.includes('\0')) throw new UsageError('--name contains a NUL byte: set_name ends at the first one', 'choose a name without it')
+}
+
+/**
+ * Validate everything and decide every byte create writes (superblocks, the first meta block);
+ * writes nothing. Every refusal happens here.
+ */
+export function planCreate(o: CreateOptions): CreatePlan {
+  if (![4, 5, 6].includes(o.level)) throw new UsageError(`--level must be 4, 5 or 6 for a journaled array (got ${o.level})`)
+  const minDisks = o.level === 6 ? 4 : 3
+  if (!Number.isInteger(o.raidDevices) || o.raidDevices < minDisks)
+    throw new UsageError(`raid${o.level} needs at least ${minDisks} devices (got --raid-devices ${o.raidDevices})`)
+  // one meta block must hold a full stripe's payloads: 20 bytes per data page plus the parity payload
+  const maxData = Math.floor((4096 - 32 - (16 + 4 * (o.level === 6 ? 2 : 1))) / 20)
+  if (o.raidDevices - (o.level === 6 ? 2 : 1) > maxData)
+    throw new UsageError(
+      `raid${o.level} with a journal supports at most ${maxData + (o.level === 6 ? 2 : 1)} devices (a stripe's journal record must fit one 4 KiB meta block)`,
+    )
+  if (o.members.length !== o.raidDevices)
+    throw new UsageError(
+      `--raid-devices ${o.raidDevices} but ${o.members.length} member device(s) given`,
+      'pass the journal with --write-journal, not as a member',
+    )
+  checkCreateValues(o)
+  const layout = o.layout ?? defaultLayout(o.level)
+  if (!validLayout(o.level, layout)) throw new UsageError(`layout ${layout} is not valid for raid${o.level}`)
+  const sources = [...o.members, o.journal]
+  const all = sources.map(sourceName)
+  refuseDuplicateSources(sources)
+  const freshFiles = new Set<string>()
+  const sizes: number[] = []
+  for (const src of sources) {
+    const p = sourceName(src)
+    const isJournal = src === o.journal
+    if (isDeviceRef(src) && !src.exists()) {
+      const size = isJournal ? o.journalSizeBytes : o.sizeBytes
+      if (!size) throw new UsageError(`${p} does not exist; give ${isJournal ? '--journal-size' : '--size'} to create it`)
+      src.checkCreatable()
+      sizes.push(size)
+      freshFiles.add(p)
+      continue
+    }
+    const pr = probeDevice(src)
+    if (pr.error) throw pr.error
+    if (pr.sb && pr.sb.magic === 0xa92b4efc && !o.force)
+      throw new RefusedError(
+        `already carries an md superblock (array ${formatUuid(pr.sb.setUuid)})`,
+        p,
+        'use --force to overwrite it',
+        'would-overwrite',
+      )
+    sizes.push(pr.size)
+  }
+  const dataOffset = DEFAULT_DATA_OFFSET_SECTORS
+  const chunkSectors = o.chunkBytes / 512
+  const memberSectors = sizes.slice(0, o.raidDevices).map(s => Math.floor(s / 512) - dataOffset)
+  const minMember = Math.min(...memberSectors)
+  const size = Math.floor(minMember / chunkSectors) * chunkSectors
+  if (size < chunkSectors) {
+    const i = memberSectors.indexOf(minMember)
+    throw new UsageError(`device too small: needs at least ${(dataOffset + chunkSectors) * 512} bytes`, undefined, all[i])
+  }
+  const jSectors = Math.floor(sizes[o.raidDevices] / 512) - dataOffset
+  if (jSectors < 64 * BLOCK_SECTORS)
+    throw new UsageError(`journal too small: needs at least ${(dataOffset + 64 * BLOCK_SECTORS) * 512} bytes`, undefined, all[o.raidDevices])
+  let geometry: Geometry
+  try {
+    geometry = new Geometry(o.level as 4 | 5 | 6, o.raidDevices, chunkSectors, layout, BigInt(size))
+  } catch (error) {
+    throw new UsageError(`cannot lay out this array: ${(error as Error).message}`)
+  }
+  const setUuid = o.uuid ?? new Uint8Array(randomBytes(16))
+  if (setUuid.length !== 16) throw new UsageError(`--uuid must be 16 bytes (got ${setUuid.length})`)
+  const now = mdTime(new Date())
+  const devRoles = [...Array.from({length: o.raidDevices}, (_, i) => i), ROLE_JOURNAL]
+  const sbs = all.map((_p, i) =>
+    makeSuperblock({
+      featureMap: FEATURE_JOURNAL,
+      setUuid,
+      setName: o.name ?? 'r5ctl:0',
+      ctime: now,
+      utime: now,
+      level: o.level,
+      layout,
+      size: BigInt(size),
+      chunkSize: chunkSectors,
+      raidDisks: o.raidDevices,
+      dataOffset: BigInt(dataOffset),
+      dataSize: BigInt(i === o.raidDevices ? jSectors : memberSectors[i]),
+      superOffset: 8n,
+      journalTail: 0n,
+      devNumber: i,
+      deviceUuid: new Uint8Array(randomBytes(16)),
+      events: 0n,
+      resyncOffset: 0xffffffffffffffffn,
+      devRoles,
+    }),
+  )
+  const sbBlocks = sbs.map((sb, i) => {
+    try {
+      return encodeSuperblock(sb)
+    } catch (error) {
+      throw new UsageError(`the superblock cannot be written: ${(error as Error).message}`, undefined, all[i])
+    }
+  })
+  const firstSeq = BigInt(randomBytes(4).readUInt32LE(0))
+  const firstMeta = encodeMetaBlock({seq: firstSeq, position: 0n, payloads: []}, uuidSeed(setUuid))
+  return {sbs, sbBlocks, firstMeta, paths: all, sources, freshFiles, geometry, firstSeq}
+}
+
+/**
+ * Open every device a create plan names, existing ones first, so that a device that cannot be
+ * opened for writing stops the create before any file is made; the files made here are removed
+ * again when a later one fails.
+ */
+function openForCreate(plan: CreatePlan, o: CreateOptions): BlockDevice[] {
+  const devs: (BlockDevice | null)[] = plan.sources.map(() => null)
+  const made: DeviceRef[] = []
+  try {
+    plan.sources.forEach((src, i) => {
+      if (!isDeviceRef(src)) devs[i] = src
+      else if (!plan.freshFiles.has(src.name)) devs[i] = src.open({writable: true})
+    })
+    plan.sources.forEach((src, i) => {
+      if (!isDeviceRef(src) || !plan.freshFiles.has(src.name)) return
+      try {
+        src.create(i === o.raidDevices ? o.journalSizeBytes! : o.sizeBytes!)
+      } catch (error) {
+        throw new IoError(`cannot create: ${(error as Error).message}`, src.name)
+      }
+      made.push(src)
+      devs[i] = src.open({writable: true})
+    })
+  } catch (error) {
+    plan.sources.forEach((src, i) => {
+      if (isDeviceRef(src)) devs[i]?.close()
+    })
+    for (const f of made) f.remove()
+    throw error
+  }
+  return devs as BlockDevice[]
+}
+
+/**
+ * Carry out a create plan: open (and create) every device, wipe old superblocks, (caller syncs
+ * parity), then the journal's first empty meta block, then superblocks last.
+ */
+export function applyCreate(plan: CreatePlan, o: CreateOptions, syncParity: (arr: MdArray) => void): MdArray {
+  const opened = openForCreate(plan, o)
+  const devs: DeviceInfo[] = plan.sources.map((_, i) => ({
+    path: plan.paths[i],
+    dev: opened[i],
+    sb: plan.sbs[i],
+    role: i === o.raidDevices ? ROLE_JOURNAL : i,
+  }))
+  const arr = new MdArray(devs, plan.sbs[0])
+  try {
+    // An old superblock must not survive a failed create: wipe it before anything else is written.
+    const zero = alignedBuffer(4096)
+    for (const d of devs) if (!plan.freshFiles.has(d.path)) d.dev.write(zero, SB_OFFSET_BYTES)
+    syncParity(arr)
+    arr.ring!.write(plan.firstMeta, 0)
+    for (const d of devs) d.dev.flush()
+    devs.forEach((d, i) => d.dev.write(plan.sbBlocks[i], SB_OFFSET_BYTES))
+    for (const d of devs) d.dev.flush()
+  } catch (error) {
+    arr.close()
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-conversion -- anything can be thrown; its message may not be a string
+    throw error instanceof R5Error ? error : new IoError(String((error as Error).message))
+  }
+  return arr
 }

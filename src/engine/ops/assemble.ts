@@ -52,37 +52,53 @@ export function assembleArray(
   paths: DeviceSource[],
   opts: {force?: boolean; readonly?: boolean; noRecover?: boolean; progress?: Progress},
 ): AssembleResult {
-  // a stale journal: count what it holds, then refuse (or go read-only with --force)
-  const probes = paths.map(p => probeDevice(p))
-  const maxEvents = probes.reduce((m, p) => (p.sb && p.problems.length === 0 && p.sb.events > m ? p.sb.events : m), 0n)
-  const staleJournal = probes.find(
-    p => p.sb && p.problems.length === 0 && p.sb.devRoles[p.sb.devNumber] === ROLE_JOURNAL && p.sb.events + 1n < maxEvents,
-  )
-  let usable = paths
-  if (staleJournal) {
-    let pending = 'an unknown number of'
-    try {
-      const js = examineJournal([paths[probes.indexOf(staleJournal)]])
-      pending = String(js.stripesPending.dataParity + js.stripesPending.dataOnly)
-    } catch {
-      /* unreadable: keep "unknown" */
-    }
-    if (!opts.force)
-      throw new R5Error(
-        `journal is stale (events ${staleJournal.sb!.events}, the set is at ${maxEvents}); ${pending} stripe(s) it holds would be lost`,
-        EXIT.REFUSED,
-        staleJournal.path,
-        'find the current journal, or use --force to assemble read-only without it',
-        'stale-journal',
-      )
-    usable = paths.filter((_, i) => probes[i] !== staleJournal)
-  }
-  const readOnly = Boolean(
-    opts.readonly || (opts.force && (staleJournal !== undefined || !probes.some(p => p.sb?.devRoles[p.sb.devNumber] === ROLE_JOURNAL))),
-  )
-  let arr: MdArray
+  const {usable, staleJournal, hasJournal} = withoutStaleJournal(paths, Boolean(opts.force))
+  const readOnly = Boolean(opts.readonly || (opts.force && (staleJournal || !hasJournal)))
+  let arr = openForAssemble(usable, readOnly, Boolean(opts.force))
   try {
-    arr = openArray(usable, {writable: !readOnly, allowMissingMembers: true, allowMissingJournal: readOnly && Boolean(opts.force)})
+    let journal: JournalOutcome = {state: 'missing', pending: 0, recovery: null}
+    if (arr.journal) {
+      journal = journalOutcome(arr, readOnly || Boolean(opts.noRecover), readOnly)
+      if (journal.state === 'dirty' && !readOnly && !opts.noRecover) {
+        arr.close()
+        journal = {...journal, state: 'clean', recovery: recoverArray(usable, {progress: opts.progress})}
+        arr = openArray(usable, {writable: false, allowMissingMembers: true})
+      }
+    }
+    return describeAssembled(arr, journal, readOnly)
+  } finally {
+    arr.close()
+  }
+}
+
+/** A stale journal: count what it holds, then refuse (or, with --force, leave it out). */
+function withoutStaleJournal(paths: DeviceSource[], force: boolean): {usable: DeviceSource[]; staleJournal: boolean; hasJournal: boolean} {
+  const probes = paths.map(p => probeDevice(p))
+  const hasJournal = probes.some(p => p.sb?.devRoles[p.sb.devNumber] === ROLE_JOURNAL)
+  const maxEvents = probes.reduce((m, p) => (p.sb && p.problems.length === 0 && p.sb.events > m ? p.sb.events : m), 0n)
+  const stale = probes.find(p => p.sb && p.problems.length === 0 && p.sb.devRoles[p.sb.devNumber] === ROLE_JOURNAL && p.sb.events + 1n < maxEvents)
+  if (!stale) return {usable: paths, staleJournal: false, hasJournal}
+  let pending = 'an unknown number of'
+  try {
+    const js = examineJournal([paths[probes.indexOf(stale)]])
+    pending = String(js.stripesPending.dataParity + js.stripesPending.dataOnly)
+  } catch {
+    /* unreadable: keep "unknown" */
+  }
+  if (!force)
+    throw new R5Error(
+      `journal is stale (events ${stale.sb!.events}, the set is at ${maxEvents}); ${pending} stripe(s) it holds would be lost`,
+      EXIT.REFUSED,
+      stale.path,
+      'find the current journal, or use --force to assemble read-only without it',
+      'stale-journal',
+    )
+  return {usable: paths.filter((_, i) => probes[i] !== stale), staleJournal: true, hasJournal}
+}
+
+function openForAssemble(usable: DeviceSource[], readOnly: boolean, force: boolean): MdArray {
+  try {
+    return openArray(usable, {writable: !readOnly, allowMissingMembers: true, allowMissingJournal: readOnly && force})
   } catch (error) {
     if (error instanceof R5Error && error.code === 'missing-journal')
       throw new R5Error(
@@ -94,76 +110,75 @@ export function assembleArray(
       )
     throw error
   }
-  try {
-    let jstate: AssembleResult['journal']['state'] = 'missing'
-    let pending = 0
-    let recovery: RecoverResult | null = null
-    if (arr.journal) {
-      const js = journalState(arr)
-      jstate = js.state
-      pending = js.stripesDataParity + js.stripesDataOnly
-      if (js.state === 'corrupt' && !readOnly)
-        throw new CorruptError(
-          `no valid meta block at the journal tail (sector ${js.tailSector}): ${js.stop.message}`,
-          arr.journal.path,
-          'the kernel would discard the whole log; inspect with `r5ctl dump-meta`, or assemble --readonly',
-          'bad-tail',
-        )
-      if (js.state === 'dirty' && !readOnly && !opts.noRecover) {
-        if (arr.missingMembers.length > 0)
-          throw new RefusedError(
-            `journal holds ${pending} stripe(s) to replay but member slot(s) ${arr.missingMembers.join(', ')} are missing`,
-            arr.journal.path,
-            'name every member, or assemble --readonly',
-            'degraded-replay',
-          )
-        arr.close()
-        recovery = recoverArray(usable, {progress: opts.progress})
-        arr = openArray(usable, {writable: false, allowMissingMembers: true})
-        jstate = 'clean'
-      }
-    }
-    const sb = arr.all().reduce((a, d) => (d.sb.events > a.events ? d.sb : a), arr.all()[0].sb)
-    const devices: AssembleDevice[] = arr
-      .all()
-      .map(d => ({
-        number: d.sb.devNumber,
-        raidDevice: d.role === ROLE_JOURNAL ? null : d.role,
-        state: d.role === ROLE_JOURNAL ? 'journal' : 'active sync',
-        device: d.path,
-        events: d.sb.events.toString(),
-      }))
-      .sort((a, b) => a.number - b.number)
-    const missing = arr.missingMembers
-    const states = [missing.length === 0 ? 'clean' : 'clean, degraded']
-    if (readOnly) states.push('read-only')
-    if (jstate === 'dirty') states.push('journal pending replay')
-    if (jstate === 'missing') states.push('journal missing')
-    if (jstate === 'corrupt') states.push('journal corrupt (no valid meta block at the tail)')
-    return {
-      arrayUuid: arr.uuid,
-      name: sb.setName,
-      version: '1.2',
-      creationTime: mdTimeToDate(sb.ctime).toISOString(),
-      updateTime: mdTimeToDate(sb.utime).toISOString(),
-      raidLevel: `raid${sb.level}`,
-      layout: sb.level === 4 ? null : layoutName(sb.level, sb.layout),
-      chunkBytes: sb.chunkSize * 512,
-      arraySizeBytes: arraySizeBytes(arr),
-      usedDevSizeSectors: Number(sb.size),
-      raidDevices: sb.raidDisks,
-      totalDevices: arr.all().length,
-      activeDevices: sb.raidDisks - missing.length,
-      missingSlots: missing,
-      state: states.join(', '),
-      consistencyPolicy: 'journal',
-      events: sb.events.toString(),
-      journal: {device: arr.journal?.path ?? null, state: jstate, stripesPending: jstate === 'clean' ? 0 : pending},
-      readOnly,
-      recovery,
-      devices,
-    }
-  } finally {
-    arr.close()
+}
+
+interface JournalOutcome {
+  state: AssembleResult['journal']['state']
+  pending: number
+  recovery: RecoverResult | null
+}
+
+/** The journal's state; refusals when it cannot be replayed as the assembly needs (corrupt tail, members missing). */
+function journalOutcome(arr: MdArray, noReplay: boolean, readOnly: boolean): JournalOutcome {
+  const js = journalState(arr)
+  const pending = js.stripesDataParity + js.stripesDataOnly
+  if (js.state === 'corrupt' && !readOnly)
+    throw new CorruptError(
+      `no valid meta block at the journal tail (sector ${js.tailSector}): ${js.stop.message}`,
+      arr.journal!.path,
+      'the kernel would discard the whole log; inspect with `r5ctl dump-meta`, or assemble --readonly',
+      'bad-tail',
+    )
+  if (js.state === 'dirty' && !noReplay && arr.missingMembers.length > 0)
+    throw new RefusedError(
+      `journal holds ${pending} stripe(s) to replay but member slot(s) ${arr.missingMembers.join(', ')} are missing`,
+      arr.journal!.path,
+      'name every member, or assemble --readonly',
+      'degraded-replay',
+    )
+  return {state: js.state, pending, recovery: null}
+}
+
+/** The assembled array as mdadm --detail describes it. */
+function describeAssembled(arr: MdArray, journal: JournalOutcome, readOnly: boolean): AssembleResult {
+  const sb = arr.all().reduce((a, d) => (d.sb.events > a.events ? d.sb : a), arr.all()[0].sb)
+  const devices: AssembleDevice[] = arr
+    .all()
+    .map(d => ({
+      number: d.sb.devNumber,
+      raidDevice: d.role === ROLE_JOURNAL ? null : d.role,
+      state: d.role === ROLE_JOURNAL ? 'journal' : 'active sync',
+      device: d.path,
+      events: d.sb.events.toString(),
+    }))
+    .sort((a, b) => a.number - b.number)
+  const missing = arr.missingMembers
+  const states = [missing.length === 0 ? 'clean' : 'clean, degraded']
+  if (readOnly) states.push('read-only')
+  if (journal.state === 'dirty') states.push('journal pending replay')
+  if (journal.state === 'missing') states.push('journal missing')
+  if (journal.state === 'corrupt') states.push('journal corrupt (no valid meta block at the tail)')
+  return {
+    arrayUuid: arr.uuid,
+    name: sb.setName,
+    version: '1.2',
+    creationTime: mdTimeToDate(sb.ctime).toISOString(),
+    updateTime: mdTimeToDate(sb.utime).toISOString(),
+    raidLevel: `raid${sb.level}`,
+    layout: sb.level === 4 ? null : layoutName(sb.level, sb.layout),
+    chunkBytes: sb.chunkSize * 512,
+    arraySizeBytes: arraySizeBytes(arr),
+    usedDevSizeSectors: Number(sb.size),
+    raidDevices: sb.raidDisks,
+    totalDevices: arr.all().length,
+    activeDevices: sb.raidDisks - missing.length,
+    missingSlots: missing,
+    state: states.join(', '),
+    consistencyPolicy: 'journal',
+    events: sb.events.toString(),
+    journal: {device: arr.journal?.path ?? null, state: journal.state, stripesPending: journal.state === 'clean' ? 0 : journal.pending},
+    readOnly,
+    recovery: journal.recovery,
+    devices,
   }
 }

@@ -3,7 +3,7 @@
  * checksums.
  */
 import {openForJournal} from './examine.js'
-import {type DeviceSource} from '../array.js'
+import {type DeviceSource, type MdArray} from '../array.js'
 import {alignedBuffer} from '../device.js'
 import {scanLog, hex, verifyUnitPages, describeStop, type ScanStop, type PageVerdict, type LastUnit, type LogEnd} from '../journal/scan.js'
 import {BLOCK_SECTORS, PAGE} from '../journal/ring.js'
@@ -53,92 +53,18 @@ export function dumpMeta(paths: DeviceSource[], opts: {from?: number; stripe?: n
     const blocks: DumpBlock[] = []
     let mismatches = 0
     let walked = 0
-    const describeUnit = (position: number, meta: MetaBlock, pages: number, verdicts: PageVerdict[], stale: boolean) => {
-      const payloads: DumpPayload[] = []
-      meta.payloads.forEach((p, pi) => {
-        if (p.type === PAYLOAD_FLUSH) {
-          payloads.push({type: 'flush', flags: p.flags, stripeSectors: p.stripes.map(String)})
-          return
-        }
-        const stripeSector = p.type === PAYLOAD_DATA ? Number(arr.geometry.mapSector(p.location).memberSector) : Number(p.location)
-        const pgs: DumpPage[] = verdicts
-          .filter(v => v.payload === pi)
-          .map(v => {
-            if (!v.ok && !stale) mismatches++
-            return {positionSector: v.position, checksum: hex(v.expected), actual: hex(v.actual), verdict: v.ok ? 'match' : 'MISMATCH'}
-          })
-        payloads.push({
-          type: p.type === PAYLOAD_PARITY ? 'parity' : 'data',
-          flags: p.flags,
-          locationSector: p.location.toString(),
-          stripeSector,
-          sizeSectors: p.sizeSectors,
-          pages: pgs,
-        })
-      })
-      const shown =
-        opts.stripe === undefined
-          ? payloads
-          : payloads.filter(p => (p.type === 'flush' ? p.stripeSectors.includes(String(opts.stripe)) : p.stripeSector === opts.stripe))
-      if (opts.stripe !== undefined && shown.length === 0) return
-      const b: DumpBlock = {
-        positionSector: position,
-        seq: meta.seq.toString(),
-        metaSize: meta.metaSize,
-        checksum: hex(meta.checksum),
-        pages,
-        payloads: shown,
-      }
-      if (stale) b.stale = true
-      blocks.push(b)
+    const add = (position: number, meta: MetaBlock, pages: number, verdicts: PageVerdict[], stale: boolean) => {
+      if (!stale) mismatches += verdicts.filter(v => !v.ok).length
+      const b = describeUnit(arr, {position, meta, pages, verdicts, stale}, opts.stripe)
+      if (b) blocks.push(b)
     }
     let last: LastUnit | null = null
     for (const u of scanLog(ring, arr.seed, from, {continueOnDataMismatch: true, onStop: s => (stop = s)})) {
       last = {position: u.position, seq: u.seq, empty: u.meta.payloads.length === 0}
       walked++
-      describeUnit(u.position, u.meta, u.pages, u.verdicts, false)
+      add(u.position, u.meta, u.pages, u.verdicts, false)
     }
-    if (opts.all) {
-      // Stale blocks: beyond the head, every 4 KiB block that is a well-formed meta block for its
-      // own position (magic, version, checksum, position) whatever its seq; the scan from
-      // journal_tail can never reach them.
-      const head = stop!.position
-      let left = ring.sizeSectors - ring.distance(from, head)
-      let pos = head
-      let skipUntil = 0 // sectors from the head to skip (pages of a stale unit just listed)
-      const win = alignedBuffer(Math.min(8 << 20, ring.sizeBytes))
-      while (left > 0) {
-        const len = Math.min(win.length / 512, left, ring.sizeSectors - pos)
-        const w = win.subarray(0, len * 512)
-        ring.read(w, pos)
-        for (let k = 0; k < len; k += BLOCK_SECTORS) {
-          const p = pos + k
-          const fromHead = ring.distance(head, p)
-          if (fromHead < skipUntil) continue
-          const blk = w.subarray(k * 512, k * 512 + PAGE)
-          if (blk.readUInt32LE(0) !== 0x6433c509) continue
-          const {meta, problems} = decodeMetaBlock(blk, arr.seed, {position: BigInt(p)})
-          if (!meta || problems.length > 0) continue
-          const pages = pagesOf(meta)
-          if ((pages + 1) * BLOCK_SECTORS > ring.sizeSectors) continue
-          const data = alignedBuffer(Math.max(pages, 1) * PAGE).subarray(0, pages * PAGE)
-          if (pages > 0) ring.read(data, ring.add(p, BLOCK_SECTORS))
-          let verdicts: PageVerdict[]
-          try {
-            verdicts = verifyUnitPages(meta, data, arr.seed, ring, p)
-          } catch (error) {
-            // a stale block whose payloads point outside the array is junk, not part of any log
-            if (error instanceof R5Error && error.code === 'bad-payload-location') continue
-            throw error
-          }
-          describeUnit(p, meta, pages, verdicts, true)
-          skipUntil = fromHead + (pages + 1) * BLOCK_SECTORS
-        }
-        left -= len
-        pos = ring.add(pos, len)
-      }
-    }
-    const end = describeStop(stop!, last)
+    if (opts.all) for (const u of staleUnits(arr, from, stop!.position)) add(u.position, u.meta, u.pages, u.verdicts, true)
     return {
       journal: arr.journal!.path,
       arrayUuid: arr.uuid,
@@ -148,9 +74,99 @@ export function dumpMeta(paths: DeviceSource[], opts: {from?: number; stripe?: n
       walkedBlocks: walked,
       mismatches,
       badTail: walked === 0 && from === arr.journalTail,
-      stop: end,
+      stop: describeStop(stop!, last),
     }
   } finally {
     arr.close()
+  }
+}
+
+interface DumpUnit {
+  position: number
+  meta: MetaBlock
+  pages: number
+  verdicts: PageVerdict[]
+  stale: boolean
+}
+
+/** One unit as dump-meta shows it; null when `stripe` is asked for and the unit does not name it. */
+function describeUnit(arr: MdArray, u: DumpUnit, stripe: number | undefined): DumpBlock | null {
+  const payloads: DumpPayload[] = u.meta.payloads.map((p, pi) => {
+    if (p.type === PAYLOAD_FLUSH) return {type: 'flush', flags: p.flags, stripeSectors: p.stripes.map(String)}
+    const stripeSector = p.type === PAYLOAD_DATA ? Number(arr.geometry.mapSector(p.location).memberSector) : Number(p.location)
+    const pages: DumpPage[] = u.verdicts
+      .filter(v => v.payload === pi)
+      .map(v => ({positionSector: v.position, checksum: hex(v.expected), actual: hex(v.actual), verdict: v.ok ? 'match' : 'MISMATCH'}))
+    return {
+      type: p.type === PAYLOAD_PARITY ? 'parity' : 'data',
+      flags: p.flags,
+      locationSector: p.location.toString(),
+      stripeSector,
+      sizeSectors: p.sizeSectors,
+      pages,
+    }
+  })
+  const shown =
+    stripe === undefined
+      ? payloads
+      : payloads.filter(p => (p.type === 'flush' ? p.stripeSectors.includes(String(stripe)) : p.stripeSector === stripe))
+  if (stripe !== undefined && shown.length === 0) return null
+  const b: DumpBlock = {
+    positionSector: u.position,
+    seq: u.meta.seq.toString(),
+    metaSize: u.meta.metaSize,
+    checksum: hex(u.meta.checksum),
+    pages: u.pages,
+    payloads: shown,
+  }
+  if (u.stale) b.stale = true
+  return b
+}
+
+/**
+ * Stale units: beyond the head, every 4 KiB block that is a well-formed meta block for its own
+ * position (magic, version, checksum, position) whatever its seq, with its pages checked; the scan
+ * from journal_tail can never reach them. The ring is read in windows from the head round to `from`.
+ */
+function* staleUnits(arr: MdArray, from: number, head: number): Generator<Omit<DumpUnit, 'stale'>> {
+  const ring = arr.ring!
+  let left = ring.sizeSectors - ring.distance(from, head)
+  let pos = head
+  let skipUntil = 0 // sectors from the head to skip (pages of a stale unit just listed)
+  const win = alignedBuffer(Math.min(8 << 20, ring.sizeBytes))
+  while (left > 0) {
+    const len = Math.min(win.length / 512, left, ring.sizeSectors - pos)
+    const w = win.subarray(0, len * 512)
+    ring.read(w, pos)
+    for (let k = 0; k < len; k += BLOCK_SECTORS) {
+      const p = pos + k
+      const fromHead = ring.distance(head, p)
+      if (fromHead < skipUntil) continue
+      const u = staleUnitAt(arr, w.subarray(k * 512, k * 512 + PAGE), p)
+      if (!u) continue
+      yield u
+      skipUntil = fromHead + (u.pages + 1) * BLOCK_SECTORS
+    }
+    left -= len
+    pos = ring.add(pos, len)
+  }
+}
+
+/** The stale unit whose meta block is `blk` at `p`, or null when it is none (or junk pointing outside the array). */
+function staleUnitAt(arr: MdArray, blk: Buffer, p: number): Omit<DumpUnit, 'stale'> | null {
+  const ring = arr.ring!
+  if (blk.readUInt32LE(0) !== 0x6433c509) return null
+  const {meta, problems} = decodeMetaBlock(blk, arr.seed, {position: BigInt(p)})
+  if (!meta || problems.length > 0) return null
+  const pages = pagesOf(meta)
+  if ((pages + 1) * BLOCK_SECTORS > ring.sizeSectors) return null
+  const data = alignedBuffer(Math.max(pages, 1) * PAGE).subarray(0, pages * PAGE)
+  if (pages > 0) ring.read(data, ring.add(p, BLOCK_SECTORS))
+  try {
+    return {position: p, meta, pages, verdicts: verifyUnitPages(meta, data, arr.seed, ring, p)}
+  } catch (error) {
+    // a stale block whose payloads point outside the array is junk, not part of any log
+    if (error instanceof R5Error && error.code === 'bad-payload-location') return null
+    throw error
   }
 }

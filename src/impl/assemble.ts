@@ -28,7 +28,7 @@ assembled in the kernel: this is the offline check-and-replay step before handin
 } satisfies CommandSpec
 
 export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, devices: string[]): Promise<AssembleResult> {
-  const bar = new ProgressBar('replay', ctx.progressEnabled(flags.progress))
+  const bar = new ProgressBar('replay', ctx.progressEnabled(flags.progress), 'fraction')
   const r = withUndo(deviceRefs(devices, flags), flags.readonly ? undefined : flags.undo, devs =>
     assembleArray(devs, {force: flags.force, readonly: flags.readonly, noRecover: flags['no-recover'], progress: bar.update}),
   )

@@ -66,7 +66,7 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, member
   const chunkBytes = parseSize('--chunk', flags.chunk, {max: U32_MAX * 512n, field: "the superblock's 32-bit chunk size in sectors"})!
   const sizeBytes = parseSize('--size', flags.size)
   const journalSizeBytes = parseSize('--journal-size', flags['journal-size'])
-  const bar = new ProgressBar('parity sync', ctx.progressEnabled(flags.progress), 'rows')
+  const bar = new ProgressBar('parity sync', ctx.progressEnabled(flags.progress), 'fraction')
   const res = withUndo(deviceRefs([...members, flags['write-journal']], flags), flags.undo, devs =>
     createArray(
       {

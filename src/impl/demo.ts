@@ -110,7 +110,7 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, argv: 
     const d = dumpMeta(allRefs, {})
     say(`   dump-meta: ${d.blocks.length} meta block(s) in the live log, ${d.mismatches} checksum mismatches`)
     say(out.bold('5. recover: replay the journal offline'))
-    const bar = new ProgressBar('   recover', ctx.progressEnabled(undefined))
+    const bar = new ProgressBar('   recover', ctx.progressEnabled(undefined), 'fraction')
     const rec = recoverArray(allRefs, {progress: bar.update})
     bar.done()
     say(

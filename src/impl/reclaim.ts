@@ -18,7 +18,7 @@ meta block closes the log and journal_tail moves to it. Reports used and free jo
 } satisfies CommandSpec
 
 export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, devices: string[]) {
-  const bar = new ProgressBar('reclaim', ctx.progressEnabled(flags.progress), 'rows')
+  const bar = new ProgressBar('reclaim', ctx.progressEnabled(flags.progress), 'fraction')
   const r = withUndo(deviceRefs(devices, flags), flags.undo, devs => reclaimArray(devs, bar.update))
   bar.done()
   const json = {...r, nextSeq: r.nextSeq.toString()}

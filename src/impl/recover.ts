@@ -30,7 +30,7 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, device
     flags['until-seq'] === undefined
       ? undefined
       : parseNumber('--until-seq', flags['until-seq'], {max: U64_MAX, field: 'a meta block seq is 64 bits'})
-  const bar = new ProgressBar(flags['dry-run'] ? 'scan' : 'recover', ctx.progressEnabled(flags.progress))
+  const bar = new ProgressBar(flags['dry-run'] ? 'scan' : 'recover', ctx.progressEnabled(flags.progress), 'fraction')
   const r = withUndo(deviceRefs(devices, flags), flags['dry-run'] ? undefined : flags.undo, devs =>
     recoverArray(devs, {dryRun: flags['dry-run'], untilSeq, progress: bar.update}),
   )

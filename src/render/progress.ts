@@ -10,7 +10,8 @@ export class ProgressBar {
   constructor(
     private label: string,
     private enabled: boolean,
-    private unit: 'bytes' | 'rows' = 'bytes',
+    /** 'bytes': done and total are bytes (MiB, rate and ETA shown); 'fraction': only the share done is meaningful */
+    private unit: 'bytes' | 'fraction' = 'bytes',
   ) {}
 
   update = (done: number, total: number): void => {

@@ -33,11 +33,15 @@ export function recoverArray(paths: DeviceSource[], opts: {dryRun?: boolean; unt
   try {
     // the whole log is walked and verified, and every write planned, before anything is written;
     // --dry-run lists the writes of this very plan
-    const plan = planRecovery(arr, {untilSeq: opts.untilSeq, progress: opts.progress})
+    // one measure for the walk and the writes: the walk fills the first half (of the ring, as the
+    // head is not known until it ends), the writes the second (of the live log)
+    const p = opts.progress
+    const plan = planRecovery(arr, {untilSeq: opts.untilSeq, progress: p && ((done, total) => p(done, 2 * total))})
     const writes = opts.dryRun ? planWrites(arr, plan) : []
     let pages = 0
     for (const w of writes) pages += w.pages
-    if (!opts.dryRun) pages = applyRecovery(arr, plan, opts.progress).pagesWritten
+    if (!opts.dryRun) pages = applyRecovery(arr, plan, p && ((done, total) => p(total + done, 2 * total))).pagesWritten
+    p?.(1, 1)
     return {
       arrayUuid: arr.uuid,
       dryRun: Boolean(opts.dryRun),

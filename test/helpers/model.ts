@@ -120,6 +120,8 @@ export interface MemSpec {
   memberDataBytes: number
   /** bytes of the journal's ring (after its 1 MiB data offset); at least 256 KiB */
   journalRingBytes: number
+  /** md layout number (default: the level's default) */
+  layout?: number
 }
 
 export interface MemArray {
@@ -136,7 +138,7 @@ export interface MemArray {
 export function createMemArray(spec: MemSpec): MemArray {
   const members = Array.from({length: spec.raidDevices}, (_, i) => new MemDevice(`m${i}`, DATA_OFFSET_BYTES + spec.memberDataBytes))
   const journal = new MemDevice('j', DATA_OFFSET_BYTES + spec.journalRingBytes)
-  const r = createArray({level: spec.level, raidDevices: spec.raidDevices, chunkBytes: spec.chunkBytes, members, journal})
+  const r = createArray({level: spec.level, raidDevices: spec.raidDevices, chunkBytes: spec.chunkBytes, layout: spec.layout, members, journal})
   return {
     spec,
     devs: [journal, ...members],

@@ -16,8 +16,8 @@ import {crc32cRawReference, uuidSeed} from '../../../src/engine/checksum.js'
 import {DeviceWrapper, MemDevice} from '../../../src/engine/device.js'
 import {BLOCK_SIZE, META_MAGIC, PAYLOAD_FLUSH, decodeMetaBlock, encodeMetaBlock} from '../../../src/engine/format/meta.js'
 import {decodeSuperblock} from '../../../src/engine/format/superblock.js'
-import {createArray, reclaimArray, writeData} from '../../../src/engine/index.js'
-import {type MemArray, bufferSource, checkParity, cloneDevs, pseudoRandom, readAll} from '../../helpers/model.js'
+import {reclaimArray, writeData} from '../../../src/engine/index.js'
+import {type MemArray, bufferSource, checkParity, cloneDevs, createMemArray, pseudoRandom, readAll} from '../../helpers/model.js'
 
 const KiB = 1024
 const MiB = 1 << 20
@@ -216,18 +216,14 @@ const bases = new Map<string, {base: MemArray; initial: Buffer}>()
 function realBase(c: Config): {base: MemArray; initial: Buffer} {
   const hit = bases.get(c.name)
   if (hit) return hit
-  const journal = new MemDevice('j', DATA_OFFSET + 512 * KiB)
-  const members = Array.from({length: c.n}, (_, i) => new MemDevice(`m${i}`, DATA_OFFSET + 256 * KiB))
-  const r = createArray({level: c.level, raidDevices: c.n, chunkBytes: c.chunk, layout: c.layout, members, journal})
-  const base: MemArray = {
-    spec: {level: c.level, raidDevices: c.n, chunkBytes: c.chunk, memberDataBytes: 256 * KiB, journalRingBytes: 512 * KiB},
-    devs: [journal, ...members],
-    journal,
-    members,
-    sizeBytes: r.arraySizeBytes,
-    ringBytes: r.journalSizeBytes,
-    firstSeq: BigInt(r.firstSeq),
-  }
+  const base = createMemArray({
+    level: c.level,
+    raidDevices: c.n,
+    chunkBytes: c.chunk,
+    layout: c.layout,
+    memberDataBytes: 256 * KiB,
+    journalRingBytes: 512 * KiB,
+  })
   const initial = pseudoRandom(base.sizeBytes, 31 + c.n)
   writeData(base.devs, 0, initial.length, bufferSource(initial), {mode: 'write-through'})
   const out = {base, initial}

@@ -13,6 +13,7 @@
 //   gen_pq(ptab, n, p, q, len):  p = XOR, q = Horner over the pages, ptab[0] being the highest slot
 // len must be a non-zero multiple of 64 (four v128 lanes per step).
 
+// eslint-disable-next-line max-lines-per-function -- the module's bytes, instruction by instruction: one listing read top to bottom, as an assembler file would be
 function assembleParityModule(): Uint8Array<ArrayBuffer> {
   const uleb = (v: number): number[] => {
     const out: number[] = []

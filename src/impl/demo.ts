@@ -6,6 +6,7 @@ import {flag, type CommandSpec, type Ctx, type FlagValues} from '../cli/spec.js'
 import {deviceRef, deviceRefs} from '../cli/open.js'
 import {createArray, writeData, readData, examineJournal, dumpMeta, recoverArray} from '../engine/index.js'
 import {CorruptError, SimulatedCrash, UsageError} from '../engine/errors.js'
+import type {DeviceRef} from '../engine/device.js'
 import {ProgressBar} from '../render/progress.js'
 import {out} from '../render/colour.js'
 import {renderJournal} from '../render/journal.js'
@@ -62,13 +63,7 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, argv: 
     say(out.bold('2. write through the journal'))
     for (const [off, len, what] of writes) {
       const data = randomBytes(len)
-      let p = 0
-      const r = writeData(allRefs, off, len, buf => {
-        const n = Math.min(buf.length, len - p)
-        data.copy(buf, 0, p, p + n)
-        p += n
-        return n
-      })
+      const r = writeData(allRefs, off, len, sourceOf(data))
       data.copy(model, off)
       say(
         `   ${humanBytes(len).padStart(10)} at ${String(off).padStart(9)} (${what}): ${r.stripes} stripes, ${r.ioUnits} io units, ${r.rcwStripes} rcw / ${r.rmwStripes} rmw`,
@@ -78,27 +73,7 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, argv: 
     const big = randomBytes(6 << 20)
     const bigOff = 40 << 20
     const before = Buffer.from(model.subarray(bigOff, bigOff + big.length))
-    let acked = 0
-    try {
-      let p = 0
-      writeData(
-        allRefs,
-        bigOff,
-        big.length,
-        buf => {
-          const n = Math.min(buf.length, big.length - p)
-          big.copy(buf, 0, p, p + n)
-          p += n
-          return n
-        },
-        {crashAfter: 14},
-      )
-      acked = big.length
-    } catch (error) {
-      if (!(error instanceof SimulatedCrash)) throw error
-      acked = error.acknowledged
-      say(`   ${out.yellow('power cut')} after ${error.writesDone} device writes; ${humanBytes(acked)} of the write had been acknowledged`)
-    }
+    const acked = writeCut(allRefs, bigOff, big, say)
     say(out.bold('4. the journal after the crash (examine --journal)'))
     const j = examineJournal(allRefs)
     say(
@@ -118,57 +93,98 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, argv: 
     )
     const again = recoverArray(allRefs, {})
     say(`   a second recover finds the journal ${again.state}`)
-    // what the array must hold now: each page of the interrupted write old or new, acknowledged bytes new
-    const now = Buffer.alloc(big.length)
-    let o = 0
-    readData(
-      allRefs,
-      bigOff,
-      big.length,
-      views => {
-        for (const v of views) {
-          Buffer.from(v).copy(now, o)
-          o += v.length
-        }
-      },
-      {},
-    )
-    let newPages = 0
-    for (let p = 0; p < big.length; p += 4096) {
-      const got = now.subarray(p, p + 4096)
-      const isNew = got.equals(big.subarray(p, p + 4096))
-      if (!isNew && !got.equals(before.subarray(p, p + 4096)))
-        throw new CorruptError(`page at ${bigOff + p} is neither old nor new after recover`, dir)
-      if (!isNew && p < acked) throw new CorruptError(`acknowledged page at ${bigOff + p} lost`, dir)
-      if (isNew) newPages++
-    }
-    now.copy(model, bigOff)
+    const newPages = checkInterrupted(allRefs, {offset: bigOff, before, after: big, acked, model, dir})
     say(`   interrupted write: ${newPages} of ${big.length / 4096} pages new, the rest old; every acknowledged page present`)
     say(out.bold('6. read back and verify, with every member and with each one left out'))
-    const want = createHash('sha256').update(model).digest('hex')
-    const results: {members: string; sha256: string; ok: boolean}[] = []
-    for (const leftOut of [null, ...members]) {
-      const h = createHash('sha256')
-      readData(
-        allRefs.filter(x => x.name !== leftOut),
-        0,
-        undefined,
-        views => {
-          for (const v of views) h.update(v)
-        },
-        {},
-      )
-      const got = h.digest('hex')
-      const ok = got === want
-      results.push({members: leftOut ? `without ${path.basename(leftOut)}` : 'all members', sha256: got, ok})
-      say(
-        `   ${(leftOut ? `without ${path.basename(leftOut)}` : 'all members').padEnd(16)} sha256 ${got.slice(0, 16)}…  ${ok ? out.green('OK') : out.red('MISMATCH')}`,
-      )
-    }
+    const results = verifyReads(allRefs, members, model, say)
     if (!results.every(r => r.ok)) throw new CorruptError('read-back does not match what was written', dir)
     say(out.green(`verified: every byte of ${humanBytes(model.length)} matches, with all members and with any one left out`))
     return {dir, arrayUuid: created.arrayUuid, crash: {acknowledgedBytes: acked}, journal: j, recover: rec, reads: results, verified: true}
   } finally {
     if (!flags.keep && !flags.dir) fs.rmSync(dir, {recursive: true, force: true})
+  }
+}
+
+/** A write source that hands out `data` in order. */
+function sourceOf(data: Buffer): (buf: Uint8Array) => number {
+  let p = 0
+  return buf => {
+    const n = Math.min(buf.length, data.length - p)
+    data.copy(buf, 0, p, p + n)
+    p += n
+    return n
+  }
+}
+
+/**
+ * What the array must hold after recover: each page of the interrupted write old or new, every
+ * acknowledged page new. Puts what it holds into `model`; returns how many pages are new.
+ */
+function checkInterrupted(refs: DeviceRef[], w: {offset: number; before: Buffer; after: Buffer; acked: number; model: Buffer; dir: string}): number {
+  const now = Buffer.alloc(w.after.length)
+  let o = 0
+  readData(
+    refs,
+    w.offset,
+    w.after.length,
+    views => {
+      for (const v of views) {
+        Buffer.from(v).copy(now, o)
+        o += v.length
+      }
+    },
+    {},
+  )
+  let newPages = 0
+  for (let p = 0; p < w.after.length; p += 4096) {
+    const got = now.subarray(p, p + 4096)
+    const isNew = got.equals(w.after.subarray(p, p + 4096))
+    if (!isNew && !got.equals(w.before.subarray(p, p + 4096)))
+      throw new CorruptError(`page at ${w.offset + p} is neither old nor new after recover`, w.dir)
+    if (!isNew && p < w.acked) throw new CorruptError(`acknowledged page at ${w.offset + p} lost`, w.dir)
+    if (isNew) newPages++
+  }
+  now.copy(w.model, w.offset)
+  return newPages
+}
+
+/** Read the whole array with every member and with each one left out; each read's sha256 against the model's. */
+function verifyReads(
+  refs: DeviceRef[],
+  members: string[],
+  model: Buffer,
+  say: (s: string) => void,
+): {members: string; sha256: string; ok: boolean}[] {
+  const want = createHash('sha256').update(model).digest('hex')
+  const results: {members: string; sha256: string; ok: boolean}[] = []
+  for (const leftOut of [null, ...members]) {
+    const h = createHash('sha256')
+    readData(
+      refs.filter(x => x.name !== leftOut),
+      0,
+      undefined,
+      views => {
+        for (const v of views) h.update(v)
+      },
+      {},
+    )
+    const got = h.digest('hex')
+    const ok = got === want
+    const who = leftOut ? `without ${path.basename(leftOut)}` : 'all members'
+    results.push({members: who, sha256: got, ok})
+    say(`   ${who.padEnd(16)} sha256 ${got.slice(0, 16)}…  ${ok ? out.green('OK') : out.red('MISMATCH')}`)
+  }
+  return results
+}
+
+/** Write `data` with a power cut after 14 device writes; the bytes acknowledged before it. */
+function writeCut(refs: DeviceRef[], offset: number, data: Buffer, say: (s: string) => void): number {
+  try {
+    writeData(refs, offset, data.length, sourceOf(data), {crashAfter: 14})
+    return data.length
+  } catch (error) {
+    if (!(error instanceof SimulatedCrash)) throw error
+    say(`   ${out.yellow('power cut')} after ${error.writesDone} device writes; ${humanBytes(error.acknowledged)} of the write had been acknowledged`)
+    return error.acknowledged
   }
 }

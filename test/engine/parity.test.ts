@@ -1,17 +1,7 @@
 import assert from 'node:assert/strict'
 
-import {
-  computeP,
-  gfInv,
-  gfMul,
-  gfPow2,
-  mulInto,
-  parityBackend,
-  reconstruct as reconstructWith,
-  parityKernels,
-  selectParity,
-  xorInto,
-} from '../../src/engine/parity.js'
+import {computeP, mulInto, parityBackend, reconstruct as reconstructWith, parityKernels, selectParity, xorInto} from '../../src/engine/parity.js'
+import {gfInv, gfMul, gfPow2} from '../../src/engine/gf256.js'
 import {ALGORITHM, Geometry} from '../../src/engine/geometry.js'
 
 // ---------------------------------------------------------------------------------------------------

@@ -172,7 +172,17 @@ export function decodeSuperblock(block: Uint8Array): {sb: Superblock; problems: 
   const devRoles: number[] = new Array<number>(maxDev)
   for (let i = 0; i < maxDev; i++) devRoles[i] = buf.readUInt16LE(SB_HEADER_SIZE + 2 * i)
 
-  const sb: Superblock = {
+  const sb = readFields(buf, devRoles)
+
+  const computedCsum = sbCsum(buf, maxDev)
+
+  problems.push(...superblockProblems(sb, block.length, computedCsum))
+  return {sb, problems, computedCsum}
+}
+
+/** The fields of a v1.2 superblock block, as they are (roles already read). */
+function readFields(buf: Buffer, devRoles: number[]): Superblock {
+  return {
     magic: buf.readUInt32LE(0),
     majorVersion: buf.readUInt32LE(4),
     featureMap: buf.readUInt32LE(8),
@@ -206,24 +216,29 @@ export function decodeSuperblock(block: Uint8Array): {sb: Superblock; problems: 
     events: buf.readBigUInt64LE(200),
     resyncOffset: buf.readBigUInt64LE(208),
     sbCsum: buf.readUInt32LE(216),
-    maxDev: maxDevRaw,
+    maxDev: buf.readUInt32LE(220),
     devRoles,
   }
+}
 
-  const computedCsum = sbCsum(buf, maxDev)
-
+/**
+ * What is wrong with a decoded superblock, in a fixed order (the one its errors are reported in): with a bad magic
+ * the block is not a superblock and nothing else is reported. `length` is the bytes the block had.
+ */
+function superblockProblems(sb: Superblock, length: number, computedCsum: number): Problem[] {
+  const maxDev = Math.min(sb.maxDev, SB_MAX_DEV)
+  const problems: Problem[] = []
   if (sb.magic !== SB_MAGIC) {
-    problems.push({code: 'bad-magic', message: `bad magic ${hex8(sb.magic)} (expected ${hex8(SB_MAGIC)})`})
-    return {sb, problems, computedCsum}
+    return [{code: 'bad-magic', message: `bad magic ${hex8(sb.magic)} (expected ${hex8(SB_MAGIC)})`}]
   }
-  if (block.length >= SB_HEADER_SIZE && block.length < SB_HEADER_SIZE + 2 * maxDev) {
-    problems.push({code: 'short', message: `short superblock: ${block.length} bytes, ${maxDev} roles need ${SB_HEADER_SIZE + 2 * maxDev}`})
+  if (length >= SB_HEADER_SIZE && length < SB_HEADER_SIZE + 2 * maxDev) {
+    problems.push({code: 'short', message: `short superblock: ${length} bytes, ${maxDev} roles need ${SB_HEADER_SIZE + 2 * maxDev}`})
   }
   if (sb.majorVersion !== 1) {
     problems.push({code: 'bad-version', message: `major version ${sb.majorVersion} (expected 1)`})
   }
-  if (maxDevRaw > SB_MAX_DEV) {
-    problems.push({code: 'bad-max-dev', message: `max_dev ${maxDevRaw} exceeds ${SB_MAX_DEV} (roles would overflow the 4096-byte superblock)`})
+  if (sb.maxDev > SB_MAX_DEV) {
+    problems.push({code: 'bad-max-dev', message: `max_dev ${sb.maxDev} exceeds ${SB_MAX_DEV} (roles would overflow the 4096-byte superblock)`})
   }
   if (sb.raidDisks > SB_MAX_DEV) {
     // dev_roles has room for SB_MAX_DEV devices, so no real array has more raid disks; the value
@@ -244,7 +259,7 @@ export function decodeSuperblock(block: Uint8Array): {sb: Superblock; problems: 
   if (computedCsum !== sb.sbCsum) {
     problems.push({code: 'bad-checksum', message: `checksum expected ${hex8(computedCsum)} got ${hex8(sb.sbCsum)}`})
   }
-  return {sb, problems, computedCsum}
+  return problems
 }
 
 function decodeName(b: Uint8Array): string {

@@ -360,12 +360,7 @@ export function* scanLog(
       return
     }
     const data = pages > 0 ? reader.view(ring.add(pos, BLOCK_SECTORS), pages * PAGE) : empty
-    let verdicts: PageVerdict[] = []
-    let bad: PageVerdict | null
-    if (wantVerdicts) {
-      verdicts = verifyUnitPages(cols.toMetaBlock(), data, seed, ring, pos)
-      bad = verdicts.find(v => !v.ok) ?? null
-    } else bad = firstBadPageColumns(cols, data, seed, ring, pos)
+    const {verdicts, bad} = checkPages(cols, data, seed, ring, pos, wantVerdicts)
     const allPagesOk = bad === null
     const nextPosition = ring.add(pos, BLOCK_SECTORS * (1 + pages))
     if (bad && opts.kernelSkipOnDataMismatch) {
@@ -398,6 +393,20 @@ export function* scanLog(
       return
     }
   }
+}
+
+/** A unit's page checksums: every verdict (when wanted) and the first bad page, or null. */
+function checkPages(
+  cols: MetaColumns,
+  data: Uint8Array,
+  seed: number,
+  ring: Ring,
+  pos: number,
+  wantVerdicts: boolean,
+): {verdicts: PageVerdict[]; bad: PageVerdict | null} {
+  if (!wantVerdicts) return {verdicts: [], bad: firstBadPageColumns(cols, data, seed, ring, pos)}
+  const verdicts = verifyUnitPages(cols.toMetaBlock(), data, seed, ring, pos)
+  return {verdicts, bad: verdicts.find(v => !v.ok) ?? null}
 }
 
 /** A unit decoded into columns; its object form is made only if asked for (before the next unit). */

@@ -130,6 +130,52 @@ function checkCreateValues(o: CreateOptions): void {
  * writes nothing. Every refusal happens here.
  */
 export function planCreate(o: CreateOptions): CreatePlan {
+  checkShape(o)
+  checkCreateValues(o)
+  const layout = o.layout ?? defaultLayout(o.level)
+  if (!validLayout(o.level, layout)) throw new UsageError(`layout ${layout} is not valid for raid${o.level}`)
+  const sources = [...o.members, o.journal]
+  const all = sources.map(sourceName)
+  refuseDuplicateSources(sources)
+  const {sizes, freshFiles} = deviceSizes(o, sources)
+  const dataOffset = DEFAULT_DATA_OFFSET_SECTORS
+  const chunkSectors = o.chunkBytes / 512
+  const memberSectors = sizes.slice(0, o.raidDevices).map(s => Math.floor(s / 512) - dataOffset)
+  const minMember = Math.min(...memberSectors)
+  const size = Math.floor(minMember / chunkSectors) * chunkSectors
+  if (size < chunkSectors) {
+    const i = memberSectors.indexOf(minMember)
+    throw new UsageError(`device too small: needs at least ${(dataOffset + chunkSectors) * 512} bytes`, undefined, all[i])
+  }
+  const jSectors = Math.floor(sizes[o.raidDevices] / 512) - dataOffset
+  if (jSectors < 64 * BLOCK_SECTORS)
+    throw new UsageError(`journal too small: needs at least ${(dataOffset + 64 * BLOCK_SECTORS) * 512} bytes`, undefined, all[o.raidDevices])
+  let geometry: Geometry
+  try {
+    geometry = new Geometry(o.level as 4 | 5 | 6, o.raidDevices, chunkSectors, layout, BigInt(size))
+  } catch (error) {
+    throw new UsageError(`cannot lay out this array: ${(error as Error).message}`)
+  }
+  const setUuid = o.uuid ?? new Uint8Array(randomBytes(16))
+  if (setUuid.length !== 16) throw new UsageError(`--uuid must be 16 bytes (got ${setUuid.length})`)
+  const dataSectors = [...memberSectors, jSectors]
+  // one time for every device: mdadm takes superblocks whose ctime differs for different arrays
+  const now = mdTime(new Date())
+  const sbs = all.map((_p, i) => newSuperblock(o, {setUuid, layout, size, chunkSectors, dataOffset, dataSectors: dataSectors[i], devNumber: i, now}))
+  const sbBlocks = sbs.map((sb, i) => {
+    try {
+      return encodeSuperblock(sb)
+    } catch (error) {
+      throw new UsageError(`the superblock cannot be written: ${(error as Error).message}`, undefined, all[i])
+    }
+  })
+  const firstSeq = BigInt(randomBytes(4).readUInt32LE(0))
+  const firstMeta = encodeMetaBlock({seq: firstSeq, position: 0n, payloads: []}, uuidSeed(setUuid))
+  return {sbs, sbBlocks, firstMeta, paths: all, sources, freshFiles, geometry, firstSeq}
+}
+
+/** Level, device count and members the journal format can hold. */
+function checkShape(o: CreateOptions): void {
   if (![4, 5, 6].includes(o.level)) throw new UsageError(`--level must be 4, 5 or 6 for a journaled array (got ${o.level})`)
   const minDisks = o.level === 6 ? 4 : 3
   if (!Number.isInteger(o.raidDevices) || o.raidDevices < minDisks)
@@ -145,12 +191,10 @@ export function planCreate(o: CreateOptions): CreatePlan {
       `--raid-devices ${o.raidDevices} but ${o.members.length} member device(s) given`,
       'pass the journal with --write-journal, not as a member',
     )
-  checkCreateValues(o)
-  const layout = o.layout ?? defaultLayout(o.level)
-  if (!validLayout(o.level, layout)) throw new UsageError(`layout ${layout} is not valid for raid${o.level}`)
-  const sources = [...o.members, o.journal]
-  const all = sources.map(sourceName)
-  refuseDuplicateSources(sources)
+}
+
+/** Every device's size: made by create (its --size / --journal-size), or probed, refusing one that holds an array unless --force. */
+function deviceSizes(o: CreateOptions, sources: DeviceSource[]): {sizes: number[]; freshFiles: Set<string>} {
   const freshFiles = new Set<string>()
   const sizes: number[] = []
   for (const src of sources) {
@@ -175,61 +219,44 @@ export function planCreate(o: CreateOptions): CreatePlan {
       )
     sizes.push(pr.size)
   }
-  const dataOffset = DEFAULT_DATA_OFFSET_SECTORS
-  const chunkSectors = o.chunkBytes / 512
-  const memberSectors = sizes.slice(0, o.raidDevices).map(s => Math.floor(s / 512) - dataOffset)
-  const minMember = Math.min(...memberSectors)
-  const size = Math.floor(minMember / chunkSectors) * chunkSectors
-  if (size < chunkSectors) {
-    const i = memberSectors.indexOf(minMember)
-    throw new UsageError(`device too small: needs at least ${(dataOffset + chunkSectors) * 512} bytes`, undefined, all[i])
-  }
-  const jSectors = Math.floor(sizes[o.raidDevices] / 512) - dataOffset
-  if (jSectors < 64 * BLOCK_SECTORS)
-    throw new UsageError(`journal too small: needs at least ${(dataOffset + 64 * BLOCK_SECTORS) * 512} bytes`, undefined, all[o.raidDevices])
-  let geometry: Geometry
-  try {
-    geometry = new Geometry(o.level as 4 | 5 | 6, o.raidDevices, chunkSectors, layout, BigInt(size))
-  } catch (error) {
-    throw new UsageError(`cannot lay out this array: ${(error as Error).message}`)
-  }
-  const setUuid = o.uuid ?? new Uint8Array(randomBytes(16))
-  if (setUuid.length !== 16) throw new UsageError(`--uuid must be 16 bytes (got ${setUuid.length})`)
-  const now = mdTime(new Date())
-  const devRoles = [...Array.from({length: o.raidDevices}, (_, i) => i), ROLE_JOURNAL]
-  const sbs = all.map((_p, i) =>
-    makeSuperblock({
-      featureMap: FEATURE_JOURNAL,
-      setUuid,
-      setName: o.name ?? 'r5ctl:0',
-      ctime: now,
-      utime: now,
-      level: o.level,
-      layout,
-      size: BigInt(size),
-      chunkSize: chunkSectors,
-      raidDisks: o.raidDevices,
-      dataOffset: BigInt(dataOffset),
-      dataSize: BigInt(i === o.raidDevices ? jSectors : memberSectors[i]),
-      superOffset: 8n,
-      journalTail: 0n,
-      devNumber: i,
-      deviceUuid: new Uint8Array(randomBytes(16)),
-      events: 0n,
-      resyncOffset: 0xffffffffffffffffn,
-      devRoles,
-    }),
-  )
-  const sbBlocks = sbs.map((sb, i) => {
-    try {
-      return encodeSuperblock(sb)
-    } catch (error) {
-      throw new UsageError(`the superblock cannot be written: ${(error as Error).message}`, undefined, all[i])
-    }
+  return {sizes, freshFiles}
+}
+
+/** The superblock of device `devNumber` (the journal is the last) of a new array. */
+function newSuperblock(
+  o: CreateOptions,
+  a: {
+    setUuid: Uint8Array
+    layout: number
+    size: number
+    chunkSectors: number
+    dataOffset: number
+    dataSectors: number
+    devNumber: number
+    now: bigint
+  },
+): Superblock {
+  return makeSuperblock({
+    featureMap: FEATURE_JOURNAL,
+    setUuid: a.setUuid,
+    setName: o.name ?? 'r5ctl:0',
+    ctime: a.now,
+    utime: a.now,
+    level: o.level,
+    layout: a.layout,
+    size: BigInt(a.size),
+    chunkSize: a.chunkSectors,
+    raidDisks: o.raidDevices,
+    dataOffset: BigInt(a.dataOffset),
+    dataSize: BigInt(a.dataSectors),
+    superOffset: 8n,
+    journalTail: 0n,
+    devNumber: a.devNumber,
+    deviceUuid: new Uint8Array(randomBytes(16)),
+    events: 0n,
+    resyncOffset: 0xffffffffffffffffn,
+    devRoles: [...Array.from({length: o.raidDevices}, (_, i) => i), ROLE_JOURNAL],
   })
-  const firstSeq = BigInt(randomBytes(4).readUInt32LE(0))
-  const firstMeta = encodeMetaBlock({seq: firstSeq, position: 0n, payloads: []}, uuidSeed(setUuid))
-  return {sbs, sbBlocks, firstMeta, paths: all, sources, freshFiles, geometry, firstSeq}
 }
 
 /**

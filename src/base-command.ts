@@ -9,7 +9,6 @@ import {format, inspect} from 'node:util'
 import {Args, Command, Flags, ux, type Interfaces} from '@oclif/core'
 import {BASE_FLAGS, refuseEmptyFlags, type ArgSpec, type CommandImpl, type CommandSpec, type Ctx, type FlagSpec, type FlagValues} from './cli/spec.js'
 import {reportError} from './cli/report.js'
-import {configureEngine, engineChoices} from './cli/engine-options.js'
 import {writeStdout} from './render/stdio.js'
 
 /** oclif flag definitions from our flag specs (only the keys that are set, so the manifest stays minimal). */
@@ -34,11 +33,6 @@ function oclifArgs(specs: Record<string, ArgSpec> | undefined): Record<string, R
 export abstract class R5Command extends Command implements Ctx {
   static enableJsonFlag = true
   static baseFlags = oclifFlags(BASE_FLAGS)
-
-  public async init(): Promise<void> {
-    await super.init()
-    configureEngine(engineChoices(process.env))
-  }
 
   /** Report a result code without an error (e.g. examine found corruption): output still printed. */
   public setExit(code: number): void {

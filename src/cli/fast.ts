@@ -311,8 +311,6 @@ async function runCommand(
   const ctx = new FastContext(input)
   let result: unknown
   try {
-    const {configureEngine, engineChoices} = await import('./engine-options.js')
-    configureEngine(engineChoices(process.env))
     refuseEmptyFlags(parsed.flags)
     result = await impl.run(ctx, parsed.flags as FlagValues<Record<string, FlagSpec>>, parsed.argv, parsed.args)
   } catch (error) {

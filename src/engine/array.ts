@@ -4,6 +4,7 @@
  * that carry journal_tail. Every check happens here, before any command writes a byte.
  */
 import {uuidSeed} from './checksum.js'
+import {DEFAULT_COMPUTE, type Compute} from './compute.js'
 import {type BlockDevice, type DeviceSource, alignedBuffer, isDeviceRef} from './device.js'
 import {CorruptError, RefusedError, UsageError, R5Error} from './errors.js'
 import {
@@ -157,6 +158,8 @@ export interface OpenOptions {
    * by one, so the counter must have that much room before the first write.
    */
   superblockUpdates?: number | ((arr: MdArray) => number)
+  /** the CRC32C and parity implementations (default: DEFAULT_COMPUTE) */
+  compute?: Compute
 }
 
 const U64_MAX = 0xffffffffffffffffn
@@ -170,9 +173,12 @@ export class MdArray {
   readonly ring: Ring | null
   /** the freshest superblock, the model for all rewrites */
   readonly sb: Superblock
+  /** what checksums and parity are computed with */
+  readonly compute: Compute
 
-  constructor(devs: DeviceInfo[], sb: Superblock) {
+  constructor(devs: DeviceInfo[], sb: Superblock, compute: Compute = DEFAULT_COMPUTE) {
     this.sb = sb
+    this.compute = compute
     this.members = Array.from({length: sb.raidDisks}, () => null)
     let journal: DeviceInfo | null = null
     for (const d of devs) {
@@ -298,7 +304,7 @@ export function openArray(sources: DeviceSource[], opts: OpenOptions): MdArray {
     const dev = isDeviceRef(src) ? src.open({writable: opts.writable}) : src
     return {path: p.path, dev, sb: p.sb!, role: best.devRoles[p.sb!.devNumber] ?? ROLE_SPARE}
   })
-  const arr = new MdArray(devs, best)
+  const arr = new MdArray(devs, best, opts.compute)
   try {
     checkOpened(arr, opts, set.find(p => p.sb === best)!.path)
   } catch (e) {

@@ -20,10 +20,9 @@
  *      with three pages interleaved (one call a batch: at 4 KiB the per-call cost is what limits the others);
  *   2. `@node-rs/crc32` (prebuilt native, hardware CRC, one call per page);
  *   3. the pure-JS `crc-32/crc32c` module.
- * The caller chooses once (selectCrc: 'js' forces 3, 'node-rs' skips 1; the CLI maps R5CTL_CRC to it),
- * before the first checksum; without a choice the first checksum picks 'auto'. Every native backend
- * must reproduce the pure-JS reference when it is loaded or it is not used; the tests compare them on
- * random input.
+ * Each is a Crc value (crcFor: 'js' is 3, 'node-rs' skips 1); the engine's bulk checksums use the one in
+ * the array's Compute (compute.ts), the CLI choosing it from R5CTL_CRC. Every native backend must
+ * reproduce the pure-JS reference when it is loaded or it is not used; the tests compare them on random input.
  */
 import {createRequire} from 'node:module'
 import CRC32C from 'crc-32/crc32c.js'
@@ -87,49 +86,57 @@ function loadNodeRs(): StdCrc | null {
  */
 export type CrcChoice = 'auto' | 'node-rs' | 'js'
 
-interface CrcImpl {
-  choice: CrcChoice
-  /** the batched addon, when it computes */
-  pages: CrcAddon | null
-  std: StdCrc
-  name: string
+/** One CRC32C implementation; every one computes the same values. */
+export interface Crc {
+  readonly choice: CrcChoice
+  /** 'native addon (sse4.2, batched)', '@node-rs/crc32' or 'crc-32 (js)' */
+  readonly name: string
+  /** kernel crc32c_le(seed, buf): raw register update, no inversion in or out; u32 */
+  raw(seed: number, buf: Uint8Array): number
+  /** the raw checksum of each 4 KiB page of buf with the same seed, into out[outOff..] */
+  pages(seed: number, buf: Uint8Array, out: Uint32Array, outOff?: number): void
 }
 
 const addon = loadAddon()
 
-function crcImpl(choice: CrcChoice): CrcImpl {
-  const pages = choice === 'auto' ? addon : null
+function makeCrc(choice: CrcChoice): Crc {
+  const batched = choice === 'auto' ? addon : null
   // The addon is faster than @node-rs at every length (16 B to 1 MiB), so with it @node-rs is not loaded.
-  const nodeRs = pages || choice === 'js' ? null : loadNodeRs()
-  const name = pages ? 'native addon (sse4.2, batched)' : nodeRs ? '@node-rs/crc32' : 'crc-32 (js)'
-  return {choice, pages, std: nodeRs ?? jsStd, name}
+  const std = (batched || choice === 'js' ? null : loadNodeRs()) ?? jsStd
+  const name = batched ? 'native addon (sse4.2, batched)' : std !== jsStd ? '@node-rs/crc32' : 'crc-32 (js)'
+  return {
+    choice,
+    name,
+    raw: batched ? (seed, buf) => batched.raw(seed >>> 0, buf) : (seed, buf) => ~std(buf, ~seed >>> 0) >>> 0,
+    pages(seed, buf, out, outOff = 0) {
+      if (buf.length % PAGE !== 0) throw new RangeError(`crc32cPages: length ${buf.length} is not a multiple of ${PAGE}`)
+      const n = buf.length / PAGE
+      if (outOff < 0 || outOff + n > out.length) throw new RangeError(`crc32cPages: out has no room for ${n} checksums at ${outOff}`)
+      if (batched) {
+        batched.pages(seed >>> 0, buf, out, outOff) // the whole batch in one call
+        return
+      }
+      const s = ~seed >>> 0
+      for (let i = 0; i < n; i++) out[outOff + i] = ~std(buf.subarray(i * PAGE, (i + 1) * PAGE), s) >>> 0
+    },
+  }
 }
 
-/** The implementation in use: set once, by selectCrc or by the first checksum ('auto'). */
-let inUse: CrcImpl | undefined
-const crc = (): CrcImpl => (inUse ??= crcImpl('auto'))
+const implementations = new Map<CrcChoice, Crc>()
 
-/**
- * Choose the implementation, once, before the first checksum (the CLI does, from R5CTL_CRC). Choosing
- * again the same is harmless; choosing another once one is in use throws: checksums of one run must
- * not come from two implementations. Returns the name crcBackend() reports.
- */
-export function selectCrc(choice: CrcChoice): string {
-  if (inUse && inUse.choice !== choice) throw new Error(`CRC32C implementation already chosen (${inUse.choice}), cannot switch to ${choice}`)
-  inUse ??= crcImpl(choice)
-  return inUse.name
+/** The implementation for a choice (made once per choice: loading @node-rs/crc32 is not free). */
+export function crcFor(choice: CrcChoice): Crc {
+  let c = implementations.get(choice)
+  if (!c) implementations.set(choice, (c = makeCrc(choice)))
+  return c
 }
 
-/** Which implementation is in use: 'native addon (sse4.2, batched)', '@node-rs/crc32' or 'crc-32 (js)'. */
-export function crcBackend(): string {
-  return crc().name
-}
+/** The default implementation: the fastest that passes its check. */
+export const DEFAULT_CRC = crcFor('auto')
 
-/** Kernel crc32c_le(seed, buf): raw register update, no inversion in or out. Returns u32. */
+/** Kernel crc32c_le(seed, buf) with the default implementation. Returns u32. */
 export function crc32cRaw(seed: number, buf: Uint8Array): number {
-  const c = crc()
-  if (c.pages) return c.pages.raw(seed >>> 0, buf)
-  return ~c.std(buf, ~seed >>> 0) >>> 0
+  return DEFAULT_CRC.raw(seed, buf)
 }
 
 /** Same as crc32cRaw, always through the pure-JS `crc-32` package (the reference for tests). */
@@ -149,21 +156,10 @@ export function uuidSeed(uuid: Uint8Array): number {
 
 /**
  * Checksum of each 4 KiB page of buf with the same seed (as the kernel checksums every journal
- * page independently), written into out[outOff..]. buf.length must be a multiple of 4096.
+ * page independently), written into out[outOff..], with the default implementation.
  */
 export function crc32cPages(seed: number, buf: Uint8Array, out: Uint32Array, outOff = 0): void {
-  if (buf.length % PAGE !== 0) throw new RangeError(`crc32cPages: length ${buf.length} is not a multiple of ${PAGE}`)
-  const n = buf.length / PAGE
-  if (outOff < 0 || outOff + n > out.length) throw new RangeError(`crc32cPages: out has no room for ${n} checksums at ${outOff}`)
-  const c = crc()
-  if (c.pages) {
-    c.pages.pages(seed >>> 0, buf, out, outOff) // the whole batch in one call
-    return
-  }
-  const s = ~seed >>> 0
-  for (let i = 0; i < n; i++) {
-    out[outOff + i] = ~c.std(buf.subarray(i * PAGE, (i + 1) * PAGE), s) >>> 0
-  }
+  DEFAULT_CRC.pages(seed, buf, out, outOff)
 }
 
 /** Offset of sb_csum inside struct mdp_superblock_1; it counts as zero while summing. */

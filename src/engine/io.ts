@@ -5,7 +5,7 @@
  */
 import {alignedBuffer} from './device.js'
 import type {MdArray} from './array.js'
-import {computeP, computeQ, reconstruct} from './parity.js'
+import {reconstruct, type ParityKernels} from './parity.js'
 import {PAGE} from './journal/ring.js'
 import {WINDOW_BYTES, checkRange, rowLayout, type Progress, type RowLayout} from './rows.js'
 
@@ -53,7 +53,7 @@ export function readArray(arr: MdArray, offset: number, length: number, sink: (v
       const firstIdx = Math.floor(needFrom / chunkBytes)
       const lastIdx = Math.floor((needTo - 1) / chunkBytes)
       const needsRebuild = missing.some(m => lay.dataMembers.indexOf(m) >= firstIdx && lay.dataMembers.indexOf(m) <= lastIdx)
-      if (needsRebuild) rebuildRow(level, lay, bufs, rowOff, missing, rebuilt, D, pagesPerChunk)
+      if (needsRebuild) rebuildRow(arr.compute.parity, level, lay, bufs, rowOff, missing, rebuilt, D, pagesPerChunk)
       for (let i = firstIdx; i <= lastIdx; i++) {
         const c = chunkOf(i)
         const from = Math.max(needFrom - i * chunkBytes, 0)
@@ -68,6 +68,7 @@ export function readArray(arr: MdArray, offset: number, length: number, sink: (v
 
 /** Rebuild the chunks of absent members for one chunk row, page by page. */
 function rebuildRow(
+  parity: ParityKernels,
   level: 4 | 5 | 6,
   lay: RowLayout,
   bufs: (Uint8Array | null)[],
@@ -87,7 +88,7 @@ function rebuildRow(
       if (b) return b.subarray(o, o + PAGE)
       return rebuilt[missing.indexOf(m)].subarray(o, o + PAGE)
     })
-    reconstruct(level, pages, lay.qSlot, missIdx)
+    reconstruct(level, pages, lay.qSlot, missIdx, parity)
   }
 }
 
@@ -110,8 +111,8 @@ export function syncParity(arr: MdArray, progress?: Progress): void {
       for (let k = 0; k < pagesPerChunk; k++) {
         const po = o + k * PAGE
         const data = lay.dataMembers.map(m => bufs[m].subarray(po, po + PAGE))
-        computeP(data, bufs[lay.pd].subarray(po, po + PAGE))
-        if (level === 6) computeQ(data, lay.qSlot, bufs[lay.qd].subarray(po, po + PAGE))
+        arr.compute.parity.computeP(data, bufs[lay.pd].subarray(po, po + PAGE))
+        if (level === 6) arr.compute.parity.computeQ(data, lay.qSlot, bufs[lay.qd].subarray(po, po + PAGE))
       }
     }
     // parity moves around, so write whole windows back for simplicity: one request per member

@@ -15,14 +15,14 @@
  * passed to p/pq are byte offsets inside `bytes`; nothing is copied.
  *
  * Without WebAssembly SIMD, when the memory cannot be grown, or when the arena is given parity.ts's JS
- * implementation (the one in use is the default: see selectParity), p/pq call computeP/computePQ on subarrays
+ * implementation (DEFAULT_PARITY unless given one), p/pq call computeP/computePQ on subarrays
  * of `bytes` instead (and `bytes` is an ordinary buffer). Both paths produce the same bytes.
  *
  * An arena is for synchronous use by one operation at a time: acquireArena/releaseArena keep one
  * spare so that consecutive writes do not each reserve a new WASM memory.
  */
 import {alignedBuffer} from './device.js'
-import {parityInUse, type ParityKernels} from './parity.js'
+import {DEFAULT_PARITY, type ParityKernels} from './parity.js'
 import {instantiateParity, type ParityWasm} from './parity-wasm.js'
 
 type Kernels = ParityWasm
@@ -65,7 +65,7 @@ export class ParityArena {
   constructor(
     readonly size: number,
     /** the implementation; the in-place kernels run only when it is the WASM one */
-    private readonly parity: ParityKernels = parityInUse(),
+    readonly kernels: ParityKernels = DEFAULT_PARITY,
   ) {
     if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`bad arena size ${size}`)
     this.k = instantiate(size)
@@ -81,7 +81,7 @@ export class ParityArena {
 
   /** 'wasm-simd' when p/pq run the in-place kernels, else 'js'. */
   get backend(): 'wasm-simd' | 'js' {
-    return this.k && this.parity.backend === 'wasm-simd' ? 'wasm-simd' : 'js'
+    return this.k && this.kernels.backend === 'wasm-simd' ? 'wasm-simd' : 'js'
   }
 
   private check(off: number, len: number): void {
@@ -90,7 +90,7 @@ export class ParityArena {
 
   /** Kernels usable for this length: SIMD steps of 64 bytes, and the parity backend is WASM. */
   private kernelsFor(len: number): Kernels | null {
-    return this.k && len > 0 && len % 64 === 0 && this.parity.backend === 'wasm-simd' ? this.k : null
+    return this.k && len > 0 && len % 64 === 0 && this.kernels.backend === 'wasm-simd' ? this.k : null
   }
 
   /**
@@ -103,7 +103,7 @@ export class ParityArena {
     const k = this.kernelsFor(len)
     if (!k || n > MAX_ENTRIES || n === 0) {
       const data = this.views(src, n, len)
-      this.parity.computeP(data, this.bytes.subarray(pOffset, pOffset + len))
+      this.kernels.computeP(data, this.bytes.subarray(pOffset, pOffset + len))
       return
     }
     const t = this.ptab!
@@ -131,7 +131,7 @@ export class ParityArena {
       const data = this.views(src, n, len)
       this.slotList.length = n
       for (let z = 0; z < n; z++) this.slotList[z] = slots[z]
-      this.parity.computePQ(data, this.slotList, this.bytes.subarray(pOffset, pOffset + len), this.bytes.subarray(qOffset, qOffset + len))
+      this.kernels.computePQ(data, this.slotList, this.bytes.subarray(pOffset, pOffset + len), this.bytes.subarray(qOffset, qOffset + len))
       return
     }
     // Horner over every slot from `top` down to 0, highest first; holes read the zero region.
@@ -164,17 +164,17 @@ let spare: ParityArena | null = null
 /** arenas larger than this are not kept (memory stays bounded by the operation in progress) */
 const KEEP_LIMIT = 64 << 20
 
-/** An arena of at least `size` bytes for one synchronous operation; hand it back with releaseArena. */
-export function acquireArena(size: number): ParityArena {
-  if (spare && spare.size >= size) {
+/** An arena of at least `size` bytes computing with `parity`, for one synchronous operation; hand it back with releaseArena. */
+export function acquireArena(size: number, parity: ParityKernels): ParityArena {
+  if (spare && spare.size >= size && spare.kernels === parity) {
     const a = spare
     spare = null
     return a
   }
-  return new ParityArena(size)
+  return new ParityArena(size, parity)
 }
 
 /** Return an arena from acquireArena; its contents are garbage to the next user. */
 export function releaseArena(a: ParityArena): void {
-  if (a.size <= KEEP_LIMIT && (!spare || spare.size <= a.size)) spare = a
+  if (a.size <= KEEP_LIMIT && (!spare || spare.size <= a.size || spare.kernels !== a.kernels)) spare = a
 }

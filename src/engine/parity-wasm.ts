@@ -7,7 +7,7 @@
 // Plain JS works on at most 64-bit words and has no carry-less GF(2^8) multiply; a 128-bit SIMD loop
 // does the XOR and the Q doubling on 16 bytes at a time. The module is tiny, so it is assembled here
 // from opcodes instead of shipping a binary. If WebAssembly SIMD is unavailable (or the JS implementation
-// is chosen: selectParity('js'), parityKernels('js')), everything runs on parity.ts's JS paths, which compute the same bytes.
+// is chosen: parityKernels('js')), everything runs on parity.ts's JS paths, which compute the same bytes.
 //
 //   xor_p(ptab, n, p, len):      p = XOR of the n pages whose addresses are the i32s at ptab
 //   gen_pq(ptab, n, p, q, len):  p = XOR, q = Horner over the pages, ptab[0] being the highest slot

@@ -6,7 +6,7 @@
  *      kernel's gen_syndrome (lib/raid6). The slot of a data page comes from Geometry (set_syndrome_sources):
  *      slots need not be 0..k-1 (DDF layouts leave holes where P and Q sit).
  *
- * Implementations (ParityKernels; selectParity chooses the one computeP/Q/PQ use): the 'wasm' one runs a small WebAssembly
+ * Implementations (ParityKernels: the engine uses the one in the array's Compute, compute.ts): the 'wasm' one runs a small WebAssembly
  * SIMD kernel when the page length is a multiple of 64 (pages are copied into its memory and the results
  * out). Otherwise, or without WebAssembly SIMD, the JS paths run: XOR on BigUint64Array views (V8 compiles
  * 64-bit `^` on typed-array elements to plain machine ops), Q on Int32Array views with the SWAR "multiply
@@ -68,26 +68,8 @@ export function parityKernels(choice: ParityChoice): ParityKernels {
   return choice === 'wasm' ? WASM_PARITY : JS_PARITY
 }
 
-/** The implementation computeP/computeQ/computePQ use: set once, by selectParity or by the first use (the fastest). */
-let inUse: ParityKernels | undefined
-/** The parity implementation in use (fixing it, if nothing chose one yet, to the fastest). */
-export const parityInUse = (): ParityKernels => (inUse ??= WASM_PARITY)
-
-/**
- * Choose the implementation computeP/computeQ/computePQ use, once, before the first parity (the CLI does,
- * from R5CTL_PARITY). Choosing the same again is harmless; another, once one is in use, throws. Tests and
- * benchmarks that compare implementations take them from parityKernels instead.
- */
-export function selectParity(choice: ParityChoice): ParityKernels {
-  const want = parityKernels(choice)
-  if (inUse && inUse !== want) throw new Error(`parity implementation already chosen (${inUse.backend}), cannot switch to ${choice}`)
-  return (inUse = want)
-}
-
-/** Which implementation computeP/computeQ/computePQ use: 'wasm-simd' or 'js'. */
-export function parityBackend(): 'wasm-simd' | 'js' {
-  return parityInUse().backend
-}
+/** The default implementation, which computeP/computeQ/computePQ use: the fastest this machine runs. */
+export const DEFAULT_PARITY = WASM_PARITY
 
 // ---------------------------------------------------------------------------------------------------
 // XOR / P
@@ -114,7 +96,7 @@ export function xorInto(dst: Uint8Array, src: Uint8Array): void {
 
 /** p = XOR of data (p = 0 when data is empty). p must not alias any data page. */
 export function computeP(data: readonly Uint8Array[], p: Uint8Array): void {
-  parityInUse().computeP(data, p)
+  DEFAULT_PARITY.computeP(data, p)
 }
 
 function xorP(w: ParityWasm | null, data: readonly Uint8Array[], p: Uint8Array): void {
@@ -234,12 +216,12 @@ function hornerPlan(slots: readonly number[], n: number): HornerPlan {
 
 /** q = Σ g^slots[i] · data[i]. */
 export function computeQ(data: readonly Uint8Array[], slots: readonly number[], q: Uint8Array): void {
-  parityInUse().computeQ(data, slots, q)
+  DEFAULT_PARITY.computeQ(data, slots, q)
 }
 
 /** p = XOR of data and q = Σ g^slots[i] · data[i], in one pass over the data. */
 export function computePQ(data: readonly Uint8Array[], slots: readonly number[], p: Uint8Array, q: Uint8Array): void {
-  parityInUse().computePQ(data, slots, p, q)
+  DEFAULT_PARITY.computePQ(data, slots, p, q)
 }
 
 function syndrome(w: ParityWasm | null, data: readonly Uint8Array[], slots: readonly number[], p: Uint8Array | undefined, q: Uint8Array): void {
@@ -389,14 +371,14 @@ function scratch(len: number): [Uint8Array, Uint8Array] {
  * Rebuilds the missing pages of one stripe in place.
  * pages: the data pages by data index, then P, then (RAID6) Q. slots: syndrome slot of each data page
  * (RAID6 only; ignored for RAID4/5). missing: indices into pages — at most one for RAID4/5, two for RAID6.
- * The contents of missing pages on entry are ignored. `parity`: the implementation (default: the one in use).
+ * The contents of missing pages on entry are ignored. `parity`: the implementation (default: DEFAULT_PARITY).
  */
 export function reconstruct(
   level: 4 | 5 | 6,
   pages: Uint8Array[],
   slots: readonly number[],
   missing: readonly number[],
-  parity: ParityKernels = parityInUse(),
+  parity: ParityKernels = DEFAULT_PARITY,
 ): void {
   const {computeP, computeQ, computePQ} = parity
   const k = pages.length - (level === 6 ? 2 : 1)

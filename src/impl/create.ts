@@ -1,4 +1,5 @@
 import {flag, type CommandSpec, type Ctx, type FlagValues} from '../cli/spec.js'
+import {engineOptions} from '../cli/engine-options.js'
 import {deviceRefs} from '../cli/open.js'
 import {createArray, withUndo, type CreateResult} from '../engine/index.js'
 import {UsageError} from '../engine/errors.js'
@@ -70,6 +71,7 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, member
   const res = withUndo(deviceRefs([...members, flags['write-journal']], flags), flags.undo, devs =>
     createArray(
       {
+        ...engineOptions(),
         level,
         raidDevices,
         chunkBytes,

@@ -1,4 +1,5 @@
 import {flag, type CommandSpec, type Ctx, type FlagValues} from '../cli/spec.js'
+import {engineOptions} from '../cli/engine-options.js'
 import {deviceRef, deviceRefs} from '../cli/open.js'
 import {dumpMeta, copyJournal} from '../engine/index.js'
 import {EXIT} from '../engine/errors.js'
@@ -33,7 +34,7 @@ is at journal_tail.`,
 
 export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, devices: string[]) {
   if (flags.copy) {
-    const c = copyJournal(deviceRefs(devices, flags), deviceRef(flags.copy, flags), {all: flags.all})
+    const c = copyJournal(deviceRefs(devices, flags), deviceRef(flags.copy, flags), {...engineOptions(), all: flags.all})
     if (!ctx.jsonEnabled())
       ctx.log(
         `copied ${c.all ? 'the whole journal' : `the live log (sectors ${c.live.fromSector}..${c.live.toSector})`} and its superblock from ${c.journal} into ${c.output} (${c.bytesCopied} bytes; image size ${c.sizeBytes})`,
@@ -41,7 +42,12 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, device
     return c
   }
   const num = (f: string, v: string | undefined) => (v === undefined ? undefined : parseInteger(f, v))
-  const r = dumpMeta(deviceRefs(devices, flags), {from: num('--from', flags.from), stripe: num('--stripe', flags.stripe), all: flags.all})
+  const r = dumpMeta(deviceRefs(devices, flags), {
+    ...engineOptions(),
+    from: num('--from', flags.from),
+    stripe: num('--stripe', flags.stripe),
+    all: flags.all,
+  })
   if (r.mismatches > 0 || r.badTail) ctx.setExit(EXIT.CORRUPT)
   if (!ctx.jsonEnabled()) ctx.log(renderDump(r))
   return r

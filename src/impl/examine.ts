@@ -1,4 +1,5 @@
 import {flag, type CommandSpec, type Ctx, type FlagValues} from '../cli/spec.js'
+import {engineOptions} from '../cli/engine-options.js'
 import {deviceRefs} from '../cli/open.js'
 import {examineDevices, examineJournal} from '../engine/index.js'
 import {EXIT} from '../engine/errors.js'
@@ -42,7 +43,7 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, device
 /** examine --journal and examine-journal. */
 export function runJournal(ctx: Ctx, devices: string[], opts: {export?: boolean} = {}) {
   // read-only: the flush policy does not matter
-  const r = examineJournal(deviceRefs(devices, {}))
+  const r = examineJournal(deviceRefs(devices, {}), engineOptions())
   if (r.state === 'dirty') ctx.setExit(EXIT.DIRTY)
   if (r.state === 'corrupt') ctx.setExit(EXIT.CORRUPT)
   if (ctx.jsonEnabled()) return r

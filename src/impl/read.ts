@@ -1,4 +1,5 @@
 import * as fs from 'node:fs'
+import {engineOptions} from '../cli/engine-options.js'
 import {deviceRefs} from '../cli/open.js'
 import {flag, type CommandSpec, type Ctx, type FlagValues} from '../cli/spec.js'
 import {readData, refuseDeviceAsFile} from '../engine/index.js'
@@ -46,7 +47,7 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, device
         if (fd === 1) writeStdout(views)
         else pos += writeViewsAt(out(), views, pos)
       },
-      {force: flags.force},
+      {...engineOptions(), force: flags.force},
       bar.update,
     )
     bar.done()

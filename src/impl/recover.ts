@@ -1,4 +1,5 @@
 import {flag, type CommandSpec, type Ctx, type FlagValues} from '../cli/spec.js'
+import {engineOptions} from '../cli/engine-options.js'
 import {deviceRefs} from '../cli/open.js'
 import {recoverArray, withUndo, type RecoverResult} from '../engine/index.js'
 import {ProgressBar} from '../render/progress.js'
@@ -32,7 +33,7 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, device
       : parseNumber('--until-seq', flags['until-seq'], {max: U64_MAX, field: 'a meta block seq is 64 bits'})
   const bar = new ProgressBar(flags['dry-run'] ? 'scan' : 'recover', ctx.progressEnabled(flags.progress), 'fraction')
   const r = withUndo(deviceRefs(devices, flags), flags['dry-run'] ? undefined : flags.undo, devs =>
-    recoverArray(devs, {dryRun: flags['dry-run'], untilSeq, progress: bar.update}),
+    recoverArray(devs, {...engineOptions(), dryRun: flags['dry-run'], untilSeq, progress: bar.update}),
   )
   bar.done()
   if (!ctx.jsonEnabled()) ctx.log(renderRecover(r))

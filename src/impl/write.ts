@@ -1,4 +1,5 @@
 import {flag, type CommandSpec, type Ctx, type FlagValues} from '../cli/spec.js'
+import {engineOptions} from '../cli/engine-options.js'
 import {deviceRefs} from '../cli/open.js'
 import {writeData, withUndo, refuseDeviceAsFile} from '../engine/index.js'
 import {EXIT} from '../engine/errors.js'
@@ -56,6 +57,7 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, device
   try {
     res = withUndo(deviceRefs(devices, flags), flags.undo, devs =>
       writeData(devs, offset, input.length, input.source, {
+        ...engineOptions(),
         progress: bar.update,
         mode: flags['journal-mode'] as 'write-through' | 'write-back',
         endAtShortInput: input.endAtShortInput,

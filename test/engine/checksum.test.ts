@@ -4,7 +4,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
-import {crc32c, crc32cPages, crc32cRaw, crc32cRawReference, crcBackend, sbCsum, selectCrc, uuidSeed} from '../../src/engine/checksum.js'
+import {DEFAULT_CRC, crc32c, crc32cPages, crc32cRaw, crc32cRawReference, crcFor, sbCsum, uuidSeed} from '../../src/engine/checksum.js'
 import {refRaw, goldenKernelSuperblock, rng, randomBytes, u32} from '../helpers/reference.js'
 
 // ---- independent references, written from the definitions, sharing no code with the module ----
@@ -89,9 +89,9 @@ describe('checksum', () => {
     })
   })
 
-  describe(`backend (${crcBackend()})`, () => {
+  describe(`backend (${DEFAULT_CRC.name})`, () => {
     it('names itself', () => {
-      assert.ok(['native addon (sse4.2, batched)', '@node-rs/crc32', 'crc-32 (js)'].includes(crcBackend()), crcBackend())
+      assert.ok(['native addon (sse4.2, batched)', '@node-rs/crc32', 'crc-32 (js)'].includes(DEFAULT_CRC.name), DEFAULT_CRC.name)
     })
     it('agrees with the pure-JS reference on 1000 random buffers (lengths 0..9000, odd seeds, unaligned views)', () => {
       const r = rng(4)
@@ -104,17 +104,24 @@ describe('checksum', () => {
         assert.equal(crc32cRaw(seed, view), crc32cRawReference(seed, view), `len ${len} off ${off} seed ${seed}`)
       }
     })
-    it("selectCrc('js') forces the pure-JS backend; the module itself reads no R5CTL_CRC", () => {
+    it("the module reads no R5CTL_CRC: its default is the same with R5CTL_CRC=js; crcFor('js') is the pure-JS one", () => {
       const mod = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/engine/checksum.js')
-      const code = `import(${JSON.stringify(mod)}).then(m => { m.selectCrc('js'); process.stdout.write(m.crcBackend() + ' ' + m.crc32c(Buffer.from('123456789')).toString(16)) })`
-      const res = spawnSync(process.execPath, ['-e', code], {env: {...process.env, R5CTL_CRC: undefined}, encoding: 'utf8'})
+      const code = `import(${JSON.stringify(mod)}).then(m => process.stdout.write(m.DEFAULT_CRC.name + ' ' + m.crcFor('js').name))`
+      const res = spawnSync(process.execPath, ['-e', code], {env: {...process.env, R5CTL_CRC: 'js'}, encoding: 'utf8'})
       assert.equal(res.status, 0, res.stderr)
-      assert.equal(res.stdout, 'crc-32 (js) e3069283')
+      assert.equal(res.stdout, `${DEFAULT_CRC.name} crc-32 (js)`)
     })
-    it('is chosen once: the same choice again is accepted, another refused', () => {
-      crc32c(new Uint8Array(1)) // fixes the default if nothing chose yet
-      assert.equal(selectCrc('auto'), crcBackend())
-      assert.throws(() => selectCrc('js'), /already chosen/)
+    it('every implementation gives the same page checksums', () => {
+      const r = rng(6)
+      const buf = randomBytes(r, 4096 * 7)
+      const sums = (choice: 'auto' | 'node-rs' | 'js') => {
+        const out = new Uint32Array(7)
+        crcFor(choice).pages(0x12345679, buf, out)
+        return Array.from(out)
+      }
+      assert.deepEqual(sums('js'), sums('auto'))
+      assert.deepEqual(sums('node-rs'), sums('auto'))
+      assert.equal(crcFor('js'), crcFor('js'), 'one value per choice')
     })
   })
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import {spawnSync} from 'node:child_process'
 import {createRequire} from 'node:module'
 import CRC32C from 'crc-32/crc32c.js'
-import {crc32c, crc32cPages, crc32cRaw, crc32cRawReference, crcBackend} from '../../src/engine/checksum.js'
+import {DEFAULT_CRC, crc32c, crc32cPages, crc32cRaw, crc32cRawReference} from '../../src/engine/checksum.js'
 import {refRaw, rng, randomBytes, u32} from '../helpers/reference.js'
 import {ADDON_PATH, CHECKSUM_MODULE, type LooseAddon} from '../helpers/addon.js'
 
@@ -35,12 +35,12 @@ function refPages(seed: number, buf: Uint8Array): number[] {
   return want
 }
 
-/** Backend name a fresh process reports after selectCrc(choice) (no call: the default). */
+/** Backend name a fresh process reports for crcFor(choice) (undefined: the default). */
 function childBackend(choice: string | undefined): string {
   const env = {...process.env}
   delete env.R5CTL_CRC
-  const select = choice === undefined ? '' : `m.selectCrc(${JSON.stringify(choice)}); `
-  const code = `import(${JSON.stringify(CHECKSUM_MODULE)}).then(m => { ${select}process.stdout.write(m.crcBackend() + ' ' + m.crc32c(Buffer.from('123456789')).toString(16)) })`
+  const impl = choice === undefined ? 'm.DEFAULT_CRC' : `m.crcFor(${JSON.stringify(choice)})`
+  const code = `import(${JSON.stringify(CHECKSUM_MODULE)}).then(m => { const c = ${impl}; process.stdout.write(c.name + ' ' + (~c.raw(0xffffffff, Buffer.from('123456789')) >>> 0).toString(16)) })`
   const res = spawnSync(process.execPath, ['-e', code], {env, encoding: 'utf8'})
   assert.equal(res.status, 0, res.stderr)
   const m = / e3069283$/.exec(res.stdout)
@@ -48,7 +48,7 @@ function childBackend(choice: string | undefined): string {
   return res.stdout.slice(0, m.index)
 }
 
-describe(`CRC32C native addon (backend in use: ${crcBackend()})`, () => {
+describe(`CRC32C native addon (backend in use: ${DEFAULT_CRC.name})`, () => {
   describe('golden values (any backend)', () => {
     it('standard check value of "123456789" is 0xe3069283', () => {
       assert.equal(crc32c(new TextEncoder().encode('123456789')), 0xe3069283)
@@ -69,16 +69,16 @@ describe(`CRC32C native addon (backend in use: ${crcBackend()})`, () => {
     before(function () {
       if (addon) return
       if (requireNative) assert.fail(`R5CTL_REQUIRE_NATIVE=1 but the native CRC addon is unavailable: ${why}`)
-      console.log(`      (skipped: native CRC addon not built: ${why}; the module uses ${crcBackend()})`)
+      console.log(`      (skipped: native CRC addon not built: ${why}; the module uses ${DEFAULT_CRC.name})`)
       this.skip()
     })
     const A = (): LooseAddon => addon as LooseAddon
 
     it('is the backend checksum.ts chose by default', () => {
-      assert.equal(crcBackend(), ADDON_NAME)
+      assert.equal(DEFAULT_CRC.name, ADDON_NAME)
     })
 
-    it("selectCrc('node-rs') and selectCrc('js') skip it; by default a fresh process picks it", () => {
+    it("crcFor('node-rs') and crcFor('js') skip it; a fresh process's default is it", () => {
       assert.equal(childBackend(undefined), ADDON_NAME)
       assert.ok(['@node-rs/crc32', 'crc-32 (js)'].includes(childBackend('node-rs')))
       assert.equal(childBackend('js'), 'crc-32 (js)')

@@ -141,7 +141,7 @@ describe('write-through and read paths (in-memory devices)', () => {
     try {
       let units = 0
       let lastSeq: bigint | null = null
-      for (const u of scanLog(arr.ring!, arr.seed, before.headSector, {onStop: () => {}})) {
+      for (const u of scanLog(arr.ring!, arr, before.headSector, {onStop: () => {}})) {
         if (lastSeq !== null) assert.equal(u.seq, lastSeq + 1n)
         lastSeq = u.seq
         assert.ok(u.allPagesOk)

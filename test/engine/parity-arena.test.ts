@@ -192,19 +192,23 @@ describe('parity arena (in-place P/Q)', () => {
     }
   })
 
-  it('acquireArena hands a released arena back when it is big enough, and a new one otherwise', () => {
-    const a = acquireArena(64 * 1024)
+  it('acquireArena hands a released arena back when it is big enough and computes with the same kernels, and a new one otherwise', () => {
+    const wasm = parityKernels('wasm')
+    const a = acquireArena(64 * 1024, wasm)
     assert.ok(a.size >= 64 * 1024)
     releaseArena(a)
-    const b = acquireArena(32 * 1024)
+    const b = acquireArena(32 * 1024, wasm)
     assert.equal(b, a)
-    const c = acquireArena(32 * 1024) // b is taken: a fresh one
+    const c = acquireArena(32 * 1024, wasm) // b is taken: a fresh one
     assert.notEqual(c, b)
     releaseArena(b)
     releaseArena(c)
-    const d = acquireArena(a.size + 4096)
+    const d = acquireArena(a.size + 4096, wasm)
     assert.ok(d.size >= a.size + 4096)
     assert.notEqual(d, a)
     releaseArena(d)
+    const e = acquireArena(4096, parityKernels('js')) // the spare computes with the other kernels
+    assert.notEqual(e, d)
+    assert.equal(e.kernels.backend, 'js')
   })
 })

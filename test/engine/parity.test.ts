@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 
-import {computeP, mulInto, parityBackend, reconstruct as reconstructWith, parityKernels, selectParity, xorInto} from '../../src/engine/parity.js'
+import {mulInto, DEFAULT_PARITY, reconstruct as reconstructWith, parityKernels, xorInto} from '../../src/engine/parity.js'
 import {gfInv, gfMul, gfPow2} from '../../src/engine/gf256.js'
 import {ALGORITHM, Geometry} from '../../src/engine/geometry.js'
 
@@ -84,14 +84,7 @@ describe('parity', () => {
   it('uses WebAssembly SIMD kernels where available, and by default', () => {
     assert.equal(parityKernels('wasm').backend, 'wasm-simd') // Node >= 16.4 always has WebAssembly SIMD
     assert.equal(parityKernels('js').backend, 'js')
-    assert.equal(parityBackend(), 'wasm-simd')
-  })
-
-  it('the implementation in use is chosen once: the same choice again is accepted, another refused', () => {
-    computeP([new Uint8Array(64)], new Uint8Array(64)) // fixes the default if nothing chose yet
-    assert.equal(selectParity('wasm').backend, parityBackend())
-    assert.throws(() => selectParity('js'), /already chosen/)
-    assert.equal(parityBackend(), 'wasm-simd')
+    assert.equal(DEFAULT_PARITY.backend, 'wasm-simd')
   })
 
   for (const backend of ['wasm', 'js'] as const) {

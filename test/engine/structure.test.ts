@@ -68,6 +68,21 @@ describe('engine structure', () => {
     assert.deepEqual(where(engine, /export function set\w*Backend\b|\blet useWasm\b/), [])
   })
 
+  it('has no module state that decides behaviour: the implementations are a value each operation takes (compute.ts)', () => {
+    assert.deepEqual(where(engine, /export function select\w*\(|\bparityInUse\b|\bcrcBackend\(/), [])
+    // module-level `let`s are scratch buffers and caches that change no result: listed, so that a new one is looked at
+    const lets = [...engine].flatMap(([file, text]) => [...text.matchAll(/^(?:export )?let (\w+)/gm)].map(m => `${file}: ${m[1]}`)).sort()
+    assert.deepEqual(lets, [
+      'src/engine/journal/scan.ts: sumScratch',
+      'src/engine/parity-arena.ts: spare',
+      'src/engine/parity-wasm.ts: compiled',
+      'src/engine/parity-wasm.ts: wasmI32',
+      'src/engine/parity-wasm.ts: wasmU8',
+      'src/engine/parity.ts: scratchA',
+      'src/engine/parity.ts: scratchB',
+    ])
+  })
+
   it('opens no path outside the device module: operations take DeviceRefs the CLI made (src/cli/open.ts)', () => {
     // FileDevice.open / createSparse and FileRef (which calls them) belong to device.ts alone
     assert.deepEqual(where(engine, /\bFileDevice\.(?:open|createSparse)\(|\bnew FileRef\(/), ['src/engine/device.ts (2)'])

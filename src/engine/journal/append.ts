@@ -4,7 +4,6 @@
  * of one call written with one request per contiguous run of the ring.
  */
 import {DATA_PARITY_HEADER_SIZE, PAYLOAD_FLUSH, encodeMetaBlock, payloadBytes, seqAfter, type Payload} from '../format/meta.js'
-import {crc32cPages} from '../checksum.js'
 import {alignedBuffer} from '../device.js'
 import type {MdArray} from '../array.js'
 import {BLOCK_SECTORS, PAGE} from './ring.js'
@@ -95,7 +94,7 @@ export function appendRecords(
       pagePos.push(ring.add(cur.head, off / 512))
       off += PAGE
     }
-    if (r.pages.length > 0) crc32cPages(arr.seed, buf.subarray(base, off), sums, 0)
+    if (r.pages.length > 0) arr.compute.crc.pages(arr.seed, buf.subarray(base, off), sums, 0)
     let k = 0
     for (const p of r.payloads) {
       if (p.type === PAYLOAD_FLUSH) {

@@ -9,7 +9,6 @@ import {encodeMetaBlock} from '../format/meta.js'
 import type {MdArray} from '../array.js'
 import {missingMembersError} from '../array.js'
 import {alignedBuffer} from '../device.js'
-import {computeP, computeQ} from '../parity.js'
 import {dataOnlyWrite, type RecoveryPlan} from './plan.js'
 import type {StripePages} from './stripes.js'
 import {BLOCK_SECTORS, PAGE} from './ring.js'
@@ -165,8 +164,8 @@ export function fillRun(arr: MdArray, dataOnly: StripePages, run: number[], rb: 
     const o = (sector - first) * 512
     const info = arr.geometry.stripeInfo(sector)
     const data = info.dataMembers.map(m => bufs[m].subarray(o, o + PAGE))
-    computeP(data, bufs[info.pd].subarray(o, o + PAGE))
-    if (arr.sb.level === 6) computeQ(data, info.qSlot, bufs[info.qd].subarray(o, o + PAGE))
+    arr.compute.parity.computeP(data, bufs[info.pd].subarray(o, o + PAGE))
+    if (arr.sb.level === 6) arr.compute.parity.computeQ(data, info.qSlot, bufs[info.qd].subarray(o, o + PAGE))
   }
   return bufs
 }
@@ -204,9 +203,9 @@ function overlayLogged(arr: MdArray, logPos: number[], dest: number[], bufs: Uin
 }
 
 /** The data-only stripes `sectors`: per run, fill it (fillRun) and write the pages the plan names. */
-export function applyDataOnly(arr: MdArray, dataOnly: StripePages, sectors: number[], res: ApplyResult): void {
+export function applyDataOnly(arr: MdArray, dataOnly: StripePages, sectors: number[], res: ApplyResult, buffers?: RunBuffers): void {
   if (sectors.length === 0) return
-  const rb = new RunBuffers(arr)
+  const rb = buffers ?? new RunBuffers(arr)
   for (const run of rb.runs(sectors)) {
     writePlanned(arr, dataOnly, run, fillRun(arr, dataOnly, run, rb, res), res)
   }

@@ -63,7 +63,7 @@ export function planRecovery(arr: MdArray, opts: PlanOptions = {}): RecoveryPlan
   const fromLog = new StripePages(n)
   const machine = new StripeMachine(arr, (sector, slot, pos) => fromLog.set(sector, slot, pos))
   const tally = new LogTally(arr, arr.journalTail)
-  const walk = scanLog(ring, arr.seed, tally.tail, {
+  const walk = scanLog(ring, arr, tally.tail, {
     ...tally.scanOptions(opts.untilSeq),
     verdicts: false,
     columns: new MetaColumns(),

@@ -8,7 +8,7 @@
  */
 import {PAYLOAD_FLUSH, PAYLOAD_PARITY, seqAfter, type Payload} from '../format/meta.js'
 import type {MdArray} from '../array.js'
-import {planRecovery, type RecoveryPlan} from './plan.js'
+import {dataOnlyWrite, planRecovery, type RecoveryPlan} from './plan.js'
 import {applyFromLog, applyDataOnly, closeLog, fillRun, RunBuffers, type ApplyResult} from './apply.js'
 import {appendRecords, unitsSize, type LogCursor, type LogRecord} from './append.js'
 import {StripePages} from './stripes.js'
@@ -69,15 +69,16 @@ export function reclaimLog(arr: MdArray, progress?: (done: number, total: number
     res,
     progress && ((done, total) => progress(Math.floor((plan.dataParityStripes * done) / total), stripes)),
   )
-  const logged = logParity(arr, plan, res, done => step?.(plan.dataParityStripes + done))
+  const rb = new RunBuffers(arr)
+  const logged = logParity(arr, plan, rb, res, done => step?.(plan.dataParityStripes + done))
   // the parity must be durable before any page of its stripes goes to the members: a write cut
   // short there is then replayed whole from the log
   if (logged.stripes > 0) arr.journal!.dev.flush()
   applyFromLog(arr, logged.pages, plan.tailSector, logged.cursor.head, res)
-  applyDataOnly(arr, plan.dataOnly, logged.unlogged, res)
+  applyDataOnly(arr, plan.dataOnly, logged.unlogged, res, rb)
   for (const m of arr.members) m!.dev.flush()
   step?.(stripes)
-  const cur = appendFlushRecords(arr, plan.dataOnly.keys(), logged.cursor, logged.used)
+  const cur = appendFlushRecords(arr, plan.tailSector, plan.dataOnly.keys(), logged.cursor)
   closeLog(arr, cur.head, cur.seq)
   return {
     ...base,
@@ -99,53 +100,53 @@ interface LoggedParity {
   /** the data-only stripes whose parity did not fit the ring */
   unlogged: number[]
   cursor: LogCursor
-  /** bytes of the ring in use after the parity */
-  used: number
 }
 
 /**
  * Compute the parity of the data-only stripes run by run and append it as PARITY records right
  * after the live log, which makes them complete stripes there, as the kernel's r5c write-out does.
  * A run that does not fit the ring (room is kept for the FLUSH records and the closing block) is
- * left out: offline its data stays in the log until the tail moves, and a replay recomputes parity.
+ * left out before anything of it is read: offline its data stays in the log until the tail moves,
+ * and applyDataOnly writes it as a replay would.
  */
-function logParity(arr: MdArray, plan: RecoveryPlan, res: ApplyResult, progress?: (done: number) => void): LoggedParity {
+function logParity(arr: MdArray, plan: RecoveryPlan, rb: RunBuffers, res: ApplyResult, progress?: (done: number) => void): LoggedParity {
   const ring = arr.ring!
   const out: LoggedParity = {
     pages: new StripePages(arr.sb.raidDisks),
     stripes: 0,
     unlogged: [],
     cursor: {head: plan.stop.position, seq: plan.stopSeq},
-    used: ring.distance(plan.tailSector, plan.stop.position) * 512,
   }
-  const rb = new RunBuffers(arr)
   // a run's records: one parity page (two for RAID6) per stripe, and their meta blocks
   const scratch = alignedBuffer(rb.stripes * 3 * PAGE)
   let done = 0
   for (const run of rb.runs(plan.dataOnly.keys())) {
     progress?.(done)
     done += run.length
-    const records = parityRecords(arr, run, fillRun(arr, plan.dataOnly, run, rb, res))
-    if ((out.used + unitsSize(records)) / 512 + 4 * BLOCK_SECTORS >= ring.sizeSectors) {
+    // the records are views of the run's buffers: their size is known before fillRun computes the parity in them
+    const records = parityRecords(arr, run, rb.members)
+    const used = ring.distance(plan.tailSector, out.cursor.head) * 512
+    if ((used + unitsSize(records)) / 512 + 4 * BLOCK_SECTORS >= ring.sizeSectors) {
       out.unlogged.push(...run)
       continue
     }
+    fillRun(arr, plan.dataOnly, run, rb, res)
     const put = appendRecords(arr, out.cursor, records, scratch)
-    let k = 0
-    for (const sector of run) {
-      const info = arr.geometry.stripeInfo(sector)
-      for (let slot = 0; slot < arr.sb.raidDisks; slot++) {
-        const lp = plan.dataOnly.at(sector, slot)
-        if (lp >= 0) out.pages.set(sector, slot, lp)
-      }
-      out.pages.set(sector, info.pd, put.pagePos[k++])
-      if (info.qd >= 0) out.pages.set(sector, info.qd, put.pagePos[k++])
-    }
+    run.forEach((sector, i) => addStripe(arr, plan.dataOnly, out.pages, sector, put.pagePos.slice(i * records[i].pages.length)))
     out.cursor = put
-    out.used += put.bytes
     out.stripes += run.length
   }
   return out
+}
+
+/** A stripe whose parity was logged, as complete-stripe pages: what dataOnlyWrite says it writes, from the log. */
+function addStripe(arr: MdArray, dataOnly: StripePages, pages: StripePages, sector: number, parityPos: number[]): void {
+  const info = arr.geometry.stripeInfo(sector)
+  for (let slot = 0; slot < arr.sb.raidDisks; slot++) {
+    const how = dataOnlyWrite(arr, dataOnly, sector, slot)
+    if (how === 'log') pages.set(sector, slot, dataOnly.at(sector, slot))
+    else if (how === 'computed') pages.set(sector, slot, parityPos[slot === info.pd ? 0 : 1])
+  }
 }
 
 /** One PARITY record per stripe of the run: P (and Q) from the run's computed pages. */
@@ -164,13 +165,13 @@ function parityRecords(arr: MdArray, run: number[], bufs: Uint8Array[]): LogReco
  * FLUSH payloads for the data-only stripes now on the members (as r5c_finish_stripe_write_out),
  * when the ring has room for them; returns where the closing block goes.
  */
-function appendFlushRecords(arr: MdArray, sectors: number[], cur: LogCursor, used: number): LogCursor {
+function appendFlushRecords(arr: MdArray, tail: number, sectors: number[], cur: LogCursor): LogCursor {
   const flushed = Float64Array.from(sectors).sort()
   const records: LogRecord[] = []
   for (let i = 0; i < flushed.length; i += FLUSH_PER_PAYLOAD) {
     records.push({payloads: [{type: PAYLOAD_FLUSH, flags: 0, stripes: Array.from(flushed.subarray(i, i + FLUSH_PER_PAYLOAD), BigInt)}], pages: []})
   }
-  const space = arr.ring!.sizeSectors - used / 512
+  const space = arr.ring!.sizeSectors - arr.ring!.distance(tail, cur.head)
   if (records.length === 0 || unitsSize(records) / 512 + BLOCK_SECTORS >= space) return cur
   return appendRecords(arr, cur, records)
 }

@@ -9,7 +9,7 @@
  *
  * Memory is bounded: one read-ahead window (readAhead) and one io unit's checksums at a time.
  */
-import {crc32cPages} from '../checksum.js'
+import type {Compute} from '../compute.js'
 import {
   MetaColumns,
   decodeMeta,
@@ -184,13 +184,19 @@ function checkColumnLocations(cols: MetaColumns, ring: Ring, position: number): 
   }
 }
 
+/** What a journal's pages are checksummed with: the array's seed (its uuid checksum), by one implementation. An MdArray is one. */
+export interface LogSeal {
+  readonly seed: number
+  readonly compute: Compute
+}
+
 let sumScratch = new Uint32Array(256)
 
 /** Checksums of every page of `data`, in a shared scratch array valid until the next call. */
-function pageSumsOf(seed: number, data: Uint8Array): Uint32Array {
+function pageSumsOf(seal: LogSeal, data: Uint8Array): Uint32Array {
   const n = data.length / PAGE
   if (sumScratch.length < n) sumScratch = new Uint32Array(n)
-  crc32cPages(seed, data, sumScratch, 0)
+  seal.compute.crc.pages(seal.seed, data, sumScratch, 0)
   return sumScratch
 }
 
@@ -198,9 +204,9 @@ function pageSumsOf(seed: number, data: Uint8Array): Uint32Array {
  * Check payload locations (see checkPayloadLocations), then checksum every page of the unit in one
  * call. The sums are in a shared scratch array, valid until the next call.
  */
-function unitPageSums(meta: MetaBlock, data: Uint8Array, seed: number, ring: Ring, position: number): Uint32Array {
+function unitPageSums(meta: MetaBlock, data: Uint8Array, seal: LogSeal, ring: Ring, position: number): Uint32Array {
   checkPayloadLocations(meta, ring, position)
-  return pageSumsOf(seed, data)
+  return pageSumsOf(seal, data)
 }
 
 /**
@@ -227,8 +233,8 @@ function comparePages(meta: MetaBlock, sums: Uint32Array, ring: Ring, position: 
  * Verify the pages of one io unit against the checksums in its meta block. Throws a CorruptError
  * when a payload addresses sectors outside the array (see checkPayloadLocations).
  */
-export function verifyUnitPages(meta: MetaBlock, data: Uint8Array, seed: number, ring: Ring, position: number): PageVerdict[] {
-  const sums = unitPageSums(meta, data, seed, ring, position)
+export function verifyUnitPages(meta: MetaBlock, data: Uint8Array, seal: LogSeal, ring: Ring, position: number): PageVerdict[] {
+  const sums = unitPageSums(meta, data, seal, ring, position)
   const verdicts: PageVerdict[] = []
   comparePages(meta, sums, ring, position, v => {
     verdicts.push(v)
@@ -241,9 +247,9 @@ export function verifyUnitPages(meta: MetaBlock, data: Uint8Array, seed: number,
  * The page check without a verdict per page (the replay's hot path): payload locations first, then
  * the first page whose checksum mismatches, or null. The verdict for a mismatch comes from the object form, so it reads exactly as the slow path's.
  */
-function firstBadPageColumns(cols: MetaColumns, data: Uint8Array, seed: number, ring: Ring, position: number): PageVerdict | null {
+function firstBadPageColumns(cols: MetaColumns, data: Uint8Array, seal: LogSeal, ring: Ring, position: number): PageVerdict | null {
   checkColumnLocations(cols, ring, position)
-  const sums = pageSumsOf(seed, data)
+  const sums = pageSumsOf(seal, data)
   const {type, size, at} = cols
   const words = cols.words
   let k = 0
@@ -306,7 +312,7 @@ export function readAhead(ring: Ring, readBytes = READ_BYTES): LogReader {
  */
 export function* scanLog(
   ring: Ring,
-  seed: number,
+  seal: LogSeal,
   tail: number,
   opts: {
     continueOnDataMismatch?: boolean
@@ -348,7 +354,7 @@ export function* scanLog(
       return
     }
     if (opts.maxUnits !== undefined && units >= opts.maxUnits) return
-    const problems = decodeMeta(reader.view(pos, PAGE), seed, {seq: expectSeq, position: pos}, cols)
+    const problems = decodeMeta(reader.view(pos, PAGE), seal.seed, {seq: expectSeq, position: pos}, cols)
     if (problems.length > 0) {
       opts.onStop({position: pos, expectedSeq: expectSeq ?? null, code: problems[0].code, message: problems[0].message})
       return
@@ -360,7 +366,7 @@ export function* scanLog(
       return
     }
     const data = pages > 0 ? reader.view(ring.add(pos, BLOCK_SECTORS), pages * PAGE) : empty
-    const {verdicts, bad} = checkPages(cols, data, seed, ring, pos, wantVerdicts)
+    const {verdicts, bad} = checkPages(cols, data, seal, ring, pos, wantVerdicts)
     const allPagesOk = bad === null
     const nextPosition = ring.add(pos, BLOCK_SECTORS * (1 + pages))
     if (bad && opts.kernelSkipOnDataMismatch) {
@@ -399,13 +405,13 @@ export function* scanLog(
 function checkPages(
   cols: MetaColumns,
   data: Uint8Array,
-  seed: number,
+  seal: LogSeal,
   ring: Ring,
   pos: number,
   wantVerdicts: boolean,
 ): {verdicts: PageVerdict[]; bad: PageVerdict | null} {
-  if (!wantVerdicts) return {verdicts: [], bad: firstBadPageColumns(cols, data, seed, ring, pos)}
-  const verdicts = verifyUnitPages(cols.toMetaBlock(), data, seed, ring, pos)
+  if (!wantVerdicts) return {verdicts: [], bad: firstBadPageColumns(cols, data, seal, ring, pos)}
+  const verdicts = verifyUnitPages(cols.toMetaBlock(), data, seal, ring, pos)
   return {verdicts, bad: verdicts.find(v => !v.ok) ?? null}
 }
 

@@ -69,7 +69,7 @@ export function journalState(arr: MdArray): JournalState {
     dropped++
     st.nextSeq = seqAfter(x.seq)
   }
-  for (const u of scanLog(ring, arr.seed, tail, {onStop: s => (stop = s), kernelSkipOnDataMismatch: skip})) {
+  for (const u of scanLog(ring, arr, tail, {onStop: s => (stop = s), kernelSkipOnDataMismatch: skip})) {
     if (st.metaBlocks === 0) st.tailSeq = u.seq
     st.metaBlocks++
     st.lastSeq = u.seq

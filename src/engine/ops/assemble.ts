@@ -2,6 +2,7 @@
  * assemble: check a device set as mdadm --assemble would, and bring members one event behind up to
  * date.
  */
+import type {EngineOptions} from '../compute.js'
 import {recoverArray, type RecoverResult} from './recover.js'
 import {examineJournal} from './examine.js'
 import {type MdArray, type DeviceSource, openArray, probeDevice} from '../array.js'
@@ -50,19 +51,19 @@ export interface AssembleResult {
  */
 export function assembleArray(
   paths: DeviceSource[],
-  opts: {force?: boolean; readonly?: boolean; noRecover?: boolean; progress?: Progress},
+  opts: EngineOptions & {force?: boolean; readonly?: boolean; noRecover?: boolean; progress?: Progress},
 ): AssembleResult {
-  const {usable, staleJournal, hasJournal} = withoutStaleJournal(paths, Boolean(opts.force))
+  const {usable, staleJournal, hasJournal} = withoutStaleJournal(paths, opts)
   const readOnly = Boolean(opts.readonly || (opts.force && (staleJournal || !hasJournal)))
-  let arr = openForAssemble(usable, readOnly, Boolean(opts.force))
+  let arr = openForAssemble(usable, readOnly, opts)
   try {
     let journal: JournalOutcome = {state: 'missing', pending: 0, recovery: null}
     if (arr.journal) {
       journal = journalOutcome(arr, readOnly || Boolean(opts.noRecover), readOnly)
       if (journal.state === 'dirty' && !readOnly && !opts.noRecover) {
         arr.close()
-        journal = {...journal, state: 'clean', recovery: recoverArray(usable, {progress: opts.progress})}
-        arr = openArray(usable, {writable: false, allowMissingMembers: true})
+        journal = {...journal, state: 'clean', recovery: recoverArray(usable, {progress: opts.progress, compute: opts.compute})}
+        arr = openArray(usable, {writable: false, allowMissingMembers: true, compute: opts.compute})
       }
     }
     return describeAssembled(arr, journal, readOnly)
@@ -72,7 +73,10 @@ export function assembleArray(
 }
 
 /** A stale journal: count what it holds, then refuse (or, with --force, leave it out). */
-function withoutStaleJournal(paths: DeviceSource[], force: boolean): {usable: DeviceSource[]; staleJournal: boolean; hasJournal: boolean} {
+function withoutStaleJournal(
+  paths: DeviceSource[],
+  opts: EngineOptions & {force?: boolean},
+): {usable: DeviceSource[]; staleJournal: boolean; hasJournal: boolean} {
   const probes = paths.map(p => probeDevice(p))
   const hasJournal = probes.some(p => p.sb?.devRoles[p.sb.devNumber] === ROLE_JOURNAL)
   const maxEvents = probes.reduce((m, p) => (p.sb && p.problems.length === 0 && p.sb.events > m ? p.sb.events : m), 0n)
@@ -80,12 +84,12 @@ function withoutStaleJournal(paths: DeviceSource[], force: boolean): {usable: De
   if (!stale) return {usable: paths, staleJournal: false, hasJournal}
   let pending = 'an unknown number of'
   try {
-    const js = examineJournal([paths[probes.indexOf(stale)]])
+    const js = examineJournal([paths[probes.indexOf(stale)]], opts)
     pending = String(js.stripesPending.dataParity + js.stripesPending.dataOnly)
   } catch {
     /* unreadable: keep "unknown" */
   }
-  if (!force)
+  if (!opts.force)
     throw new R5Error(
       `journal is stale (events ${stale.sb!.events}, the set is at ${maxEvents}); ${pending} stripe(s) it holds would be lost`,
       EXIT.REFUSED,
@@ -96,9 +100,9 @@ function withoutStaleJournal(paths: DeviceSource[], force: boolean): {usable: De
   return {usable: paths.filter((_, i) => probes[i] !== stale), staleJournal: true, hasJournal}
 }
 
-function openForAssemble(usable: DeviceSource[], readOnly: boolean, force: boolean): MdArray {
+function openForAssemble(usable: DeviceSource[], readOnly: boolean, opts: EngineOptions & {force?: boolean}): MdArray {
   try {
-    return openArray(usable, {writable: !readOnly, allowMissingMembers: true, allowMissingJournal: readOnly && force})
+    return openArray(usable, {writable: !readOnly, allowMissingMembers: true, allowMissingJournal: readOnly && opts.force, compute: opts.compute})
   } catch (error) {
     if (error instanceof R5Error && error.code === 'missing-journal')
       throw new R5Error(

@@ -1,4 +1,5 @@
 /** copy-journal: the journal device's ring copied off to a file, live log or all of it. */
+import type {EngineOptions} from '../compute.js'
 import {openForJournal} from './examine.js'
 import {type DeviceSource} from '../array.js'
 import {type DeviceRef, alignedBuffer} from '../device.js'
@@ -20,8 +21,8 @@ export interface CopyJournalResult {
  * sparse image of the same size, which every command accepts in place of the journal device.
  * Reads only; the output must not exist yet (nothing is ever overwritten).
  */
-export function copyJournal(paths: DeviceSource[], output: DeviceRef, opts: {all?: boolean}): CopyJournalResult {
-  const arr = openForJournal(paths)
+export function copyJournal(paths: DeviceSource[], output: DeviceRef, opts: EngineOptions & {all?: boolean}): CopyJournalResult {
+  const arr = openForJournal(paths, opts)
   try {
     const j = arr.journal!
     if (output.exists())

@@ -2,6 +2,7 @@
  * create: the whole array planned and validated (planCreate: every superblock encoded, every device
  * checked), then written (applyCreate), parity synced or zero-filled.
  */
+import type {EngineOptions} from '../compute.js'
 import {randomBytes} from 'node:crypto'
 import {uuidSeed} from '../checksum.js'
 import {MdArray, probeDevice, refuseDuplicateSources, sourceName, type DeviceInfo} from '../array.js'
@@ -63,7 +64,7 @@ export function createArray(o: CreateOptions & {assumeClean?: boolean}, progress
   return result
 }
 
-export interface CreateOptions {
+export interface CreateOptions extends EngineOptions {
   level: number
   raidDevices: number
   chunkBytes: number
@@ -159,9 +160,8 @@ export function planCreate(o: CreateOptions): CreatePlan {
   const setUuid = o.uuid ?? new Uint8Array(randomBytes(16))
   if (setUuid.length !== 16) throw new UsageError(`--uuid must be 16 bytes (got ${setUuid.length})`)
   const dataSectors = [...memberSectors, jSectors]
-  // one time for every device: mdadm takes superblocks whose ctime differs for different arrays
-  const now = mdTime(new Date())
-  const sbs = all.map((_p, i) => newSuperblock(o, {setUuid, layout, size, chunkSectors, dataOffset, dataSectors: dataSectors[i], devNumber: i, now}))
+  const shared = arraySuperblock(o, geometry, setUuid, dataOffset)
+  const sbs = dataSectors.map((sectors, i) => ({...shared, devNumber: i, dataSize: BigInt(sectors), deviceUuid: new Uint8Array(randomBytes(16))}))
   const sbBlocks = sbs.map((sb, i) => {
     try {
       return encodeSuperblock(sb)
@@ -222,40 +222,30 @@ function deviceSizes(o: CreateOptions, sources: DeviceSource[]): {sizes: number[
   return {sizes, freshFiles}
 }
 
-/** The superblock of device `devNumber` (the journal is the last) of a new array. */
-function newSuperblock(
-  o: CreateOptions,
-  a: {
-    setUuid: Uint8Array
-    layout: number
-    size: number
-    chunkSectors: number
-    dataOffset: number
-    dataSectors: number
-    devNumber: number
-    now: bigint
-  },
-): Superblock {
+/** The superblock fields every device of a new array shares; each device then gets its number, data size and UUID. */
+function arraySuperblock(o: CreateOptions, g: Geometry, setUuid: Uint8Array, dataOffset: number): Superblock {
+  // one time for every device: mdadm takes superblocks whose ctime differs for different arrays
+  const now = mdTime(new Date())
   return makeSuperblock({
     featureMap: FEATURE_JOURNAL,
-    setUuid: a.setUuid,
+    setUuid,
     setName: o.name ?? 'r5ctl:0',
-    ctime: a.now,
-    utime: a.now,
-    level: o.level,
-    layout: a.layout,
-    size: BigInt(a.size),
-    chunkSize: a.chunkSectors,
-    raidDisks: o.raidDevices,
-    dataOffset: BigInt(a.dataOffset),
-    dataSize: BigInt(a.dataSectors),
+    ctime: now,
+    utime: now,
+    level: g.level,
+    layout: g.layout,
+    size: g.memberSectors,
+    chunkSize: g.chunkSectors,
+    raidDisks: g.raidDisks,
+    dataOffset: BigInt(dataOffset),
+    dataSize: 0n,
     superOffset: 8n,
     journalTail: 0n,
-    devNumber: a.devNumber,
-    deviceUuid: new Uint8Array(randomBytes(16)),
+    devNumber: 0,
+    deviceUuid: new Uint8Array(16),
     events: 0n,
     resyncOffset: 0xffffffffffffffffn,
-    devRoles: [...Array.from({length: o.raidDevices}, (_, i) => i), ROLE_JOURNAL],
+    devRoles: [...Array.from({length: g.raidDisks}, (_, i) => i), ROLE_JOURNAL],
   })
 }
 
@@ -304,7 +294,7 @@ export function applyCreate(plan: CreatePlan, o: CreateOptions, syncParity: (arr
     sb: plan.sbs[i],
     role: i === o.raidDevices ? ROLE_JOURNAL : i,
   }))
-  const arr = new MdArray(devs, plan.sbs[0])
+  const arr = new MdArray(devs, plan.sbs[0], o.compute)
   try {
     // An old superblock must not survive a failed create: wipe it before anything else is written.
     const zero = alignedBuffer(4096)

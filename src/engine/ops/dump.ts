@@ -2,6 +2,7 @@
  * dump-meta: every meta block of the live log (or the whole ring) with its payloads and page
  * checksums.
  */
+import type {EngineOptions} from '../compute.js'
 import {openForJournal} from './examine.js'
 import {type DeviceSource, type MdArray} from '../array.js'
 import {alignedBuffer} from '../device.js'
@@ -42,8 +43,8 @@ export interface DumpReport {
   stop: LogEnd
 }
 
-export function dumpMeta(paths: DeviceSource[], opts: {from?: number; stripe?: number; all?: boolean}): DumpReport {
-  const arr = openForJournal(paths)
+export function dumpMeta(paths: DeviceSource[], opts: EngineOptions & {from?: number; stripe?: number; all?: boolean}): DumpReport {
+  const arr = openForJournal(paths, opts)
   try {
     const ring = arr.ring!
     const from = opts.from ?? arr.journalTail
@@ -59,7 +60,7 @@ export function dumpMeta(paths: DeviceSource[], opts: {from?: number; stripe?: n
       if (b) blocks.push(b)
     }
     let last: LastUnit | null = null
-    for (const u of scanLog(ring, arr.seed, from, {continueOnDataMismatch: true, onStop: s => (stop = s)})) {
+    for (const u of scanLog(ring, arr, from, {continueOnDataMismatch: true, onStop: s => (stop = s)})) {
       last = {position: u.position, seq: u.seq, empty: u.meta.payloads.length === 0}
       walked++
       add(u.position, u.meta, u.pages, u.verdicts, false)
@@ -163,7 +164,7 @@ function staleUnitAt(arr: MdArray, blk: Buffer, p: number): Omit<DumpUnit, 'stal
   const data = alignedBuffer(Math.max(pages, 1) * PAGE).subarray(0, pages * PAGE)
   if (pages > 0) ring.read(data, ring.add(p, BLOCK_SECTORS))
   try {
-    return {position: p, meta, pages, verdicts: verifyUnitPages(meta, data, arr.seed, ring, p)}
+    return {position: p, meta, pages, verdicts: verifyUnitPages(meta, data, arr, ring, p)}
   } catch (error) {
     // a stale block whose payloads point outside the array is junk, not part of any log
     if (error instanceof R5Error && error.code === 'bad-payload-location') return null

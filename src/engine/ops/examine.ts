@@ -7,7 +7,7 @@ import {journalState} from '../journal/state.js'
 import {hex, type LogEnd} from '../journal/scan.js'
 import {ROLE_JOURNAL, ROLE_SPARE, ROLE_FAULTY, mdTimeToDate} from '../format/superblock.js'
 import {formatUuid, layoutName} from '../format/names.js'
-import {crcBackend} from '../checksum.js'
+import type {EngineOptions} from '../compute.js'
 
 export interface ExamineDevice {
   device: string
@@ -123,12 +123,12 @@ export interface JournalReport {
   crcBackend: string
 }
 
-export function openForJournal(paths: DeviceSource[]): MdArray {
-  return openArray(paths, {writable: false, journalOnly: true, allowMissingMembers: true})
+export function openForJournal(paths: DeviceSource[], opts: EngineOptions = {}): MdArray {
+  return openArray(paths, {writable: false, journalOnly: true, allowMissingMembers: true, compute: opts.compute})
 }
 
-export function examineJournal(paths: DeviceSource[]): JournalReport {
-  const arr = openForJournal(paths)
+export function examineJournal(paths: DeviceSource[], opts: EngineOptions = {}): JournalReport {
+  const arr = openForJournal(paths, opts)
   try {
     const js = journalState(arr)
     return {
@@ -148,7 +148,7 @@ export function examineJournal(paths: DeviceSource[]): JournalReport {
       droppedUnits: js.droppedUnits,
       stripesPending: {dataParity: js.stripesDataParity, dataOnly: js.stripesDataOnly},
       stop: js.end,
-      crcBackend: crcBackend(),
+      crcBackend: arr.compute.crc.name,
     }
   } finally {
     arr.close()

@@ -4,16 +4,17 @@ import {readArray} from '../io.js'
 import {arraySizeBytes, type Progress} from '../rows.js'
 import {journalState} from '../journal/state.js'
 import {R5Error, EXIT} from '../errors.js'
+import type {EngineOptions} from '../compute.js'
 
 export function readData(
   paths: DeviceSource[],
   offset: number,
   length: number | undefined,
   sink: (v: Uint8Array[]) => void,
-  opts: {force?: boolean},
+  opts: EngineOptions & {force?: boolean},
   progress?: Progress,
 ): {bytes: number; missingMembers: number[]; arrayUuid: string} {
-  const arr = openArray(paths, {writable: false, allowMissingMembers: true, allowMissingJournal: opts.force})
+  const arr = openArray(paths, {writable: false, allowMissingMembers: true, allowMissingJournal: opts.force, compute: opts.compute})
   try {
     if (arr.journal && !opts.force) {
       const js = journalState(arr)

@@ -2,6 +2,7 @@
  * recover and reclaim: one plan of the live log (journal/plan.ts), listed by --dry-run, applied by
  * recover (journal/apply.ts); reclaim writes the cache out (journal/reclaim.ts).
  */
+import type {EngineOptions} from '../compute.js'
 import {type DeviceSource, openArray} from '../array.js'
 import {type Progress} from '../rows.js'
 import {planRecovery, planWrites, type SkippedUnit, type WriteRun} from '../journal/plan.js'
@@ -28,8 +29,8 @@ export interface RecoverResult {
   writes: WriteRun[]
 }
 
-export function recoverArray(paths: DeviceSource[], opts: {dryRun?: boolean; untilSeq?: bigint; progress?: Progress}): RecoverResult {
-  const arr = openArray(paths, {writable: !opts.dryRun})
+export function recoverArray(paths: DeviceSource[], opts: EngineOptions & {dryRun?: boolean; untilSeq?: bigint; progress?: Progress}): RecoverResult {
+  const arr = openArray(paths, {writable: !opts.dryRun, compute: opts.compute})
   try {
     // the whole log is walked and verified, and every write planned, before anything is written;
     // --dry-run lists the writes of this very plan
@@ -66,10 +67,10 @@ export function recoverArray(paths: DeviceSource[], opts: {dryRun?: boolean; unt
   }
 }
 
-export function reclaimArray(paths: DeviceSource[], progress?: Progress): ReclaimResult & {arrayUuid: string} {
-  const arr = openArray(paths, {writable: true})
+export function reclaimArray(paths: DeviceSource[], opts: EngineOptions & {progress?: Progress} = {}): ReclaimResult & {arrayUuid: string} {
+  const arr = openArray(paths, {writable: true, compute: opts.compute})
   try {
-    return {...reclaimLog(arr, progress), arrayUuid: arr.uuid}
+    return {...reclaimLog(arr, opts.progress), arrayUuid: arr.uuid}
   } finally {
     arr.close()
   }

@@ -2,6 +2,7 @@
  * write: data through the journal (io.ts writeArray), with crash injection and the superblock-
  * update budget checked first.
  */
+import type {EngineOptions} from '../compute.js'
 import {type MdArray, type DeviceSource, openArray, refuseDuplicateSources} from '../array.js'
 import {writeArray, type Source, type WriteResult, type WriteOptions} from '../write/write-array.js'
 import {arraySizeBytes} from '../rows.js'
@@ -10,7 +11,7 @@ import {isDeviceRef} from '../device.js'
 import {PAGE} from '../journal/ring.js'
 import {SimulatedCrash} from '../errors.js'
 
-export interface WriteDataOptions extends WriteOptions {
+export interface WriteDataOptions extends WriteOptions, EngineOptions {
   /** simulated power cut after this many device write requests (crash injection) */
   crashAfter?: number
   /** with crashAfter: apply a seeded random subset of each device's unflushed writes */
@@ -58,7 +59,11 @@ export function writeData(
   }
   let arr: MdArray
   try {
-    arr = openArray(sources, {writable: true, superblockUpdates: a => writeSuperblockUpdates(length ?? Math.max(0, arraySizeBytes(a) - offset))})
+    arr = openArray(sources, {
+      writable: true,
+      compute: opts.compute,
+      superblockUpdates: a => writeSuperblockUpdates(length ?? Math.max(0, arraySizeBytes(a) - offset)),
+    })
   } catch (error) {
     if (ctl) for (const d of sources) if (!isDeviceRef(d) && !paths.includes(d)) d.close()
     throw error

@@ -4,12 +4,12 @@
  * preallocated typed arrays (no object per page or stripe): that bookkeeping, not the I/O, is what
  * a large write would otherwise spend its time on.
  */
-import {crc32cPages} from '../checksum.js'
 import {encodeDataParityMeta, seqAfter, type DataParityRecords} from '../format/meta.js'
 import type {MdArray} from '../array.js'
 import {IoError, R5Error} from '../errors.js'
 import type {Ring} from '../journal/ring.js'
 import {PAGE} from '../journal/ring.js'
+import type {LogSeal} from '../journal/scan.js'
 
 /** largest meta block a unit may have (one page) */
 export const META_LIMIT = 4096
@@ -103,12 +103,12 @@ export class LogBatch {
    * first with `seq`: the checksums of all its pages come from one call, and head and seq are final
    * only now (a full log in write-back moves both). Returns the seq after the batch.
    */
-  stamp(seed: number, ring: Ring, head: number, seq: bigint): bigint {
-    crc32cPages(seed, this.log.subarray(0, this.logLen), this.sums, 0)
+  stamp(seal: LogSeal, ring: Ring, head: number, seq: bigint): bigint {
+    seal.compute.crc.pages(seal.seed, this.log.subarray(0, this.logLen), this.sums, 0)
     let from = 0
     for (let u = 0; u < this.nUnits; u++) {
       const pos = ring.add(head, this.unitOff[u] / 512)
-      encodeDataParityMeta(this.pageView[this.unitOff[u] / PAGE], seed, seq, pos, this.recs, from, this.unitRecEnd[u], this.sums)
+      encodeDataParityMeta(this.pageView[this.unitOff[u] / PAGE], seal.seed, seq, pos, this.recs, from, this.unitRecEnd[u], this.sums)
       from = this.unitRecEnd[u]
       this.lastUnitPos = pos
       seq = seqAfter(seq)

@@ -87,7 +87,7 @@ export class WriteLog {
     const ring = arr.ring!
     const sectors = b.logLen / 512
     this.makeRoom(sectors)
-    this.seq = b.stamp(arr.seed, ring, this.head, this.seq)
+    this.seq = b.stamp(arr, ring, this.head, this.seq)
     ring.write(b.log.subarray(0, b.logLen), this.head)
     arr.journal!.dev.flush()
     this.totals.journalBytes += b.logLen

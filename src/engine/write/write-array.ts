@@ -151,7 +151,7 @@ class RowWriter {
     const nParity = arr.sb.level === 6 ? 2 : 1
     this.wb = opts.mode === 'write-back'
     this.payloadMetaParity = this.wb ? 0 : 16 + 4 * nParity
-    this.arena = acquireArena(arenaBytes(batchLimit, D * chunkBytes, n, chunkBytes))
+    this.arena = acquireArena(arenaBytes(batchLimit, D * chunkBytes, n, chunkBytes), arr.compute.parity)
     this.batch = new LogBatch(this.arena.bytes.subarray(0, batchLimit), n)
     this.plan = new RowPlan(n, D, chunkBytes / PAGE, nParity)
     this.layer = new StripeLayer(arr, this.arena, this.batch, this.plan, batchLimit, this.wb)

@@ -1,6 +1,6 @@
 import {flag, type CommandSpec, type Ctx, type FlagValues} from '../cli/spec.js'
 import {engineOptions} from '../cli/engine-options.js'
-import {deviceRefs} from '../cli/open.js'
+import {deviceRefs, undoFile} from '../cli/open.js'
 import {assembleArray, withUndo, type AssembleResult} from '../engine/index.js'
 import {ProgressBar} from '../render/progress.js'
 import {renderAssemble} from '../render/assemble.js'
@@ -30,7 +30,7 @@ assembled in the kernel: this is the offline check-and-replay step before handin
 
 export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, devices: string[]): Promise<AssembleResult> {
   const bar = new ProgressBar('replay', ctx.progressEnabled(flags.progress), 'fraction')
-  const r = withUndo(deviceRefs(devices, flags), flags.readonly ? undefined : flags.undo, devs =>
+  const r = withUndo(deviceRefs(devices, flags), undoFile(flags.readonly ? undefined : flags.undo), devs =>
     assembleArray(devs, {...engineOptions(), force: flags.force, readonly: flags.readonly, noRecover: flags['no-recover'], progress: bar.update}),
   )
   bar.done()

@@ -1,6 +1,6 @@
 import {flag, type CommandSpec, type Ctx, type FlagValues} from '../cli/spec.js'
 import {engineOptions} from '../cli/engine-options.js'
-import {deviceRefs} from '../cli/open.js'
+import {deviceRefs, undoFile} from '../cli/open.js'
 import {createArray, withUndo, type CreateResult} from '../engine/index.js'
 import {UsageError} from '../engine/errors.js'
 import {parseLayout, parseUuid} from '../engine/format/names.js'
@@ -68,7 +68,7 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, member
   const sizeBytes = parseSize('--size', flags.size)
   const journalSizeBytes = parseSize('--journal-size', flags['journal-size'])
   const bar = new ProgressBar('parity sync', ctx.progressEnabled(flags.progress), 'fraction')
-  const res = withUndo(deviceRefs([...members, flags['write-journal']], flags), flags.undo, devs =>
+  const res = withUndo(deviceRefs([...members, flags['write-journal']], flags), undoFile(flags.undo), devs =>
     createArray(
       {
         ...engineOptions(),

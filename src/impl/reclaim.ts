@@ -1,6 +1,6 @@
 import {flag, type CommandSpec, type Ctx, type FlagValues} from '../cli/spec.js'
 import {engineOptions} from '../cli/engine-options.js'
-import {deviceRefs} from '../cli/open.js'
+import {deviceRefs, undoFile} from '../cli/open.js'
 import {reclaimArray, withUndo} from '../engine/index.js'
 import {ProgressBar} from '../render/progress.js'
 import {keyValues} from '../render/table.js'
@@ -20,7 +20,7 @@ meta block closes the log and journal_tail moves to it. Reports used and free jo
 
 export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, devices: string[]) {
   const bar = new ProgressBar('reclaim', ctx.progressEnabled(flags.progress), 'fraction')
-  const r = withUndo(deviceRefs(devices, flags), flags.undo, devs => reclaimArray(devs, {...engineOptions(), progress: bar.update}))
+  const r = withUndo(deviceRefs(devices, flags), undoFile(flags.undo), devs => reclaimArray(devs, {...engineOptions(), progress: bar.update}))
   bar.done()
   const json = {...r, nextSeq: r.nextSeq.toString()}
   if (!ctx.jsonEnabled()) {

@@ -1,6 +1,6 @@
 import {flag, type CommandSpec, type Ctx, type FlagValues} from '../cli/spec.js'
 import {engineOptions} from '../cli/engine-options.js'
-import {deviceRefs} from '../cli/open.js'
+import {deviceRefs, undoFile} from '../cli/open.js'
 import {recoverArray, withUndo, type RecoverResult} from '../engine/index.js'
 import {ProgressBar} from '../render/progress.js'
 import {parseNumber, U64_MAX} from '../render/format.js'
@@ -32,7 +32,7 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, device
       ? undefined
       : parseNumber('--until-seq', flags['until-seq'], {max: U64_MAX, field: 'a meta block seq is 64 bits'})
   const bar = new ProgressBar(flags['dry-run'] ? 'scan' : 'recover', ctx.progressEnabled(flags.progress), 'fraction')
-  const r = withUndo(deviceRefs(devices, flags), flags['dry-run'] ? undefined : flags.undo, devs =>
+  const r = withUndo(deviceRefs(devices, flags), undoFile(flags['dry-run'] ? undefined : flags.undo), devs =>
     recoverArray(devs, {...engineOptions(), dryRun: flags['dry-run'], untilSeq, progress: bar.update}),
   )
   bar.done()

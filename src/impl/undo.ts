@@ -1,5 +1,5 @@
 import {flag, type CommandSpec, type Ctx, type FlagValues} from '../cli/spec.js'
-import {deviceRefs} from '../cli/open.js'
+import {deviceRefs, undoFile} from '../cli/open.js'
 import {undoRestore, type UndoResult} from '../engine/index.js'
 import {UsageError} from '../engine/errors.js'
 import {table} from '../render/table.js'
@@ -34,7 +34,7 @@ export async function run(
   const file = args.file!
   const devices = argv.filter(a => a !== file)
   if (devices.length === 0) throw new UsageError('name the devices to restore after the undo file')
-  const r = undoRestore(file, deviceRefs(devices, flags), {dryRun: flags['dry-run'], force: flags.force})
+  const r = undoRestore(undoFile(file), deviceRefs(devices, flags), {dryRun: flags['dry-run'], force: flags.force})
   if (!ctx.jsonEnabled()) {
     ctx.log(
       table(

@@ -1,6 +1,6 @@
 import {flag, type CommandSpec, type Ctx, type FlagValues} from '../cli/spec.js'
 import {engineOptions} from '../cli/engine-options.js'
-import {deviceRefs} from '../cli/open.js'
+import {deviceRefs, undoFile} from '../cli/open.js'
 import {writeData, withUndo, refuseDeviceAsFile} from '../engine/index.js'
 import {EXIT} from '../engine/errors.js'
 import {err} from '../render/colour.js'
@@ -55,7 +55,7 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, device
   const bar = new ProgressBar('write', ctx.progressEnabled(flags.progress))
   let res
   try {
-    res = withUndo(deviceRefs(devices, flags), flags.undo, devs =>
+    res = withUndo(deviceRefs(devices, flags), undoFile(flags.undo), devs =>
       writeData(devs, offset, input.length, input.source, {
         ...engineOptions(),
         progress: bar.update,

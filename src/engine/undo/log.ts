@@ -8,12 +8,9 @@
  * stops the run before its next device write and names the file; a run that fails before its
  * first device write leaves no undo file (the empty one it created is removed).
  */
-import * as fs from 'node:fs'
-import * as path from 'node:path'
 import {probeDevice, refuseDuplicateSources, type DeviceSource} from '../array.js'
-import {DeviceWrapper, isDeviceRef, type BlockDevice} from '../device.js'
+import {DeviceWrapper, isDeviceRef, type BlockDevice, type RecordFile, type RecordFileRef} from '../device.js'
 import {IoError, RefusedError} from '../errors.js'
-import {pathKey} from '../identity.js'
 import {
   HEADER_BYTES,
   KIND_AFTER,
@@ -38,7 +35,7 @@ export interface SavedRange {
 }
 
 export class UndoLog {
-  private fd: number
+  private f: RecordFile | null
   private pos = HEADER_BYTES
   private seq = 0
   private unsynced = false
@@ -49,22 +46,22 @@ export class UndoLog {
 
   /** Creates `file` (never an existing one) and makes its header durable. */
   constructor(
-    readonly file: string,
+    readonly file: RecordFileRef,
     header: UndoHeader,
   ) {
     try {
-      this.fd = fs.openSync(file, 'wx')
+      this.f = file.create()
     } catch (caught) {
-      // fs calls throw Node system errors
+      // file calls throw Node system errors
       const error = caught as NodeJS.ErrnoException
       if (error.code === 'EEXIST')
-        throw new RefusedError('undo file already exists; r5ctl never overwrites it', file, 'choose a new file name', 'would-overwrite')
-      throw new IoError(`cannot create the undo file: ${error.message}`, file, 'choose a writable place for it')
+        throw new RefusedError('undo file already exists; r5ctl never overwrites it', file.name, 'choose a new file name', 'would-overwrite')
+      throw new IoError(`cannot create the undo file: ${error.message}`, file.name, 'choose a writable place for it')
     }
     try {
       this.write([encodeHeader(header)], 0)
       this.sync()
-      syncDirectory(file)
+      file.syncName()
     } catch (error) {
       this.abandon()
       throw error
@@ -84,7 +81,7 @@ export class UndoLog {
     if (this.failure) throw this.failure
     if (!this.unsynced) return
     try {
-      fs.fdatasyncSync(this.fd)
+      this.f?.sync()
     } catch (error) {
       throw this.fail(error)
     }
@@ -132,22 +129,12 @@ export class UndoLog {
   /** The run failed: keep what was saved (it undoes what happened); a file with nothing saved is removed. */
   abandon(): void {
     this.close()
-    if (this.ranges.length === 0)
-      try {
-        fs.unlinkSync(this.file)
-      } catch {
-        /* already gone */
-      }
+    if (this.ranges.length === 0) this.file.remove()
   }
 
   private close(): void {
-    if (this.fd < 0) return
-    try {
-      fs.closeSync(this.fd)
-    } catch {
-      /* closed */
-    }
-    this.fd = -1
+    this.f?.close()
+    this.f = null
   }
 
   private advance(bytes: number): void {
@@ -162,7 +149,7 @@ export class UndoLog {
       let rest = bufs
       let pos = at
       while (rest.length > 0) {
-        const n = fs.writevSync(this.fd, rest, pos)
+        const n = this.f!.writev(rest, pos)
         if (n <= 0) throw Object.assign(new Error('nothing written'), {code: 'ENOSPC'})
         pos += n
         rest = dropBytes(rest, n)
@@ -177,12 +164,12 @@ export class UndoLog {
     this.failure ??= this.sealing
       ? new IoError(
           `cannot write the undo file (${e.code ?? e.message}): the run finished, but its undo file is incomplete`,
-          this.file,
+          this.file.name,
           'make room for the undo file; `r5ctl undo --force FILE DEV...` still restores what the run changed',
         )
       : new IoError(
           `cannot write the undo file (${e.code ?? e.message}): the run stopped before its next device write`,
-          this.file,
+          this.file.name,
           'make room for the undo file; `r5ctl undo --force FILE DEV...` restores what the run changed before it stopped',
         )
     return this.failure
@@ -195,19 +182,6 @@ function dropBytes(bufs: Uint8Array[], n: number): Uint8Array[] {
   const rest = bufs.slice(i)
   if (n > 0) rest[0] = rest[0].subarray(n)
   return rest
-}
-
-/** the new file's name must survive a host crash as its records do */
-function syncDirectory(file: string): void {
-  let fd = -1
-  try {
-    fd = fs.openSync(path.dirname(path.resolve(file)), 'r')
-    fs.fsyncSync(fd)
-  } catch {
-    /* a directory that cannot be opened or synced: the file's own fdatasync still holds */
-  } finally {
-    if (fd >= 0) fs.closeSync(fd)
-  }
 }
 
 /** Wraps one device: the first overwrite of every 4 KiB block saves the old block first. */
@@ -257,8 +231,8 @@ export class UndoDevice extends DeviceWrapper {
 }
 
 /** The undo file must not be one of the devices it protects (by any path: identity.ts). */
-function refuseUndoOnDevice(file: string, paths: DeviceSource[]): void {
-  const target = pathKey(file)
+function refuseUndoOnDevice(file: RecordFileRef, paths: DeviceSource[]): void {
+  const target = file.key()
   for (const p of paths)
     if (isDeviceRef(p) && p.key() === target)
       throw new RefusedError('the undo file is one of the devices', p.name, 'put the undo file somewhere else', 'undo-is-device')
@@ -268,7 +242,7 @@ function refuseUndoOnDevice(file: string, paths: DeviceSource[]): void {
  * Run `fn` over undo-wrapped devices when `file` is given. On success the log is sealed (complete);
  * on failure it keeps what was saved, and is removed when nothing was.
  */
-export function withUndo<T>(paths: DeviceSource[], file: string | undefined, fn: (sources: DeviceSource[]) => T): T {
+export function withUndo<T>(paths: DeviceSource[], file: RecordFileRef | undefined, fn: (sources: DeviceSource[]) => T): T {
   if (!file) return fn(paths)
   refuseDuplicateSources(paths)
   refuseUndoOnDevice(file, paths)

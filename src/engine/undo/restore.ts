@@ -5,9 +5,8 @@
  * checksum) — a range changed since means a later write would be undone, so undo refuses. The file
  * is read in a fixed window (one record at most), never whole.
  */
-import * as fs from 'node:fs'
 import {probeDevice} from '../array.js'
-import {type BlockDevice, type DeviceRef} from '../device.js'
+import {type BlockDevice, type DeviceRef, type RecordFile, type RecordFileRef} from '../device.js'
 import {CorruptError, RefusedError, UsageError} from '../errors.js'
 import {
   HEADER_BYTES,
@@ -48,13 +47,13 @@ export interface UndoScan {
 class Reader {
   readonly size: number
   readonly win = Buffer.alloc(MAX_RECORD)
-  constructor(readonly fd: number) {
-    this.size = fs.fstatSync(fd).size
+  constructor(readonly f: RecordFile) {
+    this.size = f.size
   }
   read(buf: Uint8Array, pos: number): void {
     let done = 0
     while (done < buf.length) {
-      const n = fs.readSync(this.fd, buf, done, buf.length - done, pos + done)
+      const n = this.f.read(buf.subarray(done), pos + done)
       if (n <= 0) throw new Error('unexpected end of file')
       done += n
     }
@@ -79,17 +78,17 @@ class Reader {
   }
 }
 
-function openUndo<T>(file: string, fn: (r: Reader) => T): T {
-  let fd: number
+function openUndo<T>(file: RecordFileRef, fn: (r: Reader) => T): T {
+  let f: RecordFile
   try {
-    fd = fs.openSync(file, 'r')
+    f = file.openRead()
   } catch (error) {
-    throw new UsageError(`cannot read undo file: ${(error as Error).message}`, undefined, file)
+    throw new UsageError(`cannot read undo file: ${(error as Error).message}`, undefined, file.name)
   }
   try {
-    return fn(new Reader(fd))
+    return fn(new Reader(f))
   } finally {
-    fs.closeSync(fd)
+    f.close()
   }
 }
 
@@ -98,8 +97,8 @@ function openUndo<T>(file: string, fn: (r: Reader) => T): T {
  * file may end in a torn record (the run stopped while writing it, before the device write it
  * guarded): that record is left out.
  */
-export function scanUndoFile(file: string): UndoScan {
-  const bad = (what: string) => new CorruptError(`undo file is damaged: ${what}`, file, 'it cannot be used to restore safely', 'bad-undo-file')
+export function scanUndoFile(file: RecordFileRef): UndoScan {
+  const bad = (what: string) => new CorruptError(`undo file is damaged: ${what}`, file.name, 'it cannot be used to restore safely', 'bad-undo-file')
   return openUndo(file, rd => {
     if (rd.size < HEADER_BYTES) throw bad('not an r5ctl undo file (shorter than its header)')
     const hb = Buffer.alloc(HEADER_BYTES)
@@ -107,7 +106,7 @@ export function scanUndoFile(file: string): UndoScan {
     const header = decodeHeader(hb)
     if ('problem' in header) {
       if (header.version !== undefined)
-        throw new RefusedError(header.problem, file, 'restore it with the r5ctl version that wrote it', 'undo-version')
+        throw new RefusedError(header.problem, file.name, 'restore it with the r5ctl version that wrote it', 'undo-version')
       throw bad(header.problem)
     }
     const ranges: UndoRange[] = []
@@ -219,12 +218,12 @@ function changedRanges(u: UndoScan, devs: (BlockDevice | null)[], stopAtFirst: b
   return changed
 }
 
-export function undoRestore(file: string, paths: DeviceRef[], opts: {dryRun?: boolean; force?: boolean}): UndoResult {
+export function undoRestore(file: RecordFileRef, paths: DeviceRef[], opts: {dryRun?: boolean; force?: boolean}): UndoResult {
   const u = scanUndoFile(file)
   if (!u.complete && !opts.force)
     throw new RefusedError(
       'undo file is incomplete: the run that wrote it did not finish',
-      file,
+      file.name,
       'it may still undo what that run did; --force restores what it holds',
       'incomplete-undo',
     )
@@ -234,7 +233,7 @@ export function undoRestore(file: string, paths: DeviceRef[], opts: {dryRun?: bo
     if (used.has(i) && matched[i] === null && !opts.force)
       throw new RefusedError(
         `device ${d.name} (${d.size} bytes) recorded in the undo file is not among the devices given`,
-        file,
+        file.name,
         'name every device of the run (by path, or any path to the same device); --force restores only the ones found',
         'undo-device-mismatch',
       )
@@ -250,7 +249,7 @@ export function undoRestore(file: string, paths: DeviceRef[], opts: {dryRun?: bo
     if (changed.length > 0 && !opts.force) {
       const r = changed[0]
       throw new RefusedError(
-        `${r.length} bytes at byte ${r.offset} changed since the run that wrote ${file}; restoring would undo a later write`,
+        `${r.length} bytes at byte ${r.offset} changed since the run that wrote ${file.name}; restoring would undo a later write`,
         matched[r.device]!.name,
         'leave it, or --force to restore anyway and lose what was written since',
         'undo-changed',
@@ -261,7 +260,7 @@ export function undoRestore(file: string, paths: DeviceRef[], opts: {dryRun?: bo
     for (const d of devs) d?.close()
   }
   return {
-    file,
+    file: file.name,
     complete: u.complete,
     dryRun: Boolean(opts.dryRun),
     created: u.header.created.toISOString(),
@@ -276,7 +275,7 @@ export function undoRestore(file: string, paths: DeviceRef[], opts: {dryRun?: bo
 }
 
 /** Write the saved bytes back, one record at a time, in file order; returns the bytes written. */
-function restore(file: string, u: UndoScan, devs: (BlockDevice | null)[]): number {
+function restore(file: RecordFileRef, u: UndoScan, devs: (BlockDevice | null)[]): number {
   let restored = 0
   openUndo(file, rd => {
     for (const r of u.ranges) {
@@ -289,7 +288,7 @@ function restore(file: string, u: UndoScan, devs: (BlockDevice | null)[]): numbe
         if (crcEnd(crcMore(crcStart, part)) !== r.crc)
           throw new CorruptError(
             `undo file changed while restoring: the record at byte ${r.dataPos} no longer matches its checksum`,
-            file,
+            file.name,
             `${restored} bytes were restored before it; keep the file unchanged and run undo again`,
             'bad-undo-file',
           )

@@ -9,7 +9,7 @@ import {syncBuiltinESMExports} from 'node:module'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import {crc32c} from '../../../src/engine/checksum.js'
-import {FileRef, MemDevice, type BlockDevice} from '../../../src/engine/device.js'
+import {FileRef, MemDevice, type BlockDevice, RecordFileRef} from '../../../src/engine/device.js'
 import {IoError, RefusedError} from '../../../src/engine/errors.js'
 import {withUndo} from '../../../src/engine/undo/log.js'
 import {scanUndoFile} from '../../../src/engine/undo/restore.js'
@@ -48,7 +48,7 @@ describe('engine: undo log', () => {
     const seen: {syncs: number; ranges: number}[] = []
     const spy = Object.create(dev) as BlockDevice
     spy.writev = (bufs, offset) => {
-      seen.push({syncs, ranges: scanUndoFile(file).ranges.length})
+      seen.push({syncs, ranges: scanUndoFile(new RecordFileRef(file)).ranges.length})
       dev.writev(bufs, offset)
     }
     const orig = fsDefault.fdatasyncSync
@@ -59,7 +59,7 @@ describe('engine: undo log', () => {
         orig(fd)
       },
       () =>
-        withUndo([spy], file, ([s]) => {
+        withUndo([spy], new RecordFileRef(file), ([s]) => {
           const d = s as BlockDevice
           d.write(new Uint8Array(4096).fill(7), 8192) // block 2
           const at = syncs
@@ -72,7 +72,7 @@ describe('engine: undo log', () => {
       [1, 3],
       'the records were on disk before each device write',
     )
-    const u = scanUndoFile(file)
+    const u = scanUndoFile(new RecordFileRef(file))
     assert.equal(u.complete, true)
     assert.deepEqual(
       u.ranges.map(r => [r.offset, r.length]),
@@ -104,7 +104,7 @@ describe('engine: undo log', () => {
       () =>
         assert.throws(
           () =>
-            withUndo([dev], file, ([s]) => {
+            withUndo([dev], new RecordFileRef(file), ([s]) => {
               const d = s as BlockDevice
               d.write(new Uint8Array(4096).fill(1), 0) // header was write 1, this record write 2
               try {
@@ -118,7 +118,7 @@ describe('engine: undo log', () => {
         ),
     )
     assert.deepEqual(dev.data.subarray(4096), before.subarray(4096), 'a device write went ahead without its old bytes saved')
-    const u = scanUndoFile(file)
+    const u = scanUndoFile(new RecordFileRef(file))
     assert.equal(u.complete, false)
     assert.deepEqual(
       u.ranges.map(r => r.offset),
@@ -137,7 +137,7 @@ describe('engine: undo log', () => {
           if (++writes > 1) throw Object.assign(new Error('EFBIG: file too large'), {code: 'EFBIG'})
           return orig(fd, bufs, pos)
         }) as typeof orig,
-        () => withUndo([filled('a', 8192, 3)], file, ([s]) => (s as BlockDevice).write(new Uint8Array(4096), 0)),
+        () => withUndo([filled('a', 8192, 3)], new RecordFileRef(file), ([s]) => (s as BlockDevice).write(new Uint8Array(4096), 0)),
       )
       assert.fail('no error')
     } catch (error) {
@@ -161,14 +161,14 @@ describe('engine: undo log', () => {
             return orig(fd, bufs, pos)
           }) as typeof orig,
           () =>
-            withUndo([dev], file, ([s]) => {
+            withUndo([dev], new RecordFileRef(file), ([s]) => {
               ;(s as BlockDevice).write(new Uint8Array(4096).fill(1), 0)
               ;(s as BlockDevice).write(new Uint8Array(4096).fill(1), 8192)
             }),
         ),
       (e: IoError) => e instanceof IoError && e.device === file && /finished/.test(e.message),
     )
-    const u = scanUndoFile(file)
+    const u = scanUndoFile(new RecordFileRef(file))
     assert.equal(u.complete, false)
     assert.deepEqual(
       u.ranges.map(r => r.offset),
@@ -180,7 +180,7 @@ describe('engine: undo log', () => {
     const file = path.join(dir, 'u')
     assert.throws(
       () =>
-        withUndo([filled('a', 8192, 4)], file, () => {
+        withUndo([filled('a', 8192, 4)], new RecordFileRef(file), () => {
           throw new RefusedError('no')
         }),
       RefusedError,
@@ -188,24 +188,24 @@ describe('engine: undo log', () => {
     assert.equal(fs.existsSync(file), false)
     assert.throws(
       () =>
-        withUndo([filled('a', 8192, 4)], file, ([s]) => {
+        withUndo([filled('a', 8192, 4)], new RecordFileRef(file), ([s]) => {
           ;(s as BlockDevice).write(new Uint8Array(4096), 0)
           throw new RefusedError('no')
         }),
       RefusedError,
     )
-    assert.equal(scanUndoFile(file).ranges.length, 1)
+    assert.equal(scanUndoFile(new RecordFileRef(file)).ranges.length, 1)
   })
 
   it('refuses an undo file that is one of the devices, and an existing file', () => {
     const img = path.join(dir, 'a.img')
     fs.writeFileSync(img, Buffer.alloc(8192))
     assert.throws(
-      () => withUndo([new FileRef(img)], path.join(dir, '.', 'a.img'), () => 0),
+      () => withUndo([new FileRef(img)], new RecordFileRef(path.join(dir, '.', 'a.img')), () => 0),
       (e: RefusedError) => e.code === 'undo-is-device',
     )
     assert.throws(
-      () => withUndo([new FileRef(path.join(dir, 'b.img'))], path.join(dir, 'b.img'), () => 0),
+      () => withUndo([new FileRef(path.join(dir, 'b.img'))], new RecordFileRef(path.join(dir, 'b.img')), () => 0),
       (e: RefusedError) => e.code === 'undo-is-device',
     )
     assert.deepEqual(fs.readdirSync(dir), ['a.img'])

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import {MemDevice, type BlockDevice} from '../../../src/engine/device.js'
+import {MemDevice, type BlockDevice, RecordFileRef} from '../../../src/engine/device.js'
 import {CorruptError, R5Error, RefusedError} from '../../../src/engine/errors.js'
 import {HEADER_BYTES, HEAD_BYTES} from '../../../src/engine/undo/format.js'
 import {withUndo} from '../../../src/engine/undo/log.js'
@@ -19,7 +19,7 @@ describe('engine: undo file reader', () => {
   before(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'r5ctl-undo-read-'))
     const file = path.join(dir, 'good')
-    withUndo([new MemDevice('a', 1 << 20), new MemDevice('b', 1 << 20)], file, devs => {
+    withUndo([new MemDevice('a', 1 << 20), new MemDevice('b', 1 << 20)], new RecordFileRef(file), devs => {
       ;(devs[0] as BlockDevice).write(new Uint8Array(8192).fill(1), 4096)
       ;(devs[1] as BlockDevice).write(new Uint8Array(4096).fill(2), 65536)
     })
@@ -30,7 +30,7 @@ describe('engine: undo file reader', () => {
   const scanOf = (b: Uint8Array) => {
     const f = path.join(dir, 'x')
     fs.writeFileSync(f, b)
-    return scanUndoFile(f)
+    return scanUndoFile(new RecordFileRef(f))
   }
 
   it('reads the sealed file: two ranges, both with after-checksums', () => {

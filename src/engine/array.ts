@@ -5,24 +5,12 @@
  */
 import {uuidSeed} from './checksum.js'
 import {DEFAULT_COMPUTE, type Compute} from './compute.js'
-import {type BlockDevice, type DeviceSource, alignedBuffer, isDeviceRef} from './device.js'
-import {CorruptError, RefusedError, UsageError, R5Error} from './errors.js'
-import {
-  FEATURE_JOURNAL,
-  ROLE_JOURNAL,
-  ROLE_SPARE,
-  SB_OFFSET_BYTES,
-  SB_OFFSET_SECTORS,
-  SB_MAGIC,
-  SB_MAX_DEV,
-  type Superblock,
-  decodeSuperblock,
-  encodeSuperblock,
-  mdTime,
-  type Problem,
-} from './format/superblock.js'
+import {type BlockDevice, type DeviceSource, isDeviceRef} from './device.js'
+import {probeDevice, sbVerdict, type ProbeResult} from './probe.js'
+import {CorruptError, RefusedError, UsageError} from './errors.js'
+import {ROLE_JOURNAL, ROLE_SPARE, SB_OFFSET_BYTES, type Superblock, encodeSuperblock, mdTime} from './format/superblock.js'
 import {formatUuid} from './format/names.js'
-import {Geometry, validLayout, MIN_RAID_DISKS} from './geometry.js'
+import {Geometry, validLayout} from './geometry.js'
 import {Ring, BLOCK_SECTORS} from './journal/ring.js'
 
 export interface DeviceInfo {
@@ -33,116 +21,10 @@ export interface DeviceInfo {
   role: number
 }
 
-export interface ProbeResult {
-  path: string
-  size: number
-  sb: Superblock | null
-  problems: Problem[]
-  computedCsum: number
-  error?: R5Error
-}
-
 export type {DeviceSource} from './device.js'
 
 export function sourceName(s: DeviceSource): string {
   return s.name
-}
-
-/** Read and decode the superblock of one device without judging it (for `examine`). */
-export function probeDevice(src: DeviceSource): ProbeResult {
-  const path = sourceName(src)
-  let dev: BlockDevice
-  try {
-    dev = isDeviceRef(src) ? src.open({writable: false}) : src
-  } catch (error) {
-    return {path, size: 0, sb: null, problems: [], computedCsum: 0, error: error as R5Error}
-  }
-  try {
-    if (dev.size < SB_OFFSET_BYTES + 4096) {
-      return {
-        path,
-        size: dev.size,
-        sb: null,
-        problems: [{code: 'short', message: `device is only ${dev.size} bytes: too small to hold an md superblock`}],
-        computedCsum: 0,
-      }
-    }
-    const buf = alignedBuffer(4096)
-    dev.read(buf, SB_OFFSET_BYTES)
-    const {sb, problems, computedCsum} = decodeSuperblock(buf)
-    // A raid_disks beyond what dev_roles can describe sizes per-slot tables (examine's array
-    // state string, the member table): the superblock cannot be described, let alone used.
-    const absurd = sb.magic === SB_MAGIC ? problems.find(x => x.code === 'bad-raid-disks') : undefined
-    if (absurd)
-      return {
-        path,
-        size: dev.size,
-        sb,
-        problems,
-        computedCsum,
-        error: new CorruptError(`bad superblock: ${absurd.message}`, path, undefined, absurd.code),
-      }
-    return {path, size: dev.size, sb, problems, computedCsum}
-  } finally {
-    if (isDeviceRef(src)) dev.close()
-  }
-}
-
-/** Why a superblock is unusable, as one line; null when it is fine. */
-function sbVerdict(p: ProbeResult): R5Error | null {
-  if (p.error) return p.error
-  if (!p.sb || p.problems.length > 0) {
-    const pr = p.problems.at(0)
-    if (pr?.code === 'bad-magic')
-      return new CorruptError(
-        `no md superblock: ${pr.message}`,
-        p.path,
-        'is this an array member? `r5ctl examine` shows what is there',
-        'no-superblock',
-      )
-    return new CorruptError(
-      `bad superblock: ${pr?.message ?? 'unreadable'}`,
-      p.path,
-      'the superblock is damaged; leave this device out (degraded read) or restore it',
-      pr?.code ?? 'bad-superblock',
-    )
-  }
-  const sb = p.sb
-  if (!(sb.featureMap & FEATURE_JOURNAL))
-    return new RefusedError('array has no write journal (feature map lacks 0x200): not a journaled array', p.path, undefined, 'no-journal-feature')
-  if (![4, 5, 6].includes(sb.level)) return new CorruptError(`unsupported raid level ${sb.level}`, p.path)
-  // the geometry md itself would accept (raid5.c setup_conf), checked before anything is sized by it
-  const level = sb.level as 4 | 5 | 6
-  if (sb.raidDisks < MIN_RAID_DISKS[level] || sb.raidDisks > SB_MAX_DEV)
-    return new CorruptError(`raid${level} with ${sb.raidDisks} raid disks is not a valid array`, p.path, undefined, 'bad-geometry')
-  if (sb.chunkSize < BLOCK_SECTORS || (sb.chunkSize & (sb.chunkSize - 1)) !== 0)
-    return new CorruptError(`chunk size ${sb.chunkSize} sectors is not a power-of-two multiple of 4 KiB`, p.path, undefined, 'bad-geometry')
-  if (!validLayout(level, sb.layout)) return new CorruptError(`unsupported layout ${sb.layout} for raid${level}`, p.path, undefined, 'bad-geometry')
-  const need = Number(sb.dataOffset + sb.dataSize) * 512
-  if (need > p.size)
-    return new CorruptError(
-      `device is truncated: superblock says data ends at byte ${need}, device has ${p.size}`,
-      p.path,
-      'restore the full image',
-      'truncated',
-    )
-  if (sb.dataOffset < SB_OFFSET_SECTORS + BigInt(BLOCK_SECTORS))
-    return new CorruptError(
-      `data_offset ${sb.dataOffset} overlaps the superblock (it ends at sector ${SB_OFFSET_SECTORS + BigInt(BLOCK_SECTORS)})`,
-      p.path,
-      undefined,
-      'bad-data-offset',
-    )
-  const role = sb.devRoles[sb.devNumber]
-  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- dev_number is read from disk and may be past dev_roles
-  if (role !== undefined && role < sb.raidDisks && sb.size > sb.dataSize)
-    return new CorruptError(
-      `member uses ${sb.size} sectors but its data area holds only ${sb.dataSize}`,
-      p.path,
-      'restore the full image',
-      'bad-size',
-    )
-  return null
 }
 
 export interface OpenOptions {

@@ -159,11 +159,23 @@ describe('e2e: a failing writing command writes nothing (zero-writes table)', fu
         editSb(set(dir)[i], {events})
       })
     }
-    fs.mkdirSync(path.join(w, 'nojf'))
-    A.forEach((f, i) => {
-      fs.copyFileSync(f, set('nojf')[i])
-      editSb(set('nojf')[i], {featureMap: 0})
-    })
+    // superblocks with what r5ctl does not handle, on every device of the set
+    const features: [string, (sb: Superblock) => Partial<Superblock>][] = [
+      ['nojf', () => ({featureMap: 0})],
+      ['bitmap', sb => ({featureMap: sb.featureMap | 0x1, bitmapOffset: 8})],
+      ['reshape', sb => ({featureMap: sb.featureMap | 0x4, reshapePosition: 64n, deltaDisks: 1})],
+      ['ppl', sb => ({featureMap: sb.featureMap | 0x400})],
+      ['clustered', sb => ({featureMap: sb.featureMap | 0x100})],
+    ]
+    for (const [dir, change] of features) {
+      fs.mkdirSync(path.join(w, dir))
+      A.forEach((f, i) => {
+        fs.copyFileSync(f, set(dir)[i])
+        editSb(set(dir)[i], change(readSb(f)))
+      })
+    }
+    // a member the kernel was still rebuilding: in sync only up to its recovery_offset
+    variant(am1, 'm1-recovering.img', f => editSb(f, {featureMap: readSb(f).featureMap | 0x2, journalTail: 64n}))
     fs.linkSync(am1, v('m1-link.img'))
     fs.mkdirSync(path.join(w, 'dir.img'))
     fs.writeFileSync(path.join(w, 'plain.txt'), 'not a device\n')
@@ -221,6 +233,11 @@ describe('e2e: a failing writing command writes nothing (zero-writes table)', fu
       ['events counter at 2^64-1', set('max'), {all: 4}],
       ['events counter at 2^64-2 (a write needs more than one update)', set('max1'), {write: 4}],
       ['superblocks without the journal feature', set('nojf'), {all: 3}],
+      ['a write-intent bitmap', set('bitmap'), {all: 3}],
+      ['a reshape in progress', set('reshape'), {all: 3}],
+      ['a partial parity log (PPL)', set('ppl'), {all: 3}],
+      ['a clustered array', set('clustered'), {all: 3}],
+      ['a member still being rebuilt (recovery_offset)', swap(A, am1, v('m1-recovering.img')), {all: 3}],
       ['a device that does not exist', [...A.slice(0, 3), path.join(w, 'nosuch.img')], {all: 1}],
       ['a folder given as a device', swap(A, am2, path.join(w, 'dir.img')), {all: 1}],
       ['a text file given as a device', swap(A, am2, path.join(w, 'plain.txt')), {all: 4}],

@@ -66,7 +66,10 @@ export const FEATURE_BITMAP_OFFSET = 0x1
 export const FEATURE_RECOVERY_OFFSET = 0x2
 export const FEATURE_RESHAPE_ACTIVE = 0x4
 export const FEATURE_BAD_BLOCKS = 0x8
+export const FEATURE_CLUSTERED = 0x100
 export const FEATURE_JOURNAL = 0x200
+export const FEATURE_PPL = 0x400
+export const FEATURE_MULTIPLE_PPLS = 0x800
 /** MD_FEATURE_ALL of Linux 6.1 (bits 0..12); super_1_load refuses any other bit. */
 export const FEATURE_ALL_6_1 = 0x1fff
 

@@ -2,7 +2,8 @@
  * examine: every device's superblock as mdadm --examine shows it, and the journal summary
  * (journal/state.ts).
  */
-import {type MdArray, type DeviceSource, openArray, probeDevice, type ProbeResult} from '../array.js'
+import {type MdArray, type DeviceSource, openArray} from '../array.js'
+import {probeDevice, type ProbeResult} from '../probe.js'
 import {journalState} from '../journal/state.js'
 import {hex, type LogEnd} from '../journal/scan.js'
 import {ROLE_JOURNAL, ROLE_SPARE, ROLE_FAULTY, mdTimeToDate} from '../format/superblock.js'

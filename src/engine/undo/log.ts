@@ -8,7 +8,8 @@
  * stops the run before its next device write and names the file; a run that fails before its
  * first device write leaves no undo file (the empty one it created is removed).
  */
-import {probeDevice, refuseDuplicateSources, type DeviceSource} from '../array.js'
+import {refuseDuplicateSources, type DeviceSource} from '../array.js'
+import {probeDevice} from '../probe.js'
 import {DeviceWrapper, isDeviceRef, type BlockDevice, type RecordFile, type RecordFileRef} from '../device.js'
 import {IoError, RefusedError} from '../errors.js'
 import {

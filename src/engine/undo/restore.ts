@@ -5,7 +5,7 @@
  * checksum) — a range changed since means a later write would be undone, so undo refuses. The file
  * is read in a fixed window (one record at most), never whole.
  */
-import {probeDevice} from '../array.js'
+import {probeDevice} from '../probe.js'
 import {type BlockDevice, type DeviceRef, type RecordFile, type RecordFileRef} from '../device.js'
 import {CorruptError, RefusedError, UsageError} from '../errors.js'
 import {

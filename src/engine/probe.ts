@@ -1,0 +1,174 @@
+/**
+ * One device as found: its md superblock read once and decoded (probeDevice, what `examine` shows),
+ * and why it cannot be used in an array (sbVerdict): damage, a geometry md would not accept, or a
+ * feature r5ctl does not handle, named.
+ */
+import {type BlockDevice, type DeviceSource, alignedBuffer, isDeviceRef} from './device.js'
+import {CorruptError, RefusedError, type R5Error} from './errors.js'
+import {
+  FEATURE_BITMAP_OFFSET,
+  FEATURE_CLUSTERED,
+  FEATURE_JOURNAL,
+  FEATURE_MULTIPLE_PPLS,
+  FEATURE_PPL,
+  FEATURE_RECOVERY_OFFSET,
+  FEATURE_RESHAPE_ACTIVE,
+  ROLE_JOURNAL,
+  SB_OFFSET_BYTES,
+  SB_OFFSET_SECTORS,
+  SB_MAGIC,
+  SB_MAX_DEV,
+  type Superblock,
+  decodeSuperblock,
+  type Problem,
+} from './format/superblock.js'
+import {validLayout, MIN_RAID_DISKS} from './geometry.js'
+import {BLOCK_SECTORS} from './journal/ring.js'
+
+export interface ProbeResult {
+  path: string
+  size: number
+  sb: Superblock | null
+  problems: Problem[]
+  computedCsum: number
+  error?: R5Error
+}
+
+/** Read and decode the superblock of one device without judging it (for `examine`). */
+export function probeDevice(src: DeviceSource): ProbeResult {
+  const path = src.name
+  let dev: BlockDevice
+  try {
+    dev = isDeviceRef(src) ? src.open({writable: false}) : src
+  } catch (error) {
+    return {path, size: 0, sb: null, problems: [], computedCsum: 0, error: error as R5Error}
+  }
+  try {
+    if (dev.size < SB_OFFSET_BYTES + 4096) {
+      return {
+        path,
+        size: dev.size,
+        sb: null,
+        problems: [{code: 'short', message: `device is only ${dev.size} bytes: too small to hold an md superblock`}],
+        computedCsum: 0,
+      }
+    }
+    const buf = alignedBuffer(4096)
+    dev.read(buf, SB_OFFSET_BYTES)
+    const {sb, problems, computedCsum} = decodeSuperblock(buf)
+    // A raid_disks beyond what dev_roles can describe sizes per-slot tables (examine's array
+    // state string, the member table): the superblock cannot be described, let alone used.
+    const absurd = sb.magic === SB_MAGIC ? problems.find(x => x.code === 'bad-raid-disks') : undefined
+    if (absurd)
+      return {
+        path,
+        size: dev.size,
+        sb,
+        problems,
+        computedCsum,
+        error: new CorruptError(`bad superblock: ${absurd.message}`, path, undefined, absurd.code),
+      }
+    return {path, size: dev.size, sb, problems, computedCsum}
+  } finally {
+    if (isDeviceRef(src)) dev.close()
+  }
+}
+
+/**
+ * What a superblock asks for that r5ctl does not do, by name: md keeps a write-intent bitmap, a
+ * partial parity log or a cluster apart from a journal, a reshape gives the array two geometries
+ * until it ends, and a member being rebuilt is in sync only up to its recovery_offset.
+ */
+function unhandledFeature(sb: Superblock): {message: string; hint: string; code: string} | null {
+  const f = sb.featureMap
+  if (f & FEATURE_BITMAP_OFFSET)
+    return {
+      message: 'has a write-intent bitmap (feature 0x1): md never runs one beside a journal, and r5ctl does not keep one',
+      hint: 'examine the set with `mdadm --examine`; nothing was written',
+      code: 'bitmap',
+    }
+  if (f & (FEATURE_PPL | FEATURE_MULTIPLE_PPLS))
+    return {
+      message: 'uses a partial parity log (PPL, feature 0x400/0x800), which md never runs beside a journal',
+      hint: 'examine the set with `mdadm --examine`; nothing was written',
+      code: 'ppl',
+    }
+  if (f & FEATURE_CLUSTERED)
+    return {
+      message: 'is a clustered array (feature 0x100): r5ctl does not take cluster locks',
+      hint: 'stop the array on every node and use mdadm; nothing was written',
+      code: 'clustered',
+    }
+  if (f & FEATURE_RESHAPE_ACTIVE)
+    return {
+      message: `a reshape is in progress (feature 0x4, at sector ${sb.reshapePosition}): the array has two geometries until it ends`,
+      hint: 'let the kernel finish the reshape (mdadm --assemble); nothing was written',
+      code: 'reshape',
+    }
+  if (f & FEATURE_RECOVERY_OFFSET && sb.devRoles[sb.devNumber] !== ROLE_JOURNAL && sb.journalTail < sb.size)
+    return {
+      message: `member is still being rebuilt: in sync only up to sector ${sb.journalTail} of ${sb.size} (recovery_offset)`,
+      hint: 'leave it out: r5ctl reads and recovers the array degraded without it; nothing was written',
+      code: 'recovering',
+    }
+  return null
+}
+
+/** Why a superblock is unusable, as one line; null when it is fine. */
+export function sbVerdict(p: ProbeResult): R5Error | null {
+  if (p.error) return p.error
+  if (!p.sb || p.problems.length > 0) {
+    const pr = p.problems.at(0)
+    if (pr?.code === 'bad-magic')
+      return new CorruptError(
+        `no md superblock: ${pr.message}`,
+        p.path,
+        'is this an array member? `r5ctl examine` shows what is there',
+        'no-superblock',
+      )
+    return new CorruptError(
+      `bad superblock: ${pr?.message ?? 'unreadable'}`,
+      p.path,
+      'the superblock is damaged; leave this device out (degraded read) or restore it',
+      pr?.code ?? 'bad-superblock',
+    )
+  }
+  const sb = p.sb
+  if (!(sb.featureMap & FEATURE_JOURNAL))
+    return new RefusedError('array has no write journal (feature map lacks 0x200): not a journaled array', p.path, undefined, 'no-journal-feature')
+  const unhandled = unhandledFeature(sb)
+  if (unhandled) return new RefusedError(unhandled.message, p.path, unhandled.hint, unhandled.code)
+  if (![4, 5, 6].includes(sb.level)) return new CorruptError(`unsupported raid level ${sb.level}`, p.path)
+  // the geometry md itself would accept (raid5.c setup_conf), checked before anything is sized by it
+  const level = sb.level as 4 | 5 | 6
+  if (sb.raidDisks < MIN_RAID_DISKS[level] || sb.raidDisks > SB_MAX_DEV)
+    return new CorruptError(`raid${level} with ${sb.raidDisks} raid disks is not a valid array`, p.path, undefined, 'bad-geometry')
+  if (sb.chunkSize < BLOCK_SECTORS || (sb.chunkSize & (sb.chunkSize - 1)) !== 0)
+    return new CorruptError(`chunk size ${sb.chunkSize} sectors is not a power-of-two multiple of 4 KiB`, p.path, undefined, 'bad-geometry')
+  if (!validLayout(level, sb.layout)) return new CorruptError(`unsupported layout ${sb.layout} for raid${level}`, p.path, undefined, 'bad-geometry')
+  const need = Number(sb.dataOffset + sb.dataSize) * 512
+  if (need > p.size)
+    return new CorruptError(
+      `device is truncated: superblock says data ends at byte ${need}, device has ${p.size}`,
+      p.path,
+      'restore the full image',
+      'truncated',
+    )
+  if (sb.dataOffset < SB_OFFSET_SECTORS + BigInt(BLOCK_SECTORS))
+    return new CorruptError(
+      `data_offset ${sb.dataOffset} overlaps the superblock (it ends at sector ${SB_OFFSET_SECTORS + BigInt(BLOCK_SECTORS)})`,
+      p.path,
+      undefined,
+      'bad-data-offset',
+    )
+  const role = sb.devRoles[sb.devNumber]
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- dev_number is read from disk and may be past dev_roles
+  if (role !== undefined && role < sb.raidDisks && sb.size > sb.dataSize)
+    return new CorruptError(
+      `member uses ${sb.size} sectors but its data area holds only ${sb.dataSize}`,
+      p.path,
+      'restore the full image',
+      'bad-size',
+    )
+  return null
+}

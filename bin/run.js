@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// Plain command lines (`r5ctl examine a.img`, `r5ctl --version`) run without loading oclif: see
-// dist/src/cli/fast.js. Everything else (help, plugins, unknown commands, parse errors, …) goes to oclif.
+// Plain command lines (`r5ctl examine a.img`, `r5ctl --version`) run without loading oclif's Config, parsed
+// by oclif's parser alone: see dist/src/cli/fast.js. Everything else (help, plugins, unknown commands, parse
+// errors, …) goes to oclif.
 let fast
 try {
   fast = await import('../dist/src/cli/fast.js')

@@ -2,33 +2,15 @@
  * Shared behaviour of every command on the oclif path: `--json`, the error contract of shared/design/CLI.md
  * (src/cli/report.ts) and exit codes from the engine's typed errors. The commands themselves are defined
  * oclif-free in src/impl/<id>.ts; `commandClass` turns one into the oclif command class that
- * src/commands/<id>.ts exports. bin/run.js runs plain command lines without oclif (src/cli/fast.ts), with
- * the same definitions and the same error reporting.
+ * src/commands/<id>.ts exports; the flag and arg definitions come from src/cli/oclif-defs.ts, which the
+ * start-up fast path (src/cli/fast.ts) gives to oclif's parser as well. The error reporting is shared too.
  */
 import {format, inspect} from 'node:util'
-import {Args, Command, Flags, ux, type Interfaces} from '@oclif/core'
-import {BASE_FLAGS, refuseEmptyFlags, type ArgSpec, type CommandImpl, type CommandSpec, type Ctx, type FlagSpec, type FlagValues} from './cli/spec.js'
+import {Command, ux} from '@oclif/core'
+import {BASE_FLAGS, refuseEmptyFlags, type CommandImpl, type CommandSpec, type Ctx, type FlagValues} from './cli/spec.js'
+import {oclifFlags, parserDefinitions} from './cli/oclif-defs.js'
 import {reportError} from './cli/report.js'
 import {writeStdout} from './render/stdio.js'
-
-/** oclif flag definitions from our flag specs (only the keys that are set, so the manifest stays minimal). */
-export function oclifFlags(specs: Record<string, FlagSpec>): Interfaces.FlagInput {
-  const out: Interfaces.FlagInput = {}
-  for (const [name, s] of Object.entries(specs)) {
-    const {type, ...opts} = s
-    // the spec's keys are a subset of oclif's flag options; oclif's generic option types cannot see which
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- optional keys may be present as undefined
-    const o = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as Record<string, never>
-    out[name] = type === 'boolean' ? Flags.boolean(o) : type === 'integer' ? Flags.integer(o) : Flags.string(o)
-  }
-  return out
-}
-
-function oclifArgs(specs: Record<string, ArgSpec> | undefined): Record<string, ReturnType<typeof Args.string>> {
-  const out: Record<string, ReturnType<typeof Args.string>> = {}
-  for (const [name, s] of Object.entries(specs ?? {})) out[name] = Args.string({...s})
-  return out
-}
 
 export abstract class R5Command extends Command implements Ctx {
   static enableJsonFlag = true
@@ -66,13 +48,14 @@ export abstract class R5Command extends Command implements Ctx {
 /** The oclif command class of an oclif-free command definition (src/impl/<id>.ts). */
 export function commandClass<S extends CommandSpec>(impl: CommandImpl<S>): typeof R5Command {
   const {spec, run} = impl
+  const defs = parserDefinitions(spec)
   class Cmd extends R5Command {
     static summary = spec.summary
     static description = spec.description
     static examples = [...spec.examples]
-    static strict = spec.strict
-    static args = oclifArgs(spec.args)
-    static flags = oclifFlags(spec.flags)
+    static strict = defs.strict
+    static args = defs.args
+    static flags = defs.flags
 
     async run(): Promise<unknown> {
       const {flags, argv, args} = await this.parse(this.ctor)

@@ -1,24 +1,29 @@
 /**
- * Start-up fast path (bin/run.js): runs a plain r5ctl command line without loading oclif.
+ * Start-up fast path (bin/run.js): runs a plain r5ctl command line without loading oclif's Config.
  *
- * Loading @oclif/core (about 160 CommonJS modules: config, plugins, semver, help, …) and its Config.load costs
- * more start-up than node itself. For a command line that names one of our commands with flags
- * that parse unambiguously, this module does what oclif would do with the same definitions
- * (src/impl/<id>.ts, src/cli/spec.ts): the same parse result, the same `--json` output, the same error
- * reporting (src/cli/report.ts), the same exit codes; also `r5ctl --version`. Everything else returns false
- * before anything is printed, and bin/run.js hands the command line to oclif unchanged: help, plugin
- * commands (autocomplete), unknown commands (not-found's suggestions), every parse error, `--`, combined
- * short flags, `--flag=value` on a boolean, values that start with '-', oclif's environment variables
- * (DEBUG, R5CTL_DEBUG, R5CTL_CONTENT_TYPE, NODE_ENV=development|test), oclif settings in package.json or in
- * its plugins that could change the behaviour (hooks, themes, user plugins). R5CTL_NO_FAST_START=1 turns the
- * fast path off.
+ * Loading @oclif/core's index (config, plugins, semver, help, …) and running Config.load costs more start-up
+ * than node itself. For a command line that names one of our commands, this module does what oclif's
+ * Command#_run would do, with oclif's own pieces wherever the behaviour lives in them: the flag and arg
+ * definitions are those of the command class (src/cli/oclif-defs.ts, from src/impl/<id>.ts), and they go
+ * through oclif's parser (`@oclif/core/parser`) with the flag set Command#parse gives it (oclif's
+ * aggregateFlags: --json, the base flags, the command's). The body, the `--json` output, the error reporting
+ * (src/cli/report.ts) and the exit codes are the oclif path's; also `r5ctl --version`.
+ *
+ * Everything else returns false before anything is printed, and bin/run.js hands the command line to oclif
+ * unchanged: help, plugin commands (autocomplete), unknown commands (not-found's suggestions), every parse
+ * error (so that every error message is oclif's), oclif's environment variables (DEBUG, R5CTL_DEBUG,
+ * R5CTL_CONTENT_TYPE, NODE_ENV=development|test), oclif settings in package.json or in its plugins that
+ * could change the behaviour (hooks, themes, user plugins), a manifest oclif would warn about.
+ * R5CTL_NO_FAST_START=1 turns the fast path off.
  */
 import * as fs from 'node:fs'
+import {createRequire} from 'node:module'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {format} from 'node:util'
-import {BASE_FLAGS, refuseEmptyFlags, type CommandImpl, type CommandSpec, type Ctx, type FlagSpec, type FlagValues} from './spec.js'
+import type {FlagInput} from '@oclif/core/interfaces'
+import {refuseEmptyFlags, type CommandImpl, type CommandSpec, type Ctx, type FlagSpec, type FlagValues} from './spec.js'
 import {writeStdout} from '../render/stdio.js'
 
 /** the package root: this file is dist/src/cli/fast.js */
@@ -29,8 +34,6 @@ const KNOWN_PLUGINS = new Set(['@oclif/plugin-autocomplete', '@oclif/plugin-not-
 const HARMLESS_HOOKS = new Set(['command_not_found', 'command_incomplete', 'plugins:postinstall', 'plugins:postuninstall', 'plugins:preinstall'])
 /** package.json "oclif" keys the fast path reproduces; any other (hooks, theme, additional*Flags, …) sends every run to oclif */
 const KNOWN_OCLIF_KEYS = new Set(['bin', 'dirname', 'commands', 'topicSeparator', 'plugins'])
-
-const JSON_FLAG: FlagSpec = {type: 'boolean', description: 'Format output as json.', helpGroup: 'GLOBAL'}
 
 interface PackageJson {
   name: string
@@ -60,11 +63,13 @@ async function prepare(argv: string[]): Promise<(() => Promise<void> | void) | u
   if (argv.length === 0 || process.env.R5CTL_NO_FAST_START) return
   const id = argv[0]
   const version = id === '--version' // oclif checks this first, then --help anywhere before `--`
-  if (!version && (!/^[a-z][a-z0-9-]*$/.test(id) || argv.includes('--help') || argv.includes('--'))) return
+  if (!version && (!/^[a-z][a-z0-9-]*$/.test(id) || isHelp(argv))) return
   const pj = readPackageJson()
   if (!pj || !environmentAllows(pj) || !oclifConfigAllows(pj)) return
   if (version) return versionPrinter(pj)
   if (!isOurCommand(id, pj)) return
+  const input = argv.slice(1)
+  if (jsonRequested(input) && userThemeExists(pj)) return
   let impl: CommandImpl | undefined
   let report: typeof import('./report.js')
   try {
@@ -73,11 +78,26 @@ async function prepare(argv: string[]): Promise<(() => Promise<void> | void) | u
     return
   }
   if (!impl?.spec || typeof impl.run !== 'function') return
-  const input = argv.slice(1)
-  const parsed = parse(impl.spec, input)
+  const ctx = new FastContext(input)
+  const parsed = await parseCommandLine(impl.spec, input, ctx)
   if (!parsed) return
-  if (input.includes('--json') && userThemeExists(pj)) return
-  return () => runCommand(impl, input, parsed, report.reportError, scopedKey(pj, 'REDIRECTED'))
+  return () => runCommand(impl, ctx, parsed, report.reportError, scopedKey(pj, 'REDIRECTED'))
+}
+
+/** oclif's helpAddition (main.js) without additional help flags: `--help` before any `--`. */
+function isHelp(argv: string[]): boolean {
+  for (const arg of argv) {
+    if (arg === '--help') return true
+    if (arg === '--') return false
+  }
+  return false
+}
+
+/** Command#jsonEnabled of a command with enableJsonFlag, without R5CTL_CONTENT_TYPE (which goes to oclif). */
+const jsonRequested = (input: string[]): boolean => {
+  const json = input.indexOf('--json')
+  const dashdash = input.indexOf('--')
+  return json !== -1 && (dashdash === -1 || json < dashdash)
 }
 
 /**
@@ -207,100 +227,34 @@ interface Parsed {
   args: Record<string, string | undefined>
 }
 
+type AggregateFlags = (flags: FlagInput, baseFlags: FlagInput, enableJsonFlag: boolean) => FlagInput
+
 /**
- * oclif's parse (lib/parser/parse.js and validate.js) restricted to command lines it accepts without error and
- * without a special case; null for everything else.
+ * oclif's parse of a command line for the command of `spec`, as Command#parse runs it: the command class's
+ * definitions (src/cli/oclif-defs.ts), oclif's aggregateFlags (the --json flag oclif adds), oclif's parser
+ * and validation. null on any parse error (oclif reports it).
  */
-export function parse(spec: CommandSpec, input: string[]): Parsed | null {
-  const defs: Record<string, FlagSpec> = {json: JSON_FLAG, ...BASE_FLAGS, ...spec.flags}
-  const aliases = new Map<string, string>()
-  for (const [name, d] of Object.entries(defs)) for (const a of d.aliases ?? []) aliases.set(a, name)
-  const findLong = (n: string) => (Object.hasOwn(defs, n) ? n : aliases.get(n))
-  const findShort = (ch: string) => aliases.get(ch) ?? Object.keys(defs).find(k => defs[k].char === ch)
-
-  const given = new Map<string, string | true>()
-  const positional: string[] = []
-  for (let i = 0; i < input.length; i++) {
-    const tok = input[i]
-    if (!tok.startsWith('-') || tok === '-') {
-      positional.push(tok)
-      continue
-    }
-    let name: string | undefined
-    let value: string | undefined
-    let inline = false
-    if (tok.startsWith('--')) {
-      name = findLong(tok.slice(2))
-      if (!name) {
-        const eq = tok.indexOf('=')
-        if (eq === -1) return null
-        name = findLong(tok.slice(2, eq))
-        if (!name) return null
-        value = tok.slice(eq + 1)
-        inline = true
-      }
-    } else {
-      name = findShort(tok[1])
-      if (!name) return null
-      if (tok.length > 2) {
-        value = tok.slice(tok[2] === '=' ? 3 : 2)
-        inline = true
-      }
-    }
-    const def = defs[name]
-    if (def.type === 'boolean') {
-      // `--flag=x` and combined short flags (-fY) take oclif's odd paths
-      if (inline) return null
-      given.set(name, true)
-      continue
-    }
-    if (given.has(name)) return null // "can only be specified once"
-    if (!inline) value = input[++i]
-    if (value === undefined || (value.startsWith('-') && value !== '-')) return null
-    given.set(name, value)
+export async function parseCommandLine(spec: CommandSpec, input: string[], context: object): Promise<Parsed | null> {
+  const require = createRequire(import.meta.url)
+  const [{parse}, {parserDefinitions}] = await Promise.all([import('@oclif/core/parser'), import('./oclif-defs.js')])
+  // lib/util/aggregate-flags.js is not among @oclif/core's exports: loaded by its path next to the parser's
+  // (another oclif layout throws here, and the command line goes to oclif)
+  const parserDir = path.dirname(require.resolve('@oclif/core/parser'))
+  const {aggregateFlags} = require(path.join(parserDir, '..', 'util', 'aggregate-flags.js')) as {aggregateFlags: AggregateFlags}
+  const defs = parserDefinitions(spec)
+  const flags = aggregateFlags(defs.flags, defs.baseFlags, true)
+  try {
+    const out = await parse([...input], {flags, args: defs.args, strict: defs.strict, context: context as Parameters<typeof parse>[1]['context']})
+    return {flags: out.flags, argv: out.argv.map(String), args: out.args}
+  } catch {
+    return null
   }
-
-  const flags: Record<string, unknown> = {}
-  for (const [name, def] of Object.entries(defs)) {
-    const v = given.get(name)
-    if (v === undefined) {
-      if (def.type !== 'boolean' && def.default !== undefined) flags[name] = def.default
-      continue
-    }
-    if (def.type === 'boolean') flags[name] = true
-    else if (def.type === 'string') {
-      if (def.options && !def.options.includes(v as string)) return null
-      flags[name] = v
-    } else {
-      if (!/^-?\d+$/.test(v as string)) return null
-      const n = Number.parseInt(v as string, 10)
-      if (def.min !== undefined && n < def.min) return null
-      flags[name] = n
-    }
-  }
-  for (const [name, def] of Object.entries(defs)) {
-    if (flags[name] === undefined) {
-      if (def.type !== 'boolean' && def.required) return null
-    } else if (def.dependsOn?.some(d => flags[d] === undefined)) return null
-  }
-
-  const argDefs = Object.entries(spec.args ?? {})
-  if (spec.strict && positional.length > argDefs.length) return null
-  const args: Record<string, string | undefined> = {}
-  for (let i = 0; i < argDefs.length; i++) {
-    const [name, def] = argDefs[i]
-    if (i < positional.length) args[name] = positional[i]
-    else if (def.required) return null // oclif would also try stdin here
-  }
-  // oclif orders argv by each value's first position on the command line
-  const argv = [...positional].sort((a, b) => input.indexOf(a) - input.indexOf(b))
-  return {flags, argv, args}
 }
 
 /** Command#_run of oclif with R5Command's init and catch. */
 async function runCommand(
   impl: CommandImpl,
-  input: string[],
+  ctx: FastContext,
   parsed: Parsed,
   reportError: typeof import('./report.js').reportError,
   redirectedVar: string,
@@ -308,7 +262,6 @@ async function runCommand(
   swallowEpipe()
   // eslint-disable-next-line @typescript-eslint/no-dynamic-delete -- an environment variable is unset by deleting it
   delete process.env[redirectedVar] // Command#_run: removeEnvVar('REDIRECTED')
-  const ctx = new FastContext(input)
   let result: unknown
   try {
     refuseEmptyFlags(parsed.flags)
@@ -338,7 +291,7 @@ class FastContext implements Ctx {
   constructor(private readonly argv: string[]) {}
 
   jsonEnabled(): boolean {
-    return this.argv.includes('--json')
+    return jsonRequested(this.argv)
   }
 
   log(message = ''): void {

@@ -1,12 +1,13 @@
 /**
  * oclif-free command definitions. Each command lives in src/impl/<id>.ts as a `spec` (help texts, flags,
- * args) plus a `run(ctx, flags, argv, args)` body; src/commands/<id>.ts turns it into the oclif command
- * class (help, manifest, autocomplete, the normal path) and src/cli/fast.ts runs the same body without
- * loading oclif at all when the command line is plain (see bin/run.js). Both paths parse from this one
- * definition, so a flag can only be declared here.
+ * args) plus a `run(ctx, flags, argv, args)` body. src/cli/oclif-defs.ts turns a spec into oclif's flag and
+ * arg definitions, once for both paths: src/commands/<id>.ts builds the oclif command class from them (help,
+ * manifest, autocomplete, the normal path), and src/cli/fast.ts hands them to oclif's parser to run the same
+ * body without loading oclif's Config when the command line is plain (see bin/run.js). A flag is declared
+ * here and nowhere else.
  *
- * Only what the fast path can parse exactly as oclif does is expressible: boolean, string and integer
- * flags with char, aliases, required, default, options, min and dependsOn; string args.
+ * The kinds of flag are those oclif-defs.ts translates: boolean, string and integer flags with char,
+ * aliases, required, default, options, min and dependsOn; string args.
  */
 import {UsageError} from '../engine/errors.js'
 

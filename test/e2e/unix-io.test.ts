@@ -27,7 +27,7 @@ const q = (s: string) => `'${s.replaceAll("'", "'\\''")}'`
 const cli = (args: string[]) => [q(process.execPath), q(BIN), ...args.map(q)].join(' ')
 /** run a bash script (pipes, FIFOs and redirections as a user types them) */
 const bash = (script: string, opts: RunOptions = {}): RunResult => run('bash', ['-c', script], opts)
-/** both ways a command line runs: without oclif (bin/run.js's fast path) and through oclif */
+/** both ways a command line runs: without oclif's Config (bin/run.js's fast path) and through oclif */
 const PATHS: [string, Record<string, string>][] = [
   ['fast path', {}],
   ['oclif path', {R5CTL_NO_FAST_START: '1'}],

@@ -9,11 +9,41 @@ import {reconstruct, type ParityKernels} from './parity.js'
 import {PAGE} from './journal/ring.js'
 import {WINDOW_BYTES, checkRange, rowLayout, type Progress, type RowLayout} from './rows.js'
 
+/** One window of every member, as readArray hands it to a ReadOverlay. */
+export interface OverlayWindow {
+  /** member m's pages of the window: as read, or for a missing member its rebuilt pages */
+  slots: Uint8Array[]
+  /** false for a missing member */
+  present: boolean[]
+  /** member sector (from the data offset) of the window's first page */
+  sector: number
+  /** bytes of each member in the window */
+  bytes: number
+}
+
+/**
+ * Pages laid over the members' in memory (the replayed view, journal/view.ts). readArray calls
+ * `lay` twice per window: with `rebuilt` false on the members' pages as read, before missing
+ * members are rebuilt from them; with `rebuilt` true once they are rebuilt, before the bytes are
+ * handed out.
+ */
+export interface ReadOverlay {
+  lay(win: OverlayWindow, rebuilt: boolean): void
+}
+
 /**
  * Read `length` bytes of the array at `offset`, handing out views in order to `sink` (one call
  * per window, so the caller can write them with one writev). Views are valid only during the call.
+ * An `overlay` changes the pages in memory before and after missing members are rebuilt.
  */
-export function readArray(arr: MdArray, offset: number, length: number, sink: (views: Uint8Array[]) => void, progress?: Progress): void {
+export function readArray(
+  arr: MdArray,
+  offset: number,
+  length: number,
+  sink: (views: Uint8Array[]) => void,
+  progress?: Progress,
+  overlay?: ReadOverlay,
+): void {
   checkRange(arr, offset, length)
   if (length === 0) return
   const chunkBytes = arr.sb.chunkSize * 512
@@ -25,6 +55,8 @@ export function readArray(arr: MdArray, offset: number, length: number, sink: (v
   const bufs = Array.from({length: n}, (_, m) => (arr.members[m] ? alignedBuffer(rowsPerWindow * chunkBytes) : null))
   const missing = arr.missingMembers
   const rebuilt = missing.map(() => alignedBuffer(rowsPerWindow * chunkBytes))
+  const slots = bufs.map((b, m) => b ?? rebuilt[missing.indexOf(m)])
+  const present = bufs.map(b => b !== null)
   const end = offset + length
   const firstRow = Math.floor(offset / rowBytes)
   const lastRow = Math.floor((end - 1) / rowBytes)
@@ -36,6 +68,8 @@ export function readArray(arr: MdArray, offset: number, length: number, sink: (v
       const b = bufs[m]
       if (b) arr.members[m]!.dev.read(b.subarray(0, span), arr.memberBase(m) + r0 * chunkBytes)
     }
+    const win = {slots, present, sector: r0 * arr.sb.chunkSize, bytes: span}
+    overlay?.lay(win, false)
     const views: Uint8Array[] = []
     for (let r = r0; r < r1; r++) {
       const lay = rowLayout(arr, r)
@@ -61,6 +95,7 @@ export function readArray(arr: MdArray, offset: number, length: number, sink: (v
         views.push(c.subarray(from, to))
       }
     }
+    overlay?.lay(win, true)
     sink(views)
     progress?.(Math.min(end, r1 * rowBytes) - offset, length)
   }

@@ -200,7 +200,7 @@ const FORMS: Form[] = [
   {name: 'write-stdin', base: ['write', '--offset', '4096', '--length', '8K'], devices: [...ARRAYS.A], stdin: true},
   {name: 'read', base: ['read', '--offset', '0', '--length', '8K', '--output', 'out.bin'], devices: [...ARRAYS.A]},
   {name: 'read-stdout', base: ['read', '--offset', '4K', '--length', '16K'], devices: [...ARRAYS.A]},
-  {name: 'read-dirty', base: ['read', '--force', '--output', 'out.bin'], devices: [...ARRAYS.C]},
+  {name: 'read-dirty', base: ['read', '--output', 'out.bin'], devices: [...ARRAYS.C]},
   {name: 'examine', base: ['examine'], devices: [...ARRAYS.A]},
   {name: 'examine-j', base: ['examine', '--journal'], devices: [...ARRAYS.C]},
   {name: 'examine-journal', base: ['examine-journal'], devices: [...ARRAYS.D]},

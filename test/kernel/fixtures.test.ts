@@ -119,7 +119,7 @@ describe('kernel interop: committed power-cut fixtures (test/kernel/fixtures)', 
         assert.equal(r.forced, f.kernelReplay.mdadmAssemble !== 'plain')
       })
 
-      it("r5ctl read --force gives the manifest's md5 of the members as they are", function () {
+      it("r5ctl read --no-replay gives the manifest's md5 of the members as they are", function () {
         if (!f.membersAsIsMd5) this.skip()
         assert.equal(readAsIs(images.get(name)!).md5, f.membersAsIsMd5)
       })

@@ -335,10 +335,9 @@ powercut
         assert.equal(ej.code === 5, kernel.dataOnly + kernel.dataParity > 0)
       })
 
-      it("r5ctl read equals the kernel's md5 (read --force when the journal is reported dirty)", function () {
-        const plain = r5ctlReadMd5(run().devs)
-        const got = plain.code === 5 ? r5ctlReadMd5(run().devs, {force: true}) : plain
-        if (plain.code === 5) process.stderr.write(`      [kernel] ${id}: read refused (exit 5, dirty journal); read --force used\n`)
+      it("r5ctl read equals the kernel's md5 (a dirty journal is replayed in memory)", function () {
+        const got = r5ctlReadMd5(run().devs)
+        if (/journal dirty/.test(got.stderr)) process.stderr.write(`      [kernel] ${id}: ${got.stderr.trim()}\n`)
         assert.equal(got.code, 0, got.stderr)
         assert.equal(got.md5, run().kernelMd5)
       })

@@ -79,7 +79,7 @@ export function r5ctlJson<T = any>(args: string[]): {code: number; json: T; stde
 /** md5 of the array's bytes as `r5ctl read` returns them (via a file: --output). */
 export function r5ctlReadMd5(
   devs: string[],
-  opts: {force?: boolean; length?: number; keep?: string} = {},
+  opts: {force?: boolean; noReplay?: boolean; length?: number; keep?: string} = {},
 ): {code: number; md5: string | null; bytes: number; stderr: string} {
   const out = opts.keep ?? path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'r5ctl-read-')), 'array.bin')
   const args = [
@@ -87,6 +87,7 @@ export function r5ctlReadMd5(
     '--output',
     out,
     ...(opts.force ? ['--force'] : []),
+    ...(opts.noReplay ? ['--no-replay'] : []),
     ...(opts.length !== undefined ? ['--length', String(opts.length)] : []),
     ...devs,
   ]

@@ -183,8 +183,11 @@ function readOldData(arr: MdArray, dataOnly: StripePages, run: number[], m: numb
   }
 }
 
-/** Read the log pages at `logPos` (in runs of consecutive positions) into the places `dest` names. */
-function overlayLogged(arr: MdArray, logPos: number[], dest: number[], bufs: Uint8Array[], scratch: Uint8Array, res: ApplyResult): void {
+/**
+ * Read the log pages at `logPos` (in runs of consecutive positions) into the places `dest` names
+ * (slot * 2^32 + byte offset in bufs[slot]). Used by fillRun and by the replayed view (view.ts).
+ */
+export function overlayLogged(arr: MdArray, logPos: number[], dest: number[], bufs: Uint8Array[], scratch: Uint8Array, res: ApplyResult): void {
   const ring = arr.ring!
   const order = Array.from(logPos.keys()).sort((a, b) => logPos[a] - logPos[b])
   for (let a = 0; a < order.length;) {

@@ -189,6 +189,21 @@ describe('e2e: read replays a dirty journal in memory and writes nothing', funct
       assert.deepEqual(fingerprint(a.all), before)
     })
 
+    it('a journal without a valid meta block at its tail: the members as they are (the kernel would start a new log), one stderr line, exit 0', function () {
+      const tail = jsonOf(expectExit(r5ctl(['examine-journal', '--json', ...a.all]), 5)).journalTailSector as number
+      const bad = tmp.file('wb-bad-tail.img')
+      fs.copyFileSync(a.journal, bad)
+      const fd = fs.openSync(bad, 'r+')
+      fs.writeSync(fd, Buffer.alloc(4096), 0, 4096, (2048 + tail) * 512)
+      fs.closeSync(fd)
+      const devs = [bad, ...a.members]
+      const before = fingerprint(devs)
+      const r = ok(r5ctl(['read', ...devs]))
+      assert.ok(r.stdout.equals(old))
+      assert.match(r.stderr, /^r5ctl: journal corrupt: no valid meta block at the journal tail .*; reading the members as they are\n$/)
+      assert.deepEqual(fingerprint(devs), before)
+    })
+
     it('--force without the journal: the members as they are, as before', function () {
       const r = ok(r5ctl(['read', '--force', ...a.members]))
       assert.ok(r.stdout.equals(old))

@@ -55,11 +55,11 @@ function journalOf(state: ReadJournal['state'], plan?: RecoveryPlan, message: st
 }
 
 /** The plan of the live log, or why there is none: no valid meta block at the tail (the kernel would start a new, empty log). */
-function planOrCorrupt(arr: MdArray): RecoveryPlan | string {
+function planOrCorrupt(arr: MdArray): RecoveryPlan | CorruptError {
   try {
     return planRecovery(arr)
   } catch (error) {
-    if (error instanceof CorruptError && error.code === 'bad-tail') return error.message
+    if (error instanceof CorruptError && error.code === 'bad-tail') return error
     throw error
   }
 }
@@ -80,7 +80,7 @@ export function readData(
     let plan: RecoveryPlan | null = null
     if (arr.journal && opts.replay !== false) {
       const p = planOrCorrupt(arr)
-      if (typeof p === 'string') journal = journalOf('corrupt', undefined, p)
+      if (p instanceof CorruptError) journal = journalOf('corrupt', undefined, p.message)
       else {
         plan = p
         journal = journalOf(p.clean ? 'clean' : 'dirty', p)

@@ -67,7 +67,7 @@ function subsets(devs: MemDevice[], level: number): {what: string; devs: MemDevi
   return out
 }
 
-function baseArray(level: 5 | 6): MemArray {
+function baseArray(level: 4 | 5 | 6): MemArray {
   const base = createMemArray({
     level,
     raidDevices: level === 6 ? 5 : 4,
@@ -195,6 +195,28 @@ describe('replayed view: read of a dirty journal = recover + read, nothing writt
       })
     }
   }
+
+  it('raid4: write-through crashes and write-back data, every member and each left out', function () {
+    const base = baseArray(4)
+    const ops: WriteOp[] = [
+      {offset: 0, data: pseudoRandom(96 * KiB, 41), mode: 'write-through'},
+      {offset: 20 * KiB, data: pseudoRandom(40 * KiB, 42), mode: 'write-back'},
+      {offset: 56 * KiB, data: pseudoRandom(10_000, 43), mode: 'write-back'},
+    ]
+    const W = runWorkload(cloneDevs(base.devs), ops).writes
+    let dirty = 0
+    for (let N = 0; N <= W; N += 2) {
+      const devs = cloneDevs(base.devs)
+      runWorkload(devs, ops, {crashAfter: N})
+      if (examineJournal(devs).state !== 'dirty') continue
+      dirty++
+      const hashes = deviceHashes(devs)
+      const ref = recoveredBytes(devs)
+      for (const s of subsets(devs, 4)) assert.ok(view(s.devs).bytes.equals(ref), `crash after ${N} of ${W} writes, ${s.what}`)
+      assert.deepEqual(deviceHashes(devs), hashes)
+    }
+    assert.ok(dirty >= 5, `${dirty} dirty cases`)
+  })
 
   it('a log that stops at a torn unit (a page that does not match its checksum) is replayed up to the tear', function () {
     const base = baseArray(5)

@@ -14,8 +14,8 @@ export const spec = {
   description: `Reads to stdout, or to --output. Members may be left out: RAID4/5 rebuilds one missing member,
 RAID6 two. A dirty journal (records not yet replayed) is replayed in memory, as Linux replays it at assemble:
 the bytes are those the array holds after \`r5ctl recover\`, and nothing is written to any device (one line on
-stderr says how many stripes came from the journal). --no-replay reads the members as they are; --force reads
-without the journal device.`,
+stderr says how many stripes came from the journal). --no-replay reads the members as they are; --force accepts
+a set without its journal device (nothing to replay then: the members as they are).`,
   examples: [
     '<%= config.bin %> read --offset 0 --length 4M --output out.bin j.img a.img b.img c.img d.img',
     '<%= config.bin %> read --offset 0 --length 64K j.img a.img c.img d.img | xxd | head    # b.img left out',
@@ -27,7 +27,7 @@ without the journal device.`,
     length: flag.string({description: 'bytes to read (default: to the end of the array)'}),
     output: flag.string({description: 'output file (default: stdout)'}),
     'no-replay': flag.boolean({description: 'read the members as they are, without laying a dirty journal over them'}),
-    force: flag.boolean({char: 'f', description: 'read without the journal device (the members as they are)'}),
+    force: flag.boolean({char: 'f', description: 'accept a set without its journal device (the members are then read as they are)'}),
   },
 } satisfies CommandSpec
 

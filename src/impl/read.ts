@@ -61,11 +61,13 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, device
         if (fd === 1) writeStdout(views)
         else pos += writeViewsAt(out(), views, pos)
       },
-      {...engineOptions(), force: flags.force, replay: !flags['no-replay'], onJournal: notice},
+      {...engineOptions(), force: flags.force, replay: !flags['no-replay']},
       bar.update,
     )
     bar.done()
     if (flags.output) out()
+    // after the bytes, so that a read that fails says one thing on stderr: its error
+    notice(res.journal)
     if (flags.output && !ctx.jsonEnabled())
       ctx.log(
         `read ${humanBytes(res.bytes)} from offset ${offset} into ${flags.output}` +

@@ -36,8 +36,6 @@ export interface ReadOptions extends EngineOptions {
   force?: boolean
   /** false: read the members as they are even when the journal is dirty (--no-replay); default true */
   replay?: boolean
-  /** called once the journal is known, before the first byte is handed out (the CLI's stderr line) */
-  onJournal?: (j: ReadJournal) => void
 }
 
 function journalOf(state: ReadJournal['state'], plan?: RecoveryPlan, message: string | null = null): ReadJournal {
@@ -86,7 +84,6 @@ export function readData(
         journal = journalOf(p.clean ? 'clean' : 'dirty', p)
       }
     }
-    opts.onJournal?.(journal)
     if (plan && journal.replayed) {
       const st = readReplayed(arr, plan, offset, len, sink, progress)
       journal = {...journal, pagesServed: st.pagesServed, journalBytesRead: st.journalBytesRead}

@@ -15,7 +15,8 @@ import {createHash} from 'node:crypto'
 import {MemDevice} from '../../src/engine/device.js'
 import {createArray, dumpMeta, readData, writeData} from '../../src/engine/index.js'
 import {openArray} from '../../src/engine/array.js'
-import {decodeMetaBlock, encodeMetaBlock} from '../../src/engine/format/meta.js'
+import {decodeMetaBlock, encodeMetaBlock, PAYLOAD_DATA} from '../../src/engine/format/meta.js'
+import {appendRecords, unitsSize, type LogRecord} from '../../src/engine/journal/append.js'
 import {SimulatedCrash} from '../../src/engine/errors.js'
 
 export const PAGE = 4096
@@ -361,4 +362,29 @@ export function renumberLog(devs: MemDevice[], first: bigint): number {
   })
   arr.close()
   return blocks.length
+}
+
+/**
+ * Cache `pages` (array page index → its bytes) in the live log as DATA records appended after a
+ * clean log's tail block, in as many io units as the 4 KiB meta block allows, filling the ring to
+ * its last page if asked: the log another writer leaves when it keeps no room for writing its
+ * cached stripes out (r5ctl's own write-back writes keep that room). Returns the pages that fit.
+ */
+export function cacheInLog(devs: MemDevice[], pages: Map<number, Uint8Array>): number {
+  const tail = dumpMeta(devs, {}).blocks[0]
+  const arr = openArray(devs, {writable: true})
+  const ring = arr.ring!
+  const records: LogRecord[] = []
+  for (const [page, bytes] of pages) {
+    records.push({payloads: [{type: PAYLOAD_DATA, flags: 0, sizeSectors: 8, location: BigInt(page * 8), checksums: []}], pages: [bytes]})
+    // the tail block, the records and one free page (a log the head has come round to the tail of is
+    // an empty one): the next unit with a page would meet the tail
+    if (unitsSize(records) + 2 * PAGE > ring.sizeBytes) {
+      records.pop()
+      break
+    }
+  }
+  appendRecords(arr, {head: ring.add(tail.positionSector, 8), seq: BigInt(tail.seq) + 1n}, records)
+  arr.close()
+  return records.length
 }

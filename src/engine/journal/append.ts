@@ -50,6 +50,16 @@ export function unitsSize(records: LogRecord[]): number {
 }
 
 /**
+ * What `count` PARITY records of `nParity` pages each take when appended in one call: the ring bytes
+ * (meta blocks included) and the number of io units, by the packing unitsSize uses.
+ */
+export function parityUnitsSize(count: number, nParity: number): {bytes: number; units: number} {
+  const perUnit = Math.floor((META_LIMIT - 32) / (DATA_PARITY_HEADER_SIZE + 4 * nParity))
+  const units = Math.ceil(count / perUnit)
+  return {bytes: (units + count * nParity) * PAGE, units}
+}
+
+/**
  * Append records at cursor.head with consecutive seqs; returns the new cursor, the last unit's
  * position and the ring position of every page, in record order. The units are laid out in `scratch`
  * when it is large enough (a caller appending many times reuses one buffer).

@@ -1,15 +1,13 @@
 /**
- * Applying a RecoveryPlan (plan.ts) to the devices, in the kernel's order: the members first (pages
- * of complete stripes copied from the log, in log order; then data-only stripes with parity
- * computed from the members), a flush, the closing empty meta block at the stop position with
- * seq + 10000, a flush, and journal_tail and events in every superblock last. The log is read in a
- * fixed window; only the pages the plan names are written.
+ * Moving a RecoveryPlan's (plan.ts) pages to the devices: pages of complete stripes copied from the
+ * log in log order, read in a fixed window; data-only stripes filled in runs (their old data read,
+ * their logged data laid over it, parity computed); the closing block. Which of these run, and in
+ * what order, is writeout.ts's.
  */
 import {encodeMetaBlock} from '../format/meta.js'
 import type {MdArray} from '../array.js'
-import {missingMembersError} from '../array.js'
 import {alignedBuffer} from '../device.js'
-import {dataOnlyWrite, type RecoveryPlan} from './plan.js'
+import {dataOnlyWrite} from './plan.js'
 import type {StripePages} from './stripes.js'
 import {BLOCK_SECTORS, PAGE} from './ring.js'
 
@@ -22,18 +20,6 @@ export interface ApplyResult {
   pagesWritten: number
   memberWrites: number
   journalBytesRead: number
-}
-
-/** Carry out a plan. Members first, then the closing meta block, superblocks last. */
-export function applyRecovery(arr: MdArray, plan: RecoveryPlan, progress?: (done: number, total: number) => void): ApplyResult {
-  const res: ApplyResult = {pagesWritten: 0, memberWrites: 0, journalBytesRead: 0}
-  if (plan.clean) return res
-  if (arr.missingMembers.length > 0) throw missingMembersError(arr.uuid, arr.missingMembers, 'recovery needs every member')
-  applyFromLog(arr, plan.fromLog, plan.tailSector, plan.stop.position, res, progress)
-  applyDataOnly(arr, plan.dataOnly, plan.dataOnly.keys(), res)
-  for (const m of arr.members) m!.dev.flush()
-  closeLog(arr, plan.stop.position, plan.newSeq)
-  return res
 }
 
 /** The log ends at `position`: an empty meta block there with `seq`, flushed, then the superblocks point at it. */
@@ -122,20 +108,29 @@ export class RunBuffers {
   readonly scratch = alignedBuffer(256 * PAGE)
 
   constructor(arr: MdArray) {
-    const n = arr.sb.raidDisks
-    this.stripes = Math.max(16, Math.min(256, Math.floor(RUN_BYTES / n / PAGE)))
-    this.members = Array.from({length: n}, () => alignedBuffer(this.stripes * PAGE))
+    this.stripes = runStripes(arr)
+    this.members = Array.from({length: arr.sb.raidDisks}, () => alignedBuffer(this.stripes * PAGE))
   }
 
   /** the stripe sectors, sorted, cut into runs of consecutive stripes */
-  *runs(sectors: number[]): Generator<number[]> {
-    const sorted = Float64Array.from(sectors).sort()
-    for (let i = 0; i < sorted.length;) {
-      let j = i + 1
-      while (j < sorted.length && j - i < this.stripes && sorted[j] === sorted[j - 1] + BLOCK_SECTORS) j++
-      yield Array.from(sorted.subarray(i, j))
-      i = j
-    }
+  runs(sectors: number[]): Generator<number[]> {
+    return runsOf(sectors, this.stripes)
+  }
+}
+
+/** stripes per run of data-only stripes for this array: at most RUN_BYTES of member pages */
+export function runStripes(arr: MdArray): number {
+  return Math.max(16, Math.min(256, Math.floor(RUN_BYTES / arr.sb.raidDisks / PAGE)))
+}
+
+/** The stripe sectors, sorted, cut into runs of at most `most` consecutive stripes. */
+export function* runsOf(sectors: number[], most: number): Generator<number[]> {
+  const sorted = Float64Array.from(sectors).sort()
+  for (let i = 0; i < sorted.length;) {
+    let j = i + 1
+    while (j < sorted.length && j - i < most && sorted[j] === sorted[j - 1] + BLOCK_SECTORS) j++
+    yield Array.from(sorted.subarray(i, j))
+    i = j
   }
 }
 

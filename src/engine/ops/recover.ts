@@ -6,7 +6,8 @@ import type {EngineOptions} from '../compute.js'
 import {type DeviceSource, openArray} from '../array.js'
 import {type Progress} from '../rows.js'
 import {planRecovery, planWrites, type SkippedUnit, type WriteRun} from '../journal/plan.js'
-import {applyRecovery} from '../journal/apply.js'
+import {applyRecovery, planWriteOut} from '../journal/writeout.js'
+import {seqAfter} from '../format/meta.js'
 import {reclaimLog, type ReclaimResult} from '../journal/reclaim.js'
 
 export interface RecoverResult {
@@ -24,6 +25,8 @@ export interface RecoverResult {
   skippedUnits: SkippedUnit[]
   dataParityStripes: number
   dataOnlyStripes: number
+  /** data-only stripes whose parity did not fit the ring, written out without it (journal/writeout.ts) */
+  unloggedStripes: number
   pagesWritten: number
   logBytesScanned: number
   writes: WriteRun[]
@@ -39,9 +42,10 @@ export function recoverArray(paths: DeviceSource[], opts: EngineOptions & {dryRu
     const p = opts.progress
     const plan = planRecovery(arr, {untilSeq: opts.untilSeq, progress: p && ((done, total) => p(done, 2 * total))})
     const writes = opts.dryRun ? planWrites(arr, plan) : []
+    const wo = planWriteOut(arr, plan)
     let pages = 0
     for (const w of writes) pages += w.pages
-    if (!opts.dryRun) pages = applyRecovery(arr, plan, p && ((done, total) => p(total + done, 2 * total))).pagesWritten
+    if (!opts.dryRun) pages = applyRecovery(arr, plan, p && (f => p(1 + f, 2))).pagesWritten
     p?.(1, 1)
     return {
       arrayUuid: arr.uuid,
@@ -52,13 +56,14 @@ export function recoverArray(paths: DeviceSource[], opts: EngineOptions & {dryRu
       stopSector: plan.stop.position,
       stopReason: plan.stop.code,
       stopMessage: plan.stop.message,
-      newTailSector: plan.clean ? plan.tailSector : plan.stop.position,
-      newSeq: (plan.clean ? plan.tailSeq : plan.newSeq).toString(),
+      newTailSector: plan.clean ? plan.tailSector : wo.head,
+      newSeq: (plan.clean ? plan.tailSeq : seqAfter(wo.seq, 10000n)).toString(),
       metaBlocks: plan.units,
       skippedUnits: plan.skipped,
       logBytesScanned: plan.logBytesScanned,
       dataParityStripes: plan.dataParityStripes,
       dataOnlyStripes: plan.dataOnlyStripes,
+      unloggedStripes: wo.unlogged.length,
       pagesWritten: plan.clean ? 0 : pages,
       writes,
     }

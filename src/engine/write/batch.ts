@@ -36,6 +36,8 @@ export class LogBatch {
   private readonly mwCount: Int32Array
   /** bytes of log laid out */
   logLen = 0
+  /** stripes laid out (write-back: stripes the batch adds to the cache, counted once per batch) */
+  stripes = 0
   /** offset of the open io unit's meta block in the log, -1 when none is open */
   unitStart = -1
   /** bytes of the open unit's meta block so far */
@@ -141,6 +143,7 @@ export class LogBatch {
   /** Empty the batch for the next one (member lists are emptied by writeMembers). */
   clear(): void {
     this.logLen = 0
+    this.stripes = 0
     this.nUnits = 0
     this.nRecs = 0
   }

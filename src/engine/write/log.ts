@@ -11,6 +11,7 @@ import {R5Error, UsageError, EXIT} from '../errors.js'
 import {encodeMetaBlock, seqAfter} from '../format/meta.js'
 import {planRecovery, type RecoveryPlan} from '../journal/plan.js'
 import {reclaimLog} from '../journal/reclaim.js'
+import {writeOutRoom} from '../journal/writeout.js'
 import {StripePages} from '../journal/stripes.js'
 import {BLOCK_SECTORS, PAGE} from '../journal/ring.js'
 import type {LogBatch} from './batch.js'
@@ -45,6 +46,8 @@ export class WriteLog {
   lastUnitOnMembers: number
   /** the pages cached in the live log (write-back): where a partial page's other bytes are newest (none after a reclaim) */
   cached: StripePages
+  /** stripes cached in the live log (write-back), at most: a stripe two batches touch counts twice */
+  private cachedStripes: number
 
   /**
    * Start the write on `plan` (from cleanLogPlan): write-through first writes cached write-back
@@ -65,6 +68,7 @@ export class WriteLog {
       plan = planRecovery(arr)
     }
     this.cached = plan.dataOnly
+    this.cachedStripes = plan.dataOnly.size
     if (plan.dataOnly.size > 0) {
       this.head = plan.stop.position
       this.tail = plan.tailSector
@@ -86,7 +90,7 @@ export class WriteLog {
     const arr = this.arr
     const ring = arr.ring!
     const sectors = b.logLen / 512
-    this.makeRoom(sectors)
+    this.makeRoom(sectors, b.stripes)
     this.seq = b.stamp(arr, ring, this.head, this.seq)
     ring.write(b.log.subarray(0, b.logLen), this.head)
     arr.journal!.dev.flush()
@@ -94,13 +98,19 @@ export class WriteLog {
     b.writeMembers(arr, memberBase)
     this.head = ring.add(this.head, sectors)
     this.lastUnitOnMembers = b.lastUnitPos
+    if (this.wb) this.cachedStripes += b.stripes
   }
 
-  /** Room for `sectors` more and the closing empty meta block, by a checkpoint or a reclaim. */
-  private makeRoom(sectors: number): void {
+  /**
+   * Room for `sectors` more and the closing empty meta block, by a checkpoint or a reclaim.
+   * Write-back also keeps free the room that writing its cached stripes out (these `stripes` too)
+   * takes, so that no cached stripe ever goes to the members without its parity logged first.
+   */
+  private makeRoom(sectors: number, stripes: number): void {
     const arr = this.arr
     const ring = arr.ring!
-    const full = () => ring.distance(this.tail, this.head) + sectors + BLOCK_SECTORS >= ring.sizeSectors
+    const reserve = () => (this.wb ? writeOutRoom(arr, this.cachedStripes + stripes) : 0)
+    const full = () => ring.distance(this.tail, this.head) + sectors + BLOCK_SECTORS + reserve() >= ring.sizeSectors
     if (!full()) return
     if (this.wb) {
       // a full log: write the cached stripes out (parity, members, flush payloads), then go on
@@ -109,6 +119,7 @@ export class WriteLog {
       const r = reclaimLog(arr)
       this.totals.reclaimedStripes += r.dataOnlyStripes
       this.cached = new StripePages(arr.sb.raidDisks) // all on the members now, and their log places are reused
+      this.cachedStripes = 0
       this.tail = r.journalTailSector
       this.head = ring.add(this.tail, BLOCK_SECTORS)
       this.seq = r.nextSeq

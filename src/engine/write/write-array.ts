@@ -55,16 +55,20 @@ export interface WriteOptions {
 /**
  * A batch is at most a quarter of the ring (so a checkpoint or reclaim always makes room for the
  * next one) and holds two of the largest stripes; checked before the first device write.
+ * Write-back batches are smaller still: after a reclaim, the batch and the room kept for writing
+ * its stripes out (writeOutRoom: up to nParity + 1 pages for a stripe of one page) fit half the ring.
  */
 function batchLimitOf(arr: MdArray, opts: WriteOptions): number {
   const D = arr.geometry.dataDisks
   const nParity = arr.sb.level === 6 ? 2 : 1
+  const wb = opts.mode === 'write-back'
   const ring = arr.ring!
-  const batchLimit = Math.min(Math.max(16 * PAGE, opts.batchBytes ?? WINDOW_BYTES), Math.floor(ring.sizeBytes / 4 / PAGE) * PAGE)
-  const maxStripeBytes = (1 + D + nParity) * PAGE
+  const share = wb ? 2 * (nParity + 2) : 4
+  const batchLimit = Math.min(Math.max(16 * PAGE, opts.batchBytes ?? WINDOW_BYTES), Math.floor(ring.sizeBytes / share / PAGE) * PAGE)
+  const maxStripeBytes = (1 + D + (wb ? 0 : nParity)) * PAGE
   if (batchLimit < 2 * maxStripeBytes) {
     throw new UsageError(
-      `journal too small for one stripe of this array: a write needs a journal of at least ${(8 * maxStripeBytes) / 1024} KiB of data area`,
+      `journal too small for one stripe of this array: a ${wb ? 'write-back ' : ''}write needs a journal of at least ${(2 * share * maxStripeBytes) / 1024} KiB of data area`,
       'recreate the array with a larger --journal-size',
       arr.journal!.path,
     )
@@ -235,6 +239,7 @@ class RowWriter {
     if (b.unitStart < 0) b.openUnit()
     b.logLen += this.layer.lay(k)
     b.unitMetaSize += payloadMeta
+    b.stripes++
     this.res.stripes++
   }
 

@@ -9,7 +9,7 @@ import {createImageArray, type ImageArray} from '../../helpers/array.js'
 import {FileRef} from '../../../src/engine/device.js'
 import {openArray} from '../../../src/engine/array.js'
 import {planRecovery} from '../../../src/engine/journal/plan.js'
-import {applyRecovery} from '../../../src/engine/journal/apply.js'
+import {applyRecovery} from '../../../src/engine/journal/writeout.js'
 import {R5Error, EXIT} from '../../../src/engine/errors.js'
 
 describe('engine recover: replay with a member missing', function () {

@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict'
 import {examineJournal, reclaimArray, recoverArray, writeData, dumpMeta} from '../../../src/engine/index.js'
-import {bufferSource, checkParity, createMemArray, MiB, pseudoRandom, readAll} from '../../helpers/model.js'
+import {bufferSource, cacheInLog, checkParity, createMemArray, MiB, pseudoRandom, readAll} from '../../helpers/model.js'
 
 describe('reclaim / recover: long runs of cached write-back stripes', function () {
   this.timeout(120000)
@@ -16,7 +16,8 @@ describe('reclaim / recover: long runs of cached write-back stripes', function (
     const raidDevices = level === 6 ? 4 : 3
     for (const how of ['reclaim', 'recover', 'write-through after write-back'] as const) {
       it(`raid${level}: ${how} with 1200 contiguous cached stripes (a plan crossing 1024 stripes)`, () => {
-        const a = createMemArray({level, raidDevices, chunkBytes: 16384, memberDataBytes: 6 * MiB, journalRingBytes: 16 * MiB})
+        // a ring that holds the 1200 stripes and the room kept for writing them out
+        const a = createMemArray({level, raidDevices, chunkBytes: 16384, memberDataBytes: 6 * MiB, journalRingBytes: 32 * MiB})
         const dataDisks = raidDevices - (level === 6 ? 2 : 1)
         // every page of the first 1200 stripes cached in the log (data only)
         const stripes = 1200
@@ -28,8 +29,8 @@ describe('reclaim / recover: long runs of cached write-back stripes', function (
         if (how === 'reclaim') {
           const r = reclaimArray(a.devs)
           assert.ok(r.dataOnlyStripes >= stripes, 'every cached stripe was written out')
-          // parity is logged while the ring has room (768 of 1200 here): runs far beyond 254 payloads
-          assert.ok(r.parityLogged > 500, `parity of ${r.parityLogged} stripes logged before the write-out`)
+          // every stripe's parity is logged before the write-out: runs far beyond 254 payloads
+          assert.equal(r.parityLogged, r.dataOnlyStripes, 'parity of every cached stripe logged before the write-out')
         } else if (how === 'recover') {
           const r = recoverArray(a.devs, {})
           assert.ok(
@@ -66,20 +67,22 @@ describe('reclaim / recover: long runs of cached write-back stripes', function (
     assert.equal(checkParity(a.devs, 5, readAll(a.devs, 0, len)), null)
   })
   it('reclaim reads the logged data of stripes whose parity does not fit the ring once, not twice', () => {
-    const a = createMemArray({level: 5, raidDevices: 3, chunkBytes: 16384, memberDataBytes: 6 * MiB, journalRingBytes: 12 * MiB})
-    const stripes = 1200
-    const len = stripes * 2 * 4096
-    const data = pseudoRandom(len, 21)
-    writeData(a.devs, 0, len, bufferSource(data), {mode: 'write-back'})
+    const a = createMemArray({level: 5, raidDevices: 3, chunkBytes: 16384, memberDataBytes: 6 * MiB, journalRingBytes: 8 * MiB})
+    // every data page of the first stripes cached by another writer, up to the ring's last page
+    const pages = new Map<number, Uint8Array>()
+    for (let p = 0; p < 2400; p++) pages.set(p, pseudoRandom(4096, 21 + p))
+    const cached = cacheInLog(a.devs, pages)
+    // a stripe of this array has two data pages: four consecutive pages of one chunk, then of the next
+    const stripes = new Set([...pages.keys()].slice(0, cached).map(p => Math.floor(p / 8) * 4 + (p % 4))).size
     const before = a.devs[0].stats.bytesRead
     const r = reclaimArray(a.devs)
     const read = a.devs[0].stats.bytesRead - before
-    const unlogged = stripes - r.parityLogged
-    assert.ok(unlogged > 100, `${unlogged} stripes left without logged parity`)
+    assert.equal(r.dataOnlyStripes, stripes)
     // the walk reads the ring; the copy of the stripes made complete streams the log from the tail to
     // the parity's end; computing parity reads a stripe's logged data once, whether or not its parity is logged
     const bound = r.sizeBytes + r.usedBytesBefore + r.parityLogged * 4096 + stripes * 2 * 4096 + 64 * 1024
     assert.ok(read <= bound, `journal bytes read ${read}, at most ${bound}`)
-    assert.ok(readAll(a.devs, 0, len).equals(data), 'the array holds what was written')
+    const expect = Buffer.concat([...pages.values()].slice(0, cached))
+    assert.ok(readAll(a.devs, 0, expect.length).equals(expect), 'the array holds what was cached')
   })
 })

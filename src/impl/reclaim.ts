@@ -5,6 +5,7 @@ import {reclaimArray, withUndo} from '../engine/index.js'
 import {ProgressBar} from '../render/progress.js'
 import {keyValues} from '../render/table.js'
 import {humanBytes} from '../render/format.js'
+import {unloggedLine} from '../render/recover.js'
 
 export const spec = {
   summary: 'Write out what the journal still holds and move journal_tail past it',
@@ -37,6 +38,7 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, device
           ['Used Before', `${humanBytes(r.usedBytesBefore)} of ${humanBytes(r.sizeBytes)} (free ${humanBytes(r.freeBytesBefore)})`],
           ['Used After', `${humanBytes(r.usedBytesAfter)} of ${humanBytes(r.sizeBytes)} (free ${humanBytes(r.freeBytesAfter)})`],
           ['Journal Tail', `sector ${r.journalTailSector}`],
+          ...(r.unloggedStripes > 0 ? [['Unlogged', unloggedLine(r.unloggedStripes)] as [string, string]] : []),
         ],
         13,
       ),

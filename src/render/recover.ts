@@ -21,6 +21,7 @@ export function renderRecover(r: RecoverResult): string {
         ['Meta Blocks', `${r.metaBlocks} (${humanBytes(r.logBytesScanned)} of log)`],
         ['Stripes', `${r.dataParityStripes} data+parity, ${r.dataOnlyStripes} data-only`],
         ['Pages', `${r.pagesWritten} to write`],
+        ...(r.unloggedStripes > 0 ? [['Unlogged', unloggedLine(r.unloggedStripes)] as [string, string]] : []),
         ...(r.skippedUnits.length
           ? [['Dropped Units', r.skippedUnits.map(u => `seq ${u.seq} @ ${u.positionSector}: ${u.reason}`).join('; ')] as [string, string]]
           : []),
@@ -41,4 +42,11 @@ export function renderRecover(r: RecoverResult): string {
     if (r.writes.length > shown.length) lines.push(`… ${r.writes.length - shown.length} more runs (--json lists all)`)
   }
   return lines.join('\n')
+}
+
+/** The stripes a write-out cannot log the parity of first (journal/writeout.ts), said plainly. */
+export function unloggedLine(stripes: number): string {
+  return out.yellow(
+    `${stripes} cached stripes written without their parity logged first: the ring had no room for it (a log filled by another writer)`,
+  )
 }

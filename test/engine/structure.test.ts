@@ -49,7 +49,9 @@ describe('engine structure', () => {
     // the FLUSH rule (a stripe forgotten) is applied in one place
     assert.deepEqual(where(engine, /\bstates\.drop\(/), ['src/engine/journal/stripes.ts (1)'])
     assert.deepEqual(where(engine, /export function planRecovery\(/), ['src/engine/journal/plan.ts (1)'])
-    assert.deepEqual(where(engine, /export function applyRecovery\(/), ['src/engine/journal/apply.ts (1)'])
+    assert.deepEqual(where(engine, /export function applyRecovery\(/), ['src/engine/journal/writeout.ts (1)'])
+    // cached stripes go to the members in one place, their parity logged first (recover, reclaim and a full ring alike)
+    assert.deepEqual(where(engine, /\bapplyDataOnly\(/), ['src/engine/journal/apply.ts (1)', 'src/engine/journal/writeout.ts (1)'])
     for (const gone of ['recoverStreaming', 'LogWindow', 'walkMetaNative', 'setReplayWindow', 'decodeMetaColumns'])
       assert.deepEqual(where(engine, new RegExp(`\\b${gone}\\b`)), [], gone)
   })

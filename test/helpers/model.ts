@@ -366,25 +366,32 @@ export function renumberLog(devs: MemDevice[], first: bigint): number {
 
 /**
  * Cache `pages` (array page index → its bytes) in the live log as DATA records appended after a
- * clean log's tail block, in as many io units as the 4 KiB meta block allows, filling the ring to
- * its last page if asked: the log another writer leaves when it keeps no room for writing its
+ * clean log's tail block, in as many io units as the 4 KiB meta block allows, filling the ring up to
+ * all but `freePages`: the log another writer leaves when it keeps no room for writing its
  * cached stripes out (r5ctl's own write-back writes keep that room). Returns the pages that fit.
  */
-export function cacheInLog(devs: MemDevice[], pages: Map<number, Uint8Array>): number {
+export function cacheInLog(devs: MemDevice[], pages: Map<number, Uint8Array>, freePages = 1): number {
   const tail = dumpMeta(devs, {}).blocks[0]
   const arr = openArray(devs, {writable: true})
   const ring = arr.ring!
-  const records: LogRecord[] = []
+  // io units of four pages, as a writer that commits small writes one at a time leaves them
+  const units: LogRecord[][] = []
+  let used = PAGE
   for (const [page, bytes] of pages) {
-    records.push({payloads: [{type: PAYLOAD_DATA, flags: 0, sizeSectors: 8, location: BigInt(page * 8), checksums: []}], pages: [bytes]})
-    // the tail block, the records and one free page (a log the head has come round to the tail of is
-    // an empty one): the next unit with a page would meet the tail
-    if (unitsSize(records) + 2 * PAGE > ring.sizeBytes) {
-      records.pop()
+    if (units.length === 0 || units[units.length - 1].length === 4) units.push([])
+    const unit = units[units.length - 1]
+    const before = unitsSize(unit)
+    unit.push({payloads: [{type: PAYLOAD_DATA, flags: 0, sizeSectors: 8, location: BigInt(page * 8), checksums: []}], pages: [bytes]})
+    // the tail block, the units and `freePages` (at least one: a log the head has come round to the
+    // tail of is an empty one)
+    if (used + unitsSize(unit) - before + Math.max(1, freePages) * PAGE > ring.sizeBytes) {
+      unit.pop()
       break
     }
+    used += unitsSize(unit) - before
   }
-  appendRecords(arr, {head: ring.add(tail.positionSector, 8), seq: BigInt(tail.seq) + 1n}, records)
+  let cur = {head: ring.add(tail.positionSector, 8), seq: BigInt(tail.seq) + 1n}
+  for (const unit of units) if (unit.length > 0) cur = appendRecords(arr, cur, unit)
   arr.close()
-  return records.length
+  return units.reduce((n, u) => n + u.length, 0)
 }

@@ -27,6 +27,8 @@ export interface VerifiedLog {
   stopSeq: bigint
   newSeq: bigint
   units: number
+  /** where each walked unit starts, as sectors from the tail, in log order */
+  unitStarts: number[]
   emptyUnits: number
   skipped: SkippedUnit[]
   logBytesScanned: number
@@ -141,6 +143,7 @@ class LogTally {
   readonly skipped: SkippedUnit[] = []
   stop: ScanStop | undefined
   units = 0
+  readonly unitStarts: number[] = []
   emptyUnits = 0
   tailSeq: bigint | null = null
   scanned = 0
@@ -184,6 +187,7 @@ class LogTally {
   count(u: ScannedUnit): void {
     this.atTail(u.seq)
     this.units++
+    this.unitStarts.push(this.arr.ring!.distance(this.tail, u.position))
     this.scanned += (1 + u.pages) * PAGE
     if (u.cols.count === 0) this.emptyUnits++
   }
@@ -206,6 +210,7 @@ class LogTally {
       stopSeq,
       newSeq: seqAfter(stopSeq, 10000n),
       units: this.units,
+      unitStarts: this.unitStarts,
       emptyUnits: this.emptyUnits,
       skipped: this.skipped,
       logBytesScanned: this.scanned,

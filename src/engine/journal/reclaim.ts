@@ -22,6 +22,8 @@ export interface ReclaimResult {
   dataOnlyStripes: number
   dataParityStripes: number
   parityLogged: number
+  /** cached stripes whose parity did not fit the ring, written out without it (writeout.ts) */
+  unloggedStripes: number
   flushPayloadStripes: number
   pagesWritten: number
   journalTailSector: number
@@ -49,6 +51,7 @@ export function reclaimLog(arr: MdArray, progress?: (done: number, total: number
       usedBytesAfter: usedBefore,
       freeBytesAfter: ring.sizeBytes - usedBefore,
       parityLogged: 0,
+      unloggedStripes: 0,
       flushPayloadStripes: 0,
       pagesWritten: 0,
       journalTailSector: plan.tailSector,
@@ -58,9 +61,9 @@ export function reclaimLog(arr: MdArray, progress?: (done: number, total: number
   const res: ApplyResult = {pagesWritten: 0, memberWrites: 0, journalBytesRead: 0}
   const wo = planWriteOut(arr, plan)
   const stripes = plan.dataParityStripes + plan.dataOnlyStripes
-  const end = writeOut(arr, plan, res, progress && (f => progress(Math.floor(f * stripes), stripes)))
+  const end = writeOut(arr, plan, wo, res, progress && (f => progress(Math.floor(f * stripes), stripes)))
   for (const m of arr.members) m!.dev.flush()
-  const cur = appendFlushRecords(arr, plan.tailSector, plan.dataOnly.keys(), end)
+  const cur = appendFlushRecords(arr, end.tail, plan.dataOnly.keys(), end)
   closeLog(arr, cur.head, cur.seq)
   return {
     ...base,
@@ -68,6 +71,7 @@ export function reclaimLog(arr: MdArray, progress?: (done: number, total: number
     usedBytesAfter: PAGE,
     freeBytesAfter: ring.sizeBytes - PAGE,
     parityLogged: plan.dataOnlyStripes - wo.unlogged.length,
+    unloggedStripes: wo.unlogged.length,
     flushPayloadStripes: plan.dataOnlyStripes,
     pagesWritten: res.pagesWritten,
     journalTailSector: cur.head,

@@ -21,11 +21,18 @@ import {BLOCK_SECTORS, PAGE} from './ring.js'
 /** sectors kept free after the parity records: FLUSH records and the closing block */
 const CLOSING_ROOM = 4 * BLOCK_SECTORS
 
+/** One round: these runs' parity logged and flushed, the stripes written, then journal_tail moves. */
+export interface WriteOutRound {
+  /** runs of consecutive cached stripes, in the order their parity records are appended */
+  runs: number[][]
+  /** where journal_tail moves once they are on the members (the unit of the oldest page a later round needs), or null */
+  tail: number | null
+}
+
 /** What writing the cache out will do, decided from sizes alone before anything is read or written. */
 export interface WriteOutPlan {
-  /** runs of consecutive cached stripes whose parity is logged, in log order of their records */
-  logged: number[][]
-  /** cached stripes whose parity does not fit the ring */
+  rounds: WriteOutRound[]
+  /** cached stripes whose parity fits no round */
   unlogged: number[]
   /** the log's head and next seq after the parity records */
   head: number
@@ -42,75 +49,148 @@ export function writeOutRoom(arr: MdArray, stripes: number): number {
   return stripes * (nParity + 1) * BLOCK_SECTORS + CLOSING_ROOM
 }
 
-/** Which runs' parity fits after the live log, in the order appendParity writes them. */
+/**
+ * Plan the write-out in rounds, oldest stripes first. When the parity of every cached stripe fits
+ * after the live log (always, for a log whose writer kept writeOutRoom free) there is one round. A
+ * log filled to the brim takes as many stripes as the free room holds the parity of; once they are
+ * on the members, journal_tail moves to the unit of the oldest page still needed, which frees the
+ * room for the next round. Only when a round can take no stripe are the rest left unlogged.
+ */
 export function planWriteOut(arr: MdArray, plan: RecoveryPlan): WriteOutPlan {
   const ring = arr.ring!
-  const nParity = arr.sb.level === 6 ? 2 : 1
-  const out: WriteOutPlan = {logged: [], unlogged: [], head: plan.stop.position, seq: plan.stopSeq}
-  let used = ring.distance(plan.tailSector, plan.stop.position)
-  for (const run of runsOf(plan.dataOnly.keys(), runStripes(arr))) {
-    const size = parityUnitsSize(run.length, nParity)
-    if (used + size.bytes / 512 + CLOSING_ROOM >= ring.sizeSectors) {
-      out.unlogged.push(...run)
-      continue
+  const order = oldestFirst(arr, plan)
+  const out: WriteOutPlan = {rounds: [], unlogged: [], head: plan.stop.position, seq: plan.stopSeq}
+  let tail = plan.tailSector
+  let i = 0
+  while (i < order.sectors.length) {
+    const room = ring.sizeSectors - ring.distance(tail, out.head) - CLOSING_ROOM
+    const k = largestFit(arr, order.sectors, i, room)
+    if (k === 0) break
+    const runs = [...runsOf(order.sectors.slice(i, i + k), runStripes(arr))]
+    for (const run of runs) {
+      const size = parityUnitsSize(run.length, arr.sb.level === 6 ? 2 : 1)
+      out.head = ring.add(out.head, size.bytes / 512)
+      out.seq = seqAfter(out.seq, BigInt(size.units))
     }
-    out.logged.push(run)
-    used += size.bytes / 512
-    out.head = ring.add(out.head, size.bytes / 512)
-    out.seq = seqAfter(out.seq, BigInt(size.units))
+    i += k
+    const next = i < order.sectors.length ? unitOf(arr, plan, order.oldest[i]) : tail
+    out.rounds.push({runs, tail: next !== tail ? next : null})
+    tail = next
   }
+  out.unlogged = order.sectors.slice(i)
   return out
 }
 
-/**
- * Bring the members up to date from `plan`: complete stripes copied from the log, then the cached
- * stripes as the file's comment says. The members are not flushed here. Returns where the log's
- * head and next seq are (after the parity records). `progress` gets a fraction of the work.
- */
-export function writeOut(arr: MdArray, plan: RecoveryPlan, res: ApplyResult, progress?: (fraction: number) => void): LogCursor {
-  const stripes = plan.dataParityStripes + plan.dataOnlyStripes || 1
-  const share = plan.dataParityStripes / stripes
-  applyFromLog(arr, plan.fromLog, plan.tailSector, plan.stop.position, res, progress && ((d, t) => progress((share * d) / t)))
-  if (plan.dataOnly.size === 0) return {head: plan.stop.position, seq: plan.stopSeq}
-  const wo = planWriteOut(arr, plan)
-  const rb = new RunBuffers(arr)
-  const pages = appendParity(arr, plan, wo, rb, res, done => progress?.(share + ((1 - share) * done) / stripes))
-  // the parity must be durable before any page of its stripes goes to the members: a write cut
-  // short there is then replayed whole from the log
-  if (wo.logged.length > 0) arr.journal!.dev.flush()
-  applyFromLog(arr, pages, plan.tailSector, wo.head, res)
-  applyDataOnly(arr, plan.dataOnly, wo.unlogged, res, rb)
-  progress?.(1)
-  return {head: wo.head, seq: wo.seq}
+/** The cached stripes by the log position of their oldest page (sectors from the tail). */
+function oldestFirst(arr: MdArray, plan: RecoveryPlan): {sectors: number[]; oldest: number[]} {
+  const ring = arr.ring!
+  const keys = plan.dataOnly.keys()
+  const first = keys.map(sector => {
+    let min = Infinity
+    for (let slot = 0; slot < arr.sb.raidDisks; slot++) {
+      const pos = plan.dataOnly.at(sector, slot)
+      if (pos >= 0) min = Math.min(min, ring.distance(plan.tailSector, pos))
+    }
+    return min
+  })
+  const idx = Array.from(keys.keys()).sort((a, b) => first[a] - first[b] || keys[a] - keys[b])
+  return {sectors: idx.map(k => keys[k]), oldest: idx.map(k => first[k])}
+}
+
+/** ring sectors the parity records of these stripes take, appended run by run */
+function parityRoom(arr: MdArray, sectors: number[]): number {
+  let bytes = 0
+  for (const run of runsOf(sectors, runStripes(arr))) bytes += parityUnitsSize(run.length, arr.sb.level === 6 ? 2 : 1).bytes
+  return bytes / 512
+}
+
+/** How many of sectors[from..] (at most) have parity records that fit in `room` sectors. */
+function largestFit(arr: MdArray, sectors: number[], from: number, room: number): number {
+  let lo = 0
+  let hi = sectors.length - from
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >>> 1
+    if (parityRoom(arr, sectors.slice(from, from + mid)) < room) lo = mid
+    else hi = mid - 1
+  }
+  return lo
+}
+
+/** The ring position of the walked unit that holds the log page `distance` sectors from the tail. */
+function unitOf(arr: MdArray, plan: RecoveryPlan, distance: number): number {
+  const starts = plan.unitStarts
+  let lo = 0
+  let hi = starts.length - 1
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >>> 1
+    if (starts[mid] <= distance) lo = mid
+    else hi = mid - 1
+  }
+  return arr.ring!.add(plan.tailSector, starts[lo])
 }
 
 /**
- * Compute the parity of the logged runs and append it as PARITY records after the live log, which
- * makes them complete stripes there. Returns every page of those stripes (data and parity) as log
- * positions, the way complete stripes are copied.
+ * Bring the members up to date from `plan` (and `wo`, planWriteOut's of it): complete stripes copied from the log, then the cached
+ * stripes round by round as the file's comment says. The members are flushed before journal_tail
+ * moves, not at the end. Returns where the log's tail, head and next seq are. `progress` gets a
+ * fraction of the work.
  */
-function appendParity(
+export function writeOut(
   arr: MdArray,
   plan: RecoveryPlan,
   wo: WriteOutPlan,
+  res: ApplyResult,
+  progress?: (fraction: number) => void,
+): LogCursor & {tail: number} {
+  const stripes = plan.dataParityStripes + plan.dataOnlyStripes || 1
+  const share = plan.dataParityStripes / stripes
+  applyFromLog(arr, plan.fromLog, plan.tailSector, plan.stop.position, res, progress && ((d, t) => progress((share * d) / t)))
+  let cur: LogCursor & {tail: number} = {head: plan.stop.position, seq: plan.stopSeq, tail: plan.tailSector}
+  if (plan.dataOnly.size === 0) return cur
+  const rb = new RunBuffers(arr)
+  const scratch = alignedBuffer(rb.stripes * 3 * PAGE)
+  let done = 0
+  for (const round of wo.rounds) {
+    const pages = new StripePages(arr.sb.raidDisks)
+    for (const run of round.runs) {
+      progress?.(share + ((1 - share) * done) / stripes)
+      done += run.length
+      cur = {...appendParity(arr, plan.dataOnly, run, cur, rb, res, scratch, pages), tail: cur.tail}
+    }
+    // the parity must be durable before any page of its stripes goes to the members: a write cut
+    // short there is then replayed whole from the log
+    arr.journal!.dev.flush()
+    applyFromLog(arr, pages, cur.tail, cur.head, res)
+    if (round.tail === null) continue
+    for (const m of arr.members) m!.dev.flush()
+    arr.writeSuperblocks(round.tail)
+    cur.tail = round.tail
+  }
+  applyDataOnly(arr, plan.dataOnly, wo.unlogged, res, rb)
+  progress?.(1)
+  return cur
+}
+
+/**
+ * Compute the parity of one run and append it as PARITY records at `cur`, which makes its stripes
+ * complete in the log; every page of them (data and parity) goes into `pages` as log positions,
+ * the way complete stripes are copied. Returns the new head and seq.
+ */
+function appendParity(
+  arr: MdArray,
+  dataOnly: StripePages,
+  run: number[],
+  cur: LogCursor,
   rb: RunBuffers,
   res: ApplyResult,
-  progress: (done: number) => void,
-): StripePages {
-  const pages = new StripePages(arr.sb.raidDisks)
-  const scratch = alignedBuffer(rb.stripes * 3 * PAGE)
-  let cur: LogCursor = {head: plan.stop.position, seq: plan.stopSeq}
-  let done = 0
-  for (const run of wo.logged) {
-    progress(done)
-    done += run.length
-    fillRun(arr, plan.dataOnly, run, rb, res)
-    const records = parityRecords(arr, run, rb.members)
-    const put = appendRecords(arr, cur, records, scratch)
-    run.forEach((sector, i) => addStripe(arr, plan.dataOnly, pages, sector, put.pagePos.slice(i * records[i].pages.length)))
-    cur = put
-  }
-  return pages
+  scratch: Uint8Array,
+  pages: StripePages,
+): LogCursor {
+  fillRun(arr, dataOnly, run, rb, res)
+  const records = parityRecords(arr, run, rb.members)
+  const put = appendRecords(arr, cur, records, scratch)
+  run.forEach((sector, i) => addStripe(arr, dataOnly, pages, sector, put.pagePos.slice(i * records[i].pages.length)))
+  return {head: put.head, seq: put.seq}
 }
 
 /** A stripe whose parity was logged, as complete-stripe pages: what dataOnlyWrite says it writes, from the log. */
@@ -144,7 +224,7 @@ export function applyRecovery(arr: MdArray, plan: RecoveryPlan, progress?: (frac
   const res: ApplyResult = {pagesWritten: 0, memberWrites: 0, journalBytesRead: 0}
   if (plan.clean) return {...res, head: plan.tailSector, seq: plan.tailSeq}
   if (arr.missingMembers.length > 0) throw missingMembersError(arr.uuid, arr.missingMembers, 'recovery needs every member')
-  const end = writeOut(arr, plan, res, progress)
+  const end = writeOut(arr, plan, planWriteOut(arr, plan), res, progress)
   for (const m of arr.members) m!.dev.flush()
   const close = {head: end.head, seq: seqAfter(end.seq, 10000n)}
   closeLog(arr, close.head, close.seq)

@@ -382,9 +382,9 @@ export function cacheInLog(devs: MemDevice[], pages: Map<number, Uint8Array>, fr
     const unit = units[units.length - 1]
     const before = unitsSize(unit)
     unit.push({payloads: [{type: PAYLOAD_DATA, flags: 0, sizeSectors: 8, location: BigInt(page * 8), checksums: []}], pages: [bytes]})
-    // the tail block, the units and `freePages` (at least one: a log the head has come round to the
-    // tail of is an empty one)
-    if (used + unitsSize(unit) - before + Math.max(1, freePages) * PAGE > ring.sizeBytes) {
+    // the tail block, the units and `freePages` (0: the head comes round to the tail, which the
+    // kernel never does, as it keeps one block free)
+    if (used + unitsSize(unit) - before + freePages * PAGE > ring.sizeBytes) {
       unit.pop()
       break
     }

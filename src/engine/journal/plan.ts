@@ -24,6 +24,8 @@ export interface VerifiedLog {
   tailSector: number
   tailSeq: bigint
   stop: ScanStop
+  /** sectors the live log takes: from the tail to the stop, the whole ring when the walk came round to the tail */
+  liveSectors: number
   stopSeq: bigint
   newSeq: bigint
   units: number
@@ -207,6 +209,8 @@ class LogTally {
       tailSector: this.tail,
       tailSeq: this.tailSeq,
       stop,
+      // the walk always takes the tail's block, so a stop at the tail is a log that fills the ring
+      liveSectors: stop.position === this.tail ? this.arr.ring!.sizeSectors : this.arr.ring!.distance(this.tail, stop.position),
       stopSeq,
       newSeq: seqAfter(stopSeq, 10000n),
       units: this.units,

@@ -36,7 +36,7 @@ const FLUSH_PER_PAYLOAD = Math.floor((4096 - 32 - 8) / 8)
 export function reclaimLog(arr: MdArray, progress?: (done: number, total: number) => void): ReclaimResult {
   const ring = arr.ring!
   const plan = planRecovery(arr)
-  const usedBefore = ring.distance(plan.tailSector, plan.stop.position) * 512
+  const usedBefore = plan.liveSectors * 512
   const base = {
     sizeBytes: ring.sizeBytes,
     usedBytesBefore: usedBefore,
@@ -63,7 +63,7 @@ export function reclaimLog(arr: MdArray, progress?: (done: number, total: number
   const stripes = plan.dataParityStripes + plan.dataOnlyStripes
   const end = writeOut(arr, plan, wo, res, progress && (f => progress(Math.floor(f * stripes), stripes)))
   for (const m of arr.members) m!.dev.flush()
-  const cur = appendFlushRecords(arr, end.tail, plan.dataOnly.keys(), end)
+  const cur = appendFlushRecords(arr, wo.used, plan.dataOnly.keys(), end)
   closeLog(arr, cur.head, cur.seq)
   return {
     ...base,
@@ -81,15 +81,15 @@ export function reclaimLog(arr: MdArray, progress?: (done: number, total: number
 
 /**
  * FLUSH payloads for the data-only stripes now on the members (as r5c_finish_stripe_write_out),
- * when the ring has room for them; returns where the closing block goes.
+ * when the ring (`used` sectors of it live) has room for them; returns where the closing block goes.
  */
-function appendFlushRecords(arr: MdArray, tail: number, sectors: number[], cur: LogCursor): LogCursor {
+function appendFlushRecords(arr: MdArray, used: number, sectors: number[], cur: LogCursor): LogCursor {
   const flushed = Float64Array.from(sectors).sort()
   const records: LogRecord[] = []
   for (let i = 0; i < flushed.length; i += FLUSH_PER_PAYLOAD) {
     records.push({payloads: [{type: PAYLOAD_FLUSH, flags: 0, stripes: Array.from(flushed.subarray(i, i + FLUSH_PER_PAYLOAD), BigInt)}], pages: []})
   }
-  const space = arr.ring!.sizeSectors - arr.ring!.distance(tail, cur.head)
+  const space = arr.ring!.sizeSectors - used
   if (records.length === 0 || unitsSize(records) / 512 + BLOCK_SECTORS >= space) return cur
   return appendRecords(arr, cur, records)
 }

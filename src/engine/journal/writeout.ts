@@ -34,9 +34,10 @@ export interface WriteOutPlan {
   rounds: WriteOutRound[]
   /** cached stripes whose parity fits no round */
   unlogged: number[]
-  /** the log's head and next seq after the parity records */
+  /** the log's head and next seq after the parity records, and the sectors it then takes */
   head: number
   seq: bigint
+  used: number
 }
 
 /**
@@ -59,11 +60,12 @@ export function writeOutRoom(arr: MdArray, stripes: number): number {
 export function planWriteOut(arr: MdArray, plan: RecoveryPlan): WriteOutPlan {
   const ring = arr.ring!
   const order = oldestFirst(arr, plan)
-  const out: WriteOutPlan = {rounds: [], unlogged: [], head: plan.stop.position, seq: plan.stopSeq}
+  const out: WriteOutPlan = {rounds: [], unlogged: [], head: plan.stop.position, seq: plan.stopSeq, used: 0}
   let tail = plan.tailSector
+  let used = plan.liveSectors
   let i = 0
   while (i < order.sectors.length) {
-    const room = ring.sizeSectors - ring.distance(tail, out.head) - CLOSING_ROOM
+    const room = ring.sizeSectors - used - CLOSING_ROOM
     const k = largestFit(arr, order.sectors, i, room)
     if (k === 0) break
     const runs = [...runsOf(order.sectors.slice(i, i + k), runStripes(arr))]
@@ -71,13 +73,16 @@ export function planWriteOut(arr: MdArray, plan: RecoveryPlan): WriteOutPlan {
       const size = parityUnitsSize(run.length, arr.sb.level === 6 ? 2 : 1)
       out.head = ring.add(out.head, size.bytes / 512)
       out.seq = seqAfter(out.seq, BigInt(size.units))
+      used += size.bytes / 512
     }
     i += k
     const next = i < order.sectors.length ? unitOf(arr, plan, order.oldest[i]) : tail
     out.rounds.push({runs, tail: next !== tail ? next : null})
+    used -= ring.distance(tail, next)
     tail = next
   }
   out.unlogged = order.sectors.slice(i)
+  out.used = used
   return out
 }
 

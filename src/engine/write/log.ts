@@ -63,7 +63,8 @@ export class WriteLog {
     private readonly totals: LogTotals,
   ) {
     const ring = arr.ring!
-    if (plan.dataOnly.size > 0 && !wb) {
+    // a log that fills the ring (which the kernel never leaves) cannot be continued either
+    if (plan.dataOnly.size > 0 && (!wb || plan.liveSectors >= ring.sizeSectors)) {
       totals.reclaimedStripes += reclaimLog(arr).dataOnlyStripes
       plan = planRecovery(arr)
     }

@@ -138,15 +138,27 @@ describe('writing a write-back cache out: a power cut at any write, then any one
         assert.deepEqual(bad.slice(0, 5), [], `${bad.length} degraded reads lost acknowledged bytes`)
       })
 
-      it(`raid${level}: ${what} of a ring filled to its last page: said, and every byte there with every member`, function () {
-        const {devs, expected} = fullLogArray(level, 1)
-        // no room for a single parity record: the stripes go out as a replay writes them, and the result says how many
-        const r = what === 'recover' ? recoverArray(devs, {}).unloggedStripes : reclaimArray(devs).unloggedStripes
-        assert.ok(r > 0, `${r} stripes written without logged parity`)
+      it(`raid${level}: a ${what === 'recover' ? 'write-back' : 'write-through'} write on a log that fills the ring writes it out first, not over it`, function () {
+        const {devs, expected} = fullLogArray(level, 0)
+        const data = pseudoRandom(6000, 17)
+        writeData(devs, 8192, data.length, bufferSource(data), {mode: what === 'recover' ? 'write-back' : 'write-through'})
+        expected.set(data, 8192)
         const parts: Buffer[] = []
         readData(devs, 0, undefined, vs => vs.forEach(v => parts.push(Buffer.from(v))), {})
         assert.ok(Buffer.concat(parts).equals(expected))
       })
+
+      for (const free of [1, 0]) {
+        it(`raid${level}: ${what} of a ring filled to ${free === 0 ? 'the tail (no free page)' : 'its last page'}: nothing written over the log, said, every byte there`, function () {
+          const {devs, expected} = fullLogArray(level, free)
+          // no room for a single parity record: the stripes go out as a replay writes them, and the result says how many
+          const r = what === 'recover' ? recoverArray(devs, {}).unloggedStripes : reclaimArray(devs).unloggedStripes
+          assert.ok(r > 0, `${r} stripes written without logged parity`)
+          const parts: Buffer[] = []
+          readData(devs, 0, undefined, vs => vs.forEach(v => parts.push(Buffer.from(v))), {})
+          assert.ok(Buffer.concat(parts).equals(expected))
+        })
+      }
 
       it(`raid${level}: ${what} of a full write-back cache, cut at every write, read with each member missing`, function () {
         const {devs: base, expected, ops} = cachedArray(level)

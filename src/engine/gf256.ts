@@ -47,3 +47,10 @@ export function mulTable(c: number): Uint8Array {
   }
   return t
 }
+
+/** log_g(a) for a ≠ 0: the e with g^e = a, 0..254. */
+export function gfLog(a: number): number {
+  a &= 255
+  if (a === 0) throw new RangeError('0 has no logarithm in GF(2^8)')
+  return LOG[a]
+}

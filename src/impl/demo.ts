@@ -4,6 +4,7 @@ import * as path from 'node:path'
 import {createHash, randomBytes} from 'node:crypto'
 import {flag, type CommandSpec, type Ctx, type FlagValues} from '../cli/spec.js'
 import {deviceRef, deviceRefs} from '../cli/open.js'
+import {engineOptions} from '../cli/engine-options.js'
 import {createArray, writeData, readData, examineJournal, dumpMeta, recoverArray} from '../engine/index.js'
 import {CorruptError, SimulatedCrash, UsageError} from '../engine/errors.js'
 import type {DeviceRef} from '../engine/device.js'
@@ -63,7 +64,7 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, argv: 
     say(out.bold('2. write through the journal'))
     for (const [off, len, what] of writes) {
       const data = randomBytes(len)
-      const r = writeData(allRefs, off, len, sourceOf(data))
+      const r = writeData(allRefs, off, len, sourceOf(data), engineOptions())
       data.copy(model, off)
       say(
         `   ${humanBytes(len).padStart(10)} at ${String(off).padStart(9)} (${what}): ${r.stripes} stripes, ${r.ioUnits} io units, ${r.rcwStripes} rcw / ${r.rmwStripes} rmw`,
@@ -75,23 +76,23 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, argv: 
     const before = Buffer.from(model.subarray(bigOff, bigOff + big.length))
     const acked = writeCut(allRefs, bigOff, big, say)
     say(out.bold('4. the journal after the crash (examine --journal)'))
-    const j = examineJournal(allRefs)
+    const j = examineJournal(allRefs, engineOptions())
     say(
       renderJournal(j)
         .split('\n')
         .map(l => '   ' + l)
         .join('\n'),
     )
-    const d = dumpMeta(allRefs, {})
+    const d = dumpMeta(allRefs, engineOptions())
     say(`   dump-meta: ${d.blocks.length} meta block(s) in the live log, ${d.mismatches} checksum mismatches`)
     say(out.bold('5. recover: replay the journal offline'))
     const bar = new ProgressBar('   recover', ctx.progressEnabled(undefined), 'fraction')
-    const rec = recoverArray(allRefs, {progress: bar.update})
+    const rec = recoverArray(allRefs, {...engineOptions(), progress: bar.update})
     bar.done()
     say(
       `   replayed ${rec.dataParityStripes} data+parity and ${rec.dataOnlyStripes} data-only stripes, ${rec.pagesWritten} pages; new tail sector ${rec.newTailSector}, seq ${rec.newSeq}`,
     )
-    const again = recoverArray(allRefs, {})
+    const again = recoverArray(allRefs, engineOptions())
     say(`   a second recover finds the journal ${again.state}`)
     const newPages = checkInterrupted(allRefs, {offset: bigOff, before, after: big, acked, model, dir})
     say(`   interrupted write: ${newPages} of ${big.length / 4096} pages new, the rest old; every acknowledged page present`)
@@ -166,7 +167,7 @@ function verifyReads(
       views => {
         for (const v of views) h.update(v)
       },
-      {},
+      engineOptions(),
     )
     const got = h.digest('hex')
     const ok = got === want
@@ -180,7 +181,7 @@ function verifyReads(
 /** Write `data` with a power cut after 14 device writes; the bytes acknowledged before it. */
 function writeCut(refs: DeviceRef[], offset: number, data: Buffer, say: (s: string) => void): number {
   try {
-    writeData(refs, offset, data.length, sourceOf(data), {crashAfter: 14})
+    writeData(refs, offset, data.length, sourceOf(data), {...engineOptions(), crashAfter: 14})
     return data.length
   } catch (error) {
     if (!(error instanceof SimulatedCrash)) throw error

@@ -10,7 +10,8 @@ export const spec = {
   summary: 'Replay the journal offline, as the kernel does at array start',
   description: `Scans the live log from journal_tail with the kernel's rules, verifies every meta block and every
 page checksum, and only then writes: complete stripes (data and parity) go to the members; data-only stripes
-(write-back) get parity computed from the members and are written too; parity-only stripes need nothing. Then an
+(write-back) get parity computed from the members, logged and flushed first, and are then written too (a power cut
+anywhere leaves stripes that replay whole); parity-only stripes need nothing. Then an
 empty meta block with seq + 10000 is written where the scan stopped, and journal_tail and events are updated in every
 superblock, last. --dry-run prints exactly what would be written and writes nothing. A clean journal is left alone.`,
   examples: [

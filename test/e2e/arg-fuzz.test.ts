@@ -150,6 +150,8 @@ const STRING_FLAG_VALUES: Record<string, {hostile: string[]; valid: string[]}> =
   'journal-size': {hostile: NUMBERS, valid: ['2M', '1280K', '4M']},
   chunk: {hostile: [...NUMBERS, '3K', '6K', '2K', '1G', '8T'], valid: ['4K', '64K', '128K']},
   'until-seq': {hostile: NUMBERS, valid: ['0', '1', '123456']},
+  from: {hostile: [...NUMBERS, '3', '4097'], valid: ['0', '8', '64']},
+  to: {hostile: [...NUMBERS, '7', '99999999999'], valid: ['64', '128', '1024']},
   level: {
     hostile: ['0', '1', '7', '10', 'raid10', 'linear', '-5', '5.0', '05', 'raid', '', 'RAID5', ' 5', '5 ', '0x5', '1e0'],
     valid: ['4', '5', '6', 'raid5', 'raid6', 'raid4'],
@@ -209,10 +211,12 @@ const FORMS: Form[] = [
   {name: 'recover', base: ['recover'], devices: [...ARRAYS.C]},
   {name: 'recover-dry', base: ['recover', '--dry-run'], devices: [...ARRAYS.C]},
   {name: 'reclaim', base: ['reclaim'], devices: [...ARRAYS.D]},
+  {name: 'check', base: ['check'], devices: [...ARRAYS.A]},
+  {name: 'check-dirty', base: ['check', '--to', '64'], devices: [...ARRAYS.C]},
   {name: 'assemble', base: ['assemble'], devices: [...ARRAYS.C]},
   {name: 'undo', base: ['undo', 'u.undo'], devices: [...ARRAYS.A]},
 ]
-const REPORTS = new Set(['examine', 'examine-j', 'examine-journal', 'dump-meta', 'assemble'])
+const REPORTS = new Set(['examine', 'examine-j', 'examine-journal', 'dump-meta', 'assemble', 'check', 'check-dirty'])
 
 interface Case {
   id: number
@@ -573,7 +577,20 @@ describe('e2e: argument fuzzer (every command × hostile values and paths)', fun
   const workerDirs: string[] = []
 
   before(async function () {
-    for (const id of ['create', 'write', 'read', 'examine', 'examine-journal', 'dump-meta', 'recover', 'reclaim', 'assemble', 'undo', 'demo'])
+    for (const id of [
+      'create',
+      'write',
+      'read',
+      'examine',
+      'examine-journal',
+      'dump-meta',
+      'recover',
+      'reclaim',
+      'check',
+      'assemble',
+      'undo',
+      'demo',
+    ])
       specs.set(id, (await import(`../../src/impl/${id}.js`)).spec as CommandSpec)
     this.timeout(0)
     buildTemplate(template)

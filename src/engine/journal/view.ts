@@ -49,7 +49,7 @@ function lowerBound(sorted: Float64Array, x: number): number {
 }
 
 /** The plan as a ReadOverlay: per window, the planned log pages of its stripes, at their slots. */
-class PlanOverlay implements ReadOverlay {
+export class PlanOverlay implements ReadOverlay {
   private readonly complete: Float64Array
   private readonly cached: Float64Array
   private readonly scratch = alignedBuffer(256 * PAGE)

@@ -9,7 +9,8 @@
 import type {MdArray} from './array.js'
 import {alignedBuffer} from './device.js'
 import {gfLog} from './gf256.js'
-import type {RowLayout} from './rows.js'
+import type {ReadOverlay} from './io.js'
+import {WINDOW_BYTES, type Progress, type RowLayout} from './rows.js'
 import {PAGE} from './journal/ring.js'
 
 /**
@@ -99,4 +100,33 @@ function commonExponent(p: Uint8Array, pm: Uint8Array, q: Uint8Array, qm: Uint8A
     else if (k !== e) return null
   }
   return k
+}
+
+/**
+ * Read the chunk rows that hold member sectors [from, to) from every member, window by window, an
+ * overlay laid over them as read lays it before a rebuild; `visit` gets each window's rows [r0, r1)
+ * and the member buffers (row r at byte (r - r0) · chunk). A window for which `wanted` says false is
+ * not read. `progress` gets member bytes.
+ */
+export function forEachWindow(
+  arr: MdArray,
+  from: number,
+  to: number,
+  visit: (r0: number, r1: number, slots: Uint8Array[]) => void,
+  opts: {overlay?: ReadOverlay | null; wanted?: (r0: number, r1: number) => boolean; progress?: Progress} = {},
+): void {
+  const chunk = arr.sb.chunkSize
+  const n = arr.sb.raidDisks
+  const rows = Math.max(1, Math.floor(WINDOW_BYTES / (chunk * 512 * n)))
+  const slots = Array.from({length: n}, () => alignedBuffer(rows * chunk * 512))
+  for (let r0 = Math.floor(from / chunk); r0 * chunk < to; r0 += rows) {
+    const r1 = Math.min(Math.ceil(to / chunk), r0 + rows)
+    if (opts.wanted?.(r0, r1) !== false) {
+      const bytes = (r1 - r0) * chunk * 512
+      slots.forEach((b, m) => arr.members[m]!.dev.read(b.subarray(0, bytes), arr.memberBase(m) + r0 * chunk * 512))
+      opts.overlay?.lay({slots, present: slots.map(() => true), sector: r0 * chunk, bytes}, false)
+      visit(r0, r1, slots)
+    }
+    opts.progress?.((Math.min(to, r1 * chunk) - from) * 512 * n, (to - from) * 512 * n)
+  }
 }

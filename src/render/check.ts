@@ -1,5 +1,5 @@
-/** What `r5ctl check` prints in text mode (the --json output is the engine's result as is). */
-import {type CheckResult} from '../engine/index.js'
+/** What `r5ctl check` and `r5ctl repair` print in text mode (the --json output is the engine's result as is). */
+import {type CheckResult, type RepairResult} from '../engine/index.js'
 import {keyValues, table} from './table.js'
 import {out} from './colour.js'
 
@@ -33,6 +33,37 @@ export function renderCheck(r: CheckResult): string {
       ),
     )
     if (r.mismatchCount > shown.length) lines.push(`… ${r.mismatchCount - shown.length} more (--json lists the first ${r.mismatches.length})`)
+  }
+  return lines.join('\n')
+}
+
+export function renderRepair(r: RepairResult): string {
+  const result =
+    r.mismatchCount === 0
+      ? out.green('every stripe holds: nothing to write')
+      : r.dryRun
+        ? out.yellow(`dry run: ${r.pagesWritten} page(s) of ${r.mismatchCount} stripe(s) would be written`)
+        : out.green(`${r.pagesWritten} page(s) of ${r.mismatchCount} stripe(s) written`)
+  const lines = [
+    keyValues(
+      [
+        ['Array UUID', r.arrayUuid],
+        ['Result', result],
+        ['Checked', `member sectors ${r.fromSector} to ${r.toSector} (${r.stripes} stripes)`],
+      ],
+      12,
+    ),
+  ]
+  if (r.writes.length > 0) {
+    const shown = r.writes.slice(0, SHOWN)
+    lines.push(
+      '',
+      table(
+        ['stripe', 'slot', 'page'],
+        shown.map(w => [w.stripeSector, w.slot, w.page]),
+      ),
+    )
+    if (r.pagesWritten > shown.length) lines.push(`… ${r.pagesWritten - shown.length} more (--json lists the first ${r.writes.length})`)
   }
   return lines.join('\n')
 }

@@ -213,6 +213,8 @@ const FORMS: Form[] = [
   {name: 'reclaim', base: ['reclaim'], devices: [...ARRAYS.D]},
   {name: 'check', base: ['check'], devices: [...ARRAYS.A]},
   {name: 'check-dirty', base: ['check', '--to', '64'], devices: [...ARRAYS.C]},
+  {name: 'repair', base: ['repair'], devices: [...ARRAYS.A]},
+  {name: 'repair-dry', base: ['repair', '--dry-run'], devices: [...ARRAYS.B]},
   {name: 'assemble', base: ['assemble'], devices: [...ARRAYS.C]},
   {name: 'undo', base: ['undo', 'u.undo'], devices: [...ARRAYS.A]},
 ]

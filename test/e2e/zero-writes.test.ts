@@ -1,5 +1,5 @@
 /**
- * Zero writes on failure: every writing command (create, write, recover, reclaim, assemble, undo,
+ * Zero writes on failure: every writing command (create, write, recover, reclaim, repair, assemble, undo,
  * demo) is run over a table of bad arguments and damaged or wrong device sets. Each case must fail
  * with its documented exit code (docs/exit-codes.md), one `r5ctl:` line on stderr (plus at most a
  * hint) and no stack trace, and must leave every file byte-identical and create no file.
@@ -211,6 +211,7 @@ describe('e2e: a failing writing command writes nothing (zero-writes table)', fu
       ['recover', ['recover']],
       ['reclaim', ['reclaim']],
       ['assemble', ['assemble']],
+      ['repair', ['repair']],
     ]
     const sets: [string, string[], Record<string, number | undefined>][] = [
       ['a member with a bad superblock checksum', swap(A, am1, v('m1-csum.img')), {all: 4}],
@@ -228,7 +229,7 @@ describe('e2e: a failing writing command writes nothing (zero-writes table)', fu
       ['a member whose chunk size disagrees', swap(A, am1, v('m1-chunk.img')), {all: 4}],
       ['a member with raid level 1', swap(A, am1, v('m1-level.img')), {all: 4}],
       ['a member that is a spare', swap(A, am1, v('m1-spare.img')), {all: 3}],
-      ['a member missing', [aj, am0, am2], {write: 3, recover: 3, reclaim: 3}],
+      ['a member missing', [aj, am0, am2], {write: 3, recover: 3, reclaim: 3, repair: 3}],
       ['the journal missing', [am0, am1, am2], {all: 3}],
       ['events counter at 2^64-1', set('max'), {all: 4}],
       ['events counter at 2^64-2 (a write needs more than one update)', set('max1'), {write: 4}],
@@ -243,8 +244,8 @@ describe('e2e: a failing writing command writes nothing (zero-writes table)', fu
       ['a text file given as a device', swap(A, am2, path.join(w, 'plain.txt')), {all: 4}],
       ['a device given twice', [...A, am1], {all: 2}],
       ['no devices at all', [], {all: 2}],
-      ['a dirty journal (write refuses to append)', D, {write: 5}],
-      ['a dirty journal with a member missing', [D[0], D[1], D[3]], {write: 3, recover: 3, reclaim: 3, assemble: 3}],
+      ['a dirty journal (write refuses to append)', D, {write: 5, repair: 5}],
+      ['a dirty journal with a member missing', [D[0], D[1], D[3]], {write: 3, recover: 3, reclaim: 3, assemble: 3, repair: 3}],
       ['a stale journal', swap(A, aj, v('j-stale.img')), {all: 3}],
     ]
     if (roOk) sets.push(['a read-only member image', swap(A, am0, v('m0-readonly.img')), {all: 1}])

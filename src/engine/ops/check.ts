@@ -6,12 +6,11 @@
  */
 import type {EngineOptions} from '../compute.js'
 import {type DeviceSource, type MdArray, openArray} from '../array.js'
-import {alignedBuffer} from '../device.js'
 import {CorruptError, UsageError} from '../errors.js'
 import {planRecovery, type RecoveryPlan} from '../journal/plan.js'
 import {PlanOverlay} from '../journal/view.js'
-import {WINDOW_BYTES, rowLayout, type Progress} from '../rows.js'
-import {Scrubber, type Mismatch} from '../scrub.js'
+import {rowLayout, type Progress} from '../rows.js'
+import {forEachWindow, Scrubber, type Mismatch} from '../scrub.js'
 
 /** at most this many mismatches are listed; all are counted */
 export const MISMATCHES_LISTED = 10000
@@ -64,6 +63,22 @@ export function checkArray(paths: DeviceSource[], opts: CheckOptions = {}): Chec
   }
 }
 
+/** The member sectors [from, to) of --from/--to: multiples of 8 within the members' data. */
+export function memberRange(arr: MdArray, opts: {from?: number; to?: number}): {from: number; to: number} {
+  const end = Number(arr.geometry.usedMemberSectors)
+  const from = opts.from ?? 0
+  const to = opts.to ?? end
+  for (const [name, v] of [
+    ['--from', from],
+    ['--to', to],
+  ] as const) {
+    if (!Number.isSafeInteger(v) || v < 0 || v % 8 !== 0 || v > end)
+      throw new UsageError(`${name} ${v} must be a member sector, a multiple of 8, at most ${end}`)
+  }
+  if (to < from) throw new UsageError(`--to ${to} is before --from ${from}`)
+  return {from, to}
+}
+
 /** The plan a dirty journal is laid over the members by; a corrupt one is ignored, as read ignores it. */
 function replayPlan(arr: MdArray, replay: boolean): {plan: RecoveryPlan | null; journal: CheckResult['journal']} {
   if (!replay) return {plan: null, journal: 'unchecked'}
@@ -76,7 +91,7 @@ function replayPlan(arr: MdArray, replay: boolean): {plan: RecoveryPlan | null; 
   }
 }
 
-/** Read and judge member sectors [from, to) window by window of chunk rows. */
+/** Judge member sectors [from, to) window by window of chunk rows. */
 function scrubRange(
   arr: MdArray,
   from: number,
@@ -84,29 +99,21 @@ function scrubRange(
   plan: RecoveryPlan | null,
   progress?: Progress,
 ): {stripes: number; mismatchCount: number; mismatches: Mismatch[]; skippedStripes: number} {
-  const chunk = arr.sb.chunkSize
-  const n = arr.sb.raidDisks
-  const rows = Math.max(1, Math.floor(WINDOW_BYTES / (chunk * 512 * n)))
-  const slots = Array.from({length: n}, () => alignedBuffer(rows * chunk * 512))
-  const overlay = plan && new PlanOverlay(arr, plan)
   const cached = new Set(plan?.dataOnly.keys() ?? [])
   const scrub = new Scrubber(arr)
   const out = {stripes: 0, mismatchCount: 0, mismatches: [] as Mismatch[], skippedStripes: 0}
   for (const s of cached) if (s >= from && s < to) out.skippedStripes++
   const skip = (s: number) => s < from || s >= to || cached.has(s)
-  for (let r0 = Math.floor(from / chunk); r0 * chunk < to; r0 += rows) {
-    const r1 = Math.min(Math.ceil(to / chunk), r0 + rows)
-    const bytes = (r1 - r0) * chunk * 512
-    slots.forEach((b, m) => arr.members[m]!.dev.read(b.subarray(0, bytes), arr.memberBase(m) + r0 * chunk * 512))
-    overlay?.lay({slots, present: slots.map(() => true), sector: r0 * chunk, bytes}, false)
+  const chunkBytes = arr.sb.chunkSize * 512
+  const visit = (r0: number, r1: number, slots: Uint8Array[]) => {
     for (let r = r0; r < r1; r++) {
-      for (const m of scrub.row(r, rowLayout(arr, r), slots, (r - r0) * chunk * 512, skip)) {
+      for (const m of scrub.row(r, rowLayout(arr, r), slots, (r - r0) * chunkBytes, skip)) {
         out.mismatchCount++
         if (out.mismatches.length < MISMATCHES_LISTED) out.mismatches.push(m)
       }
     }
-    progress?.((Math.min(to, r1 * chunk) - from) * 512 * n, (to - from) * 512 * n)
   }
+  forEachWindow(arr, from, to, visit, {overlay: plan && new PlanOverlay(arr, plan), progress})
   out.stripes = (to - from) / 8 - out.skippedStripes
   return out
 }

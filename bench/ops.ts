@@ -270,6 +270,24 @@ export function operations(dir: string, B: number): Op[] {
       baselines: r => replay(cachedUsed, r),
       check: checkClean,
     },
+    {
+      name: 'check',
+      altName: 'dd member bytes → /dev/null',
+      setup: () => {
+        clean()
+        writeInput(s5)
+      },
+      a: {argv: r5('check', ...s5.devs), before: settled()},
+      baselines: () => {
+        // every member's data area, read once: what a check must read
+        const reads = s5.members.map(m => ({file: m, offset: s5.dataOffset, bytes: share(B, 4)}))
+        const cmds = reads.map(r => dd(`if=${r.file} of=/dev/null skip=${r.offset} count=${r.bytes} iflag=skip_bytes,count_bytes`))
+        return {alt: {argv: sh(cmds.join('\n')), before: settled()}, moves: {reads, writes: []}}
+      },
+      check: r => {
+        if (r.mismatchCount !== 0) throw new Error(`check found ${r.mismatchCount} mismatches on a clean array`)
+      },
+    },
     r6read,
     readOp('raid6 read, 2 missing', s6, [s6.journal, s6.members[0], ...s6.members.slice(3)], 'r6x.out', r6read.a),
   ]

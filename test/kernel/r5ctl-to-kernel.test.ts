@@ -9,6 +9,7 @@ import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {boot, type BootResult, type Disk, type KernelEnv} from './harness.js'
+import {lsStripe} from '../helpers/model.js'
 import {assembleAndCopy, readOut, recoverChecks, recoverCopy, stripTime, type Recovered} from './checks.js'
 import {
   KiB,
@@ -35,6 +36,8 @@ interface Config {
   layout?: string
   members: number
   chunk: string
+  /** after the writes, pages of the members are damaged and `r5ctl repair` mends them before the kernel sees the array */
+  repaired?: boolean
 }
 
 const CONFIGS: Config[] = [
@@ -42,6 +45,8 @@ const CONFIGS: Config[] = [
   {id: 'raid5-ls', level: 5, layout: 'left-symmetric', members: 4, chunk: '64K'},
   {id: 'raid5-ra', level: 5, layout: 'right-asymmetric', members: 4, chunk: '64K'},
   {id: 'raid6-ls', level: 6, layout: 'left-symmetric', members: 5, chunk: '64K'},
+  {id: 'raid5-repaired', level: 5, layout: 'left-symmetric', members: 4, chunk: '64K', repaired: true},
+  {id: 'raid6-repaired', level: 6, layout: 'left-symmetric', members: 5, chunk: '64K', repaired: true},
 ]
 
 const MEMBER = '32M'
@@ -111,11 +116,45 @@ function prepare(cfg: Config, root: string): Prepared {
     fs.rmSync(input)
     data.copy(p.model, off)
   }
+  if (cfg.repaired) damageAndRepair(cfg, members, devs)
   p.modelMd5 = md5(p.model)
   p.hostMd5 = r5ctlReadMd5(devs).md5
   const ex = r5ctlJson(['examine', members[0]])
   p.ctime = ex.json.devices[0].creationTime
   return p
+}
+
+/**
+ * Flip a byte of pages r5ctl check must find and r5ctl repair must put back: parity pages (P; on
+ * RAID6 also Q) and, on RAID6, a data page the syndromes locate. Where a stripe's pages live comes
+ * from the test's own left-symmetric model (chunk 64K = 128 sectors). The data the model holds is
+ * unchanged by the repair, so the kernel must read it and find every parity block consistent.
+ */
+function damageAndRepair(cfg: Config, members: string[], devs: string[]): void {
+  const dataOffset = r5ctlJson(['examine', members[0]]).json.devices[0].dataOffsetSector as number
+  const level = cfg.level as 5 | 6
+  const flip = (slot: number, stripeSector: number) => {
+    const fd = fs.openSync(members[slot], 'r+')
+    const b = Buffer.alloc(1)
+    const at = (dataOffset + stripeSector) * 512 + 123
+    fs.readSync(fd, b, 0, 1, at)
+    b[0] ^= 0x3c
+    fs.writeSync(fd, b, 0, 1, at)
+    fs.closeSync(fd)
+  }
+  const st = (s: number) => lsStripe(level, cfg.members, 128, s)
+  flip(st(8).pd, 8)
+  flip(st(4096).pd, 4096)
+  if (level === 6) {
+    flip(st(272).qd, 272)
+    flip(st(1032).dataMembers[1], 1032)
+  }
+  const before = r5ctl(['check', ...devs])
+  if (before.code !== 4) throw new Error(`r5ctl check did not find the damage (exit ${before.code}): ${before.stdout}`)
+  const rep = r5ctl(['repair', ...devs])
+  if (rep.code !== 0) throw new Error(`r5ctl repair failed (${rep.code}): ${rep.stderr}`)
+  const after = r5ctl(['check', ...devs])
+  if (after.code !== 0) throw new Error(`r5ctl check after repair (exit ${after.code}): ${after.stdout}`)
 }
 
 function guestScript(arrays: Prepared[]): string {

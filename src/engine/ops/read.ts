@@ -53,9 +53,9 @@ function journalOf(state: ReadJournal['state'], plan?: RecoveryPlan, message: st
 }
 
 /** The plan of the live log, or why there is none: no valid meta block at the tail (the kernel would start a new, empty log). */
-function planOrCorrupt(arr: MdArray): RecoveryPlan | CorruptError {
+function planOrCorrupt(arr: MdArray, progress?: Progress): RecoveryPlan | CorruptError {
   try {
-    return planRecovery(arr)
+    return planRecovery(arr, {progress})
   } catch (error) {
     if (error instanceof CorruptError && error.code === 'bad-tail') return error
     throw error
@@ -76,8 +76,10 @@ export function readData(
     checkRange(arr, offset, len)
     let journal = journalOf(arr.journal ? 'unchecked' : 'absent')
     let plan: RecoveryPlan | null = null
+    // one measure for the walk of the log and the read: bytes of log walked, then of the array read
+    const walk = arr.ring?.sizeBytes ?? 0
     if (arr.journal && opts.replay !== false) {
-      const p = planOrCorrupt(arr)
+      const p = planOrCorrupt(arr, progress && ((d, t) => progress(d, t + len)))
       if (p instanceof CorruptError) journal = journalOf('corrupt', undefined, p.message)
       else {
         plan = p
@@ -85,7 +87,7 @@ export function readData(
       }
     }
     if (plan && journal.replayed) {
-      const st = readReplayed(arr, plan, offset, len, sink, progress)
+      const st = readReplayed(arr, plan, offset, len, sink, progress && ((d, t) => progress(walk + d, walk + t)))
       journal = {...journal, pagesServed: st.pagesServed, journalBytesRead: st.journalBytesRead}
     } else readArray(arr, offset, len, sink, progress)
     return {bytes: len, missingMembers: arr.missingMembers, arrayUuid: arr.uuid, journal}

@@ -227,6 +227,26 @@ describe('replayed view: read of a dirty journal = recover + read, nothing writt
     assert.deepEqual(deviceHashes(devs), hashes)
   })
 
+  it('progress covers the walk of the log before the first byte, and never goes back', function () {
+    const base = baseArray(5)
+    writeData(base.devs, 0, 96 * KiB, bufferSource(pseudoRandom(96 * KiB, 5)), {mode: 'write-back'})
+    const seen: number[] = []
+    let beforeBytes = 0
+    readData(
+      base.devs,
+      0,
+      undefined,
+      () => {
+        if (beforeBytes === 0) beforeBytes = seen.length
+      },
+      {},
+      (done, total) => seen.push(done / total),
+    )
+    assert.ok(beforeBytes > 0, 'the walk reported progress before the first bytes were handed out')
+    for (let i = 1; i < seen.length; i++) assert.ok(seen[i] >= seen[i - 1], `progress went from ${seen[i - 1]} back to ${seen[i]}`)
+    assert.equal(seen[seen.length - 1], 1)
+  })
+
   it('a clean journal: the view is the members, and says so', function () {
     const base = baseArray(6)
     const got = view(base.devs)

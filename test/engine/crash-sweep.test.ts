@@ -20,9 +20,7 @@
  */
 import assert from 'node:assert/strict'
 import {recoverArray, reclaimArray, writeData} from '../../src/engine/index.js'
-import {CrashController} from '../../src/engine/crash.js'
-import {SimulatedCrash} from '../../src/engine/errors.js'
-import type {BlockDevice, MemDevice} from '../../src/engine/device.js'
+import type {BlockDevice} from '../../src/engine/device.js'
 import {
   type MemArray,
   type WriteOp,
@@ -33,6 +31,7 @@ import {
   checkParity,
   cloneDevs,
   createMemArray,
+  cutAfter,
   pseudoRandom,
   readAll,
   runWorkload,
@@ -203,18 +202,6 @@ function sweep(cfg: Config, size: SweepSize, salt: number): Stats {
   return s
 }
 
-/** Run `op` on crash-wrapped devices; true when the power cut happened. */
-function interrupted(devs: MemDevice[], after: number, seed: number | undefined, op: (d: BlockDevice[]) => void): boolean {
-  const ctl = new CrashController(after, seed)
-  try {
-    op(devs.map(d => ctl.wrap(d)))
-    return false
-  } catch (error) {
-    if (error instanceof SimulatedCrash) return true
-    throw error
-  }
-}
-
 interface RestartStats {
   config: string
   workloadWrites: number
@@ -252,7 +239,7 @@ function restartSweep(level: 5 | 6, salt: number): void {
         const devs = cloneDevs(crashed)
         runs++
         try {
-          if (!interrupted(devs, r, rseed, run)) throw new Error(`${what} did not crash`)
+          if (!cutAfter(devs, r, run, rseed)) throw new Error(`${what} did not crash`)
           recoverArray(devs, {})
           const img = readAll(devs)
           const bad = checkCrashImage(img, before, op, out.acknowledged) ?? checkParity(devs, level, img)

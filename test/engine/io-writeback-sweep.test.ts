@@ -13,9 +13,7 @@
  */
 import assert from 'node:assert/strict'
 import {recoverArray, reclaimArray, writeData} from '../../src/engine/index.js'
-import {CrashController} from '../../src/engine/crash.js'
-import {SimulatedCrash} from '../../src/engine/errors.js'
-import type {BlockDevice, MemDevice} from '../../src/engine/device.js'
+import type {MemDevice} from '../../src/engine/device.js'
 import {
   type WriteOp,
   applyOps,
@@ -24,6 +22,7 @@ import {
   checkParity,
   cloneDevs,
   createMemArray,
+  cutAfter,
   pseudoRandom,
   readAll,
   runWorkload,
@@ -102,18 +101,6 @@ interface Counts {
 }
 const counts: Counts[] = []
 
-/** Run `op` on crash-wrapped devices cut after `after` write requests; true when the cut happened. */
-function cut(devs: MemDevice[], after: number, seed: number | undefined, op: (d: BlockDevice[]) => void): boolean {
-  const ctl = new CrashController(after, seed)
-  try {
-    op(devs.map(d => ctl.wrap(d)))
-    return false
-  } catch (error) {
-    if (error instanceof SimulatedCrash) return true
-    throw error
-  }
-}
-
 function sweep(level: 4 | 5 | 6, salt: number): Counts {
   const t0 = Date.now()
   const base = createMemArray({
@@ -169,7 +156,7 @@ function sweep(level: 4 | 5 | 6, salt: number): Counts {
       for (let r = 0; r < R; r += Math.max(1, Math.floor(R / 5))) {
         const devs = cloneDevs(crashed)
         c.reclaimCuts++
-        if (!cut(devs, r, r % 2 === 1 ? 7000 + r : undefined, d => reclaimArray(d))) {
+        if (!cutAfter(devs, r, d => reclaimArray(d), r % 2 === 1 ? 7000 + r : undefined)) {
           failures.push(`raid${level}: crash after ${N} of ${W} writes, reclaim cut after ${r} of ${R}  ::  reclaim did not crash`)
           continue
         }

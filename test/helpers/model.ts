@@ -12,7 +12,8 @@
  *    without asking the engine.
  */
 import {createHash} from 'node:crypto'
-import {MemDevice} from '../../src/engine/device.js'
+import {MemDevice, type BlockDevice} from '../../src/engine/device.js'
+import {CrashController} from '../../src/engine/crash.js'
 import {createArray, dumpMeta, readData, writeData} from '../../src/engine/index.js'
 import {openArray} from '../../src/engine/array.js'
 import {decodeMetaBlock, encodeMetaBlock, PAYLOAD_DATA} from '../../src/engine/format/meta.js'
@@ -394,4 +395,16 @@ export function cacheInLog(devs: MemDevice[], pages: Map<number, Uint8Array>, fr
   for (const unit of units) if (unit.length > 0) cur = appendRecords(arr, cur, unit)
   arr.close()
   return units.reduce((n, u) => n + u.length, 0)
+}
+
+/** Run `op` on `devs` with a power cut after `after` device writes (with a seed, unflushed writes lost at random); true when it was cut. */
+export function cutAfter(devs: MemDevice[], after: number, op: (d: BlockDevice[]) => unknown, seed?: number): boolean {
+  const ctl = new CrashController(after, seed)
+  try {
+    op(devs.map(d => ctl.wrap(d)))
+    return false
+  } catch (error) {
+    if (error instanceof SimulatedCrash) return true
+    throw error
+  }
 }

@@ -45,17 +45,7 @@ export interface CheckResult {
 export function checkArray(paths: DeviceSource[], opts: CheckOptions = {}): CheckResult {
   const arr = openArray(paths, {writable: false, compute: opts.compute})
   try {
-    const end = Number(arr.geometry.usedMemberSectors)
-    const from = opts.from ?? 0
-    const to = opts.to ?? end
-    for (const [name, v] of [
-      ['--from', from],
-      ['--to', to],
-    ] as const) {
-      if (!Number.isSafeInteger(v) || v < 0 || v % 8 !== 0 || v > end)
-        throw new UsageError(`${name} ${v} must be a member sector, a multiple of 8, at most ${end}`)
-    }
-    if (to < from) throw new UsageError(`--to ${to} is before --from ${from}`)
+    const {from, to} = memberRange(arr, opts)
     const {plan, journal} = replayPlan(arr, opts.replay !== false)
     return {arrayUuid: arr.uuid, level: arr.sb.level, fromSector: from, toSector: to, journal, ...scrubRange(arr, from, to, plan, opts.progress)}
   } finally {

@@ -10,10 +10,8 @@
  */
 import assert from 'node:assert/strict'
 import {readData, reclaimArray, recoverArray, writeData} from '../../../src/engine/index.js'
-import {CrashController} from '../../../src/engine/crash.js'
-import {SimulatedCrash} from '../../../src/engine/errors.js'
 import type {BlockDevice, MemDevice} from '../../../src/engine/device.js'
-import {bufferSource, cacheInLog, cloneDevs, createMemArray, pseudoRandom, totalWrites} from '../../helpers/model.js'
+import {bufferSource, cacheInLog, cloneDevs, cutAfter, createMemArray, pseudoRandom, totalWrites} from '../../helpers/model.js'
 
 const KiB = 1024
 
@@ -23,18 +21,6 @@ function degradedView(devs: MemDevice[], gone: number): Buffer {
   const parts: Buffer[] = []
   readData(set, 0, undefined, vs => vs.forEach(v => parts.push(Buffer.from(v))), {})
   return Buffer.concat(parts)
-}
-
-/** Run `op` on `devs` with a power cut after `after` device writes; true when it was cut. */
-function cut(devs: MemDevice[], after: number, op: (d: BlockDevice[]) => unknown): boolean {
-  const ctl = new CrashController(after)
-  try {
-    op(devs.map(d => ctl.wrap(d)))
-    return false
-  } catch (error) {
-    if (error instanceof SimulatedCrash) return true
-    throw error
-  }
 }
 
 /**
@@ -71,6 +57,22 @@ function fullLogArray(level: 5 | 6, freePages: number): {devs: MemDevice[]; expe
   return {devs, expected, cached}
 }
 
+/** `run` cut after each of its device writes in turn: every degraded view must read `expected`. */
+function cutEverywhere(base: MemDevice[], expected: Buffer, what: string, run: (d: BlockDevice[]) => unknown): void {
+  const probe = cloneDevs(base)
+  run(probe)
+  const R = totalWrites(probe)
+  const bad: string[] = []
+  for (let n = 0; n < R; n++) {
+    const devs = cloneDevs(base)
+    assert.ok(cutAfter(devs, n, run), `${what} was not cut after ${n} writes`)
+    for (let gone = 0; gone < devs.length - 1; gone++) {
+      if (!degradedView(devs, gone).equals(expected)) bad.push(`${what} cut after ${n} of ${R} writes, m${gone} missing`)
+    }
+  }
+  assert.deepEqual(bad.slice(0, 5), [], `${bad.length} degraded reads lost acknowledged bytes`)
+}
+
 function runOps(devs: BlockDevice[], ops: {offset: number; data: Buffer}[], expected?: Buffer): void {
   for (const op of ops) {
     writeData(devs, op.offset, op.data.length, bufferSource(op.data), {mode: 'write-back'})
@@ -95,7 +97,7 @@ describe('writing a write-back cache out: a power cut at any write, then any one
         // a write is acknowledged when it returns: the cut one may show old or new bytes, the ones before it only new
         const acked = Buffer.from(expected)
         let done = 0
-        cut(devs, n, d => {
+        cutAfter(devs, n, d => {
           for (const op of ops) {
             writeData(d, op.offset, op.data.length, bufferSource(op.data), {mode: 'write-back'})
             acked.set(op.data, op.offset)
@@ -123,19 +125,8 @@ describe('writing a write-back cache out: a power cut at any write, then any one
         assert.ok(cached > 30, `${cached} pages cached`)
         assert.ok(degradedView(base, 0).equals(expected), 'the cache is served before the write-out')
         const run = (d: BlockDevice[]) => (what === 'recover' ? recoverArray(d, {}) : reclaimArray(d))
-        const probe = cloneDevs(base)
         assert.equal(recoverArray(cloneDevs(base), {dryRun: true}).unloggedStripes, 0, 'every stripe is written out with its parity logged')
-        run(probe)
-        const R = totalWrites(probe)
-        const bad: string[] = []
-        for (let n = 0; n < R; n++) {
-          const devs = cloneDevs(base)
-          assert.ok(cut(devs, n, run), `${what} was not cut after ${n} writes`)
-          for (let gone = 0; gone < devs.length - 1; gone++) {
-            if (!degradedView(devs, gone).equals(expected)) bad.push(`${what} cut after ${n} of ${R} writes, m${gone} missing`)
-          }
-        }
-        assert.deepEqual(bad.slice(0, 5), [], `${bad.length} degraded reads lost acknowledged bytes`)
+        cutEverywhere(base, expected, what, run)
       })
 
       it(`raid${level}: a ${what === 'recover' ? 'write-back' : 'write-through'} write on a log that fills the ring writes it out first, not over it`, function () {
@@ -164,18 +155,7 @@ describe('writing a write-back cache out: a power cut at any write, then any one
         const {devs: base, expected, ops} = cachedArray(level)
         runOps(base, ops, expected)
         const run = (d: BlockDevice[]) => (what === 'recover' ? recoverArray(d, {}) : reclaimArray(d))
-        const probe = cloneDevs(base)
-        run(probe)
-        const R = totalWrites(probe)
-        const bad: string[] = []
-        for (let n = 0; n < R; n++) {
-          const devs = cloneDevs(base)
-          assert.ok(cut(devs, n, run), `${what} was not cut after ${n} writes`)
-          for (let gone = 0; gone < devs.length - 1; gone++) {
-            if (!degradedView(devs, gone).equals(expected)) bad.push(`${what} cut after ${n} of ${R} writes, m${gone} missing`)
-          }
-        }
-        assert.deepEqual(bad.slice(0, 5), [], `${bad.length} degraded reads lost acknowledged bytes`)
+        cutEverywhere(base, expected, what, run)
       })
     }
   }

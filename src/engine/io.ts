@@ -29,6 +29,11 @@ export interface OverlayWindow {
  */
 export interface ReadOverlay {
   lay(win: OverlayWindow, rebuilt: boolean): void
+  /**
+   * True when `lay` replaces every page of present member `m` in the window [sector, sector +
+   * bytes / 512) before any missing member is rebuilt from it: that member's window is not read.
+   */
+  covers?(m: number, sector: number, bytes: number, rebuilding: boolean): boolean
 }
 
 /**
@@ -66,7 +71,8 @@ export function readArray(
     const span = (r1 - r0) * chunkBytes
     for (let m = 0; m < n; m++) {
       const b = bufs[m]
-      if (b) arr.members[m]!.dev.read(b.subarray(0, span), arr.memberBase(m) + r0 * chunkBytes)
+      if (!b || overlay?.covers?.(m, r0 * arr.sb.chunkSize, span, missing.length > 0)) continue
+      arr.members[m]!.dev.read(b.subarray(0, span), arr.memberBase(m) + r0 * chunkBytes)
     }
     const win = {slots, present, sector: r0 * arr.sb.chunkSize, bytes: span}
     overlay?.lay(win, false)

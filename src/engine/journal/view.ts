@@ -75,6 +75,19 @@ export class PlanOverlay implements ReadOverlay {
     if (rebuilt) this.layPages(win, this.plan.dataOnly, this.cached, () => true)
   }
 
+  covers(m: number, sector: number, bytes: number, rebuilding: boolean): boolean {
+    const end = sector + bytes / 512
+    const pages = bytes / PAGE
+    // the window's stripes that have a log page for m: complete ones always (laid before a rebuild),
+    // data-only ones only when nothing is rebuilt (they are laid after it)
+    let covered = 0
+    for (let s = sector; s < end; s += 8) {
+      if (this.plan.fromLog.at(s, m) >= 0 || (!rebuilding && this.plan.dataOnly.at(s, m) >= 0)) covered++
+      else return false
+    }
+    return covered === pages
+  }
+
   private layPages(win: OverlayWindow, pages: StripePages, sorted: Float64Array, wanted: (slot: number) => boolean): void {
     const end = win.sector + win.bytes / 512
     const logPos: number[] = []

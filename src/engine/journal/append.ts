@@ -49,13 +49,17 @@ export function unitsSize(records: LogRecord[]): number {
   return bytes
 }
 
+/** PARITY records of `nParity` pages one meta block holds */
+export function parityPerUnit(nParity: number): number {
+  return Math.floor((META_LIMIT - 32) / (DATA_PARITY_HEADER_SIZE + 4 * nParity))
+}
+
 /**
  * What `count` PARITY records of `nParity` pages each take when appended in one call: the ring bytes
  * (meta blocks included) and the number of io units, by the packing unitsSize uses.
  */
 export function parityUnitsSize(count: number, nParity: number): {bytes: number; units: number} {
-  const perUnit = Math.floor((META_LIMIT - 32) / (DATA_PARITY_HEADER_SIZE + 4 * nParity))
-  const units = Math.ceil(count / perUnit)
+  const units = Math.ceil(count / parityPerUnit(nParity))
   return {bytes: (units + count * nParity) * PAGE, units}
 }
 

@@ -14,7 +14,7 @@ import {missingMembersError, type MdArray} from '../array.js'
 import {alignedBuffer} from '../device.js'
 import {dataOnlyWrite, type RecoveryPlan} from './plan.js'
 import {applyFromLog, applyDataOnly, closeLog, fillRun, runsOf, runStripes, RunBuffers, type ApplyResult} from './apply.js'
-import {appendRecords, parityUnitsSize, type LogCursor, type LogRecord} from './append.js'
+import {appendRecords, parityPerUnit, parityUnitsSize, type LogCursor, type LogRecord} from './append.js'
 import {StripePages} from './stripes.js'
 import {BLOCK_SECTORS, PAGE} from './ring.js'
 
@@ -41,13 +41,17 @@ export interface WriteOutPlan {
 }
 
 /**
- * Sectors of ring a write-back write keeps free for writing `stripes` cached stripes out: at worst
- * each stripe is a run of its own, one parity page per parity slot plus a meta block (the kernel's
- * r5c_log_required_to_flush_cache reserves the same per stripe), and the closing room.
+ * Sectors of ring a write-back write keeps free for writing out `stripes` cached stripes that form
+ * at most `runs` runs of consecutive stripe sectors: their parity pages, and a meta block per
+ * parityUnitsSize unit of each run planWriteOut makes (runs cut at runStripes), which is at most
+ * one per unit's worth of stripes plus one per run and per cut; and the closing room. Full-stripe
+ * writes thus keep about one page per parity slot per stripe free, scattered single pages about one
+ * more (the kernel's r5c_log_required_to_flush_cache keeps max_degraded + 1 for every stripe).
  */
-export function writeOutRoom(arr: MdArray, stripes: number): number {
+export function writeOutRoom(arr: MdArray, stripes: number, runs: number): number {
   const nParity = arr.sb.level === 6 ? 2 : 1
-  return stripes * (nParity + 1) * BLOCK_SECTORS + CLOSING_ROOM
+  const metas = Math.ceil(stripes / parityPerUnit(nParity)) + Math.ceil(stripes / runStripes(arr)) + runs
+  return (stripes * nParity + metas) * BLOCK_SECTORS + CLOSING_ROOM
 }
 
 /**

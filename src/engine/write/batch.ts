@@ -36,8 +36,10 @@ export class LogBatch {
   private readonly mwCount: Int32Array
   /** bytes of log laid out */
   logLen = 0
-  /** stripes laid out (write-back: stripes the batch adds to the cache, counted once per batch) */
+  /** stripes laid out (write-back: what the batch adds to the cache), and the runs of consecutive stripe sectors they form */
   stripes = 0
+  runs = 0
+  private lastStripe = -16
   /** offset of the open io unit's meta block in the log, -1 when none is open */
   unitStart = -1
   /** bytes of the open unit's meta block so far */
@@ -141,9 +143,18 @@ export class LogBatch {
   }
 
   /** Empty the batch for the next one (member lists are emptied by writeMembers). */
+  /** count stripe `sector` laid out (stripes come in ascending order within a batch) */
+  addStripe(sector: number): void {
+    if (sector !== this.lastStripe + 8) this.runs++
+    this.lastStripe = sector
+    this.stripes++
+  }
+
   clear(): void {
     this.logLen = 0
     this.stripes = 0
+    this.runs = 0
+    this.lastStripe = -16
     this.nUnits = 0
     this.nRecs = 0
   }

@@ -12,6 +12,7 @@ import {encodeMetaBlock, seqAfter} from '../format/meta.js'
 import {planRecovery, type RecoveryPlan} from '../journal/plan.js'
 import {reclaimLog} from '../journal/reclaim.js'
 import {writeOutRoom} from '../journal/writeout.js'
+import {runsOf} from '../journal/apply.js'
 import {StripePages} from '../journal/stripes.js'
 import {BLOCK_SECTORS, PAGE} from '../journal/ring.js'
 import type {LogBatch} from './batch.js'
@@ -46,8 +47,9 @@ export class WriteLog {
   lastUnitOnMembers: number
   /** the pages cached in the live log (write-back): where a partial page's other bytes are newest (none after a reclaim) */
   cached: StripePages
-  /** stripes cached in the live log (write-back), at most: a stripe two batches touch counts twice */
+  /** stripes cached in the live log (write-back), and the runs of consecutive ones, at most: a stripe two batches touch counts twice */
   private cachedStripes: number
+  private cachedRuns: number
 
   /**
    * Start the write on `plan` (from cleanLogPlan): write-through first writes cached write-back
@@ -70,6 +72,7 @@ export class WriteLog {
     }
     this.cached = plan.dataOnly
     this.cachedStripes = plan.dataOnly.size
+    this.cachedRuns = [...runsOf(plan.dataOnly.keys(), Infinity)].length
     if (plan.dataOnly.size > 0) {
       this.head = plan.stop.position
       this.tail = plan.tailSector
@@ -91,7 +94,7 @@ export class WriteLog {
     const arr = this.arr
     const ring = arr.ring!
     const sectors = b.logLen / 512
-    this.makeRoom(sectors, b.stripes)
+    this.makeRoom(sectors, b.stripes, b.runs)
     this.seq = b.stamp(arr, ring, this.head, this.seq)
     ring.write(b.log.subarray(0, b.logLen), this.head)
     arr.journal!.dev.flush()
@@ -99,7 +102,10 @@ export class WriteLog {
     b.writeMembers(arr, memberBase)
     this.head = ring.add(this.head, sectors)
     this.lastUnitOnMembers = b.lastUnitPos
-    if (this.wb) this.cachedStripes += b.stripes
+    if (this.wb) {
+      this.cachedStripes += b.stripes
+      this.cachedRuns += b.runs
+    }
   }
 
   /**
@@ -107,10 +113,10 @@ export class WriteLog {
    * Write-back also keeps free the room that writing its cached stripes out (these `stripes` too)
    * takes, so that no cached stripe ever goes to the members without its parity logged first.
    */
-  private makeRoom(sectors: number, stripes: number): void {
+  private makeRoom(sectors: number, stripes: number, runs: number): void {
     const arr = this.arr
     const ring = arr.ring!
-    const reserve = () => (this.wb ? writeOutRoom(arr, this.cachedStripes + stripes) : 0)
+    const reserve = () => (this.wb ? writeOutRoom(arr, this.cachedStripes + stripes, this.cachedRuns + runs) : 0)
     const full = () => ring.distance(this.tail, this.head) + sectors + BLOCK_SECTORS + reserve() >= ring.sizeSectors
     if (!full()) return
     if (this.wb) {
@@ -121,6 +127,7 @@ export class WriteLog {
       this.totals.reclaimedStripes += r.dataOnlyStripes
       this.cached = new StripePages(arr.sb.raidDisks) // all on the members now, and their log places are reused
       this.cachedStripes = 0
+      this.cachedRuns = 0
       this.tail = r.journalTailSector
       this.head = ring.add(this.tail, BLOCK_SECTORS)
       this.seq = r.nextSeq

@@ -131,6 +131,8 @@ class RowWriter {
   private readonly memberBase: number[]
   private readonly wb: boolean
   private readonly payloadMetaParity: number
+  /** the chunk row being laid out */
+  private row = 0
   /** input bytes taken so far, and those whose stripes are laid out */
   consumed = 0
   private completed = 0
@@ -192,6 +194,7 @@ class RowWriter {
       if (to < 0) break
       this.plan.decide(rowLayout(arr, r), from, to, this.wb)
       this.layer.startRow(r)
+      this.row = r
       for (let k = 0; k < ppc; k++) this.putStripe(k)
       this.completed = this.consumed
       this.opts.progress?.(this.consumed, this.length)
@@ -239,7 +242,7 @@ class RowWriter {
     if (b.unitStart < 0) b.openUnit()
     b.logLen += this.layer.lay(k)
     b.unitMetaSize += payloadMeta
-    b.stripes++
+    b.addStripe(this.row * this.arr.sb.chunkSize + k * 8)
     this.res.stripes++
   }
 

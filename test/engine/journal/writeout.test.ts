@@ -84,6 +84,24 @@ describe('writing a write-back cache out: a power cut at any write, then any one
   this.timeout(600_000)
 
   for (const level of [5, 6] as const) {
+    it(`raid${level}: after any write-back write, the log has room to write its whole cache out with parity logged`, function () {
+      const {devs} = cachedArray(level)
+      const size = 3 * 16 * KiB * 8
+      let x = 12345 + level
+      const rand = (n: number) => {
+        x = (x * 1103515245 + 12345) >>> 0
+        return x % n
+      }
+      for (let i = 0; i < 60; i++) {
+        // scattered single pages, partial rows and whole rows, at random places
+        const pages = [1, 1, 2, 5, 12, 24][rand(6)]
+        const offset = rand(size / 4096 - pages) * 4096
+        writeData(devs, offset, pages * 4096, bufferSource(pseudoRandom(pages * 4096, i)), {mode: 'write-back'})
+        const dry = recoverArray(cloneDevs(devs), {dryRun: true})
+        assert.equal(dry.unloggedStripes, 0, `after write ${i} (${pages} pages at ${offset}): ${dry.dataOnlyStripes} cached stripes`)
+      }
+    })
+
     it(`raid${level}: write-back writes that fill the ring, cut at every write, read with each member missing`, function () {
       const {devs: base, expected, ops} = cachedArray(level)
       const probe = cloneDevs(base)

@@ -63,31 +63,39 @@ export function writeOutRoom(arr: MdArray, stripes: number, runs: number): numbe
  */
 export function planWriteOut(arr: MdArray, plan: RecoveryPlan): WriteOutPlan {
   const ring = arr.ring!
+  const out: WriteOutPlan = {rounds: [], unlogged: [], head: plan.stop.position, seq: plan.stopSeq, used: plan.liveSectors}
+  const all = plan.dataOnly.keys()
+  if (all.length === 0) return out
+  // the usual case: every stripe's parity fits after the live log, one round in sector order
+  if (parityRoom(arr, all) < ring.sizeSectors - plan.liveSectors - CLOSING_ROOM) {
+    addRound(arr, out, [...runsOf(all, runStripes(arr))], null)
+    return out
+  }
   const order = oldestFirst(arr, plan)
-  const out: WriteOutPlan = {rounds: [], unlogged: [], head: plan.stop.position, seq: plan.stopSeq, used: 0}
   let tail = plan.tailSector
-  let used = plan.liveSectors
   let i = 0
   while (i < order.sectors.length) {
-    const room = ring.sizeSectors - used - CLOSING_ROOM
-    const k = largestFit(arr, order.sectors, i, room)
+    const k = largestFit(arr, order.sectors, i, ring.sizeSectors - out.used - CLOSING_ROOM)
     if (k === 0) break
-    const runs = [...runsOf(order.sectors.slice(i, i + k), runStripes(arr))]
-    for (const run of runs) {
-      const size = parityUnitsSize(run.length, arr.sb.level === 6 ? 2 : 1)
-      out.head = ring.add(out.head, size.bytes / 512)
-      out.seq = seqAfter(out.seq, BigInt(size.units))
-      used += size.bytes / 512
-    }
     i += k
     const next = i < order.sectors.length ? unitOf(arr, plan, order.oldest[i]) : tail
-    out.rounds.push({runs, tail: next !== tail ? next : null})
-    used -= ring.distance(tail, next)
+    addRound(arr, out, [...runsOf(order.sectors.slice(i - k, i), runStripes(arr))], next !== tail ? next : null)
+    out.used -= ring.distance(tail, next)
     tail = next
   }
   out.unlogged = order.sectors.slice(i)
-  out.used = used
   return out
+}
+
+/** A round of these runs: the head, seq and used ring move past their parity records. */
+function addRound(arr: MdArray, out: WriteOutPlan, runs: number[][], tail: number | null): void {
+  for (const run of runs) {
+    const size = parityUnitsSize(run.length, arr.sb.level === 6 ? 2 : 1)
+    out.head = arr.ring!.add(out.head, size.bytes / 512)
+    out.seq = seqAfter(out.seq, BigInt(size.units))
+    out.used += size.bytes / 512
+  }
+  out.rounds.push({runs, tail})
 }
 
 /** The cached stripes by the log position of their oldest page (sectors from the tail). */
@@ -229,11 +237,16 @@ function parityRecords(arr: MdArray, run: number[], bufs: Uint8Array[]): LogReco
  * empty meta block after the log with seq + 10000 (nothing stale beyond it can continue the log),
  * a flush, and journal_tail and events in every superblock last.
  */
-export function applyRecovery(arr: MdArray, plan: RecoveryPlan, progress?: (fraction: number) => void): ApplyResult & LogCursor {
+export function applyRecovery(
+  arr: MdArray,
+  plan: RecoveryPlan,
+  progress?: (fraction: number) => void,
+  wo: WriteOutPlan = planWriteOut(arr, plan),
+): ApplyResult & LogCursor {
   const res: ApplyResult = {pagesWritten: 0, memberWrites: 0, journalBytesRead: 0}
   if (plan.clean) return {...res, head: plan.tailSector, seq: plan.tailSeq}
   if (arr.missingMembers.length > 0) throw missingMembersError(arr.uuid, arr.missingMembers, 'recovery needs every member')
-  const end = writeOut(arr, plan, planWriteOut(arr, plan), res, progress)
+  const end = writeOut(arr, plan, wo, res, progress)
   for (const m of arr.members) m!.dev.flush()
   const close = {head: end.head, seq: seqAfter(end.seq, 10000n)}
   closeLog(arr, close.head, close.seq)

@@ -45,7 +45,7 @@ export function recoverArray(paths: DeviceSource[], opts: EngineOptions & {dryRu
     const wo = planWriteOut(arr, plan)
     let pages = 0
     for (const w of writes) pages += w.pages
-    if (!opts.dryRun) pages = applyRecovery(arr, plan, p && (f => p(1 + f, 2))).pagesWritten
+    if (!opts.dryRun) pages = applyRecovery(arr, plan, p && (f => p(1 + f, 2)), wo).pagesWritten
     p?.(1, 1)
     return {
       arrayUuid: arr.uuid,

@@ -589,6 +589,7 @@ describe('e2e: argument fuzzer (every command × hostile values and paths)', fun
       'recover',
       'reclaim',
       'check',
+      'repair',
       'assemble',
       'undo',
       'demo',

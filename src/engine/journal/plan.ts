@@ -90,6 +90,19 @@ export function planRecovery(arr: MdArray, opts: PlanOptions = {}): RecoveryPlan
   }
 }
 
+/**
+ * The plan, or the CorruptError of a log with no valid block at its tail: a log the kernel discards,
+ * which the readers (read, check) then ignore as it does; any other refusal is thrown.
+ */
+export function planOrCorrupt(arr: MdArray, progress?: (done: number, total: number) => void): RecoveryPlan | CorruptError {
+  try {
+    return planRecovery(arr, {progress})
+  } catch (error) {
+    if (error instanceof CorruptError && error.code === 'bad-tail') return error
+    throw error
+  }
+}
+
 export interface WriteRun {
   device: string
   slot: number

@@ -21,6 +21,8 @@ import {BLOCK_SECTORS, PAGE} from './ring.js'
 /** sectors kept free after the parity records: FLUSH records and the closing block */
 const CLOSING_ROOM = 4 * BLOCK_SECTORS
 
+const parityPages = (arr: MdArray) => (arr.sb.level === 6 ? 2 : 1)
+
 /** One round: these runs' parity logged and flushed, the stripes written, then journal_tail moves. */
 export interface WriteOutRound {
   /** runs of consecutive cached stripes, in the order their parity records are appended */
@@ -49,7 +51,7 @@ export interface WriteOutPlan {
  * more (the kernel's r5c_log_required_to_flush_cache keeps max_degraded + 1 for every stripe).
  */
 export function writeOutRoom(arr: MdArray, stripes: number, runs: number): number {
-  const nParity = arr.sb.level === 6 ? 2 : 1
+  const nParity = parityPages(arr)
   const metas = Math.ceil(stripes / parityPerUnit(nParity)) + Math.ceil(stripes / runStripes(arr)) + runs
   return (stripes * nParity + metas) * BLOCK_SECTORS + CLOSING_ROOM
 }
@@ -90,7 +92,7 @@ export function planWriteOut(arr: MdArray, plan: RecoveryPlan): WriteOutPlan {
 /** A round of these runs: the head, seq and used ring move past their parity records. */
 function addRound(arr: MdArray, out: WriteOutPlan, runs: number[][], tail: number | null): void {
   for (const run of runs) {
-    const size = parityUnitsSize(run.length, arr.sb.level === 6 ? 2 : 1)
+    const size = parityUnitsSize(run.length, parityPages(arr))
     out.head = arr.ring!.add(out.head, size.bytes / 512)
     out.seq = seqAfter(out.seq, BigInt(size.units))
     out.used += size.bytes / 512
@@ -117,7 +119,7 @@ function oldestFirst(arr: MdArray, plan: RecoveryPlan): {sectors: number[]; olde
 /** ring sectors the parity records of these stripes take, appended run by run */
 function parityRoom(arr: MdArray, sectors: number[]): number {
   let bytes = 0
-  for (const run of runsOf(sectors, runStripes(arr))) bytes += parityUnitsSize(run.length, arr.sb.level === 6 ? 2 : 1).bytes
+  for (const run of runsOf(sectors, runStripes(arr))) bytes += parityUnitsSize(run.length, parityPages(arr)).bytes
   return bytes / 512
 }
 

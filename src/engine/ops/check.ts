@@ -7,7 +7,7 @@
 import type {EngineOptions} from '../compute.js'
 import {type DeviceSource, type MdArray, openArray} from '../array.js'
 import {CorruptError, UsageError} from '../errors.js'
-import {planRecovery, type RecoveryPlan} from '../journal/plan.js'
+import {planOrCorrupt, type RecoveryPlan} from '../journal/plan.js'
 import {PlanOverlay} from '../journal/view.js'
 import {rowLayout, type Progress} from '../rows.js'
 import {forEachWindow, Scrubber, type Mismatch} from '../scrub.js'
@@ -72,13 +72,9 @@ export function memberRange(arr: MdArray, opts: {from?: number; to?: number}): {
 /** The plan a dirty journal is laid over the members by; a corrupt one is ignored, as read ignores it. */
 function replayPlan(arr: MdArray, replay: boolean): {plan: RecoveryPlan | null; journal: CheckResult['journal']} {
   if (!replay) return {plan: null, journal: 'unchecked'}
-  try {
-    const plan = planRecovery(arr)
-    return plan.clean ? {plan: null, journal: 'clean'} : {plan, journal: 'dirty'}
-  } catch (error) {
-    if (error instanceof CorruptError && error.code === 'bad-tail') return {plan: null, journal: 'corrupt'}
-    throw error
-  }
+  const plan = planOrCorrupt(arr)
+  if (plan instanceof CorruptError) return {plan: null, journal: 'corrupt'}
+  return plan.clean ? {plan: null, journal: 'clean'} : {plan, journal: 'dirty'}
 }
 
 /** Judge member sectors [from, to) window by window of chunk rows. */

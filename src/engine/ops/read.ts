@@ -2,10 +2,10 @@
  * read: the array's bytes (io.ts readArray). A dirty journal is replayed in memory (journal/view.ts,
  * on the plan recover would apply): the bytes Linux presents after its replay, with nothing written.
  */
-import {type DeviceSource, type MdArray, openArray} from '../array.js'
+import {type DeviceSource, openArray} from '../array.js'
 import {readArray} from '../io.js'
 import {arraySizeBytes, checkRange, type Progress} from '../rows.js'
-import {planRecovery, type RecoveryPlan} from '../journal/plan.js'
+import {planOrCorrupt, type RecoveryPlan} from '../journal/plan.js'
 import {readReplayed, replayedStripes} from '../journal/view.js'
 import {CorruptError} from '../errors.js'
 import type {EngineOptions} from '../compute.js'
@@ -53,15 +53,6 @@ function journalOf(state: ReadJournal['state'], plan?: RecoveryPlan, message: st
 }
 
 /** The plan of the live log, or why there is none: no valid meta block at the tail (the kernel would start a new, empty log). */
-function planOrCorrupt(arr: MdArray, progress?: Progress): RecoveryPlan | CorruptError {
-  try {
-    return planRecovery(arr, {progress})
-  } catch (error) {
-    if (error instanceof CorruptError && error.code === 'bad-tail') return error
-    throw error
-  }
-}
-
 export function readData(
   paths: DeviceSource[],
   offset: number,

@@ -56,15 +56,16 @@ export function readArray(
   const D = arr.geometry.dataDisks
   const rowBytes = D * chunkBytes
   const level = arr.sb.level as 4 | 5 | 6
-  const rowsPerWindow = Math.max(1, Math.floor(WINDOW_BYTES / (chunkBytes * n)))
+  const end = offset + length
+  const firstRow = Math.floor(offset / rowBytes)
+  const lastRow = Math.floor((end - 1) / rowBytes)
+  // a window of rows, no larger than the read needs (a small read, as a served request is, allocates little)
+  const rowsPerWindow = Math.min(lastRow - firstRow + 1, Math.max(1, Math.floor(WINDOW_BYTES / (chunkBytes * n))))
   const bufs = Array.from({length: n}, (_, m) => (arr.members[m] ? alignedBuffer(rowsPerWindow * chunkBytes) : null))
   const missing = arr.missingMembers
   const rebuilt = missing.map(() => alignedBuffer(rowsPerWindow * chunkBytes))
   const slots = bufs.map((b, m) => b ?? rebuilt[missing.indexOf(m)])
   const present = bufs.map(b => b !== null)
-  const end = offset + length
-  const firstRow = Math.floor(offset / rowBytes)
-  const lastRow = Math.floor((end - 1) / rowBytes)
   const pagesPerChunk = chunkBytes / PAGE
   for (let r0 = firstRow; r0 <= lastRow; r0 += rowsPerWindow) {
     const r1 = Math.min(lastRow + 1, r0 + rowsPerWindow)

@@ -15,21 +15,11 @@
  */
 import type {MdArray} from '../array.js'
 import {alignedBuffer} from '../device.js'
-import {readArray, type OverlayWindow, type ReadOverlay} from '../io.js'
-import type {Progress} from '../rows.js'
+import type {OverlayWindow, ReadOverlay} from '../io.js'
 import {overlayLogged, type ApplyResult} from './apply.js'
 import type {RecoveryPlan} from './plan.js'
 import type {StripePages} from './stripes.js'
 import {PAGE} from './ring.js'
-
-/** What a replayed read took from the journal. */
-export interface ViewStats {
-  /** distinct stripes the plan serves from the journal (complete and data-only) */
-  stripes: number
-  /** log pages laid over the members' pages, over every window read */
-  pagesServed: number
-  journalBytesRead: number
-}
 
 /** The stripes of one StripePages, sorted, for finding those of a window. */
 function sortedSectors(pages: StripePages): Float64Array {
@@ -112,21 +102,4 @@ export function replayedStripes(plan: RecoveryPlan): number {
   let n = plan.fromLog.size
   for (const sector of plan.dataOnly.keys()) if (plan.fromLog.get(sector).size === 0) n++
   return n
-}
-
-/**
- * Read `length` bytes at `offset` as the array reads after `plan` is replayed, handing views to
- * `sink` as readArray does. Reads members and journal, writes nothing.
- */
-export function readReplayed(
-  arr: MdArray,
-  plan: RecoveryPlan,
-  offset: number,
-  length: number,
-  sink: (views: Uint8Array[]) => void,
-  progress?: Progress,
-): ViewStats {
-  const overlay = new PlanOverlay(arr, plan)
-  readArray(arr, offset, length, sink, progress, overlay)
-  return {stripes: replayedStripes(plan), pagesServed: overlay.pagesServed, journalBytesRead: overlay.journalBytesRead}
 }

@@ -233,6 +233,19 @@ export function operations(dir: string, B: number): Op[] {
   }
   let crashUsed = 0
   let cachedUsed = 0
+  /** the whole input logged, none of it on the members: a power cut just before the closing meta block */
+  const crash = () => {
+    clean()
+    // learn how many device writes the write needs, then cut the power just before the closing
+    // meta block: that block and one superblock per device are the last writes
+    const n = writeInput(s5, '--crash-after', '1000000000').crash.deviceWrites
+    writeInput(s5, '--crash-after', `${n - 1 - s5.devs.length}`)
+    const j = r5json(['examine-journal', ...s5.devs], [5])
+    if (j.stripesPending.dataParity !== B / 4 / PAGE)
+      throw new Error(`crash log: ${j.stripesPending.dataParity} stripes pending, wanted ${B / 4 / PAGE}`)
+    crashUsed = j.usedBytes
+    restoreCrash = snapshot()
+  }
 
   return [
     write('write-through'),
@@ -240,21 +253,20 @@ export function operations(dir: string, B: number): Op[] {
     {
       name: 'recover',
       altName: 'dd log + replayed → 1 file',
-      setup: () => {
-        clean()
-        // learn how many device writes the write needs, then cut the power just before the closing
-        // meta block: that block and one superblock per device are the last writes
-        const n = writeInput(s5, '--crash-after', '1000000000').crash.deviceWrites
-        writeInput(s5, '--crash-after', `${n - 1 - s5.devs.length}`)
-        const j = r5json(['examine-journal', ...s5.devs], [5])
-        if (j.stripesPending.dataParity !== B / 4 / PAGE)
-          throw new Error(`crash log: ${j.stripesPending.dataParity} stripes pending, wanted ${B / 4 / PAGE}`)
-        crashUsed = j.usedBytes
-        restoreCrash = snapshot()
-      },
+      setup: crash,
       a: {argv: r5('recover', ...s5.devs), before: settled(() => restoreCrash())},
       baselines: r => replay(crashUsed, r),
       check: checkClean,
+    },
+    {
+      // the view: the whole input served from the journal, nothing written
+      ...readOp('read (dirty journal, replayed)', s5, s5.devs, 'replayed.out'),
+      setup: crash,
+      // what it must move: the log once, and the output
+      baselines: () => ({
+        alt: {argv: sh(`cat ${input} > ${f('alt.out')}`), before: settled()},
+        moves: {reads: [{file: s5.journal, offset: s5.ringBase, bytes: crashUsed}], writes: [{like: f('replayed.out'), bytes: B}]},
+      }),
     },
     write('write-back'),
     {

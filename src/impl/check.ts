@@ -32,8 +32,10 @@ when every stripe holds, 4 when any does not. Every member is needed.`,
 export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, devices: string[]): Promise<CheckResult> {
   const from = Number(parseNumber('--from', flags.from))
   const to = flags.to === undefined ? undefined : Number(parseNumber('--to', flags.to))
-  const bar = new ProgressBar('check', ctx.progressEnabled(flags.progress))
-  const r = checkArray(deviceRefs(devices, flags), {...engineOptions(), from, to, replay: !flags['no-replay'], progress: bar.update})
+  let at = from
+  const bar = new ProgressBar('check', ctx.progressEnabled(flags.progress), 'bytes', () => `checked to sector ${at} (--from ${at} resumes)`)
+  const position = (s: number) => (at = s)
+  const r = checkArray(deviceRefs(devices, flags), {...engineOptions(), from, to, replay: !flags['no-replay'], progress: bar.update, position})
   bar.done()
   if (!ctx.jsonEnabled()) ctx.log(renderCheck(r))
   if (r.mismatchCount > 0) ctx.setExit(EXIT.CORRUPT)

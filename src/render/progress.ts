@@ -12,6 +12,8 @@ export class ProgressBar {
     private enabled: boolean,
     /** 'bytes': done and total are bytes (MiB, rate and ETA shown); 'fraction': only the share done is meaningful */
     private unit: 'bytes' | 'fraction' = 'bytes',
+    /** more of the line, e.g. where a stopped run would resume */
+    private detail?: () => string,
   ) {}
 
   update = (done: number, total: number): void => {
@@ -29,7 +31,7 @@ export class ProgressBar {
       const eta = rate > 0 ? (total - done) / rate : 0
       extra = ` ${(done / 1048576).toFixed(1)}/${(total / 1048576).toFixed(1)} MiB  ${(rate / 1e6).toFixed(0)} MB/s  ETA ${eta.toFixed(0)}s`
     }
-    const line = `${this.label} [${bar}] ${(frac * 100).toFixed(0).padStart(3)}%${extra}`
+    const line = `${this.label} [${bar}] ${(frac * 100).toFixed(0).padStart(3)}%${extra}${this.detail ? `  ${this.detail()}` : ''}`
     process.stderr.write(process.stderr.isTTY ? `\r${line}\x1b[K` : `${line}\n`)
     this.shown = true
   }

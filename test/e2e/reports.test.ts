@@ -233,6 +233,12 @@ describe('e2e: what r5ctl reports', function () {
       const r = ok(r5ctl(['recover', '--progress', ...a.all]))
       assert.match(r.stderr, /^recover \[[#.]+\] +100%/m)
     })
+
+    it('check --progress says the sector it has checked to, and the --from that resumes there', function () {
+      const r = ok(r5ctl(['check', '--progress', ...a.all]))
+      const end = JSON.parse(String(ok(r5ctl(['check', '--json', ...a.all])).stdout)).toSector
+      assert.match(r.stderr, new RegExp(`^check \\[[#.]+\\] +100%.*checked to sector ${end} \\(--from ${end} resumes\\)$`, 'm'))
+    })
   })
 })
 

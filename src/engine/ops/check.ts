@@ -24,6 +24,8 @@ export interface CheckOptions extends EngineOptions {
   replay?: boolean
   /** (member bytes read, member bytes to read) */
   progress?: Progress
+  /** the member sector checked up to, after each window: a later check resumes there with `from` */
+  position?: (sector: number) => void
 }
 
 export interface CheckResult {
@@ -47,9 +49,27 @@ export function checkArray(paths: DeviceSource[], opts: CheckOptions = {}): Chec
   try {
     const {from, to} = memberRange(arr, opts)
     const {plan, journal} = replayPlan(arr, opts.replay !== false)
-    return {arrayUuid: arr.uuid, level: arr.sb.level, fromSector: from, toSector: to, journal, ...scrubRange(arr, from, to, plan, opts.progress)}
+    return {
+      arrayUuid: arr.uuid,
+      level: arr.sb.level,
+      fromSector: from,
+      toSector: to,
+      journal,
+      ...scrubRange(arr, from, to, plan, withPosition(arr, from, opts)),
+    }
   } finally {
     arr.close()
+  }
+}
+
+/** The progress callback, which also tells `position` the member sector reached. */
+function withPosition(arr: MdArray, from: number, opts: CheckOptions): Progress | undefined {
+  const {progress, position} = opts
+  if (!position) return progress
+  const perSector = 512 * arr.sb.raidDisks
+  return (done, total) => {
+    position(from + done / perSector)
+    progress?.(done, total)
   }
 }
 

@@ -7,7 +7,18 @@ import assert from 'node:assert/strict'
 import {checkArray, recoverArray, writeData} from '../../../src/engine/index.js'
 import {RefusedError} from '../../../src/engine/errors.js'
 import type {MemDevice} from '../../../src/engine/device.js'
-import {bufferSource, cloneDevs, createMemArray, lsArraySector, lsStripe, pseudoRandom, runWorkload, type WriteOp} from '../../helpers/model.js'
+import {
+  bufferSource,
+  cloneDevs,
+  createMemArray,
+  deviceHashes,
+  lsArraySector,
+  lsStripe,
+  pseudoRandom,
+  runWorkload,
+  totalWrites,
+  type WriteOp,
+} from '../../helpers/model.js'
 
 const KiB = 1024
 const CHUNK_SECTORS = 32
@@ -132,6 +143,41 @@ describe('check: parity of every stripe compared, mismatches named', function ()
     assert.equal(r.journal, 'dirty')
     assert.equal(r.skippedStripes, 2)
     assert.equal(r.mismatchCount, 0)
+  })
+
+  it('a check stopped part way says where to resume: positions climb window by window to the end, and a check from any of them finds the rest', function () {
+    // all zero (parity holds) and large enough for several windows of rows
+    const n = 4
+    const {devs} = createMemArray({level: 5, raidDevices: n, chunkBytes: 16 * KiB, memberDataBytes: 8 << 20, journalRingBytes: 256 * KiB})
+    for (const s of [16, 5000, 9000, 16000]) damage(devs, lsStripe(5, n, CHUNK_SECTORS, s).pd, s)
+    const positions: number[] = []
+    const all = checkArray(devs, {position: s => positions.push(s)})
+    assert.ok(positions.length >= 4, `${positions.length} positions reported`)
+    assert.deepEqual(
+      positions,
+      [...positions].sort((a, b) => a - b),
+    )
+    assert.equal(positions.at(-1), all.toSector)
+    for (const at of positions) {
+      assert.equal(at % 8, 0)
+      const rest = checkArray(devs, {from: at})
+      assert.deepEqual(
+        rest.mismatches.map(m => m.stripeSector),
+        all.mismatches.map(m => m.stripeSector).filter(s => s >= at),
+      )
+    }
+  })
+
+  it('check writes nothing: every device is byte for byte the same afterwards, damaged, dirty or not', function () {
+    const {devs} = filled(6)
+    damage(devs, 2, 64)
+    writeData(devs, 4096, 8192, bufferSource(pseudoRandom(8192, 9)), {mode: 'write-back'})
+    const before = deviceHashes(devs)
+    const writes = totalWrites(devs)
+    assert.ok(checkArray(devs).mismatchCount > 0)
+    checkArray(devs, {replay: false})
+    assert.equal(totalWrites(devs), writes)
+    assert.deepEqual(deviceHashes(devs), before)
   })
 
   it('a missing member is refused: a check needs every member', function () {

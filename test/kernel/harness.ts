@@ -143,7 +143,8 @@ function resolveKernelPackage(): string | null {
   return p
 }
 
-const MODULE_TARGETS = ['crc32c_generic', 'crc32c-intel', 'raid456', 'virtio_pci', 'virtio_blk']
+// ext4: the guest mounts a filesystem that `r5ctl serve` exports over NBD
+const MODULE_TARGETS = ['crc32c_generic', 'crc32c-intel', 'raid456', 'virtio_pci', 'virtio_blk', 'ext4']
 /** loaded when present and loadable; the guest goes on without them */
 const OPTIONAL_MODULES = new Set(['crc32c-intel'])
 
@@ -154,7 +155,8 @@ function ensureKernel(root: string): {dir: string; pkg: string; version: string;
   const pick = (want: string | null) =>
     cached
       .map(d => ({d, meta: JSON.parse(fs.readFileSync(path.join(root, d, 'kernel.json'), 'utf8'))}))
-      .filter(x => !want || x.meta.package === want)
+      // a cache extracted for other module targets lacks some modules: extract again
+      .filter(x => (!want || x.meta.package === want) && String(x.meta.targets) === String(MODULE_TARGETS))
       .sort((a, b) => fs.statSync(path.join(root, b.d)).mtimeMs - fs.statSync(path.join(root, a.d)).mtimeMs)
       .at(0)
   const hit = pick(pkg)
@@ -190,7 +192,7 @@ function ensureKernel(root: string): {dir: string; pkg: string; version: string;
     fs.writeFileSync(path.join(out, 'modules.list'), order.map(r => path.basename(r)).join('\n') + '\n')
     fs.writeFileSync(
       path.join(out, 'kernel.json'),
-      JSON.stringify({package: pkg, version, release, modules: order.map(r => path.basename(r))}, null, 2) + '\n',
+      JSON.stringify({package: pkg, version, release, targets: MODULE_TARGETS, modules: order.map(r => path.basename(r))}, null, 2) + '\n',
     )
     const dest = path.join(root, `${pkg}_${version}`)
     fs.rmSync(dest, {recursive: true, force: true})
@@ -417,7 +419,7 @@ export function prepareKernel(): KernelEnv {
 // booting
 
 export interface Disk {
-  /** image file on the host */
+  /** image file on the host, or `nbd:unix:SOCKET` (an NBD export, which qemu connects to at start) */
   file: string
   /** the guest sees it as /dev/r5/NAME (virtio serial, at most 20 characters) */
   name: string
@@ -486,7 +488,8 @@ function saveConsole(label: string, text: string, args: string[]): string {
 function diskArgs(d: Disk, i: number): string[] {
   const esc = (s: string) => s.replace(/,/g, ',,')
   if (!/^[A-Za-z0-9_.-]{1,20}$/.test(d.name)) throw new Error(`disk name ${d.name} must be 1-20 characters [A-Za-z0-9_.-]`)
-  let a = `file=${esc(path.resolve(d.file))},format=raw,if=none,id=d${i},cache=unsafe`
+  const file = d.file.startsWith('nbd:') ? d.file : path.resolve(d.file)
+  let a = `file=${esc(file)},format=raw,if=none,id=d${i},cache=unsafe`
   if (d.snapshot) a += ',snapshot=on'
   if (d.readonly) a += ',readonly=on'
   if (d.writeBps) a += `,throttling.bps-write=${d.writeBps}`

@@ -1,0 +1,138 @@
+/**
+ * The NBD server of `r5ctl serve`: a listener on a Unix socket (mode 0600, never over anything but
+ * a stale socket) or TCP, its connections (connection.ts) to one export (export.ts), and a close()
+ * that ends them cleanly.
+ */
+import * as fs from 'node:fs'
+import * as net from 'node:net'
+import {RefusedError, UsageError} from '../engine/errors.js'
+import {isWritable, type ExportSource, type WritableExport} from './export.js'
+import * as P from './protocol.js'
+import {Connection} from './connection.js'
+
+export type {ExportSource, WritableExport} from './export.js'
+export {OPTION_DATA_CAP} from './connection.js'
+
+export type ListenAddress = {socket: string} | {host: string; port: number}
+
+export interface ServeOptions {
+  /** a Unix socket path, or a TCP host and port (port 0: any free port) */
+  listen: ListenAddress
+  /** the export's name; '' (the default export) always matches as well */
+  exportName?: string
+  description?: string
+  /** bytes sent to clients by reads, as they are sent */
+  onRead?: (bytes: number) => void
+  /** bytes written by clients, as they are written */
+  onWrite?: (bytes: number) => void
+  /** one line per event worth an operator's attention: connections, errors */
+  onLog?: (line: string) => void
+}
+
+export interface NbdServer {
+  /** where it listens (the actual port when 0 was asked for) */
+  readonly address: ListenAddress
+  /** an NBD URI of the export for libnbd tools (nbdinfo, nbdcopy) */
+  readonly uri: string
+  /** connections open now */
+  readonly connections: number
+  /** stop listening, end every connection once its current reply is out, remove the socket file */
+  close(): Promise<void>
+}
+
+/** Listen for NBD clients of `source`; writable when `source` has write(). */
+export async function startServer(source: ExportSource | WritableExport, options: ServeOptions): Promise<NbdServer> {
+  const log = options.onLog ?? (() => undefined)
+  const writable = isWritable(source)
+  const flags =
+    P.TF.HAS_FLAGS | P.TF.SEND_FLUSH | P.TF.CAN_MULTI_CONN | (writable ? P.TF.SEND_FUA | P.TF.SEND_TRIM | P.TF.SEND_WRITE_ZEROES : P.TF.READ_ONLY)
+  const exp: P.ExportInfo = {name: options.exportName ?? '', description: options.description ?? '', size: source.size, flags}
+  const conns = new Set<Connection>()
+  let nextId = 1
+  const server = net.createServer(socket => {
+    const c = new Connection(nextId++, socket, source, exp, options, () => conns.delete(c))
+    conns.add(c)
+  })
+  server.on('error', e => log(`listener: ${e.message}`))
+  const address = await listen(server, options.listen)
+  log(`listening on ${describe(address)}`)
+  return {
+    address,
+    uri: uriOf(address, exp.name),
+    get connections() {
+      return conns.size
+    },
+    close: () => closeAll(server, conns, address),
+  }
+}
+
+async function closeAll(server: net.Server, conns: Set<Connection>, address: ListenAddress): Promise<void> {
+  const stopped = new Promise<void>(resolve => server.close(() => resolve()))
+  await Promise.all([...conns].map(c => c.shutdown()))
+  await stopped
+  if ('socket' in address) fs.rmSync(address.socket, {force: true})
+}
+
+async function listen(server: net.Server, where: ListenAddress): Promise<ListenAddress> {
+  if ('socket' in where) {
+    await clearStaleSocket(where.socket)
+    // the socket is created by listen() itself: a umask makes it 0600 from its first moment
+    const old = process.umask(0o177)
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject)
+        server.listen(where.socket, () => {
+          server.off('error', reject)
+          resolve()
+        })
+      })
+    } finally {
+      process.umask(old)
+    }
+    fs.chmodSync(where.socket, 0o600)
+    return {socket: where.socket}
+  }
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(where.port, where.host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  const a = server.address() as net.AddressInfo
+  return {host: where.host, port: a.port}
+}
+
+/** A socket left by a server that died may be replaced; anything else at the path may not. */
+async function clearStaleSocket(path: string): Promise<void> {
+  let st: fs.Stats
+  try {
+    st = fs.lstatSync(path)
+  } catch {
+    return
+  }
+  if (!st.isSocket()) throw new UsageError(`${path} exists and is not a socket`, 'choose another --socket path; nothing was removed')
+  const live = await new Promise<boolean>(resolve => {
+    const probe = net.connect(path)
+    probe.once('connect', () => {
+      probe.destroy()
+      resolve(true)
+    })
+    probe.once('error', () => resolve(false))
+  })
+  if (live) throw new RefusedError('another server is listening on this socket', path, 'stop it, or choose another --socket path', 'in-use')
+  fs.unlinkSync(path)
+}
+
+function describe(a: ListenAddress): string {
+  return 'socket' in a ? `unix:${a.socket}` : `${a.host}:${a.port}`
+}
+
+function uriOf(a: ListenAddress, name: string): string {
+  const n = encodeURIComponent(name)
+  // the path stays readable: only what would end or garble a query value is escaped
+  const esc = (p: string) => p.replace(/[%&#+ ]/g, c => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+  if ('socket' in a) return `nbd+unix:///${n}?socket=${esc(a.socket)}`
+  const host = a.host.includes(':') ? `[${a.host}]` : a.host
+  return `nbd://${host}:${a.port}/${n}`
+}

@@ -37,6 +37,29 @@ export interface ReadOverlay {
 }
 
 /**
+ * The window buffers of reads of one array, kept from read to read: a view answering many small
+ * requests (serve) allocates them once, not per request.
+ */
+export class ReadBuffers {
+  private rows = 0
+  private members: (Uint8Array | null)[] = []
+  private rebuilt: Uint8Array[] = []
+
+  constructor(private readonly arr: MdArray) {}
+
+  /** buffers of at least `rows` chunk rows: one per present member, one per missing member to rebuild */
+  get(rows: number): {bufs: (Uint8Array | null)[]; rebuilt: Uint8Array[]} {
+    if (rows > this.rows) {
+      const bytes = rows * this.arr.sb.chunkSize * 512
+      this.members = this.arr.members.map(d => (d ? alignedBuffer(bytes) : null))
+      this.rebuilt = this.arr.missingMembers.map(() => alignedBuffer(bytes))
+      this.rows = rows
+    }
+    return {bufs: this.members, rebuilt: this.rebuilt}
+  }
+}
+
+/**
  * Read `length` bytes of the array at `offset`, handing out views in order to `sink` (one call
  * per window, so the caller can write them with one writev). Views are valid only during the call.
  * An `overlay` changes the pages in memory before and after missing members are rebuilt.
@@ -48,6 +71,7 @@ export function readArray(
   sink: (views: Uint8Array[]) => void,
   progress?: Progress,
   overlay?: ReadOverlay,
+  buffers: ReadBuffers = new ReadBuffers(arr),
 ): void {
   checkRange(arr, offset, length)
   if (length === 0) return
@@ -61,9 +85,8 @@ export function readArray(
   const lastRow = Math.floor((end - 1) / rowBytes)
   // a window of rows, no larger than the read needs (a small read, as a served request is, allocates little)
   const rowsPerWindow = Math.min(lastRow - firstRow + 1, Math.max(1, Math.floor(WINDOW_BYTES / (chunkBytes * n))))
-  const bufs = Array.from({length: n}, (_, m) => (arr.members[m] ? alignedBuffer(rowsPerWindow * chunkBytes) : null))
+  const {bufs, rebuilt} = buffers.get(rowsPerWindow)
   const missing = arr.missingMembers
-  const rebuilt = missing.map(() => alignedBuffer(rowsPerWindow * chunkBytes))
   const slots = bufs.map((b, m) => b ?? rebuilt[missing.indexOf(m)])
   const present = bufs.map(b => b !== null)
   const pagesPerChunk = chunkBytes / PAGE

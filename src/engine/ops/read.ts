@@ -4,7 +4,7 @@
  * replay, with nothing written.
  */
 import {type DeviceSource, type MdArray, openArray} from '../array.js'
-import {readArray} from '../io.js'
+import {ReadBuffers, readArray} from '../io.js'
 import {arraySizeBytes, checkRange, type Progress} from '../rows.js'
 import {planOrCorrupt, type RecoveryPlan} from '../journal/plan.js'
 import {PlanOverlay, replayedStripes} from '../journal/view.js'
@@ -83,7 +83,9 @@ export function viewOf(arr: MdArray, opts: ReadOptions, progress?: Progress): Ar
       if (journal.replayed) overlay = new PlanOverlay(arr, p)
     }
   }
-  const stream = (offset: number, length: number, sink: (v: Uint8Array[]) => void, pr?: Progress) => readArray(arr, offset, length, sink, pr, overlay)
+  const buffers = new ReadBuffers(arr)
+  const stream = (offset: number, length: number, sink: (v: Uint8Array[]) => void, pr?: Progress) =>
+    readArray(arr, offset, length, sink, pr, overlay, buffers)
   return {
     arr,
     size: arraySizeBytes(arr),

@@ -514,7 +514,7 @@ export async function boot(env: KernelEnv, o: BootOptions): Promise<BootResult> 
   for (const d of o.disks) {
     if (names.has(d.name)) throw new Error(`disk name ${d.name} used twice`)
     names.add(d.name)
-    if (!fs.existsSync(d.file)) throw new Error(`disk image ${d.file} does not exist`)
+    if (!d.file.startsWith('nbd:') && !fs.existsSync(d.file)) throw new Error(`disk image ${d.file} does not exist`)
   }
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'r5ctl-boot-'))
   const initrd = path.join(tmp, 'initrd.cpio')

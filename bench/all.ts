@@ -64,7 +64,7 @@ function measure(op: Op, size: string, dir: string): void {
   // A's warm-up is probed: peak RSS and fdatasync calls per file
   const probeFile = path.join(dir, 'probe.json')
   op.a.before?.()
-  const report = JSON.parse(run([op.a.argv[0], '--import', PROBE_JS, ...op.a.argv.slice(1)], {R5BENCH_PROBE: probeFile}).stdout)
+  const report = JSON.parse(run(op.probeArgv ?? [op.a.argv[0], '--import', PROBE_JS, ...op.a.argv.slice(1)], {R5BENCH_PROBE: probeFile}).stdout)
   const probe = JSON.parse(fs.readFileSync(probeFile, 'utf8'))
   const {alt, moves} = op.baselines(report)
   const steps = moves ? [op.a, alt, floorStep(path.join(dir, 'floor'), moves, probe.syncs)] : [op.a, alt]

@@ -104,6 +104,8 @@ export interface Op {
   /** untimed, once: make the pre-state */
   setup: () => void
   a: Step
+  /** the untimed probed run, when `a` is not r5ctl itself (default: `a` with the probe preloaded) */
+  probeArgv?: string[]
   /** the baselines, from the JSON report of the probed r5ctl run */
   baselines: (report: any) => {alt: Step; moves?: Moves}
   /** after the timed runs: throws when the result is wrong */
@@ -233,6 +235,34 @@ export function operations(dir: string, B: number): Op[] {
   }
   let crashUsed = 0
   let cachedUsed = 0
+
+  /**
+   * serve, whole invocation: start it, nbdcopy the export to a file, SIGTERM it (its JSON report is
+   * the script's stdout); against `r5ctl read` of the same dirty array to a file
+   */
+  const serveOp = (): Op => {
+    const sock = f('serve.sock')
+    const script = (node: string) =>
+      sh(
+        `rm -f ${sock}; ${node} ${RUN_JS} serve --json --socket ${sock} ${s5.devs.join(' ')} 2>/dev/null & pid=$!; ` +
+          `while [ ! -S ${sock} ]; do sleep 0.01; done; nbdcopy "nbd+unix:///?socket=${sock}" ${f('served.out')}; kill -TERM $pid; wait $pid`,
+      )
+    return {
+      name: 'serve → nbdcopy (dirty journal)',
+      altName: 'r5ctl read (dirty journal) > 1 file',
+      setup: crash,
+      a: {argv: script(process.execPath), before: settled()},
+      probeArgv: script(`${process.execPath} --import ${PROBE_JS}`),
+      baselines: () => ({
+        alt: {argv: r5('read', '-o', '0', '--length', `${B}`, '--output', f('served.alt'), ...s5.devs), before: settled()},
+        moves: {reads: [{file: s5.journal, offset: s5.ringBase, bytes: crashUsed}], writes: [{like: f('served.out'), bytes: B}]},
+      }),
+      check: () => {
+        run(['cmp', input, f('served.out')])
+        fs.rmSync(f('served.out'))
+      },
+    }
+  }
   /** the whole input logged, none of it on the members: a power cut just before the closing meta block */
   const crash = () => {
     clean()
@@ -300,6 +330,7 @@ export function operations(dir: string, B: number): Op[] {
         if (r.mismatchCount !== 0) throw new Error(`check found ${r.mismatchCount} mismatches on a clean array`)
       },
     },
+    serveOp(),
     r6read,
     readOp('raid6 read, 2 missing', s6, [s6.journal, s6.members[0], ...s6.members.slice(3)], 'r6x.out', r6read.a),
   ]

@@ -8,7 +8,9 @@ import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import {kernelReplayModel, md5File, pagePattern, parseRecovering, r5ctlJson, r5ctlReadMd5} from './util.js'
+import {spawnSync} from 'node:child_process'
+import {kernelReplayModel, kernelRequired, md5File, pagePattern, parseRecovering, r5ctlJson, r5ctlReadMd5, startServe} from './util.js'
+import {which} from '../helpers/cli.js'
 
 export interface CrashImages {
   label: string
@@ -212,6 +214,38 @@ export function crashImageChecks(get: () => CrashImages): void {
     )
     const a = readAsIs(get())
     assert.equal(a.bytes.length, get().sizeBytes)
+  })
+
+  it("nbdcopy from r5ctl serve gives the kernel's replay md5 too, and no byte is written", async function () {
+    const nbdcopy = which('nbdcopy')
+    if (!nbdcopy) {
+      if (kernelRequired()) throw new Error('nbdcopy (libnbd-bin) is needed: .ci/run installs it')
+      this.skip()
+    }
+    const read = r5ctlReadMd5(all())
+    const before = all().map(f => md5File(f))
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'r5ctl-serve-'))
+    try {
+      // a set read refuses, serve refuses too, before it listens
+      if (read.code !== 0) {
+        await assert.rejects(startServe(path.join(dir, 's.sock'), all()), new RegExp(`serve exited ${read.code}`))
+        return
+      }
+      const server = await startServe(path.join(dir, 's.sock'), all())
+      const out = path.join(dir, 'copy.bin')
+      const r = spawnSync(nbdcopy, [`nbd+unix:///?socket=${path.join(dir, 's.sock')}`, out], {encoding: 'utf8'})
+      const end = await server.stop()
+      assert.equal(r.status, 0, r.stderr)
+      assert.equal(end.code, 0, end.stderr)
+      assert.equal(md5File(out), get().replayMd5 || read.md5)
+    } finally {
+      fs.rmSync(dir, {recursive: true, force: true})
+    }
+    assert.deepEqual(
+      all().map(f => md5File(f)),
+      before,
+      'serve changed an image',
+    )
   })
 
   it("the members differ from the kernel's replay only in pages the live log holds", function () {

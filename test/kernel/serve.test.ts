@@ -6,35 +6,15 @@
  * and no image changes.
  */
 import assert from 'node:assert/strict'
-import {spawn, spawnSync} from 'node:child_process'
+import {spawnSync} from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {boot, type KernelEnv} from './harness.js'
-import {R5CTL_BIN, cleanup, kernelOrSkip, md5, md5File, r5ctl, r5ctlReadMd5, randomPattern, recordBoot, tail, tmpDir} from './util.js'
+import {cleanup, kernelOrSkip, md5, md5File, r5ctl, r5ctlReadMd5, randomPattern, recordBoot, startServe, tail, tmpDir} from './util.js'
 import {which} from '../helpers/cli.js'
 
 const MiB = 1 << 20
 const FILES: Record<string, number> = {'a.bin': 3 * MiB + 123, 'b.txt': 40_000, 'c.bin': 9 * MiB, 'd.bin': 4096}
-
-/** `r5ctl serve` on a socket; resolves once it says it is serving, with a stop() that SIGTERMs it */
-function serve(socket: string, devs: string[]): Promise<{stop: () => Promise<{code: number | null; stderr: string}>}> {
-  const child = spawn(process.execPath, [R5CTL_BIN, 'serve', '--socket', socket, ...devs], {stdio: ['ignore', 'ignore', 'pipe']})
-  let stderr = ''
-  const exited = new Promise<number | null>(resolve => child.on('exit', resolve))
-  return new Promise((resolve, reject) => {
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString()
-      if (stderr.includes('serving '))
-        resolve({
-          stop: async () => {
-            child.kill('SIGTERM')
-            return {code: await exited, stderr}
-          },
-        })
-    })
-    void exited.then(code => reject(new Error(`serve exited ${code}: ${stderr}`)))
-  })
-}
 
 describe('kernel interop: Linux mounts ext4 from the replayed view r5ctl serve exports', function () {
   let env: KernelEnv
@@ -85,7 +65,7 @@ describe('kernel interop: Linux mounts ext4 from the replayed view r5ctl serve e
     const before = devs.map(d => md5File(d))
 
     const socket = path.join(dir, 'view.sock')
-    const server = await serve(socket, devs)
+    const server = await startServe(socket, devs)
     let result
     try {
       const script = [

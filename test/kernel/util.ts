@@ -2,7 +2,7 @@
  * Shared pieces of the kernel scenarios: gating (skip unless R5CTL_KERNEL=1 / R5CTL_REQUIRE_KERNEL=1),
  * running the r5ctl CLI, deterministic data patterns, md5s, fixture (de)compression, timings.
  */
-import {spawnSync} from 'node:child_process'
+import {spawn, spawnSync} from 'node:child_process'
 import {createCipheriv, createHash} from 'node:crypto'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
@@ -74,6 +74,26 @@ export function r5ctlJson<T = any>(args: string[]): {code: number; json: T; stde
     throw new Error(`r5ctl ${args.join(' ')} --json printed no JSON (exit ${r.code}): ${r.stdout.slice(0, 500)} ${r.stderr.slice(0, 500)}`)
   }
   return {code: r.code, json, stderr: r.stderr}
+}
+
+/** `r5ctl serve` on a socket; resolves once it says it is serving, with a stop() that SIGTERMs it */
+export function startServe(socket: string, devs: string[]): Promise<{stop: () => Promise<{code: number | null; stderr: string}>}> {
+  const child = spawn(process.execPath, [R5CTL_BIN, 'serve', '--socket', socket, ...devs], {stdio: ['ignore', 'ignore', 'pipe']})
+  let stderr = ''
+  const exited = new Promise<number | null>(resolve => child.on('exit', resolve))
+  return new Promise((resolve, reject) => {
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString()
+      if (stderr.includes('serving '))
+        resolve({
+          stop: async () => {
+            child.kill('SIGTERM')
+            return {code: await exited, stderr}
+          },
+        })
+    })
+    void exited.then(code => reject(new Error(`serve exited ${code}: ${stderr}`)))
+  })
 }
 
 /** md5 of the array's bytes as `r5ctl read` returns them (via a file: --output). */

@@ -70,7 +70,7 @@ export function reclaimLog(arr: MdArray, progress?: (done: number, total: number
     wasClean: false,
     usedBytesAfter: PAGE,
     freeBytesAfter: ring.sizeBytes - PAGE,
-    parityLogged: plan.dataOnlyStripes - wo.unlogged.length,
+    parityLogged: plan.dataOnlyStripes - wo.unlogged.length - wo.whole.length,
     unloggedStripes: wo.unlogged.length,
     flushPayloadStripes: plan.dataOnlyStripes,
     pagesWritten: res.pagesWritten,

@@ -33,6 +33,14 @@ export interface WriteOutRound {
 
 /** What writing the cache out will do, decided from sizes alone before anything is read or written. */
 export interface WriteOutPlan {
+  /**
+   * cached stripes every data page of which is in the log, written before the rounds from their
+   * logged data and computed parity without logging it (only when the ring lacks room for every
+   * stripe's parity): a cut leaves them whole in the log, so they replay without the members' pages
+   */
+  whole: number[]
+  /** where journal_tail moves once `whole` is on the members (the unit of the oldest page still needed), or null */
+  wholeTail: number | null
   rounds: WriteOutRound[]
   /** cached stripes whose parity fits no round */
   unlogged: number[]
@@ -59,13 +67,22 @@ export function writeOutRoom(arr: MdArray, stripes: number, runs: number): numbe
 /**
  * Plan the write-out in rounds, oldest stripes first. When the parity of every cached stripe fits
  * after the live log (always, for a log whose writer kept writeOutRoom free) there is one round. A
- * log filled to the brim takes as many stripes as the free room holds the parity of; once they are
- * on the members, journal_tail moves to the unit of the oldest page still needed, which frees the
- * room for the next round. Only when a round can take no stripe are the rest left unlogged.
+ * log filled to the brim first writes the stripes whose data is whole in the log (wholeFirst), then
+ * takes as many stripes as the free room holds the parity of; once they are on the members,
+ * journal_tail moves to the unit of the oldest page still needed, which frees the room for the next
+ * round. Only when a round can take no stripe are the rest left unlogged.
  */
 export function planWriteOut(arr: MdArray, plan: RecoveryPlan): WriteOutPlan {
   const ring = arr.ring!
-  const out: WriteOutPlan = {rounds: [], unlogged: [], head: plan.stop.position, seq: plan.stopSeq, used: plan.liveSectors}
+  const out: WriteOutPlan = {
+    whole: [],
+    wholeTail: null,
+    rounds: [],
+    unlogged: [],
+    head: plan.stop.position,
+    seq: plan.stopSeq,
+    used: plan.liveSectors,
+  }
   const all = plan.dataOnly.keys()
   if (all.length === 0) return out
   // the usual case: every stripe's parity fits after the live log, one round in sector order
@@ -73,8 +90,8 @@ export function planWriteOut(arr: MdArray, plan: RecoveryPlan): WriteOutPlan {
     addRound(arr, out, [...runsOf(all, runStripes(arr))], null)
     return out
   }
-  const order = oldestFirst(arr, plan)
-  let tail = plan.tailSector
+  const order = wholeFirst(arr, plan, out)
+  let tail = out.wholeTail ?? plan.tailSector
   let i = 0
   while (i < order.sectors.length) {
     const k = largestFit(arr, order.sectors, i, ring.sizeSectors - out.used - CLOSING_ROOM)
@@ -87,6 +104,36 @@ export function planWriteOut(arr: MdArray, plan: RecoveryPlan): WriteOutPlan {
   }
   out.unlogged = order.sectors.slice(i)
   return out
+}
+
+/**
+ * The stripes whose data is whole in the log go out first (out.whole), and the tail moves past the
+ * units only they held, which frees room for the others' parity; the others, oldest first, are returned.
+ */
+function wholeFirst(arr: MdArray, plan: RecoveryPlan, out: WriteOutPlan): {sectors: number[]; oldest: number[]} {
+  const all = oldestFirst(arr, plan)
+  const rest = {sectors: [] as number[], oldest: [] as number[]}
+  all.sectors.forEach((sector, k) => {
+    if (wholeInLog(arr, plan.dataOnly, sector)) out.whole.push(sector)
+    else {
+      rest.sectors.push(sector)
+      rest.oldest.push(all.oldest[k])
+    }
+  })
+  if (out.whole.length === 0 || rest.sectors.length === 0) return rest
+  const next = unitOf(arr, plan, rest.oldest[0])
+  if (next !== plan.tailSector) {
+    out.wholeTail = next
+    out.used -= arr.ring!.distance(plan.tailSector, next)
+  }
+  return rest
+}
+
+/** every data page of the cached stripe at `sector` is in the log */
+function wholeInLog(arr: MdArray, dataOnly: StripePages, sector: number): boolean {
+  const info = arr.geometry.stripeInfo(sector)
+  for (let slot = 0; slot < arr.sb.raidDisks; slot++) if (slot !== info.pd && slot !== info.qd && dataOnly.at(sector, slot) < 0) return false
+  return true
 }
 
 /** A round of these runs: the head, seq and used ring move past their parity records. */
@@ -168,7 +215,9 @@ export function writeOut(
   if (plan.dataOnly.size === 0) return cur
   const rb = new RunBuffers(arr)
   const scratch = alignedBuffer(rb.stripes * 3 * PAGE)
-  let done = 0
+  applyDataOnly(arr, plan.dataOnly, wo.whole, res, rb)
+  if (wo.wholeTail !== null) cur = moveTail(arr, cur, wo.wholeTail)
+  let done = wo.whole.length
   for (const round of wo.rounds) {
     const pages = new StripePages(arr.sb.raidDisks)
     for (const run of round.runs) {
@@ -180,14 +229,18 @@ export function writeOut(
     // short there is then replayed whole from the log
     arr.journal!.dev.flush()
     applyFromLog(arr, pages, cur.tail, cur.head, res)
-    if (round.tail === null) continue
-    for (const m of arr.members) m!.dev.flush()
-    arr.writeSuperblocks(round.tail)
-    cur.tail = round.tail
+    if (round.tail !== null) cur = moveTail(arr, cur, round.tail)
   }
   applyDataOnly(arr, plan.dataOnly, wo.unlogged, res, rb)
   progress?.(1)
   return cur
+}
+
+/** journal_tail to `tail`, once the members hold what the log before it held */
+function moveTail(arr: MdArray, cur: LogCursor & {tail: number}, tail: number): LogCursor & {tail: number} {
+  for (const m of arr.members) m!.dev.flush()
+  arr.writeSuperblocks(tail)
+  return {...cur, tail}
 }
 
 /**

@@ -45,11 +45,12 @@ function cachedArray(level: 5 | 6): {devs: MemDevice[]; expected: Buffer; ops: {
  * The same array with its ring filled by another writer to all but `freePages`: DATA records of two
  * pages of every stripe's three, and not the room kept for writing them out.
  */
-function fullLogArray(level: 5 | 6, freePages: number): {devs: MemDevice[]; expected: Buffer; cached: number} {
+function fullLogArray(level: 5 | 6, freePages: number, wholeRows = 0): {devs: MemDevice[]; expected: Buffer; cached: number} {
   const {devs, expected} = cachedArray(level)
   const pages = new Map<number, Uint8Array>()
   for (let row = 0; row * 12 * 4096 < expected.length; row++) {
-    for (let k = 0; k < 8; k++) pages.set(row * 12 + k, pseudoRandom(4096, 3000 + row * 12 + k))
+    // the first `wholeRows` rows whole (every data page of their stripes), the others two chunks of three
+    for (let k = 0; k < (row < wholeRows ? 12 : 8); k++) pages.set(row * 12 + k, pseudoRandom(4096, 3000 + row * 12 + k))
   }
   const cached = cacheInLog(devs, pages, freePages)
   let n = 0
@@ -155,6 +156,14 @@ describe('writing a write-back cache out: a power cut at any write, then any one
         const parts: Buffer[] = []
         readData(devs, 0, undefined, vs => vs.forEach(v => parts.push(Buffer.from(v))), {})
         assert.ok(Buffer.concat(parts).equals(expected))
+      })
+
+      it(`raid${level}: ${what} of a ring filled to its last page, whole stripes oldest: those go out first from their logged data, the room they free takes the others' parity; nothing unlogged, cut at every write, each member missing`, function () {
+        const {devs: base, expected, cached} = fullLogArray(level, 1, 2)
+        assert.ok(cached > 30, `${cached} pages cached`)
+        const run = (d: BlockDevice[]) => (what === 'recover' ? recoverArray(d, {}) : reclaimArray(d))
+        assert.equal(recoverArray(cloneDevs(base), {dryRun: true}).unloggedStripes, 0, 'no stripe is written out unprotected')
+        cutEverywhere(base, expected, what, run)
       })
 
       for (const free of [1, 0]) {

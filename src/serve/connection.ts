@@ -87,6 +87,7 @@ export class Connection {
   private noZeroes = false
   private waitingDrain = false
   private closing = false
+  private inputEnded = false
   private readonly closed: Promise<void>
   private readonly writable: boolean
   private readonly log: (line: string) => void
@@ -118,7 +119,11 @@ export class Connection {
       this.input.push(b)
       this.pump()
     })
-    socket.on('end', () => this.end())
+    // a client that half-closes still gets the replies to everything it sent before
+    socket.on('end', () => {
+      this.inputEnded = true
+      this.pump()
+    })
     socket.on('drain', () => {
       if (!this.waitingDrain) return
       this.waitingDrain = false
@@ -166,7 +171,10 @@ export class Connection {
           this.end()
           return
         }
-        if (!this.step()) return
+        if (!this.step()) {
+          if (this.inputEnded) this.end()
+          return
+        }
       }
     } catch (error) {
       // a bug here must cost this connection only

@@ -49,7 +49,8 @@ export async function startServer(source: ExportSource | WritableExport, options
   const exp: P.ExportInfo = {name: options.exportName ?? '', description: options.description ?? '', size: source.size, flags}
   const conns = new Set<Connection>()
   let nextId = 1
-  const server = net.createServer(socket => {
+  // half-open: a client's end of input does not end the replies still owed to it (connection.ts ends)
+  const server = net.createServer({allowHalfOpen: true}, socket => {
     const c = new Connection(nextId++, socket, source, exp, options, () => conns.delete(c))
     conns.add(c)
   })

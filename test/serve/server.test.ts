@@ -433,6 +433,20 @@ describe('serve server: NBD over a Unix socket with a raw client', function () {
     b.destroy()
   })
 
+  it('a client that half-closes after its requests still gets every reply, then the end of the connection', async function () {
+    const src = patternSource(4 * MiB)
+    await start(src)
+    const c = await RawClient.connect(sock)
+    await handshake(c)
+    c.write(Buffer.concat([request(P.CMD.READ, 1, 0, 3 * MiB), request(P.CMD.READ, 2, 4096, 100)]))
+    c.sock.end()
+    const a = await simpleReply(c, 3 * MiB)
+    const b = await simpleReply(c, 100)
+    assert.deepEqual([a.cookie, b.cookie], [1, 2])
+    assert.ok(a.data.equals(src.buf.subarray(0, 3 * MiB)))
+    assert.ok(await c.eof())
+  })
+
   it('a client that does not take its replies stops the server reading its requests (back-pressure), then gets them all', async function () {
     const src = patternSource(16 * MiB)
     await start(src)

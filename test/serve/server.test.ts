@@ -545,5 +545,7 @@ describe('serve server: NBD over a Unix socket with a raw client', function () {
     c.write(request(P.CMD.READ, 1, 0, 4))
     assert.equal((await simpleReply(c, 4)).error, 0)
     c.destroy()
+    await assert.rejects(startServer(patternSource(MiB), {listen: {host: '127.0.0.1', port: addr.port}}), RefusedError)
+    await assert.rejects(startServer(patternSource(MiB), {listen: {socket: path.join(dir, 'no-such-dir', 's')}}), UsageError)
   })
 })

@@ -518,6 +518,21 @@ describe('serve server: NBD over a Unix socket with a raw client', function () {
     assert.ok(!fs.existsSync(sock))
   })
 
+  it('close() does not wait for ever on a client that stops taking a large reply: it is cut after the grace period', async function () {
+    const s = await start(patternSource(32 * MiB))
+    const c = await RawClient.connect(sock)
+    await handshake(c)
+    c.sock.pause()
+    c.write(request(P.CMD.READ, 1, 0, 32 * MiB))
+    await new Promise(r => setTimeout(r, 200))
+    const t0 = Date.now()
+    await s.close()
+    server = null
+    const took = Date.now() - t0
+    assert.ok(took >= 1500 && took < 5000, `close() took ${took} ms`)
+    c.destroy()
+  })
+
   it('a stale socket is replaced; a live one or a file that is not a socket is refused and left alone', async function () {
     // a listener killed without removing its socket
     const child = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(sock)}, () => console.log('up'))`])

@@ -27,7 +27,12 @@ export interface ServeOptions {
   onWrite?: (bytes: number) => void
   /** one line per event worth an operator's attention: connections, errors */
   onLog?: (line: string) => void
+  /** connections served at once; more are closed on arrival (default MAX_CONNECTIONS) */
+  maxConnections?: number
 }
+
+/** each connection holds a few MiB at most (connection.ts): 16 keep the whole server well within 128 MiB */
+export const MAX_CONNECTIONS = 16
 
 export interface NbdServer {
   /** where it listens (the actual port when 0 was asked for) */
@@ -54,6 +59,8 @@ export async function startServer(source: ExportSource | WritableExport, options
     const c = new Connection(nextId++, socket, source, exp, options, () => conns.delete(c))
     conns.add(c)
   })
+  server.maxConnections = options.maxConnections ?? MAX_CONNECTIONS
+  server.on('drop', () => log(`a connection was refused: ${server.maxConnections} are open already`))
   server.on('error', e => log(`listener: ${e.message}`))
   const address = await listen(server, options.listen)
   log(`listening on ${describe(address)}`)

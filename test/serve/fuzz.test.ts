@@ -190,7 +190,7 @@ describe('serve fuzz: hostile clients never break the server', function () {
       const onUncaught = (e: unknown) => uncaught.push(e)
       process.on('uncaughtException', onUncaught)
       try {
-        const server = await startServer(overlay ?? base, {listen: {socket: sock}, onLog: l => logs.push(l)})
+        const server = await startServer(overlay ?? base, {listen: {socket: sock}, onLog: l => logs.push(l), maxConnections: 64})
         servers.push(server)
         const r = prng(writable ? 7 : 3)
         const t0 = Date.now()

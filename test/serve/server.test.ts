@@ -533,6 +533,20 @@ describe('serve server: NBD over a Unix socket with a raw client', function () {
     c.destroy()
   })
 
+  it('connections beyond maxConnections are closed on arrival, and logged; the open ones go on', async function () {
+    server = await startServer(patternSource(MiB), {listen: {socket: sock}, maxConnections: 2, onLog: l => logs.push(l)})
+    const a = await RawClient.connect(sock)
+    const b = await RawClient.connect(sock)
+    await Promise.all([handshake(a), handshake(b)])
+    const c = await RawClient.connect(sock)
+    assert.ok(await c.eof(), 'the third connection gets no greeting')
+    assert.ok(logs.some(l => l.includes('2 are open already')))
+    a.write(request(P.CMD.READ, 1, 0, 8))
+    assert.equal((await simpleReply(a, 8)).error, 0)
+    a.destroy()
+    b.destroy()
+  })
+
   it('a stale socket is replaced; a live one or a file that is not a socket is refused and left alone', async function () {
     // a listener killed without removing its socket
     const child = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(sock)}, () => console.log('up'))`])

@@ -150,6 +150,13 @@ export class Connection {
     setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS).unref()
   }
 
+  /** a hard disconnect: nothing more is read, parsed or sent */
+  private kill(): void {
+    this.phase = {k: 'ended'}
+    this.job = null
+    this.socket.destroy()
+  }
+
   private send(b: Uint8Array): void {
     if (!this.socket.destroyed && this.socket.writable) this.socket.write(b)
   }
@@ -179,7 +186,7 @@ export class Connection {
     } catch (error) {
       // a bug here must cost this connection only
       this.log(`internal error: ${(error as Error).stack ?? String(error)}`)
-      this.socket.destroy()
+      this.kill()
     }
   }
 
@@ -377,8 +384,9 @@ export class Connection {
     const message = `read at ${offset} failed: ${error.message}`
     if (this.structured) this.send(P.encodeErrorChunk(cookie, P.NBD_EIO, message))
     else if (!headerSent) this.send(P.encodeSimpleReply(P.NBD_EIO, cookie))
-    // a simple reply already promised its data: proto.md requires a hard disconnect
-    else this.socket.destroy()
+    // a simple reply already promised its data: proto.md requires a disconnect; what was queued
+    // before the error goes out, nothing after it
+    else this.end()
     return false
   }
 

@@ -412,6 +412,31 @@ describe('serve server: NBD over a Unix socket with a raw client', function () {
     assert.ok(logs.some(l => l.includes('member 2: EIO')))
   })
 
+  it('a read failing after its first MiB: a structured reply ends in an error chunk and serves on; a simple one can only disconnect', async function () {
+    const src = patternSource(4 * MiB)
+    const bad = 1.5 * MiB
+    await start({size: src.size, read: (o, l) => (o <= bad && o + l > bad ? assert.fail('member 1: EIO') : src.read(o, l))})
+    const s = await RawClient.connect(sock)
+    await handshake(s, {structured: true})
+    s.write(Buffer.concat([request(P.CMD.READ, 1, 0, 2 * MiB), request(P.CMD.READ, 2, 0, 4096)]))
+    const first = P.decodeChunkHeader(await s.read(P.STRUCTURED_HEADER_BYTES))
+    assert.deepEqual([first.type, first.flags, first.length], [P.REPLY_TYPE.OFFSET_DATA, 0, MiB + 8])
+    await s.read(first.length)
+    const err = P.decodeChunkHeader(await s.read(P.STRUCTURED_HEADER_BYTES))
+    assert.deepEqual([err.type, err.flags], [P.REPLY_TYPE.ERROR, P.REPLY_FLAG_DONE])
+    const payload = await s.read(err.length)
+    assert.equal(payload.readUInt32BE(0), P.NBD_EIO)
+    assert.match(payload.toString('utf8', 6), /read at 1048576 failed: member 1: EIO/)
+    assert.equal((await structuredRead(s, 0, 4096)).cookie, 2)
+    s.destroy()
+    const c = await RawClient.connect(sock)
+    await handshake(c)
+    c.write(request(P.CMD.READ, 3, 0, 2 * MiB))
+    assert.equal((await simpleReply(c)).error, 0)
+    await c.read(MiB)
+    assert.ok(await c.eof(), 'the connection is cut rather than the data faked')
+  })
+
   it('pipelined requests in one write are all answered in order; two connections at once are served side by side', async function () {
     const src = patternSource(4 * MiB)
     await start(src)

@@ -113,7 +113,10 @@ export class Connection {
       }),
     )
     socket.setNoDelay(true)
-    socket.on('error', e => this.log(`socket: ${e.message}`))
+    // a client vanishing (EPIPE, ECONNRESET) ends its connection only; 'close' follows
+    socket.on('error', (e: NodeJS.ErrnoException) =>
+      this.log(e.code === 'EPIPE' || e.code === 'ECONNRESET' ? `client went away (${e.code})` : `socket: ${e.message}`),
+    )
     socket.on('data', (b: Buffer) => {
       if (this.phase.k === 'ended') return
       this.input.push(b)

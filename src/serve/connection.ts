@@ -87,6 +87,7 @@ export class Connection {
   private noZeroes = false
   private waitingDrain = false
   private closing = false
+  private inputEnded = false
   private readonly closed: Promise<void>
   private readonly writable: boolean
   private readonly log: (line: string) => void
@@ -112,13 +113,20 @@ export class Connection {
       }),
     )
     socket.setNoDelay(true)
-    socket.on('error', e => this.log(`socket: ${e.message}`))
+    // a client vanishing (EPIPE, ECONNRESET) ends its connection only; 'close' follows
+    socket.on('error', (e: NodeJS.ErrnoException) =>
+      this.log(e.code === 'EPIPE' || e.code === 'ECONNRESET' ? `client went away (${e.code})` : `socket: ${e.message}`),
+    )
     socket.on('data', (b: Buffer) => {
       if (this.phase.k === 'ended') return
       this.input.push(b)
       this.pump()
     })
-    socket.on('end', () => this.end())
+    // a client that half-closes still gets the replies to everything it sent before
+    socket.on('end', () => {
+      this.inputEnded = true
+      this.pump()
+    })
     socket.on('drain', () => {
       if (!this.waitingDrain) return
       this.waitingDrain = false
@@ -145,6 +153,13 @@ export class Connection {
     setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS).unref()
   }
 
+  /** a hard disconnect: nothing more is read, parsed or sent */
+  private kill(): void {
+    this.phase = {k: 'ended'}
+    this.job = null
+    this.socket.destroy()
+  }
+
   private send(b: Uint8Array): void {
     if (!this.socket.destroyed && this.socket.writable) this.socket.write(b)
   }
@@ -166,12 +181,15 @@ export class Connection {
           this.end()
           return
         }
-        if (!this.step()) return
+        if (!this.step()) {
+          if (this.inputEnded) this.end()
+          return
+        }
       }
     } catch (error) {
       // a bug here must cost this connection only
       this.log(`internal error: ${(error as Error).stack ?? String(error)}`)
-      this.socket.destroy()
+      this.kill()
     }
   }
 
@@ -369,8 +387,9 @@ export class Connection {
     const message = `read at ${offset} failed: ${error.message}`
     if (this.structured) this.send(P.encodeErrorChunk(cookie, P.NBD_EIO, message))
     else if (!headerSent) this.send(P.encodeSimpleReply(P.NBD_EIO, cookie))
-    // a simple reply already promised its data: proto.md requires a hard disconnect
-    else this.socket.destroy()
+    // a simple reply already promised its data: proto.md requires a disconnect; what was queued
+    // before the error goes out, nothing after it
+    else this.end()
     return false
   }
 

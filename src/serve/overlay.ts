@@ -122,6 +122,7 @@ function check(fd: number, path: string, size: number, arrayUuid: string): Overl
   const layout = overlayLayout(size)
   if (h.blockSize !== BLOCK || h.bitmapOffset !== layout.bitmapOffset || h.dataOffset !== layout.dataOffset)
     throw new UsageError(`${path}: the header's block size or offsets are not those of this format version`, hint, path)
+  if (fs.fstatSync(fd).size < h.dataOffset + size) throw new UsageError(`${path} is shorter than its header says: it was cut`, hint, path)
   return h
 }
 
@@ -226,8 +227,19 @@ class Overlay implements OverlayExport {
   }
 
   heldBlocks(): number {
+    // read straight from the file, a MiB at a time, so that counting does not churn the page cache;
+    // pages changed since the last flush are counted from memory
+    const pages = Math.ceil(this.size / BLOCK / PAGE_BITS)
+    const scratch = Buffer.alloc(Math.min(pages, 256) * BLOCK)
     let n = 0
-    for (let p = 0; p * PAGE_BITS < this.size / BLOCK; p++) for (const byte of this.page(p).bits) n += popcount(byte)
+    for (let p = 0; p < pages; p += 256) {
+      const count = Math.min(256, pages - p)
+      readFull(this.fd, scratch.subarray(0, count * BLOCK), this.h.bitmapOffset + p * BLOCK)
+      for (let i = 0; i < count; i++) {
+        const bits = this.pages.get(p + i)?.bits ?? scratch.subarray(i * BLOCK, (i + 1) * BLOCK)
+        for (const byte of bits) n += POPCOUNT[byte]
+      }
+    }
     return n
   }
 
@@ -302,8 +314,9 @@ class Overlay implements OverlayExport {
   }
 }
 
-function popcount(x: number): number {
+/** set bits of each byte value */
+const POPCOUNT = Uint8Array.from({length: 256}, (_, x) => {
   let n = 0
   for (; x; x &= x - 1) n++
   return n
-}
+})

@@ -27,7 +27,12 @@ export interface ServeOptions {
   onWrite?: (bytes: number) => void
   /** one line per event worth an operator's attention: connections, errors */
   onLog?: (line: string) => void
+  /** connections served at once; more are closed on arrival (default MAX_CONNECTIONS) */
+  maxConnections?: number
 }
+
+/** each connection holds a few MiB at most (connection.ts): 16 keep the whole server well within 128 MiB */
+export const MAX_CONNECTIONS = 16
 
 export interface NbdServer {
   /** where it listens (the actual port when 0 was asked for) */
@@ -49,10 +54,13 @@ export async function startServer(source: ExportSource | WritableExport, options
   const exp: P.ExportInfo = {name: options.exportName ?? '', description: options.description ?? '', size: source.size, flags}
   const conns = new Set<Connection>()
   let nextId = 1
-  const server = net.createServer(socket => {
+  // half-open: a client's end of input does not end the replies still owed to it (connection.ts ends)
+  const server = net.createServer({allowHalfOpen: true}, socket => {
     const c = new Connection(nextId++, socket, source, exp, options, () => conns.delete(c))
     conns.add(c)
   })
+  server.maxConnections = options.maxConnections ?? MAX_CONNECTIONS
+  server.on('drop', () => log(`a connection was refused: ${server.maxConnections} are open already`))
   server.on('error', e => log(`listener: ${e.message}`))
   const address = await listen(server, options.listen)
   log(`listening on ${describe(address)}`)
@@ -74,33 +82,40 @@ async function closeAll(server: net.Server, conns: Set<Connection>, address: Lis
 }
 
 async function listen(server: net.Server, where: ListenAddress): Promise<ListenAddress> {
+  const name = describe(where)
   if ('socket' in where) {
     await clearStaleSocket(where.socket)
-    // the socket is created by listen() itself: a umask makes it 0600 from its first moment
+    // listen() binds a path at once: a umask held just for that call makes the socket 0600 from its
+    // first moment, and leaves the rest of the process's files alone
     const old = process.umask(0o177)
     try {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject)
-        server.listen(where.socket, () => {
-          server.off('error', reject)
-          resolve()
-        })
-      })
+      server.listen(where.socket)
     } finally {
       process.umask(old)
     }
+    await listening(server, name)
     fs.chmodSync(where.socket, 0o600)
     return {socket: where.socket}
   }
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(where.port, where.host, () => {
-      server.off('error', reject)
+  server.listen(where.port, where.host)
+  await listening(server, name)
+  return {host: where.host, port: (server.address() as net.AddressInfo).port}
+}
+
+function listening(server: net.Server, name: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const fail = (e: NodeJS.ErrnoException) => {
+      server.off('listening', ok)
+      if (e.code === 'EADDRINUSE') reject(new RefusedError(`cannot listen on ${name}: address in use`, undefined, 'choose another port', 'in-use'))
+      else reject(new UsageError(`cannot listen on ${name}: ${e.message}`))
+    }
+    const ok = () => {
+      server.off('error', fail)
       resolve()
-    })
+    }
+    server.once('error', fail)
+    server.once('listening', ok)
   })
-  const a = server.address() as net.AddressInfo
-  return {host: where.host, port: a.port}
 }
 
 /** A socket left by a server that died may be replaced; anything else at the path may not. */

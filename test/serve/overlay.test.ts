@@ -150,6 +150,10 @@ describe('serve overlay: copy-on-write file over a read-only export', function (
     const junkBefore = fs.readFileSync(junk)
     assert.throws(() => openOverlay(junk, patternBase(MiB), ID), new RegExp(`not an r5ctl overlay file \\(no ${OVERLAY_MAGIC} magic\\)`))
     assert.deepEqual(fs.readFileSync(junk), junkBefore)
+    const cut = path.join(dir, 'cut.ovl')
+    fs.writeFileSync(cut, before.subarray(0, 3 * BLOCK))
+    assert.throws(() => openOverlay(cut, patternBase(MiB), ID), /shorter than its header says/)
+    assert.equal(fs.statSync(cut).size, 3 * BLOCK)
     assert.deepEqual(fs.readFileSync(file), before)
   })
 
@@ -191,6 +195,8 @@ describe('serve overlay: copy-on-write file over a read-only export', function (
       assert.deepEqual(Buffer.from(o.read(size - 8192, 8192)), Buffer.concat([blockOf(size / BLOCK - 2), blockOf(size / BLOCK - 1)]))
     }
     verify()
+    // counted with bitmap pages changed since the last flush still only in memory
+    assert.equal(o.heldBlocks(), model.size)
     o.close()
     o = openOverlay(file, base, ID)
     verify()

@@ -412,6 +412,31 @@ describe('serve server: NBD over a Unix socket with a raw client', function () {
     assert.ok(logs.some(l => l.includes('member 2: EIO')))
   })
 
+  it('a read failing after its first MiB: a structured reply ends in an error chunk and serves on; a simple one can only disconnect', async function () {
+    const src = patternSource(4 * MiB)
+    const bad = 1.5 * MiB
+    await start({size: src.size, read: (o, l) => (o <= bad && o + l > bad ? assert.fail('member 1: EIO') : src.read(o, l))})
+    const s = await RawClient.connect(sock)
+    await handshake(s, {structured: true})
+    s.write(Buffer.concat([request(P.CMD.READ, 1, 0, 2 * MiB), request(P.CMD.READ, 2, 0, 4096)]))
+    const first = P.decodeChunkHeader(await s.read(P.STRUCTURED_HEADER_BYTES))
+    assert.deepEqual([first.type, first.flags, first.length], [P.REPLY_TYPE.OFFSET_DATA, 0, MiB + 8])
+    await s.read(first.length)
+    const err = P.decodeChunkHeader(await s.read(P.STRUCTURED_HEADER_BYTES))
+    assert.deepEqual([err.type, err.flags], [P.REPLY_TYPE.ERROR, P.REPLY_FLAG_DONE])
+    const payload = await s.read(err.length)
+    assert.equal(payload.readUInt32BE(0), P.NBD_EIO)
+    assert.match(payload.toString('utf8', 6), /read at 1048576 failed: member 1: EIO/)
+    assert.equal((await structuredRead(s, 0, 4096)).cookie, 2)
+    s.destroy()
+    const c = await RawClient.connect(sock)
+    await handshake(c)
+    c.write(request(P.CMD.READ, 3, 0, 2 * MiB))
+    assert.equal((await simpleReply(c)).error, 0)
+    await c.read(MiB)
+    assert.ok(await c.eof(), 'the connection is cut rather than the data faked')
+  })
+
   it('pipelined requests in one write are all answered in order; two connections at once are served side by side', async function () {
     const src = patternSource(4 * MiB)
     await start(src)
@@ -431,6 +456,20 @@ describe('serve server: NBD over a Unix socket with a raw client', function () {
     await Promise.all([readAll(a, false), readAll(b, true)])
     a.destroy()
     b.destroy()
+  })
+
+  it('a client that half-closes after its requests still gets every reply, then the end of the connection', async function () {
+    const src = patternSource(4 * MiB)
+    await start(src)
+    const c = await RawClient.connect(sock)
+    await handshake(c)
+    c.write(Buffer.concat([request(P.CMD.READ, 1, 0, 3 * MiB), request(P.CMD.READ, 2, 4096, 100)]))
+    c.sock.end()
+    const a = await simpleReply(c, 3 * MiB)
+    const b = await simpleReply(c, 100)
+    assert.deepEqual([a.cookie, b.cookie], [1, 2])
+    assert.ok(a.data.equals(src.buf.subarray(0, 3 * MiB)))
+    assert.ok(await c.eof())
   })
 
   it('a client that does not take its replies stops the server reading its requests (back-pressure), then gets them all', async function () {
@@ -504,6 +543,35 @@ describe('serve server: NBD over a Unix socket with a raw client', function () {
     assert.ok(!fs.existsSync(sock))
   })
 
+  it('close() does not wait for ever on a client that stops taking a large reply: it is cut after the grace period', async function () {
+    const s = await start(patternSource(32 * MiB))
+    const c = await RawClient.connect(sock)
+    await handshake(c)
+    c.sock.pause()
+    c.write(request(P.CMD.READ, 1, 0, 32 * MiB))
+    await new Promise(r => setTimeout(r, 200))
+    const t0 = Date.now()
+    await s.close()
+    server = null
+    const took = Date.now() - t0
+    assert.ok(took >= 1500 && took < 5000, `close() took ${took} ms`)
+    c.destroy()
+  })
+
+  it('connections beyond maxConnections are closed on arrival, and logged; the open ones go on', async function () {
+    server = await startServer(patternSource(MiB), {listen: {socket: sock}, maxConnections: 2, onLog: l => logs.push(l)})
+    const a = await RawClient.connect(sock)
+    const b = await RawClient.connect(sock)
+    await Promise.all([handshake(a), handshake(b)])
+    const c = await RawClient.connect(sock)
+    assert.ok(await c.eof(), 'the third connection gets no greeting')
+    assert.ok(logs.some(l => l.includes('2 are open already')))
+    a.write(request(P.CMD.READ, 1, 0, 8))
+    assert.equal((await simpleReply(a, 8)).error, 0)
+    a.destroy()
+    b.destroy()
+  })
+
   it('a stale socket is replaced; a live one or a file that is not a socket is refused and left alone', async function () {
     // a listener killed without removing its socket
     const child = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(sock)}, () => console.log('up'))`])
@@ -531,5 +599,7 @@ describe('serve server: NBD over a Unix socket with a raw client', function () {
     c.write(request(P.CMD.READ, 1, 0, 4))
     assert.equal((await simpleReply(c, 4)).error, 0)
     c.destroy()
+    await assert.rejects(startServer(patternSource(MiB), {listen: {host: '127.0.0.1', port: addr.port}}), RefusedError)
+    await assert.rejects(startServer(patternSource(MiB), {listen: {socket: path.join(dir, 'no-such-dir', 's')}}), UsageError)
   })
 })

@@ -8,6 +8,9 @@ command -v qemu-system-x86_64 >/dev/null 2>&1 || need="$need qemu-system-x86"
 command -v mdadm >/dev/null 2>&1 || [ -x /sbin/mdadm ] || [ -x /usr/sbin/mdadm ] || need="$need mdadm"
 command -v cpio >/dev/null 2>&1 || need="$need cpio"
 command -v depmod >/dev/null 2>&1 || [ -x /sbin/depmod ] || [ -x /usr/sbin/depmod ] || need="$need kmod"
+# the guest that mounts ext4 from r5ctl serve: mkfs.ext4 builds its filesystem; qemu connects to serve over NBD
+command -v mkfs.ext4 >/dev/null 2>&1 || [ -x /sbin/mkfs.ext4 ] || [ -x /usr/sbin/mkfs.ext4 ] || need="$need e2fsprogs"
+command -v nbdcopy >/dev/null 2>&1 || need="$need libnbd-bin"
 command -v dpkg-deb >/dev/null 2>&1 || { echo "r5ctl kernel suite: dpkg-deb not found (needs a Debian-based host)" >&2; exit 1; }
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" != 0 ]; then

@@ -91,6 +91,9 @@ export function openOverlay(path: string, base: ExportSource, identity: {arrayUu
   }
   let lock: DeviceLock | null = null
   try {
+    // sparse data at fixed offsets: a FIFO, a device or a folder cannot hold it, and nothing is written to one
+    if (!fs.fstatSync(fd).isFile())
+      throw new UsageError(`${path} is not a regular file`, 'name a file for the overlay (it is created when missing)', path)
     lock = DeviceLock.acquire(fd, path)
     const header = fs.fstatSync(fd).size === 0 ? create(fd, path, base.size, identity.arrayUuid) : check(fd, path, base.size, identity.arrayUuid)
     return new Overlay(fd, lock, base, header)

@@ -5,6 +5,7 @@
  */
 import * as fs from 'node:fs'
 import * as net from 'node:net'
+import * as path from 'node:path'
 import {RefusedError, UsageError} from '../engine/errors.js'
 import {isWritable, type ExportSource, type WritableExport} from './export.js'
 import * as P from './protocol.js'
@@ -81,9 +82,23 @@ async function closeAll(server: net.Server, conns: Set<Connection>, address: Lis
   if ('socket' in address) fs.rmSync(address.socket, {force: true})
 }
 
+/** the most bytes a Unix socket path may have (sockaddr_un's sun_path, 108 with its NUL) */
+const SOCKET_PATH_MAX = 107
+
+/** A path the kernel would truncate, or in a folder that is not there, is refused before anything is bound. */
+function checkSocketPath(p: string): void {
+  const bytes = Buffer.byteLength(p)
+  if (bytes > SOCKET_PATH_MAX)
+    throw new UsageError(`--socket ${p}: ${bytes} bytes, and a Unix socket path holds at most ${SOCKET_PATH_MAX}`, 'choose a shorter path')
+  const dir = path.dirname(p)
+  if (!fs.statSync(dir, {throwIfNoEntry: false})?.isDirectory())
+    throw new UsageError(`--socket ${p}: ${dir} is not a directory`, 'create it, or choose another path')
+}
+
 async function listen(server: net.Server, where: ListenAddress): Promise<ListenAddress> {
   const name = describe(where)
   if ('socket' in where) {
+    checkSocketPath(where.socket)
     await clearStaleSocket(where.socket)
     // listen() binds a path at once: a umask held just for that call makes the socket 0600 from its
     // first moment, and leaves the rest of the process's files alone
@@ -94,7 +109,12 @@ async function listen(server: net.Server, where: ListenAddress): Promise<ListenA
       process.umask(old)
     }
     await listening(server, name)
-    fs.chmodSync(where.socket, 0o600)
+    try {
+      fs.chmodSync(where.socket, 0o600)
+    } catch (error) {
+      server.close()
+      throw error
+    }
     return {socket: where.socket}
   }
   server.listen(where.port, where.host)

@@ -42,6 +42,8 @@ export interface OpenOptions {
   superblockUpdates?: number | ((arr: MdArray) => number)
   /** the CRC32C and parity implementations (default: DEFAULT_COMPUTE) */
   compute?: Compute
+  /** read-only, with writers kept out for as long as it is open (serve) */
+  hold?: boolean
 }
 
 const U64_MAX = 0xffffffffffffffffn
@@ -183,7 +185,7 @@ export function openArray(sources: DeviceSource[], opts: OpenOptions): MdArray {
   checkRoles(set, best)
   const devs: DeviceInfo[] = set.map(p => {
     const src = sourceOf.get(p)!
-    const dev = isDeviceRef(src) ? src.open({writable: opts.writable}) : src
+    const dev = isDeviceRef(src) ? src.open({writable: opts.writable, hold: opts.hold}) : src
     return {path: p.path, dev, sb: p.sb!, role: best.devRoles[p.sb!.devNumber] ?? ROLE_SPARE}
   })
   const arr = new MdArray(devs, best, opts.compute)

@@ -99,7 +99,7 @@ export interface DeviceRef {
   create(size: number): void
   /** remove what create made (a failed create) */
   remove(): void
-  open(opts: {writable: boolean}): BlockDevice
+  open(opts: {writable: boolean; hold?: boolean}): BlockDevice
 }
 
 /** A device as the engine's operations take it: named (opened by the operation) or already open. */
@@ -132,8 +132,8 @@ export class FileRef implements DeviceRef {
   remove(): void {
     fs.rmSync(this.name, {force: true})
   }
-  open(opts: {writable: boolean}): FileDevice {
-    return FileDevice.open(this.name, {writable: opts.writable, flush: this.opts.flush})
+  open(opts: {writable: boolean; hold?: boolean}): FileDevice {
+    return FileDevice.open(this.name, {writable: opts.writable, hold: opts.hold, flush: this.opts.flush})
   }
 }
 
@@ -211,6 +211,8 @@ export interface FileOpenOptions {
    * against a host crash. Flushes are still counted, so crash injection sees the same barriers.
    */
   flush?: boolean
+  /** read-only, but held against writers while it is open (a shared lock, O_EXCL on a block device): serve's view must not change under it */
+  hold?: boolean
 }
 
 export class FileDevice implements BlockDevice {
@@ -242,7 +244,9 @@ export class FileDevice implements BlockDevice {
     // O_NONBLOCK: a path swapped for a FIFO since the stat must not hang the open (it changes
     // nothing for regular files and block devices).
     const flags =
-      (opts.writable ? fs.constants.O_RDWR : fs.constants.O_RDONLY) | fs.constants.O_NONBLOCK | (block && opts.writable ? fs.constants.O_EXCL : 0)
+      (opts.writable ? fs.constants.O_RDWR : fs.constants.O_RDONLY) |
+      fs.constants.O_NONBLOCK |
+      (block && (opts.writable || opts.hold) ? fs.constants.O_EXCL : 0)
     let fd: number
     try {
       fd = fs.openSync(file, flags)
@@ -267,7 +271,7 @@ export class FileDevice implements BlockDevice {
       const st = fs.fstatSync(fd)
       refuseKind(kindOf(st), file)
       dev = new FileDevice(file, fd, st.isBlockDevice() ? blockDeviceSize(file, fd) : st.size, opts.writable, opts.flush ?? true)
-      if (opts.writable && (!block || id.backingFile)) dev.lock = DeviceLock.acquire(fd, file, id.backingFile)
+      if ((opts.writable || opts.hold) && (!block || id.backingFile)) dev.lock = DeviceLock.acquire(fd, file, id.backingFile, !opts.writable)
     } catch (error) {
       fs.closeSync(fd)
       throw error

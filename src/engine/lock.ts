@@ -14,7 +14,7 @@ import {createRequire} from 'node:module'
 import {IoError, RefusedError} from './errors.js'
 import {majorMinor} from './identity.js'
 
-type Flock = (fd: number, flags: 'exnb' | 'un') => void
+type Flock = (fd: number, flags: 'exnb' | 'shnb' | 'un') => void
 
 /** fs-ext's flockSync, loaded when a writer first needs it (readers never load the native module) */
 function flockSync(device: string): Flock {
@@ -29,8 +29,8 @@ function flockSync(device: string): Flock {
   }
 }
 
-/** Who holds an flock on the file with this stat, from /proc/locks: "pid N: command", or null. */
-function holder(st: fs.BigIntStats): string | null {
+/** Who holds an flock on the file with this stat, from /proc/locks: "pid N: command" and whether it is a writer's, or null. */
+function holder(st: fs.BigIntStats): {who: string; writer: boolean} | null {
   const [major, minor] = majorMinor(st.dev)
   let locks: string
   try {
@@ -39,17 +39,17 @@ function holder(st: fs.BigIntStats): string | null {
     return null
   }
   for (const line of locks.split('\n')) {
-    const m = /^\d+:\s+FLOCK\s+\S+\s+WRITE\s+(\d+)\s+([0-9a-f]+):([0-9a-f]+):(\d+)\s/.exec(line)
-    if (!m || BigInt(`0x${m[2]}`) !== major || BigInt(`0x${m[3]}`) !== minor || BigInt(m[4]) !== st.ino) continue
+    const m = /^\d+:\s+FLOCK\s+\S+\s+(READ|WRITE)\s+(\d+)\s+([0-9a-f]+):([0-9a-f]+):(\d+)\s/.exec(line)
+    if (!m || BigInt(`0x${m[3]}`) !== major || BigInt(`0x${m[4]}`) !== minor || BigInt(m[5]) !== st.ino) continue
     let cmd = ''
     try {
-      const argv = fs.readFileSync(`/proc/${m[1]}/cmdline`, 'utf8').split('\0').filter(Boolean)
+      const argv = fs.readFileSync(`/proc/${m[2]}/cmdline`, 'utf8').split('\0').filter(Boolean)
       // node bin/run.js ARGS... reads better as r5ctl ARGS...
       cmd = (/(\/run\.js|r5ctl)$/.test(argv[1] ?? '') ? ['r5ctl', ...argv.slice(2)] : argv).join(' ').slice(0, 300)
     } catch {
       /* the process ended meanwhile, or /proc hides it */
     }
-    return `pid ${m[1]}${cmd ? `: ${cmd}` : ''}`
+    return {who: `pid ${m[2]}${cmd ? `: ${cmd}` : ''}`, writer: m[1] === 'WRITE'}
   }
   return null
 }
@@ -64,23 +64,31 @@ export class DeviceLock {
   /**
    * Lock the regular file open as `fd` (`lockFile` instead when given: a loop device's backing file,
    * opened here); throws RefusedError (exit 3) naming `device` while another descriptor holds it.
+   * `shared`: a reader's hold (serve) that keeps writers out and lets other holders in.
    */
-  static acquire(fd: number, device: string, lockFile?: string): DeviceLock {
+  static acquire(fd: number, device: string, lockFile?: string, shared = false): DeviceLock {
     const flock = flockSync(device)
     const owned = lockFile !== undefined
     // O_NONBLOCK: opening a path that was swapped for a FIFO must not wait for a writer
     const lfd = owned ? fs.openSync(lockFile, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK) : fd
     try {
-      flock(lfd, 'exnb')
+      flock(lfd, shared ? 'shnb' : 'exnb')
     } catch (caught) {
       // fs calls throw Node system errors
       const error = caught as NodeJS.ErrnoException
       const st = fs.fstatSync(lfd, {bigint: true})
       if (owned) fs.closeSync(lfd)
       if (error.code !== 'EAGAIN' && error.code !== 'EWOULDBLOCK') throw new IoError(`cannot lock: ${error.message}`, device)
-      const who = holder(st)
+      const h = holder(st)
+      if (h && !h.writer)
+        throw new RefusedError(
+          `held by a reader that keeps writers out (${h.who})`,
+          device,
+          'stop it first (r5ctl serve ends on Ctrl-C or SIGTERM)',
+          'in-use',
+        )
       throw new RefusedError(
-        `in use by another writer${who ? ` (${who})` : ''}`,
+        `in use by another writer${h ? ` (${h.who})` : ''}`,
         device,
         'wait for it to finish: its lock goes away with its process',
         'in-use',

@@ -80,7 +80,8 @@ function untilSignal(): Promise<string> {
 
 export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, devices: string[]) {
   const opts = {...engineOptions(), force: flags.force, replay: !flags['no-replay']}
-  const arr = openForView(deviceRefs(devices, flags), opts)
+  // held: a writer (recover, write) would change the array under the view it serves
+  const arr = openForView(deviceRefs(devices, flags), {...opts, hold: true})
   let overlay: OverlayExport | null = null
   try {
     const listen = listenAddress(flags, arr.uuid)

@@ -124,6 +124,26 @@ describe('e2e: serve exports the replayed array over NBD to real clients', funct
     assert.deepEqual(fingerprint(a.all), before)
   })
 
+  it('writers are kept out while it serves (recover, write: exit 3, naming serve), readers are not; once it stops they go on', async function () {
+    const copies = a.all.map(f => {
+      const c = tmp.file('held', path.basename(f))
+      fs.mkdirSync(path.dirname(c), {recursive: true})
+      fs.copyFileSync(f, c)
+      return c
+    })
+    const s = await serve(tmp.path, 'held', copies)
+    const before = fingerprint(copies)
+    const r = expectExit(r5ctl(['recover', ...copies]), 3)
+    assert.match(r.stderr, /held by a reader that keeps writers out \(pid \d+: r5ctl serve /)
+    expectExit(r5ctl(['write', '--offset', '0', '--input', tmp.file('new.bin'), ...copies]), 3)
+    assert.ok(ok(r5ctl(['read', ...copies])).stdout.equals(ref), 'a read goes on beside it')
+    const second = await serve(tmp.path, 'held2', copies)
+    assert.equal((await second.stop()).status, 0, 'a second serve shares the hold')
+    assert.deepEqual(fingerprint(copies), before)
+    assert.equal((await s.stop()).status, 0)
+    ok(r5ctl(['recover', ...copies]))
+  })
+
   it('refused before listening, exit 2, nothing created: --socket with --listen, a bad --listen, an overlay of another array', function () {
     const before = fingerprint(a.all)
     const sock = tmp.file('never.sock')

@@ -110,9 +110,12 @@ export function viewOf(arr: MdArray, opts: ReadOptions, progress?: Progress): Ar
   }
 }
 
-/** Open the array read-only (members may be missing) for viewOf; the caller closes it. */
-export function openForView(paths: DeviceSource[], opts: ReadOptions): MdArray {
-  return openArray(paths, {writable: false, allowMissingMembers: true, allowMissingJournal: opts.force, compute: opts.compute})
+/**
+ * Open the array read-only (members may be missing) for viewOf; the caller closes it. `hold` keeps
+ * writers out while it is open, for a view that outlives a moment (serve).
+ */
+export function openForView(paths: DeviceSource[], opts: ReadOptions & {hold?: boolean}): MdArray {
+  return openArray(paths, {writable: false, hold: opts.hold, allowMissingMembers: true, allowMissingJournal: opts.force, compute: opts.compute})
 }
 
 /** Read `length` bytes at `offset` (default: to the end) of the array as viewOf presents it. */

@@ -86,7 +86,7 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, device
   try {
     const listen = listenAddress(flags, arr.uuid)
     const view = viewOf(arr, opts)
-    if (flags.overlay !== undefined) overlay = openOverlay(flags.overlay, view, {arrayUuid: arr.uuid})
+    if (flags.overlay !== undefined) overlay = openOverlay(flags.overlay, view, {arrayUuid: arr.uuid, events: arr.sb.events})
     let read = 0
     let written = 0
     const progress = ctx.progressEnabled(flags.progress)

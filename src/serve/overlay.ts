@@ -31,6 +31,12 @@ export interface OverlayHeader {
   bitmapOffset: number
   dataOffset: number
   arrayUuid: string
+  /**
+   * the array's events count when the overlay was made: every r5ctl or md write of superblocks
+   * (write, recover, reclaim, assemble) moves it, and the overlay's writes were made over the bytes
+   * of that state only
+   */
+  events: bigint
 }
 
 /** where the bitmap and the data lie for an export of `size` bytes */
@@ -48,6 +54,7 @@ export function encodeOverlayHeader(h: OverlayHeader): Buffer {
   b.writeBigUInt64LE(BigInt(h.bitmapOffset), 24)
   b.writeBigUInt64LE(BigInt(h.dataOffset), 32)
   b.write(h.arrayUuid, 48, UUID_FIELD, 'utf8')
+  b.writeBigUInt64LE(h.events, 48 + UUID_FIELD)
   b.writeUInt32LE(crc32c(b.subarray(0, HEADER_BYTES - 4)), HEADER_BYTES - 4)
   return b
 }
@@ -67,6 +74,7 @@ export function decodeOverlayHeader(b: Buffer): OverlayHeader | string {
     bitmapOffset: Number(b.readBigUInt64LE(24)),
     dataOffset: Number(b.readBigUInt64LE(32)),
     arrayUuid: uuid.toString('utf8', 0, end < 0 ? UUID_FIELD : end),
+    events: b.readBigUInt64LE(48 + UUID_FIELD),
   }
 }
 
@@ -80,7 +88,13 @@ export interface OverlayExport extends WritableExport {
  * Open the overlay at `path` over `base` (creating it when the file is missing or empty), locked
  * against a second writer. Throws UsageError when the file belongs to another array or size.
  */
-export function openOverlay(path: string, base: ExportSource, identity: {arrayUuid: string}): OverlayExport {
+/** the array an overlay belongs to, and its events count (default 0: an export that is no array) */
+export interface OverlayIdentity {
+  arrayUuid: string
+  events?: bigint
+}
+
+export function openOverlay(path: string, base: ExportSource, identity: OverlayIdentity): OverlayExport {
   if (base.size % BLOCK !== 0) throw new Error(`export size ${base.size} is not a multiple of ${BLOCK}`)
   if (Buffer.byteLength(identity.arrayUuid) > UUID_FIELD) throw new UsageError(`array UUID longer than ${UUID_FIELD} bytes`)
   let fd: number
@@ -95,7 +109,7 @@ export function openOverlay(path: string, base: ExportSource, identity: {arrayUu
     if (!fs.fstatSync(fd).isFile())
       throw new UsageError(`${path} is not a regular file`, 'name a file for the overlay (it is created when missing)', path)
     lock = DeviceLock.acquire(fd, path)
-    const header = fs.fstatSync(fd).size === 0 ? create(fd, path, base.size, identity.arrayUuid) : check(fd, path, base.size, identity.arrayUuid)
+    const header = fs.fstatSync(fd).size === 0 ? create(fd, path, base.size, identity) : check(fd, path, base.size, identity)
     return new Overlay(fd, lock, base, header)
   } catch (error) {
     lock?.release()
@@ -104,8 +118,15 @@ export function openOverlay(path: string, base: ExportSource, identity: {arrayUu
   }
 }
 
-function create(fd: number, path: string, size: number, arrayUuid: string): OverlayHeader {
-  const header: OverlayHeader = {version: OVERLAY_VERSION, blockSize: BLOCK, size, arrayUuid, ...overlayLayout(size)}
+function create(fd: number, path: string, size: number, id: OverlayIdentity): OverlayHeader {
+  const header: OverlayHeader = {
+    version: OVERLAY_VERSION,
+    blockSize: BLOCK,
+    size,
+    arrayUuid: id.arrayUuid,
+    events: id.events ?? 0n,
+    ...overlayLayout(size),
+  }
   writeFull(fd, encodeOverlayHeader(header), 0)
   // sparse: the bitmap reads as zeroes and blocks cost space only once written
   fs.ftruncateSync(fd, header.dataOffset + size)
@@ -114,13 +135,20 @@ function create(fd: number, path: string, size: number, arrayUuid: string): Over
   return header
 }
 
-function check(fd: number, path: string, size: number, arrayUuid: string): OverlayHeader {
+function check(fd: number, path: string, size: number, id: OverlayIdentity): OverlayHeader {
+  const arrayUuid = id.arrayUuid
   const b = Buffer.alloc(BLOCK)
   fs.readSync(fd, b, 0, BLOCK, 0)
   const h = decodeOverlayHeader(b)
   const hint = 'use another overlay file, or delete this one to discard the writes it holds'
   if (typeof h === 'string') throw new UsageError(`${path}: ${h}`, hint, path)
   if (h.arrayUuid !== arrayUuid) throw new UsageError(`${path} holds writes to array ${h.arrayUuid}, not to array ${arrayUuid}`, hint, path)
+  if (h.events !== (id.events ?? 0n))
+    throw new UsageError(
+      `${path} was made over array ${arrayUuid} at events ${h.events}; the array is at events ${id.events ?? 0n} now (it was written or recovered since), so the overlay's writes were made over other bytes`,
+      'use a new overlay file (or put the array back as it was, with the undo file of what changed it)',
+      path,
+    )
   if (h.size !== size) throw new UsageError(`${path} was made for an export of ${h.size} bytes; this export has ${size}`, hint, path)
   const layout = overlayLayout(size)
   if (h.blockSize !== BLOCK || h.bitmapOffset !== layout.bitmapOffset || h.dataOffset !== layout.dataOffset)

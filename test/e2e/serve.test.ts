@@ -122,6 +122,18 @@ describe('e2e: serve exports the replayed array over NBD to real clients', funct
     check('after a restart on the same overlay')
     assert.equal((await s.stop()).status, 0)
     assert.deepEqual(fingerprint(a.all), before)
+    // once the array changes under it (recover, on copies), the overlay's writes no longer fit it: refused, untouched
+    const copies = a.all.map(f => {
+      const c = tmp.file('changed', path.basename(f))
+      fs.mkdirSync(path.dirname(c), {recursive: true})
+      fs.copyFileSync(f, c)
+      return c
+    })
+    ok(r5ctl(['recover', ...copies]))
+    const ovlBefore = fs.readFileSync(ovl)
+    const r = expectExit(r5ctl(['serve', '--socket', tmp.file('changed.sock'), '--overlay', ovl, ...copies], {timeout: 10_000}), 2)
+    assert.match(r.stderr, /at events \d+; the array is at events \d+ now/)
+    assert.ok(fs.readFileSync(ovl).equals(ovlBefore), 'the overlay is untouched')
   })
 
   it('writers are kept out while it serves (recover, write: exit 3, naming serve), readers are not; once it stops they go on', async function () {

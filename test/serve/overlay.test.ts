@@ -125,7 +125,7 @@ describe('serve overlay: copy-on-write file over a read-only export', function (
     openOverlay(file, patternBase(MiB), ID).close()
   })
 
-  it('an overlay of another array, another size, another format, or a file that is not one is refused and left as it was', function () {
+  it('an overlay of another array, of this array before it changed, another size, another format, or a file that is not one is refused and left as it was', function () {
     const file = path.join(dir, 'o.ovl')
     const o = openOverlay(file, patternBase(MiB), ID)
     o.write(0, Buffer.alloc(4096, 1))
@@ -140,6 +140,7 @@ describe('serve overlay: copy-on-write file over a read-only export', function (
       },
     )
     assert.throws(() => openOverlay(file, patternBase(2 * MiB), ID), /made for an export of 1048576 bytes; this export has 2097152/)
+    assert.throws(() => openOverlay(file, patternBase(MiB), {...ID, events: 7n}), /at events 0; the array is at events 7 now/)
     const bumped = Buffer.from(before)
     bumped.writeUInt32LE(2, 8)
     const other = path.join(dir, 'v2.ovl')

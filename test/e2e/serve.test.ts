@@ -47,6 +47,16 @@ function serve(dir: string, name: string, args: string[]): Promise<Served> {
   })
 }
 
+/** copies of the array's images in `dir` */
+function copyOf(a: ImageArray, dir: string): string[] {
+  fs.mkdirSync(dir, {recursive: true})
+  return a.all.map(f => {
+    const c = path.join(dir, path.basename(f))
+    fs.copyFileSync(f, c)
+    return c
+  })
+}
+
 /** run a client; its stdout */
 function client(tool: string, args: string[]): string {
   const r = spawnSync(tool, args, {encoding: 'utf8', timeout: 60_000})
@@ -71,12 +81,7 @@ describe('e2e: serve exports the replayed array over NBD to real clients', funct
     ok(r5ctl(['write', '--journal-mode', 'write-back', '--offset', '40K', '--input', tmp.file('new.bin'), ...a.all]))
     expectExit(r5ctl(['examine-journal', ...a.all]), 5)
     // the reference: recover on copies, then read
-    const copies = a.all.map(f => {
-      const c = tmp.file('ref', path.basename(f))
-      fs.mkdirSync(path.dirname(c), {recursive: true})
-      fs.copyFileSync(f, c)
-      return c
-    })
+    const copies = copyOf(a, tmp.file('ref'))
     ok(r5ctl(['recover', ...copies]))
     ref = ok(r5ctl(['read', ...copies])).stdout
     assert.ok(!ref.equals(fs.readFileSync(tmp.file('old.bin'))), 'the journal changes what is read')
@@ -123,12 +128,7 @@ describe('e2e: serve exports the replayed array over NBD to real clients', funct
     assert.equal((await s.stop()).status, 0)
     assert.deepEqual(fingerprint(a.all), before)
     // once the array changes under it (recover, on copies), the overlay's writes no longer fit it: refused, untouched
-    const copies = a.all.map(f => {
-      const c = tmp.file('changed', path.basename(f))
-      fs.mkdirSync(path.dirname(c), {recursive: true})
-      fs.copyFileSync(f, c)
-      return c
-    })
+    const copies = copyOf(a, tmp.file('changed'))
     ok(r5ctl(['recover', ...copies]))
     const ovlBefore = fs.readFileSync(ovl)
     const r = expectExit(r5ctl(['serve', '--socket', tmp.file('changed.sock'), '--overlay', ovl, ...copies], {timeout: 10_000}), 2)
@@ -137,12 +137,7 @@ describe('e2e: serve exports the replayed array over NBD to real clients', funct
   })
 
   it('writers are kept out while it serves (recover, write: exit 3, naming serve), readers are not; once it stops they go on', async function () {
-    const copies = a.all.map(f => {
-      const c = tmp.file('held', path.basename(f))
-      fs.mkdirSync(path.dirname(c), {recursive: true})
-      fs.copyFileSync(f, c)
-      return c
-    })
+    const copies = copyOf(a, tmp.file('held'))
     const s = await serve(tmp.path, 'held', copies)
     const before = fingerprint(copies)
     const r = expectExit(r5ctl(['recover', ...copies]), 3)

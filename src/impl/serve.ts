@@ -98,6 +98,8 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, device
       onWrite: b => (written += b),
       onLog: line => progress && process.stderr.write(`r5ctl: ${line}\n`),
     })
+    // caught from before the banner, which tells a script it may connect (or stop it) from now on
+    const stopped = untilSignal()
     process.stderr.write(banner(view, server, overlay))
     const tick = progress
       ? setInterval(
@@ -105,7 +107,7 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, device
           1000,
         )
       : null
-    const signal = await untilSignal()
+    const signal = await stopped
     if (tick) clearInterval(tick)
     await server.close()
     if (!ctx.jsonEnabled()) ctx.log(`served ${humanBytes(read)} read, ${humanBytes(written)} written; stopped by ${signal}`)

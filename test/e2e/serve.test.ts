@@ -6,7 +6,7 @@
  * before it listens.
  */
 import assert from 'node:assert/strict'
-import {spawn, spawnSync} from 'node:child_process'
+import {type ChildProcess, spawn, spawnSync} from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {BIN, childEnv, expectExit, fingerprint, ok, pseudoRandom, r5ctl, requireTool, suiteTempDir} from '../helpers/cli.js'
@@ -21,6 +21,9 @@ interface Served {
   stop(signal?: NodeJS.Signals): Promise<{status: number | null; stdout: string; stderr: string}>
 }
 
+/** every serve a test started and has not seen end: killed after each test, so a failed one leaves none running */
+const running = new Set<ChildProcess>()
+
 /** start `r5ctl serve` on a socket in `dir`; resolves once it says it is serving */
 function serve(dir: string, name: string, args: string[]): Promise<Served> {
   const socket = path.join(dir, `${name}.sock`)
@@ -28,7 +31,13 @@ function serve(dir: string, name: string, args: string[]): Promise<Served> {
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
-  const exited = new Promise<number | null>(resolve => child.on('exit', code => resolve(code)))
+  running.add(child)
+  const exited = new Promise<number | null>(resolve =>
+    child.on('exit', code => {
+      running.delete(child)
+      resolve(code)
+    }),
+  )
   return new Promise((resolve, reject) => {
     child.stderr.on('data', (d: Buffer) => {
       stderr += d.toString()
@@ -70,6 +79,10 @@ describe('e2e: serve exports the replayed array over NBD to real clients', funct
   let a: ImageArray
   let ref: Buffer
   let nbdcopy: string
+
+  afterEach(function () {
+    for (const child of running) child.kill('SIGKILL')
+  })
 
   before(function () {
     nbdcopy = requireTool(this, 'nbdcopy')
@@ -136,6 +149,15 @@ describe('e2e: serve exports the replayed array over NBD to real clients', funct
     assert.ok(fs.readFileSync(ovl).equals(ovlBefore), 'the overlay is untouched')
   })
 
+  it('SIGTERM or SIGINT the moment it says it is serving ends it cleanly (exit 0, socket removed), every time', async function () {
+    for (let k = 0; k < 6; k++) {
+      const s = await serve(tmp.path, `quick${k}`, a.all)
+      const end = await s.stop(k % 2 ? 'SIGINT' : 'SIGTERM')
+      assert.equal(end.status, 0, `run ${k}: ${end.stderr}`)
+      assert.ok(!fs.existsSync(s.socket))
+    }
+  })
+
   it('writers are kept out while it serves (recover, write: exit 3, naming serve), readers are not; once it stops they go on', async function () {
     const copies = copyOf(a, tmp.file('held'))
     const s = await serve(tmp.path, 'held', copies)
@@ -151,7 +173,7 @@ describe('e2e: serve exports the replayed array over NBD to real clients', funct
     ok(r5ctl(['recover', ...copies]))
   })
 
-  it('refused before listening, exit 2, nothing created: --socket with --listen, a bad --listen, an overlay of another array', function () {
+  it('refused before listening, exit 2, nothing created: --socket with --listen, a bad --listen, an overlay of another array', async function () {
     const before = fingerprint(a.all)
     const sock = tmp.file('never.sock')
     expectExit(r5ctl(['serve', '--socket', sock, '--listen', '10809', ...a.all]), 2)
@@ -168,7 +190,7 @@ describe('e2e: serve exports the replayed array over NBD to real clients', funct
     const ovl = tmp.file('other.ovl')
     fs.writeFileSync(ovl, '')
     // an overlay made for the other array (by a serve stopped at once), then offered to this one
-    const made = r5ctl(['serve', '--socket', sock, '--overlay', ovl, ...other.all], {timeout: 3000})
+    const made = await (await serve(tmp.path, 'other', ['--overlay', ovl, ...other.all])).stop()
     assert.ok(fs.statSync(ovl).size > 0, `the overlay was made: ${made.stderr}`)
     const ovlBefore = fs.readFileSync(ovl)
     const r = expectExit(r5ctl(['serve', '--socket', sock, '--overlay', ovl, ...a.all]), 2)

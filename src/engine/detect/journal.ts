@@ -1,0 +1,163 @@
+/**
+ * Finding a journal device by its content: r5l meta blocks (magic 0x6433c509, version 1) at 4 KiB
+ * positions of a bounded sample of the device. Each block states its own sector in the log, so where
+ * it was found gives the journal's data offset. Its checksum is crc32c_le(seed, page) with the seed
+ * crc32c_le(~0, array UUID); the raw CRC is affine in its seed, so each block gives back the one seed
+ * that makes its checksum hold (solveSeed): blocks that agree on it are one log, and a UUID from a
+ * surviving superblock is confirmed when its seed is that one.
+ */
+import {crc32cRaw, uuidSeed} from '../checksum.js'
+import type {BlockDevice} from '../device.js'
+import {alignedBuffer} from '../device.js'
+import {BLOCK_SIZE, META_MAGIC, META_VERSION, MetaColumns, PAYLOAD_DATA, PAYLOAD_PARITY, decodeMeta} from '../format/meta.js'
+
+/** bytes read from the start of a device (where a fresh log's first block sits) */
+const HEAD_BYTES = 16 << 20
+/** further windows spread over the rest of the device, and their size */
+const SPREAD_WINDOWS = 16
+const SPREAD_BYTES = 1 << 20
+
+/** What the meta blocks found on one device say. */
+export interface JournalFinding {
+  /** meta blocks found (magic, version, meta_size and a position that fits where they sit) */
+  metaBlocks: number
+  /** the journal's data offset that most blocks' positions give, in sectors */
+  dataOffsetSector: number
+  /** the checksum seed (crc32c_le(~0, uuid)) most blocks agree on, and how many do */
+  seed: number
+  seedAgreeing: number
+  /** parity pages per stripe record seen (1: RAID4/5, 2: RAID6), null when no parity record was seen */
+  parityPages: 1 | 2 | null
+  /** data records with the parity records of their meta block: to test a chunk size and data disks */
+  records: {data: number[]; parity: number[]}[]
+  /** bytes of the device looked at */
+  bytesRead: number
+}
+
+/**
+ * The seed s with crc32c_le(s, page) = checksum for a page whose checksum field reads as zero. The
+ * raw CRC is linear in the register: crc(s, buf) = crc(0, buf) xor crc(s, zeros), and crc(s, zeros)
+ * is a linear map of s (multiplication by x^(8·len) modulo the polynomial, invertible), so one solve
+ * of a 32×32 system over GF(2) gives it.
+ */
+export function solveSeed(page: Uint8Array, checksum: number): number {
+  const zeros = new Uint8Array(page.length)
+  const cols: number[] = []
+  for (let i = 0; i < 32; i++) cols.push(crc32cRaw((1 << i) >>> 0, zeros))
+  const target = (checksum ^ crc32cRaw(0, page)) >>> 0
+  // Gaussian elimination on rows (bit k of every column) augmented with the target bit
+  const rows: number[] = []
+  const rhs: number[] = []
+  for (let k = 0; k < 32; k++) {
+    let r = 0
+    for (let i = 0; i < 32; i++) if ((cols[i] >>> k) & 1) r |= 1 << i
+    rows.push(r >>> 0)
+    rhs.push((target >>> k) & 1)
+  }
+  for (let c = 0; c < 32; c++) {
+    const p = rows.findIndex((r, i) => i >= c && ((r >>> c) & 1) === 1)
+    if (p < 0) throw new Error('crc32c seed map is not invertible') // cannot happen: the CRC polynomial has x^0
+    ;[rows[c], rows[p]] = [rows[p], rows[c]]
+    ;[rhs[c], rhs[p]] = [rhs[p], rhs[c]]
+    for (let i = 0; i < 32; i++) {
+      if (i !== c && ((rows[i] >>> c) & 1) === 1) {
+        rows[i] = (rows[i] ^ rows[c]) >>> 0
+        rhs[i] ^= rhs[c]
+      }
+    }
+  }
+  let s = 0
+  for (let i = 0; i < 32; i++) if (rhs[i]) s |= 1 << i
+  return s >>> 0
+}
+
+/** Whether the seed of `uuid` is the one the journal's blocks were checksummed with. */
+export function uuidMatchesSeed(uuid: Uint8Array, seed: number): boolean {
+  return uuidSeed(uuid) === seed
+}
+
+/** The windows of a device to look at: its head, then evenly spread ones, in order and without overlap. */
+function windows(size: number): [number, number][] {
+  const out: [number, number][] = [[0, Math.min(size, HEAD_BYTES)]]
+  if (size <= HEAD_BYTES) return out
+  const step = Math.floor((size - HEAD_BYTES) / SPREAD_WINDOWS / BLOCK_SIZE) * BLOCK_SIZE
+  for (let k = 0; k < SPREAD_WINDOWS && step >= SPREAD_BYTES; k++) {
+    const at = HEAD_BYTES + k * step
+    out.push([at, Math.min(SPREAD_BYTES, size - at)])
+  }
+  return out
+}
+
+/**
+ * Look for meta blocks on `dev`; null when none is found. A block counts when its magic, version and
+ * meta_size are right and its position puts the log's start at or after sector 16 (past a v1.2
+ * superblock) on a 4 KiB boundary.
+ */
+export function findJournal(dev: BlockDevice): JournalFinding | null {
+  const offsets = new Map<number, number>()
+  const seeds = new Map<number, number>()
+  const cols = new MetaColumns()
+  const records: JournalFinding['records'] = []
+  let parityPages: 1 | 2 | null = null
+  let metaBlocks = 0
+  let bytesRead = 0
+  const buf = alignedBuffer(HEAD_BYTES)
+  for (const [at, len] of windows(dev.size)) {
+    const w = buf.subarray(0, len - (len % BLOCK_SIZE))
+    dev.read(w, at)
+    bytesRead += w.length
+    for (let o = 0; o + BLOCK_SIZE <= w.length; o += BLOCK_SIZE) {
+      if (w.readUInt32LE(o) !== META_MAGIC || w[o + 8] !== META_VERSION || w.readUInt32LE(o + 12) > BLOCK_SIZE) continue
+      const page = w.subarray(o, o + BLOCK_SIZE)
+      const position = Number(page.readBigUInt64LE(24))
+      const dataOffset = (at + o) / 512 - position
+      if (!Number.isSafeInteger(dataOffset) || dataOffset < 16 || dataOffset % 8 !== 0) continue
+      metaBlocks++
+      offsets.set(dataOffset, (offsets.get(dataOffset) ?? 0) + 1)
+      const copy = Uint8Array.from(page)
+      copy.fill(0, 4, 8)
+      const seed = solveSeed(copy, page.readUInt32LE(4))
+      seeds.set(seed, (seeds.get(seed) ?? 0) + 1)
+      if (decodeMeta(page, seed, {}, cols).length > 0) continue
+      const rec = {data: [] as number[], parity: [] as number[]}
+      for (let i = 0; i < cols.count; i++) {
+        if (cols.type[i] === PAYLOAD_DATA) rec.data.push(cols.location[i])
+        if (cols.type[i] === PAYLOAD_PARITY) {
+          rec.parity.push(cols.location[i])
+          parityPages = cols.size[i] === 16 ? 2 : 1
+        }
+      }
+      if (rec.data.length > 0 && rec.parity.length > 0 && records.length < 256) records.push(rec)
+    }
+  }
+  if (metaBlocks === 0) return null
+  const [dataOffsetSector] = mostCommon(offsets)
+  const [seed, seedAgreeing] = mostCommon(seeds)
+  return {metaBlocks, dataOffsetSector, seed, seedAgreeing, parityPages, records, bytesRead}
+}
+
+function mostCommon(m: Map<number, number>): [number, number] {
+  let best: [number, number] = [0, 0]
+  for (const e of m) if (e[1] > best[1]) best = e
+  return best
+}
+
+/**
+ * How many data records of the sampled meta blocks have their stripe among the parity records of
+ * the same block, for a chunk of `chunkSectors` and `dataDisks` data disks (the kernel logs each
+ * stripe's data pages with its parity, keyed by the stripe's member sector): [agreeing, total].
+ */
+export function journalAgreement(records: JournalFinding['records'], chunkSectors: number, dataDisks: number): [number, number] {
+  let agree = 0
+  let total = 0
+  for (const r of records) {
+    const parity = new Set(r.parity)
+    for (const loc of r.data) {
+      const chunk = Math.floor(loc / chunkSectors)
+      const stripe = Math.floor(chunk / dataDisks) * chunkSectors + (loc % chunkSectors)
+      total++
+      if (parity.has(stripe - (stripe % 8))) agree++
+    }
+  }
+  return [agree, total]
+}

@@ -26,6 +26,12 @@ const LISTED = 10
 const VERIFIED = 5
 /** stripes with data re-read for each exact check */
 const EXACT_STRIPES = 256
+/**
+ * The share of the first candidate's exactly checked stripes that must hold for detect to call it
+ * found: a crash leaves stripes whose members were written in part (the journal holds them), so not
+ * all of a real array's stripes need hold.
+ */
+const FOUND_RATIO = 0.9
 /** members the search handles (a bit each in the sample's masks) */
 export const MAX_MEMBERS = 16
 
@@ -187,7 +193,7 @@ function detectOpened(devs: Probed[], opts: EngineOptions): DetectResult {
   const listed = [...verified, ...ranked.slice(VERIFIED, LISTED).map(x => ({x, exact: null}))]
   const candidates = listed.map((c, i) => candidateOf(c.x, c.exact, i + 1, members, journal))
   const top = listed.at(0)
-  const found = top?.exact != null && top.exact[0] > 0 && top.exact[0] === top.exact[1]
+  const found = top?.exact != null && top.exact[0] > 0 && top.exact[1] >= FOUND_RATIO * top.exact[0]
   return {
     found,
     arrayUuid: uuid ? formatUuid(uuid) : null,
@@ -197,7 +203,7 @@ function detectOpened(devs: Probed[], opts: EngineOptions): DetectResult {
     sample: {...counts, stripes: sample.stripes, bytesRead: sample.bytesRead + devs.reduce((a, d) => a + (d.journal?.bytesRead ?? 0), 0)},
     candidates,
     undecided: undecided(ties, (x: Scored) => x.h.order.map(m => members[m].name)),
-    notes: notes(found, counts.stripesWithData, uuid, journal, top?.x ?? null),
+    notes: notes(found, counts.stripesWithData, uuid, journal, top ?? null),
   }
 }
 
@@ -313,10 +319,20 @@ function journalOf(j: Probed, uuid: Uint8Array | null): DetectJournal {
 }
 
 /** What the reader must know about the result beyond the candidates. */
-function notes(found: boolean, withData: number, uuid: Uint8Array | null, journal: Probed | null, top: Scored | null): string[] {
+function notes(
+  found: boolean,
+  withData: number,
+  uuid: Uint8Array | null,
+  journal: Probed | null,
+  top: {x: Scored; exact: [number, number] | null} | null,
+): string[] {
   const out: string[] = []
+  const e = top?.exact
   if (withData === 0) out.push('every sampled stripe is zero: the content holds no evidence')
-  else if (!found) out.push("no candidate's parity held on every stripe checked: these may not be one array's members, or a member is missing")
+  else if (!found)
+    out.push("no candidate's parity held on enough of the stripes checked: these may not be one array's members, or a member is missing")
+  else if (e && e[1] < e[0])
+    out.push(`${e[0] - e[1]} of ${e[0]} stripes checked do not hold: a crash leaves such stripes (the journal holds their data), as does damage`)
   if (!uuid && journal?.journal)
     out.push('no superblock survives: the array UUID cannot be read back from content, only the journal checksum seed it gives')
   if (!uuid && !journal?.journal) out.push('no superblock and no journal: the array UUID is lost')

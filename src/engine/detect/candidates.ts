@@ -68,9 +68,19 @@ function costMatrix(seg: Segments, level: RaidLevel, g: Geometry, n: number): nu
   return cost
 }
 
-/** The orders (order[slot] = device) of least cost; capped says the search was cut short. */
-export function bestOrders(seg: Segments, level: RaidLevel, g: Geometry, n: number): {orders: number[][]; capped: boolean} {
+/**
+ * The orders (order[slot] = device) of least cost; capped says the search was cut short. `adjust`
+ * adds other evidence to the cost matrix (the journal's logged pages found on the members).
+ */
+export function bestOrders(
+  seg: Segments,
+  level: RaidLevel,
+  g: Geometry,
+  n: number,
+  adjust?: (cost: number[][]) => void,
+): {orders: number[][]; capped: boolean} {
   const cost = costMatrix(seg, level, g, n)
+  adjust?.(cost)
   const minRest: number[] = new Array<number>(n + 1).fill(0)
   for (let r = n - 1; r >= 0; r--) minRest[r] = minRest[r + 1] + Math.min(...cost[r])
   let best = Infinity

@@ -9,13 +9,24 @@
 import {crc32cRaw, uuidSeed} from '../checksum.js'
 import type {BlockDevice} from '../device.js'
 import {alignedBuffer} from '../device.js'
-import {BLOCK_SIZE, META_MAGIC, META_VERSION, MetaColumns, PAYLOAD_DATA, PAYLOAD_PARITY, decodeMeta} from '../format/meta.js'
+import {BLOCK_SIZE, META_MAGIC, META_VERSION, MetaColumns, PAYLOAD_DATA, PAYLOAD_FLUSH, PAYLOAD_PARITY, decodeMeta} from '../format/meta.js'
 
 /** bytes read from the start of a device (where a fresh log's first block sits) */
 const HEAD_BYTES = 16 << 20
 /** further windows spread over the rest of the device, and their size */
 const SPREAD_WINDOWS = 16
 const SPREAD_BYTES = 1 << 20
+
+/** most logged data pages kept */
+const LOGGED_PAGES = 64
+
+/** A data page the log holds: where in the array it was written, and its bytes. */
+export interface LoggedPage {
+  arraySector: number
+  page: Uint8Array
+  /** the seed its block was read with (pages of another log are dropped) */
+  seed: number
+}
 
 /** What the meta blocks found on one device say. */
 export interface JournalFinding {
@@ -30,6 +41,8 @@ export interface JournalFinding {
   parityPages: 1 | 2 | null
   /** data records with the parity records of their meta block: to test a chunk size and data disks */
   records: {data: number[]; parity: number[]}[]
+  /** data pages of the log (checksums holding), for locating on the members */
+  logged: LoggedPage[]
   /** bytes of the device looked at */
   bytesRead: number
 }
@@ -88,18 +101,24 @@ function windows(size: number): [number, number][] {
   return out
 }
 
+/** what findJournal gathers while it reads */
+interface Scan {
+  offsets: Map<number, number>
+  seeds: Map<number, number>
+  cols: MetaColumns
+  records: JournalFinding['records']
+  logged: LoggedPage[]
+  parityPages: 1 | 2 | null
+  metaBlocks: number
+}
+
 /**
  * Look for meta blocks on `dev`; null when none is found. A block counts when its magic, version and
  * meta_size are right and its position puts the log's start at or after sector 16 (past a v1.2
  * superblock) on a 4 KiB boundary.
  */
 export function findJournal(dev: BlockDevice): JournalFinding | null {
-  const offsets = new Map<number, number>()
-  const seeds = new Map<number, number>()
-  const cols = new MetaColumns()
-  const records: JournalFinding['records'] = []
-  let parityPages: 1 | 2 | null = null
-  let metaBlocks = 0
+  const scan: Scan = {offsets: new Map(), seeds: new Map(), cols: new MetaColumns(), records: [], logged: [], parityPages: null, metaBlocks: 0}
   let bytesRead = 0
   const buf = alignedBuffer(HEAD_BYTES)
   for (const [at, len] of windows(dev.size)) {
@@ -108,32 +127,60 @@ export function findJournal(dev: BlockDevice): JournalFinding | null {
     bytesRead += w.length
     for (let o = 0; o + BLOCK_SIZE <= w.length; o += BLOCK_SIZE) {
       if (w.readUInt32LE(o) !== META_MAGIC || w[o + 8] !== META_VERSION || w.readUInt32LE(o + 12) > BLOCK_SIZE) continue
-      const page = w.subarray(o, o + BLOCK_SIZE)
-      const position = Number(page.readBigUInt64LE(24))
-      const dataOffset = (at + o) / 512 - position
-      if (!Number.isSafeInteger(dataOffset) || dataOffset < 16 || dataOffset % 8 !== 0) continue
-      metaBlocks++
-      offsets.set(dataOffset, (offsets.get(dataOffset) ?? 0) + 1)
-      const copy = Uint8Array.from(page)
-      copy.fill(0, 4, 8)
-      const seed = solveSeed(copy, page.readUInt32LE(4))
-      seeds.set(seed, (seeds.get(seed) ?? 0) + 1)
-      if (decodeMeta(page, seed, {}, cols).length > 0) continue
-      const rec = {data: [] as number[], parity: [] as number[]}
-      for (let i = 0; i < cols.count; i++) {
-        if (cols.type[i] === PAYLOAD_DATA) rec.data.push(cols.location[i])
-        if (cols.type[i] === PAYLOAD_PARITY) {
-          rec.parity.push(cols.location[i])
-          parityPages = cols.size[i] === 16 ? 2 : 1
-        }
-      }
-      if (rec.data.length > 0 && rec.parity.length > 0 && records.length < 256) records.push(rec)
+      bytesRead += readBlock(dev, w.subarray(o, o + BLOCK_SIZE), at + o, scan)
     }
   }
-  if (metaBlocks === 0) return null
-  const [dataOffsetSector] = mostCommon(offsets)
-  const [seed, seedAgreeing] = mostCommon(seeds)
-  return {metaBlocks, dataOffsetSector, seed, seedAgreeing, parityPages, records, bytesRead}
+  if (scan.metaBlocks === 0) return null
+  const [dataOffsetSector] = mostCommon(scan.offsets)
+  const [seed, seedAgreeing] = mostCommon(scan.seeds)
+  const {metaBlocks, parityPages, records} = scan
+  // pages checksummed with another seed are not this log's
+  const logged = scan.logged.filter(p => p.seed === seed)
+  return {metaBlocks, dataOffsetSector, seed, seedAgreeing, parityPages, records, logged, bytesRead}
+}
+
+/** One block that looks like a meta block, at device byte `at`; returns the bytes of logged pages read. */
+function readBlock(dev: BlockDevice, page: Buffer, at: number, scan: Scan): number {
+  const position = Number(page.readBigUInt64LE(24))
+  const dataOffset = at / 512 - position
+  if (!Number.isSafeInteger(dataOffset) || dataOffset < 16 || dataOffset % 8 !== 0) return 0
+  scan.metaBlocks++
+  scan.offsets.set(dataOffset, (scan.offsets.get(dataOffset) ?? 0) + 1)
+  const copy = Uint8Array.from(page)
+  copy.fill(0, 4, 8)
+  const seed = solveSeed(copy, page.readUInt32LE(4))
+  scan.seeds.set(seed, (scan.seeds.get(seed) ?? 0) + 1)
+  const cols = scan.cols
+  if (decodeMeta(page, seed, {}, cols).length > 0) return 0
+  const rec = {data: [] as number[], parity: [] as number[]}
+  let k = 0
+  let read = 0
+  let kept = 0
+  for (let i = 0; i < cols.count; i++) {
+    const pages = cols.size[i] / 8
+    if (cols.type[i] === PAYLOAD_DATA) {
+      rec.data.push(cols.location[i])
+      // a few pages of each block, so that the ones kept come from many writes
+      if (pages === 1 && kept++ < 4 && scan.logged.length < LOGGED_PAGES)
+        read += readLogged(dev, at + (k + 1) * BLOCK_SIZE, cols.location[i], seed, cols.sum(i, 0), scan)
+    }
+    if (cols.type[i] === PAYLOAD_PARITY) {
+      rec.parity.push(cols.location[i])
+      scan.parityPages = cols.size[i] === 16 ? 2 : 1
+    }
+    if (cols.type[i] !== PAYLOAD_FLUSH) k += pages
+  }
+  if (rec.data.length > 0 && rec.parity.length > 0 && scan.records.length < 256) scan.records.push(rec)
+  return read
+}
+
+/** A logged data page at device byte `at`, kept when its checksum holds and it is not all zero. */
+function readLogged(dev: BlockDevice, at: number, arraySector: number, seed: number, sum: number, scan: Scan): number {
+  if (at + BLOCK_SIZE > dev.size) return 0
+  const page = alignedBuffer(BLOCK_SIZE)
+  dev.read(page, at)
+  if (crc32cRaw(seed, page) === sum && page.some(b => b !== 0)) scan.logged.push({arraySector, page, seed})
+  return BLOCK_SIZE
 }
 
 function mostCommon(m: Map<number, number>): [number, number] {

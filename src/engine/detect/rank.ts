@@ -8,6 +8,8 @@ import {Geometry} from '../geometry.js'
 import {CHUNK_SECTORS, LAYOUTS, bestOrders, distinctOffsets, levelsToTry, periodOf, type OffsetChoice} from './candidates.js'
 import {score, segment, type ContentScore, type Hypothesis, type Segments} from './evidence.js'
 import {journalAgreement, type JournalFinding} from './journal.js'
+import {locateLogged, loggedAgreement, loggedCosts} from './logged.js'
+import type {BlockDevice} from '../device.js'
 import type {Sample} from './sample.js'
 
 /** What surviving superblocks state: array fields, and each member's slot (null: none survives). */
@@ -27,6 +29,8 @@ export interface Scored {
   content: ContentScore
   /** journal data records whose stripe is among their block's parity records: [agreeing, total] */
   journal: [number, number] | null
+  /** the journal's logged data pages found on the member this hypothesis puts them on: [matching, located] */
+  logged: [number, number] | null
   offsetSource: OffsetChoice['source']
   /** the superblock fields this hypothesis agrees with */
   agrees: string[]
@@ -36,6 +40,8 @@ export interface Scored {
 
 export interface SearchInput {
   sample: Sample
+  /** the members, in the sample's order (the journal's logged pages are looked for on them) */
+  devs: BlockDevice[]
   /** smallest member size in sectors */
   memberSectors: number
   offsets: OffsetChoice[]
@@ -50,6 +56,7 @@ export function search(inp: SearchInput): Scored[] {
   const n = s.members
   const out: Scored[] = []
   const segs = new Map<string, Segments>()
+  const located_ = new Map<string, Int16Array>()
   const chunks = [...new Set([...CHUNK_SECTORS, ...(inp.hints.chunkSectors ? [inp.hints.chunkSectors] : [])])]
   for (const level of levelsToTry(segXorZero(s), inp.qLike, n, inp.journal?.parityPages ?? null)) {
     for (const layout of LAYOUTS[level]) {
@@ -62,10 +69,12 @@ export function search(inp: SearchInput): Scored[] {
           let seg = segs.get(key)
           if (!seg) segs.set(key, (seg = segment(s, chunk / 8, off.sector / 8, (off.sector + Number(g.usedMemberSectors)) / 8)))
           if (seg.totalData === 0) continue
-          const {orders, capped} = bestOrders(seg, level, g, n)
+          const located = locate(inp, located_, g, off.sector)
+          const logged = inp.journal?.logged ?? []
+          const {orders, capped} = bestOrders(seg, level, g, n, cost => loggedCosts(logged, located, g, cost, LOGGED_WEIGHT))
           for (const order of orders) {
             const h: Hypothesis = {level, layout, chunkSectors: chunk, dataOffsetSector: off.sector, order}
-            out.push(scoreOne(inp, h, g, seg, off.source, capped))
+            out.push(scoreOne(inp, h, g, seg, off.source, capped, located))
           }
         }
       }
@@ -74,15 +83,40 @@ export function search(inp: SearchInput): Scored[] {
   return out
 }
 
+/** A logged page found on a member weighs as much as this many stripes' parity evidence. */
+const LOGGED_WEIGHT = 64
+
+/** The members the logged pages are found on under g's chunk, data disks and this data offset (cached). */
+function locate(inp: SearchInput, cache: Map<string, Int16Array>, g: Geometry, offsetSector: number): Int16Array {
+  const key = `${g.chunkSectors}/${g.dataDisks}/${offsetSector}`
+  let r = cache.get(key)
+  if (!r) {
+    const logged = inp.journal?.logged ?? []
+    r = locateLogged(inp.devs, logged, g.chunkSectors, g.dataDisks, offsetSector, Number(g.usedMemberSectors))
+    cache.set(key, r)
+  }
+  return r
+}
+
 function segXorZero(s: Sample): number {
   let k = 0
   for (let i = 0; i < s.stripes; i++) if (s.xor[i] === -1) k++
   return k
 }
 
-function scoreOne(inp: SearchInput, h: Hypothesis, g: Geometry, seg: Segments, source: OffsetChoice['source'], capped: boolean): Scored {
+function scoreOne(
+  inp: SearchInput,
+  h: Hypothesis,
+  g: Geometry,
+  seg: Segments,
+  source: OffsetChoice['source'],
+  capped: boolean,
+  located: Int16Array,
+): Scored {
   const j = inp.journal
   const journal = j && j.records.length > 0 ? journalAgreement(j.records, h.chunkSectors, g.dataDisks) : null
+  const lg = loggedAgreement(j?.logged ?? [], located, g, h.order)
+  const logged = lg[1] > 0 ? lg : null
   const hint = inp.hints
   const agrees: string[] = []
   if (hint.level === h.level) agrees.push('level')
@@ -91,7 +125,7 @@ function scoreOne(inp: SearchInput, h: Hypothesis, g: Geometry, seg: Segments, s
   if (hint.dataOffsetSector === h.dataOffsetSector) agrees.push('data offset')
   if (hint.slots.some((slot, m) => slot !== null && h.order[slot] === m) && hint.slots.every((slot, m) => slot === null || h.order[slot] === m))
     agrees.push('member slots')
-  return {h, g, seg, content: score(inp.sample, seg, h, g), journal, offsetSource: source, agrees, capped}
+  return {h, g, seg, content: score(inp.sample, seg, h, g), journal, logged, offsetSource: source, agrees, capped}
 }
 
 const ratio = (a: number, b: number) => (b === 0 ? 1 : a / b)
@@ -105,6 +139,7 @@ function contentKey(x: Scored, journalLevel: 1 | 2 | null): number[] {
     ratio(c.parityHeld, c.dataStripes),
     x.h.level === 6 ? ratio(c.qHeld, c.qChecked) : 1,
     x.journal ? ratio(x.journal[0], x.journal[1]) : 1,
+    x.logged ? x.logged[0] : 0,
     // a data offset past the true one leaves stripes with data out of the array
     c.dataStripes,
     -c.parityEmpty,

@@ -83,6 +83,8 @@ export interface DetectCandidate {
     exactChecked: number | null
     exactHeld: number | null
     journalRecords: {agreeing: number; total: number} | null
+    /** the journal's logged data pages found on one member: how many the candidate puts on that member */
+    journalPagesOnMembers: {matching: number; located: number} | null
     superblockAgrees: string[]
   }
 }
@@ -182,7 +184,15 @@ function detectOpened(devs: Probed[], opts: EngineOptions): DetectResult {
   )
   const counts = sampleCounts(sample)
   const offsets = offsetChoices(hints, journal?.journal ?? null, members)
-  const all = search({sample, memberSectors: minSectors, offsets, journal: journal?.journal ?? null, hints, qLike: counts.qLike})
+  const all = search({
+    sample,
+    devs: members.map(m => m.dev),
+    memberSectors: minSectors,
+    offsets,
+    journal: journal?.journal ?? null,
+    hints,
+    qLike: counts.qLike,
+  })
   const {ranked, ties} = rank(all, journal?.journal?.parityPages ?? null)
   const verified = verify(
     ranked.slice(0, VERIFIED),
@@ -289,6 +299,7 @@ function candidateOf(x: Scored, exact: [number, number] | null, rankNo: number, 
       exactChecked: exact ? exact[0] : null,
       exactHeld: exact ? exact[1] : null,
       journalRecords: x.journal ? {agreeing: x.journal[0], total: x.journal[1]} : null,
+      journalPagesOnMembers: x.logged ? {matching: x.logged[0], located: x.logged[1]} : null,
       superblockAgrees: x.agrees,
     },
   }

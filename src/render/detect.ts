@@ -35,7 +35,7 @@ export function renderDetect(r: DetectResult): string {
     lines.push(
       '',
       table(
-        ['rank', 'level', 'layout', 'chunk', 'members by slot', 'data offset', 'size/member', 'parity held', 'exact', 'continuity'],
+        ['rank', 'level', 'layout', 'chunk', 'members by slot', 'data offset', 'size/member', 'parity held', 'exact', 'journal pages', 'continuity'],
         r.candidates.slice(0, SHOWN).map(row),
       ),
     )
@@ -53,6 +53,7 @@ function row(c: DetectCandidate): (string | number)[] {
   const e = c.evidence
   const held = c.level === 6 ? `${e.parityHeld}/${e.stripesWithData} Q ${e.qHeld}/${e.qChecked}` : `${e.parityHeld}/${e.stripesWithData}`
   const exact = e.exactChecked === null ? '-' : `${e.exactHeld}/${e.exactChecked}`
+  const logged = e.journalPagesOnMembers ? `${e.journalPagesOnMembers.matching}/${e.journalPagesOnMembers.located}` : '-'
   return [
     c.rank,
     `raid${c.level}`,
@@ -63,6 +64,7 @@ function row(c: DetectCandidate): (string | number)[] {
     `${c.memberDataSectors} s`,
     held,
     exact,
+    logged,
     `${e.transitions} changes`,
   ]
 }

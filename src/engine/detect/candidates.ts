@@ -20,8 +20,8 @@ export const LAYOUTS: Readonly<Record<RaidLevel, readonly number[]>> = {
 }
 
 /** most orders kept per (level, layout, chunk, offset), and search nodes spent finding them */
-const MAX_ORDERS = 720
-const MAX_NODES = 500_000
+const MAX_ORDERS = 120
+const MAX_NODES = 100_000
 
 export interface OffsetChoice {
   sector: number

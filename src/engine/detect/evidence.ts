@@ -17,7 +17,7 @@ import {ALL_ZERO, SAMPLE_BYTES, XOR_IS_PAGE, XOR_ZERO, type Sample} from './samp
 
 const PAGE = 4096
 /** stripes with data whose sampled bytes are Q-checked per hypothesis */
-const Q_CHECKS = 512
+const Q_CHECKS = 128
 
 /** The sample cut into segments by a chunk size and data offset (pages). */
 export interface Segments {
@@ -159,12 +159,14 @@ export function score(s: Sample, seg: Segments, h: Hypothesis, g: Geometry): Con
     } else prevLast = -1
   }
   if (h.level !== 6) out.parityHeld = seg.xorZero
-  else qCheck(s, seg, h, g, out)
   return out
 }
 
-/** RAID6: Q over the sampled bytes of each checked stripe's data pages, against its Q page's bytes. */
-function qCheck(s: Sample, seg: Segments, h: Hypothesis, g: Geometry, out: ContentScore): void {
+/**
+ * RAID6: Q over the sampled bytes of each checked stripe's data pages, against its Q page's bytes
+ * (the costliest part of a score: rank.ts runs it only for the hypotheses that lead without it).
+ */
+export function qCheck(s: Sample, seg: Segments, h: Hypothesis, g: Geometry, out: ContentScore): void {
   const n = s.members
   const q = new Uint8Array(SAMPLE_BYTES)
   for (const i of seg.qStripes) {

@@ -13,7 +13,7 @@ import {BLOCK_SIZE, META_MAGIC, META_VERSION, MetaColumns, PAYLOAD_DATA, PAYLOAD
 
 /** bytes read from the start of a device (where a fresh log's first block sits) */
 const HEAD_BYTES = 16 << 20
-/** further windows spread over the rest of the device, and their size */
+/** further windows spread over the rest of the device, and the size of every read */
 const SPREAD_WINDOWS = 16
 const SPREAD_BYTES = 1 << 20
 
@@ -89,9 +89,10 @@ export function uuidMatchesSeed(uuid: Uint8Array, seed: number): boolean {
   return uuidSeed(uuid) === seed
 }
 
-/** The windows of a device to look at: its head, then evenly spread ones, in order and without overlap. */
+/** The windows of a device to look at: its head, then evenly spread ones, in pieces of at most SPREAD_BYTES. */
 function windows(size: number): [number, number][] {
-  const out: [number, number][] = [[0, Math.min(size, HEAD_BYTES)]]
+  const out: [number, number][] = []
+  for (let at = 0; at < Math.min(size, HEAD_BYTES); at += SPREAD_BYTES) out.push([at, Math.min(SPREAD_BYTES, size - at)])
   if (size <= HEAD_BYTES) return out
   const step = Math.floor((size - HEAD_BYTES) / SPREAD_WINDOWS / BLOCK_SIZE) * BLOCK_SIZE
   for (let k = 0; k < SPREAD_WINDOWS && step >= SPREAD_BYTES; k++) {
@@ -120,7 +121,7 @@ interface Scan {
 export function findJournal(dev: BlockDevice): JournalFinding | null {
   const scan: Scan = {offsets: new Map(), seeds: new Map(), cols: new MetaColumns(), records: [], logged: [], parityPages: null, metaBlocks: 0}
   let bytesRead = 0
-  const buf = alignedBuffer(HEAD_BYTES)
+  const buf = alignedBuffer(SPREAD_BYTES)
   for (const [at, len] of windows(dev.size)) {
     const w = buf.subarray(0, len - (len % BLOCK_SIZE))
     dev.read(w, at)

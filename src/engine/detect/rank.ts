@@ -6,7 +6,7 @@
  */
 import {Geometry} from '../geometry.js'
 import {CHUNK_SECTORS, LAYOUTS, bestOrders, distinctOffsets, levelsToTry, periodOf, type OffsetChoice} from './candidates.js'
-import {score, segment, type ContentScore, type Hypothesis, type Segments} from './evidence.js'
+import {qCheck, score, segment, type ContentScore, type Hypothesis, type Segments} from './evidence.js'
 import {journalAgreement, type JournalFinding} from './journal.js'
 import {locateLogged, loggedAgreement, loggedCosts} from './logged.js'
 import type {BlockDevice} from '../device.js'
@@ -137,7 +137,7 @@ function contentKey(x: Scored, journalLevel: 1 | 2 | null): number[] {
   return [
     levelFits,
     ratio(c.parityHeld, c.dataStripes),
-    x.h.level === 6 ? ratio(c.qHeld, c.qChecked) : 1,
+    x.h.level === 6 ? (c.qChecked === 0 ? (c.dataStripes === 0 ? 1 : 0) : c.qHeld / c.qChecked) : 1,
     x.journal ? ratio(x.journal[0], x.journal[1]) : 1,
     x.logged ? x.logged[0] : 0,
     // a data offset past the true one leaves stripes with data out of the array
@@ -159,10 +159,26 @@ function compareKeys(a: number[], b: number[]): number {
   return 0
 }
 
-/** Rank best first; `ties` are those whose content key equals the first's. */
-export function rank(all: Scored[], journalLevel: 1 | 2 | null): {ranked: Scored[]; ties: Scored[]} {
-  const keyed = all.map(x => ({x, c: contentKey(x, journalLevel), p: priorKey(x)}))
-  keyed.sort((a, b) => compareKeys(a.c, b.c) || compareKeys(a.p, b.p))
+/** RAID6 hypotheses Q-checked: those that lead on the rest of the evidence */
+const Q_RANKED = 1000
+
+/**
+ * Rank best first; `ties` are those whose content key equals the first's. RAID6 hypotheses are
+ * ranked once without their Q check, the leading ones Q-checked, then all ranked again (one not
+ * checked counts as failing it).
+ */
+export function rank(all: Scored[], journalLevel: 1 | 2 | null, sample: Sample): {ranked: Scored[]; ties: Scored[]} {
+  const byKeys = (xs: Scored[]) => {
+    const keyed = xs.map(x => ({x, c: contentKey(x, journalLevel), p: priorKey(x)}))
+    keyed.sort((a, b) => compareKeys(a.c, b.c) || compareKeys(a.p, b.p))
+    return keyed
+  }
+  let checked = 0
+  for (const {x} of byKeys(all.filter(x => x.h.level === 6))) {
+    if (checked++ >= Q_RANKED) break
+    qCheck(sample, x.seg, x.h, x.g, x.content)
+  }
+  const keyed = byKeys(all)
   const top = keyed.at(0)
   const ties = top ? keyed.filter(k => compareKeys(k.c, top.c) === 0).map(k => k.x) : []
   return {ranked: keyed.map(k => k.x), ties}

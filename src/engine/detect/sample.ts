@@ -12,11 +12,12 @@ import {xorInto} from '../parity.js'
 
 const PAGE = 4096
 /** bytes of all members' buffers for one window */
-const WINDOW_BUDGET = 64 << 20
+const WINDOW_BUDGET = 24 << 20
 /** most pages per member per window */
 const WINDOW_PAGES = 2048
-/** windows spread over the members */
+/** windows spread over the members, and at most this many more where the journal points */
 const WINDOWS = 16
+const NEAR_WINDOWS = 4
 /** bytes of each page kept for the Q checks, 67 bytes apart (wrapping once): a stride that is no
  *  divisor of a record size, so text made of fixed-size records still gives varied bytes */
 export const SAMPLE_BYTES = 64
@@ -50,8 +51,12 @@ export interface Sample {
   bytesRead: number
 }
 
-/** The windows [first page, pages) over `pages` pages of every member: all of them when they fit. */
-export function sampleWindows(pages: number, members: number): [number, number][] {
+/**
+ * The windows [first page, pages) over `pages` pages of every member: all of them when they fit,
+ * else WINDOWS spread evenly plus one around each of the `near` pages (where the journal says stripes
+ * were written), in order and without overlap.
+ */
+export function sampleWindows(pages: number, members: number, near: number[] = []): [number, number][] {
   const per = Math.max(1, Math.min(WINDOW_PAGES, Math.floor(WINDOW_BUDGET / (members * PAGE))))
   if (pages <= per * WINDOWS) {
     const out: [number, number][] = []
@@ -59,13 +64,25 @@ export function sampleWindows(pages: number, members: number): [number, number][
     return out
   }
   const step = Math.floor((pages - per) / (WINDOWS - 1))
-  return Array.from({length: WINDOWS}, (_, k) => [k * step, per] as [number, number])
+  const wins: [number, number][] = Array.from({length: WINDOWS}, (_, k) => [k * step, per] as [number, number])
+  for (const p of near.slice(0, NEAR_WINDOWS)) {
+    const first = Math.max(0, Math.min(pages - per, Math.floor(p - per / 2)))
+    wins.push([first, per])
+  }
+  wins.sort((a, b) => a[0] - b[0])
+  const out: [number, number][] = []
+  for (const [first, k] of wins) {
+    const prevEnd = out.length > 0 ? out[out.length - 1][0] + out[out.length - 1][1] : 0
+    const start = Math.max(first, prevEnd)
+    if (first + k > start) out.push([start, first + k - start])
+  }
+  return out
 }
 
 /** Read the windows from every member and reduce them. Members must be at most 32. */
-export function readSample(devs: BlockDevice[], pages: number): Sample {
+export function readSample(devs: BlockDevice[], pages: number, near: number[] = []): Sample {
   const n = devs.length
-  const wins = sampleWindows(pages, n)
+  const wins = sampleWindows(pages, n, near)
   const total = wins.reduce((a, [, k]) => a + k, 0)
   const s: Sample = {
     members: n,
@@ -78,7 +95,7 @@ export function readSample(devs: BlockDevice[], pages: number): Sample {
     stripes: 0,
     bytesRead: 0,
   }
-  const per = wins[0][1]
+  const per = Math.max(...wins.map(w => w[1]))
   const bufs = devs.map(() => alignedBuffer(per * PAGE))
   const acc = alignedBuffer(PAGE)
   wins.forEach(([first, count], w) => {

@@ -181,6 +181,7 @@ function detectOpened(devs: Probed[], opts: EngineOptions): DetectResult {
   const sample = readSample(
     members.map(m => m.dev),
     minSectors / 8,
+    journalPages(journal?.journal ?? null),
   )
   const counts = sampleCounts(sample)
   const offsets = offsetChoices(hints, journal?.journal ?? null, members)
@@ -193,7 +194,7 @@ function detectOpened(devs: Probed[], opts: EngineOptions): DetectResult {
     hints,
     qLike: counts.qLike,
   })
-  const {ranked, ties} = rank(all, journal?.journal?.parityPages ?? null)
+  const {ranked, ties} = rank(all, journal?.journal?.parityPages ?? null, sample)
   const verified = verify(
     ranked.slice(0, VERIFIED),
     members.map(m => m.dev),
@@ -215,6 +216,19 @@ function detectOpened(devs: Probed[], opts: EngineOptions): DetectResult {
     undecided: undecided(ties, (x: Scored) => x.h.order.map(m => members[m].name)),
     notes: notes(found, counts.stripesWithData, uuid, journal, top ?? null),
   }
+}
+
+/**
+ * Member pages the journal's parity records name (a stripe's member sector past the data offset,
+ * taken to be the journal's): written stripes are there, however little of the array holds data.
+ */
+function journalPages(j: JournalFinding | null): number[] {
+  if (!j) return []
+  const sectors = [...new Set(j.records.flatMap(r => r.parity))].sort((a, b) => a - b)
+  const step = Math.max(1, sectors.length / 4)
+  const out: number[] = []
+  for (let k = 0; k * step < sectors.length; k++) out.push((j.dataOffsetSector + sectors[Math.floor(k * step)]) / 8)
+  return out
 }
 
 function sampleCounts(s: Sample): {stripesWithData: number; xorZero: number; qLike: number; noParity: number} {
@@ -247,7 +261,7 @@ function hintsFrom(members: Probed[], uuidFrom: Probed | null): Hints {
   }
 }
 
-/** Data offsets to try: members' superblocks, the journal's (arrays are usually made with one), then the common ones. */
+/** Data offsets to try: members' superblocks, the journal's (arrays are usually made with one), then the common ones (only 2048 when one is stated). */
 function offsetChoices(hints: Hints, j: JournalFinding | null, members: Probed[]): OffsetChoice[] {
   const list: OffsetChoice[] = []
   const add = (sector: number, source: OffsetChoice['source']) => {
@@ -256,7 +270,8 @@ function offsetChoices(hints: Hints, j: JournalFinding | null, members: Probed[]
   if (hints.dataOffsetSector !== null) add(hints.dataOffsetSector, 'superblock')
   for (const m of members) if (m.state === 'valid' && m.sb) add(Number(m.sb.dataOffset), 'superblock')
   if (j) add(j.dataOffsetSector, 'journal')
-  for (const o of COMMON_OFFSETS) add(o, 'common')
+  // an offset stated by a superblock or the journal bounds the search to it and mdadm's usual one
+  for (const o of list.length > 0 ? COMMON_OFFSETS.slice(0, 1) : COMMON_OFFSETS) add(o, 'common')
   return list
 }
 

@@ -75,7 +75,7 @@ describe('detect: journal meta blocks and the sample', function () {
       assert.ok(w.length <= 16)
       for (const [first, k] of w) {
         assert.ok(first >= 0 && first + k <= pages)
-        assert.ok(k * 4096 * n <= 64 << 20, `${k} pages × ${n} members`)
+        assert.ok(k * 4096 * n <= 24 << 20, `${k} pages × ${n} members`)
       }
     }
     assert.deepEqual(sampleWindows(1000, 3), [[0, 1000]])

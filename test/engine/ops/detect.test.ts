@@ -8,9 +8,9 @@
  */
 import assert from 'node:assert/strict'
 import {createRequire} from 'node:module'
-import {createArray, detectArray, type DetectCandidate, type DetectResult} from '../../../src/engine/index.js'
+import {createArray, detectArray, writeData, type DetectCandidate, type DetectResult} from '../../../src/engine/index.js'
 import type {MemDevice} from '../../../src/engine/device.js'
-import {changedSince, snapshot, totalWrites} from '../../helpers/model.js'
+import {bufferSource, changedSince, pseudoRandom, snapshot, totalWrites} from '../../helpers/model.js'
 import {KiB, LAYOUT_NAMES, makeArray, shuffled, zeroSuperblocks, type Made} from '../detect/fixtures.js'
 
 const CRC32C = createRequire(import.meta.url)('crc-32/crc32c') as {buf: (b: Uint8Array, seed?: number) => number}
@@ -117,6 +117,45 @@ describe('detect: geometry from content, superblocks zeroed', function () {
       assert.ok(r.candidates[0].evidence.superblockAgrees.includes('layout'))
     })
   }
+
+  for (const [level, n, layout] of [
+    [5, 4, 2],
+    [5, 5, 1],
+    [6, 5, 3],
+  ] as const) {
+    it(`raid${level} ${LAYOUT_NAMES[layout]} without its journal device: parity and continuity alone`, function () {
+      const m = makeArray(level, n, layout, 64 * KiB, 33)
+      zeroSuperblocks(m.a.devs)
+      const r = detectArray(shuffled(m.a.members, 2))
+      assert.equal(r.journal, null)
+      const c = r.candidates[0]
+      assert.ok(r.found)
+      assert.deepEqual(
+        {level: c.level, layout: c.layout, chunkBytes: c.chunkBytes, members: c.members, dataOffsetSector: c.dataOffsetSector, journal: c.journal},
+        {level, layout: LAYOUT_NAMES[layout], chunkBytes: 64 * KiB, members: names(n), dataOffsetSector: DATA_OFFSET_SECTORS, journal: null},
+        `undecided: ${r.undecided.join(' | ')}`,
+      )
+      assert.ok(r.notes.some(x => /no journal device found/.test(x)))
+    })
+  }
+
+  it('raid5 whose every stripe holds data, without its journal: parity holds, and the report says what it cannot decide', function () {
+    const a = makeArray(5, 4, 3, 64 * KiB, 44, 0).a
+    const data = pseudoRandom(a.sizeBytes, 9)
+    writeData(a.devs, 0, data.length, bufferSource(data), {mode: 'write-through'})
+    zeroSuperblocks(a.devs)
+    const r = detectArray(a.members)
+    assert.ok(r.found)
+    // with no stripe only partly written, nothing tells parity from data in RAID5: rotation, order and chunk stay open
+    assert.ok(
+      r.undecided.some(u => u.startsWith('layout:')),
+      r.undecided.join(' | '),
+    )
+    assert.ok(
+      r.undecided.some(u => u.startsWith('member order:')),
+      r.undecided.join(' | '),
+    )
+  })
 
   it('a create over the wrong geometry (--assume-clean --force): the content wins over the new superblocks, whose UUID the journal does not confirm', function () {
     const m = makeArray(5, 4, 2, 64 * KiB, 91)

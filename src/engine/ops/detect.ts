@@ -152,12 +152,13 @@ function roleName(sb: Superblock): string {
   return r === 0xfffe ? 'faulty' : 'spare'
 }
 
-/** The journal: a device whose superblock says so, else the one with the most meta blocks. */
+/**
+ * The journal: the device with the most meta blocks, else one whose superblock says so (content
+ * first: a create over the wrong disks may have written the journal role onto a member).
+ */
 function pickJournal(devs: Probed[]): Probed | null {
-  const bySb = devs.find(d => d.state === 'valid' && d.sb && roleOf(d.sb) === ROLE_JOURNAL)
-  if (bySb) return bySb
   const found = devs.filter(d => d.journal).sort((a, b) => b.journal!.metaBlocks - a.journal!.metaBlocks)
-  return found.at(0) ?? null
+  return found.at(0) ?? devs.find(d => d.state === 'valid' && d.sb && roleOf(d.sb) === ROLE_JOURNAL) ?? null
 }
 
 /** The UUID a surviving superblock gives: the journal's first, then one the journal's checksums confirm, then any. */

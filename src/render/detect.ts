@@ -61,7 +61,7 @@ function row(c: DetectCandidate): (string | number)[] {
     `${c.chunkBytes / 1024}K`,
     c.members.join(' '),
     `${c.dataOffsetSector} (${c.dataOffsetSource})`,
-    `${c.memberDataSectors} s`,
+    `${c.memberDataSectors} s${c.sizeSource === 'superblock' ? ' (superblock)' : ''}`,
     held,
     exact,
     logged,

@@ -18,6 +18,8 @@ export interface Hints {
   layout: number | null
   chunkSectors: number | null
   dataOffsetSector: number | null
+  /** sectors of each member the array uses (the superblock's size) */
+  memberSectors: number | null
   /** slot[m] of member m, from its own superblock */
   slots: (number | null)[]
 }
@@ -36,6 +38,8 @@ export interface Scored {
   agrees: string[]
   /** the order search for its layout was cut short */
   capped: boolean
+  /** its size is a surviving superblock's (else all the members hold past the data offset) */
+  sizeFromSuperblock: boolean
 }
 
 export interface SearchInput {
@@ -62,7 +66,10 @@ export function search(inp: SearchInput): Scored[] {
     for (const layout of LAYOUTS[level]) {
       for (const chunk of chunks) {
         for (const off of distinctOffsets(inp.offsets, chunk, periodOf(level, n, layout))) {
-          const size = inp.memberSectors - off.sector
+          const room = inp.memberSectors - off.sector
+          // a stated size that fits is md's; else all the members hold
+          const stated = inp.hints.memberSectors
+          const size = stated !== null && stated <= room ? stated : room
           if (size < chunk) continue
           const g = new Geometry(level, n, chunk, layout, BigInt(size))
           const key = `${chunk}/${off.sector}`
@@ -74,7 +81,7 @@ export function search(inp: SearchInput): Scored[] {
           const {orders, capped} = bestOrders(seg, level, g, n, cost => loggedCosts(logged, located, g, cost, LOGGED_WEIGHT))
           for (const order of orders) {
             const h: Hypothesis = {level, layout, chunkSectors: chunk, dataOffsetSector: off.sector, order}
-            out.push(scoreOne(inp, h, g, seg, off.source, capped, located))
+            out.push({...scoreOne(inp, h, g, seg, off.source, capped, located), sizeFromSuperblock: size === stated})
           }
         }
       }
@@ -112,7 +119,7 @@ function scoreOne(
   source: OffsetChoice['source'],
   capped: boolean,
   located: Int16Array,
-): Scored {
+): Omit<Scored, 'sizeFromSuperblock'> {
   const j = inp.journal
   const journal = j && j.records.length > 0 ? journalAgreement(j.records, h.chunkSectors, g.dataDisks) : null
   const lg = loggedAgreement(j?.logged ?? [], located, g, h.order)

@@ -68,8 +68,10 @@ export interface DetectCandidate {
   members: string[]
   dataOffsetSector: number
   dataOffsetSource: OffsetChoice['source']
-  /** the most each member holds past the data offset, in whole chunks */
+  /** sectors of each member the array uses: a surviving superblock's size (when it fits), else the most each member holds past the data offset; in whole chunks */
   memberDataSectors: number
+  /** "superblock" or "members" (what they hold) */
+  sizeSource: 'superblock' | 'members'
   arraySizeBytes: number
   journal: string | null
   evidence: {
@@ -254,6 +256,7 @@ function hintsFrom(members: Probed[], uuidFrom: Probed | null): Hints {
     level: sb?.level ?? null,
     layout: sb?.layout ?? null,
     chunkSectors: sb && sb.chunkSize >= 8 && (sb.chunkSize & (sb.chunkSize - 1)) === 0 ? sb.chunkSize : null,
+    memberSectors: sb && sb.size > 0n ? Number(sb.size) : null,
     dataOffsetSector: memberSb ? Number(memberSb.dataOffset) : null,
     slots: members.map(m => {
       const r = same(m) ? roleOf(m.sb!) : undefined
@@ -303,6 +306,7 @@ function candidateOf(x: Scored, exact: [number, number] | null, rankNo: number, 
     dataOffsetSector: x.h.dataOffsetSector,
     dataOffsetSource: x.offsetSource,
     memberDataSectors: Number(x.g.usedMemberSectors),
+    sizeSource: x.sizeFromSuperblock ? 'superblock' : 'members',
     arraySizeBytes: Number(x.g.arraySectors) * 512,
     journal: journal?.name ?? null,
     evidence: {
@@ -364,7 +368,7 @@ function notes(
     out.push('no superblock survives: the array UUID cannot be read back from content, only the journal checksum seed it gives')
   if (!uuid && !journal?.journal) out.push('no superblock and no journal: the array UUID is lost')
   if (!journal) out.push('no journal device found among the devices (no r5l meta block in the sampled windows)')
-  if (top)
+  if (top && !top.x.sizeFromSuperblock)
     out.push('size: the most the members hold past the data offset, in whole chunks; a smaller size recorded at create cannot be seen in the content')
   return out
 }

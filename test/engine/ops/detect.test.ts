@@ -116,6 +116,8 @@ describe('detect: geometry from content, superblocks zeroed', function () {
       assert.equal(r.uuidSource, 'j')
       assert.equal(r.journal?.uuidConfirmed, true)
       assert.ok(r.candidates[0].evidence.superblockAgrees.includes('layout'))
+      // the size comes from the superblock: the 2 MiB of member data the test made
+      assert.deepEqual([r.candidates[0].memberDataSectors, r.candidates[0].sizeSource], [4096, 'superblock'])
     })
   }
 

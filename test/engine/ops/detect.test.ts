@@ -160,6 +160,18 @@ describe('detect: geometry from content, superblocks zeroed', function () {
     )
   })
 
+  it("the same set with its members' superblocks surviving: they settle what the content leaves open", function () {
+    const a = makeArray(5, 4, 3, 64 * KiB, 44, 0).a
+    const data = pseudoRandom(a.sizeBytes, 9)
+    writeData(a.devs, 0, data.length, bufferSource(data), {mode: 'write-through'})
+    zeroSuperblocks([a.journal])
+    const r = detectArray(shuffled(a.members, 4))
+    const c = r.candidates[0]
+    assert.deepEqual([c.level, c.layout, c.chunkBytes, c.members], [5, 'right-symmetric', 64 * KiB, names(4)])
+    assert.ok(c.evidence.superblockAgrees.includes('member slots'))
+    assert.equal(r.uuidSource !== null, true)
+  })
+
   it('a create over the wrong geometry (--assume-clean --force): the content wins over the new superblocks, whose UUID the journal does not confirm', function () {
     const m = makeArray(5, 4, 2, 64 * KiB, 91)
     const devs = m.a.devs

@@ -118,7 +118,8 @@ interface Scan {
  * meta_size are right and its position puts the log's start at or after sector 16 (past a v1.2
  * superblock) on a 4 KiB boundary.
  */
-export function findJournal(dev: BlockDevice): JournalFinding | null {
+/** `read` counts the bytes looked at, found or not. */
+export function findJournal(dev: BlockDevice, read: {bytes: number} = {bytes: 0}): JournalFinding | null {
   const scan: Scan = {offsets: new Map(), seeds: new Map(), cols: new MetaColumns(), records: [], logged: [], parityPages: null, metaBlocks: 0}
   let bytesRead = 0
   const buf = alignedBuffer(SPREAD_BYTES)
@@ -131,6 +132,7 @@ export function findJournal(dev: BlockDevice): JournalFinding | null {
       bytesRead += readBlock(dev, w.subarray(o, o + BLOCK_SIZE), at + o, scan)
     }
   }
+  read.bytes += bytesRead
   if (scan.metaBlocks === 0) return null
   const [dataOffsetSector] = mostCommon(scan.offsets)
   const [seed, seedAgreeing] = mostCommon(scan.seeds)

@@ -95,7 +95,7 @@ export function readSample(devs: BlockDevice[], pages: number, near: number[] = 
     stripes: 0,
     bytesRead: 0,
   }
-  const per = Math.max(...wins.map(w => w[1]))
+  const per = Math.max(1, ...wins.map(w => w[1]))
   const bufs = devs.map(() => alignedBuffer(per * PAGE))
   const acc = alignedBuffer(PAGE)
   wins.forEach(([first, count], w) => {

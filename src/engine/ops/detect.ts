@@ -109,6 +109,8 @@ interface Probed {
   sb: Superblock | null
   state: DetectDevice['superblock']
   journal: JournalFinding | null
+  /** bytes of it the journal search read */
+  bytesRead: number
 }
 
 export function detectArray(sources: DeviceSource[], opts: EngineOptions = {}): DetectResult {
@@ -140,7 +142,9 @@ function probe(name: string, dev: BlockDevice): Probed {
       state = d.problems.length === 0 ? 'valid' : 'damaged'
     }
   }
-  return {name, dev, sb, state, journal: findJournal(dev)}
+  const read = {bytes: 0}
+  const journal = findJournal(dev, read)
+  return {name, dev, sb, state, journal, bytesRead: read.bytes}
 }
 
 function roleOf(sb: Superblock): number | undefined {
@@ -214,7 +218,7 @@ function detectOpened(devs: Probed[], opts: EngineOptions): DetectResult {
     uuidSource: uuidFrom?.name ?? null,
     devices: devs.map(deviceOf),
     journal: journal?.journal ? journalOf(journal, uuid) : null,
-    sample: {...counts, stripes: sample.stripes, bytesRead: sample.bytesRead + devs.reduce((a, d) => a + (d.journal?.bytesRead ?? 0), 0)},
+    sample: {...counts, stripes: sample.stripes, bytesRead: sample.bytesRead + devs.reduce((a, d) => a + d.bytesRead, 0)},
     candidates,
     undecided: undecided(ties, (x: Scored) => x.h.order.map(m => members[m].name)),
     notes: notes(found, counts.stripesWithData, uuid, journal, top ?? null),

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import {createRequire} from 'node:module'
 import {MemDevice} from '../../../src/engine/device.js'
 import {findJournal, journalAgreement, solveSeed} from '../../../src/engine/detect/journal.js'
-import {sampleWindows} from '../../../src/engine/detect/sample.js'
+import {readSample, sampleWindows} from '../../../src/engine/detect/sample.js'
 import {pseudoRandom} from '../../helpers/model.js'
 
 const CRC32C = createRequire(import.meta.url)('crc-32/crc32c') as {buf: (b: Uint8Array, seed?: number) => number}
@@ -79,5 +79,10 @@ describe('detect: journal meta blocks and the sample', function () {
       }
     }
     assert.deepEqual(sampleWindows(1000, 3), [[0, 1000]])
+  })
+
+  it('a member too small for one page gives an empty sample, not an error', function () {
+    const s = readSample([new MemDevice('a', 0), new MemDevice('b', 4096)], 0)
+    assert.equal(s.stripes, 0)
   })
 })

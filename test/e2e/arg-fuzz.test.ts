@@ -217,8 +217,10 @@ const FORMS: Form[] = [
   {name: 'repair-dry', base: ['repair', '--dry-run'], devices: [...ARRAYS.B]},
   {name: 'assemble', base: ['assemble'], devices: [...ARRAYS.C]},
   {name: 'undo', base: ['undo', 'u.undo'], devices: [...ARRAYS.A]},
+  {name: 'detect', base: ['detect'], devices: [...ARRAYS.A]},
+  {name: 'detect-dirty', base: ['detect'], devices: [...ARRAYS.C]},
 ]
-const REPORTS = new Set(['examine', 'examine-j', 'examine-journal', 'dump-meta', 'assemble', 'check', 'check-dirty'])
+const REPORTS = new Set(['examine', 'examine-j', 'examine-journal', 'dump-meta', 'assemble', 'check', 'check-dirty', 'detect', 'detect-dirty'])
 
 interface Case {
   id: number
@@ -593,6 +595,7 @@ describe('e2e: argument fuzzer (every command × hostile values and paths)', fun
       'assemble',
       'undo',
       'demo',
+      'detect',
     ])
       specs.set(id, (await import(`../../src/impl/${id}.js`)).spec as CommandSpec)
     this.timeout(0)

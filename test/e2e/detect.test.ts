@@ -1,0 +1,61 @@
+/**
+ * `r5ctl detect` from the command line: an array made and written by the CLI on image files, its
+ * superblocks zeroed (a dd of 4 KiB at byte 4096, what mdadm --zero-superblock clears), the devices
+ * named shuffled. The report (text and --json) must name the geometry the test created; devices that
+ * hold no array exit 4; no byte of any file changes, whatever the outcome.
+ */
+import assert from 'node:assert/strict'
+import * as fs from 'node:fs'
+import {r5ctl, ok, expectExit, jsonOf, pseudoRandom, suiteTempDir, fingerprint} from '../helpers/cli.js'
+import {createImageArray, type ImageArray} from '../helpers/array.js'
+
+function zeroSuperblock(file: string): void {
+  const fd = fs.openSync(file, 'r+')
+  fs.writeSync(fd, Buffer.alloc(4096), 0, 4096, 4096)
+  fs.closeSync(fd)
+}
+
+describe('e2e: detect', function () {
+  this.timeout(120_000)
+  const tmp = suiteTempDir('r5ctl-detect-')
+  let a: ImageArray
+
+  before(function () {
+    a = createImageArray(tmp.file('r6'), {level: 6, raidDevices: 5, chunk: '32K', size: '8M', journalSize: '4M', layout: 'right-asymmetric'})
+    // two writes that leave gaps, as a filesystem does
+    fs.writeFileSync(tmp.file('in.bin'), pseudoRandom(700 << 10, 5))
+    ok(r5ctl(['write', '--offset', '100K', '--input', tmp.file('in.bin'), ...a.all]))
+    ok(r5ctl(['write', '--offset', '9M', '--length', '300K', '--input', tmp.file('in.bin'), ...a.all]))
+    for (const f of a.all) zeroSuperblock(f)
+  })
+
+  it('--json: the created geometry first, the journal found, nothing written', function () {
+    const before = fingerprint(a.all)
+    const [j, m0, m1, m2, m3, m4] = a.all
+    const j1 = jsonOf(ok(r5ctl(['detect', '--json', m3, j, m1, m4, m0, m2])))
+    assert.deepEqual(fingerprint(a.all), before)
+    assert.equal(j1.found, true)
+    const c = j1.candidates[0]
+    assert.deepEqual(
+      {level: c.level, layout: c.layout, chunkBytes: c.chunkBytes, members: c.members, dataOffsetSector: c.dataOffsetSector, journal: c.journal},
+      {level: 6, layout: 'right-asymmetric', chunkBytes: 32768, members: [m0, m1, m2, m3, m4], dataOffsetSector: 2048, journal: j},
+    )
+    assert.equal(j1.arrayUuid, null)
+    assert.equal(j1.journal.device, j)
+  })
+
+  it('text: the result line and the candidates table', function () {
+    const out = ok(r5ctl(['detect', ...a.all.slice().reverse()])).stdout.toString()
+    assert.match(out, /Result : found: raid6 right-asymmetric, chunk 32K, 5 members, data offset 2048 sectors/)
+    assert.match(out, /^rank +level +layout/m)
+  })
+
+  it('devices that hold no array: exit 4, nothing written', function () {
+    const files = ['x0.img', 'x1.img', 'x2.img'].map(f => tmp.file(f))
+    files.forEach((f, i) => fs.writeFileSync(f, pseudoRandom(4 << 20, 50 + i)))
+    const before = fingerprint(files)
+    const r = jsonOf(expectExit(r5ctl(['detect', '--json', ...files]), 4))
+    assert.equal(r.found, false)
+    assert.deepEqual(fingerprint(files), before)
+  })
+})

@@ -46,9 +46,14 @@ export class PlanOverlay implements ReadOverlay {
   private readonly res: ApplyResult = {pagesWritten: 0, memberWrites: 0, journalBytesRead: 0}
   pagesServed = 0
 
+  /**
+   * `parity: false` (a read with every member present: nothing is rebuilt, so no parity page is
+   * used) neither lays the logged parity pages nor counts them as needed from the members
+   */
   constructor(
     private readonly arr: MdArray,
     private readonly plan: RecoveryPlan,
+    private readonly opts: {parity: boolean} = {parity: true},
   ) {
     this.complete = sortedSectors(plan.fromLog)
     this.cached = sortedSectors(plan.dataOnly)
@@ -72,10 +77,17 @@ export class PlanOverlay implements ReadOverlay {
     // data-only ones only when nothing is rebuilt (they are laid after it)
     let covered = 0
     for (let s = sector; s < end; s += 8) {
-      if (this.plan.fromLog.at(s, m) >= 0 || (!rebuilding && this.plan.dataOnly.at(s, m) >= 0)) covered++
+      if (this.plan.fromLog.at(s, m) >= 0 || (!rebuilding && this.plan.dataOnly.at(s, m) >= 0) || this.unused(s, m)) covered++
       else return false
     }
     return covered === pages
+  }
+
+  /** slot `m` holds the stripe at `sector`'s parity, and parity is not wanted */
+  private unused(sector: number, m: number): boolean {
+    if (this.opts.parity) return false
+    const info = this.arr.geometry.stripeInfo(sector)
+    return m === info.pd || m === info.qd
   }
 
   private layPages(win: OverlayWindow, pages: StripePages, sorted: Float64Array, wanted: (slot: number) => boolean): void {
@@ -86,7 +98,7 @@ export class PlanOverlay implements ReadOverlay {
       const sector = sorted[i]
       for (let slot = 0; slot < win.slots.length; slot++) {
         const pos = pages.at(sector, slot)
-        if (pos < 0 || !wanted(slot)) continue
+        if (pos < 0 || !wanted(slot) || this.unused(sector, slot)) continue
         logPos.push(pos)
         dest.push(slot * 0x100000000 + (sector - win.sector) * 512)
       }

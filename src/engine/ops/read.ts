@@ -80,7 +80,8 @@ export function viewOf(arr: MdArray, opts: ReadOptions, progress?: Progress): Ar
     if (p instanceof CorruptError) journal = journalOf('corrupt', undefined, p.message)
     else {
       journal = journalOf(p.clean ? 'clean' : 'dirty', p)
-      if (journal.replayed) overlay = new PlanOverlay(arr, p)
+      // with every member present nothing is rebuilt, so the logged parity is not read
+      if (journal.replayed) overlay = new PlanOverlay(arr, p, {parity: arr.missingMembers.length > 0})
     }
   }
   const buffers = new ReadBuffers(arr)

@@ -1,3 +1,4 @@
+import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {engineOptions} from '../cli/engine-options.js'
 import {deviceRefs} from '../cli/open.js'
@@ -63,6 +64,20 @@ function banner(view: ArrayView, server: NbdServer, overlay: OverlayExport | nul
   return `${err.green('r5ctl:')} serving ${humanBytes(view.size)} at ${server.uri} (${writes}); ${what}; nothing written to the array. Ctrl-C stops.\n`
 }
 
+/**
+ * How to take back what opening the overlay at `file` makes, when serving is then refused: a file
+ * that was not there is removed, one that was empty is emptied again; an existing overlay is kept.
+ */
+function madeBy(file: string): {undo(): void} {
+  const before = fs.statSync(file, {throwIfNoEntry: false})
+  return {
+    undo() {
+      if (!before) fs.rmSync(file, {force: true})
+      else if (before.isFile() && before.size === 0) fs.truncateSync(file, 0)
+    },
+  }
+}
+
 /** resolves at SIGINT or SIGTERM */
 function untilSignal(): Promise<string> {
   return new Promise(resolve => {
@@ -86,6 +101,7 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, device
   try {
     const listen = listenAddress(flags, arr.uuid)
     const view = viewOf(arr, opts)
+    const made = flags.overlay === undefined ? null : madeBy(flags.overlay)
     if (flags.overlay !== undefined) overlay = openOverlay(flags.overlay, view, {arrayUuid: arr.uuid, events: arr.sb.events})
     let read = 0
     let written = 0
@@ -97,6 +113,11 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, device
       onRead: b => (read += b),
       onWrite: b => (written += b),
       onLog: line => progress && process.stderr.write(`r5ctl: ${line}\n`),
+    }).catch((error: unknown) => {
+      overlay?.close()
+      overlay = null
+      made?.undo()
+      throw error
     })
     // caught from before the banner, which tells a script it may connect (or stop it) from now on
     const stopped = untilSignal()

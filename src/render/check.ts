@@ -5,6 +5,15 @@ import {out} from './colour.js'
 
 const SHOWN = 50
 
+/** The first SHOWN of `listed` (of `total` in all) as a table after a blank line, and how many more there are; nothing when none. */
+function firstRows<T>(listed: T[], total: number, head: string[], row: (x: T) => (string | number)[]): string[] {
+  if (listed.length === 0) return []
+  const shown = listed.slice(0, SHOWN)
+  const lines = ['', table(head, shown.map(row))]
+  if (total > shown.length) lines.push(`… ${total - shown.length} more (--json lists the first ${listed.length})`)
+  return lines
+}
+
 export function renderCheck(r: CheckResult): string {
   const journal = {
     clean: 'clean',
@@ -23,17 +32,14 @@ export function renderCheck(r: CheckResult): string {
       12,
     ),
   ]
-  if (r.mismatches.length > 0) {
-    const shown = r.mismatches.slice(0, SHOWN)
-    lines.push(
-      '',
-      table(
-        ['stripe', 'array sector', 'kind', 'slot'],
-        shown.map(m => [m.stripeSector, m.arraySector, m.kind, m.slot ?? '-']),
-      ),
-    )
-    if (r.mismatchCount > shown.length) lines.push(`… ${r.mismatchCount - shown.length} more (--json lists the first ${r.mismatches.length})`)
-  }
+  lines.push(
+    ...firstRows(r.mismatches, r.mismatchCount, ['stripe', 'array sector', 'kind', 'slot'], m => [
+      m.stripeSector,
+      m.arraySector,
+      m.kind,
+      m.slot ?? '-',
+    ]),
+  )
   return lines.join('\n')
 }
 
@@ -54,16 +60,6 @@ export function renderRepair(r: RepairResult): string {
       12,
     ),
   ]
-  if (r.writes.length > 0) {
-    const shown = r.writes.slice(0, SHOWN)
-    lines.push(
-      '',
-      table(
-        ['stripe', 'slot', 'page'],
-        shown.map(w => [w.stripeSector, w.slot, w.page]),
-      ),
-    )
-    if (r.pagesWritten > shown.length) lines.push(`… ${r.pagesWritten - shown.length} more (--json lists the first ${r.writes.length})`)
-  }
+  lines.push(...firstRows(r.writes, r.pagesWritten, ['stripe', 'slot', 'page'], w => [w.stripeSector, w.slot, w.page]))
   return lines.join('\n')
 }

@@ -45,13 +45,24 @@ export abstract class R5Command extends Command implements Ctx {
   }
 }
 
+/**
+ * A description's source line breaks are for the source's width: oclif wraps to the terminal's, so
+ * only a blank line (a new paragraph) survives.
+ */
+function paragraphs(text: string): string {
+  return text
+    .split(/\n\s*\n/)
+    .map(p => p.replace(/\s*\n\s*/g, ' '))
+    .join('\n\n')
+}
+
 /** The oclif command class of an oclif-free command definition (src/impl/<id>.ts). */
 export function commandClass<S extends CommandSpec>(impl: CommandImpl<S>): typeof R5Command {
   const {spec, run} = impl
   const defs = parserDefinitions(spec)
   class Cmd extends R5Command {
     static summary = spec.summary
-    static description = spec.description
+    static description = paragraphs(spec.description)
     static examples = [...spec.examples]
     static strict = defs.strict
     static args = defs.args

@@ -59,3 +59,29 @@ describe('cli: flag values', function () {
     })
   }
 })
+
+describe('cli: help text', function () {
+  this.timeout(120000)
+  const ids = fs
+    .readdirSync(new URL('../../src/impl/', import.meta.url))
+    .filter(f => f.endsWith('.js'))
+    .map(f => f.slice(0, -3))
+
+  // A description is written as paragraphs; its source line breaks are not the terminal's. Wrapped at
+  // 80 columns, a line that is not a paragraph's last is never much shorter than the width.
+  it("every command's help wraps its description as paragraphs, not at the source's line breaks", () => {
+    const ragged: string[] = []
+    for (const id of ids) {
+      const r = r5ctl([id, '--help'], {env: {COLUMNS: '80'}})
+      expectExit(r, 0)
+      const text = r.stdout.toString('utf8')
+      const body = text.slice(text.indexOf('DESCRIPTION'), text.indexOf('EXAMPLES'))
+      const lines = body.split('\n').slice(1)
+      lines.forEach((l, i) => {
+        const next = lines[i + 1]
+        if (next !== undefined && next.trim() !== '' && l.trim() !== '' && l.length < 50) ragged.push(`${id}: ${JSON.stringify(l)}`)
+      })
+    }
+    assert.deepEqual(ragged, [])
+  })
+})

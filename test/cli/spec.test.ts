@@ -78,7 +78,7 @@ describe('cli: help text', function () {
       const body = text.slice(text.indexOf('DESCRIPTION'), text.indexOf('EXAMPLES'))
       const lines = body.split('\n').slice(1)
       lines.forEach((l, i) => {
-        const next = lines[i + 1]
+        const next = lines.at(i + 1)
         if (next !== undefined && next.trim() !== '' && l.trim() !== '' && l.length < 50) ragged.push(`${id}: ${JSON.stringify(l)}`)
       })
     }

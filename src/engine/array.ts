@@ -8,7 +8,7 @@ import {DEFAULT_COMPUTE, type Compute} from './compute.js'
 import {type BlockDevice, type DeviceSource, isDeviceRef} from './device.js'
 import {probeDevice, sbVerdict, type ProbeResult} from './probe.js'
 import {CorruptError, RefusedError, UsageError} from './errors.js'
-import {ROLE_JOURNAL, ROLE_SPARE, SB_OFFSET_BYTES, type Superblock, encodeSuperblock, mdTime} from './format/superblock.js'
+import {ROLE_JOURNAL, ROLE_SPARE, type Superblock, versionAt, encodeSuperblock, mdTime} from './format/superblock.js'
 import {formatUuid} from './format/names.js'
 import {Geometry, validLayout} from './geometry.js'
 import {Ring, BLOCK_SECTORS} from './journal/ring.js'
@@ -118,7 +118,8 @@ export class MdArray {
       bufs.push([d, encodeSuperblock(sb)])
       d.sb = sb
     }
-    for (const [d, b] of bufs) d.dev.write(b, SB_OFFSET_BYTES)
+    // where each device's superblock was found: super_offset says so (checked when probed)
+    for (const [d, b] of bufs) d.dev.write(b, Number(d.sb.superOffset) * 512)
     for (const [d] of bufs) d.dev.flush()
   }
 }
@@ -237,6 +238,16 @@ function pickSet(probes: ProbeResult[]): {set: ProbeResult[]; best: Superblock} 
 function checkRoles(set: ProbeResult[], best: Superblock): void {
   const odd = oddGeometry(set, best)
   if (odd) throw new CorruptError('superblock geometry disagrees with the rest of the set', odd.path, undefined, 'geometry-mismatch')
+  // md loads every device of an array at the place of the array's one minor version (super_1_load)
+  const version = versionAt(best.superOffset)
+  const other = set.find(p => p.version !== version)
+  if (other)
+    throw new CorruptError(
+      `superblock is v${other.version ?? '?'} where the rest of the set has v${version}: md reads one version per array`,
+      other.path,
+      'leave it out, or restore its superblock where the others keep theirs',
+      'version-mismatch',
+    )
   const slots = new Map<number, string>()
   for (const p of set) {
     const sb = p.sb!

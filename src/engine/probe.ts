@@ -14,12 +14,12 @@ import {
   FEATURE_RECOVERY_OFFSET,
   FEATURE_RESHAPE_ACTIVE,
   ROLE_JOURNAL,
-  SB_OFFSET_BYTES,
-  SB_OFFSET_SECTORS,
   SB_MAGIC,
   SB_MAX_DEV,
   type Superblock,
+  type SuperblockVersion,
   decodeSuperblock,
+  superblockPlaces,
   type Problem,
 } from './format/superblock.js'
 import {validLayout, MIN_RAID_DISKS} from './geometry.js'
@@ -29,10 +29,41 @@ export interface ProbeResult {
   path: string
   size: number
   sb: Superblock | null
+  /** the minor version, from where the superblock was found (null: none found) */
+  version: SuperblockVersion | null
   problems: Problem[]
   computedCsum: number
   error?: R5Error
 }
+
+export interface FoundSuperblock {
+  sb: Superblock
+  version: SuperblockVersion
+  problems: Problem[]
+  computedCsum: number
+}
+
+/**
+ * The device's v1 superblock, wherever its minor version keeps it. As mdadm's load_super1 chooses:
+ * of the places holding a whole one (magic, version and checksum good), the latest creation time;
+ * with none whole, what is at the v1.2 place if it has the magic, else any place with it, so a
+ * damaged superblock is still shown. Null when no place has the magic.
+ */
+export function findSuperblock(dev: BlockDevice): FoundSuperblock | null {
+  const found: FoundSuperblock[] = []
+  for (const {version, sector} of superblockPlaces(dev.size)) {
+    const buf = alignedBuffer(4096)
+    dev.read(buf, Number(sector) * 512)
+    const d = decodeSuperblock(buf, sector)
+    if (d.sb.magic === SB_MAGIC) found.push({...d, version})
+  }
+  const whole = found.filter(f => !f.problems.some(p => WHOLE_BREAKERS.has(p.code)))
+  const best = whole.reduce<FoundSuperblock | null>((b, f) => (b === null || f.sb.ctime > b.sb.ctime ? f : b), null)
+  return best ?? found.find(f => f.version === '1.2') ?? found.at(0) ?? null
+}
+
+/** What makes mdadm pass a place by (load_super1 returning 2): not a v1 superblock it can trust at all. */
+const WHOLE_BREAKERS = new Set(['bad-magic', 'bad-version', 'bad-checksum', 'bad-super-offset', 'bad-max-dev', 'short'])
 
 /** Read and decode the superblock of one device without judging it (for `examine`). */
 export function probeDevice(src: DeviceSource): ProbeResult {
@@ -41,21 +72,27 @@ export function probeDevice(src: DeviceSource): ProbeResult {
   try {
     dev = isDeviceRef(src) ? src.open({writable: false}) : src
   } catch (error) {
-    return {path, size: 0, sb: null, problems: [], computedCsum: 0, error: error as R5Error}
+    return {path, size: 0, sb: null, version: null, problems: [], computedCsum: 0, error: error as R5Error}
   }
   try {
-    if (dev.size < SB_OFFSET_BYTES + 4096) {
+    if (dev.size < 24 * 512) {
       return {
         path,
         size: dev.size,
         sb: null,
+        version: null,
         problems: [{code: 'short', message: `device is only ${dev.size} bytes: too small to hold an md superblock`}],
         computedCsum: 0,
       }
     }
-    const buf = alignedBuffer(4096)
-    dev.read(buf, SB_OFFSET_BYTES)
-    const {sb, problems, computedCsum} = decodeSuperblock(buf)
+    const found = findSuperblock(dev)
+    if (!found) {
+      const buf = alignedBuffer(4096)
+      dev.read(buf, 4096)
+      const {sb, problems, computedCsum} = decodeSuperblock(buf)
+      return {path, size: dev.size, sb, version: null, problems, computedCsum}
+    }
+    const {sb, problems, computedCsum, version} = found
     // A raid_disks beyond what dev_roles can describe sizes per-slot tables (examine's array
     // state string, the member table): the superblock cannot be described, let alone used.
     const absurd = sb.magic === SB_MAGIC ? problems.find(x => x.code === 'bad-raid-disks') : undefined
@@ -64,11 +101,12 @@ export function probeDevice(src: DeviceSource): ProbeResult {
         path,
         size: dev.size,
         sb,
+        version,
         problems,
         computedCsum,
         error: new CorruptError(`bad superblock: ${absurd.message}`, path, undefined, absurd.code),
       }
-    return {path, size: dev.size, sb, problems, computedCsum}
+    return {path, size: dev.size, sb, version, problems, computedCsum}
   } finally {
     if (isDeviceRef(src)) dev.close()
   }
@@ -114,6 +152,20 @@ function unhandledFeature(sb: Superblock): {message: string; hint: string; code:
   return null
 }
 
+/**
+ * The data area must leave the superblock's 4 KiB block alone: after it for v1.1 and v1.2, before it
+ * for v1.0 (md checks the same, super_1_load, with the superblock's own length).
+ */
+function dataOverlapsSuperblock(sb: Superblock): string | null {
+  const sbEnd = sb.superOffset + BigInt(BLOCK_SECTORS)
+  if (sb.superOffset < sb.dataOffset)
+    return sb.dataOffset < sbEnd ? `data_offset ${sb.dataOffset} overlaps the superblock (it ends at sector ${sbEnd})` : null
+  const dataEnd = sb.dataOffset + sb.dataSize
+  return dataEnd > sb.superOffset
+    ? `the data area (sectors ${sb.dataOffset} to ${dataEnd}) overlaps the superblock at sector ${sb.superOffset}`
+    : null
+}
+
 /** Why a superblock is unusable, as one line; null when it is fine. */
 export function sbVerdict(p: ProbeResult): R5Error | null {
   if (p.error) return p.error
@@ -154,13 +206,8 @@ export function sbVerdict(p: ProbeResult): R5Error | null {
       'restore the full image',
       'truncated',
     )
-  if (sb.dataOffset < SB_OFFSET_SECTORS + BigInt(BLOCK_SECTORS))
-    return new CorruptError(
-      `data_offset ${sb.dataOffset} overlaps the superblock (it ends at sector ${SB_OFFSET_SECTORS + BigInt(BLOCK_SECTORS)})`,
-      p.path,
-      undefined,
-      'bad-data-offset',
-    )
+  const overlap = dataOverlapsSuperblock(sb)
+  if (overlap) return new CorruptError(overlap, p.path, undefined, 'bad-data-offset')
   const role = sb.devRoles[sb.devNumber]
   // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- dev_number is read from disk and may be past dev_roles
   if (role !== undefined && role < sb.raidDisks && sb.size > sb.dataSize)

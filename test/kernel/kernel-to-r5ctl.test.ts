@@ -73,6 +73,8 @@ interface ArrayRun {
 
 interface CleanRun extends ArrayRun {
   model?: Buffer
+  /** mdadm --metadata (default: mdadm's own, 1.2) */
+  metadata?: '1.1'
 }
 
 interface CrashRun extends ArrayRun {
@@ -103,13 +105,21 @@ function disksOf(r: ArrayRun, prefix: string, extra: Partial<Disk> = {}, memberE
 
 const devList = (prefix: string, n: number) => [`$(disk ${prefix}j)`, ...Array.from({length: n}, (_, i) => `$(disk ${prefix}m${i})`)]
 
-function createCmd(r: ArrayRun, prefix: string, assumeClean: boolean): string {
+function createCmd(r: ArrayRun & {metadata?: string}, prefix: string, assumeClean: boolean): string {
   const [j, ...m] = devList(prefix, r.members)
   return (
-    `mdadm --create /dev/md0 --run ${assumeClean ? '--assume-clean ' : ''}--level ${r.level} --raid-devices ${r.members} --chunk ${CHUNK_KIB} ` +
+    `mdadm --create /dev/md0 --run ${assumeClean ? '--assume-clean ' : ''}${r.metadata ? `--metadata=${r.metadata} ` : ''}` +
+    `--level ${r.level} --raid-devices ${r.members} --chunk ${CHUNK_KIB} ` +
     `--name ${r.id} --write-journal ${j} ${m.join(' ')}`
   )
 }
+
+/**
+ * The clean runs, in the order before() makes them: mdadm's default superblock (v1.2), then v1.1.
+ * No v1.0 run: mdadm 4.2 on Linux 6.1 cannot make a journaled v1.0 array (ADD_NEW_DISK of the
+ * journal fails with EINVAL).
+ */
+const CLEAN_IDS = ['raid5-clean', 'raid6-clean', 'raid6-clean-v1.1']
 
 const CLEAN_WRITES: [number, number][] = [
   [0, 1 * MiB],
@@ -131,11 +141,13 @@ describe('kernel interop: Linux → r5ctl (the kernel creates and writes, r5ctl 
   before(async function () {
     env = kernelOrSkip(this)
     root = tmpDir('kernel-to-r5ctl')
-    out = sparseFile(path.join(root, 'out.img'), 12 * SLOT_MIB * MiB)
+    // two slots a run (the kernel's array, then r5ctl's recovered copy) for the 7 runs below
+    out = sparseFile(path.join(root, 'out.img'), 16 * SLOT_MIB * MiB)
     let slot = 0
     clean = [
       newRun<CleanRun>(root, {id: 'raid5-clean', level: 5, members: 4}, slot++),
       newRun<CleanRun>(root, {id: 'raid6-clean', level: 6, members: 5}, slot++),
+      newRun<CleanRun>(root, {id: 'raid6-clean-v1.1', level: 6, members: 5, metadata: '1.1'}, slot++),
     ]
     crashes = [
       newRun<CrashRun>(
@@ -200,8 +212,8 @@ dmesg -c > /dev/null
 `
     })
     cleanBoot = recordBoot(
-      'kernel → r5ctl: create raid5 + raid6, write, stop',
-      await boot(env, {disks, files, script, label: 'kernel → r5ctl clean (2 arrays)', timeoutMs: 600_000}),
+      'kernel → r5ctl: create raid5 + raid6 (v1.2) + raid6 (v1.1), write, stop',
+      await boot(env, {disks, files, script, label: `kernel → r5ctl clean (${clean.length} arrays)`, timeoutMs: 600_000}),
     )
     assert.equal(cleanBoot.rc, 0, tail(cleanBoot))
     clean.forEach((r, i) => {
@@ -288,7 +300,7 @@ powercut
     if (root) cleanup(root)
   })
 
-  for (const [i, id] of ['raid5-clean', 'raid6-clean'].entries()) {
+  for (const [i, id] of CLEAN_IDS.entries()) {
     describe(`${id}: mdadm --create --write-journal, dd, mdadm --stop`, function () {
       const run = () => clean[i]
 
@@ -304,6 +316,7 @@ powercut
         const ex = r5ctlJson(['examine', ...run().devs])
         assert.equal(ex.code, 0, JSON.stringify(ex.json))
         for (const d of ex.json.devices) assert.equal(d.checksumOk, true, `${d.device}: checksum ${d.checksum}, expected ${d.checksumExpected}`)
+        for (const d of ex.json.devices) assert.equal(d.version, run().metadata ?? '1.2', `${d.device}: superblock version`)
         const roles = ex.json.devices.map((d: any) => d.deviceRole).sort()
         assert.deepEqual(roles, ['Journal', ...Array.from({length: run().members}, (_, k) => `Active device ${k}`)].sort())
       })

@@ -1,8 +1,10 @@
 /**
- * md v1.2 superblock codec (struct mdp_superblock_1; include/uapi/linux/raid/md_p.h, mdadm super1.c).
+ * md v1.x superblock codec (struct mdp_superblock_1; include/uapi/linux/raid/md_p.h, mdadm super1.c),
+ * and where each minor version keeps it.
  *
- * All integers little-endian. v1.2 puts it 4 KiB from the start of every member and of the journal
- * device (super_offset = 8 sectors). Layout:
+ * All integers little-endian. The block is the same in every v1 minor version; only its place on the
+ * device differs (super_offset records it): v1.2 4 KiB from the start (sector 8), v1.1 at the start,
+ * v1.0 at the end (superblockPlaces). Layout:
  *
  *   off  size  field                 notes
  *   ---  ----  --------------------  ------------------------------------------------------------
@@ -57,6 +59,27 @@ export const SB_MAGIC = 0xa92b4efc
 export const SB_OFFSET_BYTES = 4096
 /** super_offset of a v1.2 superblock, in sectors. */
 export const SB_OFFSET_SECTORS = 8n
+
+export type SuperblockVersion = '1.0' | '1.1' | '1.2'
+
+/**
+ * Where each v1 minor version keeps its superblock on a device of this many bytes, in the order
+ * mdadm's load_super1 tries them (a tie in creation time goes to the first). v1.0: at least 8 KiB
+ * and less than 12 KiB before the end, 4 KiB aligned (super_1_load). Places that do not fit are left out.
+ */
+export function superblockPlaces(deviceBytes: number): {version: SuperblockVersion; sector: bigint}[] {
+  const sectors = BigInt(Math.floor(deviceBytes / 512))
+  const out: {version: SuperblockVersion; sector: bigint}[] = []
+  if (sectors >= 24n) out.push({version: '1.0', sector: (sectors - 16n) & ~7n})
+  if (sectors >= 8n) out.push({version: '1.1', sector: 0n})
+  if (sectors >= 16n) out.push({version: '1.2', sector: SB_OFFSET_SECTORS})
+  return out
+}
+
+/** The minor version a superblock found at `sector` belongs to. */
+export function versionAt(sector: bigint): SuperblockVersion {
+  return sector === SB_OFFSET_SECTORS ? '1.2' : sector === 0n ? '1.1' : '1.0'
+}
 export const SB_BLOCK_SIZE = 4096
 export const SB_HEADER_SIZE = 256
 /** Largest max_dev whose roles still fit in the 4 KiB superblock block. */
@@ -151,12 +174,12 @@ export function mdTimeToDate(v: bigint): Date {
 // Decode
 
 /**
- * Decode a superblock block (normally the 4096 bytes at SB_OFFSET_BYTES). Never throws: a short
+ * Decode a superblock block, the 4096 bytes read at sector `at` (v1.2's place unless said). Never throws: a short
  * buffer is zero-padded and reported as 'short'. When the magic is wrong the block is not a
  * superblock, so only 'bad-magic' is reported (the other checks would be noise), though the fields
  * are still decoded for inspection.
  */
-export function decodeSuperblock(block: Uint8Array): {sb: Superblock; problems: Problem[]; computedCsum: number} {
+export function decodeSuperblock(block: Uint8Array, at: bigint = SB_OFFSET_SECTORS): {sb: Superblock; problems: Problem[]; computedCsum: number} {
   const problems: Problem[] = []
   let buf: Buffer
   if (block.length >= SB_BLOCK_SIZE) {
@@ -179,7 +202,7 @@ export function decodeSuperblock(block: Uint8Array): {sb: Superblock; problems: 
 
   const computedCsum = sbCsum(buf, maxDev)
 
-  problems.push(...superblockProblems(sb, block.length, computedCsum))
+  problems.push(...superblockProblems(sb, block.length, computedCsum, at))
   return {sb, problems, computedCsum}
 }
 
@@ -228,7 +251,7 @@ function readFields(buf: Buffer, devRoles: number[]): Superblock {
  * What is wrong with a decoded superblock, in a fixed order (the one its errors are reported in): with a bad magic
  * the block is not a superblock and nothing else is reported. `length` is the bytes the block had.
  */
-function superblockProblems(sb: Superblock, length: number, computedCsum: number): Problem[] {
+function superblockProblems(sb: Superblock, length: number, computedCsum: number, at: bigint): Problem[] {
   const maxDev = Math.min(sb.maxDev, SB_MAX_DEV)
   const problems: Problem[] = []
   if (sb.magic !== SB_MAGIC) {
@@ -248,8 +271,9 @@ function superblockProblems(sb: Superblock, length: number, computedCsum: number
     // also sizes per-slot tables and strings, so a garbage one must not get further than here.
     problems.push({code: 'bad-raid-disks', message: `raid_disks ${sb.raidDisks} exceeds ${SB_MAX_DEV} (more slots than a superblock has roles for)`})
   }
-  if (sb.superOffset !== SB_OFFSET_SECTORS) {
-    problems.push({code: 'bad-super-offset', message: `super_offset ${sb.superOffset} (expected ${SB_OFFSET_SECTORS} for v1.2)`})
+  // md takes a superblock only where its super_offset says it is (super_1_load)
+  if (sb.superOffset !== at) {
+    problems.push({code: 'bad-super-offset', message: `super_offset ${sb.superOffset}, but the superblock is at sector ${at}`})
   }
   if ((sb.featureMap & ~FEATURE_ALL_6_1) !== 0) {
     problems.push({

@@ -9,7 +9,7 @@ import {type MdArray, type DeviceSource, openArray} from '../array.js'
 import {probeDevice} from '../probe.js'
 import {arraySizeBytes, type Progress} from '../rows.js'
 import {journalState} from '../journal/state.js'
-import {ROLE_JOURNAL, mdTimeToDate} from '../format/superblock.js'
+import {ROLE_JOURNAL, mdTimeToDate, versionAt} from '../format/superblock.js'
 import {layoutName} from '../format/names.js'
 import {R5Error, EXIT, CorruptError, RefusedError} from '../errors.js'
 
@@ -166,7 +166,7 @@ function describeAssembled(arr: MdArray, journal: JournalOutcome, readOnly: bool
   return {
     arrayUuid: arr.uuid,
     name: sb.setName,
-    version: '1.2',
+    version: versionAt(sb.superOffset),
     creationTime: mdTimeToDate(sb.ctime).toISOString(),
     updateTime: mdTimeToDate(sb.utime).toISOString(),
     raidLevel: `raid${sb.level}`,

@@ -10,9 +10,10 @@
 import type {EngineOptions} from '../compute.js'
 import {DEFAULT_COMPUTE} from '../compute.js'
 import {refuseDuplicateSources} from '../array.js'
-import {type BlockDevice, type DeviceSource, alignedBuffer, isDeviceRef} from '../device.js'
+import {type BlockDevice, type DeviceSource, isDeviceRef} from '../device.js'
 import {UsageError} from '../errors.js'
-import {ROLE_JOURNAL, SB_OFFSET_BYTES, type Superblock, decodeSuperblock} from '../format/superblock.js'
+import {ROLE_JOURNAL, type Superblock} from '../format/superblock.js'
+import {findSuperblock} from '../probe.js'
 import {formatUuid, layoutName} from '../format/names.js'
 import {COMMON_OFFSETS, type OffsetChoice} from '../detect/candidates.js'
 import {exactCheck} from '../detect/evidence.js'
@@ -131,17 +132,9 @@ export function detectArray(sources: DeviceSource[], opts: EngineOptions = {}): 
 }
 
 function probe(name: string, dev: BlockDevice): Probed {
-  let sb: Superblock | null = null
-  let state: Probed['state'] = 'none'
-  if (dev.size >= SB_OFFSET_BYTES + 4096) {
-    const buf = alignedBuffer(4096)
-    dev.read(buf, SB_OFFSET_BYTES)
-    const d = decodeSuperblock(buf)
-    if (!d.problems.some(p => p.code === 'bad-magic')) {
-      sb = d.sb
-      state = d.problems.length === 0 ? 'valid' : 'damaged'
-    }
-  }
+  const d = findSuperblock(dev)
+  const sb: Superblock | null = d?.sb ?? null
+  const state: Probed['state'] = !d ? 'none' : d.problems.length === 0 ? 'valid' : 'damaged'
   const read = {bytes: 0}
   const journal = findJournal(dev, read)
   return {name, dev, sb, state, journal, bytesRead: read.bytes}

@@ -71,7 +71,7 @@ function describe(p: ProbeResult): ExamineDevice {
     ok: p.problems.length === 0,
     problems: p.problems,
     magic: hex(sb.magic),
-    version: `${sb.majorVersion}.2`,
+    version: p.version ?? `${sb.majorVersion}`,
     featureMap: `0x${sb.featureMap.toString(16)}`,
     arrayUuid: formatUuid(sb.setUuid),
     name: sb.setName,

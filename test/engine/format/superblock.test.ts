@@ -17,6 +17,7 @@ import {
   makeSuperblock,
   mdTime,
   mdTimeToDate,
+  superblockPlaces,
 } from '../../../src/engine/format/superblock.js'
 import {formatUuid, layoutName, parseUuid} from '../../../src/engine/format/names.js'
 
@@ -318,6 +319,26 @@ describe('superblock', () => {
         if (i % 2 && b.length >= 8) new DataView(b.buffer).setUint32(0, SB_MAGIC, true)
         assert.doesNotThrow(() => decodeSuperblock(b))
       }
+    })
+  })
+
+  describe('where each minor version keeps it', () => {
+    // super_1_load: v1.0 at (sectors - 16) rounded down to a multiple of 8; v1.1 at 0; v1.2 at 8
+    it('v1.0 at least 8 KiB and less than 12 KiB before the end, 4 KiB aligned; v1.1 at 0; v1.2 at sector 8', () => {
+      assert.deepEqual(superblockPlaces(18432 * 512), [
+        {version: '1.0', sector: 18416n},
+        {version: '1.1', sector: 0n},
+        {version: '1.2', sector: 8n},
+      ])
+      // 1003 sectors: 987 rounded down to 984; a device of odd bytes counts whole sectors only
+      assert.equal(superblockPlaces(1003 * 512 + 100)[0].sector, 984n)
+    })
+    it('places that do not fit a device are left out', () => {
+      assert.deepEqual(
+        superblockPlaces(12 * 512).map(p => p.version),
+        ['1.1'],
+      )
+      assert.deepEqual(superblockPlaces(7 * 512), [])
     })
   })
 

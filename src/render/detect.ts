@@ -1,5 +1,5 @@
 /** What `r5ctl detect` prints in text mode (the --json output is the engine's result as is). */
-import {type DetectCandidate, type DetectResult} from '../engine/index.js'
+import {type DetectCandidate, type DetectResult, type DetectWriteResult} from '../engine/index.js'
 import {humanBytes} from './format.js'
 import {keyValues, table} from './table.js'
 import {out} from './colour.js'
@@ -42,7 +42,23 @@ export function renderDetect(r: DetectResult): string {
   }
   if (r.undecided.length > 0) lines.push('', 'Not decided by the content:', ...r.undecided.map(u => `  - ${u}`))
   if (r.notes.length > 0) lines.push('', ...r.notes.map(n => `note: ${n}`))
+  if ('write' in r) lines.push('', renderWrite(r as DetectWriteResult))
   return lines.join('\n')
+}
+
+/** What detect --write wrote, or with --dry-run would write. */
+function renderWrite(r: DetectWriteResult): string {
+  const w = r.write
+  const verb = w.dryRun ? 'Would write' : 'Wrote'
+  const tail = `journal_tail ${w.journalTailSector} (${w.journalTailSource === 'superblock' ? "the journal's surviving superblock" : "the start of the log's newest chain"})`
+  return [
+    `${verb} v1.2 superblocks for candidate ${w.candidate}, array ${w.arrayUuid}, events ${w.devices.at(0)?.events ?? '-'}, ${tail}:`,
+    table(
+      ['device', 'role'],
+      w.devices.map(d => [d.device, d.role]),
+    ),
+    w.dryRun ? 'nothing was written' : 'next: `r5ctl examine-journal` shows what the journal holds; `r5ctl recover` replays it',
+  ].join('\n')
 }
 
 function describe(c: DetectCandidate): string {

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
-import {r5ctl, ok, expectExit, jsonOf, pseudoRandom, suiteTempDir, fingerprint} from '../helpers/cli.js'
+import {r5ctl, ok, expectExit, expectErrorLine, jsonOf, pseudoRandom, suiteTempDir, fingerprint} from '../helpers/cli.js'
 import {createImageArray, type ImageArray} from '../helpers/array.js'
 
 function zeroSuperblock(file: string): void {
@@ -57,5 +57,34 @@ describe('e2e: detect', function () {
     const r = jsonOf(expectExit(r5ctl(['detect', '--json', ...files]), 4))
     assert.equal(r.found, false)
     assert.deepEqual(fingerprint(files), before)
+  })
+
+  it('--write with --uuid: the set examines, reads and assembles again; `undo` takes the superblocks back', function () {
+    const b = createImageArray(tmp.file('w5'), {level: 5, raidDevices: 4, chunk: '64K', size: '8M', journalSize: '4M'})
+    ok(r5ctl(['write', '--offset', '64K', '--input', tmp.file('in.bin'), ...b.all]))
+    const want = ok(r5ctl(['read', '--offset', '0', '--length', String(b.sizeBytes), ...b.all])).stdout
+    for (const f of b.all) zeroSuperblock(f)
+    const zeroed = fingerprint(b.all)
+    const usage = expectExit(r5ctl(['detect', '--candidate', '2', ...b.all]), 2)
+    assert.match(expectErrorLine(usage), /--candidate goes with --write/)
+    const refused = expectExit(r5ctl(['detect', '--write', ...b.all]), 3)
+    assert.match(expectErrorLine(refused), /the array UUID is lost/)
+    const dry = jsonOf(ok(r5ctl(['detect', '--write', '--dry-run', '--json', '--uuid', b.uuid, ...b.all])))
+    assert.equal(dry.write.dryRun, true)
+    assert.deepEqual(fingerprint(b.all), zeroed, 'a dry run writes nothing')
+
+    const undo = tmp.file('w5.undo')
+    const r = jsonOf(ok(r5ctl(['detect', '--write', '--json', '--undo', undo, '--uuid', b.uuid, ...b.all.slice().reverse()])))
+    assert.equal(r.write.arrayUuid, b.uuid)
+    assert.deepEqual(
+      r.write.devices.map((d: {device: string; role: string}) => d.role),
+      ['active 0', 'active 1', 'active 2', 'active 3', 'journal'],
+    )
+    assert.equal(jsonOf(ok(r5ctl(['examine', '--json', ...b.all]))).devices.length, 5)
+    assert.deepEqual(ok(r5ctl(['read', '--offset', '0', '--length', String(b.sizeBytes), ...b.all])).stdout, want)
+    // the log is replayed from the start of its chain, so assemble finds it pending (exit 5)
+    assert.match(expectExit(r5ctl(['assemble', '--readonly', ...b.all]), 5).stdout.toString(), /State : clean, read-only, journal pending replay/)
+    ok(r5ctl(['undo', undo, ...b.all]))
+    assert.deepEqual(fingerprint(b.all), zeroed, 'undo restores the zeroed superblocks')
   })
 })

@@ -86,6 +86,35 @@ interface CrashRun extends ArrayRun {
   fixture?: string
   replayBytes?: Buffer
   crash?: BootResult
+  /** a copy with every superblock zeroed, given superblocks again by detect --write */
+  detected?: Detected
+}
+
+interface Detected {
+  journal: string
+  members: string[]
+  code: number
+  stderr: string
+  json: any
+  kernelAssemble?: string
+  kernelLog?: string
+  kernelMd5?: string
+}
+
+/** Copy a set, zero every superblock (the 4 KiB at byte 4096, as mdadm --zero-superblock), then detect --write with the array's UUID. */
+function detectCopy(r: ArrayRun, dir: string): Detected {
+  fs.mkdirSync(dir, {recursive: true})
+  const uuid = r5ctlJson(['examine', '--json', r.journal]).json.devices[0].arrayUuid as string
+  const [journal, ...members] = [r.journal, ...r.memberFiles].map(f => {
+    const dst = path.join(dir, path.basename(f))
+    fs.copyFileSync(f, dst)
+    const fd = fs.openSync(dst, 'r+')
+    fs.writeSync(fd, Buffer.alloc(4096), 0, 4096, 4096)
+    fs.closeSync(fd)
+    return dst
+  })
+  const d = r5ctlJson(['detect', '--write', '--json', '--uuid', uuid, ...members.slice().reverse(), journal])
+  return {journal, members, code: d.code, stderr: d.stderr, json: d.json}
 }
 
 function newRun<T extends ArrayRun>(root: string, base: Omit<T, 'dir' | 'journal' | 'memberFiles' | 'devs' | 'slot'>, slot: number): T {
@@ -258,6 +287,8 @@ powercut
     // 3. r5ctl recover on copies of every image set (the originals stay as the kernel left them)
     const runs: (CleanRun | CrashRun)[] = [...clean, ...crashes]
     for (const r of runs) r.recovered = recoverCopy(r.journal, r.memberFiles, path.join(r.dir, 'recovered'))
+    const wb = crashes.find(c => c.id === 'raid5-wb-powercut')!
+    wb.detected = detectCopy(wb, path.join(wb.dir, 'detected'))
 
     // 4. one boot: the kernel's own replay of every original set (throw-away overlays, snapshot=on),
     // and the kernel's assembly of every r5ctl-recovered copy (also snapshot=on)
@@ -270,6 +301,9 @@ powercut
       rdisks.push({file: rec.journal, name: `v${i}j`, snapshot: true}, ...rec.members.map((f, k) => ({file: f, name: `v${i}m${k}`, snapshot: true})))
       rscript += `echo "=== ${r.id}: after r5ctl recover"\n` + assembleAndCopy(`v${i}`, r.members, (runs.length + r.slot) * SLOT_MIB)
     })
+    const det = wb.detected
+    rdisks.push({file: det.journal, name: 'dj', snapshot: true}, ...det.members.map((f, k) => ({file: f, name: `dm${k}`, snapshot: true})))
+    rscript += `echo "=== ${wb.id}: superblocks zeroed, then r5ctl detect --write"\n` + assembleAndCopy('d', wb.members, 2 * runs.length * SLOT_MIB)
     replayBoot = recordBoot(
       `kernel → r5ctl: replay ${runs.length} arrays + ${runs.length} r5ctl-recovered (snapshot=on)`,
       await boot(env, {disks: rdisks, script: rscript, label: 'kernel replay + recovered (snapshot=on)', timeoutMs: 600_000}),
@@ -287,6 +321,11 @@ powercut
       rec.kernelAssemble = replayBoot.kv[`v${i}.assemble`]
       rec.kernelLog = stripTime(replayBoot.kv[`v${i}.log`])
       rec.kernelMd5 = md5(readOut(out, (runs.length + r.slot) * SLOT_MIB, size))
+      if (r === wb) {
+        det.kernelAssemble = replayBoot.kv['d.assemble']
+        det.kernelLog = stripTime(replayBoot.kv['d.log'])
+        det.kernelMd5 = md5(readOut(out, 2 * runs.length * SLOT_MIB, size))
+      }
     })
 
     if (process.env.R5CTL_WRITE_FIXTURES === '1')
@@ -398,6 +437,16 @@ powercut
       })
 
       crashImageChecks(() => images(run()))
+
+      if (id === 'raid5-wb-powercut')
+        it("every superblock zeroed, then detect --write (--uuid): the kernel assembles the set, replays its journal, and gives its own replay's md5", function () {
+          const d = run().detected!
+          assert.equal(d.code, 0, d.stderr)
+          assert.equal(d.json.write.journalTailSource, 'log')
+          assert.equal(d.kernelAssemble, '0', `mdadm --assemble: ${d.kernelAssemble}`)
+          assert.match(d.kernelLog ?? '', /recovering/, `the kernel's recovery line: ${d.kernelLog}`)
+          assert.equal(d.kernelMd5, run().replayMd5)
+        })
     })
   }
 })

@@ -115,20 +115,28 @@ interface Probed {
 }
 
 export function detectArray(sources: DeviceSource[], opts: EngineOptions = {}): DetectResult {
-  if (sources.length < 3) throw new UsageError('detect needs the devices of one array: at least 3 (members and, if any, the journal)')
-  refuseDuplicateSources(sources)
   const opened: BlockDevice[] = []
   try {
-    for (const s of sources) opened.push(isDeviceRef(s) ? s.open({writable: false}) : s)
-    return detectOpened(
-      opened.map((dev, i) => probe(sources[i].name, dev)),
-      opts,
-    )
+    return detectOn(sources, opened, false, opts)
   } finally {
     opened.forEach((d, i) => {
       if (isDeviceRef(sources[i])) d.close()
     })
   }
+}
+
+/**
+ * Open the sources (read-only, or writable for detect --write) into `opened`, which the caller
+ * closes, and detect on them.
+ */
+export function detectOn(sources: DeviceSource[], opened: BlockDevice[], writable: boolean, opts: EngineOptions): DetectResult {
+  if (sources.length < 3) throw new UsageError('detect needs the devices of one array: at least 3 (members and, if any, the journal)')
+  refuseDuplicateSources(sources)
+  for (const s of sources) opened.push(isDeviceRef(s) ? s.open({writable}) : s)
+  return detectOpened(
+    opened.map((dev, i) => probe(sources[i].name, dev)),
+    opts,
+  )
 }
 
 function probe(name: string, dev: BlockDevice): Probed {
@@ -214,7 +222,7 @@ function detectOpened(devs: Probed[], opts: EngineOptions): DetectResult {
     sample: {...counts, stripes: sample.stripes, bytesRead: sample.bytesRead + devs.reduce((a, d) => a + d.bytesRead, 0)},
     candidates,
     undecided: undecided(ties, (x: Scored) => x.h.order.map(m => members[m].name)),
-    notes: notes(found, counts.stripesWithData, uuid, journal, top ?? null),
+    notes: [...notes(found, counts.stripesWithData, uuid, journal, top ?? null), ...superblocksNote(found, devs)],
   }
 }
 
@@ -344,6 +352,17 @@ function journalOf(j: Probed, uuid: Uint8Array | null): DetectJournal {
     uuidConfirmed: uuid ? uuidMatchesSeed(uuid, f.seed) : null,
     parityPagesPerStripe: f.parityPages,
   }
+}
+
+/**
+ * Content that decides nothing (a fresh array, nothing written) leaves detect without a candidate;
+ * when every device still has a whole superblock of one array, those state the geometry.
+ */
+function superblocksNote(found: boolean, devs: Probed[]): string[] {
+  if (found || devs.some(d => d.state !== 'valid')) return []
+  const uuids = new Set(devs.map(d => formatUuid(d.sb!.setUuid)))
+  if (uuids.size !== 1) return []
+  return [`every device has a valid superblock of array ${[...uuids][0]}: \`r5ctl examine\` shows the geometry they state`]
 }
 
 /** What the reader must know about the result beyond the candidates. */

@@ -232,6 +232,16 @@ describe('detect: geometry from content, superblocks zeroed', function () {
     assert.equal(r.found, false)
   })
 
+  it('an array with every superblock intact and nothing written: no candidate, and the report points at what the superblocks state', function () {
+    const m = makeArray(5, 4, 2, 64 * KiB, 7, 0)
+    const r = detectArray(m.a.devs)
+    assert.equal(r.found, false)
+    assert.ok(
+      r.notes.some(n => /every device has a valid superblock of array [0-9a-f:]+: `r5ctl examine` shows the geometry they state/.test(n)),
+      r.notes.join('; '),
+    )
+  })
+
   it('refuses fewer than 3 devices and a device named twice', function () {
     const m = makeArray(5, 3, 2, 64 * KiB, 6)
     assert.throws(() => detectArray(m.a.devs.slice(0, 2)), /at least 3/)

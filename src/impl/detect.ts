@@ -19,7 +19,7 @@ the evidence for each, and what the content cannot decide is said. Every device 
 the first candidate's parity held on every stripe checked, 4 when no candidate fits.
 
 With --write, it then writes md v1.2 superblocks for the first candidate (or --candidate N) so the set
-assembles again: only a candidate whose parity held on every stripe checked (--force for another), and only
+assembles again: only a candidate whose parity held as detect requires of what it finds (--force for another), and only
 with the array UUID known (a surviving superblock, or --uuid) and agreeing with the journal's checksums, so
 the journal still replays. The journal keeps its surviving journal_tail, else the log is replayed from the
 start of its newest chain. --dry-run shows what would be written; --undo FILE saves what is overwritten.`,
@@ -34,7 +34,10 @@ start of its newest chain. --dry-run shows what would be written; --undo FILE sa
     write: flag.boolean({description: 'write superblocks for the chosen candidate so the set assembles again'}),
     candidate: flag.string({description: 'with --write: the rank of the candidate to write (default 1)'}),
     uuid: flag.string({description: 'with --write: the array UUID when no superblock keeps it (checked against the journal)'}),
-    force: flag.boolean({char: 'f', description: 'with --write: write a candidate whose parity did not hold on every stripe checked'}),
+    force: flag.boolean({
+      char: 'f',
+      description: 'with --write: write a candidate whose parity held on fewer of the stripes checked than detect requires (90%)',
+    }),
     'dry-run': flag.boolean({char: 'n', description: 'with --write: show what would be written, write nothing'}),
     undo: flag.string({description: 'save every block this run overwrites into a new undo file; `r5ctl undo FILE DEV...` restores them'}),
   },

@@ -1,7 +1,7 @@
 /**
  * detect --write: md v1.2 superblocks for a candidate detect found (the first unless one is named),
  * so that the set assembles again, its journal replay included. Plan first: the candidate must be
- * one whose parity held, the array UUID known and agreeing with the journal's checksums, the log's
+ * one whose parity held as detect requires of what it finds, the array UUID known and agreeing with the journal's checksums, the log's
  * start known; then every superblock is encoded, and only then written.
  *
  * What each superblock says: the candidate's geometry, the device's slot (the journal's role for
@@ -21,7 +21,7 @@ import {FEATURE_JOURNAL, ROLE_JOURNAL, SB_OFFSET_BYTES, type Superblock, encodeS
 import {findTail} from '../journal/find-tail.js'
 import {BLOCK_SECTORS, Ring} from '../journal/ring.js'
 import {findSuperblock} from '../probe.js'
-import {detectOn, type DetectCandidate, type DetectResult} from './detect.js'
+import {detectOn, exactHolds, type DetectCandidate, type DetectResult} from './detect.js'
 
 export interface DetectWriteOptions extends EngineOptions {
   /** the candidate's rank (default 1) */
@@ -29,7 +29,7 @@ export interface DetectWriteOptions extends EngineOptions {
   /** the array UUID, when no superblock keeps it; checked against the journal's checksum seed */
   uuid?: Uint8Array
   dryRun?: boolean
-  /** write a candidate whose parity did not hold on every stripe checked */
+  /** write a candidate whose parity held on fewer of the stripes checked than detect requires */
   force?: boolean
 }
 
@@ -97,9 +97,9 @@ function chosen(r: DetectResult, opts: DetectWriteOptions): DetectCandidate {
       'missing-journal',
     )
   const e = c.evidence
-  if (!opts.force && !(e.exactChecked !== null && e.exactChecked > 0 && e.exactHeld === e.exactChecked))
+  if (!opts.force && !exactHolds(e.exactChecked ?? 0, e.exactHeld ?? 0))
     throw new RefusedError(
-      `candidate ${rank}'s parity did not hold on every stripe checked (${e.exactHeld ?? 0} of ${e.exactChecked ?? 0}): its superblocks could describe the wrong array`,
+      `candidate ${rank}'s parity held on too few of the stripes checked (${e.exactHeld ?? 0} of ${e.exactChecked ?? 0}; detect finds at 90%): its superblocks could describe the wrong array`,
       undefined,
       'check the candidates with detect; --force writes it anyway; nothing was written',
       'unconfirmed-candidate',

@@ -33,6 +33,11 @@ const EXACT_STRIPES = 256
  * all of a real array's stripes need hold.
  */
 const FOUND_RATIO = 0.9
+
+/** A candidate holds when enough of the stripes re-read hold: a crash leaves some half-written, which the journal holds. */
+export function exactHolds(checked: number, held: number): boolean {
+  return checked > 0 && held >= FOUND_RATIO * checked
+}
 /** members the search handles (a bit each in the sample's masks) */
 export const MAX_MEMBERS = 16
 
@@ -212,7 +217,7 @@ function detectOpened(devs: Probed[], opts: EngineOptions): DetectResult {
   const listed = [...verified, ...ranked.slice(VERIFIED, LISTED).map(x => ({x, exact: null}))]
   const candidates = listed.map((c, i) => candidateOf(c.x, c.exact, i + 1, members, journal))
   const top = listed.at(0)
-  const found = top?.exact != null && top.exact[0] > 0 && top.exact[1] >= FOUND_RATIO * top.exact[0]
+  const found = top?.exact != null && exactHolds(top.exact[0], top.exact[1])
   return {
     found,
     arrayUuid: uuid ? formatUuid(uuid) : null,

@@ -441,7 +441,7 @@ powercut
       if (id === 'raid5-wb-powercut')
         it("every superblock zeroed, then detect --write (--uuid): the kernel assembles the set, replays its journal, and gives its own replay's md5", function () {
           const d = run().detected!
-          assert.equal(d.code, 0, d.stderr)
+          assert.equal(d.code, 0, `${d.stderr}${JSON.stringify(d.json?.error ?? d.json?.candidates?.[0]?.evidence)}`)
           assert.equal(d.json.write.journalTailSource, 'log')
           assert.equal(d.kernelAssemble, '0', `mdadm --assemble: ${d.kernelAssemble}`)
           assert.match(d.kernelLog ?? '', /recovering/, `the kernel's recovery line: ${d.kernelLog}`)

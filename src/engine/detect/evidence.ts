@@ -187,10 +187,18 @@ export function qCheck(s: Sample, seg: Segments, h: Hypothesis, g: Geometry, out
 
 /**
  * The exact check: whole pages of `stripes` (device pages) re-read from every member and their P
- * (and Q) recomputed under the hypothesis. Stripes whose pages are all zero are skipped (no evidence).
- * Returns [checked, held].
+ * (and Q) recomputed under the hypothesis. Stripes whose pages are all zero are skipped (no evidence),
+ * and so is a stripe that does not hold where the journal logs it (`logged`: member sectors): a crash
+ * leaves such stripes half-written, and the replay completes them. Returns [checked, held].
  */
-export function exactCheck(devs: BlockDevice[], h: Hypothesis, g: Geometry, stripes: number[], parity: ParityKernels): [number, number] {
+export function exactCheck(
+  devs: BlockDevice[],
+  h: Hypothesis,
+  g: Geometry,
+  stripes: number[],
+  parity: ParityKernels,
+  logged: Set<number> = new Set(),
+): [number, number] {
   const n = devs.length
   const pages = devs.map(() => alignedBuffer(PAGE))
   const p = alignedBuffer(PAGE)
@@ -213,6 +221,7 @@ export function exactCheck(devs: BlockDevice[], h: Hypothesis, g: Geometry, stri
       parity.computeP(data, p)
       ok = Buffer.compare(p, pages[h.order[info.pd]]) === 0
     }
+    if (!ok && logged.has((dp - offPages) * 8)) continue
     checked++
     if (ok) held++
   }

@@ -19,6 +19,8 @@ const SPREAD_BYTES = 1 << 20
 
 /** most logged data pages kept */
 const LOGGED_PAGES = 64
+/** logged page locations kept (what a crash may have left half-written on the members) */
+const TOUCHED = 1 << 16
 
 /** A data page the log holds: where in the array it was written, and its bytes. */
 export interface LoggedPage {
@@ -43,6 +45,8 @@ export interface JournalFinding {
   records: {data: number[]; parity: number[]}[]
   /** data pages of the log (checksums holding), for locating on the members */
   logged: LoggedPage[]
+  /** what the blocks found log, whatever is still pending: data pages by array sector, parity by stripe (member sector) */
+  touched: {data: number[]; parity: number[]}
   /** bytes of the device looked at */
   bytesRead: number
 }
@@ -111,6 +115,7 @@ interface Scan {
   logged: LoggedPage[]
   parityPages: 1 | 2 | null
   metaBlocks: number
+  touched: {seed: number; parity: boolean; location: number}[]
 }
 
 /**
@@ -120,7 +125,16 @@ interface Scan {
  */
 /** `read` counts the bytes looked at, found or not. */
 export function findJournal(dev: BlockDevice, read: {bytes: number} = {bytes: 0}): JournalFinding | null {
-  const scan: Scan = {offsets: new Map(), seeds: new Map(), cols: new MetaColumns(), records: [], logged: [], parityPages: null, metaBlocks: 0}
+  const scan: Scan = {
+    offsets: new Map(),
+    seeds: new Map(),
+    cols: new MetaColumns(),
+    records: [],
+    logged: [],
+    parityPages: null,
+    metaBlocks: 0,
+    touched: [],
+  }
   let bytesRead = 0
   const buf = alignedBuffer(SPREAD_BYTES)
   for (const [at, len] of windows(dev.size)) {
@@ -139,7 +153,19 @@ export function findJournal(dev: BlockDevice, read: {bytes: number} = {bytes: 0}
   const {metaBlocks, parityPages, records} = scan
   // pages checksummed with another seed are not this log's
   const logged = scan.logged.filter(p => p.seed === seed)
-  return {metaBlocks, dataOffsetSector, seed, seedAgreeing, parityPages, records, logged, bytesRead}
+  const touched = scan.touched.filter(t => t.seed === seed)
+  const locations = (parity: boolean) => touched.flatMap(t => (t.parity === parity ? [t.location] : []))
+  return {
+    metaBlocks,
+    dataOffsetSector,
+    seed,
+    seedAgreeing,
+    parityPages,
+    records,
+    logged,
+    touched: {data: locations(false), parity: locations(true)},
+    bytesRead,
+  }
 }
 
 /** One block that looks like a meta block, at device byte `at`; returns the bytes of logged pages read. */
@@ -161,6 +187,8 @@ function readBlock(dev: BlockDevice, page: Buffer, at: number, scan: Scan): numb
   let kept = 0
   for (let i = 0; i < cols.count; i++) {
     const pages = cols.size[i] / 8
+    if (cols.type[i] !== PAYLOAD_FLUSH && scan.touched.length < TOUCHED)
+      scan.touched.push({seed, parity: cols.type[i] === PAYLOAD_PARITY, location: cols.location[i]})
     if (cols.type[i] === PAYLOAD_DATA) {
       rec.data.push(cols.location[i])
       // a few pages of each block, so that the ones kept come from many writes

@@ -16,7 +16,7 @@ import {uuidSeed} from '../checksum.js'
 import type {EngineOptions} from '../compute.js'
 import {type BlockDevice, type DeviceSource, isDeviceRef} from '../device.js'
 import {RefusedError, UsageError} from '../errors.js'
-import {parseLayout, formatUuid} from '../format/names.js'
+import {formatUuid, parseLayout, parseUuid} from '../format/names.js'
 import {FEATURE_JOURNAL, ROLE_JOURNAL, SB_OFFSET_BYTES, type Superblock, encodeSuperblock, makeSuperblock, mdTime} from '../format/superblock.js'
 import {findTail} from '../journal/find-tail.js'
 import {BLOCK_SECTORS, Ring} from '../journal/ring.js'
@@ -109,7 +109,7 @@ function chosen(r: DetectResult, opts: DetectWriteOptions): DetectCandidate {
 
 /** The array UUID: --uuid, else the surviving superblock's; either must be the one the journal's checksums were made with. */
 function arrayUuid(r: DetectResult, opts: DetectWriteOptions, seed: number): Uint8Array {
-  const uuid = opts.uuid ?? (r.arrayUuid ? Uint8Array.from(Buffer.from(r.arrayUuid.replace(/:/g, ''), 'hex')) : null)
+  const uuid = opts.uuid ?? (r.arrayUuid ? parseUuid(r.arrayUuid) : null)
   if (!uuid)
     throw new RefusedError(
       "the array UUID is lost: no superblock keeps it, and the journal's records are checksummed with it",

@@ -12,6 +12,7 @@ import {DEFAULT_COMPUTE} from '../compute.js'
 import {refuseDuplicateSources} from '../array.js'
 import {type BlockDevice, type DeviceSource, isDeviceRef} from '../device.js'
 import {UsageError} from '../errors.js'
+import type {Geometry} from '../geometry.js'
 import {ROLE_JOURNAL, type Superblock} from '../format/superblock.js'
 import {findSuperblock} from '../probe.js'
 import {formatUuid, layoutName} from '../format/names.js'
@@ -212,6 +213,7 @@ function detectOpened(devs: Probed[], opts: EngineOptions): DetectResult {
     ranked.slice(0, VERIFIED),
     members.map(m => m.dev),
     sample,
+    journal?.journal ?? null,
     opts,
   )
   const listed = [...verified, ...ranked.slice(VERIFIED, LISTED).map(x => ({x, exact: null}))]
@@ -289,14 +291,27 @@ function offsetChoices(hints: Hints, j: JournalFinding | null, members: Probed[]
   return list
 }
 
+/** The stripes (member sectors) the journal's blocks log under geometry `g`: parity by stripe, data by where `g` puts it. */
+function loggedStripes(j: JournalFinding | null, g: Geometry): Set<number> {
+  const out = new Set<number>(j?.touched.parity ?? [])
+  for (const a of j?.touched.data ?? []) if (a < Number(g.arraySectors)) out.add(Number(g.mapSector(a).memberSector))
+  return out
+}
+
 /** The exact check of the first candidates, then those that held put first (stable otherwise). */
-function verify(top: Scored[], devs: BlockDevice[], sample: Sample, opts: EngineOptions): {x: Scored; exact: [number, number] | null}[] {
+function verify(
+  top: Scored[],
+  devs: BlockDevice[],
+  sample: Sample,
+  journal: JournalFinding | null,
+  opts: EngineOptions,
+): {x: Scored; exact: [number, number] | null}[] {
   const parity = (opts.compute ?? DEFAULT_COMPUTE).parity
   const out = top.map(x => {
     const step = Math.max(1, x.seg.qStripes.length / EXACT_STRIPES)
     const pages: number[] = []
     for (let k = 0; k * step < x.seg.qStripes.length; k++) pages.push(sample.page[x.seg.qStripes[Math.floor(k * step)]])
-    return {x, exact: exactCheck(devs, x.h, x.g, pages, parity)}
+    return {x, exact: exactCheck(devs, x.h, x.g, pages, parity, loggedStripes(journal, x.g))}
   })
   const held = (e: [number, number] | null) => (e && e[0] > 0 && e[0] === e[1] ? 1 : 0)
   return out

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict'
 import {createRequire} from 'node:module'
 import {createArray, detectArray, writeData, type DetectCandidate, type DetectResult} from '../../../src/engine/index.js'
 import type {MemDevice} from '../../../src/engine/device.js'
-import {bufferSource, changedSince, pseudoRandom, snapshot, totalWrites} from '../../helpers/model.js'
+import {bufferSource, changedSince, pseudoRandom, runWorkload, snapshot, totalWrites} from '../../helpers/model.js'
 import {KiB, LAYOUT_NAMES, makeArray, shuffled, zeroSuperblocks, type Made} from '../detect/fixtures.js'
 
 const CRC32C = createRequire(import.meta.url)('crc-32/crc32c') as {buf: (b: Uint8Array, seed?: number) => number}
@@ -240,6 +240,21 @@ describe('detect: geometry from content, superblocks zeroed', function () {
       r.notes.some(n => /every device has a valid superblock of array [0-9a-f:]+: `r5ctl examine` shows the geometry they state/.test(n)),
       r.notes.join('; '),
     )
+  })
+
+  it('a write-through write cut at every write while its stripes go to the members: the half-written stripes the journal logs do not count against the array', function () {
+    const data = pseudoRandom(1536 * KiB, 31)
+    const all = runWorkload(makeArray(5, 4, 2, 64 * KiB, 31, 0).a.devs, [{offset: 0, data, mode: 'write-through'}]).writes
+    // from the last write back to where the log is still being written (members untouched)
+    for (let back = 1; back < all / 2; back++) {
+      const m = makeArray(5, 4, 2, 64 * KiB, 31, 0)
+      const cut = runWorkload(m.a.devs, [{offset: 0, data, mode: 'write-through'}], {crashAfter: all - back, crashSeed: back})
+      assert.equal(cut.interrupted, 0)
+      zeroSuperblocks(m.a.members)
+      const r = detectArray(m.a.devs)
+      const e = r.candidates.at(0)?.evidence
+      assert.ok(r.found && e?.exactHeld === e?.exactChecked, `cut ${back} writes before the end: ${JSON.stringify(e)}`)
+    }
   })
 
   it('refuses fewer than 3 devices and a device named twice', function () {

@@ -101,6 +101,45 @@ interface Detected {
   kernelMd5?: string
 }
 
+/**
+ * detect on a copy of a set with every superblock zeroed (the devices named in reverse): its first
+ * candidate, and the geometry the kernel's superblocks state, in the same terms.
+ */
+function detectZeroed(r: ArrayRun): {got: object; want: object; found: boolean} {
+  const dir = path.join(r.dir, 'zeroed')
+  fs.mkdirSync(dir, {recursive: true})
+  const ex = r5ctlJson(['examine', '--json', r.journal, ...r.memberFiles]).json
+  const copies = [r.journal, ...r.memberFiles].map(f => {
+    const dst = path.join(dir, path.basename(f))
+    fs.copyFileSync(f, dst)
+    const fd = fs.openSync(dst, 'r+')
+    fs.writeSync(fd, Buffer.alloc(4096), 0, 4096, 4096)
+    fs.closeSync(fd)
+    return dst
+  })
+  const d = r5ctlJson(['detect', '--json', ...copies.slice().reverse()]).json
+  const bySlot = (role: string) => Number(/Active device (\d+)/.exec(role)?.[1] ?? -1)
+  const members = ex.devices
+    .filter((x: any) => bySlot(x.deviceRole) >= 0)
+    .sort((a: any, b: any) => bySlot(a.deviceRole) - bySlot(b.deviceRole))
+    .map((x: any) => path.join(dir, path.basename(x.device)))
+  const m0 = ex.devices.find((x: any) => bySlot(x.deviceRole) >= 0)
+  const c = d.candidates?.[0] ?? {}
+  const pick = (level: number, layout: string, chunk: number, mem: string[], off: number, journal: string) => ({
+    level,
+    layout,
+    chunk,
+    members: mem,
+    dataOffset: off,
+    journal,
+  })
+  return {
+    found: d.found,
+    got: pick(c.level, c.layout, c.chunkBytes, c.members, c.dataOffsetSector, c.journal),
+    want: pick(Number(m0.raidLevel.slice(4)), m0.layout, m0.chunkBytes, members, m0.dataOffsetSector, copies[0]),
+  }
+}
+
 /** Copy a set, zero every superblock (the 4 KiB at byte 4096, as mdadm --zero-superblock), then detect --write with the array's UUID. */
 function detectCopy(r: ArrayRun, dir: string): Detected {
   fs.mkdirSync(dir, {recursive: true})
@@ -360,6 +399,12 @@ powercut
         assert.deepEqual(roles, ['Journal', ...Array.from({length: run().members}, (_, k) => `Active device ${k}`)].sort())
       })
 
+      it("detect on a copy with every superblock zeroed ranks the kernel's geometry first", function () {
+        const d = detectZeroed(run())
+        assert.ok(d.found, JSON.stringify(d))
+        assert.deepEqual(d.got, d.want)
+      })
+
       it('r5ctl dump-meta: every checksum of the live log matches (exit 0)', function () {
         const dm = r5ctlJson(['dump-meta', ...run().devs])
         assert.equal(dm.code, 0, dm.stderr)
@@ -437,6 +482,12 @@ powercut
       })
 
       crashImageChecks(() => images(run()))
+
+      it("detect on a copy with every superblock zeroed ranks the kernel's geometry first", function () {
+        const d = detectZeroed(run())
+        assert.ok(d.found, JSON.stringify(d))
+        assert.deepEqual(d.got, d.want)
+      })
 
       if (id === 'raid5-wb-powercut')
         it("every superblock zeroed, then detect --write (--uuid): the kernel assembles the set, replays its journal, and gives its own replay's md5", function () {

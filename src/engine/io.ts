@@ -1,6 +1,7 @@
 /**
  * The array's read-side data paths, row by row of chunks: `readArray` (with reconstruction of missing
- * members) and `syncParity` (every stripe's parity from its data). Each streams through a fixed
+ * members), `rebuildMembers` (a missing member's own bytes, parity chunks too, for rebuild) and
+ * `syncParity` (every stripe's parity from its data). Each streams through a fixed
  * window and batches device I/O: a run of contiguous pages is one request. The write path is write/.
  */
 import {alignedBuffer} from './device.js'
@@ -128,6 +129,52 @@ export function readArray(
     overlay?.lay(win, true)
     sink(views)
     progress?.(Math.min(end, r1 * rowBytes) - offset, length)
+  }
+}
+
+/**
+ * The bytes of missing member slots `want` in member sectors [from, to) (whole chunk rows), rebuilt
+ * from the present members window by window with the read path's reconstruction. `sink` gets the
+ * window's first member sector and, per wanted slot, its bytes (views valid only during the call);
+ * a window is at most `maxRows` chunk rows, so that the caller sees every such boundary.
+ */
+export function rebuildMembers(
+  arr: MdArray,
+  from: number,
+  to: number,
+  want: number[],
+  sink: (sector: number, bytes: Uint8Array[]) => void,
+  opts: {progress?: Progress; maxRows?: number} = {},
+): void {
+  const chunk = arr.sb.chunkSize
+  const chunkBytes = chunk * 512
+  const level = arr.sb.level as 4 | 5 | 6
+  const missing = arr.missingMembers
+  const rowsPerWindow = Math.max(1, Math.min(opts.maxRows ?? Infinity, Math.floor(WINDOW_BYTES / (chunkBytes * arr.sb.raidDisks))))
+  const {bufs, rebuilt} = new ReadBuffers(arr).get(rowsPerWindow)
+  const firstRow = Math.floor(from / chunk)
+  const endRow = Math.ceil(to / chunk)
+  for (let r0 = firstRow; r0 < endRow; r0 += rowsPerWindow) {
+    const r1 = Math.min(endRow, r0 + rowsPerWindow)
+    const span = (r1 - r0) * chunkBytes
+    for (const [m, b] of bufs.entries()) if (b) arr.members[m]!.dev.read(b.subarray(0, span), arr.memberBase(m) + r0 * chunkBytes)
+    for (let r = r0; r < r1; r++)
+      rebuildRow(
+        arr.compute.parity,
+        level,
+        rowLayout(arr, r),
+        bufs,
+        (r - r0) * chunkBytes,
+        missing,
+        rebuilt,
+        arr.geometry.dataDisks,
+        chunkBytes / PAGE,
+      )
+    sink(
+      r0 * chunk,
+      want.map(m => rebuilt[missing.indexOf(m)].subarray(0, span)),
+    )
+    opts.progress?.((r1 - firstRow) * chunk, (endRow - firstRow) * chunk)
   }
 }
 

@@ -15,14 +15,26 @@ import {planRecovery} from '../journal/plan.js'
 import {rebuildMembers} from '../io.js'
 import type {Progress} from '../rows.js'
 import {formatUuid} from '../format/names.js'
-import {type Target, assignDevNumbers, checkSlots, closeTargets, openTargets, probeTargets, rolesWith, targetSuperblock} from '../rebuild/target.js'
+import {
+  type Target,
+  assignDevNumbers,
+  checkSlots,
+  closeTargets,
+  openTargets,
+  probeTargets,
+  rolesWith,
+  slotOf,
+  targetSuperblock,
+} from '../rebuild/target.js'
 
 /** bytes of each member copied between two checkpoints of recovery_offset */
 export const CHECKPOINT_BYTES = 256 << 20
 
 export interface RebuildOptions extends EngineOptions {
-  /** the slots to rebuild, one per target, in the targets' order */
+  /** the slots to rebuild, one per target, in the targets' order (replace: taken from `replacing`) */
   slots: number[]
+  /** replace: the member whose slot is rebuilt; it is neither read nor written */
+  replacing?: DeviceSource
   /** a target may carry this array's superblock for its slot: the copy goes on from its recovery_offset */
   resume?: boolean
   /** a target may carry another array's superblock */
@@ -65,13 +77,14 @@ export interface RebuildResult {
  * `targets`, one per slot.
  */
 export function rebuildArray(devices: DeviceSource[], targets: DeviceSource[], opts: RebuildOptions): RebuildResult {
-  refuseDuplicateSources([...devices, ...targets])
+  refuseDuplicateSources([...devices, ...targets, ...(opts.replacing ? [opts.replacing] : [])])
   const arr = openArray(devices, {writable: !opts.dryRun, allowMissingMembers: true, compute: opts.compute, superblockUpdates: 2})
   let ts: Target[] = []
   try {
-    checkSlots(arr, opts.slots)
+    const slots = opts.replacing ? [slotOf(arr, opts.replacing)] : opts.slots
+    checkSlots(arr, slots)
     refuseDirty(arr)
-    ts = probeTargets(arr, opts.slots, targets, opts)
+    ts = probeTargets(arr, slots, targets, opts)
     assignDevNumbers(arr, ts)
     const table = rolesWith(arr, ts)
     const size = Number(arr.sb.size)

@@ -19,7 +19,7 @@ import {
   type Superblock,
 } from '../format/superblock.js'
 import {formatUuid} from '../format/names.js'
-import {probeDevice} from '../probe.js'
+import {probeDevice, sbVerdict} from '../probe.js'
 import {BLOCK_SECTORS} from '../journal/ring.js'
 
 /** One device a rebuild writes the bytes of a slot onto. */
@@ -74,6 +74,23 @@ export function checkSlots(arr: MdArray, slots: number[]): void {
         'slot-present',
       )
   }
+}
+
+/**
+ * The slot a member being replaced holds: it must be a member of this array, in a slot no device
+ * given holds (it is left out of the devices: its bytes come from the others).
+ */
+export function slotOf(arr: MdArray, old: DeviceSource): number {
+  const p = probeDevice(old)
+  const bad = sbVerdict(p)
+  if (bad) throw bad
+  const sb = p.sb!
+  const role = arr.sb.devRoles.at(sb.devNumber) ?? ROLE_SPARE
+  if (formatUuid(sb.setUuid) !== arr.uuid || role >= arr.sb.raidDisks)
+    throw new RefusedError('the device to replace is not a member of this array', p.path, 'name a member as OLD; nothing was written', 'not-member')
+  if (arr.members[role])
+    throw new RefusedError(`slot ${role} has two devices: ${arr.members[role].path} and this one`, p.path, undefined, 'duplicate-device')
+  return role
 }
 
 /**

@@ -178,7 +178,10 @@ export function rebuildMembers(
   }
 }
 
-/** Rebuild the chunks of absent members for one chunk row, page by page. */
+/**
+ * Rebuild the chunks of absent members for one chunk row: every stripe of a row has the same layout,
+ * so the row's chunks are reconstructed in one call (one stripe's rule, over chunk-long pages).
+ */
 function rebuildRow(
   parity: ParityKernels,
   level: 4 | 5 | 6,
@@ -192,16 +195,9 @@ function rebuildRow(
 ): void {
   const idxOf = (m: number) => (m === lay.pd ? D : m === lay.qd ? D + 1 : lay.dataMembers.indexOf(m))
   const order = [...lay.dataMembers, lay.pd, ...(level === 6 ? [lay.qd] : [])]
-  const missIdx = missing.map(idxOf)
-  for (let k = 0; k < pagesPerChunk; k++) {
-    const pages = order.map(m => {
-      const b = bufs[m]
-      const o = rowOff + k * PAGE
-      if (b) return b.subarray(o, o + PAGE)
-      return rebuilt[missing.indexOf(m)].subarray(o, o + PAGE)
-    })
-    reconstruct(level, pages, lay.qSlot, missIdx, parity)
-  }
+  const end = rowOff + pagesPerChunk * PAGE
+  const chunks = order.map(m => (bufs[m] ?? rebuilt[missing.indexOf(m)]).subarray(rowOff, end))
+  reconstruct(level, chunks, lay.qSlot, missing.map(idxOf), parity)
 }
 
 /** Recompute parity for every stripe (create without --assume-clean). */

@@ -3,6 +3,7 @@ import {engineOptions} from '../cli/engine-options.js'
 import {deviceRefs, undoFile} from '../cli/open.js'
 import {rebuildArray, withUndo, type RebuildResult} from '../engine/index.js'
 import {UsageError} from '../engine/errors.js'
+import {parseSize} from '../render/format.js'
 import {SB_OFFSET_BYTES, SB_BLOCK_SIZE} from '../engine/format/superblock.js'
 import {ProgressBar} from '../render/progress.js'
 import {renderRebuild} from '../render/rebuild.js'
@@ -28,6 +29,7 @@ run overwrites (not the bytes rebuilt onto the new device).`,
     slot: flag.string({char: 's', description: 'the slot to rebuild (RAID6: two, comma-separated: 1,3)', required: true}),
     resume: flag.boolean({description: "go on with an interrupted rebuild from the new device's recovery_offset"}),
     force: flag.boolean({char: 'f', description: "overwrite a new device that carries another array's superblock"}),
+    checkpoint: flag.string({description: 'bytes of each member copied between two checkpoints of recovery_offset', default: '256M'}),
     'dry-run': flag.boolean({char: 'n', description: 'check and plan only; write nothing'}),
     undo: flag.string({description: 'save the superblocks this run overwrites into a new undo file; `r5ctl undo FILE DEV...` restores them'}),
   },
@@ -71,6 +73,14 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, argv: 
   if (argv.length < slots.length + 1)
     throw new UsageError(`name ${slots.length} new device(s) and then the array's devices`, 'r5ctl rebuild --slot N NEW DEV...')
   return runRebuild(ctx, flags, argv.slice(0, slots.length), argv.slice(slots.length), (devs, news, progress) =>
-    rebuildArray(devs, news, {...engineOptions(), slots, resume: flags.resume, force: flags.force, dryRun: flags['dry-run'], progress}),
+    rebuildArray(devs, news, {
+      ...engineOptions(),
+      slots,
+      resume: flags.resume,
+      force: flags.force,
+      dryRun: flags['dry-run'],
+      checkpointBytes: parseSize('--checkpoint', flags.checkpoint),
+      progress,
+    }),
   )
 }

@@ -3,6 +3,7 @@ import {engineOptions} from '../cli/engine-options.js'
 import {deviceRef} from '../cli/open.js'
 import {rebuildArray, type RebuildResult} from '../engine/index.js'
 import {UsageError} from '../engine/errors.js'
+import {parseSize} from '../render/format.js'
 import {runRebuild} from './rebuild.js'
 
 export const spec = {
@@ -19,6 +20,7 @@ checkpoints, --resume, --dry-run and --undo.`,
   flags: {
     resume: flag.boolean({description: "go on with an interrupted replace from the new device's recovery_offset"}),
     force: flag.boolean({char: 'f', description: "overwrite a new device that carries another array's superblock"}),
+    checkpoint: flag.string({description: 'bytes of each member copied between two checkpoints of recovery_offset', default: '256M'}),
     'dry-run': flag.boolean({char: 'n', description: 'check and plan only; write nothing'}),
     undo: flag.string({description: 'save the superblocks this run overwrites into a new undo file; `r5ctl undo FILE DEV...` restores them'}),
   },
@@ -36,6 +38,7 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, argv: 
       resume: flags.resume,
       force: flags.force,
       dryRun: flags['dry-run'],
+      checkpointBytes: parseSize('--checkpoint', flags.checkpoint),
       progress,
     }),
   )

@@ -90,8 +90,9 @@ describe('e2e: rebuild and replace', function () {
     expectExit(r5ctl(['examine', f('new.img')]), 4)
   })
 
-  it('--resume of a finished rebuild copies nothing and leaves the set in sync', () => {
-    expectExit(r5ctl(['rebuild', '--slot', '2', f('new.img'), ...survivors()]), 0)
+  it('--checkpoint sets how often recovery_offset moves; --resume of a finished rebuild copies nothing and leaves the set in sync', () => {
+    const first = jsonOf(expectExit(r5ctl(['rebuild', '--json', '--checkpoint', '4M', '--slot', '2', f('new.img'), ...survivors()]), 0))
+    assert.equal(first.checkpoints, 5, 'recovery_offset at 4, 8, 12, 16 and 20 MiB of the 23 MiB member')
     const r = jsonOf(expectExit(r5ctl(['rebuild', '--json', '--resume', '--slot', '2', f('new.img'), ...survivors()]), 0))
     assert.equal(r.targets[0].startSector, (MEMBER - OFFSET) / 512)
     assert.equal(r.bytesWritten, 0)

@@ -147,15 +147,13 @@ function checkOwn(arr: MdArray, sb: Superblock, slot: number, path: string, opts
   const role = sb.devRoles.at(sb.devNumber) ?? ROLE_SPARE
   const what =
     role === ROLE_JOURNAL ? 'the journal' : role < arr.sb.raidDisks ? `the member for slot ${role}` : `a device (role 0x${role.toString(16)})`
-  if (!opts.resume || role !== slot)
-    throw new RefusedError(
-      `new device is ${what} of this array`,
-      path,
-      role === slot
+  const hint =
+    role !== slot
+      ? 'name a device that is not part of the array; nothing was written'
+      : sb.featureMap & FEATURE_RECOVERY_OFFSET
         ? 'a rebuild of this slot onto it was interrupted: add --resume to go on; nothing was written'
-        : 'name a device that is not part of the array; nothing was written',
-      'is-member',
-    )
+        : 'it already holds this slot: name it among the devices (--resume only finishes an interrupted rebuild); nothing was written'
+  if (!opts.resume || role !== slot) throw new RefusedError(`new device is ${what} of this array`, path, hint, 'is-member')
   const taken = arr.all().find(d => d.sb.devNumber === sb.devNumber)
   if (taken)
     throw new RefusedError(

@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict'
 import {checkArray, examineDevices, rebuildArray, writeData} from '../../../src/engine/index.js'
-import {R5Error} from '../../../src/engine/errors.js'
+import {R5Error, SimulatedCrash} from '../../../src/engine/errors.js'
+import {CrashController} from '../../../src/engine/crash.js'
 import {MemDevice} from '../../../src/engine/device.js'
 import {decodeSuperblock, FEATURE_RECOVERY_OFFSET, ROLE_FAULTY} from '../../../src/engine/format/superblock.js'
 import {bufferSource, deviceHashes, pseudoRandom, readAll} from '../../helpers/model.js'
@@ -58,6 +59,28 @@ describe('rebuild: a missing member reconstructed onto a new device', function (
       )
     })
   }
+
+  it('a cut rebuild leaves the new device in recovery: examine shows its recovery offset, and only --resume takes it', function () {
+    const f = filledArray(5, 3)
+    const {survivors, blanks} = takeOut(f, [2])
+    // the first superblock update (new device, then 4 devices), then windows of 64 KiB each with its checkpoint
+    const ctl = new CrashController(5 + 2 * 2)
+    assert.throws(
+      () =>
+        rebuildArray(
+          survivors.map(d => ctl.wrap(d)),
+          blanks.map(d => ctl.wrap(d)),
+          {slots: [2], checkpointBytes: 64 * KiB},
+        ),
+      SimulatedCrash,
+    )
+    const [ex] = examineDevices(blanks)
+    assert.equal(ex.recoveryOffsetSector, 2 * 128)
+    assert.equal(ex.deviceRole, 'Active device 2')
+    assert.ok(examineDevices(survivors).every(d => d.recoveryOffsetSector === null))
+    refused(() => rebuildArray(survivors, blanks, {slots: [2]}), 'is-member')
+    assert.equal(rebuildArray(survivors, blanks, {slots: [2], resume: true}).targets[0].startSector, 2 * 128)
+  })
 
   describe('refusals write nothing', function () {
     const f = filledArray(5)

@@ -166,14 +166,16 @@ function checkOwn(arr: MdArray, sb: Superblock, slot: number, path: string, opts
 
 /**
  * Where an interrupted rebuild goes on: its recovery_offset (down to a chunk row), when the target's
- * superblock is as fresh as the set (a later change of the array makes the copied part stale) and
- * its geometry is the array's; else from the start.
+ * superblock is as fresh as the set or one event ahead (a later change of the array makes the copied
+ * part stale) and its geometry is the array's; else from the start.
  */
 function resumePoint(arr: MdArray, t: Target, sb: Superblock): void {
   const fresh = arr.all().reduce((m, d) => (d.sb.events > m ? d.sb.events : m), 0n)
   const same = sb.size === arr.sb.size && sb.chunkSize === arr.sb.chunkSize && sb.dataOffset === memberModel(arr).dataOffset
   if (!same) t.restartReason = 'its superblock describes another geometry'
-  else if (sb.events !== fresh) t.restartReason = `the array changed since its checkpoint (events ${sb.events}, the set is at ${fresh})`
+  // one event ahead: this rebuild's own superblock update reached the target and not yet the set
+  else if (sb.events !== fresh && sb.events !== fresh + 1n)
+    t.restartReason = `the array changed since its checkpoint (events ${sb.events}, the set is at ${fresh})`
   else if (!(sb.featureMap & FEATURE_RECOVERY_OFFSET)) t.start = Number(arr.sb.size)
   else t.start = Math.min(Number(arr.sb.size), Math.floor(Number(sb.journalTail) / arr.sb.chunkSize) * arr.sb.chunkSize)
 }

@@ -85,7 +85,9 @@ export function slotOf(arr: MdArray, old: DeviceSource): number {
   const bad = sbVerdict(p)
   if (bad) throw bad
   const sb = p.sb!
-  const role = arr.sb.devRoles.at(sb.devNumber) ?? ROLE_SPARE
+  // faulty in the set's table once a replace of it began (OLD itself is never written): its own table names its slot
+  const listed = arr.sb.devRoles.at(sb.devNumber) ?? ROLE_SPARE
+  const role = listed === ROLE_FAULTY ? (sb.devRoles.at(sb.devNumber) ?? ROLE_SPARE) : listed
   if (formatUuid(sb.setUuid) !== arr.uuid || role >= arr.sb.raidDisks)
     throw new RefusedError('the device to replace is not a member of this array', p.path, 'name a member as OLD; nothing was written', 'not-member')
   if (arr.members[role])

@@ -82,6 +82,32 @@ describe('rebuild: a missing member reconstructed onto a new device', function (
     assert.equal(rebuildArray(survivors, blanks, {slots: [2], resume: true}).targets[0].startSector, 2 * 128)
   })
 
+  it('replace: the old member is neither read nor written, and a replace cut short goes on with --resume', function () {
+    const f = filledArray(6, 9)
+    const old = f.devs[3]
+    const oldBytes = Buffer.from(old.data)
+    const readsBefore = old.stats.reads
+    const others = f.devs.filter(d => d !== old)
+    const blank = new MemDevice('new', old.size)
+    const ctl = new CrashController(5 + 3)
+    assert.throws(
+      () =>
+        rebuildArray(
+          others.map(d => ctl.wrap(d)),
+          [ctl.wrap(blank)],
+          {slots: [], replacing: old, checkpointBytes: 64 * KiB},
+        ),
+      SimulatedCrash,
+    )
+    const r = rebuildArray(others, [blank], {slots: [], replacing: old, resume: true, checkpointBytes: 64 * KiB})
+    assert.equal(r.targets[0].slot, 2)
+    assert.ok(r.targets[0].startSector > 0, 'went on from the checkpoint')
+    assert.ok(memberBytes(blank).equals(memberBytes(old)), 'the new device holds the slot')
+    assert.ok(Buffer.from(old.data).equals(oldBytes), 'the old member is unchanged')
+    assert.equal(old.stats.reads - readsBefore, 2, 'only its superblock was read, once per run')
+    assert.ok(readAll([...others, blank]).equals(f.data))
+  })
+
   describe('refusals write nothing', function () {
     const f = filledArray(5)
     const cases: [string, string, (s: MemDevice[], b: MemDevice[]) => unknown][] = [

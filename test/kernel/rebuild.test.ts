@@ -5,7 +5,7 @@
  * bytes r5ctl read from the array before the members were taken out, and a parity check with
  * mismatch_cnt 0. RAID5 one slot, RAID6 two. A rebuild cut short (crash.ts, a power cut after half
  * its writes) must be taken by the kernel as a member in recovery, which it finishes from the
- * checkpoint to the same bytes.
+ * checkpoint to the same bytes. `replace` of a working RAID6 member is taken the same way as a rebuild.
  */
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
@@ -25,12 +25,15 @@ interface Config {
   slots: number[]
   /** the rebuild is cut after half its device writes: the kernel finishes it */
   cut?: boolean
+  /** `r5ctl replace` of the slot's working member instead of a rebuild of a removed one */
+  replace?: boolean
 }
 
 const CONFIGS: Config[] = [
   {id: 'raid5', level: 5, members: 4, slots: [2]},
   {id: 'raid6', level: 6, members: 5, slots: [1, 3]},
   {id: 'raid5-cut', level: 5, members: 4, slots: [0], cut: true},
+  {id: 'raid6-replace', level: 6, members: 5, slots: [4], replace: true},
 ]
 const MEMBER = 32 * MiB
 
@@ -74,12 +77,15 @@ function prepare(cfg: Config, root: string): Prepared {
   fs.rmSync(input)
   const before = r5ctlReadMd5([journal, ...members])
   const news = cfg.slots.map(s => {
-    fs.rmSync(members[s])
+    if (!cfg.replace) fs.rmSync(members[s])
     return sparseFile(path.join(dir, `new${s}.img`), MEMBER)
   })
   const survivors = [journal, ...members.filter((_, i) => !cfg.slots.includes(i))]
   if (cfg.cut) cutRebuild(cfg, news, survivors)
-  else {
+  else if (cfg.replace) {
+    const r = r5ctl(['replace', members[cfg.slots[0]], news[0], ...survivors])
+    if (r.code !== 0) throw new Error(`replace: ${r.stderr}`)
+  } else {
     const r = r5ctl(['rebuild', '--slot', cfg.slots.join(','), ...news, ...survivors])
     if (r.code !== 0) throw new Error(`rebuild: ${r.stderr}`)
   }

@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
-import {r5ctl, expectExit, expectJsonError, jsonOf, suiteTempDir, pseudoRandom, fingerprint, sha256File} from '../helpers/cli.js'
+import {r5ctl, expectExit, expectJsonError, jsonOf, suiteTempDir, pseudoRandom, fingerprint, sha256File, requireTool} from '../helpers/cli.js'
+import {mdadmExamine} from '../helpers/array.js'
 
 const MEMBER = 24 << 20
 const OFFSET = 1 << 20
@@ -97,6 +98,16 @@ describe('e2e: rebuild and replace', function () {
     assert.equal(r.targets[0].startSector, (MEMBER - OFFSET) / 512)
     assert.equal(r.bytesWritten, 0)
     expectExit(r5ctl(['check', ...survivors(), f('new.img')]), 0)
+  })
+
+  it("mdadm --examine reads the rebuilt member's superblock: its slot, a correct checksum, the set's events", function () {
+    const mdadm = requireTool(this, 'mdadm')
+    const e = mdadmExamine(mdadm, f('new.img'))
+    assert.equal(e['Device Role'], 'Active device 2')
+    assert.match(e.Checksum, /- correct$/)
+    assert.equal(e['Array State'], "AAAA ('A' == active, '.' == missing, 'R' == replacing)")
+    assert.equal(e.Events, mdadmExamine(mdadm, f('m0.img')).Events)
+    assert.equal(e['Feature Map'], '0x200')
   })
 
   it("replace OLD NEW: the new file takes the old member's slot and bytes", () => {

@@ -4,6 +4,7 @@
  * (bench/probe.ts). Method and columns: docs/performance.md.
  *
  *   R5CTL_BENCH_SIZES=64M,256M   array sizes (default 256M,1G,4G)
+ *   R5CTL_BENCH_REBUILD=4G       member sizes of the rebuild row (default: R5CTL_BENCH_SIZES)
  *   R5CTL_BENCH_RUNS=3           paired rounds per row, after one warm-up of each side (default 5)
  *   R5CTL_BENCH_OPS=read,start   only the rows whose name contains one of these
  *   R5CTL_BENCH_JSON=1 or --json also print every measurement as JSON;  --keep  keep the files
@@ -15,11 +16,13 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import {table} from '../src/render/table.js'
 import {PROBE_JS, floorStep, operations, startupOp, type Op} from './ops.js'
+import {rebuildOp} from './rebuild.js'
 import {median, paired, run} from './timer.js'
 
 const STARTUP_TARGET = 3
 const env = process.env
 const sizes = (env.R5CTL_BENCH_SIZES ?? '256M,1G,4G').split(',').filter(Boolean)
+const rebuildSizes = (env.R5CTL_BENCH_REBUILD ?? sizes.join(',')).split(',').filter(Boolean)
 const RUNS = Number(env.R5CTL_BENCH_RUNS ?? 5)
 const only = env.R5CTL_BENCH_OPS?.split(',')
 const wantJson = process.argv.includes('--json') || env.R5CTL_BENCH_JSON === '1'
@@ -83,6 +86,12 @@ try {
     const dir = path.join(root, size)
     fs.mkdirSync(dir)
     for (const op of operations(dir, bytesOf(size)).filter(want)) measure(op, size, dir)
+    if (!keep) fs.rmSync(dir, {recursive: true, force: true})
+  }
+  for (const size of rebuildSizes) {
+    const dir = path.join(root, `rebuild-${size}`)
+    const op = rebuildOp(dir, bytesOf(size))
+    if (want(op)) measure(op, size, dir)
     if (!keep) fs.rmSync(dir, {recursive: true, force: true})
   }
   const start = startupOp(root)

@@ -104,12 +104,7 @@ export class MdArray {
    * Callers flush data first; superblocks are always the last write of an operation.
    */
   writeSuperblocks(journalTail: number): void {
-    // Normally events + 1. When an earlier update was cut short (the set is split between E and
-    // E+1), finish it at E+1 instead: then any partial write of this update also leaves every
-    // device within the one event md tolerates.
-    const max = this.all().reduce((m, d) => (d.sb.events > m ? d.sb.events : m), 0n)
-    const min = this.all().reduce((m, d) => (d.sb.events < m ? d.sb.events : m), max)
-    const events = min < max ? max : max + 1n
+    const events = nextEvents(this.all().map(d => d.sb))
     const now = mdTime(new Date())
     const bufs: [DeviceInfo, Uint8Array][] = []
     for (const d of this.all()) {
@@ -122,6 +117,32 @@ export class MdArray {
     for (const [d, b] of bufs) d.dev.write(b, Number(d.sb.superOffset) * 512)
     for (const [d] of bufs) d.dev.flush()
   }
+}
+
+/**
+ * The events count of a superblock update of these devices. Normally events + 1. When an earlier
+ * update was cut short (the set is split between E and E+1), finish it at E+1 instead: then any
+ * partial write of this update also leaves every device within the one event md tolerates.
+ */
+export function nextEvents(sbs: Superblock[]): bigint {
+  const max = sbs.reduce((m, sb) => (sb.events > m ? sb.events : m), 0n)
+  const min = sbs.reduce((m, sb) => (sb.events < m ? sb.events : m), max)
+  return min < max ? max : max + 1n
+}
+
+/**
+ * A new device gets a superblock where the array's minor version keeps it, and the data area that
+ * version leaves; r5ctl lays out new devices only for v1.2 (what it creates, and mdadm's default).
+ */
+export function refuseNewDeviceUnlessV12(arr: MdArray, command: string): void {
+  const version = versionAt(arr.sb.superOffset)
+  if (version !== '1.2')
+    throw new RefusedError(
+      `the array's superblocks are v${version}: ${command} writes a new device's superblock only for v1.2 arrays`,
+      undefined,
+      'use mdadm with the array assembled for this one; nothing was written',
+      'superblock-version',
+    )
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
  * The array's read-side data paths, row by row of chunks: `readArray` (with reconstruction of missing
- * members) and `syncParity` (every stripe's parity from its data). Each streams through a fixed
+ * members), `rebuildMembers` (a missing member's own bytes, parity chunks too, for rebuild) and
+ * `syncParity` (every stripe's parity from its data). Each streams through a fixed
  * window and batches device I/O: a run of contiguous pages is one request. The write path is write/.
  */
 import {alignedBuffer} from './device.js'
@@ -131,7 +132,56 @@ export function readArray(
   }
 }
 
-/** Rebuild the chunks of absent members for one chunk row, page by page. */
+/**
+ * The bytes of missing member slots `want` in member sectors [from, to) (whole chunk rows), rebuilt
+ * from the present members window by window with the read path's reconstruction. `sink` gets the
+ * window's first member sector and, per wanted slot, its bytes (views valid only during the call);
+ * a window is at most `maxRows` chunk rows, so that the caller sees every such boundary.
+ */
+export function rebuildMembers(
+  arr: MdArray,
+  from: number,
+  to: number,
+  want: number[],
+  sink: (sector: number, bytes: Uint8Array[]) => void,
+  opts: {progress?: Progress; maxRows?: number} = {},
+): void {
+  const chunk = arr.sb.chunkSize
+  const chunkBytes = chunk * 512
+  const level = arr.sb.level as 4 | 5 | 6
+  const missing = arr.missingMembers
+  const rowsPerWindow = Math.max(1, Math.min(opts.maxRows ?? Infinity, Math.floor(WINDOW_BYTES / (chunkBytes * arr.sb.raidDisks))))
+  const {bufs, rebuilt} = new ReadBuffers(arr).get(rowsPerWindow)
+  const firstRow = Math.floor(from / chunk)
+  const endRow = Math.ceil(to / chunk)
+  for (let r0 = firstRow; r0 < endRow; r0 += rowsPerWindow) {
+    const r1 = Math.min(endRow, r0 + rowsPerWindow)
+    const span = (r1 - r0) * chunkBytes
+    for (const [m, b] of bufs.entries()) if (b) arr.members[m]!.dev.read(b.subarray(0, span), arr.memberBase(m) + r0 * chunkBytes)
+    for (let r = r0; r < r1; r++)
+      rebuildRow(
+        arr.compute.parity,
+        level,
+        rowLayout(arr, r),
+        bufs,
+        (r - r0) * chunkBytes,
+        missing,
+        rebuilt,
+        arr.geometry.dataDisks,
+        chunkBytes / PAGE,
+      )
+    sink(
+      r0 * chunk,
+      want.map(m => rebuilt[missing.indexOf(m)].subarray(0, span)),
+    )
+    opts.progress?.((r1 - firstRow) * chunk, (endRow - firstRow) * chunk)
+  }
+}
+
+/**
+ * Rebuild the chunks of absent members for one chunk row: every stripe of a row has the same layout,
+ * so the row's chunks are reconstructed in one call (one stripe's rule, over chunk-long pages).
+ */
 function rebuildRow(
   parity: ParityKernels,
   level: 4 | 5 | 6,
@@ -145,16 +195,9 @@ function rebuildRow(
 ): void {
   const idxOf = (m: number) => (m === lay.pd ? D : m === lay.qd ? D + 1 : lay.dataMembers.indexOf(m))
   const order = [...lay.dataMembers, lay.pd, ...(level === 6 ? [lay.qd] : [])]
-  const missIdx = missing.map(idxOf)
-  for (let k = 0; k < pagesPerChunk; k++) {
-    const pages = order.map(m => {
-      const b = bufs[m]
-      const o = rowOff + k * PAGE
-      if (b) return b.subarray(o, o + PAGE)
-      return rebuilt[missing.indexOf(m)].subarray(o, o + PAGE)
-    })
-    reconstruct(level, pages, lay.qSlot, missIdx, parity)
-  }
+  const end = rowOff + pagesPerChunk * PAGE
+  const chunks = order.map(m => (bufs[m] ?? rebuilt[missing.indexOf(m)]).subarray(rowOff, end))
+  reconstruct(level, chunks, lay.qSlot, missing.map(idxOf), parity)
 }
 
 /** Recompute parity for every stripe (create without --assume-clean). */

@@ -146,7 +146,7 @@ function unhandledFeature(sb: Superblock): {message: string; hint: string; code:
   if (f & FEATURE_RECOVERY_OFFSET && sb.devRoles[sb.devNumber] !== ROLE_JOURNAL && sb.journalTail < sb.size)
     return {
       message: `member is still being rebuilt: in sync only up to sector ${sb.journalTail} of ${sb.size} (recovery_offset)`,
-      hint: 'leave it out: r5ctl reads and recovers the array degraded without it; nothing was written',
+      hint: 'leave it out: r5ctl reads and recovers the array degraded without it, and `r5ctl rebuild --resume` finishes it; nothing was written',
       code: 'recovering',
     }
   return null

@@ -25,6 +25,7 @@ export function renderExamine(d: ExamineDevice): string {
     ['Data Offset', `${d.dataOffsetSector} sectors`],
     ['Super Offset', `${d.superOffsetSector} sectors`],
     ...(d.journalTailSector !== null ? [['Journal Tail', `${d.journalTailSector} sectors`] as [string, string]] : []),
+    ...(typeof d.recoveryOffsetSector === 'number' ? [['Recovery Offset', `${d.recoveryOffsetSector} sectors`] as [string, string]] : []),
     ['State', d.state!],
     ['Device UUID', d.deviceUuid!],
     ['', ''],

@@ -113,4 +113,17 @@ describe('e2e: v1.0 and v1.1 superblocks', function () {
     assert.match(expectErrorLine(r, {device: f}), /superblock is v1\.1 where the rest of the set has v1\.2/)
     assert.deepEqual(fingerprint(arr.all), before)
   })
+
+  it('rebuild on a v1.1 array is refused by name, with nothing written: it lays out new devices for v1.2 only', () => {
+    const arr = createImageArray(tmp.file('rebuild-v1.1'), {level: 5, raidDevices: 3, size: '8M', journalSize: '4M'})
+    convert(arr, '1.1')
+    const spare = tmp.file('rebuild-v1.1', 'new.img')
+    fs.writeFileSync(spare, Buffer.alloc(0))
+    fs.truncateSync(spare, 8 * MiB)
+    const rest = arr.all.filter(f => f !== arr.members[1])
+    const before = fingerprint([...arr.all, spare])
+    const r = expectExit(r5ctl(['rebuild', '--slot', '1', spare, ...rest]), 3)
+    assert.match(expectErrorLine(r), /the array's superblocks are v1\.1: rebuild writes a new device's superblock only for v1\.2 arrays/)
+    assert.deepEqual(fingerprint([...arr.all, spare]), before)
+  })
 })

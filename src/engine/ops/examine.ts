@@ -6,7 +6,7 @@ import {type MdArray, type DeviceSource, openArray} from '../array.js'
 import {probeDevice, type ProbeResult} from '../probe.js'
 import {journalState} from '../journal/state.js'
 import {hex, type LogEnd} from '../journal/scan.js'
-import {ROLE_JOURNAL, ROLE_SPARE, ROLE_FAULTY, mdTimeToDate} from '../format/superblock.js'
+import {FEATURE_RECOVERY_OFFSET, ROLE_JOURNAL, ROLE_SPARE, ROLE_FAULTY, mdTimeToDate} from '../format/superblock.js'
 import {formatUuid, layoutName} from '../format/names.js'
 import type {EngineOptions} from '../compute.js'
 
@@ -28,6 +28,8 @@ export interface ExamineDevice {
   dataOffsetSector?: number
   superOffsetSector?: number
   journalTailSector?: number | null
+  /** a member in recovery (feature 0x2): in sync up to this sector (md's recovery_offset) */
+  recoveryOffsetSector?: number | null
   state?: string
   deviceUuid?: string
   updateTime?: string
@@ -84,6 +86,7 @@ function describe(p: ProbeResult): ExamineDevice {
     dataOffsetSector: Number(sb.dataOffset),
     superOffsetSector: Number(sb.superOffset),
     journalTailSector: role === ROLE_JOURNAL ? Number(sb.journalTail) : null,
+    recoveryOffsetSector: role !== ROLE_JOURNAL && sb.featureMap & FEATURE_RECOVERY_OFFSET ? Number(sb.journalTail) : null,
     state: sb.resyncOffset === 0xffffffffffffffffn ? 'clean' : 'active',
     deviceUuid: formatUuid(sb.deviceUuid),
     updateTime: mdTimeToDate(sb.utime).toISOString(),

@@ -185,7 +185,10 @@ function dropBytes(bufs: Uint8Array[], n: number): Uint8Array[] {
   return rest
 }
 
-/** Wraps one device: the first overwrite of every 4 KiB block saves the old block first. */
+/**
+ * Wraps one device: the first overwrite of every 4 KiB block below `saveBelow` (bytes) saves the old
+ * block first; writes beyond it are not saved.
+ */
 export class UndoDevice extends DeviceWrapper {
   private saved = new Set<number>()
 
@@ -193,6 +196,7 @@ export class UndoDevice extends DeviceWrapper {
     inner: BlockDevice,
     private log: UndoLog,
     private index: number,
+    private saveBelow = Infinity,
   ) {
     super(inner)
   }
@@ -204,7 +208,7 @@ export class UndoDevice extends DeviceWrapper {
       let runStart = -1
       const last = Math.floor((offset + len - 1) / BLOCK)
       for (let b = Math.floor(offset / BLOCK); b <= last + 1; b++) {
-        const fresh = b <= last && !this.saved.has(b)
+        const fresh = b <= last && b * BLOCK < this.saveBelow && !this.saved.has(b)
         if (fresh && runStart < 0) runStart = b
         if (!fresh && runStart >= 0) {
           this.saveRun(runStart * BLOCK, Math.min(b * BLOCK, this.inner.size))
@@ -241,9 +245,15 @@ function refuseUndoOnDevice(file: RecordFileRef, paths: DeviceSource[]): void {
 
 /**
  * Run `fn` over undo-wrapped devices when `file` is given. On success the log is sealed (complete);
- * on failure it keeps what was saved, and is removed when nothing was.
+ * on failure it keeps what was saved, and is removed when nothing was. `saveBelow(i)`: device i's
+ * writes are saved only below that byte (a new member's superblock, not the bytes rebuilt onto it).
  */
-export function withUndo<T>(paths: DeviceSource[], file: RecordFileRef | undefined, fn: (sources: DeviceSource[]) => T): T {
+export function withUndo<T>(
+  paths: DeviceSource[],
+  file: RecordFileRef | undefined,
+  fn: (sources: DeviceSource[]) => T,
+  saveBelow: (i: number) => number = () => Infinity,
+): T {
   if (!file) return fn(paths)
   refuseDuplicateSources(paths)
   refuseUndoOnDevice(file, paths)
@@ -259,7 +269,7 @@ export function withUndo<T>(paths: DeviceSource[], file: RecordFileRef | undefin
   try {
     for (const [i, p] of paths.entries()) opened.push(existing[i] && isDeviceRef(p) ? p.open({writable: true}) : null)
     const inner = paths.map((p, i) => opened[i] ?? (isDeviceRef(p) ? null : p))
-    const sources = paths.map((p, i) => (inner[i] ? new UndoDevice(inner[i], log, i) : p))
+    const sources = paths.map((p, i) => (inner[i] ? new UndoDevice(inner[i], log, i, saveBelow(i)) : p))
     const r = fn(sources)
     log.seal((i, buf, offset) => inner[i]!.read(buf, offset))
     return r

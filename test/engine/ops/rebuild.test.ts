@@ -104,7 +104,8 @@ describe('rebuild: a missing member reconstructed onto a new device', function (
     assert.ok(r.targets[0].startSector > 0, 'went on from the checkpoint')
     assert.ok(memberBytes(blank).equals(memberBytes(old)), 'the new device holds the slot')
     assert.ok(Buffer.from(old.data).equals(oldBytes), 'the old member is unchanged')
-    assert.equal(old.stats.reads - readsBefore, 2, 'only its superblock was read, once per run')
+    // probing looks at the three places a v1 superblock may be (v1.0, v1.1, v1.2), once per run
+    assert.equal(old.stats.reads - readsBefore, 2 * 3, 'only its superblock was read, once per run')
     assert.ok(readAll([...others, blank]).equals(f.data))
   })
 

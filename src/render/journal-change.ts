@@ -11,7 +11,10 @@ export function renderJournalChange(r: JournalResult): string {
     ['Array UUID', r.arrayUuid],
     ['Journal Was', r.oldJournal ? `${BEFORE[r.journalBefore]}: ${r.oldJournal}` : BEFORE[r.journalBefore]],
   ]
-  if (r.recovery) pairs.push(['Replayed', `${r.recovery.dataParityStripes + r.recovery.dataOnlyStripes} stripe(s) first (recover)`])
+  if (r.recovery) {
+    const stripes = r.recovery.dataParityStripes + r.recovery.dataOnlyStripes
+    pairs.push(r.dryRun ? ['Would Replay', `${stripes} stripe(s) first (recover)`] : ['Replayed', `${stripes} stripe(s) first (recover)`])
+  }
   if (r.newJournal) pairs.push(['New Journal', `${r.newJournal} (dev_number ${r.journalDevNumber})`])
   if (r.newJournal && r.copiedLogBytes === 0) pairs.push(['Log', `empty, first seq ${r.firstSeq}`])
   if (r.copiedLogBytes > 0)

@@ -93,6 +93,28 @@ describe('journal remove / add / replace (CLI)', function () {
     assert.ok(readBack([spare, ...a.members]).equals(want))
   })
 
+  it('create without --write-journal makes an array without a journal, which journal add completes', function () {
+    const dir = tmp.file('bare')
+    fs.mkdirSync(dir)
+    const members = ['a', 'b', 'c'].map(m => `${dir}/${m}.img`)
+    const c = jsonOf(ok(r5ctl(['create', '--json', '--level', '5', '--raid-devices', '3', '--size', '4M', ...members])))
+    assert.equal(c.journal, null)
+    assert.deepEqual(
+      c.devices.map((d: {role: string}) => d.role),
+      ['active 0', 'active 1', 'active 2'],
+    )
+    const mdadm = which('mdadm')
+    if (mdadm) assert.match(spawnSync(mdadm, ['--examine', members[0]], {encoding: 'utf8'}).stdout, /Feature Map : 0x0/)
+    expectExit(r5ctl(['write', '--offset', '0', '--input', tmp.file('in.bin'), ...members]), 3)
+    const j = `${dir}/j.img`
+    fs.writeFileSync(j, '')
+    fs.truncateSync(j, 4 << 20)
+    ok(r5ctl(['journal', 'add', j, ...members]))
+    const data = fs.readFileSync(tmp.file('in.bin'))
+    ok(r5ctl(['write', '--offset', '0', '--input', tmp.file('in.bin'), j, ...members]))
+    assert.ok(readBack([j, ...members]).equals(data))
+  })
+
   it('assemble --force without the journal does not call the array clean', function () {
     const {a} = filled()
     const r = jsonOf(ok(r5ctl(['assemble', '--force', '--json', ...a.members])))

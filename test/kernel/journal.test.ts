@@ -26,7 +26,7 @@ import {
   tmpDir,
 } from './util.js'
 
-type Kind = 'remove' | 'add' | 'replace' | 'lost'
+type Kind = 'remove' | 'add' | 'replace' | 'lost' | 'bare' | 'bare-add'
 
 interface Scenario {
   kind: Kind
@@ -43,21 +43,13 @@ const MEMBERS = 4
 /** a write cut after this many device writes leaves complete stripes in the log, not yet on the members */
 const CRASH_AFTER = 10
 
-function create(dir: string, id: string): {journal: string; members: string[]; sizeBytes: number} {
+/** `r5ctl create`; `bare`: without --write-journal, an array without a journal */
+function create(dir: string, id: string, bare = false): {journal: string; members: string[]; sizeBytes: number} {
   fs.mkdirSync(dir)
   const journal = path.join(dir, 'j.img')
   const members = Array.from({length: MEMBERS}, (_, i) => path.join(dir, `m${i}.img`))
-  const c = r5ctlJson(
-    ['create', '--level', '5', '--raid-devices', String(MEMBERS), '--chunk', '64K', '--size', '16M'].concat([
-      '--journal-size',
-      '8M',
-      '--name',
-      `r5ctl:${id}`,
-      '--write-journal',
-      journal,
-      ...members,
-    ]),
-  )
+  const geometry = ['--level', '5', '--raid-devices', String(MEMBERS), '--chunk', '64K', '--size', '16M', '--name', `r5ctl:${id}`]
+  const c = r5ctlJson(['create', ...geometry, ...(bare ? [] : ['--journal-size', '8M', '--write-journal', journal]), ...members])
   if (c.code !== 0) throw new Error(`create: ${c.stderr}`)
   return {journal, members, sizeBytes: c.json.arraySizeBytes}
 }
@@ -77,6 +69,7 @@ function ok(args: string[]): void {
 }
 
 function prepare(kind: Kind, root: string): Scenario {
+  if (kind === 'bare' || kind === 'bare-add') return prepareBare(kind, root)
   const dir = path.join(root, kind)
   const {journal, members, sizeBytes} = create(dir, kind)
   const devs = [journal, ...members]
@@ -104,6 +97,20 @@ function prepare(kind: Kind, root: string): Scenario {
   const want = r5ctlReadMd5(members, {force: true}).md5!
   ok(['journal', 'add', '--force', newJournal, ...members])
   return {kind, dir, devs: [newJournal, ...members], sizeBytes, want, outMiB: 0}
+}
+
+/** create without a journal: zeros; with journal add, then a write through the new journal */
+function prepareBare(kind: Kind, root: string): Scenario {
+  const dir = path.join(root, kind)
+  const {members, sizeBytes} = create(dir, kind, true)
+  const model = Buffer.alloc(sizeBytes)
+  if (kind === 'bare') return {kind, dir, devs: members, sizeBytes, want: md5(model), outMiB: 0}
+  const journal = sparseFile(path.join(dir, 'j2.img'), 8 * MiB)
+  ok(['journal', 'add', journal, ...members])
+  const w = write(dir, [journal, ...members], `${kind}-first`, 0, 3 * MiB)
+  if (w.code !== 0) throw new Error('write through the added journal failed')
+  w.data.copy(model, 0)
+  return {kind, dir, devs: [journal, ...members], sizeBytes, want: md5(model), outMiB: 0}
 }
 
 function guestScript(s: Scenario[]): string {
@@ -140,7 +147,7 @@ describe('kernel interop: journal remove / add / replace (the kernel assembles t
   let out = ''
   const scenarios: Scenario[] = []
   const failed = new Map<Kind, string>()
-  const KINDS: Kind[] = ['remove', 'add', 'replace', 'lost']
+  const KINDS: Kind[] = ['remove', 'add', 'replace', 'lost', 'bare', 'bare-add']
 
   before(async function () {
     env = kernelOrSkip(this)
@@ -197,7 +204,7 @@ describe('kernel interop: journal remove / add / replace (the kernel assembles t
       it('assembles with no resync, read-write', () => noResync(kind))
       it('reads the bytes r5ctl read before the change (md5 of /dev/md0)', () => sameBytes(kind))
       it("the kernel's check finds no mismatch", () => assert.equal(get(kind).k('mismatch'), '0'))
-      if (kind === 'remove')
+      if (kind === 'remove' || kind === 'bare')
         it('runs without a journal', function () {
           const {k} = get(kind)
           assert.doesNotMatch(k('mdstat'), /\(J\)/)
@@ -210,8 +217,8 @@ describe('kernel interop: journal remove / add / replace (the kernel assembles t
           assert.equal(k('policy'), 'journal')
           assert.match(k('jmode'), /\[write-through\]/)
         })
-      if (kind === 'add' || kind === 'lost')
-        it('starts from a clean log (the empty one journal add wrote)', () => assert.match(get(kind).k('log'), /starting from clean shutdown/))
+      if (kind === 'add' || kind === 'lost' || kind === 'bare-add')
+        it('starts from a clean log', () => assert.match(get(kind).k('log'), /starting from clean shutdown/))
       if (kind === 'replace')
         it('replays the log journal replace copied', () =>
           assert.match(get(kind).k('log'), /recovering \d+ data-only stripes and [1-9]\d* data-parity stripes/))

@@ -25,6 +25,7 @@ import {BLOCK_SECTORS, PAGE, Ring} from '../journal/ring.js'
 import {CLEAN, JOURNAL_DATA_OFFSET, membership, newJournalSuperblock, rewritten, rolesAfter, type Membership} from '../journal/membership.js'
 import {probeDevice} from '../probe.js'
 import {recoverArray, type RecoverResult} from './recover.js'
+import type {Progress} from '../rows.js'
 
 export interface JournalOptions extends EngineOptions {
   dryRun?: boolean
@@ -32,6 +33,8 @@ export interface JournalOptions extends EngineOptions {
   force?: boolean
   /** remove: replay a dirty journal first (as `recover` does) */
   recover?: boolean
+  /** the replay of remove --recover, the log copy of replace */
+  progress?: Progress
 }
 
 /** One write of the plan, as reported. */
@@ -163,7 +166,7 @@ function recoverFirst(sources: DeviceSource[], opts: JournalOptions): RecoverRes
   const probe = openForChange(sources, {...opts, dryRun: true})
   const dirty = probe.journal !== null && !planRecovery(probe).clean
   probe.close()
-  return dirty ? recoverArray(sources, {dryRun: opts.dryRun, compute: opts.compute}) : null
+  return dirty ? recoverArray(sources, {dryRun: opts.dryRun, compute: opts.compute, progress: opts.progress}) : null
 }
 
 /** The shared part of add and replace: the new journal checked, its bytes and every superblock planned, then written. */
@@ -196,7 +199,7 @@ function changeJournal(
     if (!copy) area.push(at('first meta block', encodeMetaBlock({seq: firstSeq, position: 0n, payloads: []}, arr.seed), base))
     area.push(at('zeroed block', alignedBuffer(PAGE), base + (copy ? end : BLOCK_SECTORS) * 512))
     const plan: ChangePlan = {log: area, copy, journal: at('superblock', encodeSuperblock(jsb), SB_OFFSET_BYTES), members: memberWrites(arr, m)}
-    if (!opts.dryRun) applyChange(plan)
+    if (!opts.dryRun) applyChange(plan, opts.progress)
     return result(arr, action, opts, plan, m, {
       before,
       newJournal: name,
@@ -293,8 +296,8 @@ function memberWrites(arr: MdArray, m: Membership): Write[] {
  * Write the plan, each step flushed before the next: the new journal's log (a superblock must never
  * point at a log still in flight), its superblock, then the members'.
  */
-function applyChange(plan: ChangePlan): void {
-  if (plan.copy) copyLog(plan.copy)
+function applyChange(plan: ChangePlan, progress?: Progress): void {
+  if (plan.copy) copyLog(plan.copy, progress)
   for (const w of plan.log) w.dev.write(w.bytes, w.report.offsetBytes)
   if (plan.journal) {
     plan.journal.dev.flush()
@@ -306,7 +309,7 @@ function applyChange(plan: ChangePlan): void {
 }
 
 /** Copy the live log window by window; each meta block gets its new position and checksum (a block is never split by a window). */
-function copyLog(c: LogCopy): void {
+function copyLog(c: LogCopy, progress?: Progress): void {
   const window = 4 << 20
   const buf = alignedBuffer(Math.min(window, c.sectors * 512))
   let next = 0
@@ -324,6 +327,7 @@ function copyLog(c: LogCopy): void {
     }
     c.to.write(part, done)
     done += sectors
+    progress?.(done * 512, c.sectors * 512)
   }
 }
 

@@ -3,6 +3,7 @@ import {engineOptions} from '../../cli/engine-options.js'
 import {deviceRefs, undoFile} from '../../cli/open.js'
 import {removeJournal, withUndo, type JournalResult} from '../../engine/index.js'
 import {renderJournalChange} from '../../render/journal-change.js'
+import {ProgressBar} from '../../render/progress.js'
 
 export const spec = {
   summary: 'Turn the array into one without a journal',
@@ -27,9 +28,11 @@ the writes; --undo FILE saves what is overwritten. See docs/journal.md.`,
 } satisfies CommandSpec
 
 export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, devices: string[]): Promise<JournalResult> {
+  const bar = new ProgressBar('replay', ctx.progressEnabled(flags.progress), 'fraction')
   const r = withUndo(deviceRefs(devices, flags), undoFile(flags['dry-run'] ? undefined : flags.undo), devs =>
-    removeJournal(devs, {...engineOptions(), dryRun: flags['dry-run'], force: flags.force, recover: flags.recover}),
+    removeJournal(devs, {...engineOptions(), dryRun: flags['dry-run'], force: flags.force, progress: bar.update, recover: flags.recover}),
   )
+  bar.done()
   if (!ctx.jsonEnabled()) ctx.log(renderJournalChange(r))
   return r
 }

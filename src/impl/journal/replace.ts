@@ -4,6 +4,7 @@ import {deviceRefs, undoFile} from '../../cli/open.js'
 import {replaceJournal, withUndo, type JournalResult} from '../../engine/index.js'
 import {UsageError} from '../../engine/errors.js'
 import {renderJournalChange} from '../../render/journal-change.js'
+import {ProgressBar} from '../../render/progress.js'
 
 export const spec = {
   summary: "Move the array's journal to a new device in one step",
@@ -33,9 +34,11 @@ See docs/journal.md.`,
 export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, argv: string[]): Promise<JournalResult> {
   const [old, target, ...devices] = argv
   if (devices.length === 0) throw new UsageError("name the array's members after OLD and NEW")
+  const bar = new ProgressBar('log copy', ctx.progressEnabled(flags.progress))
   const r = withUndo(deviceRefs([old, target, ...devices], flags), undoFile(flags['dry-run'] ? undefined : flags.undo), ([o, t, ...devs]) =>
-    replaceJournal(o, t, devs, {...engineOptions(), dryRun: flags['dry-run'], force: flags.force}),
+    replaceJournal(o, t, devs, {...engineOptions(), dryRun: flags['dry-run'], force: flags.force, progress: bar.update}),
   )
+  bar.done()
   if (!ctx.jsonEnabled()) ctx.log(renderJournalChange(r))
   return r
 }

@@ -17,7 +17,7 @@ import type {Crc} from '../checksum.js'
 import {type DeviceSource, type MdArray, openArray, refuseDuplicateSources, sourceName} from '../array.js'
 import {type BlockDevice, alignedBuffer, isDeviceRef} from '../device.js'
 import {EXIT, R5Error, RefusedError, UsageError} from '../errors.js'
-import {SB_MAGIC, SB_OFFSET_BYTES, encodeSuperblock} from '../format/superblock.js'
+import {FEATURE_JOURNAL, SB_MAGIC, SB_OFFSET_BYTES, encodeSuperblock} from '../format/superblock.js'
 import {encodeMetaBlock} from '../format/meta.js'
 import {formatUuid} from '../format/names.js'
 import {planRecovery, type RecoveryPlan} from '../journal/plan.js'
@@ -260,7 +260,7 @@ function journalBefore(arr: MdArray): JournalResult['journalBefore'] {
 
 /** Every device given already carries the freshest superblock's feature and events: nothing half-done to finish. */
 function settled(arr: MdArray): boolean {
-  return arr.all().every(d => d.sb.events === arr.sb.events && ((d.sb.featureMap ^ arr.sb.featureMap) & 0x200) === 0)
+  return arr.all().every(d => d.sb.events === arr.sb.events && ((d.sb.featureMap ^ arr.sb.featureMap) & FEATURE_JOURNAL) === 0)
 }
 
 function refuseDirty(arr: MdArray, log: RecoveryPlan, what: string): void {

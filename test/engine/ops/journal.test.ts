@@ -118,6 +118,49 @@ describe('journal remove / add / replace', function () {
     assert.equal(checkArray(members).mismatchCount, 0)
   })
 
+  it('a remove cut after the first member’s superblock is finished by running it again', function () {
+    const {journal, members, data} = filled()
+    const events = sbOf(members[0]).events
+    assert.ok(cutAfter([journal, ...members], 1, d => removeJournal(d)))
+    assert.deepEqual(
+      members.map(m => sbOf(m).featureMap & 0x200),
+      [0, 0x200, 0x200, 0x200],
+      'the cut left the members split',
+    )
+    removeJournal(members)
+    for (const m of members) {
+      assert.equal(sbOf(m).featureMap & 0x200, 0)
+      assert.equal(sbOf(m).events, events + 1n, 'finished at the events count the cut one began')
+    }
+    assert.throws(
+      () => removeJournal(members),
+      (e: Error) => e instanceof R5Error && e.code === 'no-journal',
+    )
+    assert.ok(readAll(members).equals(data))
+  })
+
+  it('remove --force over a missing journal marks the array for a resync; add --force gives it a new journal', function () {
+    const {journal, members, data} = filled()
+    const r = removeJournal(members, {force: true})
+    assert.equal(r.journalBefore, 'missing')
+    assert.ok(r.journalLost && r.resync)
+    for (const m of members) {
+      assert.equal(sbOf(m).featureMap & 0x200, 0)
+      assert.equal(sbOf(m).resyncOffset, 0n, 'md resyncs an array whose resync_offset is 0')
+      assert.equal(sbOf(m).devRoles[4], 0xfffe)
+    }
+    assert.ok(readAll(members).equals(data))
+    const nj = blank()
+    assert.throws(
+      () => addJournal(nj, members),
+      (e: Error) => e instanceof R5Error && e.code === 'not-clean',
+    )
+    const a = addJournal(nj, members, {force: true})
+    assert.equal(a.journalBefore, 'none')
+    assert.equal(sbOf(nj).resyncOffset, CLEAN)
+    assert.ok(readAll([journal, nj, ...members]).equals(data), 'the old journal, given too, is left out')
+  })
+
   describe('every refusal writes nothing', function () {
     const refusals: [string, string, () => {devs: MemDevice[]; run: () => unknown}][] = [
       [

@@ -67,13 +67,16 @@ async function prepare(argv: string[]): Promise<(() => Promise<void> | void) | u
   const pj = readPackageJson()
   if (!pj || !environmentAllows(pj) || !oclifConfigAllows(pj)) return
   if (version) return versionPrinter(pj)
-  if (!isOurCommand(id, pj)) return
-  const input = argv.slice(1)
+  // a command in a topic (`journal add`): oclif's id joins the words with ':' (topicSeparator ' ')
+  const nested = argv.length > 1 && /^[a-z][a-z0-9-]*$/.test(argv[1]) && isOurCommand(`${id}:${argv[1]}`, pj)
+  if (!nested && !isOurCommand(id, pj)) return
+  const module = nested ? `${id}/${argv[1]}` : id
+  const input = argv.slice(nested ? 2 : 1)
   if (jsonRequested(input) && userThemeExists(pj)) return
   let impl: CommandImpl | undefined
   let report: typeof import('./report.js')
   try {
-    ;[impl, report] = await Promise.all([import(`../impl/${id}.js`) as Promise<CommandImpl | undefined>, import('./report.js')])
+    ;[impl, report] = await Promise.all([import(`../impl/${module}.js`) as Promise<CommandImpl | undefined>, import('./report.js')])
   } catch {
     return
   }
@@ -119,7 +122,7 @@ function isOurCommand(id: string, pj: PackageJson): boolean {
     if (String(manifest.version).split('-')[0] !== String(pj.version).split('-')[0] || !manifest.commands) return false
     return Object.hasOwn(manifest.commands, id)
   }
-  return fs.existsSync(path.join(ROOT, 'dist', 'src', 'commands', `${id}.js`))
+  return fs.existsSync(path.join(ROOT, 'dist', 'src', 'commands', `${id.replaceAll(':', '/')}.js`))
 }
 
 function environmentAllows(pj: PackageJson): boolean {

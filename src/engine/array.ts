@@ -6,9 +6,9 @@
 import {uuidSeed} from './checksum.js'
 import {DEFAULT_COMPUTE, type Compute} from './compute.js'
 import {type BlockDevice, type DeviceSource, isDeviceRef} from './device.js'
-import {probeDevice, sbVerdict, type ProbeResult} from './probe.js'
+import {noJournalFeature, probeDevice, sbVerdict, type ProbeResult} from './probe.js'
 import {CorruptError, RefusedError, UsageError} from './errors.js'
-import {ROLE_JOURNAL, ROLE_SPARE, type Superblock, versionAt, encodeSuperblock, mdTime} from './format/superblock.js'
+import {FEATURE_JOURNAL, ROLE_FAULTY, ROLE_JOURNAL, ROLE_SPARE, type Superblock, encodeSuperblock, mdTime, versionAt} from './format/superblock.js'
 import {formatUuid} from './format/names.js'
 import {Geometry, validLayout} from './geometry.js'
 import {Ring, BLOCK_SECTORS} from './journal/ring.js'
@@ -44,6 +44,8 @@ export interface OpenOptions {
   compute?: Compute
   /** read-only, with writers kept out for as long as it is open (serve) */
   hold?: boolean
+  /** an array without a journal (the freshest superblock lacks feature 0x200) is fine too */
+  journalless?: boolean
 }
 
 const U64_MAX = 0xffffffffffffffffn
@@ -59,6 +61,8 @@ export class MdArray {
   readonly sb: Superblock
   /** what checksums and parity are computed with */
   readonly compute: Compute
+  /** devices given but left out: journals the freshest superblock no longer lists (removed or replaced) */
+  leftOut: string[] = []
 
   constructor(devs: DeviceInfo[], sb: Superblock, compute: Compute = DEFAULT_COMPUTE) {
     this.sb = sb
@@ -82,6 +86,10 @@ export class MdArray {
   }
   get missingMembers(): number[] {
     return this.members.flatMap((m, i) => (m ? [] : [i]))
+  }
+  /** the freshest superblock has the journal feature: the array has a journal, present or not */
+  get hasJournalFeature(): boolean {
+    return (this.sb.featureMap & FEATURE_JOURNAL) !== 0
   }
   get journalTail(): number {
     return Number(this.journal?.sb.journalTail ?? 0n)
@@ -107,8 +115,17 @@ export class MdArray {
     const events = nextEvents(this.all().map(d => d.sb))
     const now = mdTime(new Date())
     const bufs: [DeviceInfo, Uint8Array][] = []
+    // every device carries the freshest roles and journal feature, as md's super_1_sync writes them
+    const feature = this.sb.featureMap & FEATURE_JOURNAL
     for (const d of this.all()) {
-      const sb: Superblock = {...d.sb, events, utime: now}
+      const sb: Superblock = {
+        ...d.sb,
+        featureMap: (d.sb.featureMap & ~FEATURE_JOURNAL) | feature,
+        devRoles: this.sb.devRoles,
+        maxDev: this.sb.maxDev,
+        events,
+        utime: now,
+      }
       if (d.role === ROLE_JOURNAL) sb.journalTail = BigInt(journalTail)
       bufs.push([d, encodeSuperblock(sb)])
       d.sb = sb
@@ -203,7 +220,10 @@ export function openArray(sources: DeviceSource[], opts: OpenOptions): MdArray {
     const err = sbVerdict(p)
     if (err) throw err
   }
-  const {set, best} = pickSet(probes)
+  const picked = pickSet(probes)
+  const best = picked.best
+  if (!opts.journalless && !(best.featureMap & FEATURE_JOURNAL)) throw noJournalFeature(picked.set.find(p => p.sb === best)!.path)
+  const set = picked.set.filter(p => !removedJournal(p.sb!, best))
   checkRoles(set, best)
   const devs: DeviceInfo[] = set.map(p => {
     const src = sourceOf.get(p)!
@@ -211,6 +231,7 @@ export function openArray(sources: DeviceSource[], opts: OpenOptions): MdArray {
     return {path: p.path, dev, sb: p.sb!, role: best.devRoles[p.sb!.devNumber] ?? ROLE_SPARE}
   })
   const arr = new MdArray(devs, best, opts.compute)
+  arr.leftOut = picked.set.filter(p => !set.includes(p)).map(p => p.path)
   try {
     checkOpened(arr, opts, set.find(p => p.sb === best)!.path)
   } catch (e) {
@@ -253,6 +274,15 @@ function pickSet(probes: ProbeResult[]): {set: ProbeResult[]; best: Superblock} 
   let best = set[0].sb!
   for (const p of set) if (p.sb!.events > best.events) best = p.sb!
   return {set, best}
+}
+
+/**
+ * A journal whose own superblock still says journal while the freshest one lists its dev_number
+ * as faulty or spare: removed or replaced by `r5ctl journal`, and ignored as md ignores it.
+ */
+function removedJournal(sb: Superblock, best: Superblock): boolean {
+  const role = best.devRoles[sb.devNumber] ?? ROLE_SPARE
+  return sb.events < best.events && sb.devRoles[sb.devNumber] === ROLE_JOURNAL && (role === ROLE_FAULTY || role === ROLE_SPARE)
 }
 
 /** Every device of the set: same geometry, fresh enough, an active role, no role twice; a layout md knows. */
@@ -308,7 +338,9 @@ function checkOpened(arr: MdArray, opts: OpenOptions, bestPath: string): void {
     throw missingMembersError(arr.uuid, missing, 'this command needs every member')
   }
   // a device that was not given cannot be named: the message names the array instead
-  if (!arr.journal && (opts.journalOnly || !opts.allowMissingJournal)) {
+  if (!arr.journal && !arr.hasJournalFeature && opts.journalOnly)
+    throw new RefusedError(`array ${arr.uuid} has no journal`, undefined, 'give it one with `r5ctl journal add NEW DEV...`', 'no-journal')
+  if (!arr.journal && arr.hasJournalFeature && (opts.journalOnly || !opts.allowMissingJournal)) {
     throw new RefusedError(
       `journal device missing for array ${arr.uuid}: pending journal records would be lost`,
       undefined,

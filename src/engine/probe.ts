@@ -8,7 +8,6 @@ import {CorruptError, RefusedError, type R5Error} from './errors.js'
 import {
   FEATURE_BITMAP_OFFSET,
   FEATURE_CLUSTERED,
-  FEATURE_JOURNAL,
   FEATURE_MULTIPLE_PPLS,
   FEATURE_PPL,
   FEATURE_RECOVERY_OFFSET,
@@ -166,7 +165,20 @@ function dataOverlapsSuperblock(sb: Superblock): string | null {
     : null
 }
 
-/** Why a superblock is unusable, as one line; null when it is fine. */
+/** A set whose freshest superblock lacks the journal feature, refused by commands that need a journal. */
+export function noJournalFeature(path: string): R5Error {
+  return new RefusedError(
+    'array has no write journal (feature map lacks 0x200): not a journaled array',
+    path,
+    'give it one with `r5ctl journal add NEW DEV...`',
+    'no-journal-feature',
+  )
+}
+
+/**
+ * Why a superblock is unusable, as one line; null when it is fine. Whether the array has a journal
+ * is the freshest superblock's to say (openArray), as md takes the feature from it.
+ */
 export function sbVerdict(p: ProbeResult): R5Error | null {
   if (p.error) return p.error
   if (!p.sb || p.problems.length > 0) {
@@ -186,8 +198,6 @@ export function sbVerdict(p: ProbeResult): R5Error | null {
     )
   }
   const sb = p.sb
-  if (!(sb.featureMap & FEATURE_JOURNAL))
-    return new RefusedError('array has no write journal (feature map lacks 0x200): not a journaled array', p.path, undefined, 'no-journal-feature')
   const unhandled = unhandledFeature(sb)
   if (unhandled) return new RefusedError(unhandled.message, p.path, unhandled.hint, unhandled.code)
   if (![4, 5, 6].includes(sb.level)) return new CorruptError(`unsupported raid level ${sb.level}`, p.path)

@@ -10,9 +10,10 @@ import {out} from '../render/colour.js'
 import {table} from '../render/table.js'
 
 export const spec = {
-  summary: 'Create a journaled RAID4/5/6 array (md v1.2 superblocks, write journal)',
+  summary: 'Create a RAID4/5/6 array (md v1.2 superblocks), with a write journal unless none is named',
   description: `Writes md v1.2 superblocks with the JOURNAL feature on every member and on the journal, and the
-journal's first empty meta block, exactly as mdadm --create --write-journal does. Image files that do not exist are
+journal's first empty meta block, exactly as mdadm --create --write-journal does; without --write-journal, an array
+without a journal (feature map 0, as mdadm --create without it), which journal add can give one. Image files that do not exist are
 created sparse (--size for members, --journal-size for the journal). Parity is made consistent unless --assume-clean
 (fresh sparse files are all zeros and already consistent). Devices that already carry an md superblock are refused
 unless --force.`,
@@ -20,6 +21,7 @@ unless --force.`,
     '<%= config.bin %> create --level 5 --raid-devices 4 --chunk 64K --size 64M --write-journal j.img a.img b.img c.img d.img',
     '<%= config.bin %> create --level 6 --raid-devices 5 --size 256M --journal-size 64M --write-journal j.img m0 m1 m2 m3 m4',
     '<%= config.bin %> create --level 4 --raid-devices 3 --size 32M --write-journal /dev/loop9 /dev/loop6 /dev/loop7 /dev/loop8 --force',
+    '<%= config.bin %> create --level 5 --raid-devices 4 --size 64M a.img b.img c.img d.img',
   ],
   strict: false,
   flags: {
@@ -30,7 +32,9 @@ unless --force.`,
     size: flag.string({char: 'z', description: 'size of member image files to create (K/M/G/T suffixes)'}),
     name: flag.string({char: 'N', description: 'array name stored in the superblock'}),
     uuid: flag.string({char: 'u', description: 'array UUID (default: random)'}),
-    'write-journal': flag.string({description: 'the journal device or image file', required: true}),
+    'write-journal': flag.string({
+      description: 'the journal device or image file; without it, an array without a journal (`r5ctl journal add` gives it one)',
+    }),
     'journal-size': flag.string({description: 'size of the journal image file to create', default: '64M'}),
     'journal-mode': flag.string({
       description:
@@ -68,7 +72,8 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, member
   const sizeBytes = parseSize('--size', flags.size)
   const journalSizeBytes = parseSize('--journal-size', flags['journal-size'])
   const bar = new ProgressBar('parity sync', ctx.progressEnabled(flags.progress), 'fraction')
-  const res = withUndo(deviceRefs([...members, flags['write-journal']], flags), undoFile(flags.undo), devs =>
+  const journal = flags['write-journal']
+  const res = withUndo(deviceRefs(journal === undefined ? members : [...members, journal], flags), undoFile(flags.undo), devs =>
     createArray(
       {
         ...engineOptions(),
@@ -83,7 +88,7 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, member
         force: flags.force,
         assumeClean: flags['assume-clean'],
         members: devs.slice(0, members.length),
-        journal: devs[members.length],
+        journal: journal === undefined ? undefined : devs[members.length],
       },
       bar.update,
     ),
@@ -92,7 +97,8 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, member
   if (!ctx.jsonEnabled()) {
     ctx.log(
       `${out.green('created')} raid${res.level} array ${res.arrayUuid}: ${res.raidDevices} members, chunk ${humanBytes(res.chunkBytes)}, ` +
-        `${res.layout ?? 'parity on the last member'}, ${humanBytes(res.arraySizeBytes)} usable, journal ${humanBytes(res.journalSizeBytes)}`,
+        `${res.layout ?? 'parity on the last member'}, ${humanBytes(res.arraySizeBytes)} usable, ` +
+        (res.journal ? `journal ${humanBytes(res.journalSizeBytes)}` : 'no journal'),
     )
     ctx.log(
       table(

@@ -20,6 +20,7 @@ export function renderCheck(r: CheckResult): string {
     dirty: `dirty: laid over the members as replayed (${r.skippedStripes} data-only stripes not judged)`,
     corrupt: 'corrupt: ignored, as the kernel ignores it',
     unchecked: 'not read (--no-replay)',
+    absent: 'none (the array has no journal)',
   }[r.journal]
   const lines = [
     keyValues(

@@ -17,11 +17,14 @@ import {BIN, ROOT, r5ctl, run as runProgram, suiteTempDir, type RunResult} from 
 
 const here = path.dirname(new URL(import.meta.url).pathname)
 const implDir = path.join(here, '..', '..', 'src', 'impl')
-const ids = fs
-  .readdirSync(implDir)
-  .filter(f => f.endsWith('.js'))
-  .map(f => f.slice(0, -3))
-  .sort()
+/** command modules under `dir`, a topic's as `topic/command` */
+const modules = (dir: string): string[] =>
+  fs
+    .readdirSync(dir, {recursive: true, encoding: 'utf8'})
+    .filter(f => f.endsWith('.js'))
+    .map(f => f.slice(0, -3))
+    .sort()
+const ids = modules(implDir)
 
 async function load(id: string): Promise<{impl: CommandImpl; cmd: typeof R5Command}> {
   const impl = (await import(`../../src/impl/${id}.js`)) as CommandImpl
@@ -103,8 +106,8 @@ describe('start-up fast path', function () {
   })
 
   it('knows every command', () => {
-    const commands = fs.readdirSync(path.join(here, '..', '..', 'src', 'commands')).filter(f => f.endsWith('.js'))
-    assert.deepEqual(ids, commands.map(f => f.slice(0, -3)).sort())
+    assert.deepEqual(ids, modules(path.join(here, '..', '..', 'src', 'commands')))
+    assert.ok(ids.includes('journal/add'), 'commands in a topic are listed')
   })
 
   for (const id of ids) {
@@ -155,6 +158,11 @@ describe('start-up fast path', function () {
       [['examine', '--json', 'missing.img'], true],
       [['read', '--offset', '', 'j.img', 'a.img', 'b.img', 'c.img'], true],
       [['--version'], true],
+      [['journal', 'remove', '--dry-run', '--json', 'j.img', 'a.img', 'b.img', 'c.img'], true],
+      [['journal', 'add', 'j.img', 'a.img', 'b.img', 'c.img'], true],
+      [['journal', 'replace', '--dry-run', 'a.img', 'x.img', 'j.img', 'b.img', 'c.img'], true],
+      [['journal', 'nope', 'j.img'], false],
+      [['journal', 'add', '--help'], false],
       [['examine', '--nope', 'a.img'], false],
       [['write', 'j.img', 'a.img'], false],
       [['write', '--journal-mode', 'sideways', '-o', '0', 'j.img'], false],

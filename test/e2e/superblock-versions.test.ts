@@ -126,4 +126,26 @@ describe('e2e: v1.0 and v1.1 superblocks', function () {
     assert.match(expectErrorLine(r), /the array's superblocks are v1\.1: rebuild writes a new device's superblock only for v1\.2 arrays/)
     assert.deepEqual(fingerprint([...arr.all, spare]), before)
   })
+
+  it('journal remove on a v1.1 array rewrites the superblocks where they are; journal add is refused by name, with nothing written', () => {
+    const arr = createImageArray(tmp.file('journal-v1.1'), {level: 5, raidDevices: 3, size: '8M', journalSize: '4M'})
+    const want = readAll(arr)
+    convert(arr, '1.1')
+    ok(r5ctl(['journal', 'remove', ...arr.all]))
+    for (const f of arr.members) {
+      const {sb, problems} = decodeSuperblock(readBlock(f, 0), 0n)
+      assert.deepEqual(problems, [], f)
+      assert.equal(sb.featureMap & 0x200, 0, `${f}: the journal feature is gone`)
+      assert.ok(readBlock(f, 4096).equals(Buffer.alloc(4096)), `${f}: nothing written at v1.2's place`)
+    }
+    const members = ok(r5ctl(['read', '--offset', '0', '--length', String(arr.sizeBytes), ...arr.members])).stdout
+    assert.deepEqual(members, want)
+    const spare = tmp.file('journal-v1.1', 'j2.img')
+    fs.writeFileSync(spare, Buffer.alloc(0))
+    fs.truncateSync(spare, 4 * MiB)
+    const before = fingerprint([...arr.members, spare])
+    const r = expectExit(r5ctl(['journal', 'add', spare, ...arr.members]), 3)
+    assert.match(expectErrorLine(r), /the array's superblocks are v1\.1: journal add writes a new device's superblock only for v1\.2 arrays/)
+    assert.deepEqual(fingerprint([...arr.members, spare]), before)
+  })
 })

@@ -148,7 +148,7 @@ export function createMemArray(spec: MemSpec): MemArray {
     members,
     sizeBytes: r.arraySizeBytes,
     ringBytes: r.journalSizeBytes,
-    firstSeq: BigInt(r.firstSeq),
+    firstSeq: BigInt(r.firstSeq!),
   }
 }
 

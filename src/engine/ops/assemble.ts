@@ -158,10 +158,13 @@ function describeAssembled(arr: MdArray, journal: JournalOutcome, readOnly: bool
     }))
     .sort((a, b) => a.number - b.number)
   const missing = arr.missingMembers
-  const states = [missing.length === 0 ? 'clean' : 'clean, degraded']
+  // without the journal nothing says the stripes are whole: records only in it are lost, and any
+  // stripe it covered may hold a torn write (docs/runbooks/journal-died.md)
+  const consistency = journal.state === 'missing' ? 'not known to be clean' : 'clean'
+  const states = [missing.length === 0 ? consistency : `${consistency}, degraded`]
   if (readOnly) states.push('read-only')
   if (journal.state === 'dirty') states.push('journal pending replay')
-  if (journal.state === 'missing') states.push('journal missing')
+  if (journal.state === 'missing') states.push('journal missing: records only in it are lost, any stripe may hold a torn write')
   if (journal.state === 'corrupt') states.push('journal corrupt (no valid meta block at the tail)')
   return {
     arrayUuid: arr.uuid,

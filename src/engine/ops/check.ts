@@ -38,14 +38,14 @@ export interface CheckResult {
   mismatchCount: number
   /** the first MISMATCHES_LISTED of them, in sector order */
   mismatches: Mismatch[]
-  /** clean, dirty (its complete stripes laid over the members), corrupt (ignored as the kernel does), unchecked (--no-replay) */
-  journal: 'clean' | 'dirty' | 'corrupt' | 'unchecked'
+  /** clean, dirty (its complete stripes laid over the members), corrupt (ignored as the kernel does), unchecked (--no-replay), absent (an array without a journal) */
+  journal: 'clean' | 'dirty' | 'corrupt' | 'unchecked' | 'absent'
   /** stripes not judged: data-only in a dirty journal */
   skippedStripes: number
 }
 
 export function checkArray(paths: DeviceSource[], opts: CheckOptions = {}): CheckResult {
-  const arr = openArray(paths, {writable: false, compute: opts.compute})
+  const arr = openArray(paths, {writable: false, journalless: true, compute: opts.compute})
   try {
     const {from, to} = memberRange(arr, opts)
     const {plan, journal} = replayPlan(arr, opts.replay !== false)
@@ -91,6 +91,7 @@ export function memberRange(arr: MdArray, opts: {from?: number; to?: number}): {
 
 /** The plan a dirty journal is laid over the members by; a corrupt one is ignored, as read ignores it. */
 function replayPlan(arr: MdArray, replay: boolean): {plan: RecoveryPlan | null; journal: CheckResult['journal']} {
+  if (!arr.journal) return {plan: null, journal: 'absent'}
   if (!replay) return {plan: null, journal: 'unchecked'}
   const plan = planOrCorrupt(arr)
   if (plan instanceof CorruptError) return {plan: null, journal: 'corrupt'}

@@ -26,9 +26,10 @@ export interface CreateResult {
   chunkBytes: number
   memberDataSectors: number
   arraySizeBytes: number
-  journal: string
+  /** null: an array without a journal (create without --write-journal) */
+  journal: string | null
   journalSizeBytes: number
-  firstSeq: string
+  firstSeq: string | null
   parity: 'synced' | 'zero-filled' | 'assumed-clean'
   devices: {device: string; role: string}[]
 }
@@ -55,9 +56,9 @@ export function createArray(o: CreateOptions & {assumeClean?: boolean}, progress
     chunkBytes: sb.chunkSize * 512,
     memberDataSectors: Number(sb.size),
     arraySizeBytes: arraySizeBytes(arr),
-    journal: plan.paths[o.raidDevices],
-    journalSizeBytes: arr.ring!.sizeBytes,
-    firstSeq: plan.firstSeq.toString(),
+    journal: plan.firstMeta ? plan.paths[o.raidDevices] : null,
+    journalSizeBytes: arr.ring?.sizeBytes ?? 0,
+    firstSeq: plan.firstMeta ? plan.firstSeq.toString() : null,
     parity,
     devices: plan.paths.map((p, i) => ({device: p, role: i === o.raidDevices ? 'journal' : `active ${i}`})),
   }
@@ -77,7 +78,8 @@ export interface CreateOptions extends EngineOptions {
   uuid?: Uint8Array
   force?: boolean
   members: DeviceSource[]
-  journal: DeviceSource
+  /** absent: an array without a journal, which `journal add` can give one later */
+  journal?: DeviceSource
 }
 
 export const DEFAULT_DATA_OFFSET_SECTORS = 2048
@@ -86,8 +88,8 @@ export interface CreatePlan {
   sbs: Superblock[]
   /** every superblock as it will be written, encoded while planning (a value that does not fit fails here) */
   sbBlocks: Uint8Array[]
-  /** the journal's first (empty) meta block */
-  firstMeta: Uint8Array
+  /** the journal's first (empty) meta block; null without a journal */
+  firstMeta: Uint8Array | null
   paths: string[]
   sources: DeviceSource[]
   /** names of the members made by create, as sparse files (all zero, so parity is already consistent) */
@@ -136,7 +138,7 @@ export function planCreate(o: CreateOptions): CreatePlan {
   checkCreateValues(o)
   const layout = o.layout ?? defaultLayout(o.level)
   if (!validLayout(o.level, layout)) throw new UsageError(`layout ${layout} is not valid for raid${o.level}`)
-  const sources = [...o.members, o.journal]
+  const sources = o.journal ? [...o.members, o.journal] : o.members
   const all = sources.map(sourceName)
   refuseDuplicateSources(sources)
   const {sizes, freshFiles} = deviceSizes(o, sources)
@@ -149,8 +151,8 @@ export function planCreate(o: CreateOptions): CreatePlan {
     const i = memberSectors.indexOf(minMember)
     throw new UsageError(`device too small: needs at least ${(dataOffset + chunkSectors) * 512} bytes`, undefined, all[i])
   }
-  const jSectors = Math.floor(sizes[o.raidDevices] / 512) - dataOffset
-  if (jSectors < 64 * BLOCK_SECTORS)
+  const jSectors = o.journal ? Math.floor(sizes[o.raidDevices] / 512) - dataOffset : 0
+  if (o.journal && jSectors < 64 * BLOCK_SECTORS)
     throw new UsageError(`journal too small: needs at least ${(dataOffset + 64 * BLOCK_SECTORS) * 512} bytes`, undefined, all[o.raidDevices])
   let geometry: Geometry
   try {
@@ -160,7 +162,7 @@ export function planCreate(o: CreateOptions): CreatePlan {
   }
   const setUuid = o.uuid ?? new Uint8Array(randomBytes(16))
   if (setUuid.length !== 16) throw new UsageError(`--uuid must be 16 bytes (got ${setUuid.length})`)
-  const dataSectors = [...memberSectors, jSectors]
+  const dataSectors = o.journal ? [...memberSectors, jSectors] : memberSectors
   const shared = arraySuperblock(o, geometry, setUuid, dataOffset)
   const sbs = dataSectors.map((sectors, i) => ({...shared, devNumber: i, dataSize: BigInt(sectors), deviceUuid: new Uint8Array(randomBytes(16))}))
   const sbBlocks = sbs.map((sb, i) => {
@@ -171,7 +173,7 @@ export function planCreate(o: CreateOptions): CreatePlan {
     }
   })
   const firstSeq = BigInt(randomBytes(4).readUInt32LE(0))
-  const firstMeta = encodeMetaBlock({seq: firstSeq, position: 0n, payloads: []}, uuidSeed(setUuid))
+  const firstMeta = o.journal ? encodeMetaBlock({seq: firstSeq, position: 0n, payloads: []}, uuidSeed(setUuid)) : null
   return {sbs, sbBlocks, firstMeta, paths: all, sources, freshFiles, geometry, firstSeq}
 }
 
@@ -228,7 +230,7 @@ function arraySuperblock(o: CreateOptions, g: Geometry, setUuid: Uint8Array, dat
   // one time for every device: mdadm takes superblocks whose ctime differs for different arrays
   const now = mdTime(new Date())
   return makeSuperblock({
-    featureMap: FEATURE_JOURNAL,
+    featureMap: o.journal ? FEATURE_JOURNAL : 0,
     setUuid,
     setName: o.name ?? 'r5ctl:0',
     ctime: now,
@@ -246,7 +248,7 @@ function arraySuperblock(o: CreateOptions, g: Geometry, setUuid: Uint8Array, dat
     deviceUuid: new Uint8Array(16),
     events: 0n,
     resyncOffset: 0xffffffffffffffffn,
-    devRoles: [...Array.from({length: g.raidDisks}, (_, i) => i), ROLE_JOURNAL],
+    devRoles: [...Array.from({length: g.raidDisks}, (_, i) => i), ...(o.journal ? [ROLE_JOURNAL] : [])],
   })
 }
 
@@ -301,7 +303,7 @@ export function applyCreate(plan: CreatePlan, o: CreateOptions, syncParity: (arr
     const zero = alignedBuffer(4096)
     for (const d of devs) if (!plan.freshFiles.has(d.path)) d.dev.write(zero, SB_OFFSET_BYTES)
     syncParity(arr)
-    arr.ring!.write(plan.firstMeta, 0)
+    if (plan.firstMeta) arr.ring!.write(plan.firstMeta, 0)
     for (const d of devs) d.dev.flush()
     devs.forEach((d, i) => d.dev.write(plan.sbBlocks[i], SB_OFFSET_BYTES))
     for (const d of devs) d.dev.flush()

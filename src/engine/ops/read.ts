@@ -116,7 +116,14 @@ export function viewOf(arr: MdArray, opts: ReadOptions, progress?: Progress): Ar
  * writers out while it is open, for a view that outlives a moment (serve).
  */
 export function openForView(paths: DeviceSource[], opts: ReadOptions & {hold?: boolean}): MdArray {
-  return openArray(paths, {writable: false, hold: opts.hold, allowMissingMembers: true, allowMissingJournal: opts.force, compute: opts.compute})
+  return openArray(paths, {
+    writable: false,
+    hold: opts.hold,
+    allowMissingMembers: true,
+    allowMissingJournal: opts.force,
+    journalless: true,
+    compute: opts.compute,
+  })
 }
 
 /** Read `length` bytes at `offset` (default: to the end) of the array as viewOf presents it. */

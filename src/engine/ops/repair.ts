@@ -45,7 +45,7 @@ export interface RepairResult {
 }
 
 export function repairArray(paths: DeviceSource[], opts: RepairOptions = {}): RepairResult {
-  const arr = openArray(paths, {writable: !opts.dryRun, compute: opts.compute})
+  const arr = openArray(paths, {writable: !opts.dryRun, journalless: true, allowMissingJournal: true, compute: opts.compute})
   try {
     const {from, to} = memberRange(arr, opts)
     refuseDirty(arr)

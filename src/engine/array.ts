@@ -302,16 +302,23 @@ function checkRoles(set: ProbeResult[], best: Superblock): void {
   const slots = new Map<number, string>()
   for (const p of set) {
     const sb = p.sb!
+    const role = best.devRoles[sb.devNumber] ?? ROLE_SPARE
     // md accepts a device one event behind the freshest (super_1_validate: ++ev1 < events):
     // a power cut between the superblock writes of one update leaves exactly that.
     if (sb.events + 1n < best.events)
-      throw new RefusedError(
-        `stale member: events ${sb.events}, the set is at ${best.events}`,
-        p.path,
-        'leave it out (a degraded read reconstructs it)',
-        'stale-device',
-      )
-    const role = best.devRoles[sb.devNumber] ?? ROLE_SPARE
+      throw role === ROLE_JOURNAL
+        ? new RefusedError(
+            `stale journal: events ${sb.events}, the set is at ${best.events}; its log is older than what the members hold`,
+            p.path,
+            'never replay it: find the current journal, or see docs/runbooks/journal-stale.md; nothing was written',
+            'stale-journal',
+          )
+        : new RefusedError(
+            `stale member: events ${sb.events}, the set is at ${best.events}`,
+            p.path,
+            'leave it out (a degraded read reconstructs it)',
+            'stale-device',
+          )
     if (role !== ROLE_JOURNAL && role >= best.raidDisks)
       throw new RefusedError(`device is not an active member (role 0x${role.toString(16)})`, p.path, 'leave it out', 'not-active')
     const key = role === ROLE_JOURNAL ? -1 : role

@@ -126,3 +126,26 @@ describe('journal remove / add / replace (CLI)', function () {
     assert.equal(rep.toSector, (16 << 20) / 512 - 2048, 'every member sector past the data offset')
   })
 })
+
+describe('a stale journal (its events more than one behind the set)', function () {
+  this.timeout(120000)
+  const tmp = suiteTempDir('r5ctl-stale-')
+
+  it('is named a stale journal by every command that opens the set, with the runbook, and nothing is written', function () {
+    const a = createImageArray(tmp.file('s'), {level: 5, raidDevices: 3, size: '8M', journalSize: '4M'})
+    const data = pseudoRandom(64 * 1024, 3)
+    ok(r5ctl(['write', '--offset', '0', ...a.all], {input: data}))
+    fs.copyFileSync(a.journal, tmp.file('s', 'old-j.img'))
+    ok(r5ctl(['write', '--offset', '64K', ...a.all], {input: data}))
+    ok(r5ctl(['write', '--offset', '128K', ...a.all], {input: data}))
+    const devs = [tmp.file('s', 'old-j.img'), ...a.members]
+    const before = fingerprint(devs)
+    for (const cmd of [['recover'], ['repair', '--dry-run'], ['read', '--offset', '0', '--length', '4096']]) {
+      const r = expectExit(r5ctl([...cmd, ...devs]), 3)
+      const line = expectErrorLine(r, {device: /old-j\.img/})
+      assert.match(line, /stale journal: events \d+, the set is at \d+/, cmd[0])
+      assert.match(r.stderr, /journal-stale\.md/, cmd[0])
+    }
+    assert.deepEqual(fingerprint(devs), before)
+  })
+})

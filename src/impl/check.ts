@@ -26,6 +26,7 @@ when every stripe holds, 4 when any does not. Every member is needed.`,
     from: flag.string({description: 'first member sector to check (a multiple of 8)', default: '0'}),
     to: flag.string({description: 'member sector to stop before (default: the end of the members)'}),
     'no-replay': flag.boolean({description: 'check the members as they are, without laying a dirty journal over them'}),
+    force: flag.boolean({char: 'f', description: 'check without the journal device (the members as they are), as read --force reads'}),
   },
 } satisfies CommandSpec
 
@@ -35,7 +36,15 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, device
   let at = from
   const bar = new ProgressBar('check', ctx.progressEnabled(flags.progress), 'bytes', () => `checked to sector ${at} (--from ${at} resumes)`)
   const position = (s: number) => (at = s)
-  const r = checkArray(deviceRefs(devices, flags), {...engineOptions(), from, to, replay: !flags['no-replay'], progress: bar.update, position})
+  const r = checkArray(deviceRefs(devices, flags), {
+    ...engineOptions(),
+    from,
+    to,
+    replay: !flags['no-replay'],
+    force: flags.force,
+    progress: bar.update,
+    position,
+  })
   bar.done()
   if (!ctx.jsonEnabled()) ctx.log(renderCheck(r))
   if (r.mismatchCount > 0) ctx.setExit(EXIT.CORRUPT)

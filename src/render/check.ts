@@ -21,6 +21,7 @@ export function renderCheck(r: CheckResult): string {
     corrupt: 'corrupt: ignored, as the kernel ignores it',
     unchecked: 'not read (--no-replay)',
     absent: 'none (the array has no journal)',
+    missing: 'not given (--force): the members as they are; records only in it are not seen',
   }[r.journal]
   const lines = [
     keyValues(

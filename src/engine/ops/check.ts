@@ -7,6 +7,7 @@
 import type {EngineOptions} from '../compute.js'
 import {type DeviceSource, type MdArray, openArray} from '../array.js'
 import {CorruptError, UsageError} from '../errors.js'
+import {FEATURE_JOURNAL} from '../format/superblock.js'
 import {planOrCorrupt, type RecoveryPlan} from '../journal/plan.js'
 import {PlanOverlay} from '../journal/view.js'
 import {rowLayout, type Progress} from '../rows.js'
@@ -22,6 +23,8 @@ export interface CheckOptions extends EngineOptions {
   to?: number
   /** false: the members as they are, a dirty journal not laid over them (--no-replay) */
   replay?: boolean
+  /** check without the journal device: the members as they are (--force, as read has it) */
+  force?: boolean
   /** (member bytes read, member bytes to read) */
   progress?: Progress
   /** the member sector checked up to, after each window: a later check resumes there with `from` */
@@ -38,14 +41,14 @@ export interface CheckResult {
   mismatchCount: number
   /** the first MISMATCHES_LISTED of them, in sector order */
   mismatches: Mismatch[]
-  /** clean, dirty (its complete stripes laid over the members), corrupt (ignored as the kernel does), unchecked (--no-replay), absent (an array without a journal) */
-  journal: 'clean' | 'dirty' | 'corrupt' | 'unchecked' | 'absent'
+  /** clean, dirty (its complete stripes laid over the members), corrupt (ignored as the kernel does), unchecked (--no-replay), absent (an array without a journal), missing (not given: --force) */
+  journal: 'clean' | 'dirty' | 'corrupt' | 'unchecked' | 'absent' | 'missing'
   /** stripes not judged: data-only in a dirty journal */
   skippedStripes: number
 }
 
 export function checkArray(paths: DeviceSource[], opts: CheckOptions = {}): CheckResult {
-  const arr = openArray(paths, {writable: false, journalless: true, compute: opts.compute})
+  const arr = openArray(paths, {writable: false, journalless: true, allowMissingJournal: opts.force, compute: opts.compute})
   try {
     const {from, to} = memberRange(arr, opts)
     const {plan, journal} = replayPlan(arr, opts.replay !== false)
@@ -91,7 +94,7 @@ export function memberRange(arr: MdArray, opts: {from?: number; to?: number}): {
 
 /** The plan a dirty journal is laid over the members by; a corrupt one is ignored, as read ignores it. */
 function replayPlan(arr: MdArray, replay: boolean): {plan: RecoveryPlan | null; journal: CheckResult['journal']} {
-  if (!arr.journal) return {plan: null, journal: 'absent'}
+  if (!arr.journal) return {plan: null, journal: arr.sb.featureMap & FEATURE_JOURNAL ? 'missing' : 'absent'}
   if (!replay) return {plan: null, journal: 'unchecked'}
   const plan = planOrCorrupt(arr)
   if (plan instanceof CorruptError) return {plan: null, journal: 'corrupt'}

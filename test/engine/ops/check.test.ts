@@ -102,6 +102,19 @@ describe('check: parity of every stripe compared, mismatches named', function ()
     )
   })
 
+  it('without its journal device: refused, and with force the members are checked as they are (the journal said missing)', function () {
+    const {devs} = filled(5)
+    const members = devs.slice(1)
+    assert.throws(
+      () => checkArray(members),
+      (e: unknown) => e instanceof RefusedError && e.code === 'missing-journal',
+    )
+    damage(devs, 1, 64)
+    const r = checkArray(members, {force: true})
+    assert.equal(r.journal, 'missing')
+    assert.equal(r.mismatchCount, 1)
+  })
+
   it('--from/--to: only stripes in the range are judged, and the end is where a later check resumes', function () {
     const {devs, n} = filled(5)
     damage(devs, lsStripe(5, n, CHUNK_SECTORS, 16).pd, 16)

@@ -101,15 +101,10 @@ interface Detected {
   kernelMd5?: string
 }
 
-/**
- * detect on a copy of a set with every superblock zeroed (the devices named in reverse): its first
- * candidate, and the geometry the kernel's superblocks state, in the same terms.
- */
-function detectZeroed(r: ArrayRun): {got: object; want: object; found: boolean} {
-  const dir = path.join(r.dir, 'zeroed')
+/** A copy of a set's journal and members in `dir`, every superblock zeroed (the 4 KiB at byte 4096, as mdadm --zero-superblock). */
+function zeroedCopy(r: ArrayRun, dir: string): string[] {
   fs.mkdirSync(dir, {recursive: true})
-  const ex = r5ctlJson(['examine', '--json', r.journal, ...r.memberFiles]).json
-  const copies = [r.journal, ...r.memberFiles].map(f => {
+  return [r.journal, ...r.memberFiles].map(f => {
     const dst = path.join(dir, path.basename(f))
     fs.copyFileSync(f, dst)
     const fd = fs.openSync(dst, 'r+')
@@ -117,6 +112,16 @@ function detectZeroed(r: ArrayRun): {got: object; want: object; found: boolean} 
     fs.closeSync(fd)
     return dst
   })
+}
+
+/**
+ * detect on a copy of a set with every superblock zeroed (the devices named in reverse): its first
+ * candidate, and the geometry the kernel's superblocks state, in the same terms.
+ */
+function detectZeroed(r: ArrayRun): {got: object; want: object; found: boolean} {
+  const dir = path.join(r.dir, 'zeroed')
+  const ex = r5ctlJson(['examine', '--json', r.journal, ...r.memberFiles]).json
+  const copies = zeroedCopy(r, dir)
   const d = r5ctlJson(['detect', '--json', ...copies.slice().reverse()]).json
   const bySlot = (role: string) => Number(/Active device (\d+)/.exec(role)?.[1] ?? -1)
   const members = ex.devices
@@ -140,18 +145,10 @@ function detectZeroed(r: ArrayRun): {got: object; want: object; found: boolean} 
   }
 }
 
-/** Copy a set, zero every superblock (the 4 KiB at byte 4096, as mdadm --zero-superblock), then detect --write with the array's UUID. */
+/** detect --write, with the array's UUID, on a copy of a set with every superblock zeroed. */
 function detectCopy(r: ArrayRun, dir: string): Detected {
-  fs.mkdirSync(dir, {recursive: true})
   const uuid = r5ctlJson(['examine', '--json', r.journal]).json.devices[0].arrayUuid as string
-  const [journal, ...members] = [r.journal, ...r.memberFiles].map(f => {
-    const dst = path.join(dir, path.basename(f))
-    fs.copyFileSync(f, dst)
-    const fd = fs.openSync(dst, 'r+')
-    fs.writeSync(fd, Buffer.alloc(4096), 0, 4096, 4096)
-    fs.closeSync(fd)
-    return dst
-  })
+  const [journal, ...members] = zeroedCopy(r, dir)
   const d = r5ctlJson(['detect', '--write', '--json', '--uuid', uuid, ...members.slice().reverse(), journal])
   return {journal, members, code: d.code, stderr: d.stderr, json: d.json}
 }

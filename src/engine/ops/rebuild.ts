@@ -164,12 +164,11 @@ function applyRebuild(arr: MdArray, ts: Target[], table: Table, from: number, op
   return {checkpoints, events: updateSet(arr, ts, table, null)}
 }
 
-/** The targets' data flushed, then their superblocks say how far it reaches. */
-function checkpoint(arr: MdArray, ts: Target[], table: Table, events: bigint, done: number): void {
-  const now = mdTime(new Date())
+/** The targets' data flushed, then their superblocks say how far it reaches (`recovered` sectors; null: in sync). */
+function checkpoint(arr: MdArray, ts: Target[], table: Table, events: bigint, recovered: number | null, now = mdTime(new Date())): void {
   for (const t of ts) t.dev!.flush()
   for (const t of ts) {
-    const sb = targetSuperblock(arr, t, table, events, now, done)
+    const sb = targetSuperblock(arr, t, table, events, now, recovered)
     t.dev!.write(encodeSuperblock(sb), SB_OFFSET_BYTES)
     t.found = sb
   }
@@ -185,13 +184,7 @@ function updateSet(arr: MdArray, ts: Target[], table: Table, recovered: number |
   const found = ts.flatMap(t => (t.found ? [t.found] : []))
   const events = nextEvents([...arr.all().map(d => d.sb), ...found])
   const now = mdTime(new Date())
-  for (const t of ts) t.dev!.flush()
-  for (const t of ts) {
-    const sb = targetSuperblock(arr, t, table, events, now, recovered)
-    t.dev!.write(encodeSuperblock(sb), SB_OFFSET_BYTES)
-    t.found = sb
-  }
-  for (const t of ts) t.dev!.flush()
+  checkpoint(arr, ts, table, events, recovered, now)
   const bufs = arr.all().map(d => {
     const sb: Superblock = {...d.sb, events, utime: now, devRoles: table.roles, maxDev: table.maxDev}
     d.sb = sb

@@ -8,6 +8,7 @@ import {CorruptError, RefusedError, type R5Error} from './errors.js'
 import {
   FEATURE_BITMAP_OFFSET,
   FEATURE_CLUSTERED,
+  FEATURE_JOURNAL,
   FEATURE_MULTIPLE_PPLS,
   FEATURE_PPL,
   FEATURE_RECOVERY_OFFSET,
@@ -176,6 +177,12 @@ export function noJournalFeature(path: string): R5Error {
 }
 
 /**
+ * Raid disks a journaled array may have: a stripe's record (32-byte meta header, then per disk a
+ * 16-byte payload header and a 4-byte checksum) must fit one 4 KiB meta block (raid5-cache.c r5l_init_log).
+ */
+const JOURNAL_MAX_DISKS = Math.floor((4096 - 32) / (16 + 4))
+
+/**
  * Why a superblock is unusable, as one line; null when it is fine. Whether the array has a journal
  * is the freshest superblock's to say (openArray), as md takes the feature from it.
  */
@@ -205,6 +212,13 @@ export function sbVerdict(p: ProbeResult): R5Error | null {
   const level = sb.level as 4 | 5 | 6
   if (sb.raidDisks < MIN_RAID_DISKS[level] || sb.raidDisks > SB_MAX_DEV)
     return new CorruptError(`raid${level} with ${sb.raidDisks} raid disks is not a valid array`, p.path, undefined, 'bad-geometry')
+  if (sb.featureMap & FEATURE_JOURNAL && sb.raidDisks > JOURNAL_MAX_DISKS)
+    return new RefusedError(
+      `raid${level} with ${sb.raidDisks} raid disks and a journal: one meta block names at most ${JOURNAL_MAX_DISKS} disks' pages, and md refuses it too (r5l_init_log)`,
+      p.path,
+      'nothing was written',
+      'journal-too-many-disks',
+    )
   if (sb.chunkSize < BLOCK_SECTORS || (sb.chunkSize & (sb.chunkSize - 1)) !== 0)
     return new CorruptError(`chunk size ${sb.chunkSize} sectors is not a power-of-two multiple of 4 KiB`, p.path, undefined, 'bad-geometry')
   if (!validLayout(level, sb.layout)) return new CorruptError(`unsupported layout ${sb.layout} for raid${level}`, p.path, undefined, 'bad-geometry')

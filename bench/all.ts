@@ -5,6 +5,7 @@
  *
  *   R5CTL_BENCH_SIZES=64M,256M   array sizes (default 256M,1G,4G)
  *   R5CTL_BENCH_REBUILD=4G       member sizes of the rebuild row (default: R5CTL_BENCH_SIZES)
+ *   R5CTL_BENCH_JOURNAL_LOG=96M  data in the log journal replace copies (default 96M)
  *   R5CTL_BENCH_RUNS=3           paired rounds per row, after one warm-up of each side (default 5)
  *   R5CTL_BENCH_OPS=read,start   only the rows whose name contains one of these
  *   R5CTL_BENCH_JSON=1 or --json also print every measurement as JSON;  --keep  keep the files
@@ -17,12 +18,14 @@ import * as path from 'node:path'
 import {table} from '../src/render/table.js'
 import {PROBE_JS, floorStep, operations, startupOp, type Op} from './ops.js'
 import {rebuildOp} from './rebuild.js'
+import {JOURNAL_TARGET_SECONDS, journalOps} from './journal.js'
 import {median, paired, run} from './timer.js'
 
 const STARTUP_TARGET = 3
 const env = process.env
 const sizes = (env.R5CTL_BENCH_SIZES ?? '256M,1G,4G').split(',').filter(Boolean)
 const rebuildSizes = (env.R5CTL_BENCH_REBUILD ?? sizes.join(',')).split(',').filter(Boolean)
+const journalLog = env.R5CTL_BENCH_JOURNAL_LOG ?? '96M'
 const RUNS = Number(env.R5CTL_BENCH_RUNS ?? 5)
 const only = env.R5CTL_BENCH_OPS?.split(',')
 const wantJson = process.argv.includes('--json') || env.R5CTL_BENCH_JSON === '1'
@@ -94,6 +97,10 @@ try {
     if (want(op)) measure(op, size, dir)
     if (!keep) fs.rmSync(dir, {recursive: true, force: true})
   }
+  const journalDir = path.join(root, 'journal')
+  const jops = journalOps(journalDir, bytesOf(journalLog))
+  // one chain of pre-states: each row's setup starts from the one before
+  if (jops.some(want)) for (const op of jops) measure(op, `${journalLog} log`, journalDir)
   const start = startupOp(root)
   if (want(start)) measure(start, '—', root)
 } finally {
@@ -126,6 +133,10 @@ const out = [
     ['left', 'right', 'right', 'right', 'left', 'right', 'right', 'right', 'right'],
   ),
 ]
+for (const r of rows.filter(row => row.op.startsWith('journal '))) {
+  const ok = median(r.seconds[0]) <= JOURNAL_TARGET_SECONDS
+  out.push(`${r.op}: ${s(median(r.seconds[0]))} s (target ≤ ${JOURNAL_TARGET_SECONDS} s): ${ok ? 'PASS' : 'FAIL'}`)
+}
 const startup = rows.find(r => r.op.includes('start-up'))
 if (startup) {
   const ok = startup.ratios[0] <= STARTUP_TARGET

@@ -87,6 +87,10 @@ export class MdArray {
   get missingMembers(): number[] {
     return this.members.flatMap((m, i) => (m ? [] : [i]))
   }
+  /** make every present member's writes durable (a missing one has none) */
+  flushMembers(): void {
+    for (const m of this.members) m?.dev.flush()
+  }
   /** the freshest superblock has the journal feature: the array has a journal, present or not */
   get hasJournalFeature(): boolean {
     return (this.sb.featureMap & FEATURE_JOURNAL) !== 0

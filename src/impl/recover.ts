@@ -13,11 +13,14 @@ page checksum, and only then writes: complete stripes (data and parity) go to th
 (write-back) get parity computed from the members, logged and flushed first, and are then written too (a power cut
 anywhere leaves stripes that replay whole); parity-only stripes need nothing. Then an
 empty meta block with seq + 10000 is written where the scan stopped, and journal_tail and events are updated in every
-superblock, last. --dry-run prints exactly what would be written and writes nothing. A clean journal is left alone.`,
+superblock, last. With a member missing (RAID6: up to two) the replay goes to the members present, as the
+kernel's does at a degraded start; rebuild the missing one next. --dry-run prints exactly what would be written and
+writes nothing. A clean journal is left alone.`,
   examples: [
     '<%= config.bin %> recover --dry-run j.img a.img b.img c.img d.img',
     '<%= config.bin %> recover j.img a.img b.img c.img d.img',
     '<%= config.bin %> recover --until-seq 123456 --json j.img a.img b.img c.img d.img',
+    '<%= config.bin %> recover j.img a.img b.img d.img    # c.img died: replay onto the others, then rebuild',
   ],
   strict: false,
   flags: {

@@ -20,12 +20,13 @@ export function renderRecover(r: RecoverResult): string {
         ['Scan Stopped', `sector ${r.stopSector}: ${r.stopReason} (${r.stopMessage})`],
         ['Meta Blocks', `${r.metaBlocks} (${humanBytes(r.logBytesScanned)} of log)`],
         ['Stripes', `${r.dataParityStripes} data+parity, ${r.dataOnlyStripes} data-only`],
-        ['Pages', `${r.pagesWritten} to write`],
+        ['Pages', `${r.pagesWritten} ${r.dryRun ? 'to write' : 'written'}`],
         ...(r.unloggedStripes > 0 ? [['Unlogged', unloggedLine(r.unloggedStripes)] as [string, string]] : []),
         ...(r.skippedUnits.length
           ? [['Dropped Units', r.skippedUnits.map(u => `seq ${u.seq} @ ${u.positionSector}: ${u.reason}`).join('; ')] as [string, string]]
           : []),
         ['New Tail', r.state === 'clean' ? 'unchanged' : `sector ${r.newTailSector}, seq ${r.newSeq}`],
+        ...(r.missingSlots.length > 0 ? [['Missing Slots', missingLine(r.missingSlots)] as [string, string]] : []),
       ],
       14,
     ),
@@ -42,6 +43,12 @@ export function renderRecover(r: RecoverResult): string {
     if (r.writes.length > shown.length) lines.push(`… ${r.writes.length - shown.length} more runs (--json lists all)`)
   }
   return lines.join('\n')
+}
+
+/** Members not given: replayed around, and the way on. */
+function missingLine(slots: number[]): string {
+  const rebuild = `r5ctl rebuild ${slots.map(s => `--slot ${s}`).join(' ')} NEW... DEV...`
+  return out.yellow(`${slots.join(', ')}: written nothing (read from the other members); rebuild next: ${rebuild}`)
 }
 
 /** The stripes a write-out cannot log the parity of first (journal/writeout.ts), said plainly. */

@@ -14,12 +14,14 @@
  */
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
+import * as path from 'node:path'
 import {r5ctl, ok, expectExit, expectErrorLine, jsonOf, fingerprint, pseudoRandom, assertSameBytes, suiteTempDir} from '../helpers/cli.js'
 import {createImageArray, type ImageArray} from '../helpers/array.js'
 import {MemDevice} from '../../src/engine/device.js'
 import {examineJournal, writeData} from '../../src/engine/index.js'
 import {SimulatedCrash} from '../../src/engine/errors.js'
 import {bufferSource, checkCrashImage} from '../helpers/model.js'
+import {FIXTURES, gunzipSparse, md5} from '../kernel/util.js'
 
 const KiB = 1024
 
@@ -236,4 +238,65 @@ describe('e2e: crash, examine-journal, recover, reclaim (CLI on image files)', f
     expectErrorLine(r)
     assert.deepEqual(fingerprint(a.all), before)
   })
+})
+
+describe('e2e: a member died and the power was cut: recover without it, then rebuild it (CLI on image files)', function () {
+  this.timeout(120_000)
+  const tmp = suiteTempDir('r5ctl-recover-degraded-')
+  let a: ImageArray
+  let survivors: string[]
+  let want: Buffer
+
+  before(function () {
+    a = createImageArray(tmp.file('r5'), {level: 5, raidDevices: 4, size: '16M', journalSize: '4M'})
+    fs.writeFileSync(tmp.file('all.bin'), pseudoRandom(40 * 1024 * KiB, 41))
+    ok(r5ctl(['write', '--offset', '0', '--input', tmp.file('all.bin'), ...a.all]))
+    fs.writeFileSync(tmp.file('wb.bin'), pseudoRandom(300 * KiB, 42))
+    ok(r5ctl(['write', '--journal-mode', 'write-back', '--offset', String(72 * KiB), '--input', tmp.file('wb.bin'), ...a.all]))
+    want = ok(r5ctl(['read', ...a.all])).stdout
+    survivors = a.all.filter(d => d !== a.members[1])
+  })
+
+  it('recover with member 1 left out: exit 0, says slot 1 was written nothing and how to rebuild it; the journal is then clean', function () {
+    const r = ok(r5ctl(['recover', ...survivors]))
+    assert.match(r.stdout.toString(), /Missing Slots : 1: written nothing .*r5ctl rebuild --slot 1 /)
+    assert.equal(jsonOf(ok(r5ctl(['examine-journal', '--json', ...survivors]))).state, 'clean')
+  })
+
+  it('the survivors read as the whole set did before, replay included', function () {
+    assertSameBytes(ok(r5ctl(['read', ...survivors])).stdout, want, 'read without member 1')
+  })
+
+  it('rebuild --slot 1 onto a blank image: check is clean and the array reads the same', function () {
+    fs.writeFileSync(tmp.file('new.img'), Buffer.alloc(fs.statSync(a.members[1]).size))
+    ok(r5ctl(['rebuild', '--slot', '1', tmp.file('new.img'), ...survivors]))
+    const all = [...survivors, tmp.file('new.img')]
+    ok(r5ctl(['check', ...all]))
+    assertSameBytes(ok(r5ctl(['read', ...all])).stdout, want, 'read after the rebuild')
+  })
+
+  for (const name of ['raid5-wt-powercut', 'raid5-wb-powercut'])
+    it(`${name} (Linux's power-cut images): recover with each member left out in turn, then read, gives the kernel's own replay`, function () {
+      const f = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'manifest.json'), 'utf8')).fixtures[name]
+      const dir = tmp.file(name)
+      fs.mkdirSync(dir)
+      const unpack = (file: string) => {
+        const dst = path.join(dir, file.replace(/\.gz$/, ''))
+        gunzipSparse(path.join(FIXTURES, name, file), dst)
+        return dst
+      }
+      const journal = unpack(f.files.journal)
+      const members: string[] = f.files.members.map(unpack)
+      for (const gone of members.keys()) {
+        const copies = [journal, ...members.filter((_, k) => k !== gone)].map(src => {
+          const dst = path.join(dir, `left-out-${gone}-${path.basename(src)}`)
+          fs.copyFileSync(src, dst)
+          return dst
+        })
+        assert.deepEqual(jsonOf(ok(r5ctl(['recover', '--json', ...copies]))).missingSlots, [gone])
+        const read = ok(r5ctl(['read', '--length', String(f.arrayBytes), ...copies]))
+        assert.equal(md5(read.stdout), f.kernelReplay.md5, `slot ${gone} left out`)
+        for (const c of copies) fs.rmSync(c)
+      }
+    })
 })

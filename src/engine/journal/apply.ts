@@ -7,6 +7,7 @@
 import {encodeMetaBlock} from '../format/meta.js'
 import type {MdArray} from '../array.js'
 import {alignedBuffer} from '../device.js'
+import {reconstruct} from '../parity.js'
 import {dataOnlyWrite} from './plan.js'
 import type {StripePages} from './stripes.js'
 import {BLOCK_SECTORS, PAGE} from './ring.js'
@@ -88,7 +89,8 @@ export function applyFromLog(
       if (page >= first + len) break
       const i = keys[next] - page * unit
       const k = page - first
-      writes.push({slot: slots[i], off: sectors[i] * 512, view: win.subarray(k * PAGE, (k + 1) * PAGE)})
+      // a missing member is written nothing
+      if (arr.members[slots[i]]) writes.push({slot: slots[i], off: sectors[i] * 512, view: win.subarray(k * PAGE, (k + 1) * PAGE)})
       next++
     }
     res.memberWrites += writeCoalesced(arr, writes)
@@ -138,12 +140,15 @@ export function* runsOf(sectors: number[], most: number): Generator<number[]> {
  * A run's pages as they will be on the members: the old data pages parity needs (those not
  * logged) read from the members, the logged data put over them (read in runs of consecutive log
  * pages), parity computed. Returns one view per member; pages no stripe needs are left as they are.
+ * With members missing, the present members' whole run is read and the missing ones' old pages
+ * rebuilt from it first, as a degraded read would give them.
  */
 export function fillRun(arr: MdArray, dataOnly: StripePages, run: number[], rb: RunBuffers, res: ApplyResult): Uint8Array[] {
   const first = run[0]
   const bytes = (run[run.length - 1] - first + BLOCK_SECTORS) * 512
   const bufs = rb.members.map(b => b.subarray(0, bytes))
-  bufs.forEach((buf, m) => readOldData(arr, dataOnly, run, m, buf))
+  if (arr.missingMembers.length > 0) readRebuilt(arr, run, bufs)
+  else bufs.forEach((buf, m) => readOldData(arr, dataOnly, run, m, buf))
   const logPos: number[] = []
   const dest: number[] = [] // slot * 2^32 + byte offset in the run's buffers
   for (const sector of run) {
@@ -163,6 +168,28 @@ export function fillRun(arr: MdArray, dataOnly: StripePages, run: number[], rb: 
     if (arr.sb.level === 6) arr.compute.parity.computeQ(data, info.qSlot, bufs[info.qd].subarray(o, o + PAGE))
   }
   return bufs
+}
+
+/** Every present member's pages of the run, one request each, and the missing members' pages rebuilt from them. */
+function readRebuilt(arr: MdArray, run: number[], bufs: Uint8Array[]): void {
+  const first = run[0]
+  const missing = arr.missingMembers
+  bufs.forEach((buf, m) => {
+    if (arr.members[m]) arr.members[m].dev.read(buf, arr.memberBase(m) + first * 512)
+  })
+  for (const sector of run) {
+    const o = (sector - first) * 512
+    const info = arr.geometry.stripeInfo(sector)
+    const order = [...info.dataMembers, info.pd, ...(info.qd >= 0 ? [info.qd] : [])]
+    const pages = order.map(m => bufs[m].subarray(o, o + PAGE))
+    reconstruct(
+      arr.sb.level as 4 | 5 | 6,
+      pages,
+      info.qSlot,
+      missing.map(m => order.indexOf(m)),
+      arr.compute.parity,
+    )
+  }
 }
 
 /** Member `m`'s data pages of the run that have no logged page, one request per span of them. */
@@ -216,6 +243,7 @@ export function applyDataOnly(arr: MdArray, dataOnly: StripePages, sectors: numb
 function writePlanned(arr: MdArray, dataOnly: StripePages, run: number[], bufs: Uint8Array[], res: ApplyResult): void {
   const first = run[0]
   for (let m = 0; m < bufs.length; m++) {
+    if (!arr.members[m]) continue
     const planned = (sector: number) => dataOnlyWrite(arr, dataOnly, sector, m) !== null
     for (let a = 0; a < run.length; a++) {
       if (!planned(run[a])) continue

@@ -134,6 +134,8 @@ export function planWrites(arr: MdArray, plan: RecoveryPlan): WriteRun[] {
   }
   const runs: WriteRun[] = []
   bySlot.forEach((list, slot) => {
+    // a missing member is written nothing (its pages follow from the others')
+    if (!arr.members[slot]) return
     const sorted = Float64Array.from(list).sort()
     let run: WriteRun | null = null
     for (const v of sorted) {
@@ -141,7 +143,7 @@ export function planWrites(arr: MdArray, plan: RecoveryPlan): WriteRun[] {
       const source = v % 2 === 1 ? ('computed' as const) : ('log' as const)
       if (run && run.source === source && run.offsetSector + run.pages * BLOCK_SECTORS === sector) run.pages++
       else {
-        run = {device: arr.members[slot]?.path ?? `(slot ${slot} missing)`, slot, offsetSector: sector, pages: 1, source}
+        run = {device: arr.members[slot].path, slot, offsetSector: sector, pages: 1, source}
         runs.push(run)
       }
     }

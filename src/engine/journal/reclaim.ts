@@ -62,7 +62,7 @@ export function reclaimLog(arr: MdArray, progress?: (done: number, total: number
   const wo = planWriteOut(arr, plan)
   const stripes = plan.dataParityStripes + plan.dataOnlyStripes
   const end = writeOut(arr, plan, wo, res, progress && (f => progress(Math.floor(f * stripes), stripes)))
-  for (const m of arr.members) m!.dev.flush()
+  arr.flushMembers()
   const cur = appendFlushRecords(arr, wo.used, plan.dataOnly.keys(), end)
   closeLog(arr, cur.head, cur.seq)
   return {

@@ -5,12 +5,14 @@
  * computed and appended as PARITY records, one journal flush makes it durable, and only then are
  * they, complete stripes in the log now, copied like the others. A cut at any member write thus
  * leaves stripes that replay whole, with a member missing too, as the kernel's r5c write-out
- * (which logs parity before a cached stripe goes to the disks) guarantees. A write-back write keeps
+ * (which logs parity before a cached stripe goes to the disks) guarantees. A missing member is
+ * written nothing: its pages are what the others' data and parity make of it, as after the
+ * kernel's replay at a degraded assemble. A write-back write keeps
  * the room this needs free in the ring (writeOutRoom); only a log filled without that room (by
  * another tool) can leave stripes whose parity does not fit: they are written as a replay would.
  */
 import {PAYLOAD_PARITY, seqAfter, type Payload} from '../format/meta.js'
-import {missingMembersError, type MdArray} from '../array.js'
+import type {MdArray} from '../array.js'
 import {alignedBuffer} from '../device.js'
 import {dataOnlyWrite, type RecoveryPlan} from './plan.js'
 import {applyFromLog, applyDataOnly, closeLog, fillRun, runsOf, runStripes, RunBuffers, type ApplyResult} from './apply.js'
@@ -238,7 +240,7 @@ export function writeOut(
 
 /** journal_tail to `tail`, once the members hold what the log before it held */
 function moveTail(arr: MdArray, cur: LogCursor & {tail: number}, tail: number): LogCursor & {tail: number} {
-  for (const m of arr.members) m!.dev.flush()
+  arr.flushMembers()
   arr.writeSuperblocks(tail)
   return {...cur, tail}
 }
@@ -300,9 +302,8 @@ export function applyRecovery(
 ): ApplyResult & LogCursor {
   const res: ApplyResult = {pagesWritten: 0, memberWrites: 0, journalBytesRead: 0}
   if (plan.clean) return {...res, head: plan.tailSector, seq: plan.tailSeq}
-  if (arr.missingMembers.length > 0) throw missingMembersError(arr.uuid, arr.missingMembers, 'recovery needs every member')
   const end = writeOut(arr, plan, wo, res, progress)
-  for (const m of arr.members) m!.dev.flush()
+  arr.flushMembers()
   const close = {head: end.head, seq: seqAfter(end.seq, 10000n)}
   closeLog(arr, close.head, close.seq)
   return {...res, ...close}

@@ -11,7 +11,7 @@ import {arraySizeBytes, type Progress} from '../rows.js'
 import {journalState} from '../journal/state.js'
 import {ROLE_JOURNAL, mdTimeToDate, versionAt} from '../format/superblock.js'
 import {layoutName} from '../format/names.js'
-import {R5Error, EXIT, CorruptError, RefusedError} from '../errors.js'
+import {R5Error, EXIT, CorruptError} from '../errors.js'
 
 export interface AssembleDevice {
   number: number
@@ -60,7 +60,7 @@ export function assembleArray(
   try {
     let journal: JournalOutcome = {state: 'missing', pending: 0, recovery: null}
     if (arr.journal) {
-      journal = journalOutcome(arr, readOnly || Boolean(opts.noRecover), readOnly)
+      journal = journalOutcome(arr, readOnly)
       if (journal.state === 'dirty' && !readOnly && !opts.noRecover) {
         arr.close()
         journal = {...journal, state: 'clean', recovery: recoverArray(usable, {progress: opts.progress, compute: opts.compute})}
@@ -123,8 +123,8 @@ interface JournalOutcome {
   recovery: RecoverResult | null
 }
 
-/** The journal's state; refusals when it cannot be replayed as the assembly needs (corrupt tail, members missing). */
-function journalOutcome(arr: MdArray, noReplay: boolean, readOnly: boolean): JournalOutcome {
+/** The journal's state; a refusal when it cannot be replayed (a corrupt tail). With members missing it replays onto those present, as the kernel's does. */
+function journalOutcome(arr: MdArray, readOnly: boolean): JournalOutcome {
   const js = journalState(arr)
   const pending = js.stripesDataParity + js.stripesDataOnly
   if (js.state === 'corrupt' && !readOnly)
@@ -133,13 +133,6 @@ function journalOutcome(arr: MdArray, noReplay: boolean, readOnly: boolean): Jou
       arr.journal!.path,
       'the kernel would discard the whole log; inspect with `r5ctl dump-meta`, or assemble --readonly',
       'bad-tail',
-    )
-  if (js.state === 'dirty' && !noReplay && arr.missingMembers.length > 0)
-    throw new RefusedError(
-      `journal holds ${pending} stripe(s) to replay but member slot(s) ${arr.missingMembers.join(', ')} are missing`,
-      arr.journal!.path,
-      'name every member, or assemble --readonly',
-      'degraded-replay',
     )
   return {state: js.state, pending, recovery: null}
 }

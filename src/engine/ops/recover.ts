@@ -30,10 +30,13 @@ export interface RecoverResult {
   pagesWritten: number
   logBytesScanned: number
   writes: WriteRun[]
+  /** member slots not given: written nothing, their pages follow from the others' (rebuild them next) */
+  missingSlots: number[]
 }
 
 export function recoverArray(paths: DeviceSource[], opts: EngineOptions & {dryRun?: boolean; untilSeq?: bigint; progress?: Progress}): RecoverResult {
-  const arr = openArray(paths, {writable: !opts.dryRun, compute: opts.compute})
+  // with members missing the log replays onto those present, as the kernel's at a degraded assemble
+  const arr = openArray(paths, {writable: !opts.dryRun, compute: opts.compute, allowMissingMembers: true})
   try {
     // the whole log is walked and verified, and every write planned, before anything is written;
     // --dry-run lists the writes of this very plan
@@ -66,6 +69,7 @@ export function recoverArray(paths: DeviceSource[], opts: EngineOptions & {dryRu
       unloggedStripes: wo.unlogged.length,
       pagesWritten: plan.clean ? 0 : pages,
       writes,
+      missingSlots: arr.missingMembers,
     }
   } finally {
     arr.close()
@@ -73,7 +77,7 @@ export function recoverArray(paths: DeviceSource[], opts: EngineOptions & {dryRu
 }
 
 export function reclaimArray(paths: DeviceSource[], opts: EngineOptions & {progress?: Progress} = {}): ReclaimResult & {arrayUuid: string} {
-  const arr = openArray(paths, {writable: true, compute: opts.compute})
+  const arr = openArray(paths, {writable: true, compute: opts.compute, allowMissingMembers: true})
   try {
     return {...reclaimLog(arr, opts.progress), arrayUuid: arr.uuid}
   } finally {

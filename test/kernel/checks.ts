@@ -64,13 +64,16 @@ export function recoverCopy(journal: string, members: string[], dir: string): Re
  * Guest shell: assemble the set named PREFIXj, PREFIXm0.. (with --force when mdadm refuses, noted as
  * kv PREFIX.forced), report the kernel's recovery line, copy /dev/md0 to the out disk at SEEK MiB, stop.
  */
-export function assembleAndCopy(prefix: string, members: number, seekMiB: number): string {
-  const devs = [`$(disk ${prefix}j)`, ...Array.from({length: members}, (_, k) => `$(disk ${prefix}m${k})`)].join(' ')
+export function assembleAndCopy(prefix: string, members: number | number[], seekMiB: number): string {
+  // a list names the members present (PREFIXm<slot>): the set is started degraded (--run)
+  const slots = typeof members === 'number' ? Array.from({length: members}, (_, k) => k) : members
+  const devs = [`$(disk ${prefix}j)`, ...slots.map(k => `$(disk ${prefix}m${k})`)].join(' ')
+  const run = typeof members === 'number' ? '' : ' --run'
   return `
 dmesg -c > /dev/null
-mdadm --assemble /dev/md0 ${devs}; rc=$?
+mdadm --assemble${run} /dev/md0 ${devs}; rc=$?
 kv ${prefix}.assemble_plain $rc
-if [ $rc -ne 0 ]; then mdadm --assemble --force /dev/md0 ${devs}; rc=$?; kv ${prefix}.forced 1; fi
+if [ $rc -ne 0 ]; then mdadm --assemble${run} --force /dev/md0 ${devs}; rc=$?; kv ${prefix}.forced 1; fi
 kv ${prefix}.assemble $rc
 kv ${prefix}.log "$(dmesg | grep -E 'md/raid:md0: (starting from|recovering)' | tail -n 1)"
 kv ${prefix}.mdstat "$(grep '^md0' /proc/mdstat)"

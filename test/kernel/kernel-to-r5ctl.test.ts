@@ -49,6 +49,8 @@ const JOURNAL_BYTES = 16 * MiB
 const CHUNK_KIB = 64
 /** each array's slot on the output disk */
 const SLOT_MIB = 128
+/** member slots each power cut's degraded replays leave out */
+const GONE: Record<string, number[]> = {'raid5-wt-powercut': [1], 'raid5-wb-powercut': [2], 'raid6-wb-powercut': [0, 3]}
 /** member write throttle for the power cuts (bytes/s); the journal is not throttled */
 const THROTTLE = 524288
 
@@ -88,6 +90,22 @@ interface CrashRun extends ArrayRun {
   crash?: BootResult
   /** a copy with every superblock zeroed, given superblocks again by detect --write */
   detected?: Detected
+  /** member slots left out of the degraded replays */
+  gone: number[]
+  degraded?: Degraded
+}
+
+/** The set with members `gone`: the kernel's replay of it, and r5ctl recover of a copy, then the kernel's assembly of that. */
+interface Degraded {
+  recovered: Recovered
+  kernelReplay?: KernelAssembly
+  kernelAfter?: KernelAssembly
+}
+
+interface KernelAssembly {
+  assemble: string
+  log: string
+  md5: string
 }
 
 interface Detected {
@@ -206,8 +224,9 @@ describe('kernel interop: Linux → r5ctl (the kernel creates and writes, r5ctl 
   before(async function () {
     env = kernelOrSkip(this)
     root = tmpDir('kernel-to-r5ctl')
-    // two slots a run (the kernel's array, then r5ctl's recovered copy) for the 7 runs below
-    out = sparseFile(path.join(root, 'out.img'), 16 * SLOT_MIB * MiB)
+    // two slots a run (the kernel's array, then r5ctl's recovered copy) for the 6 runs below, one for
+    // the detected copy, two a power cut for its degraded replays
+    out = sparseFile(path.join(root, 'out.img'), 20 * SLOT_MIB * MiB)
     let slot = 0
     clean = [
       newRun<CleanRun>(root, {id: 'raid5-clean', level: 5, members: 4}, slot++),
@@ -226,6 +245,7 @@ describe('kernel interop: Linux → r5ctl (the kernel creates and writes, r5ctl 
           length: 4 * MiB,
           tag: 'r5ctl-fixture raid5-wt',
           fixture: 'raid5-wt-powercut',
+          gone: GONE['raid5-wt-powercut'],
         },
         slot++,
       ),
@@ -240,12 +260,22 @@ describe('kernel interop: Linux → r5ctl (the kernel creates and writes, r5ctl 
           length: 4 * MiB,
           tag: 'r5ctl-fixture raid5-wb',
           fixture: 'raid5-wb-powercut',
+          gone: GONE['raid5-wb-powercut'],
         },
         slot++,
       ),
       newRun<CrashRun>(
         root,
-        {id: 'raid6-wb-powercut', level: 6, members: 5, mode: 'write-back', offset: 2 * MiB, length: 4 * MiB, tag: 'r5ctl raid6-wb'},
+        {
+          id: 'raid6-wb-powercut',
+          level: 6,
+          members: 5,
+          mode: 'write-back',
+          offset: 2 * MiB,
+          length: 4 * MiB,
+          tag: 'r5ctl raid6-wb',
+          gone: GONE['raid6-wb-powercut'],
+        },
         slot++,
       ),
     ]
@@ -325,6 +355,14 @@ powercut
     for (const r of runs) r.recovered = recoverCopy(r.journal, r.memberFiles, path.join(r.dir, 'recovered'))
     const wb = crashes.find(c => c.id === 'raid5-wb-powercut')!
     wb.detected = detectCopy(wb, path.join(wb.dir, 'detected'))
+    for (const r of crashes)
+      r.degraded = {
+        recovered: recoverCopy(
+          r.journal,
+          r.memberFiles.filter((_, k) => !r.gone.includes(k)),
+          path.join(r.dir, 'degraded'),
+        ),
+      }
 
     // 4. one boot: the kernel's own replay of every original set (throw-away overlays, snapshot=on),
     // and the kernel's assembly of every r5ctl-recovered copy (also snapshot=on)
@@ -340,6 +378,24 @@ powercut
     const det = wb.detected
     rdisks.push({file: det.journal, name: 'dj', snapshot: true}, ...det.members.map((f, k) => ({file: f, name: `dm${k}`, snapshot: true})))
     rscript += `echo "=== ${wb.id}: superblocks zeroed, then r5ctl detect --write"\n` + assembleAndCopy('d', wb.members, 2 * runs.length * SLOT_MIB)
+    // the degraded replays: the kernel's of the set without `gone`, and its assembly of r5ctl's
+    const degradedSlot = (i: number, after: boolean) => (2 * runs.length + 1 + 2 * i + (after ? 1 : 0)) * SLOT_MIB
+    crashes.forEach((r, i) => {
+      const present = Array.from({length: r.members}, (_, k) => k).filter(k => !r.gone.includes(k))
+      rdisks.push(
+        {file: r.journal, name: `g${i}j`, snapshot: true},
+        ...present.map(k => ({file: r.memberFiles[k], name: `g${i}m${k}`, snapshot: true})),
+      )
+      rscript +=
+        `echo "=== ${r.id}: the kernel's replay without slot(s) ${r.gone.join(', ')}"\n` + assembleAndCopy(`g${i}`, present, degradedSlot(i, false))
+      const rec = r.degraded!.recovered
+      rdisks.push(
+        {file: rec.journal, name: `h${i}j`, snapshot: true},
+        ...present.map((k, n) => ({file: rec.members[n], name: `h${i}m${k}`, snapshot: true})),
+      )
+      rscript +=
+        `echo "=== ${r.id}: after r5ctl recover without slot(s) ${r.gone.join(', ')}"\n` + assembleAndCopy(`h${i}`, present, degradedSlot(i, true))
+    })
     replayBoot = recordBoot(
       `kernel → r5ctl: replay ${runs.length} arrays + ${runs.length} r5ctl-recovered (snapshot=on)`,
       await boot(env, {disks: rdisks, script: rscript, label: 'kernel replay + recovered (snapshot=on)', timeoutMs: 600_000}),
@@ -357,6 +413,16 @@ powercut
       rec.kernelAssemble = replayBoot.kv[`v${i}.assemble`]
       rec.kernelLog = stripTime(replayBoot.kv[`v${i}.log`])
       rec.kernelMd5 = md5(readOut(out, (runs.length + r.slot) * SLOT_MIB, size))
+      const c = crashes.indexOf(r as CrashRun)
+      if (c >= 0) {
+        const got = (p: string, after: boolean): KernelAssembly => ({
+          assemble: replayBoot.kv[`${p}.assemble`] ?? '(not run)',
+          log: stripTime(replayBoot.kv[`${p}.log`]),
+          md5: md5(readOut(out, degradedSlot(c, after), size)),
+        })
+        crashes[c].degraded!.kernelReplay = got(`g${c}`, false)
+        crashes[c].degraded!.kernelAfter = got(`h${c}`, true)
+      }
       if (r === wb) {
         det.kernelAssemble = replayBoot.kv['d.assemble']
         det.kernelLog = stripTime(replayBoot.kv['d.log'])
@@ -484,6 +550,34 @@ powercut
         const d = detectZeroed(run())
         assert.ok(d.found, JSON.stringify(d))
         assert.deepEqual(d.got, d.want)
+      })
+
+      describe(`a member died too (slot(s) ${GONE[id].join(', ')} left out)`, function () {
+        it('the kernel starts the set degraded and replays its journal: the bytes of its replay with every member', function () {
+          const k = run().degraded!.kernelReplay!
+          assert.equal(k.assemble, '0', `mdadm --assemble --run: ${k.assemble}`)
+          assert.match(k.log, /recovering/, `the kernel's recovery line: ${k.log}`)
+          assert.equal(k.md5, run().replayMd5)
+        })
+
+        it("r5ctl recover without them: exit 0, the journal clean, and read gives the kernel's degraded replay", function () {
+          const d = run().degraded!
+          const rec = d.recovered
+          assert.equal(rec.dryRun.code, 0, JSON.stringify(rec.dryRun.json))
+          assert.equal(rec.code, 0, `${JSON.stringify(rec.json)} ${rec.stderr}`)
+          assert.deepEqual(rec.json.missingSlots, run().gone)
+          assert.equal(r5ctlJson(['examine-journal', rec.journal, ...rec.members]).json.state, 'clean')
+          const rd = r5ctlReadMd5([rec.journal, ...rec.members])
+          assert.equal(rd.code, 0, rd.stderr)
+          assert.equal(rd.md5, d.kernelReplay!.md5)
+        })
+
+        it('the kernel assembles what r5ctl recovered, degraded, "starting from clean shutdown", with the same md5', function () {
+          const d = run().degraded!
+          assert.equal(d.kernelAfter!.assemble, '0', `mdadm --assemble --run: ${d.kernelAfter!.assemble}`)
+          assert.match(d.kernelAfter!.log, /starting from clean shutdown/, `the kernel says: ${d.kernelAfter!.log}`)
+          assert.equal(d.kernelAfter!.md5, d.kernelReplay!.md5)
+        })
       })
 
       if (id === 'raid5-wb-powercut')

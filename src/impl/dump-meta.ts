@@ -1,9 +1,11 @@
 import {flag, type CommandSpec, type Ctx, type FlagValues} from '../cli/spec.js'
 import {engineOptions} from '../cli/engine-options.js'
 import {deviceRef, deviceRefs} from '../cli/open.js'
-import {dumpMeta, copyJournal} from '../engine/index.js'
+import {copyJournal, dumpMetaTo, type DumpBlock, type DumpHeader, type DumpSummary} from '../engine/index.js'
 import {EXIT} from '../engine/errors.js'
-import {renderDump} from '../render/journal.js'
+import {renderDumpBlock, renderDumpEnd, renderDumpHeader} from '../render/journal.js'
+import {JsonObjectStream} from '../render/json-stream.js'
+import {writeStdout} from '../render/stdio.js'
 import {parseInteger} from '../render/format.js'
 
 export const spec = {
@@ -42,13 +44,61 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, device
     return c
   }
   const num = (f: string, v: string | undefined) => (v === undefined ? undefined : parseInteger(f, v))
-  const r = dumpMeta(deviceRefs(devices, flags), {
-    ...engineOptions(),
-    from: num('--from', flags.from),
-    stripe: num('--stripe', flags.stripe),
-    all: flags.all,
-  })
+  const opts = {...engineOptions(), from: num('--from', flags.from), stripe: num('--stripe', flags.stripe), all: flags.all}
+  // block by block as the log is walked: a log of any size is never held whole, as text or as JSON
+  const sink = ctx.jsonEnabled() ? jsonSink() : textSink(ctx)
+  const r = dumpMetaTo(deviceRefs(devices, flags), opts, sink)
+  sink.end(r)
   if (r.mismatches > 0 || r.badTail) ctx.setExit(EXIT.CORRUPT)
-  if (!ctx.jsonEnabled()) ctx.log(renderDump(r))
-  return r
+  return undefined
+}
+
+/** stdout in pieces of about 64 KiB */
+function batched(): {write: (text: string) => void; flush: () => void} {
+  let parts: string[] = []
+  let size = 0
+  const flush = () => {
+    if (parts.length) writeStdout(parts.join(''))
+    parts = []
+    size = 0
+  }
+  return {
+    write: text => {
+      parts.push(text)
+      size += text.length
+      if (size >= 1 << 16) flush()
+    },
+    flush,
+  }
+}
+
+/** the report as `--json` prints any command's result (JSON.stringify(result, null, 2)), streamed */
+function jsonSink() {
+  const out = batched()
+  const json = new JsonObjectStream(out.write)
+  return {
+    start: (h: DumpHeader) => {
+      for (const [k, v] of Object.entries(h)) json.field(k, v)
+      json.openArray('blocks')
+    },
+    block: (b: DumpBlock) => json.item(b),
+    end: (r: DumpSummary) => {
+      json.closeArray()
+      for (const [k, v] of Object.entries(r)) json.field(k, v)
+      json.end()
+      out.flush()
+    },
+  }
+}
+
+function textSink(ctx: Ctx) {
+  const listed = {live: 0, stale: 0}
+  return {
+    start: (h: DumpHeader) => ctx.log(renderDumpHeader(h)),
+    block: (b: DumpBlock) => {
+      listed[b.stale ? 'stale' : 'live']++
+      ctx.log(renderDumpBlock(b))
+    },
+    end: (r: DumpSummary) => ctx.log(renderDumpEnd(r, listed)),
+  }
 }

@@ -1,6 +1,6 @@
 /**
  * dump-meta: every meta block of the live log (or the whole ring) with its payloads and page
- * checksums.
+ * checksums, handed out block by block as the log is walked.
  */
 import type {EngineOptions} from '../compute.js'
 import {openForJournal} from './examine.js'
@@ -29,12 +29,15 @@ export interface DumpBlock {
   payloads: DumpPayload[]
   stale?: boolean
 }
-export interface DumpReport {
+/** What is known of a dump before the walk: the journal and where the walk starts. */
+export interface DumpHeader {
   journal: string
   arrayUuid: string
   journalTailSector: number
   fromSector: number
-  blocks: DumpBlock[]
+}
+/** What is known once the walk has ended. */
+export interface DumpSummary {
   /** meta blocks the walk passed (before the `stripe` filter; stale ones not counted) */
   walkedBlocks: number
   mismatches: number
@@ -42,22 +45,50 @@ export interface DumpReport {
   badTail: boolean
   stop: LogEnd
 }
+/** The blocks listed, in between: the whole report as --json prints it, fields in this order. */
+export type DumpReport = DumpHeader & {blocks: DumpBlock[]} & DumpSummary
 
-export function dumpMeta(paths: DeviceSource[], opts: EngineOptions & {from?: number; stripe?: number; all?: boolean}): DumpReport {
+export interface DumpOptions extends EngineOptions {
+  from?: number
+  stripe?: number
+  all?: boolean
+}
+
+/** The whole report in memory: for small journals and tests; the CLI streams (dumpMetaTo). */
+export function dumpMeta(paths: DeviceSource[], opts: DumpOptions): DumpReport {
+  let header: DumpHeader | undefined
+  const blocks: DumpBlock[] = []
+  const summary = dumpMetaTo(paths, opts, {
+    start: h => (header = h),
+    block: b => blocks.push(b),
+  })
+  return {...header!, blocks, ...summary}
+}
+
+/**
+ * The dump handed out as it is walked, so that a log of any size costs one unit's worth of memory:
+ * `start` once the journal is open, `block` for each meta block listed, in log order (then the
+ * stale ones, with `all`); the summary is returned at the end.
+ */
+export function dumpMetaTo(
+  paths: DeviceSource[],
+  opts: DumpOptions,
+  sink: {start: (h: DumpHeader) => void; block: (b: DumpBlock) => void},
+): DumpSummary {
   const arr = openForJournal(paths, opts)
   try {
     const ring = arr.ring!
     const from = opts.from ?? arr.journalTail
     if (from % BLOCK_SECTORS !== 0 || from >= ring.sizeSectors)
       throw new UsageError(`--from ${from} is not a 4 KiB-aligned sector inside the journal (size ${ring.sizeSectors} sectors)`)
+    sink.start({journal: arr.journal!.path, arrayUuid: arr.uuid, journalTailSector: arr.journalTail, fromSector: from})
     let stop: ScanStop | undefined
-    const blocks: DumpBlock[] = []
     let mismatches = 0
     let walked = 0
     const add = (position: number, meta: MetaBlock, pages: number, verdicts: PageVerdict[], stale: boolean) => {
       if (!stale) mismatches += verdicts.filter(v => !v.ok).length
       const b = describeUnit(arr, {position, meta, pages, verdicts, stale}, opts.stripe)
-      if (b) blocks.push(b)
+      if (b) sink.block(b)
     }
     let last: LastUnit | null = null
     for (const u of scanLog(ring, arr, from, {continueOnDataMismatch: true, onStop: s => (stop = s)})) {
@@ -67,11 +98,6 @@ export function dumpMeta(paths: DeviceSource[], opts: EngineOptions & {from?: nu
     }
     if (opts.all) for (const u of staleUnits(arr, from, stop!.position)) add(u.position, u.meta, u.pages, u.verdicts, true)
     return {
-      journal: arr.journal!.path,
-      arrayUuid: arr.uuid,
-      journalTailSector: arr.journalTail,
-      fromSector: from,
-      blocks,
       walkedBlocks: walked,
       mismatches,
       badTail: walked === 0 && from === arr.journalTail,

@@ -19,10 +19,8 @@ import {BLOCK_SECTORS} from './ring.js'
  * positions per stripe (-1 = nothing).
  */
 export class StripePages {
-  private rows = new SectorIndex()
-  private sectorOf: number[] = []
+  private readonly rows = new StripeRows()
   private pos: Int32Array
-  private count = 0
 
   constructor(readonly slots: number) {
     this.pos = new Int32Array(1024 * slots).fill(-1)
@@ -30,21 +28,12 @@ export class StripePages {
 
   /** stripes that have a row */
   get size(): number {
-    return this.count
+    return this.rows.count
   }
 
   private row(sector: number): number {
-    let r = this.rows.get(sector)
-    if (r < 0) {
-      r = this.count++
-      if (r * this.slots >= this.pos.length) {
-        const grown = new Int32Array(this.pos.length * 2).fill(-1)
-        grown.set(this.pos)
-        this.pos = grown
-      }
-      this.rows.set(sector, r)
-      this.sectorOf[r] = sector
-    }
+    const r = this.rows.row(sector)
+    if ((r + 1) * this.slots > this.pos.length) this.pos = grownRows(this.pos, -1)
     return r
   }
 
@@ -75,96 +64,91 @@ export class StripePages {
 
   /** the stripe sectors, in the order they were first set */
   keys(): number[] {
-    return this.sectorOf.slice(0, this.count)
+    return this.rows.sectors()
   }
 
   /** every (sector, slot, log position) */
   forEachPage(fn: (sector: number, slot: number, logPos: number) => void): void {
-    for (let r = 0; r < this.count; r++) {
+    for (let r = 0; r < this.rows.count; r++) {
       for (let k = 0; k < this.slots; k++) {
         const v = this.pos[r * this.slots + k]
-        if (v >= 0) fn(this.sectorOf[r], k, v)
+        if (v >= 0) fn(this.rows.sectorOf(r), k, v)
       }
     }
   }
 
   pages(): number {
     let n = 0
-    for (let i = 0; i < this.count * this.slots; i++) if (this.pos[i] >= 0) n++
+    for (let i = 0; i < this.rows.count * this.slots; i++) if (this.pos[i] >= 0) n++
     return n
   }
 }
 
 /**
- * stripe sector -> row, an open-addressing hash table in typed arrays (linear probing, at most half
- * full). The state machine looks a stripe up for every payload; a Map of a million stripes costs
- * objects the garbage collector must walk, this costs 12 bytes a slot.
+ * stripe sector <-> row: rows numbered in the order their stripes are first seen, the sectors in a
+ * typed array, found through an open-addressing hash of row numbers (linear probing, at most half
+ * full). A Map of a million stripes costs objects the garbage collector must walk; this costs 8
+ * bytes a row and 8 to 16 of hash, so that a plan of a log of several GiB stays well inside the
+ * memory budget.
  */
-export class SectorIndex {
-  private keys: Float64Array
-  private vals: Int32Array
-  private used = 0
-  private mask: number
+export class StripeRows {
+  private sectorsOf = new Float64Array(1024)
+  private hash = new Int32Array(2048).fill(-1)
+  count = 0
 
-  constructor(capacity = 1024) {
-    let cap = 16
-    while (cap < capacity * 2) cap *= 2
-    this.keys = new Float64Array(cap)
-    this.vals = new Int32Array(cap).fill(-1)
-    this.mask = cap - 1
+  /** the row of `sector`, or -1 */
+  get(sector: number): number {
+    return this.hash[this.slot(sector)]
   }
 
-  get size(): number {
-    return this.used
+  /** the row of `sector`, the next new one when it has none */
+  row(sector: number): number {
+    const i = this.slot(sector)
+    if (this.hash[i] >= 0) return this.hash[i]
+    const r = this.count++
+    if (r >= this.sectorsOf.length) this.sectorsOf = grownRows(this.sectorsOf, 0)
+    this.sectorsOf[r] = sector
+    if (this.count * 2 > this.hash.length) this.rehash()
+    else this.hash[i] = r
+    return r
+  }
+
+  sectorOf(row: number): number {
+    return this.sectorsOf[row]
+  }
+
+  /** every row's sector, in row order */
+  sectors(): number[] {
+    return Array.from(this.sectorsOf.subarray(0, this.count))
   }
 
   private slot(sector: number): number {
     // sectors are multiples of 8; the page number, scrambled (low 32 bits; larger sectors just collide more)
-    let i = (Math.imul(Math.floor(sector / 8) >>> 0, 0x9e3779b1) >>> 0) & this.mask
-    while (this.vals[i] >= 0 && this.keys[i] !== sector) i = (i + 1) & this.mask
+    const mask = this.hash.length - 1
+    let i = (Math.imul(Math.floor(sector / 8) >>> 0, 0x9e3779b1) >>> 0) & mask
+    while (this.hash[i] >= 0 && this.sectorsOf[this.hash[i]] !== sector) i = (i + 1) & mask
     return i
   }
 
-  /** the row of `sector`, or -1 */
-  get(sector: number): number {
-    return this.vals[this.slot(sector)]
+  private rehash(): void {
+    this.hash = new Int32Array(this.hash.length * 2).fill(-1)
+    for (let r = 0; r < this.count; r++) this.hash[this.slot(this.sectorsOf[r])] = r
   }
+}
 
-  set(sector: number, row: number): void {
-    let i = this.slot(sector)
-    if (this.vals[i] < 0) {
-      if ((this.used + 1) * 2 > this.vals.length) {
-        this.grow()
-        i = this.slot(sector)
-      }
-      this.used++
-      this.keys[i] = sector
-    }
-    this.vals[i] = row
-  }
-
-  private grow(): void {
-    const keys = this.keys
-    const vals = this.vals
-    this.keys = new Float64Array(keys.length * 2)
-    this.vals = new Int32Array(vals.length * 2).fill(-1)
-    this.mask = this.vals.length - 1
-    for (let i = 0; i < vals.length; i++) {
-      if (vals[i] < 0) continue
-      const j = this.slot(keys[i])
-      this.keys[j] = keys[i]
-      this.vals[j] = vals[i]
-    }
-  }
+/** a per-row typed array twice as long, the new part filled with `fill` */
+function grownRows<T extends Int32Array | Uint8Array | Float64Array>(a: T, fill: number): T {
+  const b = new (a.constructor as new (n: number) => T)(a.length * 2)
+  b.set(a)
+  if (fill !== 0) b.fill(fill, a.length)
+  return b
 }
 
 /** The kernel's per-stripe recovery state, for every stripe at once: current logged pages + caching flag. */
 class StripeStates {
-  private rows = new SectorIndex()
-  private sectorOf: number[] = []
+  private readonly rows = new StripeRows()
   private cur: Int32Array
   private flags: Uint8Array // bit 0: caching, bit 1: alive
-  private count = 0
 
   constructor(readonly slots: number) {
     this.cur = new Int32Array(1024 * slots).fill(-1)
@@ -180,19 +164,10 @@ class StripeStates {
       this.flags[this.lastRow] |= 2
       return this.lastRow
     }
-    let r = this.rows.get(sector)
-    if (r < 0) {
-      r = this.count++
-      if (r >= this.flags.length) {
-        const cur = new Int32Array(this.cur.length * 2).fill(-1)
-        cur.set(this.cur)
-        this.cur = cur
-        const flags = new Uint8Array(this.flags.length * 2)
-        flags.set(this.flags)
-        this.flags = flags
-      }
-      this.rows.set(sector, r)
-      this.sectorOf[r] = sector
+    const r = this.rows.row(sector)
+    if (r >= this.flags.length) {
+      this.cur = grownRows(this.cur, -1)
+      this.flags = grownRows(this.flags, 0)
     }
     this.flags[r] |= 2
     this.lastSector = sector
@@ -233,7 +208,7 @@ class StripeStates {
     return data
   }
   *alive(): Generator<[number, number]> {
-    for (let r = 0; r < this.count; r++) if (this.flags[r] & 2) yield [this.sectorOf[r], r]
+    for (let r = 0; r < this.rows.count; r++) if (this.flags[r] & 2) yield [this.rows.sectorOf(r), r]
   }
 }
 

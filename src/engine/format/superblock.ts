@@ -404,3 +404,38 @@ export function makeSuperblock(fields: Partial<Superblock> & Required): Superblo
   sb.devRoles = [...sb.devRoles]
   return sb
 }
+
+/**
+ * What every device of a new array shares (create, detect --write): a fresh creation time (it must
+ * win over any superblock left at another version's place), the geometry, the slots in order and
+ * the journal's role last, clean. The caller sets what differs per device: devNumber, deviceUuid,
+ * dataOffset, dataSize, journalTail.
+ */
+export function newArraySuperblock(a: {
+  setUuid: Uint8Array
+  setName: string
+  level: number
+  layout: number
+  size: bigint
+  chunkSize: number
+  raidDisks: number
+  journal: boolean
+  events: bigint
+}): Superblock {
+  const now = mdTime(new Date())
+  return makeSuperblock({
+    featureMap: a.journal ? FEATURE_JOURNAL : 0,
+    setUuid: a.setUuid,
+    setName: a.setName,
+    ctime: now,
+    utime: now,
+    level: a.level,
+    layout: a.layout,
+    size: a.size,
+    chunkSize: a.chunkSize,
+    raidDisks: a.raidDisks,
+    devNumber: 0,
+    events: a.events,
+    devRoles: [...Array.from({length: a.raidDisks}, (_, i) => i), ...(a.journal ? [ROLE_JOURNAL] : [])],
+  })
+}

@@ -9,7 +9,7 @@ import {MdArray, refuseDuplicateSources, sourceName, type DeviceInfo} from '../a
 import {probeDevice} from '../probe.js'
 import {type BlockDevice, type DeviceRef, type DeviceSource, alignedBuffer, isDeviceRef} from '../device.js'
 import {IoError, RefusedError, UsageError, R5Error} from '../errors.js'
-import {FEATURE_JOURNAL, ROLE_JOURNAL, SB_OFFSET_BYTES, type Superblock, encodeSuperblock, makeSuperblock, mdTime} from '../format/superblock.js'
+import {ROLE_JOURNAL, SB_OFFSET_BYTES, type Superblock, encodeSuperblock, newArraySuperblock} from '../format/superblock.js'
 import {encodeMetaBlock} from '../format/meta.js'
 import {Geometry, validLayout, ALGORITHM} from '../geometry.js'
 import {BLOCK_SECTORS} from '../journal/ring.js'
@@ -227,29 +227,18 @@ function deviceSizes(o: CreateOptions, sources: DeviceSource[]): {sizes: number[
 
 /** The superblock fields every device of a new array shares; each device then gets its number, data size and UUID. */
 function arraySuperblock(o: CreateOptions, g: Geometry, setUuid: Uint8Array, dataOffset: number): Superblock {
-  // one time for every device: mdadm takes superblocks whose ctime differs for different arrays
-  const now = mdTime(new Date())
-  return makeSuperblock({
-    featureMap: o.journal ? FEATURE_JOURNAL : 0,
+  const sb = newArraySuperblock({
     setUuid,
     setName: o.name ?? 'r5ctl:0',
-    ctime: now,
-    utime: now,
     level: g.level,
     layout: g.layout,
     size: g.memberSectors,
     chunkSize: g.chunkSectors,
     raidDisks: g.raidDisks,
-    dataOffset: BigInt(dataOffset),
-    dataSize: 0n,
-    superOffset: 8n,
-    journalTail: 0n,
-    devNumber: 0,
-    deviceUuid: new Uint8Array(16),
+    journal: Boolean(o.journal),
     events: 0n,
-    resyncOffset: 0xffffffffffffffffn,
-    devRoles: [...Array.from({length: g.raidDisks}, (_, i) => i), ...(o.journal ? [ROLE_JOURNAL] : [])],
   })
+  return {...sb, dataOffset: BigInt(dataOffset)}
 }
 
 /**

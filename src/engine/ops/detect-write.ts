@@ -17,7 +17,7 @@ import type {EngineOptions} from '../compute.js'
 import {type BlockDevice, type DeviceSource, isDeviceRef} from '../device.js'
 import {RefusedError, UsageError} from '../errors.js'
 import {formatUuid, parseLayout, parseUuid} from '../format/names.js'
-import {FEATURE_JOURNAL, ROLE_JOURNAL, SB_OFFSET_BYTES, type Superblock, encodeSuperblock, makeSuperblock, mdTime} from '../format/superblock.js'
+import {ROLE_JOURNAL, SB_OFFSET_BYTES, type Superblock, encodeSuperblock, newArraySuperblock} from '../format/superblock.js'
 import {findTail} from '../journal/find-tail.js'
 import {BLOCK_SECTORS, Ring} from '../journal/ring.js'
 import {findSuperblock} from '../probe.js'
@@ -145,26 +145,16 @@ function planSuperblocks(
   const priorJournal = old.get(c.journal!)
   const kept = priorJournal && priorJournal.problems.length === 0 && same(priorJournal.sb) ? priorJournal.sb : undefined
   const tail = journalTail(kept, journalDev, j.dataOffsetSector, seed)
-  const base = makeSuperblock({
-    featureMap: FEATURE_JOURNAL,
+  const base = newArraySuperblock({
     setUuid: uuid,
     setName: surviving.at(0)?.setName ?? 'r5ctl:detected',
-    ctime: mdTime(new Date()),
-    utime: mdTime(new Date()),
     level: c.level,
     layout: c.level === 4 ? 0 : parseLayout(c.level, c.layout),
     size: BigInt(c.memberDataSectors),
     chunkSize: c.chunkBytes / 512,
     raidDisks: c.members.length,
-    dataOffset: 0n,
-    dataSize: 0n,
-    superOffset: 8n,
-    journalTail: 0n,
-    devNumber: 0,
-    deviceUuid: new Uint8Array(16),
+    journal: true,
     events,
-    resyncOffset: 0xffffffffffffffffn,
-    devRoles: [...c.members.map((_, i) => i), ROLE_JOURNAL],
   })
   const planned = devices.map((name, i): Planned => {
     const dev = named.get(name)!

@@ -20,7 +20,6 @@ import {formatUuid, parseLayout, parseUuid} from '../format/names.js'
 import {ROLE_JOURNAL, SB_OFFSET_BYTES, type Superblock, encodeSuperblock, newArraySuperblock} from '../format/superblock.js'
 import {findTail} from '../journal/find-tail.js'
 import {BLOCK_SECTORS, Ring} from '../journal/ring.js'
-import {findSuperblock} from '../probe.js'
 import {detectOn, exactHolds, type DetectCandidate, type DetectResult} from './detect.js'
 
 export interface DetectWriteOptions extends EngineOptions {
@@ -60,10 +59,10 @@ interface Planned {
 export function writeDetected(sources: DeviceSource[], opts: DetectWriteOptions = {}): DetectWriteResult {
   const opened: BlockDevice[] = []
   try {
-    const found = detectOn(sources, opened, !opts.dryRun, opts)
+    const {result: found, intact} = detectOn(sources, opened, !opts.dryRun, opts)
     const named = new Map(sources.map((s, i) => [s.name, opened[i]]))
     const c = chosen(found, opts)
-    const plan = planSuperblocks(found, c, named, opts)
+    const plan = planSuperblocks(found, c, named, intact, opts)
     if (!opts.dryRun) {
       for (const p of plan.planned) p.dev.write(p.block, SB_OFFSET_BYTES)
       for (const p of plan.planned) p.dev.flush()
@@ -131,23 +130,26 @@ function planSuperblocks(
   r: DetectResult,
   c: DetectCandidate,
   named: Map<string, BlockDevice>,
+  intact: Map<string, Superblock>,
   opts: DetectWriteOptions,
 ): {planned: Planned[]; summary: {arrayUuid: string; journalTailSector: number; journalTailSource: 'superblock' | 'log'}} {
   const j = r.journal!
   const seed = Number.parseInt(j.checksumSeed, 16)
   const uuid = arrayUuid(r, opts, seed)
   const devices = [...c.members, c.journal!]
-  const old = new Map(devices.map(name => [name, findSuperblock(named.get(name)!)]))
-  const same = (sb: Superblock | undefined) => sb !== undefined && Buffer.compare(sb.setUuid, uuid) === 0
-  const surviving = [...old.values()].flatMap(f => (f && f.problems.length === 0 && same(f.sb) ? [f.sb] : []))
-  const events = surviving.reduce((m, sb) => (sb.events > m ? sb.events : m), 0n) + 1n
+  // the whole superblocks of this array that survive, by device
+  const old = new Map(
+    devices.flatMap(name => {
+      const sb = intact.get(name)
+      return sb && Buffer.compare(sb.setUuid, uuid) === 0 ? [[name, sb] as const] : []
+    }),
+  )
+  const events = [...old.values()].reduce((m, sb) => (sb.events > m ? sb.events : m), 0n) + 1n
   const journalDev = named.get(c.journal!)!
-  const priorJournal = old.get(c.journal!)
-  const kept = priorJournal && priorJournal.problems.length === 0 && same(priorJournal.sb) ? priorJournal.sb : undefined
-  const tail = journalTail(kept, journalDev, j.dataOffsetSector, seed)
+  const tail = journalTail(old.get(c.journal!), journalDev, j.dataOffsetSector, seed)
   const base = newArraySuperblock({
     setUuid: uuid,
-    setName: surviving.at(0)?.setName ?? 'r5ctl:detected',
+    setName: [...old.values()].at(0)?.setName ?? 'r5ctl:detected',
     level: c.level,
     layout: c.level === 4 ? 0 : parseLayout(c.level, c.layout),
     size: BigInt(c.memberDataSectors),
@@ -166,7 +168,7 @@ function planSuperblocks(
       devNumber: i,
       dataOffset: BigInt(offset),
       dataSize: BigInt(Math.floor(dev.size / 512) - offset),
-      deviceUuid: prior && same(prior.sb) ? prior.sb.deviceUuid : new Uint8Array(randomBytes(16)),
+      deviceUuid: prior ? prior.deviceUuid : new Uint8Array(randomBytes(16)),
       journalTail: isJournal ? BigInt(tail.sector) : 0n,
     }
     if (offset < 16) throw new UsageError(`data offset ${offset} overlaps the v1.2 superblock`, name)

@@ -123,7 +123,7 @@ interface Probed {
 export function detectArray(sources: DeviceSource[], opts: EngineOptions = {}): DetectResult {
   const opened: BlockDevice[] = []
   try {
-    return detectOn(sources, opened, false, opts)
+    return detectOn(sources, opened, false, opts).result
   } finally {
     opened.forEach((d, i) => {
       if (isDeviceRef(sources[i])) d.close()
@@ -133,16 +133,21 @@ export function detectArray(sources: DeviceSource[], opts: EngineOptions = {}): 
 
 /**
  * Open the sources (read-only, or writable for detect --write) into `opened`, which the caller
- * closes, and detect on them.
+ * closes, and detect on them. `intact`: each device's superblock as read, when it is whole (detect
+ * --write keeps what the surviving ones say).
  */
-export function detectOn(sources: DeviceSource[], opened: BlockDevice[], writable: boolean, opts: EngineOptions): DetectResult {
+export function detectOn(
+  sources: DeviceSource[],
+  opened: BlockDevice[],
+  writable: boolean,
+  opts: EngineOptions,
+): {result: DetectResult; intact: Map<string, Superblock>} {
   if (sources.length < 3) throw new UsageError('detect needs the devices of one array: at least 3 (members and, if any, the journal)')
   refuseDuplicateSources(sources)
   for (const s of sources) opened.push(isDeviceRef(s) ? s.open({writable}) : s)
-  return detectOpened(
-    opened.map((dev, i) => probe(sources[i].name, dev)),
-    opts,
-  )
+  const probed = opened.map((dev, i) => probe(sources[i].name, dev))
+  const intact = new Map(probed.flatMap(p => (p.state === 'valid' && p.sb ? [[p.name, p.sb] as const] : [])))
+  return {result: detectOpened(probed, opts), intact}
 }
 
 function probe(name: string, dev: BlockDevice): Probed {

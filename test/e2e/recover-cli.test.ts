@@ -257,6 +257,14 @@ describe('e2e: a member died and the power was cut: recover without it, then reb
     survivors = a.all.filter(d => d !== a.members[1])
   })
 
+  it('rebuild before the journal is replayed: exit 5, nothing written, and the hint is to recover with the same devices first', function () {
+    fs.writeFileSync(tmp.file('early.img'), Buffer.alloc(fs.statSync(a.members[1]).size))
+    const before = fingerprint([...survivors, tmp.file('early.img')])
+    const r = expectExit(r5ctl(['rebuild', '--slot', '1', tmp.file('early.img'), ...survivors]), 5)
+    assert.match(r.stderr, /hint: replay it onto the members present first: `r5ctl recover` with the same devices/)
+    assert.deepEqual(fingerprint([...survivors, tmp.file('early.img')]), before)
+  })
+
   it('recover with member 1 left out: exit 0, says slot 1 was written nothing and how to rebuild it; the journal is then clean', function () {
     const r = ok(r5ctl(['recover', ...survivors]))
     assert.match(r.stdout.toString(), /Missing Slots : 1: written nothing .*r5ctl rebuild --slot 1 /)

@@ -124,7 +124,7 @@ function refuseDirty(arr: MdArray): void {
     'journal is dirty: the members do not hold the array until it is replayed, so a member rebuilt from them would not either',
     EXIT.DIRTY,
     arr.journal.path,
-    'replay it first (`r5ctl recover`, or let the kernel assemble the array); nothing was written',
+    'replay it onto the members present first: `r5ctl recover` with the same devices, the new one left out; nothing was written',
     'dirty',
   )
 }

@@ -3,12 +3,12 @@
  * date.
  */
 import type {EngineOptions} from '../compute.js'
-import {recoverArray, type RecoverResult} from './recover.js'
+import {replayPlan, walkProgress, type RecoverResult} from './recover.js'
 import {examineJournal} from './examine.js'
 import {type MdArray, type DeviceSource, openArray} from '../array.js'
 import {probeDevice} from '../probe.js'
 import {arraySizeBytes, type Progress} from '../rows.js'
-import {journalState} from '../journal/state.js'
+import {planOrCorrupt} from '../journal/plan.js'
 import {ROLE_JOURNAL, mdTimeToDate, versionAt} from '../format/superblock.js'
 import {layoutName} from '../format/names.js'
 import {R5Error, EXIT, CorruptError} from '../errors.js'
@@ -56,17 +56,12 @@ export function assembleArray(
 ): AssembleResult {
   const {usable, staleJournal, hasJournal} = withoutStaleJournal(paths, opts)
   const readOnly = Boolean(opts.readonly || (opts.force && (staleJournal || !hasJournal)))
-  let arr = openForAssemble(usable, readOnly, opts)
+  const arr = openForAssemble(usable, readOnly, opts)
   try {
-    let journal: JournalOutcome = {state: 'missing', pending: 0, recovery: null}
-    if (arr.journal) {
-      journal = journalOutcome(arr, readOnly)
-      if (journal.state === 'dirty' && !readOnly && !opts.noRecover) {
-        arr.close()
-        journal = {...journal, state: 'clean', recovery: recoverArray(usable, {progress: opts.progress, compute: opts.compute})}
-        arr = openArray(usable, {writable: false, allowMissingMembers: true, compute: opts.compute})
-      }
-    }
+    const replay = !readOnly && !opts.noRecover
+    const journal: JournalOutcome = arr.journal
+      ? journalOutcome(arr, readOnly, replay, opts.progress)
+      : {state: 'missing', pending: 0, recovery: null}
     return describeAssembled(arr, journal, readOnly)
   } finally {
     arr.close()
@@ -123,18 +118,22 @@ interface JournalOutcome {
   recovery: RecoverResult | null
 }
 
-/** The journal's state; a refusal when it cannot be replayed (a corrupt tail). With members missing it replays onto those present, as the kernel's does. */
-function journalOutcome(arr: MdArray, readOnly: boolean): JournalOutcome {
-  const js = journalState(arr)
-  const pending = js.stripesDataParity + js.stripesDataOnly
-  if (js.state === 'corrupt' && !readOnly)
-    throw new CorruptError(
-      `no valid meta block at the journal tail (sector ${js.tailSector}): ${js.stop.message}`,
-      arr.journal!.path,
-      'the kernel would discard the whole log; inspect with `r5ctl dump-meta`, or assemble --readonly',
-      'bad-tail',
-    )
-  return {state: js.state, pending, recovery: null}
+/**
+ * The journal's state from one plan of its log, replayed on the devices already open when `replay`
+ * (recover's own apply); a refusal when it cannot be replayed (a corrupt tail). With members missing
+ * it replays onto those present, as the kernel's does.
+ */
+function journalOutcome(arr: MdArray, readOnly: boolean, replay: boolean, progress?: Progress): JournalOutcome {
+  const plan = planOrCorrupt(arr, replay ? walkProgress(progress) : undefined)
+  if (plan instanceof CorruptError) {
+    if (!readOnly)
+      throw new CorruptError(plan.message, plan.device, 'inspect it with `r5ctl dump-meta`, or assemble --readonly; nothing was written', 'bad-tail')
+    return {state: 'corrupt', pending: 0, recovery: null}
+  }
+  const pending = plan.dataParityStripes + plan.dataOnlyStripes
+  if (pending === 0 && plan.skipped.length === 0) return {state: 'clean', pending, recovery: null}
+  if (!replay) return {state: 'dirty', pending, recovery: null}
+  return {state: 'clean', pending, recovery: replayPlan(arr, plan, {progress})}
 }
 
 /** The assembled array as mdadm --detail describes it. */

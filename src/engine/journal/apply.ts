@@ -8,7 +8,7 @@ import {encodeMetaBlock} from '../format/meta.js'
 import type {MdArray} from '../array.js'
 import {alignedBuffer} from '../device.js'
 import {reconstruct} from '../parity.js'
-import {dataOnlyWrite} from './plan.js'
+import {dataOnlyWrite, writesTo} from './plan.js'
 import type {StripePages} from './stripes.js'
 import {BLOCK_SECTORS, PAGE} from './ring.js'
 
@@ -89,8 +89,7 @@ export function applyFromLog(
       if (page >= first + len) break
       const i = keys[next] - page * unit
       const k = page - first
-      // a missing member is written nothing
-      if (arr.members[slots[i]]) writes.push({slot: slots[i], off: sectors[i] * 512, view: win.subarray(k * PAGE, (k + 1) * PAGE)})
+      if (writesTo(arr, slots[i])) writes.push({slot: slots[i], off: sectors[i] * 512, view: win.subarray(k * PAGE, (k + 1) * PAGE)})
       next++
     }
     res.memberWrites += writeCoalesced(arr, writes)
@@ -243,7 +242,6 @@ export function applyDataOnly(arr: MdArray, dataOnly: StripePages, sectors: numb
 function writePlanned(arr: MdArray, dataOnly: StripePages, run: number[], bufs: Uint8Array[], res: ApplyResult): void {
   const first = run[0]
   for (let m = 0; m < bufs.length; m++) {
-    if (!arr.members[m]) continue
     const planned = (sector: number) => dataOnlyWrite(arr, dataOnly, sector, m) !== null
     for (let a = 0; a < run.length; a++) {
       if (!planned(run[a])) continue

@@ -111,11 +111,17 @@ export interface WriteRun {
   source: 'log' | 'computed'
 }
 
+/** A missing member is written nothing: its pages follow from the others'. The rule planWrites lists and apply.ts follows. */
+export function writesTo(arr: MdArray, slot: number): boolean {
+  return arr.members[slot] !== null
+}
+
 /**
  * What a data-only stripe writes to slot `slot`: its logged data page ('log'), its parity
  * ('computed'), or nothing (null). The one rule that planWrites lists and apply.ts writes.
  */
 export function dataOnlyWrite(arr: MdArray, dataOnly: StripePages, sector: number, slot: number): 'log' | 'computed' | null {
+  if (!writesTo(arr, slot)) return null
   const info = arr.geometry.stripeInfo(sector)
   if (slot === info.pd || slot === info.qd) return 'computed'
   return dataOnly.at(sector, slot) >= 0 ? 'log' : null
@@ -125,7 +131,9 @@ export function dataOnlyWrite(arr: MdArray, dataOnly: StripePages, sector: numbe
 export function planWrites(arr: MdArray, plan: RecoveryPlan): WriteRun[] {
   // per slot, one number per page: sector * 2 + (1 when the page is computed parity)
   const bySlot: number[][] = Array.from({length: arr.sb.raidDisks}, () => [])
-  plan.fromLog.forEachPage((sector, slot) => bySlot[slot].push(sector * 2))
+  plan.fromLog.forEachPage((sector, slot) => {
+    if (writesTo(arr, slot)) bySlot[slot].push(sector * 2)
+  })
   for (const sector of plan.dataOnly.keys()) {
     for (let slot = 0; slot < bySlot.length; slot++) {
       const how = dataOnlyWrite(arr, plan.dataOnly, sector, slot)
@@ -134,8 +142,6 @@ export function planWrites(arr: MdArray, plan: RecoveryPlan): WriteRun[] {
   }
   const runs: WriteRun[] = []
   bySlot.forEach((list, slot) => {
-    // a missing member is written nothing (its pages follow from the others')
-    if (!arr.members[slot]) return
     const sorted = Float64Array.from(list).sort()
     let run: WriteRun | null = null
     for (const v of sorted) {
@@ -143,7 +149,7 @@ export function planWrites(arr: MdArray, plan: RecoveryPlan): WriteRun[] {
       const source = v % 2 === 1 ? ('computed' as const) : ('log' as const)
       if (run && run.source === source && run.offsetSector + run.pages * BLOCK_SECTORS === sector) run.pages++
       else {
-        run = {device: arr.members[slot].path, slot, offsetSector: sector, pages: 1, source}
+        run = {device: arr.members[slot]!.path, slot, offsetSector: sector, pages: 1, source}
         runs.push(run)
       }
     }

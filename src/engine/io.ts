@@ -45,18 +45,22 @@ export class ReadBuffers {
   private rows = 0
   private members: (Uint8Array | null)[] = []
   private rebuilt: Uint8Array[] = []
+  /** two chunks: what a RAID6 rebuild of two pages of a row works in */
+  private readonly scratch: Uint8Array
 
-  constructor(private readonly arr: MdArray) {}
+  constructor(private readonly arr: MdArray) {
+    this.scratch = new Uint8Array(2 * arr.sb.chunkSize * 512)
+  }
 
   /** buffers of at least `rows` chunk rows: one per present member, one per missing member to rebuild */
-  get(rows: number): {bufs: (Uint8Array | null)[]; rebuilt: Uint8Array[]} {
+  get(rows: number): {bufs: (Uint8Array | null)[]; rebuilt: Uint8Array[]; scratch: Uint8Array} {
     if (rows > this.rows) {
       const bytes = rows * this.arr.sb.chunkSize * 512
       this.members = this.arr.members.map(d => (d ? alignedBuffer(bytes) : null))
       this.rebuilt = this.arr.missingMembers.map(() => alignedBuffer(bytes))
       this.rows = rows
     }
-    return {bufs: this.members, rebuilt: this.rebuilt}
+    return {bufs: this.members, rebuilt: this.rebuilt, scratch: this.scratch}
   }
 }
 
@@ -86,7 +90,7 @@ export function readArray(
   const lastRow = Math.floor((end - 1) / rowBytes)
   // a window of rows, no larger than the read needs (a small read, as a served request is, allocates little)
   const rowsPerWindow = Math.min(lastRow - firstRow + 1, Math.max(1, Math.floor(WINDOW_BYTES / (chunkBytes * n))))
-  const {bufs, rebuilt} = buffers.get(rowsPerWindow)
+  const {bufs, rebuilt, scratch} = buffers.get(rowsPerWindow)
   const missing = arr.missingMembers
   const slots = bufs.map((b, m) => b ?? rebuilt[missing.indexOf(m)])
   const present = bufs.map(b => b !== null)
@@ -118,7 +122,7 @@ export function readArray(
       const firstIdx = Math.floor(needFrom / chunkBytes)
       const lastIdx = Math.floor((needTo - 1) / chunkBytes)
       const needsRebuild = missing.some(m => lay.dataMembers.indexOf(m) >= firstIdx && lay.dataMembers.indexOf(m) <= lastIdx)
-      if (needsRebuild) rebuildRow(arr.compute.parity, level, lay, bufs, rowOff, missing, rebuilt, D, pagesPerChunk)
+      if (needsRebuild) rebuildRow(arr.compute.parity, level, lay, bufs, rowOff, missing, rebuilt, D, pagesPerChunk, scratch)
       for (let i = firstIdx; i <= lastIdx; i++) {
         const c = chunkOf(i)
         const from = Math.max(needFrom - i * chunkBytes, 0)
@@ -151,7 +155,7 @@ export function rebuildMembers(
   const level = arr.sb.level as 4 | 5 | 6
   const missing = arr.missingMembers
   const rowsPerWindow = Math.max(1, Math.min(opts.maxRows ?? Infinity, Math.floor(WINDOW_BYTES / (chunkBytes * arr.sb.raidDisks))))
-  const {bufs, rebuilt} = new ReadBuffers(arr).get(rowsPerWindow)
+  const {bufs, rebuilt, scratch} = new ReadBuffers(arr).get(rowsPerWindow)
   const firstRow = Math.floor(from / chunk)
   const endRow = Math.ceil(to / chunk)
   for (let r0 = firstRow; r0 < endRow; r0 += rowsPerWindow) {
@@ -169,6 +173,7 @@ export function rebuildMembers(
         rebuilt,
         arr.geometry.dataDisks,
         chunkBytes / PAGE,
+        scratch,
       )
     sink(
       r0 * chunk,
@@ -192,12 +197,13 @@ function rebuildRow(
   rebuilt: Uint8Array[],
   D: number,
   pagesPerChunk: number,
+  scratch: Uint8Array,
 ): void {
   const idxOf = (m: number) => (m === lay.pd ? D : m === lay.qd ? D + 1 : lay.dataMembers.indexOf(m))
   const order = [...lay.dataMembers, lay.pd, ...(level === 6 ? [lay.qd] : [])]
   const end = rowOff + pagesPerChunk * PAGE
   const chunks = order.map(m => (bufs[m] ?? rebuilt[missing.indexOf(m)]).subarray(rowOff, end))
-  reconstruct(level, chunks, lay.qSlot, missing.map(idxOf), parity)
+  reconstruct(level, chunks, lay.qSlot, missing.map(idxOf), parity, scratch)
 }
 
 /** Recompute parity for every stripe (create without --assume-clean). */

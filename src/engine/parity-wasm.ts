@@ -220,6 +220,9 @@ export interface ParityWasm {
   mem: WebAssembly.Memory
   xorP: (ptab: number, n: number, p: number, len: number) => void
   genPQ: (ptab: number, n: number, p: number, q: number, len: number) => void
+  /** views of `mem`, made again when it grows (growing detaches the old buffer) */
+  u8: Uint8Array
+  i32: Int32Array
 }
 
 /** The compiled module: undefined until first use, null when WebAssembly SIMD is unavailable. */
@@ -247,7 +250,14 @@ export function instantiateParity(): ParityWasm | null {
   if (!mod) return null
   try {
     const ex = new WebAssembly.Instance(mod).exports as Record<string, unknown>
-    return {mem: ex.mem as WebAssembly.Memory, xorP: ex.xor_p as ParityWasm['xorP'], genPQ: ex.gen_pq as ParityWasm['genPQ']}
+    const mem = ex.mem as WebAssembly.Memory
+    return {
+      mem,
+      xorP: ex.xor_p as ParityWasm['xorP'],
+      genPQ: ex.gen_pq as ParityWasm['genPQ'],
+      u8: new Uint8Array(mem.buffer),
+      i32: new Int32Array(mem.buffer),
+    }
   } catch {
     return null
   }
@@ -257,8 +267,6 @@ export function instantiateParity(): ParityWasm | null {
 // holes in DDF slot numbering), the P and Q outputs, and the input pages.
 const PTAB = 0
 const ZERO = 1024
-let wasmU8 = new Uint8Array(0)
-let wasmI32 = new Int32Array(0)
 
 /** Makes the WASM memory at least `bytes` long; false if it cannot grow (the caller then uses JS). */
 function wasmArena(w: ParityWasm, bytes: number): boolean {
@@ -270,9 +278,9 @@ function wasmArena(w: ParityWasm, bytes: number): boolean {
       return false
     }
   }
-  if (wasmU8.buffer !== w.mem.buffer || wasmU8.byteLength !== w.mem.buffer.byteLength) {
-    wasmU8 = new Uint8Array(w.mem.buffer)
-    wasmI32 = new Int32Array(w.mem.buffer)
+  if (w.u8.buffer !== w.mem.buffer || w.u8.byteLength !== w.mem.buffer.byteLength) {
+    w.u8 = new Uint8Array(w.mem.buffer)
+    w.i32 = new Int32Array(w.mem.buffer)
   }
   return true
 }
@@ -287,11 +295,11 @@ export function wasmXor(w: ParityWasm, data: readonly Uint8Array[], p: Uint8Arra
   if (!wasmArena(w, first + data.length * len)) return false
   for (let z = 0; z < data.length; z++) {
     const at = first + z * len
-    wasmU8.set(data[z], at)
-    wasmI32[(PTAB >> 2) + z] = at
+    w.u8.set(data[z], at)
+    w.i32[(PTAB >> 2) + z] = at
   }
   w.xorP(PTAB, data.length, out, len)
-  p.set(wasmU8.subarray(out, out + len))
+  p.set(w.u8.subarray(out, out + len))
   return true
 }
 
@@ -311,16 +319,16 @@ export function wasmSyndrome(
   const entries = top + 1 // Horner runs over every slot from `top` down to 0
   if (!wasmArena(w, first + data.length * len)) return false
   if (entries > data.length) {
-    wasmU8.fill(0, ZERO, ZERO + len)
-    wasmI32.fill(ZERO, PTAB >> 2, (PTAB >> 2) + entries)
+    w.u8.fill(0, ZERO, ZERO + len)
+    w.i32.fill(ZERO, PTAB >> 2, (PTAB >> 2) + entries)
   }
   for (let i = 0; i < data.length; i++) {
     const at = first + i * len
-    wasmU8.set(data[i], at)
-    wasmI32[(PTAB >> 2) + top - slots[i]] = at
+    w.u8.set(data[i], at)
+    w.i32[(PTAB >> 2) + top - slots[i]] = at
   }
   w.genPQ(PTAB, entries, pOut, qOut, len)
-  q.set(wasmU8.subarray(qOut, qOut + len))
-  if (p) p.set(wasmU8.subarray(pOut, pOut + len))
+  q.set(w.u8.subarray(qOut, qOut + len))
+  if (p) p.set(w.u8.subarray(pOut, pOut + len))
   return true
 }

@@ -356,15 +356,10 @@ export function mulInto(dst: Uint8Array, src: Uint8Array, coef: number): void {
   for (let i = done; i < len; i++) dst[i] ^= t[src[i]]
 }
 
-/** Scratch pages for reconstruct, reused across calls (everything here is synchronous). */
-let scratchA = new Uint8Array(0)
-let scratchB = new Uint8Array(0)
-function scratch(len: number): [Uint8Array, Uint8Array] {
-  if (scratchA.length !== len) {
-    scratchA = new Uint8Array(len)
-    scratchB = new Uint8Array(len)
-  }
-  return [scratchA, scratchB]
+/** Two pages of `len` bytes for reconstruct: in the caller's `scratch` when it holds them, else new. */
+function scratchPages(len: number, scratch?: Uint8Array): [Uint8Array, Uint8Array] {
+  if (scratch && scratch.length >= 2 * len) return [scratch.subarray(0, len), scratch.subarray(len, 2 * len)]
+  return [new Uint8Array(len), new Uint8Array(len)]
 }
 
 /**
@@ -372,6 +367,8 @@ function scratch(len: number): [Uint8Array, Uint8Array] {
  * pages: the data pages by data index, then P, then (RAID6) Q. slots: syndrome slot of each data page
  * (RAID6 only; ignored for RAID4/5). missing: indices into pages — at most one for RAID4/5, two for RAID6.
  * The contents of missing pages on entry are ignored. `parity`: the implementation (default: DEFAULT_PARITY).
+ * `scratch`: at least twice a page's length, for RAID6 with a data page and P or two data pages
+ * missing (a caller rebuilding stripe after stripe passes its own; without it, two pages are allocated).
  */
 export function reconstruct(
   level: 4 | 5 | 6,
@@ -379,6 +376,7 @@ export function reconstruct(
   slots: readonly number[],
   missing: readonly number[],
   parity: ParityKernels = DEFAULT_PARITY,
+  scratch?: Uint8Array,
 ): void {
   const {computeP, computeQ, computePQ} = parity
   const k = pages.length - (level === 6 ? 2 : 1)
@@ -432,7 +430,7 @@ export function reconstruct(
     computeQ(data, slots, pages[qIdx])
   } else if (b === pIdx) {
     // data + P: Q ⊕ Q(without x) = g^slot_x · D_x
-    const [qx] = scratch(len)
+    const [qx] = scratchPages(len, scratch)
     const o = others([a])
     computeQ(o.d, o.s, qx)
     xorInto(qx, pages[qIdx])
@@ -443,7 +441,7 @@ export function reconstruct(
     // two data pages x = a, y = b with slots sa, sb:
     //   Dx ⊕ Dy = Pxy,  g^sa·Dx ⊕ g^sb·Dy = Qxy   (Pxy, Qxy: P, Q minus the surviving data)
     //   ⇒ Dx = (Qxy ⊕ g^sb·Pxy) / (g^sa ⊕ g^sb),  Dy = Pxy ⊕ Dx
-    const [pxy, qxy] = scratch(len)
+    const [pxy, qxy] = scratchPages(len, scratch)
     const o = others([a, b])
     computePQ(o.d, o.s, pxy, qxy)
     xorInto(pxy, pages[pIdx])

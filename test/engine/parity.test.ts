@@ -92,8 +92,12 @@ describe('parity', () => {
       // this implementation's functions, in place of the module's (which use the one in use)
       const kernels = parityKernels(backend)
       const {computeP, computeQ, computePQ} = kernels
-      const reconstruct = (level: 4 | 5 | 6, pages: Uint8Array[], slots: readonly number[], missing: readonly number[]) =>
-        reconstructWith(level, pages, slots, missing, kernels)
+      // every other call works in a caller's scratch left full of junk: what it held must never leak
+      let calls = 0
+      const reconstruct = (level: 4 | 5 | 6, pages: Uint8Array[], slots: readonly number[], missing: readonly number[]) => {
+        const scratch = calls++ % 2 === 1 ? Uint8Array.from({length: 2 * pages[0].length + 64}, (_, i) => (i * 131 + calls) & 255) : undefined
+        reconstructWith(level, pages, slots, missing, kernels, scratch)
+      }
 
       it('a sequence of calls with different lengths and slot holes stays correct', () => {
         // the WASM path reuses one memory arena: stale bytes from an earlier call must never leak

@@ -146,7 +146,7 @@ export function fillRun(arr: MdArray, dataOnly: StripePages, run: number[], rb: 
   const first = run[0]
   const bytes = (run[run.length - 1] - first + BLOCK_SECTORS) * 512
   const bufs = rb.members.map(b => b.subarray(0, bytes))
-  if (arr.missingMembers.length > 0) readRebuilt(arr, run, bufs)
+  if (arr.missingMembers.length > 0) readRebuilt(arr, run, bufs, rb.scratch)
   else bufs.forEach((buf, m) => readOldData(arr, dataOnly, run, m, buf))
   const logPos: number[] = []
   const dest: number[] = [] // slot * 2^32 + byte offset in the run's buffers
@@ -170,7 +170,7 @@ export function fillRun(arr: MdArray, dataOnly: StripePages, run: number[], rb: 
 }
 
 /** Every present member's pages of the run, one request each, and the missing members' pages rebuilt from them. */
-function readRebuilt(arr: MdArray, run: number[], bufs: Uint8Array[]): void {
+function readRebuilt(arr: MdArray, run: number[], bufs: Uint8Array[], scratch: Uint8Array): void {
   const first = run[0]
   const missing = arr.missingMembers
   bufs.forEach((buf, m) => {
@@ -187,6 +187,7 @@ function readRebuilt(arr: MdArray, run: number[], bufs: Uint8Array[]): void {
       info.qSlot,
       missing.map(m => order.indexOf(m)),
       arr.compute.parity,
+      scratch,
     )
   }
 }

@@ -190,19 +190,17 @@ export interface LogSeal {
   readonly compute: Compute
 }
 
-let sumScratch = new Uint32Array(256)
-
-/** Checksums of every page of `data`, in a shared scratch array valid until the next call. */
-function pageSumsOf(seal: LogSeal, data: Uint8Array): Uint32Array {
+/** Checksums of every page of `data`, in `into` when it is long enough (a walk's own scratch), else in a new array. */
+function pageSumsOf(seal: LogSeal, data: Uint8Array, into?: Uint32Array): Uint32Array {
   const n = data.length / PAGE
-  if (sumScratch.length < n) sumScratch = new Uint32Array(n)
-  seal.compute.crc.pages(seal.seed, data, sumScratch, 0)
-  return sumScratch
+  const sums = into && into.length >= n ? into : new Uint32Array(n)
+  seal.compute.crc.pages(seal.seed, data, sums, 0)
+  return sums
 }
 
 /**
  * Check payload locations (see checkPayloadLocations), then checksum every page of the unit in one
- * call. The sums are in a shared scratch array, valid until the next call.
+ * call.
  */
 function unitPageSums(meta: MetaBlock, data: Uint8Array, seal: LogSeal, ring: Ring, position: number): Uint32Array {
   checkPayloadLocations(meta, ring, position)
@@ -247,9 +245,16 @@ export function verifyUnitPages(meta: MetaBlock, data: Uint8Array, seal: LogSeal
  * The page check without a verdict per page (the replay's hot path): payload locations first, then
  * the first page whose checksum mismatches, or null. The verdict for a mismatch comes from the object form, so it reads exactly as the slow path's.
  */
-function firstBadPageColumns(cols: MetaColumns, data: Uint8Array, seal: LogSeal, ring: Ring, position: number): PageVerdict | null {
+function firstBadPageColumns(
+  cols: MetaColumns,
+  data: Uint8Array,
+  seal: LogSeal,
+  ring: Ring,
+  position: number,
+  scratch: Uint32Array,
+): PageVerdict | null {
   checkColumnLocations(cols, ring, position)
-  const sums = pageSumsOf(seal, data)
+  const sums = pageSumsOf(seal, data, scratch)
   const {type, size, at} = cols
   const words = cols.words
   let k = 0
@@ -343,6 +348,8 @@ export function* scanLog(
   const reader = opts.reader ?? readAhead(ring, opts.readBytes)
   const cols = opts.columns ?? new MetaColumns()
   const wantVerdicts = opts.verdicts !== false
+  // the page checksums of the unit in hand, reused unit after unit
+  let sums = new Uint32Array(256)
   const empty: Uint8Array = new Uint8Array(0)
   let pos = tail
   let expectSeq: bigint | undefined = opts.firstSeq
@@ -366,7 +373,8 @@ export function* scanLog(
       return
     }
     const data = pages > 0 ? reader.view(ring.add(pos, BLOCK_SECTORS), pages * PAGE) : empty
-    const {verdicts, bad} = checkPages(cols, data, seal, ring, pos, wantVerdicts)
+    if (sums.length < pages) sums = new Uint32Array(pages)
+    const {verdicts, bad} = checkPages(cols, data, seal, ring, pos, wantVerdicts, sums)
     const allPagesOk = bad === null
     const nextPosition = ring.add(pos, BLOCK_SECTORS * (1 + pages))
     if (bad && opts.kernelSkipOnDataMismatch) {
@@ -409,8 +417,9 @@ function checkPages(
   ring: Ring,
   pos: number,
   wantVerdicts: boolean,
+  scratch: Uint32Array,
 ): {verdicts: PageVerdict[]; bad: PageVerdict | null} {
-  if (!wantVerdicts) return {verdicts: [], bad: firstBadPageColumns(cols, data, seal, ring, pos)}
+  if (!wantVerdicts) return {verdicts: [], bad: firstBadPageColumns(cols, data, seal, ring, pos, scratch)}
   const verdicts = verifyUnitPages(cols.toMetaBlock(), data, seal, ring, pos)
   return {verdicts, bad: verdicts.find(v => !v.ok) ?? null}
 }

@@ -15,7 +15,7 @@ import {spawnSync} from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import {r5ctl, ok, expectExit, pseudoRandom, sha256File, stackLines} from '../helpers/cli.js'
+import {r5ctl, ok, expectExit, pseudoRandom, sha256File, stackLines, createImages} from '../helpers/cli.js'
 import {FixtureWatch, Rng, pool, shellLine, spawnR5ctl, type Spawned} from '../helpers/argfuzz.js'
 import {BASE_FLAGS, type CommandSpec} from '../../src/cli/spec.js'
 
@@ -716,25 +716,7 @@ function buildTemplate(dir: string): void {
   fs.mkdirSync(dir, {recursive: true})
   const at = (...names: string[]) => names.map(n => path.join(dir, n))
   const create = (level: number, names: readonly string[]) =>
-    ok(
-      r5ctl([
-        'create',
-        '--level',
-        String(level),
-        '--raid-devices',
-        String(names.length - 1),
-        '--chunk',
-        '64K',
-        '--size',
-        '2M',
-        '--journal-size',
-        '2M',
-        '--name',
-        `r5ctl:fuzz${level}`,
-        '--write-journal',
-        ...at(...names),
-      ]),
-    )
+    ok(createImages(at(...names), {size: '2M', journalSize: '2M', level, name: `r5ctl:fuzz${level}`}))
   create(5, ARRAYS.A)
   create(6, ARRAYS.B)
   create(4, ARRAYS.C)

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
-import {r5ctl, expectExit, expectErrorLine, suiteTempDir, pseudoRandom, run, requireTool} from '../helpers/cli.js'
+import {r5ctl, expectExit, expectErrorLine, suiteTempDir, pseudoRandom, run, requireTool, createImages} from '../helpers/cli.js'
 
 function kv(text: string): Record<string, string> {
   return Object.fromEntries(
@@ -22,26 +22,7 @@ describe('e2e: --export/--brief and dump-meta --copy', function () {
   const devs = () => ['j.img', 'a.img', 'b.img', 'c.img', 'd.img'].map(f => tmp.file(f))
 
   before(() => {
-    expectExit(
-      r5ctl([
-        'create',
-        '--level',
-        '5',
-        '--raid-devices',
-        '4',
-        '--chunk',
-        '64K',
-        '--size',
-        '32M',
-        '--journal-size',
-        '16M',
-        '--name',
-        'r5ctl:exp',
-        '--write-journal',
-        ...devs(),
-      ]),
-      0,
-    )
+    expectExit(createImages(devs(), {size: '32M', journalSize: '16M', name: 'r5ctl:exp'}), 0)
     fs.writeFileSync(tmp.file('in.bin'), pseudoRandom(3 << 20, 11))
   })
 

@@ -9,7 +9,7 @@ import {spawn} from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import * as os from 'node:os'
-import {BIN, r5ctl, run, expectExit, expectErrorLine, suiteTempDir, pseudoRandom, fingerprint} from '../helpers/cli.js'
+import {BIN, r5ctl, run, expectExit, expectErrorLine, suiteTempDir, pseudoRandom, fingerprint, createImages} from '../helpers/cli.js'
 import {createImageArray} from '../helpers/array.js'
 import {startHolder, race, release} from '../helpers/holders.js'
 
@@ -25,24 +25,7 @@ describe('e2e: exclusive access for writers', function () {
   const devs = () => ['j.img', 'a.img', 'b.img', 'c.img', 'd.img'].map(f => tmp.file(f))
 
   before(() => {
-    expectExit(
-      r5ctl([
-        'create',
-        '--level',
-        '5',
-        '--raid-devices',
-        '4',
-        '--chunk',
-        '64K',
-        '--size',
-        '160M',
-        '--journal-size',
-        '48M',
-        '--write-journal',
-        ...devs(),
-      ]),
-      0,
-    )
+    expectExit(createImages(devs(), {size: '160M', journalSize: '48M'}), 0)
     fs.writeFileSync(tmp.file('big.bin'), pseudoRandom(120 << 20, 7))
   })
 

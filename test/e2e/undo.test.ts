@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
 import {crc32c} from '../../src/engine/checksum.js'
 import {HEADER_BYTES, KIND_AFTER, KIND_END, KIND_OLD, MAX_RECORD, VERSION, encodeHead, encodeHeader} from '../../src/engine/undo/format.js'
-import {r5ctl, run, BIN, expectExit, expectErrorLine, suiteTempDir, pseudoRandom, fingerprint} from '../helpers/cli.js'
+import {r5ctl, run, BIN, expectExit, expectErrorLine, suiteTempDir, pseudoRandom, fingerprint, createImages} from '../helpers/cli.js'
 
 describe('e2e: undo files', function () {
   this.timeout(180000)
@@ -14,24 +14,7 @@ describe('e2e: undo files', function () {
   const devs = () => ['j.img', 'a.img', 'b.img', 'c.img', 'd.img'].map(f => tmp.file(f))
 
   before(() => {
-    expectExit(
-      r5ctl([
-        'create',
-        '--level',
-        '5',
-        '--raid-devices',
-        '4',
-        '--chunk',
-        '64K',
-        '--size',
-        '24M',
-        '--journal-size',
-        '12M',
-        '--write-journal',
-        ...devs(),
-      ]),
-      0,
-    )
+    expectExit(createImages(devs(), {size: '24M', journalSize: '12M'}), 0)
     fs.writeFileSync(tmp.file('in.bin'), pseudoRandom(3 << 20, 5))
     expectExit(r5ctl(['write', '--offset', '0', '--input', tmp.file('in.bin'), '--crash-after', '9', ...devs()]), 75)
   })
@@ -117,10 +100,7 @@ describe('e2e: undo files cannot make things worse', function () {
     const dir = tmp.file(`set${n++}`)
     fs.mkdirSync(dir)
     const devs = ['j.img', 'a.img', 'b.img', 'c.img', 'd.img'].map(f => `${dir}/${f}`)
-    expectExit(
-      r5ctl(['create', '--level', '5', '--raid-devices', '4', '--chunk', '64K', '--size', '4M', '--journal-size', '2M', '--write-journal', ...devs]),
-      0,
-    )
+    expectExit(createImages(devs, {size: '4M', journalSize: '2M'}), 0)
     fs.writeFileSync(`${dir}/in.bin`, pseudoRandom(3 << 20, 7))
     expectExit(r5ctl(['write', '--offset', '0', '--input', `${dir}/in.bin`, '--crash-after', '9', ...devs]), 75)
     return devs

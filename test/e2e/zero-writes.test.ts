@@ -25,6 +25,7 @@ import {
   suiteTempDir,
   describeRun,
   type RunResult,
+  createImages,
 } from '../helpers/cli.js'
 
 const SB_OFFSET = 4096
@@ -87,26 +88,7 @@ describe('e2e: a failing writing command writes nothing (zero-writes table)', fu
   let roOk = false
 
   const set = (dir: string) => ['j.img', 'm0.img', 'm1.img', 'm2.img'].map(f => path.join(w, dir, f))
-  const create = (dir: string) =>
-    ok(
-      r5ctl([
-        'create',
-        '--level',
-        '5',
-        '--raid-devices',
-        '3',
-        '--chunk',
-        '64K',
-        '--size',
-        '2M',
-        '--journal-size',
-        '1536K',
-        '--name',
-        `r5ctl:${dir}`,
-        '--write-journal',
-        ...set(dir),
-      ]),
-    )
+  const create = (dir: string) => ok(createImages(set(dir), {size: '2M', journalSize: '1536K', name: `r5ctl:${dir}`}))
 
   before(function () {
     w = tmp.file('w')

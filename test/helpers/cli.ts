@@ -74,6 +74,13 @@ export function r5ctl(args: string[], opts: RunOptions = {}): RunResult {
 }
 
 /** A one-line description of a result for assertion messages. */
+/** `create` of a journaled array on image files: RAID `level` (default 5) over `devs`, the journal first, 64K chunks unless named */
+export function createImages(devs: string[], o: {size: string; journalSize: string; level?: number; chunk?: string; name?: string}): RunResult {
+  const name = o.name === undefined ? [] : ['--name', o.name]
+  const geometry = ['--level', String(o.level ?? 5), '--raid-devices', String(devs.length - 1), '--chunk', o.chunk ?? '64K']
+  return r5ctl(['create', ...geometry, '--size', o.size, '--journal-size', o.journalSize, ...name, '--write-journal', ...devs])
+}
+
 export function describeRun(r: RunResult): string {
   const out = r.stdout.length > 2000 ? `${r.stdout.length} bytes` : JSON.stringify(r.stdout.toString('utf8'))
   return `\`${r.cmd}\` exited ${r.status ?? r.signal}\n  stderr: ${JSON.stringify(r.stderr)}\n  stdout: ${out}`

@@ -2,7 +2,8 @@
  * The recovery plan is what recovery does: for random logs (write-through cut by a power failure,
  * write-back caches, RAID4/5/6, logs that wrap around the ring, units with a corrupted page or meta
  * block), the member ranges `recover --dry-run` lists are exactly the ranges `recover` writes, every
- * member byte that changes lies in a listed range, and a second recover finds a clean log. The plan
+ * member byte that changes lies in a listed range, and a second recover finds a clean log; with
+ * members missing too (nothing is listed or written for them). The plan
  * does not depend on how much of the log the walk reads per request.
  */
 import assert from 'node:assert/strict'
@@ -49,6 +50,8 @@ interface LogCase {
   mode: 'write-through' | 'write-back'
   seed: number
   corrupt: boolean
+  /** member slots left out of the set: the log replays onto the members present */
+  missing: number[]
 }
 
 /** A dirty log made by a random workload (cut by a crash in write-through), optionally with one byte of the live log flipped. */
@@ -95,22 +98,29 @@ describe('recovery plan: recover --dry-run lists exactly what recover writes', f
   const cases: LogCase[] = []
   for (const level of [4, 5, 6] as const)
     for (const mode of ['write-through', 'write-back'] as const)
-      for (let k = 0; k < 8; k++) cases.push({level, mode, seed: level * 1000 + (mode === 'write-back' ? 500 : 0) + k, corrupt: k % 2 === 1})
+      for (let k = 0; k < 8; k++) {
+        const seed = level * 1000 + (mode === 'write-back' ? 500 : 0) + k
+        const missing = k === 2 || k === 3 ? [seed % 4] : level === 6 && k === 4 ? [seed % 4, 4] : []
+        cases.push({level, mode, seed, corrupt: k % 2 === 1, missing})
+      }
 
   for (const c of cases) {
-    it(`raid${c.level} ${c.mode}, seed ${c.seed}${c.corrupt ? ', one flipped bit in the live log' : ''}`, () => {
+    const missing = c.missing.length > 0 ? `, member${c.missing.length > 1 ? 's' : ''} ${c.missing.join(' and ')} missing` : ''
+    it(`raid${c.level} ${c.mode}, seed ${c.seed}${c.corrupt ? ', one flipped bit in the live log' : ''}${missing}`, () => {
       const dirty = dirtyLog(c)
       if (!dirty) return
+      // the set as given: the journal and the members present
+      const given = <T>(devs: T[]) => devs.filter((_, i) => i === 0 || !c.missing.includes(i - 1))
       const dryDevs = cloneDevs(dirty)
       let dry: ReturnType<typeof recoverArray>
       try {
-        dry = recoverArray(dryDevs, {dryRun: true})
+        dry = recoverArray(given(dryDevs), {dryRun: true})
       } catch (error) {
         // a refusal (e.g. the flip hit a payload location) is the same refusal without --dry-run, with nothing written
         assert.ok(error instanceof R5Error, String(error))
         const devs = cloneDevs(dirty)
         assert.throws(
-          () => recoverArray(devs, {}),
+          () => recoverArray(given(devs), {}),
           (e: unknown) => e instanceof R5Error && e.code === error.code,
         )
         assert.equal(totalWrites(devs), 0)
@@ -123,7 +133,7 @@ describe('recovery plan: recover --dry-run lists exactly what recover writes', f
       const devs = cloneDevs(dirty)
       const before = snapshot(devs)
       const wrapped = devs.map(d => new WriteRecorder(d))
-      const real = recoverArray(wrapped, {})
+      const real = recoverArray(given(wrapped), {})
       const written = new Set<string>()
       wrapped.slice(1).forEach((w, slot) => pagesOf(w.writes, slot, written))
       assert.deepEqual([...written].sort(), [...listed].sort(), 'pages written = pages listed')
@@ -136,12 +146,13 @@ describe('recovery plan: recover --dry-run lists exactly what recover writes', f
           assert.ok(listed.has(`${slot}:${page}`), `member ${slot} page ${page} changed but is not listed`)
         }
       }
-      assert.equal(recoverArray(devs, {}).state, 'clean', 'a second recover finds a clean log')
+      assert.deepEqual(real.missingSlots, c.missing)
+      assert.equal(recoverArray(given(devs), {}).state, 'clean', 'a second recover finds a clean log')
     })
   }
 
   it('the plan does not depend on how much of the log each read brings in', () => {
-    for (const c of cases.filter(x => !x.corrupt && x.level !== 4)) {
+    for (const c of cases.filter(x => !x.corrupt && x.level !== 4 && x.missing.length === 0)) {
       const dirty = dirtyLog(c)!
       const plans = [1, 2, 7, 33, 1024].map(pages => {
         const arr = openArray(cloneDevs(dirty), {writable: false})

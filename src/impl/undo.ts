@@ -32,7 +32,8 @@ export async function run(
   args: Record<string, string | undefined>,
 ): Promise<UndoResult> {
   const file = args.file!
-  const devices = argv.filter(a => a !== file)
+  // the first argument is the undo file; named again among the devices, it is refused as one (undoRestore)
+  const devices = argv.slice(1)
   if (devices.length === 0) throw new UsageError('name the devices to restore after the undo file')
   const r = undoRestore(undoFile(file), deviceRefs(devices, flags), {dryRun: flags['dry-run'], force: flags.force})
   if (!ctx.jsonEnabled()) {

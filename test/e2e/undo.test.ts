@@ -195,6 +195,34 @@ describe('e2e: undo files cannot make things worse', function () {
     assert.deepEqual(fingerprint(devs), before)
   })
 
+  it('undo refuses (exit 3) two devices with the same device UUID (a copy beside the member), writing nothing', () => {
+    const devs = dirtySet()
+    const undo = `${devs[0]}.undo`
+    expectExit(r5ctl(['recover', '--undo', undo, ...devs]), 0)
+    const copy = devs[4].replace(/d\.img$/, 'd-copy.img')
+    fs.copyFileSync(devs[4], copy)
+    const all = [...devs.slice(0, 4), copy, devs[4]]
+    const before = fingerprint(all)
+    const r = r5ctl(['undo', undo, ...all])
+    expectExit(r, 3)
+    assert.match(expectErrorLine(r, {device: /d(-copy)?\.img/}), /device UUID/)
+    assert.deepEqual(fingerprint(all), before)
+  })
+
+  it('undo refuses (exit 3) a device the undo file did not record (another array, the undo file itself), writing nothing', () => {
+    const devs = dirtySet()
+    const other = dirtySet()
+    const undo = `${devs[0]}.undo`
+    expectExit(r5ctl(['recover', '--undo', undo, ...devs]), 0)
+    for (const extra of [other[1], undo]) {
+      const before = fingerprint([...devs, other[1]])
+      const r = r5ctl(['undo', undo, ...devs, extra])
+      expectExit(r, 3)
+      expectErrorLine(r, {device: extra})
+      assert.deepEqual(fingerprint([...devs, other[1]]), before)
+    }
+  })
+
   it('a command refused before any device write leaves no undo file behind', () => {
     const devs = dirtySet()
     const undo = `${devs[0]}.undo`

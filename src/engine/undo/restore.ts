@@ -6,6 +6,7 @@
  * is read in a fixed window (one record at most), never whole.
  */
 import {probeDevice} from '../probe.js'
+import {refuseDuplicateSources} from '../array.js'
 import {type BlockDevice, type DeviceRef, type RecordFile, type RecordFileRef} from '../device.js'
 import {CorruptError, RefusedError, UsageError} from '../errors.js'
 import {
@@ -185,17 +186,41 @@ export interface UndoResult {
   bytesRestored: number
 }
 
-/** Match recorded devices to given paths: by device UUID, else by path; the size must agree. */
+/**
+ * Match recorded devices to given paths: by device UUID, else by path; the size must agree. Every
+ * device given must be one the file recorded, and no two may carry the same device UUID (a copy of
+ * one beside it): restoring into the wrong one would roll the set back half-way.
+ */
 function matchDevices(u: UndoScan, refs: DeviceRef[]): (DeviceRef | null)[] {
+  refuseDuplicateSources(refs)
   const probes = refs.map(p => probeDevice(p))
   const zero = (b: Uint8Array) => b.every(x => x === 0)
   const eq = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i])
-  return u.header.devices.map(d => {
+  probes.forEach((p, i) => {
+    const twin = p.sb && !zero(p.sb.deviceUuid) ? probes.findIndex(q => q.sb && eq(q.sb.deviceUuid, p.sb!.deviceUuid)) : i
+    if (twin !== i)
+      throw new RefusedError(
+        `same device UUID as ${probes[twin].path}: one of them is a copy of the other`,
+        p.path,
+        'name only the device the run wrote (leave the copy out); nothing was written',
+        'duplicate-device',
+      )
+  })
+  const matched = u.header.devices.map(d => {
     const byUuid = zero(d.deviceUuid) ? undefined : probes.find(p => p.sb && eq(p.sb.deviceUuid, d.deviceUuid) && p.size === d.size)
     const byPath = probes.find(p => p.path === d.name && p.size === d.size)
     const hit = byUuid ?? byPath
     return hit ? refs[probes.indexOf(hit)] : null
   })
+  const stranger = refs.find(r => !matched.includes(r))
+  if (stranger)
+    throw new RefusedError(
+      'not a device the undo file recorded',
+      stranger.name,
+      `name only the devices of the run that wrote it (${u.header.devices.map(d => d.name).join(', ')}); nothing was written`,
+      'undo-device-mismatch',
+    )
+  return matched
 }
 
 /** Ranges whose device bytes differ from the after checksum (ranges of devices not given are skipped). */

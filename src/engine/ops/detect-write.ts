@@ -62,7 +62,11 @@ export function writeDetected(sources: DeviceSource[], opts: DetectWriteOptions 
     const {result: found, intact} = detectOn(sources, opened, !opts.dryRun, opts)
     const named = new Map(sources.map((s, i) => [s.name, opened[i]]))
     const c = chosen(found, opts)
-    const plan = planSuperblocks(found, c, named, intact, opts)
+    const uuid = arrayUuid(found, opts, Number.parseInt(found.journal!.checksumSeed, 16))
+    refuseStrangers(uuid, intact)
+    refuseContradicted(c, uuid, intact)
+    confirmed(c, opts)
+    const plan = planSuperblocks(found, c, uuid, named, intact)
     if (!opts.dryRun) {
       for (const p of plan.planned) p.dev.write(p.block, SB_OFFSET_BYTES)
       for (const p of plan.planned) p.dev.flush()
@@ -95,15 +99,53 @@ function chosen(r: DetectResult, opts: DetectWriteOptions): DetectCandidate {
       'name the journal device too; nothing was written',
       'missing-journal',
     )
+  return c
+}
+
+/** The candidate's parity must hold as detect requires of what it finds, unless forced. */
+function confirmed(c: DetectCandidate, opts: DetectWriteOptions): void {
   const e = c.evidence
   if (!opts.force && !exactHolds(e.exactChecked ?? 0, e.exactHeld ?? 0))
     throw new RefusedError(
-      `candidate ${rank}'s parity held on too few of the stripes checked (${e.exactHeld ?? 0} of ${e.exactChecked ?? 0}; detect finds at 90%): its superblocks could describe the wrong array`,
+      `candidate ${c.rank}'s parity held on too few of the stripes checked (${e.exactHeld ?? 0} of ${e.exactChecked ?? 0}; detect finds at 90%): its superblocks could describe the wrong array`,
       undefined,
       'check the candidates with detect; --force writes it anyway; nothing was written',
       'unconfirmed-candidate',
     )
-  return c
+}
+
+/** A device given that keeps a whole superblock of another array is not this array's: writing would take it over. */
+function refuseStrangers(uuid: Uint8Array, intact: Map<string, Superblock>): void {
+  for (const [name, sb] of intact)
+    if (Buffer.compare(sb.setUuid, uuid) !== 0)
+      throw new RefusedError(
+        `belongs to another array (uuid ${formatUuid(sb.setUuid)}, expected ${formatUuid(uuid)})`,
+        name,
+        'leave it out of the device list; nothing was written',
+        'foreign-device',
+      )
+}
+
+/**
+ * A whole superblock of this array that survives says what the geometry is; a candidate that says
+ * otherwise (as any layout does over an all-zero device, whose parity always holds) is refused,
+ * --force or not.
+ */
+function refuseContradicted(c: DetectCandidate, uuid: Uint8Array, intact: Map<string, Superblock>): void {
+  const level = c.level
+  const layout = level === 4 ? 0 : parseLayout(level, c.layout)
+  for (const [name, sb] of intact) {
+    if (Buffer.compare(sb.setUuid, uuid) !== 0) continue
+    const kept = `raid${sb.level}, ${sb.raidDisks} members, chunk ${(sb.chunkSize * 512) / 1024}K, layout ${sb.level === 4 ? 0 : sb.layout}`
+    const says = `raid${level}, ${c.members.length} members, chunk ${c.chunkBytes / 1024}K, layout ${layout}`
+    if (kept !== says)
+      throw new RefusedError(
+        `candidate ${c.rank} (${says}) contradicts this array's surviving superblock (${kept})`,
+        name,
+        'run detect to see the candidates and name the one that agrees with --candidate, or leave out devices not of the array; nothing was written',
+        'geometry-mismatch',
+      )
+  }
 }
 
 /** The array UUID: --uuid, else the surviving superblock's; either must be the one the journal's checksums were made with. */
@@ -129,13 +171,12 @@ function arrayUuid(r: DetectResult, opts: DetectWriteOptions, seed: number): Uin
 function planSuperblocks(
   r: DetectResult,
   c: DetectCandidate,
+  uuid: Uint8Array,
   named: Map<string, BlockDevice>,
   intact: Map<string, Superblock>,
-  opts: DetectWriteOptions,
 ): {planned: Planned[]; summary: {arrayUuid: string; journalTailSector: number; journalTailSource: 'superblock' | 'log'}} {
   const j = r.journal!
   const seed = Number.parseInt(j.checksumSeed, 16)
-  const uuid = arrayUuid(r, opts, seed)
   const devices = [...c.members, c.journal!]
   // the whole superblocks of this array that survive, by device
   const old = new Map(

@@ -5,8 +5,9 @@
  * laid over it), and replays its journal with recover; every refusal writes nothing.
  */
 import assert from 'node:assert/strict'
-import {examineJournal, recoverArray, writeData, writeDetected} from '../../../src/engine/index.js'
+import {detectArray, examineJournal, recoverArray, writeData, writeDetected} from '../../../src/engine/index.js'
 import {R5Error} from '../../../src/engine/errors.js'
+import {MemDevice} from '../../../src/engine/device.js'
 import {bufferSource, changedSince, pseudoRandom, readAll, snapshot} from '../../helpers/model.js'
 import {KiB, makeArray, shuffled, zeroSuperblocks, type Made} from '../detect/fixtures.js'
 
@@ -88,5 +89,36 @@ describe('detect --write: superblocks for the found geometry', function () {
       for (let i = 1 << 20; i < d.size; i += 4096) d.data[i + 7] ^= 1 << k
     })
     refusedWithNothingWritten(m, () => writeDetected(m.a.devs), 'unconfirmed-candidate')
+  })
+
+  it('refuses a member of another array among the devices (foreign-device), writing nothing to either array', function () {
+    const m = makeArray(5, 4, 2, 64 * KiB, 25)
+    const other = makeArray(5, 4, 2, 64 * KiB, 26)
+    zeroSuperblocks(m.a.members)
+    const stranger = other.a.members[3]
+    const all = [...m.a.devs, stranger]
+    const snap = snapshot(all)
+    assert.throws(
+      () => writeDetected(all),
+      (e: unknown) => e instanceof R5Error && e.code === 'foreign-device' && e.device === stranger.name,
+    )
+    assert.deepEqual(changedSince(all, snap), [])
+  })
+
+  it('refuses a candidate that contradicts the geometry a surviving superblock keeps (a blank spare among the devices), writing nothing', function () {
+    const m = makeArray(5, 4, 2, 64 * KiB, 27)
+    zeroSuperblocks(m.a.members)
+    // an all-zero device: every layout's parity holds with it as one more member
+    const blank = new MemDevice('blank', m.a.members[0].size)
+    const all = [...m.a.devs, blank]
+    const r = detectArray(all).candidates
+    const contradicting = r.findIndex(c => c.members.length !== 4 || c.chunkBytes !== 64 * KiB)
+    if (contradicting < 0) this.skip()
+    const snap = snapshot(all)
+    assert.throws(
+      () => writeDetected(all, {candidate: contradicting + 1, force: true}),
+      (e: unknown) => e instanceof R5Error && e.code === 'geometry-mismatch',
+    )
+    assert.deepEqual(changedSince(all, snap), [])
   })
 })

@@ -29,7 +29,10 @@ unless --force.`,
     'raid-devices': flag.string({char: 'n', description: 'number of members (not counting the journal)', required: true}),
     chunk: flag.string({char: 'c', description: 'chunk size, a power of two ≥ 4K', default: '512K'}),
     layout: flag.string({description: 'md layout name (left-symmetric, right-asymmetric, parity-last, ...)'}),
-    size: flag.string({char: 'z', description: 'size of member image files to create (K/M/G/T suffixes)'}),
+    size: flag.string({
+      char: 'z',
+      description: 'size of member image files to create; of an existing member, how much of it to use (K/M/G/T suffixes)',
+    }),
     name: flag.string({char: 'N', description: 'array name stored in the superblock'}),
     uuid: flag.string({char: 'u', description: 'array UUID (default: random)'}),
     'write-journal': flag.string({

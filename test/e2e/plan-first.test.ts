@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
 import {decodeSuperblock, encodeSuperblock} from '../../src/engine/format/superblock.js'
-import {r5ctl, ok, expectExit, expectErrorLine, fingerprint, pseudoRandom, suiteTempDir} from '../helpers/cli.js'
+import {r5ctl, ok, expectExit, expectErrorLine, fingerprint, pseudoRandom, suiteTempDir, createImages} from '../helpers/cli.js'
 import {createImageArray, type ImageArray} from '../helpers/array.js'
 
 const SB_OFFSET = 4096
@@ -94,6 +94,34 @@ describe('e2e: nothing is written before everything is validated', function () {
       for (const f of left) fs.rmSync(`${dir}/${f}`) // (8T sparse files must not reach the next try: it would sync their parity)
       assert.deepEqual(left, [], `--chunk ${chunk}: no file created`)
     }
+  })
+
+  it('create with a size no file of this file system can have is refused (exit 1, naming the file) and leaves no file', () => {
+    const dir = tmp.file('too-big')
+    fs.mkdirSync(dir)
+    const files = ['j.img', 'm0.img', 'm1.img', 'm2.img', 'm3.img'].map(f => `${dir}/${f}`)
+    // 2^53 - 1 bytes: past what ext4, xfs or tmpfs let a file grow to
+    const r = createImages(files, {size: '9007199254740991', journalSize: '8M'})
+    expectExit(r, 1)
+    expectErrorLine(r, {device: /m0\.img/})
+    assert.deepEqual(fs.readdirSync(dir), [], 'no file left behind')
+  })
+
+  it('create --size larger than an existing member is refused (exit 2, naming it), and a smaller one uses that much of each', () => {
+    const dir = tmp.file('existing')
+    fs.mkdirSync(dir)
+    const files = ['j.img', 'm0.img', 'm1.img', 'm2.img', 'm3.img'].map(f => `${dir}/${f}`)
+    for (const f of files) fs.writeFileSync(f, Buffer.alloc(16 << 20))
+    const before = fingerprint(files)
+    const r = createImages(files, {size: '1T', journalSize: '8M'})
+    expectExit(r, 2)
+    assert.match(expectErrorLine(r, {device: /m0\.img/}), /--size/)
+    assert.deepEqual(fingerprint(files), before, 'no image changed')
+    const made = JSON.parse(
+      ok(r5ctl(['create', '--json', '--level', '5', '--raid-devices', '4', '--size', '8M', '--write-journal', ...files])).stdout.toString(),
+    )
+    // 8 MiB of each member, less the 1 MiB data offset, in whole 512K chunks, times 3 data members
+    assert.equal(made.arraySizeBytes, 3 * 7 * (1 << 20))
   })
 
   it("write on a set whose events counter cannot take the write's superblock updates is refused before any write (exit 4)", () => {

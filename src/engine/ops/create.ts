@@ -196,7 +196,11 @@ function checkShape(o: CreateOptions): void {
     )
 }
 
-/** Every device's size: made by create (its --size / --journal-size), or probed, refusing one that holds an array unless --force. */
+/**
+ * Every device's size: made by create (its --size / --journal-size), or probed, refusing one that
+ * holds an array unless --force. An existing member given --size uses that much of itself (as
+ * mdadm's --size does), and is refused when it holds less.
+ */
 function deviceSizes(o: CreateOptions, sources: DeviceSource[]): {sizes: number[]; freshFiles: Set<string>} {
   const freshFiles = new Set<string>()
   const sizes: number[] = []
@@ -220,7 +224,15 @@ function deviceSizes(o: CreateOptions, sources: DeviceSource[]): {sizes: number[
         'use --force to overwrite it',
         'would-overwrite',
       )
-    sizes.push(pr.size)
+    // (--journal-size has a default: it sizes a journal file create makes, never an existing device)
+    const asked = isJournal ? undefined : o.sizeBytes
+    if (asked !== undefined && asked > pr.size)
+      throw new UsageError(
+        `holds ${pr.size} bytes; --size asks for ${asked}`,
+        'give a size it holds, or leave --size out to use the whole device; nothing was written',
+        p,
+      )
+    sizes.push(asked ?? pr.size)
   }
   return {sizes, freshFiles}
 }
@@ -256,12 +268,20 @@ function openForCreate(plan: CreatePlan, o: CreateOptions): BlockDevice[] {
     })
     plan.sources.forEach((src, i) => {
       if (!isDeviceRef(src) || !plan.freshFiles.has(src.name)) return
+      // counted as made before it is sized: a file the file system cannot make that large is removed too
+      made.push(src)
+      const size = i === o.raidDevices ? o.journalSizeBytes! : o.sizeBytes!
       try {
-        src.create(i === o.raidDevices ? o.journalSizeBytes! : o.sizeBytes!)
+        src.create(size)
       } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'EFBIG')
+          throw new IoError(
+            `cannot create a file of ${size} bytes: this file system does not allow one that large`,
+            src.name,
+            'give a smaller size; no file was left behind',
+          )
         throw new IoError(`cannot create: ${(error as Error).message}`, src.name)
       }
-      made.push(src)
       devs[i] = src.open({writable: true})
     })
   } catch (error) {

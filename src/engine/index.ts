@@ -3,6 +3,7 @@
  * ops/) and renders what it returns. Nothing here prints.
  */
 export {refuseDeviceAsFile} from './identity.js'
+export {refuseMemberAsOutput} from './probe.js'
 export {openArray, type DeviceSource, type MdArray} from './array.js'
 export {type CreateOptions} from './ops/create.js'
 export {type DeviceRef} from './device.js'

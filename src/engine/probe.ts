@@ -5,6 +5,7 @@
  */
 import {type BlockDevice, type DeviceSource, alignedBuffer, isDeviceRef} from './device.js'
 import {CorruptError, RefusedError, type R5Error} from './errors.js'
+import {formatUuid} from './format/names.js'
 import {
   FEATURE_BITMAP_OFFSET,
   FEATURE_CLUSTERED,
@@ -64,6 +65,24 @@ export function findSuperblock(dev: BlockDevice): FoundSuperblock | null {
 
 /** What makes mdadm pass a place by (load_super1 returning 2): not a v1 superblock it can trust at all. */
 const WHOLE_BREAKERS = new Set(['bad-magic', 'bad-version', 'bad-checksum', 'bad-super-offset', 'bad-max-dev', 'short'])
+
+/**
+ * An output file that keeps a whole md superblock is some array's device (the member a degraded
+ * read leaves out, most likely): writing the array's bytes into it would destroy that member.
+ */
+export function refuseMemberAsOutput(out: DeviceSource): void {
+  const p = probeDevice(out)
+  const sb = p.sb?.magic === SB_MAGIC && !p.problems.some(x => WHOLE_BREAKERS.has(x.code)) ? p.sb : null
+  if (!sb) return
+  const role = sb.devRoles.at(sb.devNumber)
+  const what = role === ROLE_JOURNAL ? 'the journal' : role !== undefined && role < sb.raidDisks ? `member ${role}` : 'a device'
+  throw new RefusedError(
+    `--output keeps an md superblock (${what} of array ${formatUuid(sb.setUuid)}): reading into it would overwrite that device`,
+    p.path,
+    'name another file for --output (if it really is scratch, wipe its superblock first, e.g. `wipefs -a`)',
+    'output-is-device',
+  )
+}
 
 /** Read and decode the superblock of one device without judging it (for `examine`). */
 export function probeDevice(src: DeviceSource): ProbeResult {

@@ -1,8 +1,8 @@
 import * as fs from 'node:fs'
 import {engineOptions} from '../cli/engine-options.js'
-import {deviceRefs} from '../cli/open.js'
+import {deviceRef, deviceRefs} from '../cli/open.js'
 import {flag, type CommandSpec, type Ctx, type FlagValues} from '../cli/spec.js'
-import {readData, refuseDeviceAsFile, type ReadJournal} from '../engine/index.js'
+import {readData, refuseDeviceAsFile, refuseMemberAsOutput, type ReadJournal} from '../engine/index.js'
 import {UsageError} from '../engine/errors.js'
 import {parseRange, humanBytes} from '../render/format.js'
 import {ProgressBar} from '../render/progress.js'
@@ -31,6 +31,12 @@ a set without its journal device (nothing to replay then: the members as they ar
   },
 } satisfies CommandSpec
 
+/** An existing regular file or block device (a FIFO, /dev/null or a new path cannot be a member) */
+function isImageOrDisk(file: string): boolean {
+  const st = fs.statSync(file, {throwIfNoEntry: false})
+  return st !== undefined && (st.isFile() || st.isBlockDevice())
+}
+
 /** One stderr line when the journal changes what is read: a dirty one replayed, or a corrupt one ignored (as the kernel would). */
 function notice(j: ReadJournal): void {
   if (j.replayed)
@@ -43,7 +49,11 @@ function notice(j: ReadJournal): void {
 export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, devices: string[]) {
   const {offset, length} = parseRange(flags.offset, flags.length)
   if (!flags.output && ctx.jsonEnabled()) throw new UsageError('--json needs --output (stdout carries the JSON)')
-  if (flags.output) refuseDeviceAsFile(flags.output, '--output', devices)
+  if (flags.output) {
+    refuseDeviceAsFile(flags.output, '--output', devices)
+    // a member left out of a degraded read is not among the devices, but it keeps its superblock
+    if (isImageOrDisk(flags.output)) refuseMemberAsOutput(deviceRef(flags.output, flags))
+  }
   // the output file is opened at the first byte, so a refused read leaves an existing file alone
   let fd = flags.output ? -1 : 1
   const out = () => {

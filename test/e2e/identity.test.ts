@@ -53,6 +53,14 @@ describe('e2e: device identity', function () {
     })
   }
 
+  it('read --output naming the member left out of a degraded read is refused (exit 3), the member untouched', () => {
+    const left = a.members[0]
+    const rest = a.all.filter(f => f !== left)
+    const r = expectExit(r5ctl(['read', '--offset', '0', '--length', '64K', '--output', left, ...rest]), 3)
+    assert.match(expectErrorLine(r, {device: left}), /md superblock/)
+    unchanged()
+  })
+
   it('a member named again through a hard link is refused as given twice', () => {
     for (const cmd of [
       ['read', '--offset', '0', '--length', '4096', '--output', tmp.file('x.bin')],

@@ -80,7 +80,8 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, device
     )
     ctx.setExit(EXIT.NO_CRASH)
   }
-  if (!ctx.jsonEnabled() && res.mode === 'write-back')
+  if (!ctx.jsonEnabled() && res.bytes === 0 && !res.crash) ctx.log(`nothing to write (0 bytes at offset ${offset}): no device was written`)
+  else if (!ctx.jsonEnabled() && res.mode === 'write-back')
     ctx.log(
       `logged ${humanBytes(res.bytes)} at offset ${offset} (write-back): ${res.stripes} stripes in ${res.ioUnits} io units, ` +
         `${humanBytes(res.journalBytes)} of journal; the stripes stay cached in the journal until \`r5ctl reclaim\``,

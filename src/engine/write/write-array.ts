@@ -96,10 +96,15 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
     reclaimedStripes: 0,
     acknowledged: 0,
   }
+  if (length === 0) {
+    // nothing to write: the log is not even opened (every check above has been made)
+    res.headSector = plan.stop.position
+    res.lastSeq = seqAfter(plan.stopSeq, -1n)
+    return res
+  }
   const log = new WriteLog(arr, plan, wb, res)
   res.headSector = log.head
   res.lastSeq = seqAfter(log.seq, -1n)
-  if (length === 0) return res
   const w = new RowWriter(arr, offset, length, source, opts, log, res, batchLimit)
   try {
     w.run()

@@ -237,3 +237,14 @@ function seedOf(devs: MemDevice[]): number {
   const {sb} = decodeSuperblock(devs[0].data.subarray(4096, 8192))
   return uuidSeed(sb.setUuid)
 }
+
+describe('engine write: a write of nothing', () => {
+  for (const mode of ['write-through', 'write-back'] as const)
+    it(`${mode}: a write of 0 bytes changes no byte of any device`, () => {
+      const a = createMemArray({level: 5, raidDevices: 4, chunkBytes: 16 * KiB, memberDataBytes: 256 * KiB, journalRingBytes: 512 * KiB})
+      const before = cloneDevs(a.devs)
+      const r = writeData(a.devs, 64 * KiB, 0, bufferSource(new Uint8Array(0)), {mode})
+      assert.equal(r.bytes, 0)
+      a.devs.forEach((d, i) => assert.ok(Buffer.from(d.data).equals(Buffer.from(before[i].data)), `${d.name} changed`))
+    })
+})

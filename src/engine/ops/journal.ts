@@ -24,7 +24,7 @@ import {planRecovery, type RecoveryPlan} from '../journal/plan.js'
 import {BLOCK_SECTORS, PAGE, Ring} from '../journal/ring.js'
 import {CLEAN, JOURNAL_DATA_OFFSET, membership, newJournalSuperblock, rewritten, rolesAfter, type Membership} from '../journal/membership.js'
 import {probeDevice} from '../probe.js'
-import {recoverArray, type RecoverResult} from './recover.js'
+import {replayPlan, type RecoverResult} from './recover.js'
 import type {Progress} from '../rows.js'
 
 export interface JournalOptions extends EngineOptions {
@@ -99,15 +99,19 @@ interface ChangePlan {
 
 /** `journal remove`: the members' superblocks lose the journal feature and role. */
 export function removeJournal(sources: DeviceSource[], opts: JournalOptions = {}): JournalResult {
-  const recovery = opts.recover ? recoverFirst(sources, opts) : null
   const arr = openForChange(sources, opts)
   try {
     const before = journalBefore(arr)
     if (before === 'none' && settled(arr)) throw new RefusedError(`array ${arr.uuid} has no journal`, undefined, undefined, 'no-journal')
-    if (before === 'present' && !(recovery && opts.dryRun)) refuseDirty(arr, planRecovery(arr), 'remove it')
     if (before === 'missing' && !opts.force) throw lostJournal(arr, '`journal remove --force` removes it and marks the array for a resync')
+    const log = before === 'present' ? planRecovery(arr) : null
+    if (log && !opts.recover) refuseDirty(arr, log, 'remove it')
+    // --recover: the replay, on the devices already open, is the first step of the change
+    const recovery = log && !log.clean ? replayPlan(arr, log, {dryRun: opts.dryRun, progress: opts.progress}) : null
     const resync = before === 'missing' || (before === 'none' && arr.sb.resyncOffset !== CLEAN)
     const m = membership(arr, false, rolesAfter(arr, false).devRoles, resync ? 0n : CLEAN)
+    // a dry run has not made the replay's superblock update, which the real run's comes after
+    if (recovery && opts.dryRun) m.events += 1n
     const plan: ChangePlan = {log: [], copy: null, journal: null, members: memberWrites(arr, m)}
     if (!opts.dryRun) applyChange(plan)
     return result(arr, 'remove', opts, plan, m, {before, newJournal: null, devNumber: null, firstSeq: null, pending: 0, resync, recovery})
@@ -160,13 +164,6 @@ export function replaceJournal(old: DeviceSource, target: DeviceSource, sources:
   } finally {
     arr.close()
   }
-}
-
-function recoverFirst(sources: DeviceSource[], opts: JournalOptions): RecoverResult | null {
-  const probe = openForChange(sources, {...opts, dryRun: true})
-  const dirty = probe.journal !== null && !planRecovery(probe).clean
-  probe.close()
-  return dirty ? recoverArray(sources, {dryRun: opts.dryRun, compute: opts.compute, progress: opts.progress}) : null
 }
 
 /** The shared part of add and replace: the new journal checked, its bytes and every superblock planned, then written. */

@@ -118,6 +118,18 @@ describe('journal remove / add / replace', function () {
     assert.equal(checkArray(members).mismatchCount, 0)
   })
 
+  it('remove --recover --dry-run says the events and writes the real run then makes', function () {
+    const {journal, members} = dirty()
+    const devs = [journal, ...members]
+    const dry = removeJournal(cloneDevs(devs), {recover: true, dryRun: true})
+    const real = removeJournal(devs, {recover: true})
+    assert.equal(dry.events, real.events)
+    assert.equal(sbOf(members[0]).events.toString(), real.events)
+    assert.deepEqual(dry.writes, real.writes)
+    assert.equal(dry.recovery?.state, 'would-replay')
+    assert.equal(real.recovery?.state, 'replayed')
+  })
+
   it('a remove cut after the first member’s superblock is finished by running it again', function () {
     const {journal, members, data} = filled()
     const events = sbOf(members[0]).events

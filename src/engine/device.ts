@@ -151,8 +151,14 @@ export class RecordFileRef {
   create(): RecordFile {
     return new RecordFile(fs.openSync(this.name, 'wx'))
   }
+  /** open it to read; a directory, FIFO or device is refused as not a file (never read, nor waited on) */
   openRead(): RecordFile {
-    return new RecordFile(fs.openSync(this.name, 'r'))
+    const fd = fs.openSync(this.name, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)
+    if (!fs.fstatSync(fd).isFile()) {
+      fs.closeSync(fd)
+      throw new Error('is not a regular file')
+    }
+    return new RecordFile(fd)
   }
   /** remove it; gone already is fine */
   remove(): void {

@@ -20,6 +20,7 @@ import {
   type Superblock,
   type SuperblockVersion,
   decodeSuperblock,
+  roleOf,
   superblockPlaces,
   type Problem,
 } from './format/superblock.js'
@@ -74,10 +75,8 @@ export function refuseMemberAsOutput(out: DeviceSource): void {
   const p = probeDevice(out)
   const sb = p.sb?.magic === SB_MAGIC && !p.problems.some(x => WHOLE_BREAKERS.has(x.code)) ? p.sb : null
   if (!sb) return
-  const role = sb.devRoles.at(sb.devNumber)
-  const what = role === ROLE_JOURNAL ? 'the journal' : role !== undefined && role < sb.raidDisks ? `member ${role}` : 'a device'
   throw new RefusedError(
-    `--output keeps an md superblock (${what} of array ${formatUuid(sb.setUuid)}): reading into it would overwrite that device`,
+    `--output keeps an md superblock (${roleOf(sb)} of array ${formatUuid(sb.setUuid)}): reading into it would overwrite that device`,
     p.path,
     'name another file for --output (if it really is scratch, wipe its superblock first, e.g. `wipefs -a`)',
     'output-is-device',

@@ -32,6 +32,11 @@ export function checkRange(arr: MdArray, offset: number, length: number): void {
   const size = arraySizeBytes(arr)
   if (!Number.isSafeInteger(offset) || offset < 0 || offset % PAGE !== 0)
     throw new UsageError(`offset ${offset} must be a non-negative multiple of 4096`)
+  if (offset > size)
+    throw new UsageError(
+      `offset ${offset} is past the end of the array (${size} bytes)`,
+      'give an offset below the array size (`r5ctl examine` shows it)',
+    )
   if (!Number.isSafeInteger(length) || length < 0) throw new UsageError(`bad length ${length}`)
   if (offset + length > size) throw new UsageError(`range ${offset}+${length} is beyond the end of the array (${size} bytes)`)
 }

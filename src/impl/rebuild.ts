@@ -39,6 +39,9 @@ run overwrites (not the bytes rebuilt onto the new device).`,
 export function parseSlots(text: string): number[] {
   const slots = text.split(',').map(s => s.trim())
   if (slots.some(s => !/^\d+$/.test(s))) throw new UsageError(`--slot ${text}: expected slot numbers, e.g. 2 or 1,3`)
+  // before the arguments are split into new devices and the array's: a slot named twice would take one of the array's
+  const twice = slots.find((s, i) => slots.indexOf(s) !== i)
+  if (twice !== undefined) throw new UsageError(`--slot ${text}: slot ${Number(twice)} named twice`)
   return slots.map(Number)
 }
 

@@ -1,7 +1,9 @@
 /**
  * What r5ctl reports, where it used to report something untrue: a crash injection that never fired,
  * --until-seq below the tail, dump-meta over a broken tail, the normal end of a clean log, errors
- * that named a device the problem was not about, and progress for reclaim, recover and write.
+ * that named a device the problem was not about, errors that named a consequence instead of the
+ * cause (an offset past the end, a folder as the undo file, a slot named twice, a member as a new
+ * journal), and progress for reclaim, recover and write.
  */
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
@@ -93,6 +95,16 @@ describe('e2e: what r5ctl reports', function () {
       const r = expectExit(r5ctl(['recover', '--progress', '--until-seq', String(tailSeq - 1n), ...a.all]), 2)
       expectErrorLine(r, {device: a.journal})
       assert.doesNotMatch(r.stderr, /%/)
+      assert.deepEqual(fingerprint(a.all), before)
+    })
+
+    it('--until-seq past the last meta block is refused as a usage error (it would replay the whole log); nothing is written', function () {
+      const before = fingerprint(a.all)
+      const j = jsonOf(expectExit(r5ctl(['examine-journal', '--json', ...a.all]), 5))
+      const last = BigInt(j.nextSeq) - 1n
+      const past = last + 5n
+      const r = expectExit(r5ctl(['recover', '--until-seq', String(past), ...a.all]), 2)
+      assert.match(expectErrorLine(r, {device: a.journal}), new RegExp(`--until-seq ${past} .*ends after seq ${last}`))
       assert.deepEqual(fingerprint(a.all), before)
     })
 
@@ -238,6 +250,38 @@ describe('e2e: what r5ctl reports', function () {
       const r = ok(r5ctl(['check', '--progress', ...a.all]))
       const end = JSON.parse(String(ok(r5ctl(['check', '--json', ...a.all])).stdout)).toSector
       assert.match(r.stderr, new RegExp(`^check \\[[#.]+\\] +100%.*checked to sector ${end} \\(--from ${end} resumes\\)$`, 'm'))
+    })
+  })
+
+  describe('errors say what is wrong, not what follows from it', function () {
+    let a: ImageArray
+    before(function () {
+      a = fresh(tmp, 'says')
+    })
+
+    it('read --offset past the end of the array names the offset and the array size (exit 2)', function () {
+      const r = expectExit(r5ctl(['read', '--offset', '46M', '--output', tmp.file('says-out.bin'), ...a.all]), 2)
+      assert.match(expectErrorLine(r), /offset 48234496 is past the end of the array \(\d+ bytes\)/)
+    })
+
+    it('undo with a folder as the undo file says it is not a file (exit 2), naming it', function () {
+      fs.mkdirSync(tmp.file('says-dir'))
+      const r = expectExit(r5ctl(['undo', tmp.file('says-dir'), ...a.all]), 2)
+      assert.match(expectErrorLine(r, {device: tmp.file('says-dir')}), /not a regular file/)
+    })
+
+    it('rebuild --slot 3,3 says the slot is named twice (exit 2)', function () {
+      fs.writeFileSync(tmp.file('says-new.img'), Buffer.alloc(0))
+      fs.truncateSync(tmp.file('says-new.img'), 16 << 20)
+      const r = expectExit(r5ctl(['rebuild', '--slot', '3,3', tmp.file('says-new.img'), ...a.all.filter(f => f !== a.members[3])]), 2)
+      assert.match(expectErrorLine(r), /slot 3 .*twice/)
+    })
+
+    it('journal replace with a member as NEW names that member as what it is (exit 3), writing nothing', function () {
+      const before = fingerprint(a.all)
+      const r = expectExit(r5ctl(['journal', 'replace', a.journal, a.members[0], ...a.members.slice(1)]), 3)
+      assert.match(expectErrorLine(r, {device: a.members[0]}), /member 0 of array/)
+      assert.deepEqual(fingerprint(a.all), before)
     })
   })
 })

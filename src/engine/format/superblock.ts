@@ -151,6 +151,13 @@ const hex8 = (v: number): string => '0x' + (v >>> 0).toString(16).padStart(8, '0
 const SEC_MASK = (1n << 40n) - 1n
 
 /** Date -> md time word (low 40 bits seconds, high 24 bits microseconds). */
+/** What a superblock says its device is, for messages: "the journal", "member N", or "a device" (spare, faulty). */
+export function roleOf(sb: Superblock): string {
+  const role = sb.devRoles.at(sb.devNumber)
+  if (role === ROLE_JOURNAL) return 'the journal'
+  return role !== undefined && role < sb.raidDisks ? `member ${role}` : 'a device'
+}
+
 /**
  * Date -> md time word, whole seconds only. md_p.h allows microseconds in the top 24 bits, but
  * mdadm writes 0 there and Linux 6.1 reads the whole u64 as seconds (super_1_validate:

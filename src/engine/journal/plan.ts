@@ -200,7 +200,7 @@ class LogTally {
     // would replay the tail's unit anyway, and stopping before the tail would drop the whole log
     if (this.untilSeq !== undefined && !seqAtOrAfter(this.untilSeq, seq)) {
       throw new UsageError(
-        `--until-seq ${this.untilSeq} is below the seq of the journal tail (sector ${this.tail}, seq ${seq}): no such meta block in the live log`,
+        `--until-seq ${this.untilSeq} names no meta block of the live log, which starts at the journal tail (sector ${this.tail}) with seq ${seq}`,
         `give a seq from ${seq} on (\`r5ctl dump-meta\` lists them); nothing was written`,
         this.arr.journal!.path,
       )
@@ -226,6 +226,13 @@ class LogTally {
       )
     }
     const stopSeq = stop.expectedSeq ?? seqAfter(this.tailSeq, this.units + this.skipped.length)
+    // a seq the walk never reached names no block either: replaying the whole log is not what was asked
+    if (this.untilSeq !== undefined && stop.code !== 'until-seq')
+      throw new UsageError(
+        `--until-seq ${this.untilSeq} names no meta block of the live log, which ends after seq ${seqAfter(stopSeq, -1n)} (${stop.message})`,
+        `give a seq from ${this.tailSeq} to ${seqAfter(stopSeq, -1n)} (\`r5ctl dump-meta\` lists them); nothing was written`,
+        this.arr.journal!.path,
+      )
     return {
       tailSector: this.tail,
       tailSeq: this.tailSeq,

@@ -17,7 +17,7 @@ import type {Crc} from '../checksum.js'
 import {type DeviceSource, type MdArray, openArray, refuseDuplicateSources, refuseNewDeviceUnlessV12, sourceName} from '../array.js'
 import {type BlockDevice, alignedBuffer, isDeviceRef} from '../device.js'
 import {EXIT, R5Error, RefusedError, UsageError} from '../errors.js'
-import {FEATURE_JOURNAL, SB_MAGIC, SB_OFFSET_BYTES, encodeSuperblock} from '../format/superblock.js'
+import {FEATURE_JOURNAL, SB_MAGIC, SB_OFFSET_BYTES, encodeSuperblock, roleOf} from '../format/superblock.js'
 import {encodeMetaBlock} from '../format/meta.js'
 import {formatUuid} from '../format/names.js'
 import {planRecovery, type RecoveryPlan} from '../journal/plan.js'
@@ -123,6 +123,8 @@ export function removeJournal(sources: DeviceSource[], opts: JournalOptions = {}
 /** `journal add NEW`: a new, empty journal for an array without one, or whose journal is missing or failed. */
 export function addJournal(target: DeviceSource, sources: DeviceSource[], opts: JournalOptions = {}): JournalResult {
   refuseDuplicateSources([target, ...sources])
+  // NEW first: a member named as NEW is named as what it is, not as a member missing from the set
+  const size = checkTarget(target, opts)
   const arr = openForChange(sources, opts)
   try {
     const before = journalBefore(arr)
@@ -141,7 +143,7 @@ export function addJournal(target: DeviceSource, sources: DeviceSource[], opts: 
         'run `r5ctl repair` over the whole array first, then `journal add --force`',
         'not-clean',
       )
-    return changeJournal(arr, 'add', target, null, opts, before)
+    return changeJournal(arr, 'add', target, size, null, opts, before)
   } finally {
     arr.close()
   }
@@ -150,6 +152,7 @@ export function addJournal(target: DeviceSource, sources: DeviceSource[], opts: 
 /** `journal replace OLD NEW`: remove + add in one change, copying OLD's live log when it holds records to replay. */
 export function replaceJournal(old: DeviceSource, target: DeviceSource, sources: DeviceSource[], opts: JournalOptions = {}): JournalResult {
   refuseDuplicateSources([target, old, ...sources])
+  const size = checkTarget(target, opts)
   const arr = openForChange([old, ...sources], opts)
   try {
     if (arr.journal?.path !== sourceName(old))
@@ -160,7 +163,7 @@ export function replaceJournal(old: DeviceSource, target: DeviceSource, sources:
         'not-journal',
       )
     const log = planRecovery(arr)
-    return changeJournal(arr, 'replace', target, log.clean ? null : log, opts, 'present')
+    return changeJournal(arr, 'replace', target, size, log.clean ? null : log, opts, 'present')
   } finally {
     arr.close()
   }
@@ -171,12 +174,12 @@ function changeJournal(
   arr: MdArray,
   action: 'add' | 'replace',
   target: DeviceSource,
+  size: number,
   log: RecoveryPlan | null,
   opts: JournalOptions,
   before: JournalResult['journalBefore'],
 ): JournalResult {
   refuseNewDeviceUnlessV12(arr, `journal ${action}`)
-  const size = checkTarget(target, opts)
   const {devRoles, journalDevNumber} = rolesAfter(arr, true)
   const m = membership(arr, true, devRoles, CLEAN)
   const jsb = newJournalSuperblock(arr.sb, m, journalDevNumber!, size)
@@ -224,7 +227,7 @@ function checkTarget(target: DeviceSource, opts: JournalOptions): number {
   if (p.sb?.magic !== SB_MAGIC) return p.size
   if (!opts.force)
     throw new RefusedError(
-      `already carries an md superblock (array ${formatUuid(p.sb.setUuid)})`,
+      `already carries an md superblock (${roleOf(p.sb)} of array ${formatUuid(p.sb.setUuid)})`,
       p.path,
       'use --force to overwrite it',
       'would-overwrite',

@@ -4,7 +4,8 @@
  * the command's flush policy (--no-flush: flush() skips fdatasync); and the undo file, as a RecordFileRef.
  * The engine never opens a path itself.
  */
-import {FileRef, RecordFileRef, type DeviceRef} from '../engine/device.js'
+import {FileRef, type DeviceRef} from '../engine/device.js'
+import {RecordFileRef} from '../engine/record-file.js'
 
 /** The flags every command has that decide how its devices are opened. */
 export interface OpenFlags {

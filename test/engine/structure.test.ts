@@ -83,15 +83,21 @@ describe('engine structure', () => {
   it('opens no path outside the device module: operations take DeviceRefs the CLI made (src/cli/open.ts)', () => {
     // FileDevice.open / createSparse and FileRef (which calls them) belong to device.ts alone
     assert.deepEqual(where(engine, /\bFileDevice\.(?:open|createSparse)\(|\bnew FileRef\(/), ['src/engine/device.ts (2)'])
-    // fs.openSync: device.ts (devices, and the undo file as a RecordFileRef the CLI names) and the lock on
-    // a loop device's backing file (lock.ts, called by FileDevice.open)
-    assert.deepEqual(where(engine, /\bfs\.openSync\(/), ['src/engine/device.ts (5)', 'src/engine/lock.ts (1)'])
+    // fs.openSync: device.ts (devices), record-file.ts (the undo file as a RecordFileRef the CLI names)
+    // and the lock on a loop device's backing file (lock.ts, called by FileDevice.open)
+    assert.deepEqual(where(engine, /\bfs\.openSync\(/), ['src/engine/device.ts (2)', 'src/engine/lock.ts (1)', 'src/engine/record-file.ts (3)'])
     // no other engine file touches the file system at all
-    assert.deepEqual(where(engine, /from 'node:fs'/), ['src/engine/device.ts (1)', 'src/engine/identity.ts (1)', 'src/engine/lock.ts (1)'])
+    assert.deepEqual(where(engine, /from 'node:fs'/), [
+      'src/engine/device.ts (1)',
+      'src/engine/identity.ts (1)',
+      'src/engine/lock.ts (1)',
+      'src/engine/record-file.ts (1)',
+    ])
     // nor does any other file ask whether a path exists, make or remove one (identity.ts: what a path is, for device.ts)
     assert.deepEqual(where(engine, /\bfs\.(?:existsSync|rmSync|statSync|ftruncateSync)\(/), [
-      'src/engine/device.ts (6)',
+      'src/engine/device.ts (5)',
       'src/engine/identity.ts (1)',
+      'src/engine/record-file.ts (1)',
     ])
     // a device is never a string: no `typeof ... === 'string'` tests on sources
     assert.deepEqual(where(engine, /typeof (?:src|p|s|d) [!=]== 'string'/), [])

@@ -10,7 +10,8 @@
  */
 import {refuseDuplicateSources, type DeviceSource} from '../array.js'
 import {probeDevice} from '../probe.js'
-import {DeviceWrapper, isDeviceRef, type BlockDevice, type RecordFile, type RecordFileRef} from '../device.js'
+import {DeviceWrapper, isDeviceRef, type BlockDevice} from '../device.js'
+import type {RecordFile, RecordFileRef} from '../record-file.js'
 import {IoError, RefusedError} from '../errors.js'
 import {
   HEADER_BYTES,

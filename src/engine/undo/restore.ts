@@ -7,7 +7,8 @@
  */
 import {probeDevice} from '../probe.js'
 import {refuseDuplicateSources} from '../array.js'
-import {type BlockDevice, type DeviceRef, type RecordFile, type RecordFileRef} from '../device.js'
+import {type BlockDevice, type DeviceRef} from '../device.js'
+import type {RecordFile, RecordFileRef} from '../record-file.js'
 import {CorruptError, RefusedError, UsageError} from '../errors.js'
 import {
   HEADER_BYTES,

@@ -20,7 +20,7 @@ import {
   type Superblock,
   type SuperblockVersion,
   decodeSuperblock,
-  roleOf,
+  describeRole,
   superblockPlaces,
   type Problem,
 } from './format/superblock.js'
@@ -76,7 +76,7 @@ export function refuseMemberAsOutput(out: DeviceSource): void {
   const sb = p.sb?.magic === SB_MAGIC && !p.problems.some(x => WHOLE_BREAKERS.has(x.code)) ? p.sb : null
   if (!sb) return
   throw new RefusedError(
-    `--output keeps an md superblock (${roleOf(sb)} of array ${formatUuid(sb.setUuid)}): reading into it would overwrite that device`,
+    `--output keeps an md superblock (${describeRole(sb)} of array ${formatUuid(sb.setUuid)}): reading into it would overwrite that device`,
     p.path,
     'name another file for --output (if it really is scratch, wipe its superblock first, e.g. `wipefs -a`)',
     'output-is-device',

@@ -152,7 +152,7 @@ const SEC_MASK = (1n << 40n) - 1n
 
 /** Date -> md time word (low 40 bits seconds, high 24 bits microseconds). */
 /** What a superblock says its device is, for messages: "the journal", "member N", or "a device" (spare, faulty). */
-export function roleOf(sb: Superblock): string {
+export function describeRole(sb: Superblock): string {
   const role = sb.devRoles.at(sb.devNumber)
   if (role === ROLE_JOURNAL) return 'the journal'
   return role !== undefined && role < sb.raidDisks ? `member ${role}` : 'a device'

@@ -17,7 +17,7 @@ import type {Crc} from '../checksum.js'
 import {type DeviceSource, type MdArray, openArray, refuseDuplicateSources, refuseNewDeviceUnlessV12, sourceName} from '../array.js'
 import {type BlockDevice, alignedBuffer, isDeviceRef} from '../device.js'
 import {EXIT, R5Error, RefusedError, UsageError} from '../errors.js'
-import {FEATURE_JOURNAL, SB_MAGIC, SB_OFFSET_BYTES, encodeSuperblock, roleOf} from '../format/superblock.js'
+import {FEATURE_JOURNAL, SB_MAGIC, SB_OFFSET_BYTES, encodeSuperblock, describeRole} from '../format/superblock.js'
 import {encodeMetaBlock} from '../format/meta.js'
 import {formatUuid} from '../format/names.js'
 import {planRecovery, type RecoveryPlan} from '../journal/plan.js'
@@ -227,7 +227,7 @@ function checkTarget(target: DeviceSource, opts: JournalOptions): number {
   if (p.sb?.magic !== SB_MAGIC) return p.size
   if (!opts.force)
     throw new RefusedError(
-      `already carries an md superblock (${roleOf(p.sb)} of array ${formatUuid(p.sb.setUuid)})`,
+      `already carries an md superblock (${describeRole(p.sb)} of array ${formatUuid(p.sb.setUuid)})`,
       p.path,
       'use --force to overwrite it',
       'would-overwrite',

@@ -234,7 +234,11 @@ function detectOpened(devs: Probed[], opts: EngineOptions): DetectResult {
     sample: {...counts, stripes: sample.stripes, bytesRead: sample.bytesRead + devs.reduce((a, d) => a + d.bytesRead, 0)},
     candidates,
     undecided: undecided(ties, (x: Scored) => x.h.order.map(m => members[m].name)),
-    notes: [...notes(found, counts.stripesWithData, uuid, journal, top ?? null), ...superblocksNote(found, devs)],
+    notes: [
+      ...notes(found, counts.stripesWithData, uuid, journal, top ?? null),
+      ...superblocksNote(found, devs),
+      ...memberCountNote(members, uuidFrom),
+    ],
   }
 }
 
@@ -388,6 +392,18 @@ function superblocksNote(found: boolean, devs: Probed[]): string[] {
   const uuids = new Set(devs.map(d => formatUuid(d.sb!.setUuid)))
   if (uuids.size !== 1) return []
   return [`every device has a valid superblock of array ${[...uuids][0]}: \`r5ctl examine\` shows the geometry they state`]
+}
+
+/**
+ * Every device but the journal is searched as a member; a surviving superblock that counts other
+ * members says one is not (an all-zero spare fits any layout's parity, so the content cannot tell).
+ */
+function memberCountNote(members: Probed[], uuidFrom: Probed | null): string[] {
+  const sb = uuidFrom?.sb
+  if (!sb || sb.raidDisks === members.length) return []
+  return [
+    `${members.length} devices were searched as members, but the superblock of ${uuidFrom.name} says the array has ${sb.raidDisks}: leave out the devices that are not its members (detect --write refuses a candidate that contradicts it)`,
+  ]
 }
 
 /** What the reader must know about the result beyond the candidates. */

@@ -111,7 +111,12 @@ describe('detect --write: superblocks for the found geometry', function () {
     // an all-zero device: every layout's parity holds with it as one more member
     const blank = new MemDevice('blank', m.a.members[0].size)
     const all = [...m.a.devs, blank]
-    const r = detectArray(all).candidates
+    const found = detectArray(all)
+    assert.ok(
+      found.notes.some(n => /searched as members, but the superblock of j says the array has 4/.test(n)),
+      found.notes.join('; '),
+    )
+    const r = found.candidates
     const contradicting = r.findIndex(c => c.members.length !== 4 || c.chunkBytes !== 64 * KiB)
     if (contradicting < 0) this.skip()
     const snap = snapshot(all)

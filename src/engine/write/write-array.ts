@@ -102,10 +102,14 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
     res.lastSeq = seqAfter(plan.stopSeq, -1n)
     return res
   }
-  const log = new WriteLog(arr, plan, wb, res)
-  res.headSector = log.head
-  res.lastSeq = seqAfter(log.seq, -1n)
-  const w = new RowWriter(arr, offset, length, source, opts, log, res, batchLimit)
+  // the log is opened when the first input has arrived: an input that is empty writes nothing
+  const openLog = () => {
+    const log = new WriteLog(arr, plan, wb, res)
+    res.headSector = log.head
+    res.lastSeq = seqAfter(log.seq, -1n)
+    return log
+  }
+  const w = new RowWriter(arr, offset, length, source, opts, openLog, plan.dataOnly, res, batchLimit)
   try {
     w.run()
   } finally {
@@ -113,7 +117,11 @@ export function writeArray(arr: MdArray, offset: number, length: number, source:
   }
   const written = w.length
   res.bytes = written
-  if (!wb) {
+  const log = w.log
+  if (!log) {
+    res.headSector = plan.stop.position
+    res.lastSeq = seqAfter(plan.stopSeq, -1n)
+  } else if (!wb) {
     log.close()
     res.lastSeq = log.seq
     res.headSector = arr.ring!.add(log.head, BLOCK_SECTORS)
@@ -143,6 +151,8 @@ class RowWriter {
   private completed = 0
   /** where the input ended short (an error after the write), -1 when it did not */
   shortInput = -1
+  /** the write's log, once the first input has arrived */
+  log: WriteLog | null = null
   /** the current content of the write's last page when the write ends inside it (its rest is kept) */
   private tailPage: Uint8Array | null = null
 
@@ -152,7 +162,9 @@ class RowWriter {
     public length: number,
     private readonly source: Source,
     private readonly opts: WriteOptions,
-    private readonly log: WriteLog,
+    private readonly openLog: () => WriteLog,
+    /** the pages cached in the live log before it is opened (opening it may write them out) */
+    private readonly planCached: StripePages,
     private readonly res: WriteResult,
     batchLimit: number,
   ) {
@@ -177,7 +189,7 @@ class RowWriter {
   private tailOf(end: number): Uint8Array | null {
     if (end % PAGE === 0) return null
     const page = alignedBuffer(PAGE)
-    oldPageContent(this.arr, this.log.cached, Math.floor((this.offset + end) / PAGE), page)
+    oldPageContent(this.arr, this.log?.cached ?? this.planCached, Math.floor((this.offset + end) / PAGE), page)
     return page
   }
 
@@ -197,6 +209,7 @@ class RowWriter {
       const from = Math.max(startPage, rowPage0) - rowPage0
       const to = this.takeInput(from, Math.min(endPage, rowPage0 + D * ppc) - rowPage0)
       if (to < 0) break
+      this.log ??= this.openLog()
       this.plan.decide(rowLayout(arr, r), from, to, this.wb)
       this.layer.startRow(r)
       this.row = r
@@ -259,7 +272,7 @@ class RowWriter {
   private flushBatch(): void {
     this.closeUnit()
     if (this.batch.logLen === 0) return
-    this.log.commit(this.batch, this.memberBase)
+    this.log!.commit(this.batch, this.memberBase)
     this.batch.clear()
     this.res.acknowledged = this.completed
     this.opts.onAck?.(this.completed)

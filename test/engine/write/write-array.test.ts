@@ -247,4 +247,15 @@ describe('engine write: a write of nothing', () => {
       assert.equal(r.bytes, 0)
       a.devs.forEach((d, i) => assert.ok(Buffer.from(d.data).equals(Buffer.from(before[i].data)), `${d.name} changed`))
     })
+
+  for (const mode of ['write-through', 'write-back'] as const)
+    it(`${mode}: a stream that ends before its first byte (an empty pipe) changes no byte of any device`, () => {
+      const a = createMemArray({level: 5, raidDevices: 4, chunkBytes: 16 * KiB, memberDataBytes: 256 * KiB, journalRingBytes: 512 * KiB})
+      // write-back data cached in the log: a write-through write would write it out first
+      writeData(a.devs, 0, 40 * KiB, bufferSource(pseudoRandom(40 * KiB, 3)), {mode: 'write-back'})
+      const before = cloneDevs(a.devs)
+      const r = writeData(a.devs, 64 * KiB, undefined, () => 0, {mode, endAtShortInput: true})
+      assert.equal(r.bytes, 0)
+      a.devs.forEach((d, i) => assert.ok(Buffer.from(d.data).equals(Buffer.from(before[i].data)), `${d.name} changed`))
+    })
 })

@@ -102,7 +102,8 @@ export async function run(ctx: Ctx, flags: FlagValues<typeof spec.flags>, device
     const listen = listenAddress(flags, arr.uuid)
     const view = viewOf(arr, opts)
     const made = flags.overlay === undefined ? null : madeBy(flags.overlay)
-    if (flags.overlay !== undefined) overlay = openOverlay(flags.overlay, view, {arrayUuid: arr.uuid, events: arr.sb.events})
+    if (flags.overlay !== undefined)
+      overlay = openOverlay(flags.overlay, view, {arrayUuid: arr.uuid, events: arr.sb.events, view: view.journal().replayed ? 'replayed' : 'members'})
     let read = 0
     let written = 0
     const progress = ctx.progressEnabled(flags.progress)

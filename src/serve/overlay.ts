@@ -13,7 +13,7 @@ import {DeviceLock} from '../engine/lock.js'
 import type {ExportSource, WritableExport} from './export.js'
 
 export const OVERLAY_MAGIC = 'R5OVRLAY'
-export const OVERLAY_VERSION = 1
+export const OVERLAY_VERSION = 2
 export const BLOCK = 4096
 /** the header occupies the first block; its checked bytes are the first HEADER_BYTES */
 const HEADER_BYTES = 128
@@ -37,6 +37,16 @@ export interface OverlayHeader {
    * of that state only
    */
   events: bigint
+  /** the bytes under the overlay: a partial block written is completed from them */
+  view: OverlayView
+}
+
+/** what the overlay lies over: the replayed view of a dirty journal, or the members as they are */
+export type OverlayView = 'members' | 'replayed'
+const VIEW_CODES: Record<OverlayView, number> = {members: 1, replayed: 2}
+const VIEW_NAMES: Record<OverlayView, string> = {
+  members: 'the members as they are',
+  replayed: 'the replayed view (the journal laid over the members)',
 }
 
 /** where the bitmap and the data lie for an export of `size` bytes */
@@ -53,6 +63,7 @@ export function encodeOverlayHeader(h: OverlayHeader): Buffer {
   b.writeBigUInt64LE(BigInt(h.size), 16)
   b.writeBigUInt64LE(BigInt(h.bitmapOffset), 24)
   b.writeBigUInt64LE(BigInt(h.dataOffset), 32)
+  b.writeUInt32LE(VIEW_CODES[h.view], 40)
   b.write(h.arrayUuid, 48, UUID_FIELD, 'utf8')
   b.writeBigUInt64LE(h.events, 48 + UUID_FIELD)
   b.writeUInt32LE(crc32c(b.subarray(0, HEADER_BYTES - 4)), HEADER_BYTES - 4)
@@ -67,7 +78,10 @@ export function decodeOverlayHeader(b: Buffer): OverlayHeader | string {
   if (version !== OVERLAY_VERSION) return `overlay format version ${version}; this r5ctl reads version ${OVERLAY_VERSION}`
   const uuid = b.subarray(48, 48 + UUID_FIELD)
   const end = uuid.indexOf(0)
+  const view = (Object.keys(VIEW_CODES) as OverlayView[]).find(v => VIEW_CODES[v] === b.readUInt32LE(40))
+  if (!view) return `the overlay header names no view it lies over (${b.readUInt32LE(40)})`
   return {
+    view,
     version,
     blockSize: b.readUInt32LE(12),
     size: Number(b.readBigUInt64LE(16)),
@@ -88,10 +102,11 @@ export interface OverlayExport extends WritableExport {
  * Open the overlay at `path` over `base` (creating it when the file is missing or empty), locked
  * against a second writer. Throws UsageError when the file belongs to another array or size.
  */
-/** the array an overlay belongs to, and its events count (default 0: an export that is no array) */
+/** the array an overlay belongs to, its events count (default 0: an export that is no array), and the view it lies over */
 export interface OverlayIdentity {
   arrayUuid: string
   events?: bigint
+  view: OverlayView
 }
 
 export function openOverlay(path: string, base: ExportSource, identity: OverlayIdentity): OverlayExport {
@@ -125,6 +140,7 @@ function create(fd: number, path: string, size: number, id: OverlayIdentity): Ov
     size,
     arrayUuid: id.arrayUuid,
     events: id.events ?? 0n,
+    view: id.view,
     ...overlayLayout(size),
   }
   writeFull(fd, encodeOverlayHeader(header), 0)
@@ -150,6 +166,12 @@ function check(fd: number, path: string, size: number, id: OverlayIdentity): Ove
       path,
     )
   if (h.size !== size) throw new UsageError(`${path} was made for an export of ${h.size} bytes; this export has ${size}`, hint, path)
+  if (h.view !== id.view)
+    throw new UsageError(
+      `${path} was made over ${VIEW_NAMES[h.view]}; served now ${id.view === 'members' ? 'are' : 'is'} ${VIEW_NAMES[id.view]}: its partial blocks were completed from the other bytes`,
+      `serve ${h.view === 'replayed' ? 'with the journal and without --no-replay' : 'with --no-replay (or as it was served then)'}, or use a new overlay file`,
+      path,
+    )
   const layout = overlayLayout(size)
   if (h.blockSize !== BLOCK || h.bitmapOffset !== layout.bitmapOffset || h.dataOffset !== layout.dataOffset)
     throw new UsageError(`${path}: the header's block size or offsets are not those of this format version`, hint, path)

@@ -140,10 +140,13 @@ describe('e2e: serve exports the replayed array over NBD to real clients', funct
     check('after a restart on the same overlay')
     assert.equal((await s.stop()).status, 0)
     assert.deepEqual(fingerprint(a.all), before)
+    const ovlBefore = fs.readFileSync(ovl)
+    // made over the replayed view: over the members as they are (--no-replay), its partial blocks would mix the two
+    const nr = expectExit(r5ctl(['serve', '--no-replay', '--socket', tmp.file('nr.sock'), '--overlay', ovl, ...a.all], {timeout: 10_000}), 2)
+    assert.match(nr.stderr, /made over the replayed view/)
     // once the array changes under it (recover, on copies), the overlay's writes no longer fit it: refused, untouched
     const copies = copyOf(a, tmp.file('changed'))
     ok(r5ctl(['recover', ...copies]))
-    const ovlBefore = fs.readFileSync(ovl)
     const r = expectExit(r5ctl(['serve', '--socket', tmp.file('changed.sock'), '--overlay', ovl, ...copies], {timeout: 10_000}), 2)
     assert.match(r.stderr, /at events \d+; the array is at events \d+ now/)
     assert.ok(fs.readFileSync(ovl).equals(ovlBefore), 'the overlay is untouched')

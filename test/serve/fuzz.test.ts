@@ -184,7 +184,7 @@ describe('serve fuzz: hostile clients never break the server', function () {
       const violations: string[] = []
       const base = guardedBase(violations)
       const pristine = Buffer.from(base.buf)
-      const overlay = writable ? openOverlay(path.join(dir, 'o.ovl'), base, {arrayUuid: 'fuzz'}) : null
+      const overlay = writable ? openOverlay(path.join(dir, 'o.ovl'), base, {arrayUuid: 'fuzz', view: 'members'}) : null
       const logs: string[] = []
       const uncaught: unknown[] = []
       const onUncaught = (e: unknown) => uncaught.push(e)

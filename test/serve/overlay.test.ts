@@ -13,7 +13,7 @@ import type {ExportSource} from '../../src/serve/export.js'
 import {BLOCK, decodeOverlayHeader, OVERLAY_MAGIC, openOverlay, overlayLayout} from '../../src/serve/overlay.js'
 
 const MiB = 1024 * 1024
-const ID = {arrayUuid: '8c4a2f1e:33b0d9aa:5e7c1f02:9d61ab47'}
+const ID = {arrayUuid: '8c4a2f1e:33b0d9aa:5e7c1f02:9d61ab47', view: 'members' as const}
 
 /** a base whose bytes come from its offsets; it has nothing but size and read, and counts reads */
 function patternBase(size: number): ExportSource & {reads: number} {
@@ -132,7 +132,7 @@ describe('serve overlay: copy-on-write file over a read-only export', function (
     o.close()
     const before = fs.readFileSync(file)
     assert.throws(
-      () => openOverlay(file, patternBase(MiB), {arrayUuid: 'ffffffff:ffffffff:ffffffff:ffffffff'}),
+      () => openOverlay(file, patternBase(MiB), {...ID, arrayUuid: 'ffffffff:ffffffff:ffffffff:ffffffff'}),
       (e: unknown) => {
         assert.ok(e instanceof UsageError)
         assert.match(e.message, /holds writes to array 8c4a2f1e.*not to array ffffffff/)
@@ -142,8 +142,8 @@ describe('serve overlay: copy-on-write file over a read-only export', function (
     assert.throws(() => openOverlay(file, patternBase(2 * MiB), ID), /made for an export of 1048576 bytes; this export has 2097152/)
     assert.throws(() => openOverlay(file, patternBase(MiB), {...ID, events: 7n}), /at events 0; the array is at events 7 now/)
     const bumped = Buffer.from(before)
-    bumped.writeUInt32LE(2, 8)
-    const other = path.join(dir, 'v2.ovl')
+    bumped.writeUInt32LE(9, 8)
+    const other = path.join(dir, 'v9.ovl')
     fs.writeFileSync(other, bumped)
     assert.throws(() => openOverlay(other, patternBase(MiB), ID), UsageError)
     const junk = path.join(dir, 'junk.img')
@@ -156,6 +156,26 @@ describe('serve overlay: copy-on-write file over a read-only export', function (
     assert.throws(() => openOverlay(cut, patternBase(MiB), ID), /shorter than its header says/)
     assert.equal(fs.statSync(cut).size, 3 * BLOCK)
     assert.deepEqual(fs.readFileSync(file), before)
+  })
+
+  it('an overlay made over the replayed view is refused over the members as they are, and the other way round (its partial blocks were completed from the other bytes)', function () {
+    const file = path.join(dir, 'o.ovl')
+    const o = openOverlay(file, patternBase(MiB), {...ID, view: 'replayed'})
+    o.write(10, Buffer.alloc(20, 7))
+    o.close()
+    const before = fs.readFileSync(file)
+    assert.throws(
+      () => openOverlay(file, patternBase(MiB), {...ID, view: 'members'}),
+      /made over the replayed view.*served now are the members as they are/,
+    )
+    assert.deepEqual(fs.readFileSync(file), before)
+    openOverlay(file, patternBase(MiB), {...ID, view: 'replayed'}).close()
+    const m = path.join(dir, 'm.ovl')
+    openOverlay(m, patternBase(MiB), {...ID, view: 'members'}).close()
+    assert.throws(
+      () => openOverlay(m, patternBase(MiB), {...ID, view: 'replayed'}),
+      /made over the members as they are.*served now is the replayed view/,
+    )
   })
 
   it('an existing empty file becomes a new overlay; out-of-range access throws', function () {

@@ -121,8 +121,11 @@ describe('journal remove / add / replace (CLI)', function () {
     assert.equal(r.readOnly, true)
     assert.doesNotMatch(r.state, /^clean/)
     assert.match(r.state, /records only in it are lost/)
-    // the runbook's next step: repair runs over the whole array without the journal
-    const rep = jsonOf(ok(r5ctl(['repair', '--json', ...a.members])))
+    // the runbook's next step: repair runs over the whole array without the journal, only when told to
+    const before = fingerprint(a.members)
+    expectErrorLine(expectExit(r5ctl(['repair', ...a.members]), 3))
+    assert.deepEqual(fingerprint(a.members), before, 'a repair refused without the journal wrote nothing')
+    const rep = jsonOf(ok(r5ctl(['repair', '--force', '--json', ...a.members])))
     assert.equal(rep.toSector, (16 << 20) / 512 - 2048, 'every member sector past the data offset')
   })
 })

@@ -93,7 +93,7 @@ function prepare(kind: Kind, root: string): Scenario {
     return {kind, dir, devs: [newJournal, ...members], sizeBytes, want, outMiB: 0}
   }
   // lost: the journal is gone; repair the whole array, then a new journal
-  ok(['repair', ...members])
+  ok(['repair', '--force', ...members])
   const want = r5ctlReadMd5(members, {force: true}).md5!
   ok(['journal', 'add', '--force', newJournal, ...members])
   return {kind, dir, devs: [newJournal, ...members], sizeBytes, want, outMiB: 0}

@@ -135,7 +135,8 @@ export function addJournal(target: DeviceSource, sources: DeviceSource[], opts: 
         'change it with `r5ctl journal replace OLD NEW DEV...`',
         'has-journal',
       )
-    if (before === 'missing' && !opts.force) throw lostJournal(arr, 'run `r5ctl repair` over the whole array first, then `journal add --force`')
+    if (before === 'missing' && !opts.force)
+      throw lostJournal(arr, 'run `r5ctl repair --force` over the whole array first, then `journal add --force`')
     if (before === 'none' && arr.sb.resyncOffset !== CLEAN && !opts.force)
       throw new RefusedError(
         `array ${arr.uuid} was not shut down clean (resync_offset ${arr.sb.resyncOffset}): its parity may not match its data`,

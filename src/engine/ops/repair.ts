@@ -23,6 +23,8 @@ export interface RepairOptions extends EngineOptions {
   to?: number
   dryRun?: boolean
   progress?: Progress
+  /** go on without the journal device: records only in it are lost, parity is made to match the data the members hold */
+  force?: boolean
 }
 
 /** One page repair writes: the stripe (member sector), the member slot, and what it is. */
@@ -45,7 +47,7 @@ export interface RepairResult {
 }
 
 export function repairArray(paths: DeviceSource[], opts: RepairOptions = {}): RepairResult {
-  const arr = openArray(paths, {writable: !opts.dryRun, journalless: true, allowMissingJournal: true, compute: opts.compute})
+  const arr = openArray(paths, {writable: !opts.dryRun, journalless: true, allowMissingJournal: Boolean(opts.force), compute: opts.compute})
   try {
     const {from, to} = memberRange(arr, opts)
     refuseDirty(arr)

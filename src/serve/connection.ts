@@ -15,6 +15,8 @@ export const OPTION_DATA_CAP = 64 * 1024
 const PIECE = 1024 * 1024
 /** output queued on a socket beyond this stops the connection until the client takes it */
 const HIGH_WATER = 2 * PIECE
+/** as qemu-nbd's: a client that has not negotiated by then is not coming, and must not hold a slot */
+export const HANDSHAKE_MS = 10_000
 /** how long close() lets a connection finish its current reply */
 export const CLOSE_GRACE_MS = 2000
 
@@ -134,6 +136,13 @@ export class Connection {
       this.pump()
     })
     this.send(P.encodeGreeting())
+    // a connection still negotiating after the limit is closed: idle sockets could otherwise hold every slot
+    const limit = setTimeout(() => {
+      if (this.phase.k === 'request' || this.phase.k === 'ended') return
+      this.log('handshake not finished in time: closed')
+      socket.destroy()
+    }, options.handshakeMs ?? HANDSHAKE_MS)
+    socket.once('close', () => clearTimeout(limit))
   }
 
   /** end after the current reply (or at once before transmission), within CLOSE_GRACE_MS */

@@ -30,6 +30,8 @@ export interface ServeOptions {
   onLog?: (line: string) => void
   /** connections served at once; more are closed on arrival (default MAX_CONNECTIONS) */
   maxConnections?: number
+  /** ms a connection has to finish its handshake before it is closed (default HANDSHAKE_MS, connection.ts) */
+  handshakeMs?: number
 }
 
 /** each connection holds a few MiB at most (connection.ts): 16 keep the whole server well within 128 MiB */

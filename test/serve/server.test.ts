@@ -572,6 +572,27 @@ describe('serve server: NBD over a Unix socket with a raw client', function () {
     b.destroy()
   })
 
+  it('a connection that does not finish its handshake in time is closed, so idle sockets cannot hold every slot; one in transmission may idle', async function () {
+    server = await startServer(patternSource(MiB), {listen: {socket: sock}, maxConnections: 2, handshakeMs: 300, onLog: l => logs.push(l)})
+    const served = await RawClient.connect(sock)
+    await handshake(served)
+    const silent = await RawClient.connect(sock)
+    await silent.read(P.GREETING_BYTES)
+    // the silent one is cut after the limit, and its slot takes a new client
+    assert.ok(await silent.eof(), 'the connection that never answered the greeting is closed')
+    assert.ok(
+      logs.some(l => l.includes('handshake not finished')),
+      logs.join('\n'),
+    )
+    const next = await RawClient.connect(sock)
+    await handshake(next)
+    await new Promise(r => setTimeout(r, 500))
+    served.write(request(P.CMD.READ, 1, 0, 8))
+    assert.equal((await simpleReply(served, 8)).error, 0, 'a connection in transmission may idle past the limit')
+    served.destroy()
+    next.destroy()
+  })
+
   it('a stale socket is replaced; a live one or a file that is not a socket is refused and left alone', async function () {
     // a listener killed without removing its socket
     const child = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(sock)}, () => console.log('up'))`])

@@ -24,7 +24,7 @@ import {fileURLToPath} from 'node:url'
 import {format} from 'node:util'
 import type {FlagInput} from '@oclif/core/interfaces'
 import {refuseEmptyFlags, type CommandImpl, type CommandSpec, type Ctx, type FlagSpec, type FlagValues} from './spec.js'
-import {writeStdout} from '../render/stdio.js'
+import {ignoreClosedPipes, writeStdout} from '../render/stdio.js'
 
 /** the package root: this file is dist/src/cli/fast.js */
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
@@ -215,15 +215,6 @@ function versionPrinter(pj: PackageJson): (() => Promise<void>) | undefined {
   }
 }
 
-/** What @oclif/core's command module does on load: a closed stdout pipe (`| head`) is not an error. */
-function swallowEpipe(): void {
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an emitter may emit 'error' with no value
-    if (err && err.code === 'EPIPE') return
-    throw err
-  })
-}
-
 interface Parsed {
   flags: Record<string, unknown>
   argv: string[]
@@ -262,7 +253,7 @@ async function runCommand(
   reportError: typeof import('./report.js').reportError,
   redirectedVar: string,
 ): Promise<void> {
-  swallowEpipe()
+  ignoreClosedPipes()
   // eslint-disable-next-line @typescript-eslint/no-dynamic-delete -- an environment variable is unset by deleting it
   delete process.env[redirectedVar] // Command#_run: removeEnvVar('REDIRECTED')
   let result: unknown

@@ -5,7 +5,7 @@
  */
 import {R5Error, EXIT, SimulatedCrash} from '../engine/errors.js'
 import {err as c} from '../render/colour.js'
-import {StdoutClosed, writeStdout, stdoutUsable} from '../render/stdio.js'
+import {StdoutClosed, ignoreClosedPipes, writeStdout, stdoutUsable} from '../render/stdio.js'
 
 export function reportError(error: Error & {oclif?: {exit?: number}; exitCode?: number}, json: boolean): void {
   // a reader that went away (`| head`) is no failure: end quietly, with the exit code set so far
@@ -48,6 +48,7 @@ export function reportError(error: Error & {oclif?: {exit?: number}; exitCode?: 
     } catch {}
   }
   if (!printed) {
+    ignoreClosedPipes()
     process.stderr.write(`${c.red('r5ctl:')} ${message}${device ? ` (${device})` : ''}\n`)
     if (hint) process.stderr.write(`${c.dim('hint:')} ${hint}\n`)
     if (process.env.R5CTL_DEBUG === '1' && error.stack) process.stderr.write(error.stack + '\n')

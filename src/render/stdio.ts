@@ -84,6 +84,22 @@ export class StdoutError extends IoError {}
 /** set once stdout failed: nothing more is written to it (a JSON error object would fail the same way) */
 let stdoutFailed = false
 
+/**
+ * A reader that went away (`| head`, `2>&1 | true`) is not an error of the command: EPIPE on stdout or
+ * stderr is ignored, so that the exit code stays the one the command decided (an unhandled 'error'
+ * event would end the process with 1). Anything else still throws.
+ */
+export function ignoreClosedPipes(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    if (stream.listenerCount('error') > 0) continue
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an emitter may emit 'error' with no value
+      if (err && err.code === 'EPIPE') return
+      throw err
+    })
+  }
+}
+
 export const stdoutUsable = (): boolean => !stdoutFailed
 
 /**

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
-import {r5ctl, ok, expectExit, expectErrorLine, expectJsonError, jsonOf, pseudoRandom, suiteTempDir, fingerprint} from '../helpers/cli.js'
+import {r5ctl, run, BIN, ok, expectExit, expectErrorLine, expectJsonError, jsonOf, pseudoRandom, suiteTempDir, fingerprint} from '../helpers/cli.js'
 import {createImageArray, type ImageArray} from '../helpers/array.js'
 import {decodeSuperblock, encodeSuperblock, SB_BLOCK_SIZE, SB_OFFSET_BYTES, type Superblock} from '../../src/engine/format/superblock.js'
 
@@ -262,6 +262,12 @@ describe('e2e: what r5ctl reports', function () {
     it('read --offset past the end of the array names the offset and the array size (exit 2)', function () {
       const r = expectExit(r5ctl(['read', '--offset', '46M', '--output', tmp.file('says-out.bin'), ...a.all]), 2)
       assert.match(expectErrorLine(r), /offset 48234496 is past the end of the array \(\d+ bytes\)/)
+    })
+
+    it('an error whose stderr reader has gone (`2>&1 | true`) still exits with its own code, not 1', function () {
+      const cmd = `"${process.execPath}" "${BIN}" read --offset 46M --output "${tmp.file('says-out.bin')}" ${a.all.map(f => `"${f}"`).join(' ')}`
+      const r = run('bash', ['-c', `${cmd} 2>&1 | true; exit \${PIPESTATUS[0]}`])
+      assert.equal(r.status, 2, r.stderr)
     })
 
     it('undo with a folder as the undo file says it is not a file (exit 2), naming it', function () {

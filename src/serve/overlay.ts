@@ -8,7 +8,7 @@
  */
 import * as fs from 'node:fs'
 import {crc32c} from '../engine/checksum.js'
-import {UsageError} from '../engine/errors.js'
+import {IoError, UsageError} from '../engine/errors.js'
 import {DeviceLock} from '../engine/lock.js'
 import type {ExportSource, WritableExport} from './export.js'
 
@@ -112,6 +112,7 @@ export interface OverlayIdentity {
 export function openOverlay(path: string, base: ExportSource, identity: OverlayIdentity): OverlayExport {
   if (base.size % BLOCK !== 0) throw new Error(`export size ${base.size} is not a multiple of ${BLOCK}`)
   if (Buffer.byteLength(identity.arrayUuid) > UUID_FIELD) throw new UsageError(`array UUID longer than ${UUID_FIELD} bytes`)
+  const existed = fs.existsSync(path)
   let fd: number
   try {
     fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600)
@@ -119,16 +120,21 @@ export function openOverlay(path: string, base: ExportSource, identity: OverlayI
     throw new UsageError(`cannot open the overlay file: ${(error as Error).message}`, undefined, path)
   }
   let lock: DeviceLock | null = null
+  let making = false
   try {
     // sparse data at fixed offsets: a FIFO, a device or a folder cannot hold it, and nothing is written to one
     if (!fs.fstatSync(fd).isFile())
       throw new UsageError(`${path} is not a regular file`, 'name a file for the overlay (it is created when missing)', path)
     lock = DeviceLock.acquire(fd, path)
-    const header = fs.fstatSync(fd).size === 0 ? create(fd, path, base.size, identity) : check(fd, path, base.size, identity)
+    making = fs.fstatSync(fd).size === 0
+    const header = making ? create(fd, path, base.size, identity) : check(fd, path, base.size, identity)
     return new Overlay(fd, lock, base, header)
   } catch (error) {
+    // a new overlay that could not be made whole is taken back: a stub would be refused later as cut
+    if (making) fs.ftruncateSync(fd, 0)
     lock?.release()
     fs.closeSync(fd)
+    if (making && !existed) fs.rmSync(path, {force: true})
     throw error
   }
 }
@@ -143,11 +149,21 @@ function create(fd: number, path: string, size: number, id: OverlayIdentity): Ov
     view: id.view,
     ...overlayLayout(size),
   }
-  writeFull(fd, encodeOverlayHeader(header), 0)
-  // sparse: the bitmap reads as zeroes and blocks cost space only once written
-  fs.ftruncateSync(fd, header.dataOffset + size)
-  fs.fsyncSync(fd)
-  syncDirectory(path)
+  try {
+    // the writes it holds are the operator's alone, as those of a file made here are
+    fs.fchmodSync(fd, 0o600)
+    writeFull(fd, encodeOverlayHeader(header), 0)
+    // sparse: the bitmap reads as zeroes and blocks cost space only once written
+    fs.ftruncateSync(fd, header.dataOffset + size)
+    fs.fsyncSync(fd)
+    syncDirectory(path)
+  } catch (error) {
+    throw new IoError(
+      `cannot make the overlay file: ${(error as Error).message}`,
+      path,
+      'free space (or raise the file size limit) and serve again; no overlay was left behind',
+    )
+  }
   return header
 }
 

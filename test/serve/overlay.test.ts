@@ -8,7 +8,7 @@ import * as crypto from 'node:crypto'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import {RefusedError, UsageError} from '../../src/engine/errors.js'
+import {R5Error, RefusedError, UsageError} from '../../src/engine/errors.js'
 import type {ExportSource} from '../../src/serve/export.js'
 import {BLOCK, decodeOverlayHeader, OVERLAY_MAGIC, openOverlay, overlayLayout} from '../../src/serve/overlay.js'
 
@@ -178,10 +178,24 @@ describe('serve overlay: copy-on-write file over a read-only export', function (
     )
   })
 
-  it('an existing empty file becomes a new overlay; out-of-range access throws', function () {
+  it('an overlay that cannot be made as large as the export leaves the file as it was (no stub refused later as cut), and says which file', function () {
+    // past what any file system lets a file grow to: ftruncate fails after the header is written
+    const huge = patternBase(2 ** 52)
+    const fresh = path.join(dir, 'fresh.ovl')
+    assert.throws(() => openOverlay(fresh, huge, ID), (e: unknown) => e instanceof R5Error && e.device === fresh)
+    assert.equal(fs.existsSync(fresh), false, 'a file that was not there is not left behind')
+    const empty = path.join(dir, 'was-empty.ovl')
+    fs.writeFileSync(empty, '')
+    assert.throws(() => openOverlay(empty, huge, ID), R5Error)
+    assert.equal(fs.statSync(empty).size, 0, 'an empty file stays empty')
+  })
+
+  it('an existing empty file becomes a new overlay, made 0600 like a new one; out-of-range access throws', function () {
     const file = path.join(dir, 'empty.ovl')
     fs.writeFileSync(file, '')
+    fs.chmodSync(file, 0o666)
     const o = openOverlay(file, patternBase(MiB), ID)
+    assert.equal(fs.statSync(file).mode & 0o777, 0o600)
     assert.throws(() => o.read(MiB - 4095, 4096), RangeError)
     assert.throws(() => o.write(MiB, Buffer.alloc(1)), RangeError)
     assert.throws(() => o.write(-1, Buffer.alloc(1)), RangeError)

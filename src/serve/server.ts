@@ -16,6 +16,12 @@ export {OPTION_DATA_CAP} from './connection.js'
 
 export type ListenAddress = {socket: string} | {host: string; port: number}
 
+/** the socket a server bound: closing removes that inode only */
+interface Inode {
+  dev: number
+  ino: number
+}
+
 export interface ServeOptions {
   /** a Unix socket path, or a TCP host and port (port 0: any free port) */
   listen: ListenAddress
@@ -65,7 +71,7 @@ export async function startServer(source: ExportSource | WritableExport, options
   server.maxConnections = options.maxConnections ?? MAX_CONNECTIONS
   server.on('drop', () => log(`a connection was refused: ${server.maxConnections} are open already`))
   server.on('error', e => log(`listener: ${e.message}`))
-  const address = await listen(server, options.listen)
+  const {address, inode} = await listen(server, options.listen)
   log(`listening on ${describe(address)}`)
   return {
     address,
@@ -73,15 +79,27 @@ export async function startServer(source: ExportSource | WritableExport, options
     get connections() {
       return conns.size
     },
-    close: () => closeAll(server, conns, address),
+    close: () => closeAll(server, conns, address, inode),
   }
 }
 
-async function closeAll(server: net.Server, conns: Set<Connection>, address: ListenAddress): Promise<void> {
+async function closeAll(server: net.Server, conns: Set<Connection>, address: ListenAddress, inode: Inode | null): Promise<void> {
   const stopped = new Promise<void>(resolve => server.close(() => resolve()))
   await Promise.all([...conns].map(c => c.shutdown()))
   await stopped
-  if ('socket' in address) fs.rmSync(address.socket, {force: true})
+  // only the socket this server bound: whatever has been put at the path since is not its to remove
+  if ('socket' in address && inode && sameInode(address.socket, inode)) fs.unlinkSync(address.socket)
+}
+
+function sameInode(p: string, inode: Inode): boolean {
+  const st = fs.lstatSync(p, {throwIfNoEntry: false})
+  return st !== undefined && st.isSocket() && st.dev === inode.dev && st.ino === inode.ino
+}
+
+/** a name beside `p` to bind at, or `p` itself when that would not fit a socket path */
+function privateName(p: string): string {
+  const name = path.join(path.dirname(p), `.r5ctl-${process.pid}-${Date.now().toString(36)}.sock`)
+  return Buffer.byteLength(name) <= SOCKET_PATH_MAX ? name : p
 }
 
 /** the most bytes a Unix socket path may have (sockaddr_un's sun_path, 108 with its NUL) */
@@ -97,31 +115,40 @@ function checkSocketPath(p: string): void {
     throw new UsageError(`--socket ${p}: ${dir} is not a directory`, 'create it, or choose another path')
 }
 
-async function listen(server: net.Server, where: ListenAddress): Promise<ListenAddress> {
+async function listen(server: net.Server, where: ListenAddress): Promise<{address: ListenAddress; inode: Inode | null}> {
   const name = describe(where)
   if ('socket' in where) {
     checkSocketPath(where.socket)
     await clearStaleSocket(where.socket)
+    // bound at a private name, then linked at the path asked for: closing unlinks the name it was bound
+    // at (libuv does), and that must never be a path someone else may have put a file at since
+    const bound = privateName(where.socket)
     // listen() binds a path at once: a umask held just for that call makes the socket 0600 from its
     // first moment, and leaves the rest of the process's files alone
     const old = process.umask(0o177)
     try {
-      server.listen(where.socket)
+      server.listen(bound)
     } finally {
       process.umask(old)
     }
     await listening(server, name)
     try {
-      fs.chmodSync(where.socket, 0o600)
+      fs.chmodSync(bound, 0o600)
+      if (bound !== where.socket) {
+        // link() fails if anything appeared at the path since it was cleared: nothing is replaced
+        fs.linkSync(bound, where.socket)
+        fs.unlinkSync(bound)
+      }
     } catch (error) {
       server.close()
       throw error
     }
-    return {socket: where.socket}
+    const st = fs.lstatSync(where.socket)
+    return {address: {socket: where.socket}, inode: {dev: st.dev, ino: st.ino}}
   }
   server.listen(where.port, where.host)
   await listening(server, name)
-  return {host: where.host, port: (server.address() as net.AddressInfo).port}
+  return {address: {host: where.host, port: (server.address() as net.AddressInfo).port}, inode: null}
 }
 
 function listening(server: net.Server, name: string): Promise<void> {

@@ -543,6 +543,25 @@ describe('serve server: NBD over a Unix socket with a raw client', function () {
     assert.ok(!fs.existsSync(sock))
   })
 
+  it('close() removes its own socket only: a file put at the path since, or the socket of a second server there, is left alone', async function () {
+    const s = await start(patternSource(MiB))
+    fs.unlinkSync(sock)
+    fs.writeFileSync(sock, 'precious')
+    await s.close()
+    server = null
+    assert.equal(fs.readFileSync(sock, 'utf8'), 'precious', 'a file that is not its socket is not removed')
+    fs.unlinkSync(sock)
+    const first = await startServer(patternSource(MiB), {listen: {socket: sock}})
+    fs.unlinkSync(sock)
+    const second = await startServer(patternSource(MiB), {listen: {socket: sock}})
+    await first.close()
+    const c = await RawClient.connect(sock)
+    await handshake(c)
+    c.destroy()
+    await second.close()
+    assert.ok(!fs.existsSync(sock), 'the second removes its own')
+  })
+
   it('close() does not wait for ever on a client that stops taking a large reply: it is cut after the grace period', async function () {
     const s = await start(patternSource(32 * MiB))
     const c = await RawClient.connect(sock)

@@ -182,7 +182,10 @@ describe('serve overlay: copy-on-write file over a read-only export', function (
     // past what any file system lets a file grow to: ftruncate fails after the header is written
     const huge = patternBase(2 ** 52)
     const fresh = path.join(dir, 'fresh.ovl')
-    assert.throws(() => openOverlay(fresh, huge, ID), (e: unknown) => e instanceof R5Error && e.device === fresh)
+    assert.throws(
+      () => openOverlay(fresh, huge, ID),
+      (e: unknown) => e instanceof R5Error && e.device === fresh,
+    )
     assert.equal(fs.existsSync(fresh), false, 'a file that was not there is not left behind')
     const empty = path.join(dir, 'was-empty.ovl')
     fs.writeFileSync(empty, '')
